@@ -1,0 +1,30 @@
+//! What a session reports to the program.
+
+use crate::error::Error;
+
+/// The two kinds of data message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Text,
+    Binary,
+}
+
+/// An event of a session. Borrowed data is valid only while the event is handled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The opening handshake completed. `path` is the request target (server role)
+    /// or the path requested (client role).
+    Open { path: &'a str, subprotocol: Option<&'a str> },
+    /// A complete message (text is valid UTF-8).
+    Message { kind: MessageKind, data: &'a [u8] },
+    /// A ping arrived; its pong is already queued.
+    Ping(&'a [u8]),
+    /// A pong arrived.
+    Pong(&'a [u8]),
+    /// The peer's close frame arrived (`code` 1005 when it had none); the reply
+    /// close frame is already queued.
+    Close { code: u16, reason: &'a str },
+    /// The session failed: the peer broke the protocol (the matching close frame
+    /// is queued), the handshake was refused, or the connection dropped.
+    Error(Error),
+}

@@ -1,0 +1,234 @@
+//! Server side of the opening handshake: validate the client's request (RFC 6455
+//! §4.2.1) and answer 101, or an HTTP error (§4.2.2, §4.4).
+
+use super::{accept_key, any_has_token, header_values, MAX_HEADERS};
+use crate::config::Config;
+use crate::error::Error;
+use base64::Engine;
+
+/// A valid upgrade request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The request target, e.g. `/chat?room=1`.
+    pub path: &'a str,
+    /// The `Sec-WebSocket-Key` as sent.
+    pub key: &'a [u8],
+    /// The subprotocol selected from the configured list, if the client offered one.
+    pub subprotocol: Option<&'a str>,
+    /// Length of the request head; bytes after it are frames.
+    pub head_len: usize,
+}
+
+/// A refused request: the HTTP status to answer and the error to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub error: Error,
+}
+
+fn reject(status: u16, why: &'static str) -> Rejection {
+    let error = if status == 431 { Error::HandshakeTooLarge } else { Error::Handshake(why) };
+    Rejection { status, error }
+}
+
+/// Parses and validates the request at the start of `buf`. `Ok(None)`: incomplete.
+pub fn parse_request<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Request<'a>>, Rejection> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let head_len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= config.max_handshake_size => {
+            return Err(reject(431, "request head too large"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header lines")),
+        Err(_) => return Err(reject(400, "malformed HTTP request")),
+    };
+    if head_len > config.max_handshake_size {
+        return Err(reject(431, "request head too large"));
+    }
+    if request.method != Some("GET") {
+        return Err(reject(400, "method is not GET"));
+    }
+    if request.version != Some(1) {
+        return Err(reject(400, "HTTP version is not 1.1"));
+    }
+    let headers = request.headers;
+    if header_values(headers, "Host").next().is_none() {
+        return Err(reject(400, "no Host header"));
+    }
+    if !any_has_token(headers, "Upgrade", "websocket") {
+        return Err(reject(400, "no Upgrade: websocket header"));
+    }
+    if !any_has_token(headers, "Connection", "upgrade") {
+        return Err(reject(400, "no Connection: upgrade header"));
+    }
+    let mut versions = header_values(headers, "Sec-WebSocket-Version");
+    if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
+        return Err(reject(426, "unsupported Sec-WebSocket-Version"));
+    }
+    let mut keys = headers.iter().filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Key"));
+    let key: &'a [u8] = match (keys.next(), keys.next()) {
+        (Some(key), None) => key.value.trim_ascii(),
+        _ => return Err(reject(400, "not exactly one Sec-WebSocket-Key")),
+    };
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(nonce) if nonce.len() == 16 => {}
+        _ => return Err(reject(400, "Sec-WebSocket-Key is not 16 bytes in base64")),
+    }
+    let subprotocol = select_subprotocol(headers, &config.subprotocols);
+    let path = request.path.unwrap_or("/");
+    Ok(Some(Request { path, key, subprotocol, head_len }))
+}
+
+/// The first configured subprotocol the client offered (server preference wins).
+fn select_subprotocol<'c>(headers: &[httparse::Header<'_>], supported: &'c [String]) -> Option<&'c str> {
+    supported.iter().map(String::as_str).find(|name| {
+        header_values(headers, "Sec-WebSocket-Protocol")
+            .flat_map(|v| v.split(|&b| b == b','))
+            .any(|offered| offered.trim_ascii() == name.as_bytes())
+    })
+}
+
+/// Appends the 101 response to `out`.
+pub fn write_accept(out: &mut Vec<u8>, key: &[u8], subprotocol: Option<&str>) {
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
+    );
+    out.extend_from_slice(accept_key(key).as_bytes());
+    if let Some(name) = subprotocol {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n\r\n");
+}
+
+/// Appends an error response for `status` to `out`; the connection closes after it.
+pub fn write_rejection(out: &mut Vec<u8>, status: u16) {
+    let reason = match status {
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Request",
+    };
+    let extra = if status == 426 {
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    } else {
+        ""
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\n{extra}Connection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{reason}\n",
+        reason.len() + 1
+    );
+    out.extend_from_slice(response.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC_REQUEST: &str = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn parse(req: &str) -> Result<Option<Request<'_>>, Rejection> {
+        // Leak the config so the borrow lives as long as the request text.
+        let config: &'static Config = Box::leak(Box::new(Config {
+            subprotocols: vec!["superchat".into(), "chat".into()],
+            ..Config::default()
+        }));
+        parse_request(req.as_bytes(), config)
+    }
+
+    fn status_of(req: &str) -> u16 {
+        parse(req).expect_err("must be refused").status
+    }
+
+    #[test]
+    fn rfc_request_is_accepted() {
+        let r = parse(RFC_REQUEST).unwrap().unwrap();
+        assert_eq!(r.path, "/chat");
+        assert_eq!(r.key, b"dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(r.subprotocol, Some("superchat"));
+        assert_eq!(r.head_len, RFC_REQUEST.len());
+        let mut out = Vec::new();
+        write_accept(&mut out, r.key, r.subprotocol);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(text.contains("Sec-WebSocket-Protocol: superchat\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete() {
+        for len in 0..RFC_REQUEST.len() {
+            assert_eq!(parse(&RFC_REQUEST[..len]), Ok(None), "prefix {len}");
+        }
+    }
+
+    #[test]
+    fn header_names_and_tokens_are_case_insensitive() {
+        let req = RFC_REQUEST
+            .replace("Upgrade: websocket", "UPGRADE: WebSocket")
+            .replace("Connection: Upgrade", "connection: keep-alive, upgrade");
+        assert!(parse(&req).unwrap().is_some());
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(status_of(&RFC_REQUEST.replace("GET", "POST")), 400);
+        assert_eq!(status_of(&RFC_REQUEST.replace("HTTP/1.1", "HTTP/1.0")), 400);
+        assert_eq!(status_of(&RFC_REQUEST.replace("Host: server.example.com\r\n", "")), 400);
+        assert_eq!(status_of(&RFC_REQUEST.replace("Upgrade: websocket\r\n", "")), 400);
+        assert_eq!(status_of(&RFC_REQUEST.replace("Connection: Upgrade", "Connection: close")), 400);
+        assert_eq!(status_of(&RFC_REQUEST.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")), 400);
+        assert_eq!(status_of(&RFC_REQUEST.replace("dGhlIHNhbXBsZSBub25jZQ==", "!!!")), 400);
+        let two_keys = RFC_REQUEST.replace("Origin", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin");
+        assert_eq!(status_of(&two_keys), 400);
+        assert_eq!(status_of("\x00\x01garbage\r\n\r\n"), 400);
+        assert_eq!(status_of("<policy-file-request/>\0"), 400);
+    }
+
+    #[test]
+    fn other_versions_get_426() {
+        assert_eq!(status_of(&RFC_REQUEST.replace("Version: 13", "Version: 8")), 426);
+        assert_eq!(status_of(&RFC_REQUEST.replace("Sec-WebSocket-Version: 13\r\n", "")), 426);
+        let mut out = Vec::new();
+        write_rejection(&mut out, 426);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn hixie_76_request_gets_426() {
+        let hixie = "GET /demo HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\nSec-WebSocket-Protocol: sample\r\n\
+            Upgrade: WebSocket\r\nSec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\n\
+            Origin: http://example.com\r\n\r\n^n:ds[4U";
+        assert_eq!(status_of(hixie), 426);
+    }
+
+    #[test]
+    fn oversized_heads_get_431() {
+        let padding = format!("X-Pad: {}\r\n", "a".repeat(9000));
+        let big = RFC_REQUEST.replace("Origin", &format!("{padding}Origin"));
+        assert_eq!(status_of(&big), 431);
+        assert_eq!(status_of(&big[..8200]), 431, "an incomplete head over the cap");
+        let many: String = (0..70).map(|i| format!("X-{i}: y\r\n")).collect();
+        assert_eq!(status_of(&RFC_REQUEST.replace("Origin", &format!("{many}Origin"))), 431);
+    }
+
+    #[test]
+    fn subprotocol_selection() {
+        let none = RFC_REQUEST.replace("Sec-WebSocket-Protocol: chat, superchat\r\n", "");
+        assert_eq!(parse(&none).unwrap().unwrap().subprotocol, None);
+        let only_chat = RFC_REQUEST.replace("chat, superchat", "chat");
+        assert_eq!(parse(&only_chat).unwrap().unwrap().subprotocol, Some("chat"));
+        let unknown = RFC_REQUEST.replace("chat, superchat", "mqtt");
+        assert_eq!(parse(&unknown).unwrap().unwrap().subprotocol, None);
+        let split = RFC_REQUEST.replace("chat, superchat", "mqtt\r\nSec-WebSocket-Protocol: chat");
+        assert_eq!(parse(&split).unwrap().unwrap().subprotocol, Some("chat"));
+    }
+}

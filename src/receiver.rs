@@ -1,0 +1,465 @@
+//! The input side of a session: the opening handshake, then frames. Bytes are
+//! processed where they lie (unmasked in place); a complete unfragmented message
+//! is handed over without a copy, and only what is cut by a read boundary is kept.
+
+use std::sync::Arc;
+
+use crate::close_code::CloseCode;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{Event, MessageKind};
+use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::handshake::{client, may_be_complete, server};
+use crate::mask::apply_mask;
+use crate::role::Role;
+use crate::sender::Sender;
+use crate::utf8::Utf8Validator;
+
+/// What the receiver needs from around it: the sender (for handshake responses and
+/// automatic pong/close replies) and the program (for events). The sender is lent
+/// only for short calls, never across an event, so the program may send from
+/// inside its event handler.
+pub trait Handler {
+    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R;
+    fn on_event(&mut self, event: Event<'_>);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshake,
+    Open,
+    /// Client after the close handshake: the server closes TCP first (§7.1.1).
+    AwaitingEof,
+    Closed,
+}
+
+/// A frame whose payload is still arriving.
+#[derive(Debug, Clone, Copy)]
+struct PartialFrame {
+    opcode: OpCode,
+    fin: bool,
+    remaining: u64,
+    mask: Option<[u8; 4]>,
+    offset: usize,
+}
+
+#[derive(Debug)]
+pub struct Receiver {
+    role: Role,
+    config: Arc<Config>,
+    phase: Phase,
+    /// Handshake bytes received so far (only while the head is incomplete).
+    head: Vec<u8>,
+    /// Client role: the `Sec-WebSocket-Key` sent, and the path requested.
+    client_request: Option<Box<(String, String)>>,
+    header: [u8; MAX_HEADER_LEN],
+    header_len: u8,
+    frame: Option<PartialFrame>,
+    /// The data message being received, if it spans frames or reads.
+    message: Option<MessageKind>,
+    message_buf: Vec<u8>,
+    control_buf: Vec<u8>,
+    utf8: Utf8Validator,
+}
+
+/// Reassembly buffers larger than this are freed after each message.
+const KEEP_CAPACITY: usize = 64 << 10;
+
+impl Receiver {
+    pub fn server(config: Arc<Config>) -> Self {
+        Self::new(Role::Server, config, None)
+    }
+
+    /// A client receiver expecting the answer to a request sent with `key` for `path`.
+    pub fn client(config: Arc<Config>, key: String, path: String) -> Self {
+        Self::new(Role::Client, config, Some(Box::new((key, path))))
+    }
+
+    fn new(role: Role, config: Arc<Config>, client_request: Option<Box<(String, String)>>) -> Self {
+        Receiver {
+            role,
+            config,
+            phase: Phase::Handshake,
+            head: Vec::new(),
+            client_request,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message: None,
+            message_buf: Vec::new(),
+            control_buf: Vec::new(),
+            utf8: Utf8Validator::new(),
+        }
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.phase == Phase::Handshake
+    }
+
+    /// Whether more input is expected.
+    pub fn wants_input(&self) -> bool {
+        self.phase != Phase::Closed
+    }
+
+    /// Whether the session is over on the receiving side (the TCP connection may be
+    /// closed once output is written).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Whether a close frame was received (or the session ended) on this side.
+    pub fn close_received(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingEof | Phase::Closed)
+    }
+
+    /// Processes received bytes. Events go to `h`; on a failure the matching
+    /// close frame or HTTP error is queued, an `Error` event is delivered and the
+    /// error is returned. Bytes arriving after the session closed are ignored.
+    pub fn feed<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<()> {
+        let mut start = 0;
+        if self.phase == Phase::Handshake {
+            start = self.feed_handshake(data, h)?;
+        }
+        if self.phase == Phase::Open {
+            self.feed_frames(&mut data[start..], h)?;
+        }
+        Ok(())
+    }
+
+    /// The peer closed its side of the TCP connection.
+    pub fn feed_eof<H: Handler>(&mut self, h: &mut H) -> Result<()> {
+        match self.phase {
+            Phase::Handshake | Phase::Open => {
+                self.phase = Phase::Closed;
+                self.drop_buffers();
+                h.with_sender(|tx| tx.fail(None, ""));
+                h.on_event(Event::Error(Error::Eof));
+                Err(Error::Eof)
+            }
+            Phase::AwaitingEof | Phase::Closed => {
+                self.phase = Phase::Closed;
+                Ok(())
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- handshake
+
+    /// Returns how many bytes of `data` the handshake used.
+    fn feed_handshake<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<usize> {
+        let buffered = self.head.len();
+        if buffered > 0 || !may_be_complete(data) {
+            // A head cut across reads: accumulate up to the cap (plus one byte, so
+            // that an over-long head is told apart from a complete one).
+            let room = (self.config.max_handshake_size + 1).saturating_sub(buffered);
+            let take = data.len().min(room);
+            self.head.extend_from_slice(&data[..take]);
+            if !may_be_complete(&data[..take]) && self.head.len() <= self.config.max_handshake_size {
+                return Ok(data.len());
+            }
+            let head = std::mem::take(&mut self.head);
+            let used = self.parse_head(&head, h)?;
+            match used {
+                // Bytes after the head came from `data`: they are frames.
+                Some(head_len) => Ok(head_len - buffered),
+                None => {
+                    self.head = head;
+                    Ok(data.len())
+                }
+            }
+        } else {
+            match self.parse_head(data, h)? {
+                Some(head_len) => Ok(head_len),
+                None => {
+                    self.head.extend_from_slice(data);
+                    Ok(data.len())
+                }
+            }
+        }
+    }
+
+    /// Parses a request or response head; on success opens the session and
+    /// returns the head's length.
+    fn parse_head<H: Handler>(&mut self, buf: &[u8], h: &mut H) -> Result<Option<usize>> {
+        let config = Arc::clone(&self.config);
+        match self.role {
+            Role::Server => match server::parse_request(buf, &config) {
+                Ok(None) => Ok(None),
+                Ok(Some(req)) => {
+                    h.with_sender(|tx| {
+                        server::write_accept(tx.out_buffer(), req.key, req.subprotocol);
+                        tx.open();
+                    });
+                    self.phase = Phase::Open;
+                    h.on_event(Event::Open { path: req.path, subprotocol: req.subprotocol });
+                    Ok(Some(req.head_len))
+                }
+                Err(rejection) => {
+                    self.phase = Phase::Closed;
+                    h.with_sender(|tx| {
+                        server::write_rejection(tx.out_buffer(), rejection.status);
+                        tx.fail(None, "");
+                    });
+                    h.on_event(Event::Error(rejection.error));
+                    Err(rejection.error)
+                }
+            },
+            Role::Client => {
+                let request = self.client_request.take().expect("client receiver has its request");
+                let (key, path) = &*request;
+                match client::parse_response(buf, key, &config) {
+                    Ok(None) => {
+                        self.client_request = Some(request);
+                        Ok(None)
+                    }
+                    Ok(Some(resp)) => {
+                        h.with_sender(Sender::open);
+                        self.phase = Phase::Open;
+                        h.on_event(Event::Open { path, subprotocol: resp.subprotocol });
+                        Ok(Some(resp.head_len))
+                    }
+                    Err(error) => {
+                        self.phase = Phase::Closed;
+                        h.with_sender(|tx| tx.fail(None, ""));
+                        h.on_event(Event::Error(error));
+                        Err(error)
+                    }
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- frames
+
+    fn feed_frames<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<()> {
+        let mut pos = 0;
+        while pos < data.len() && self.phase == Phase::Open {
+            if let Some(frame) = self.frame {
+                let take = frame.remaining.min((data.len() - pos) as u64) as usize;
+                self.payload_chunk(frame, &mut data[pos..pos + take], h)?;
+                pos += take;
+                continue;
+            }
+            let Some((header, used)) = self.next_header(&data[pos..], h)? else {
+                return Ok(());
+            };
+            pos += used;
+            self.check_header(&header).or_else(|e| self.fail(e, h))?;
+            let avail = (data.len() - pos) as u64;
+            let fits = header.payload_len <= avail;
+            let is_data = !header.opcode.is_control();
+            if fits && (!is_data || (header.fin && self.message.is_none())) {
+                // The whole frame is here: handle it in place.
+                let payload = &mut data[pos..pos + header.payload_len as usize];
+                pos += payload.len();
+                if let Some(key) = header.mask {
+                    apply_mask(payload, key, 0);
+                }
+                if is_data {
+                    self.whole_message(header.opcode, payload, h)?;
+                } else {
+                    self.control_frame(header.opcode, payload, h)?;
+                }
+            } else {
+                if header.opcode != OpCode::Continuation && is_data {
+                    self.message = Some(kind_of(header.opcode));
+                }
+                let frame = PartialFrame {
+                    opcode: header.opcode,
+                    fin: header.fin,
+                    remaining: header.payload_len,
+                    mask: header.mask,
+                    offset: 0,
+                };
+                self.frame = Some(frame);
+                if header.payload_len == 0 {
+                    self.payload_chunk(frame, &mut [], h)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the next header, completing one cut by the previous read. Returns
+    /// the header and how many bytes of `data` it used, or `None` when `data` ends
+    /// inside it (the bytes are kept).
+    fn next_header<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<Option<(FrameHeader, usize)>> {
+        let have = self.header_len as usize;
+        if have == 0 {
+            return match FrameHeader::decode(data) {
+                Ok(Some(found)) => Ok(Some(found)),
+                Ok(None) => {
+                    self.header[..data.len()].copy_from_slice(data);
+                    self.header_len = data.len() as u8;
+                    Ok(None)
+                }
+                Err(e) => self.fail(e, h),
+            };
+        }
+        let add = (MAX_HEADER_LEN - have).min(data.len());
+        self.header[have..have + add].copy_from_slice(&data[..add]);
+        match FrameHeader::decode(&self.header[..have + add]) {
+            Ok(Some((header, len))) => {
+                self.header_len = 0;
+                Ok(Some((header, len - have)))
+            }
+            Ok(None) => {
+                self.header_len = (have + add) as u8;
+                Ok(None)
+            }
+            Err(e) => self.fail(e, h),
+        }
+    }
+
+    /// The rules that need the session's state (§5.1–5.4) and the size limits,
+    /// checked before any payload byte is stored.
+    fn check_header(&self, header: &FrameHeader) -> Result<()> {
+        if header.rsv != 0 {
+            return Err(Error::Protocol("reserved bits set without a negotiated extension"));
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(Error::Protocol("unmasked frame from a client")),
+            (Role::Client, true) => return Err(Error::Protocol("masked frame from a server")),
+            _ => {}
+        }
+        match header.opcode {
+            OpCode::Continuation if self.message.is_none() => {
+                return Err(Error::Protocol("continuation frame without a message to continue"))
+            }
+            OpCode::Text | OpCode::Binary if self.message.is_some() => {
+                return Err(Error::Protocol("new message inside a fragmented message"))
+            }
+            _ => {}
+        }
+        if !header.opcode.is_control() {
+            let so_far = self.message_buf.len() as u64;
+            if header.payload_len > self.config.max_frame_size as u64
+                || so_far + header.payload_len > self.config.max_message_size as u64
+            {
+                return Err(Error::MessageTooBig);
+            }
+        }
+        Ok(())
+    }
+
+    /// A complete, unfragmented message lying in the input: delivered in place.
+    fn whole_message<H: Handler>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
+        let kind = kind_of(opcode);
+        if kind == MessageKind::Text && Utf8Validator::validate_complete(payload).is_err() {
+            return self.fail(Error::InvalidUtf8, h);
+        }
+        h.on_event(Event::Message { kind, data: payload });
+        Ok(())
+    }
+
+    /// Part of a frame's payload (possibly all of it, possibly empty).
+    fn payload_chunk<H: Handler>(&mut self, mut frame: PartialFrame, chunk: &mut [u8], h: &mut H) -> Result<()> {
+        if let Some(key) = frame.mask {
+            apply_mask(chunk, key, frame.offset);
+        }
+        frame.offset += chunk.len();
+        frame.remaining -= chunk.len() as u64;
+        let done = frame.remaining == 0;
+        self.frame = if done { None } else { Some(frame) };
+        if frame.opcode.is_control() {
+            self.control_buf.extend_from_slice(chunk);
+            if done {
+                let payload = std::mem::take(&mut self.control_buf);
+                self.control_frame(frame.opcode, &payload, h)?;
+                self.control_buf = payload;
+                self.control_buf.clear();
+            }
+            return Ok(());
+        }
+        let kind = self.message.expect("a data frame belongs to a message");
+        // Fail fast: invalid text is refused the moment its bytes arrive.
+        if kind == MessageKind::Text && self.utf8.feed(chunk).is_err() {
+            return self.fail(Error::InvalidUtf8, h);
+        }
+        self.message_buf.extend_from_slice(chunk);
+        if done && frame.fin {
+            if kind == MessageKind::Text && self.utf8.finish().is_err() {
+                return self.fail(Error::InvalidUtf8, h);
+            }
+            self.message = None;
+            h.on_event(Event::Message { kind, data: &self.message_buf });
+            self.message_buf.clear();
+            if self.message_buf.capacity() > KEEP_CAPACITY {
+                self.message_buf = Vec::new();
+            }
+        }
+        Ok(())
+    }
+
+    fn control_frame<H: Handler>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
+        match opcode {
+            OpCode::Ping => {
+                h.with_sender(|tx| tx.auto_pong(payload));
+                h.on_event(Event::Ping(payload));
+            }
+            OpCode::Pong => h.on_event(Event::Pong(payload)),
+            OpCode::Close => {
+                let (code, reason) = match parse_close_payload(payload) {
+                    Ok(parsed) => parsed,
+                    Err(e) => return self.fail(e, h),
+                };
+                self.phase = match self.role {
+                    Role::Server => Phase::Closed,
+                    Role::Client => Phase::AwaitingEof,
+                };
+                self.drop_buffers();
+                h.with_sender(|tx| tx.reply_close(code));
+                h.on_event(Event::Close { code: code.0, reason });
+            }
+            _ => unreachable!("data opcodes are not control frames"),
+        }
+        Ok(())
+    }
+
+    /// Fails the session with `error`: queues the close frame it calls for,
+    /// reports it, and returns it.
+    fn fail<H: Handler, T>(&mut self, error: Error, h: &mut H) -> Result<T> {
+        self.phase = Phase::Closed;
+        self.drop_buffers();
+        let reason = match error {
+            Error::InvalidUtf8 => "invalid UTF-8",
+            Error::MessageTooBig => "message too big",
+            _ => "protocol error",
+        };
+        h.with_sender(|tx| tx.fail(error.close_code(), reason));
+        h.on_event(Event::Error(error));
+        Err(error)
+    }
+
+    fn drop_buffers(&mut self) {
+        self.frame = None;
+        self.message = None;
+        self.message_buf = Vec::new();
+        self.control_buf = Vec::new();
+        self.head = Vec::new();
+        self.utf8.reset();
+    }
+}
+
+/// Splits a close frame's payload into a valid status code and UTF-8 reason.
+fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, &str)> {
+    match payload {
+        [] => Ok((CloseCode::NO_STATUS, "")),
+        [_] => Err(Error::Protocol("close frame with a 1-byte payload")),
+        [hi, lo, reason @ ..] => {
+            let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
+            if !code.is_valid_on_wire() {
+                return Err(Error::Protocol("invalid close code"));
+            }
+            let reason = std::str::from_utf8(reason).map_err(|_| Error::InvalidUtf8)?;
+            Ok((code, reason))
+        }
+    }
+}
+
+fn kind_of(opcode: OpCode) -> MessageKind {
+    match opcode {
+        OpCode::Text => MessageKind::Text,
+        _ => MessageKind::Binary,
+    }
+}
