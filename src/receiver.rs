@@ -22,6 +22,11 @@ use crate::utf8::Utf8Validator;
 pub trait Handler {
     fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R;
     fn on_event(&mut self, event: Event<'_>);
+    /// Checked after every event: `true` makes `feed` return at once, reporting
+    /// how far it got (the program paused reading or dropped the session).
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,18 +117,23 @@ impl Receiver {
         matches!(self.phase, Phase::AwaitingEof | Phase::Closed)
     }
 
-    /// Processes received bytes. Events go to `h`; on a failure the matching
-    /// close frame or HTTP error is queued, an `Error` event is delivered and the
-    /// error is returned. Bytes arriving after the session closed are ignored.
-    pub fn feed<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<()> {
+    /// Processes received bytes and returns how many were used: all of them,
+    /// unless the handler stopped the feed (then the rest must be fed again later).
+    /// Events go to `h`; on a failure the matching close frame or HTTP error is
+    /// queued, an `Error` event is delivered and the error is returned. Bytes
+    /// arriving after the session closed are ignored (used).
+    pub fn feed<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
         let mut start = 0;
         if self.phase == Phase::Handshake {
             start = self.feed_handshake(data, h)?;
+            if h.stopped() {
+                return Ok(start);
+            }
         }
         if self.phase == Phase::Open {
-            self.feed_frames(&mut data[start..], h)?;
+            return Ok(start + self.feed_frames(&mut data[start..], h)?);
         }
-        Ok(())
+        Ok(data.len())
     }
 
     /// The peer closed its side of the TCP connection.
@@ -231,9 +241,13 @@ impl Receiver {
 
     // ---------------------------------------------------------------- frames
 
-    fn feed_frames<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<()> {
+    /// Returns how many bytes were used (all unless stopped).
+    fn feed_frames<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
         let mut pos = 0;
         while pos < data.len() && self.phase == Phase::Open {
+            if h.stopped() {
+                return Ok(pos);
+            }
             if let Some(frame) = self.frame {
                 let take = frame.remaining.min((data.len() - pos) as u64) as usize;
                 self.payload_chunk(frame, &mut data[pos..pos + take], h)?;
@@ -241,7 +255,7 @@ impl Receiver {
                 continue;
             }
             let Some((header, used)) = self.next_header(&data[pos..], h)? else {
-                return Ok(());
+                return Ok(data.len());
             };
             pos += used;
             self.check_header(&header).or_else(|e| self.fail(e, h))?;
@@ -277,7 +291,7 @@ impl Receiver {
                 }
             }
         }
-        Ok(())
+        Ok(data.len())
     }
 
     /// Decodes the next header, completing one cut by the previous read. Returns

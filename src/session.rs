@@ -114,7 +114,7 @@ impl Session {
     /// Processes received bytes (unmasked in place). `on_event` gets each event
     /// with the sender, to answer from inside.
     pub fn feed(&mut self, data: &mut [u8], on_event: impl FnMut(&mut Sender, Event<'_>)) -> Result<()> {
-        self.rx.feed(data, &mut Join { tx: &mut self.tx, on_event })
+        self.rx.feed(data, &mut Join { tx: &mut self.tx, on_event }).map(|_| ())
     }
 
     /// The peer closed the TCP connection.

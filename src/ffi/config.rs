@@ -1,0 +1,147 @@
+//! `wsconn_config_t`: limits and subprotocols, shared by the sessions made from it.
+
+use super::{code_of, str_arg};
+use crate::config::Config;
+use crate::error::Error;
+use std::ffi::c_char;
+use std::sync::Arc;
+
+/// Session options. Sessions copy what they need when created, so a config may be
+/// changed or freed afterwards. Not thread-safe: use from one thread at a time.
+pub struct wsconn_config_t {
+    pub(crate) inner: Arc<Config>,
+}
+
+/// Creates a config holding the defaults: max frame and message 16 MiB, max
+/// output 16 MiB, max handshake 8 KiB, no subprotocols. Free it with
+/// `wsconn_config_free`. Returns NULL only if a panic was caught.
+#[no_mangle]
+pub extern "C" fn wsconn_config_new() -> *mut wsconn_config_t {
+    ffi_boundary!(std::ptr::null_mut(), {
+        Box::into_raw(Box::new(wsconn_config_t { inner: Arc::new(Config::default()) }))
+    })
+}
+
+/// Frees a config made by `wsconn_config_new`. NULL is a no-op; freeing twice is
+/// undefined behaviour.
+///
+/// # Safety
+/// `config` is NULL or a live config from `wsconn_config_new`.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_free(config: *mut wsconn_config_t) {
+    ffi_boundary!((), {
+        if !config.is_null() {
+            // SAFETY: the pointer came from Box::into_raw in wsconn_config_new and
+            // the caller gives up ownership.
+            drop(unsafe { Box::from_raw(config) });
+        }
+    })
+}
+
+/// Applies `change` to the config behind `config`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+unsafe fn update(config: *mut wsconn_config_t, change: impl FnOnce(&mut Config) -> Result<(), Error>) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        // SAFETY: NULL or a live config, used by one thread at a time (documented).
+        let Some(config) = (unsafe { config.as_mut() }) else {
+            return Error::Null.code();
+        };
+        code_of(change(Arc::make_mut(&mut config.inner)))
+    })
+}
+
+fn positive(value: usize) -> Result<usize, Error> {
+    if value == 0 {
+        Err(Error::InvalidArgument)
+    } else {
+        Ok(value)
+    }
+}
+
+/// Sets the largest frame payload accepted from the peer (a larger one closes the
+/// connection with 1009). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
+/// `WSCONN_ERR_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_max_frame_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { update(config, |c| Ok(c.max_frame_size = positive(bytes)?)) }
+}
+
+/// Sets the largest message accepted from the peer, summed over its fragments
+/// (1009 above it; checked against each frame header before any payload is
+/// stored). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or `WSCONN_ERR_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_max_message_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { update(config, |c| Ok(c.max_message_size = positive(bytes)?)) }
+}
+
+/// Sets how many output bytes a session may hold: a send that would exceed it
+/// while output is pending fails with `WSCONN_ERR_FULL`, and `want_read` turns 0
+/// while output is at or over it. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
+/// `WSCONN_ERR_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_max_output(config: *mut wsconn_config_t, bytes: usize) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { update(config, |c| Ok(c.max_output = positive(bytes)?)) }
+}
+
+/// Sets the largest opening handshake head (request or response) accepted; a
+/// server answers a larger request with 431. Returns `WSCONN_OK`,
+/// `WSCONN_ERR_NULL`, or `WSCONN_ERR_INVALID_ARGUMENT` for 0.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_max_handshake_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { update(config, |c| Ok(c.max_handshake_size = positive(bytes)?)) }
+}
+
+/// Adds a subprotocol. A server selects the first added that the client offers
+/// (or none); a client offers all, in order, and refuses a server that selects
+/// another. `name` is copied; it must be a non-empty HTTP token (no spaces,
+/// commas or control characters). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
+/// `WSCONN_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` is NULL or a live config; `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_add_subprotocol(config: *mut wsconn_config_t, name: *const c_char) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        // SAFETY: forwarded caller guarantee.
+        let name = match unsafe { str_arg(name) } {
+            Ok(name) => name,
+            Err(e) => return e.code(),
+        };
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            update(config, |c| {
+                if !is_token(name) {
+                    return Err(Error::InvalidArgument);
+                }
+                c.subprotocols.push(name.to_owned());
+                Ok(())
+            })
+        }
+    })
+}
+
+/// An HTTP token (RFC 7230 §3.2.6).
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
