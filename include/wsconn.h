@@ -257,14 +257,16 @@ int32_t wsconn_config_set_max_message_size(struct wsconn_config_t *config, size_
 
 /**
  * Sets how many output bytes a session may hold: a send that would exceed it
- * while output is pending fails with `WSCONN_ERR_FULL`, and `want_read` turns 0
- * while output is at or over it. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
+ * while output is pending fails with `WSCONN_ERR_FULL` (nothing queued), and
+ * `want_read` turns 0 while output is at or over half of it, so that a program
+ * that stops reading then has room to answer what it already read. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
  * `WSCONN_ERR_INVALID_ARGUMENT` for 0.
  *
  * # Safety
  * `config` is NULL or a live config.
  */
-int32_t wsconn_config_set_max_output(struct wsconn_config_t *config, size_t bytes);
+int32_t wsconn_config_set_max_output(struct wsconn_config_t *config,
+                                     size_t bytes);
 
 /**
  * Sets the largest opening handshake head (request or response) accepted; a
@@ -392,8 +394,8 @@ int32_t wsconn_session_consume(struct wsconn_session_t *session, size_t n);
 
 /**
  * 1 if the program should read from the socket and feed the bytes, else 0
- * (the session is closed on the receiving side, or its output is over the
- * configured limit: a peer that does not read is not read either). 0 for NULL.
+ * (the session is closed on the receiving side, or its output reached half the
+ * configured max output: a peer that does not read is not read either). 0 for NULL.
  *
  * # Safety
  * `session` is NULL or a live session.

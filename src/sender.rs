@@ -73,9 +73,11 @@ impl Sender {
         Ok(())
     }
 
-    /// Whether output is at or over the limit (the program should stop reading).
+    /// Whether output reached the high-water mark, half the limit: the program
+    /// should stop reading, so that the other half can take the replies to what
+    /// it already read and no send of those replies fails.
     pub fn is_full(&self) -> bool {
-        self.buffered() >= self.max_output
+        self.buffered() >= self.max_output / 2
     }
 
     pub fn is_open(&self) -> bool {

@@ -85,8 +85,9 @@ pub unsafe extern "C" fn wsconn_config_set_max_message_size(config: *mut wsconn_
 }
 
 /// Sets how many output bytes a session may hold: a send that would exceed it
-/// while output is pending fails with `WSCONN_ERR_FULL`, and `want_read` turns 0
-/// while output is at or over it. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
+/// while output is pending fails with `WSCONN_ERR_FULL` (nothing queued), and
+/// `want_read` turns 0 while output is at or over half of it, so that a program
+/// that stops reading then has room to answer what it already read. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
 /// `WSCONN_ERR_INVALID_ARGUMENT` for 0.
 ///
 /// # Safety

@@ -383,8 +383,8 @@ pub unsafe extern "C" fn wsconn_session_consume(session: *mut wsconn_session_t, 
 }
 
 /// 1 if the program should read from the socket and feed the bytes, else 0
-/// (the session is closed on the receiving side, or its output is over the
-/// configured limit: a peer that does not read is not read either). 0 for NULL.
+/// (the session is closed on the receiving side, or its output reached half the
+/// configured max output: a peer that does not read is not read either). 0 for NULL.
 ///
 /// # Safety
 /// `session` is NULL or a live session.

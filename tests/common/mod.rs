@@ -1,0 +1,145 @@
+//! Helpers for driving sessions in memory: build frames, feed bytes, collect events.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use wsconn::{Config, Event, MessageKind, Session};
+
+pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// An event with owned data, to compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ev {
+    Open(String, Option<String>),
+    Text(String),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(u16, String),
+    Error(wsconn::Error),
+}
+
+impl From<Event<'_>> for Ev {
+    fn from(e: Event<'_>) -> Ev {
+        match e {
+            Event::Open { path, subprotocol } => Ev::Open(path.into(), subprotocol.map(Into::into)),
+            Event::Message { kind: MessageKind::Text, data } => Ev::Text(String::from_utf8(data.to_vec()).unwrap()),
+            Event::Message { kind: MessageKind::Binary, data } => Ev::Binary(data.to_vec()),
+            Event::Ping(d) => Ev::Ping(d.to_vec()),
+            Event::Pong(d) => Ev::Pong(d.to_vec()),
+            Event::Close { code, reason } => Ev::Close(code, reason.into()),
+            Event::Error(e) => Ev::Error(e),
+        }
+    }
+}
+
+/// A frame as a client sends it: masked with `MASK`.
+pub fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    frame(first_byte, payload, Some(MASK))
+}
+
+/// A frame as a server sends it: unmasked.
+pub fn server_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    frame(first_byte, payload, None)
+}
+
+pub fn frame(first_byte: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n @ 0..=125 => out.push(mask_bit | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = mask {
+        out.splice(start..start, key);
+        for (i, b) in out[start + 4..].iter_mut().enumerate() {
+            *b ^= key[i % 4];
+        }
+    }
+    out
+}
+
+pub fn server() -> Session {
+    server_with(Config::default())
+}
+
+pub fn server_with(config: Config) -> Session {
+    Session::server(Arc::new(config))
+}
+
+/// A server session past the handshake, its output drained.
+pub fn open_server_with(config: Config) -> Session {
+    let mut s = server_with(config);
+    let events = feed(&mut s, REQUEST).0;
+    assert_eq!(events, vec![Ev::Open("/chat".into(), None)]);
+    drain(&mut s);
+    s
+}
+
+pub fn open_server() -> Session {
+    open_server_with(Config::default())
+}
+
+/// Feeds bytes (copied, since the session unmasks in place); returns the events and the result.
+pub fn feed(s: &mut Session, bytes: &[u8]) -> (Vec<Ev>, wsconn::Result<()>) {
+    let mut events = Vec::new();
+    let mut data = bytes.to_vec();
+    let result = s.feed(&mut data, |_, e| events.push(Ev::from(e)));
+    (events, result)
+}
+
+/// Feeds bytes in pieces cut at `cuts`.
+pub fn feed_pieces(s: &mut Session, bytes: &[u8], cuts: &[usize]) -> (Vec<Ev>, wsconn::Result<()>) {
+    let mut events = Vec::new();
+    let mut last = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
+        let (mut evs, result) = feed(s, &bytes[last..cut]);
+        events.append(&mut evs);
+        if result.is_err() {
+            return (events, result);
+        }
+        last = cut;
+    }
+    (events, Ok(()))
+}
+
+/// Takes all pending output.
+pub fn drain(s: &mut Session) -> Vec<u8> {
+    let out = s.sender().pending().to_vec();
+    s.sender().consume(out.len()).unwrap();
+    out
+}
+
+/// Splits unmasked frames into (first byte, payload).
+pub fn parse_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let (header, len) = wsconn::frame::FrameHeader::decode(bytes).unwrap().expect("complete frame");
+        assert!(header.mask.is_none(), "server frames are unmasked");
+        let end = len + header.payload_len as usize;
+        frames.push((bytes[0], bytes[len..end].to_vec()));
+        bytes = &bytes[end..];
+    }
+    frames
+}
+
+/// The close code of the single close frame in `out`.
+pub fn close_code_sent(out: &[u8]) -> Option<u16> {
+    let frames = parse_frames(out);
+    let (b0, payload) = frames.last()?;
+    if *b0 != 0x88 {
+        return None;
+    }
+    Some(if payload.len() >= 2 { u16::from_be_bytes([payload[0], payload[1]]) } else { 1005 })
+}

@@ -1,0 +1,413 @@
+//! The session's protocol rules (RFC 6455 §5–7), checked on byte vectors.
+
+mod common;
+use common::*;
+use wsconn::{Config, Error, MessageKind, State};
+
+#[test]
+fn rfc_5_7_examples_to_a_server() {
+    let mut s = open_server();
+    // Masked "Hello" exactly as in the RFC.
+    let masked_hello = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    assert_eq!(feed(&mut s, &masked_hello).0, vec![Ev::Text("Hello".into())]);
+    // Fragmented "Hel" + "lo", masked.
+    let mut fragmented = client_frame(0x01, b"Hel");
+    fragmented.extend(client_frame(0x80, b"lo"));
+    assert_eq!(feed(&mut s, &fragmented).0, vec![Ev::Text("Hello".into())]);
+    // Ping "Hello" → pong "Hello" (unmasked, from the server).
+    assert_eq!(feed(&mut s, &client_frame(0x89, b"Hello")).0, vec![Ev::Ping(b"Hello".to_vec())]);
+    assert_eq!(drain(&mut s), vec![0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    // 256 bytes and 64 KiB of binary.
+    for len in [256, 65536] {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        assert_eq!(feed(&mut s, &client_frame(0x82, &payload)).0, vec![Ev::Binary(payload)]);
+    }
+}
+
+#[test]
+fn rfc_5_7_unmasked_examples_to_a_client() {
+    let mut client = wsconn::Session::client(std::sync::Arc::new(Config::default()), "h", "/").unwrap();
+    let request = drain(&mut client);
+    let key_line = String::from_utf8(request).unwrap();
+    let key = key_line.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap().to_owned();
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        wsconn::handshake::accept_key(key.as_bytes())
+    );
+    // The response and the RFC's frames in one read: bytes after the head are frames.
+    let mut bytes = response.into_bytes();
+    bytes.extend([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    bytes.extend([0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
+    bytes.extend([0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    let (events, result) = feed(&mut client, &bytes);
+    assert_eq!(result, Ok(()));
+    assert_eq!(
+        events,
+        vec![
+            Ev::Open("/".into(), None),
+            Ev::Text("Hello".into()),
+            Ev::Text("Hello".into()),
+            Ev::Ping(b"Hello".to_vec())
+        ]
+    );
+    // The client's pong is masked.
+    let pong = drain(&mut client);
+    assert_eq!(&pong[..2], &[0x8a, 0x85]);
+    // A masked frame from a server is a protocol error.
+    let (events, result) = feed(&mut client, &client_frame(0x81, b"x"));
+    assert_eq!(result, Err(Error::Protocol("masked frame from a server")));
+    assert!(matches!(events.last(), Some(Ev::Error(_))));
+}
+
+/// A stream of frames exercising every length encoding, fragments and a control
+/// frame between fragments, with the events it must produce.
+fn sample_stream() -> (Vec<u8>, Vec<Ev>) {
+    let big: Vec<u8> = (0..70000u32).map(|i| (i * 7) as u8).collect();
+    let mut bytes = Vec::new();
+    let mut events = Vec::new();
+    bytes.extend(client_frame(0x81, "héllo".as_bytes()));
+    events.push(Ev::Text("héllo".into()));
+    bytes.extend(client_frame(0x82, &[]));
+    events.push(Ev::Binary(vec![]));
+    bytes.extend(client_frame(0x82, &big[..300]));
+    events.push(Ev::Binary(big[..300].to_vec()));
+    bytes.extend(client_frame(0x01, "κό".as_bytes()));
+    bytes.extend(client_frame(0x89, b"between"));
+    events.push(Ev::Ping(b"between".to_vec()));
+    bytes.extend(client_frame(0x00, &[]));
+    bytes.extend(client_frame(0x80, "σμε".as_bytes()));
+    events.push(Ev::Text("κόσμε".into()));
+    bytes.extend(client_frame(0x82, &big));
+    events.push(Ev::Binary(big.clone()));
+    bytes.extend(client_frame(0x8a, b"pong"));
+    events.push(Ev::Pong(b"pong".to_vec()));
+    bytes.extend(client_frame(0x88, &[0x03, 0xe8, b'o', b'k']));
+    events.push(Ev::Close(1000, "ok".into()));
+    (bytes, events)
+}
+
+#[test]
+fn every_split_point_gives_the_same_events() {
+    let (bytes, expected) = sample_stream();
+    // Split points around every frame boundary and inside the small frames; the big
+    // frame is split at a sample of points (every byte would be 70k sessions).
+    let mut points: Vec<usize> = (0..=400).collect();
+    points.extend((400..bytes.len()).step_by(997));
+    points.extend(bytes.len() - 200..=bytes.len());
+    for split in points {
+        let mut s = open_server();
+        let (events, result) = feed_pieces(&mut s, &bytes, &[split]);
+        assert_eq!(result, Ok(()), "split at {split}");
+        assert_eq!(events, expected, "split at {split}");
+        assert_eq!(s.state(), State::Closed);
+    }
+}
+
+#[test]
+fn byte_at_a_time() {
+    let (bytes, expected) = sample_stream();
+    let small = &bytes[..bytes.len().min(400)];
+    let mut s = open_server();
+    let cuts: Vec<usize> = (1..small.len()).collect();
+    let (events, result) = feed_pieces(&mut s, small, &cuts);
+    assert_eq!(result, Ok(()));
+    assert_eq!(events, expected[..events.len()].to_vec());
+    assert!(events.len() >= 4);
+}
+
+#[test]
+fn handshake_split_at_every_byte_keeps_following_frames() {
+    let mut bytes = REQUEST.to_vec();
+    bytes.extend(client_frame(0x81, b"first"));
+    for split in 0..=bytes.len() {
+        let mut s = server();
+        let (events, result) = feed_pieces(&mut s, &bytes, &[split]);
+        assert_eq!(result, Ok(()), "split {split}");
+        assert_eq!(events, vec![Ev::Open("/chat".into(), None), Ev::Text("first".into())], "split {split}");
+        let out = String::from_utf8(drain(&mut s)).unwrap();
+        assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    }
+    // And byte by byte.
+    let mut s = server();
+    let cuts: Vec<usize> = (1..bytes.len()).collect();
+    let (events, _) = feed_pieces(&mut s, &bytes, &cuts);
+    assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn handshake_rejections_answer_http_and_close() {
+    let mut s = server();
+    let bad = String::from_utf8(REQUEST.to_vec()).unwrap().replace("Version: 13", "Version: 8");
+    let (events, result) = feed(&mut s, bad.as_bytes());
+    assert!(matches!(result, Err(Error::Handshake(_))));
+    assert!(matches!(events.as_slice(), [Ev::Error(Error::Handshake(_))]));
+    let out = String::from_utf8(drain(&mut s)).unwrap();
+    assert!(out.starts_with("HTTP/1.1 426 Upgrade Required\r\n") && out.contains("Sec-WebSocket-Version: 13"));
+    assert!(!s.wants_read() && !s.wants_write());
+    assert_eq!(s.sender().send(MessageKind::Text, b"x"), Err(Error::Closed));
+
+    // A head that grows past the cap, a byte at a time, is refused with 431.
+    let mut s = server_with(Config { max_handshake_size: 256, ..Config::default() });
+    let mut result = Ok(());
+    for _ in 0..300 {
+        result = feed(&mut s, b"a").1;
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(Error::HandshakeTooLarge));
+    assert!(String::from_utf8(drain(&mut s)).unwrap().starts_with("HTTP/1.1 431 "));
+}
+
+/// Feeds `bytes` to an open server and returns the close code it sent and the error.
+fn violation(bytes: &[u8]) -> (Option<u16>, Option<Error>) {
+    violation_with(Config::default(), bytes)
+}
+
+fn violation_with(config: Config, bytes: &[u8]) -> (Option<u16>, Option<Error>) {
+    let mut s = open_server_with(config);
+    let (events, result) = feed(&mut s, bytes);
+    let code = close_code_sent(&drain(&mut s));
+    if let Err(e) = result {
+        assert_eq!(events.last(), Some(&Ev::Error(e)), "the error is reported as an event");
+        assert!(!s.wants_read(), "a failed session reads no more");
+    }
+    (code, result.err())
+}
+
+#[test]
+fn protocol_violations_close_with_1002() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("unmasked client frame", server_frame(0x81, b"hi")),
+        ("rsv1", client_frame(0xC1, b"hi")),
+        ("rsv2", client_frame(0xA1, b"hi")),
+        ("rsv3", client_frame(0x91, b"hi")),
+        ("opcode 3", client_frame(0x83, b"")),
+        ("opcode 7", client_frame(0x87, b"")),
+        ("opcode 11", client_frame(0x8B, b"")),
+        ("opcode 15", client_frame(0x8F, b"")),
+        ("fragmented ping", client_frame(0x09, b"")),
+        ("ping of 126 bytes", client_frame(0x89, &[0; 126])),
+        ("continuation without start", client_frame(0x80, b"x")),
+        ("continuation without start, not fin", client_frame(0x00, b"x")),
+        ("text inside fragmented message", [client_frame(0x01, b"a"), client_frame(0x81, b"b")].concat()),
+        ("binary inside fragmented message", [client_frame(0x02, b"a"), client_frame(0x02, b"b")].concat()),
+        ("close with 1-byte payload", client_frame(0x88, &[3])),
+        ("64-bit length with top bit", vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]),
+    ];
+    for (name, bytes) in cases {
+        let (code, error) = violation(&bytes);
+        assert_eq!(code, Some(1002), "{name}");
+        assert!(matches!(error, Some(Error::Protocol(_))), "{name}: {error:?}");
+    }
+}
+
+#[test]
+fn every_close_code() {
+    for code in 0..=5100u16 {
+        let mut s = open_server();
+        let (events, result) = feed(&mut s, &client_frame(0x88, &code.to_be_bytes()));
+        let sent = close_code_sent(&drain(&mut s));
+        if wsconn::CloseCode(code).is_valid_on_wire() {
+            assert_eq!(result, Ok(()), "code {code}");
+            assert_eq!(events, vec![Ev::Close(code, String::new())], "code {code}");
+            assert_eq!(sent, Some(code), "code {code} is echoed");
+        } else {
+            assert_eq!(sent, Some(1002), "code {code}");
+        }
+        assert_eq!(s.state(), State::Closed);
+        assert!(!s.wants_read());
+    }
+}
+
+#[test]
+fn close_frames_with_and_without_reason() {
+    let mut s = open_server();
+    let (events, _) = feed(&mut s, &client_frame(0x88, &[]));
+    assert_eq!(events, vec![Ev::Close(1005, String::new())]);
+    assert_eq!(drain(&mut s), vec![0x88, 0x00], "an empty close is answered with an empty close");
+
+    let mut payload = vec![0x0f, 0xa0];
+    payload.extend("déjà vu".as_bytes());
+    let mut s = open_server();
+    assert_eq!(feed(&mut s, &client_frame(0x88, &payload)).0, vec![Ev::Close(4000, "déjà vu".into())]);
+
+    let (code, error) = violation(&client_frame(0x88, &[0x03, 0xe8, 0xce, 0xba, 0xe1, 0xbd]));
+    assert_eq!((code, error), (Some(1007), Some(Error::InvalidUtf8)));
+}
+
+#[test]
+fn data_after_close_is_ignored_and_nothing_is_sent() {
+    let mut s = open_server();
+    let mut bytes = client_frame(0x88, &[0x03, 0xe8]);
+    bytes.extend(client_frame(0x81, b"late"));
+    bytes.extend(client_frame(0x89, b"late ping"));
+    let (events, result) = feed(&mut s, &bytes);
+    assert_eq!(result, Ok(()));
+    assert_eq!(events, vec![Ev::Close(1000, String::new())]);
+    assert_eq!(parse_frames(&drain(&mut s)), vec![(0x88, vec![0x03, 0xe8])]);
+    assert_eq!(s.sender().send(MessageKind::Text, b"x"), Err(Error::Closed));
+    assert_eq!(feed(&mut s, &client_frame(0x81, b"more")).0, vec![]);
+}
+
+#[test]
+fn server_initiated_close_waits_for_the_reply() {
+    let mut s = open_server();
+    s.sender().close(1001, "going").unwrap();
+    assert_eq!(s.state(), State::Closing);
+    assert!(s.wants_read());
+    // Messages still arrive until the peer's close.
+    assert_eq!(feed(&mut s, &client_frame(0x81, b"in flight")).0, vec![Ev::Text("in flight".into())]);
+    let (events, _) = feed(&mut s, &client_frame(0x88, &[0x03, 0xe9]));
+    assert_eq!(events, vec![Ev::Close(1001, String::new())]);
+    let frames = parse_frames(&drain(&mut s));
+    assert_eq!(frames.len(), 1, "no second close frame");
+    assert_eq!(s.state(), State::Closed);
+    assert!(!s.wants_read() && !s.wants_write());
+}
+
+#[test]
+fn invalid_utf8_fails_fast() {
+    // Whole frame.
+    assert_eq!(violation(&client_frame(0x81, b"ab\xff")), (Some(1007), Some(Error::InvalidUtf8)));
+    // In the first fragment, before the message ends.
+    assert_eq!(violation(&client_frame(0x01, b"\xed\xa0\x80")), (Some(1007), Some(Error::InvalidUtf8)));
+    // Truncated code point at the end of the message.
+    let bytes = [client_frame(0x01, b"ok\xce"), client_frame(0x80, b"")].concat();
+    assert_eq!(violation(&bytes), (Some(1007), Some(Error::InvalidUtf8)));
+    // Inside a frame that has not fully arrived: the bad byte alone triggers 1007.
+    let mut s = open_server();
+    let mut payload = b"valid start ".to_vec();
+    payload.push(0xf8);
+    payload.extend(vec![b'x'; 1000]);
+    let frame = client_frame(0x81, &payload);
+    let (_, result) = feed(&mut s, &frame[..30]);
+    assert_eq!(result, Err(Error::InvalidUtf8));
+    assert_eq!(close_code_sent(&drain(&mut s)), Some(1007));
+    // Code points split across fragments are fine.
+    let mut s = open_server();
+    let bytes = [client_frame(0x01, b"\xe2"), client_frame(0x00, b"\x82"), client_frame(0x80, b"\xac")].concat();
+    assert_eq!(feed(&mut s, &bytes).0, vec![Ev::Text("€".into())]);
+}
+
+#[test]
+fn size_limits_close_with_1009_before_allocating() {
+    // A header claiming 2^63 - 1 bytes: refused on the header alone.
+    let huge = [0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4];
+    assert_eq!(violation(&huge), (Some(1009), Some(Error::MessageTooBig)));
+    // 1 GiB claimed with a 16 MiB limit.
+    let gib = [0x82, 0xFF, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4];
+    assert_eq!(violation(&gib), (Some(1009), Some(Error::MessageTooBig)));
+    // Frame limit.
+    let config = Config { max_frame_size: 100, ..Config::default() };
+    assert_eq!(violation_with(config.clone(), &client_frame(0x82, &[0; 101])), (Some(1009), Some(Error::MessageTooBig)));
+    assert_eq!(violation_with(config, &client_frame(0x82, &[0; 100])), (None, None));
+    // Message limit over the sum of fragments.
+    let config = Config { max_message_size: 100, ..Config::default() };
+    let bytes = [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 41])].concat();
+    assert_eq!(violation_with(config.clone(), &bytes), (Some(1009), Some(Error::MessageTooBig)));
+    let bytes = [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 40])].concat();
+    assert_eq!(violation_with(config, &bytes), (None, None));
+}
+
+#[test]
+fn pings_are_answered_even_inside_fragmented_messages() {
+    let mut s = open_server();
+    let bytes = [client_frame(0x01, b"a"), client_frame(0x89, b"p1"), client_frame(0x89, &[7; 125]), client_frame(0x80, b"b")].concat();
+    let (events, _) = feed(&mut s, &bytes);
+    assert_eq!(events, vec![Ev::Ping(b"p1".to_vec()), Ev::Ping(vec![7; 125]), Ev::Text("ab".into())]);
+    assert_eq!(parse_frames(&drain(&mut s)), vec![(0x8a, b"p1".to_vec()), (0x8a, vec![7; 125])]);
+    // Unsolicited pongs are reported and not answered.
+    let (events, _) = feed(&mut s, &client_frame(0x8a, b"u"));
+    assert_eq!(events, vec![Ev::Pong(b"u".to_vec())]);
+    assert!(drain(&mut s).is_empty());
+}
+
+#[test]
+fn sending_from_inside_the_event_handler_echoes() {
+    let mut s = open_server();
+    let bytes = [client_frame(0x81, b"one"), client_frame(0x82, b"two")].concat();
+    let mut data = bytes.clone();
+    s.feed(&mut data, |tx, e| {
+        if let wsconn::Event::Message { kind, data } = e {
+            tx.send(kind, data).unwrap();
+        }
+    })
+    .unwrap();
+    assert_eq!(parse_frames(&drain(&mut s)), vec![(0x81, b"one".to_vec()), (0x82, b"two".to_vec())]);
+}
+
+#[test]
+fn backpressure_stops_reading_at_half_and_refuses_sends_at_the_limit() {
+    let mut s = open_server_with(Config { max_output: 1000, ..Config::default() });
+    s.sender().send(MessageKind::Binary, &[0; 400]).unwrap();
+    assert!(s.wants_read(), "404 bytes queued: under the high-water mark");
+    s.sender().send(MessageKind::Binary, &[0; 100]).unwrap();
+    assert!(!s.wants_read(), "506 bytes queued: stop reading");
+    assert_eq!(s.sender().send(MessageKind::Binary, &[0; 600]), Err(Error::Full));
+    assert_eq!(s.sender().buffered(), 506, "a refused send queued nothing");
+    s.sender().send(MessageKind::Binary, &[0; 400]).unwrap();
+    drain(&mut s);
+    assert!(s.wants_read());
+    // A frame larger than the limit still goes into an empty buffer.
+    s.sender().send(MessageKind::Binary, &[0; 5000]).unwrap();
+    assert_eq!(s.sender().send(MessageKind::Binary, b"x"), Err(Error::Full));
+}
+
+#[test]
+fn eof_without_close_is_abnormal() {
+    let mut s = open_server();
+    let mut events = Vec::new();
+    assert_eq!(s.feed_eof(|_, e| events.push(Ev::from(e))), Err(Error::Eof));
+    assert_eq!(events, vec![Ev::Error(Error::Eof)]);
+    assert!(!s.wants_read());
+    assert_eq!(s.state(), State::Closed);
+}
+
+#[test]
+fn client_and_server_sessions_talk() {
+    let config = std::sync::Arc::new(Config { subprotocols: vec!["chat".into()], ..Config::default() });
+    let mut client = wsconn::Session::client(config.clone(), "localhost:9001", "/room?id=1").unwrap();
+    let mut server = wsconn::Session::server(config);
+    let mut log = Vec::new();
+    let mut to_server = drain(&mut client);
+    server.feed(&mut to_server, |_, e| log.push(("server", Ev::from(e)))).unwrap();
+    let mut to_client = drain(&mut server);
+    client
+        .feed(&mut to_client, |tx, e| {
+            if matches!(e, wsconn::Event::Open { .. }) {
+                tx.send(MessageKind::Text, "ünïcode".as_bytes()).unwrap();
+                tx.send_fragment(MessageKind::Binary, &[1; 70000], false).unwrap();
+                tx.ping(b"are you there").unwrap();
+                tx.send_fragment(MessageKind::Binary, &[2; 10], true).unwrap();
+                tx.close(1000, "done").unwrap();
+            }
+            log.push(("client", Ev::from(e)));
+        })
+        .unwrap();
+    let mut to_server = drain(&mut client);
+    server.feed(&mut to_server, |_, e| log.push(("server", Ev::from(e)))).unwrap();
+    let mut to_client = drain(&mut server);
+    client.feed(&mut to_client, |_, e| log.push(("client", Ev::from(e)))).unwrap();
+    let mut both = vec![1u8; 70000];
+    both.extend([2; 10]);
+    assert_eq!(
+        log,
+        vec![
+            ("server", Ev::Open("/room?id=1".into(), Some("chat".into()))),
+            ("client", Ev::Open("/room?id=1".into(), Some("chat".into()))),
+            ("server", Ev::Text("ünïcode".into())),
+            ("server", Ev::Ping(b"are you there".to_vec())),
+            ("server", Ev::Binary(both)),
+            ("server", Ev::Close(1000, "done".into())),
+            ("client", Ev::Pong(b"are you there".to_vec())),
+            ("client", Ev::Close(1000, String::new())),
+        ]
+    );
+    assert_eq!(server.state(), State::Closed);
+    assert!(!server.wants_read());
+    // The client waits for the server to close TCP first.
+    assert!(client.wants_read());
+    assert_eq!(client.feed_eof(|_, _| {}), Ok(()));
+    assert!(!client.wants_read());
+}
