@@ -36,9 +36,8 @@ mod tests {
     #[test]
     fn wire_validity_of_every_code() {
         for code in 0..=u16::MAX {
-            let expected = (1000..=1003).contains(&code)
-                || (1007..=1011).contains(&code)
-                || (3000..=4999).contains(&code);
+            let expected =
+                (1000..=1003).contains(&code) || (1007..=1011).contains(&code) || (3000..=4999).contains(&code);
             assert_eq!(CloseCode(code).is_valid_on_wire(), expected, "code {code}");
         }
         assert!(!CloseCode::NO_STATUS.is_valid_on_wire());

@@ -14,7 +14,10 @@ pub enum MessageKind {
 pub enum Event<'a> {
     /// The opening handshake completed. `path` is the request target (server role)
     /// or the path requested (client role).
-    Open { path: &'a str, subprotocol: Option<&'a str> },
+    Open {
+        path: &'a str,
+        subprotocol: Option<&'a str>,
+    },
     /// A complete message (text is valid UTF-8).
     Message { kind: MessageKind, data: &'a [u8] },
     /// A ping arrived; its pong is already queued.

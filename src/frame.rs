@@ -85,13 +85,21 @@ impl FrameHeader {
             }
         }
         let mask = if masked {
-            let Some(bytes) = buf.get(pos..pos + 4) else { return Ok(None) };
+            let Some(bytes) = buf.get(pos..pos + 4) else {
+                return Ok(None);
+            };
             pos += 4;
             Some([bytes[0], bytes[1], bytes[2], bytes[3]])
         } else {
             None
         };
-        let header = FrameHeader { fin, rsv, opcode, mask, payload_len };
+        let header = FrameHeader {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            payload_len,
+        };
         Ok(Some((header, pos)))
     }
 
@@ -146,7 +154,10 @@ mod tests {
     fn rfc_examples() {
         // §5.7 single-frame unmasked text "Hello".
         let (h, n) = decode_all(&[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-        assert_eq!((h.fin, h.opcode, h.mask, h.payload_len, n), (true, OpCode::Text, None, 5, 2));
+        assert_eq!(
+            (h.fin, h.opcode, h.mask, h.payload_len, n),
+            (true, OpCode::Text, None, 5, 2)
+        );
         // Masked "Hello".
         let (h, n) = decode_all(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f]);
         assert_eq!((h.mask, h.payload_len, n), (Some([0x37, 0xfa, 0x21, 0x3d]), 5, 6));
@@ -181,8 +192,14 @@ mod tests {
         assert!(FrameHeader::decode(&[0x8B, 0x00]).is_err(), "reserved control opcode");
         assert!(FrameHeader::decode(&[0x09, 0x00]).is_err(), "fragmented ping");
         assert!(FrameHeader::decode(&[0x89, 126, 0, 126]).is_err(), "ping of 126 bytes");
-        assert!(FrameHeader::decode(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]).is_err(), "top bit");
-        assert!(FrameHeader::decode(&[0x89, 125]).unwrap().is_some(), "ping of 125 is fine");
+        assert!(
+            FrameHeader::decode(&[0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0]).is_err(),
+            "top bit"
+        );
+        assert!(
+            FrameHeader::decode(&[0x89, 125]).unwrap().is_some(),
+            "ping of 125 is fine"
+        );
         // 2^63 - 1 is a legal length on the wire (limits are the session's job).
         let (h, _) = decode_all(&[0x82, 127, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
         assert_eq!(h.payload_len, (1 << 63) - 1);
@@ -193,7 +210,13 @@ mod tests {
         for len in [0u64, 1, 125, 126, 127, 65535, 65536, 1 << 32, (1 << 63) - 1] {
             for mask in [None, Some([9, 8, 7, 6])] {
                 for opcode in [OpCode::Text, OpCode::Binary, OpCode::Continuation] {
-                    let header = FrameHeader { fin: true, rsv: 0, opcode, mask, payload_len: len };
+                    let header = FrameHeader {
+                        fin: true,
+                        rsv: 0,
+                        opcode,
+                        mask,
+                        payload_len: len,
+                    };
                     let mut out = [0u8; MAX_HEADER_LEN];
                     let n = header.encode(&mut out);
                     assert_eq!(n, FrameHeader::encoded_len(len, mask.is_some()));

@@ -201,7 +201,10 @@ impl Receiver {
                         tx.open();
                     });
                     self.phase = Phase::Open;
-                    h.on_event(Event::Open { path: req.path, subprotocol: req.subprotocol });
+                    h.on_event(Event::Open {
+                        path: req.path,
+                        subprotocol: req.subprotocol,
+                    });
                     Ok(Some(req.head_len))
                 }
                 Err(rejection) => {
@@ -225,7 +228,10 @@ impl Receiver {
                     Ok(Some(resp)) => {
                         h.with_sender(Sender::open);
                         self.phase = Phase::Open;
-                        h.on_event(Event::Open { path, subprotocol: resp.subprotocol });
+                        h.on_event(Event::Open {
+                            path,
+                            subprotocol: resp.subprotocol,
+                        });
                         Ok(Some(resp.head_len))
                     }
                     Err(error) => {
@@ -396,7 +402,10 @@ impl Receiver {
                 return self.fail(Error::InvalidUtf8, h);
             }
             self.message = None;
-            h.on_event(Event::Message { kind, data: &self.message_buf });
+            h.on_event(Event::Message {
+                kind,
+                data: &self.message_buf,
+            });
             self.message_buf.clear();
             if self.message_buf.capacity() > KEEP_CAPACITY {
                 self.message_buf = Vec::new();

@@ -41,7 +41,14 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(role: Role, max_output: usize) -> Self {
-        Sender { role, state: TxState::Handshake, out: Vec::new(), out_pos: 0, max_output, fragments: None }
+        Sender {
+            role,
+            state: TxState::Handshake,
+            out: Vec::new(),
+            out_pos: 0,
+            max_output,
+            fragments: None,
+        }
     }
 
     /// Bytes waiting to be written.
@@ -126,10 +133,17 @@ impl Sender {
         } else {
             self.check_room(data.len())?;
             if !fin && !continuing {
-                self.fragments = Some(Box::new(OutgoingFragments { kind, utf8: Utf8Validator::new() }));
+                self.fragments = Some(Box::new(OutgoingFragments {
+                    kind,
+                    utf8: Utf8Validator::new(),
+                }));
             }
         }
-        let opcode = if continuing { OpCode::Continuation } else { opcode_of(kind) };
+        let opcode = if continuing {
+            OpCode::Continuation
+        } else {
+            opcode_of(kind)
+        };
         self.write_frame(fin, opcode, data);
         if fin {
             self.fragments = None;
@@ -161,7 +175,10 @@ impl Sender {
         self.check_open()?;
         let code = CloseCode(code);
         let no_status = code == CloseCode::NO_STATUS;
-        if !(no_status || code.is_valid_on_wire()) || reason.len() > MAX_CONTROL_PAYLOAD - 2 || (no_status && !reason.is_empty()) {
+        if !(no_status || code.is_valid_on_wire())
+            || reason.len() > MAX_CONTROL_PAYLOAD - 2
+            || (no_status && !reason.is_empty())
+        {
             return Err(Error::InvalidArgument);
         }
         self.queue_close(code, reason);
@@ -192,7 +209,13 @@ impl Sender {
             Role::Client => Some(crate::random::mask_key()),
             Role::Server => None,
         };
-        let header = FrameHeader { fin, rsv: 0, opcode, mask, payload_len: payload.len() as u64 };
+        let header = FrameHeader {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
         self.out.reserve(head_len + payload.len());
@@ -333,9 +356,19 @@ mod tests {
         assert_eq!(tx.close(1000, &"x".repeat(124)), Err(Error::InvalidArgument));
         tx.send_fragment(MessageKind::Text, b"\xe2\x82", false).unwrap();
         let before = tx.buffered();
-        assert_eq!(tx.send_fragment(MessageKind::Text, b"\x28", true), Err(Error::InvalidArgument));
-        assert_eq!(tx.send_fragment(MessageKind::Binary, b"x", true), Err(Error::InvalidArgument));
-        assert_eq!(tx.send(MessageKind::Binary, b"x"), Err(Error::InvalidArgument), "fragmented message open");
+        assert_eq!(
+            tx.send_fragment(MessageKind::Text, b"\x28", true),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            tx.send_fragment(MessageKind::Binary, b"x", true),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            tx.send(MessageKind::Binary, b"x"),
+            Err(Error::InvalidArgument),
+            "fragmented message open"
+        );
         assert_eq!(tx.buffered(), before);
         tx.send_fragment(MessageKind::Text, b"\xac", true).unwrap();
     }

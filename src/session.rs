@@ -103,7 +103,10 @@ impl<F: FnMut(&mut Sender, Event<'_>)> Handler for Join<'_, F> {
 impl Session {
     pub fn server(config: Arc<Config>) -> Self {
         let tx = Sender::new(Role::Server, config.max_output);
-        Session { rx: Receiver::server(config), tx }
+        Session {
+            rx: Receiver::server(config),
+            tx,
+        }
     }
 
     pub fn client(config: Arc<Config>, host: &str, path: &str) -> Result<Self> {
@@ -114,12 +117,23 @@ impl Session {
     /// Processes received bytes (unmasked in place). `on_event` gets each event
     /// with the sender, to answer from inside.
     pub fn feed(&mut self, data: &mut [u8], on_event: impl FnMut(&mut Sender, Event<'_>)) -> Result<()> {
-        self.rx.feed(data, &mut Join { tx: &mut self.tx, on_event }).map(|_| ())
+        self.rx
+            .feed(
+                data,
+                &mut Join {
+                    tx: &mut self.tx,
+                    on_event,
+                },
+            )
+            .map(|_| ())
     }
 
     /// The peer closed the TCP connection.
     pub fn feed_eof(&mut self, on_event: impl FnMut(&mut Sender, Event<'_>)) -> Result<()> {
-        self.rx.feed_eof(&mut Join { tx: &mut self.tx, on_event })
+        self.rx.feed_eof(&mut Join {
+            tx: &mut self.tx,
+            on_event,
+        })
     }
 
     pub fn sender(&mut self) -> &mut Sender {

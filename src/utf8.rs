@@ -19,9 +19,7 @@ impl Utf8Validator {
 
     /// Validates one whole buffer at once (the common, fast case).
     pub fn validate_complete(bytes: &[u8]) -> Result<(), InvalidUtf8> {
-        simdutf8::basic::from_utf8(bytes)
-            .map(|_| ())
-            .map_err(|_| InvalidUtf8)
+        simdutf8::basic::from_utf8(bytes).map(|_| ()).map_err(|_| InvalidUtf8)
     }
 
     /// Validates the next chunk. Fails as soon as the bytes seen so far cannot be
@@ -92,13 +90,13 @@ mod tests {
     const VALID: &[&str] = &["", "a", "héllo", "κόσμε", "€", "𝄞 music", "\u{10FFFF}", "\u{FFFF}"];
     const INVALID: &[&[u8]] = &[
         b"\xff",
-        b"\xc0\xaf",             // overlong '/'
-        b"\xe0\x80\xaf",         // overlong
-        b"\xed\xa0\x80",         // surrogate U+D800
-        b"\xf4\x90\x80\x80",     // above U+10FFFF
-        b"\xf5\x80\x80\x80",     // invalid lead
-        b"\x80",                 // lone continuation
-        b"\xce\xba\xe1\xbd",     // truncated at end
+        b"\xc0\xaf",               // overlong '/'
+        b"\xe0\x80\xaf",           // overlong
+        b"\xed\xa0\x80",           // surrogate U+D800
+        b"\xf4\x90\x80\x80",       // above U+10FFFF
+        b"\xf5\x80\x80\x80",       // invalid lead
+        b"\x80",                   // lone continuation
+        b"\xce\xba\xe1\xbd",       // truncated at end
         b"hello\xed\xbf\xbfworld", // surrogate U+DFFF
     ];
 
@@ -136,7 +134,10 @@ mod tests {
         // The bad byte arrives in the first chunk: the error must come now,
         // not at finish().
         let mut v = Utf8Validator::new();
-        assert_eq!(v.feed(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"), Err(InvalidUtf8));
+        assert_eq!(
+            v.feed(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80"),
+            Err(InvalidUtf8)
+        );
         // A lead byte that can never start a sequence fails alone.
         let mut v = Utf8Validator::new();
         assert_eq!(v.feed(b"ab\xf8"), Err(InvalidUtf8));

@@ -21,7 +21,9 @@ fn header_declares_every_exported_function() {
     for file in sources {
         let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         for line in text.lines() {
-            let Some(rest) = line.split("extern \"C\" fn ").nth(1) else { continue };
+            let Some(rest) = line.split("extern \"C\" fn ").nth(1) else {
+                continue;
+            };
             let name = rest.split('(').next().unwrap();
             assert!(name.starts_with("wsconn_"), "{name} lacks the wsconn_ prefix");
             assert!(header.contains(&format!("{name}(")), "{name} missing from the header");

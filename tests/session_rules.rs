@@ -15,7 +15,10 @@ fn rfc_5_7_examples_to_a_server() {
     fragmented.extend(client_frame(0x80, b"lo"));
     assert_eq!(feed(&mut s, &fragmented).0, vec![Ev::Text("Hello".into())]);
     // Ping "Hello" → pong "Hello" (unmasked, from the server).
-    assert_eq!(feed(&mut s, &client_frame(0x89, b"Hello")).0, vec![Ev::Ping(b"Hello".to_vec())]);
+    assert_eq!(
+        feed(&mut s, &client_frame(0x89, b"Hello")).0,
+        vec![Ev::Ping(b"Hello".to_vec())]
+    );
     assert_eq!(drain(&mut s), vec![0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
     // 256 bytes and 64 KiB of binary.
     for len in [256, 65536] {
@@ -29,7 +32,11 @@ fn rfc_5_7_unmasked_examples_to_a_client() {
     let mut client = wsconn::Session::client(std::sync::Arc::new(Config::default()), "h", "/").unwrap();
     let request = drain(&mut client);
     let key_line = String::from_utf8(request).unwrap();
-    let key = key_line.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap().to_owned();
+    let key = key_line
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap()
+        .to_owned();
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         wsconn::handshake::accept_key(key.as_bytes())
@@ -123,7 +130,11 @@ fn handshake_split_at_every_byte_keeps_following_frames() {
         let mut s = server();
         let (events, result) = feed_pieces(&mut s, &bytes, &[split]);
         assert_eq!(result, Ok(()), "split {split}");
-        assert_eq!(events, vec![Ev::Open("/chat".into(), None), Ev::Text("first".into())], "split {split}");
+        assert_eq!(
+            events,
+            vec![Ev::Open("/chat".into(), None), Ev::Text("first".into())],
+            "split {split}"
+        );
         let out = String::from_utf8(drain(&mut s)).unwrap();
         assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
     }
@@ -137,7 +148,9 @@ fn handshake_split_at_every_byte_keeps_following_frames() {
 #[test]
 fn handshake_rejections_answer_http_and_close() {
     let mut s = server();
-    let bad = String::from_utf8(REQUEST.to_vec()).unwrap().replace("Version: 13", "Version: 8");
+    let bad = String::from_utf8(REQUEST.to_vec())
+        .unwrap()
+        .replace("Version: 13", "Version: 8");
     let (events, result) = feed(&mut s, bad.as_bytes());
     assert!(matches!(result, Err(Error::Handshake(_))));
     assert!(matches!(events.as_slice(), [Ev::Error(Error::Handshake(_))]));
@@ -147,7 +160,10 @@ fn handshake_rejections_answer_http_and_close() {
     assert_eq!(s.sender().send(MessageKind::Text, b"x"), Err(Error::Closed));
 
     // A head that grows past the cap, a byte at a time, is refused with 431.
-    let mut s = server_with(Config { max_handshake_size: 256, ..Config::default() });
+    let mut s = server_with(Config {
+        max_handshake_size: 256,
+        ..Config::default()
+    });
     let mut result = Ok(());
     for _ in 0..300 {
         result = feed(&mut s, b"a").1;
@@ -190,10 +206,19 @@ fn protocol_violations_close_with_1002() {
         ("ping of 126 bytes", client_frame(0x89, &[0; 126])),
         ("continuation without start", client_frame(0x80, b"x")),
         ("continuation without start, not fin", client_frame(0x00, b"x")),
-        ("text inside fragmented message", [client_frame(0x01, b"a"), client_frame(0x81, b"b")].concat()),
-        ("binary inside fragmented message", [client_frame(0x02, b"a"), client_frame(0x02, b"b")].concat()),
+        (
+            "text inside fragmented message",
+            [client_frame(0x01, b"a"), client_frame(0x81, b"b")].concat(),
+        ),
+        (
+            "binary inside fragmented message",
+            [client_frame(0x02, b"a"), client_frame(0x02, b"b")].concat(),
+        ),
         ("close with 1-byte payload", client_frame(0x88, &[3])),
-        ("64-bit length with top bit", vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]),
+        (
+            "64-bit length with top bit",
+            vec![0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4],
+        ),
     ];
     for (name, bytes) in cases {
         let (code, error) = violation(&bytes);
@@ -225,12 +250,19 @@ fn close_frames_with_and_without_reason() {
     let mut s = open_server();
     let (events, _) = feed(&mut s, &client_frame(0x88, &[]));
     assert_eq!(events, vec![Ev::Close(1005, String::new())]);
-    assert_eq!(drain(&mut s), vec![0x88, 0x00], "an empty close is answered with an empty close");
+    assert_eq!(
+        drain(&mut s),
+        vec![0x88, 0x00],
+        "an empty close is answered with an empty close"
+    );
 
     let mut payload = vec![0x0f, 0xa0];
     payload.extend("déjà vu".as_bytes());
     let mut s = open_server();
-    assert_eq!(feed(&mut s, &client_frame(0x88, &payload)).0, vec![Ev::Close(4000, "déjà vu".into())]);
+    assert_eq!(
+        feed(&mut s, &client_frame(0x88, &payload)).0,
+        vec![Ev::Close(4000, "déjà vu".into())]
+    );
 
     let (code, error) = violation(&client_frame(0x88, &[0x03, 0xe8, 0xce, 0xba, 0xe1, 0xbd]));
     assert_eq!((code, error), (Some(1007), Some(Error::InvalidUtf8)));
@@ -257,7 +289,10 @@ fn server_initiated_close_waits_for_the_reply() {
     assert_eq!(s.state(), State::Closing);
     assert!(s.wants_read());
     // Messages still arrive until the peer's close.
-    assert_eq!(feed(&mut s, &client_frame(0x81, b"in flight")).0, vec![Ev::Text("in flight".into())]);
+    assert_eq!(
+        feed(&mut s, &client_frame(0x81, b"in flight")).0,
+        vec![Ev::Text("in flight".into())]
+    );
     let (events, _) = feed(&mut s, &client_frame(0x88, &[0x03, 0xe9]));
     assert_eq!(events, vec![Ev::Close(1001, String::new())]);
     let frames = parse_frames(&drain(&mut s));
@@ -269,9 +304,15 @@ fn server_initiated_close_waits_for_the_reply() {
 #[test]
 fn invalid_utf8_fails_fast() {
     // Whole frame.
-    assert_eq!(violation(&client_frame(0x81, b"ab\xff")), (Some(1007), Some(Error::InvalidUtf8)));
+    assert_eq!(
+        violation(&client_frame(0x81, b"ab\xff")),
+        (Some(1007), Some(Error::InvalidUtf8))
+    );
     // In the first fragment, before the message ends.
-    assert_eq!(violation(&client_frame(0x01, b"\xed\xa0\x80")), (Some(1007), Some(Error::InvalidUtf8)));
+    assert_eq!(
+        violation(&client_frame(0x01, b"\xed\xa0\x80")),
+        (Some(1007), Some(Error::InvalidUtf8))
+    );
     // Truncated code point at the end of the message.
     let bytes = [client_frame(0x01, b"ok\xce"), client_frame(0x80, b"")].concat();
     assert_eq!(violation(&bytes), (Some(1007), Some(Error::InvalidUtf8)));
@@ -286,7 +327,12 @@ fn invalid_utf8_fails_fast() {
     assert_eq!(close_code_sent(&drain(&mut s)), Some(1007));
     // Code points split across fragments are fine.
     let mut s = open_server();
-    let bytes = [client_frame(0x01, b"\xe2"), client_frame(0x00, b"\x82"), client_frame(0x80, b"\xac")].concat();
+    let bytes = [
+        client_frame(0x01, b"\xe2"),
+        client_frame(0x00, b"\x82"),
+        client_frame(0x80, b"\xac"),
+    ]
+    .concat();
     assert_eq!(feed(&mut s, &bytes).0, vec![Ev::Text("€".into())]);
 }
 
@@ -299,13 +345,25 @@ fn size_limits_close_with_1009_before_allocating() {
     let gib = [0x82, 0xFF, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4];
     assert_eq!(violation(&gib), (Some(1009), Some(Error::MessageTooBig)));
     // Frame limit.
-    let config = Config { max_frame_size: 100, ..Config::default() };
-    assert_eq!(violation_with(config.clone(), &client_frame(0x82, &[0; 101])), (Some(1009), Some(Error::MessageTooBig)));
+    let config = Config {
+        max_frame_size: 100,
+        ..Config::default()
+    };
+    assert_eq!(
+        violation_with(config.clone(), &client_frame(0x82, &[0; 101])),
+        (Some(1009), Some(Error::MessageTooBig))
+    );
     assert_eq!(violation_with(config, &client_frame(0x82, &[0; 100])), (None, None));
     // Message limit over the sum of fragments.
-    let config = Config { max_message_size: 100, ..Config::default() };
+    let config = Config {
+        max_message_size: 100,
+        ..Config::default()
+    };
     let bytes = [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 41])].concat();
-    assert_eq!(violation_with(config.clone(), &bytes), (Some(1009), Some(Error::MessageTooBig)));
+    assert_eq!(
+        violation_with(config.clone(), &bytes),
+        (Some(1009), Some(Error::MessageTooBig))
+    );
     let bytes = [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 40])].concat();
     assert_eq!(violation_with(config, &bytes), (None, None));
 }
@@ -313,10 +371,22 @@ fn size_limits_close_with_1009_before_allocating() {
 #[test]
 fn pings_are_answered_even_inside_fragmented_messages() {
     let mut s = open_server();
-    let bytes = [client_frame(0x01, b"a"), client_frame(0x89, b"p1"), client_frame(0x89, &[7; 125]), client_frame(0x80, b"b")].concat();
+    let bytes = [
+        client_frame(0x01, b"a"),
+        client_frame(0x89, b"p1"),
+        client_frame(0x89, &[7; 125]),
+        client_frame(0x80, b"b"),
+    ]
+    .concat();
     let (events, _) = feed(&mut s, &bytes);
-    assert_eq!(events, vec![Ev::Ping(b"p1".to_vec()), Ev::Ping(vec![7; 125]), Ev::Text("ab".into())]);
-    assert_eq!(parse_frames(&drain(&mut s)), vec![(0x8a, b"p1".to_vec()), (0x8a, vec![7; 125])]);
+    assert_eq!(
+        events,
+        vec![Ev::Ping(b"p1".to_vec()), Ev::Ping(vec![7; 125]), Ev::Text("ab".into())]
+    );
+    assert_eq!(
+        parse_frames(&drain(&mut s)),
+        vec![(0x8a, b"p1".to_vec()), (0x8a, vec![7; 125])]
+    );
     // Unsolicited pongs are reported and not answered.
     let (events, _) = feed(&mut s, &client_frame(0x8a, b"u"));
     assert_eq!(events, vec![Ev::Pong(b"u".to_vec())]);
@@ -334,12 +404,18 @@ fn sending_from_inside_the_event_handler_echoes() {
         }
     })
     .unwrap();
-    assert_eq!(parse_frames(&drain(&mut s)), vec![(0x81, b"one".to_vec()), (0x82, b"two".to_vec())]);
+    assert_eq!(
+        parse_frames(&drain(&mut s)),
+        vec![(0x81, b"one".to_vec()), (0x82, b"two".to_vec())]
+    );
 }
 
 #[test]
 fn backpressure_stops_reading_at_half_and_refuses_sends_at_the_limit() {
-    let mut s = open_server_with(Config { max_output: 1000, ..Config::default() });
+    let mut s = open_server_with(Config {
+        max_output: 1000,
+        ..Config::default()
+    });
     s.sender().send(MessageKind::Binary, &[0; 400]).unwrap();
     assert!(s.wants_read(), "404 bytes queued: under the high-water mark");
     s.sender().send(MessageKind::Binary, &[0; 100]).unwrap();
@@ -366,12 +442,17 @@ fn eof_without_close_is_abnormal() {
 
 #[test]
 fn client_and_server_sessions_talk() {
-    let config = std::sync::Arc::new(Config { subprotocols: vec!["chat".into()], ..Config::default() });
+    let config = std::sync::Arc::new(Config {
+        subprotocols: vec!["chat".into()],
+        ..Config::default()
+    });
     let mut client = wsconn::Session::client(config.clone(), "localhost:9001", "/room?id=1").unwrap();
     let mut server = wsconn::Session::server(config);
     let mut log = Vec::new();
     let mut to_server = drain(&mut client);
-    server.feed(&mut to_server, |_, e| log.push(("server", Ev::from(e)))).unwrap();
+    server
+        .feed(&mut to_server, |_, e| log.push(("server", Ev::from(e))))
+        .unwrap();
     let mut to_client = drain(&mut server);
     client
         .feed(&mut to_client, |tx, e| {
@@ -386,9 +467,13 @@ fn client_and_server_sessions_talk() {
         })
         .unwrap();
     let mut to_server = drain(&mut client);
-    server.feed(&mut to_server, |_, e| log.push(("server", Ev::from(e)))).unwrap();
+    server
+        .feed(&mut to_server, |_, e| log.push(("server", Ev::from(e))))
+        .unwrap();
     let mut to_client = drain(&mut server);
-    client.feed(&mut to_client, |_, e| log.push(("client", Ev::from(e)))).unwrap();
+    client
+        .feed(&mut to_client, |_, e| log.push(("client", Ev::from(e))))
+        .unwrap();
     let mut both = vec![1u8; 70000];
     both.extend([2; 10]);
     assert_eq!(

@@ -18,7 +18,9 @@ pub struct wsconn_config_t {
 #[no_mangle]
 pub extern "C" fn wsconn_config_new() -> *mut wsconn_config_t {
     ffi_boundary!(std::ptr::null_mut(), {
-        Box::into_raw(Box::new(wsconn_config_t { inner: Arc::new(Config::default()) }))
+        Box::into_raw(Box::new(wsconn_config_t {
+            inner: Arc::new(Config::default()),
+        }))
     })
 }
 
@@ -69,7 +71,12 @@ fn positive(value: usize) -> Result<usize, Error> {
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_frame_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { update(config, |c| Ok(c.max_frame_size = positive(bytes)?)) }
+    unsafe {
+        update(config, |c| {
+            c.max_frame_size = positive(bytes)?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the largest message accepted from the peer, summed over its fragments
@@ -81,7 +88,12 @@ pub unsafe extern "C" fn wsconn_config_set_max_frame_size(config: *mut wsconn_co
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_message_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { update(config, |c| Ok(c.max_message_size = positive(bytes)?)) }
+    unsafe {
+        update(config, |c| {
+            c.max_message_size = positive(bytes)?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets how many output bytes a session may hold: a send that would exceed it
@@ -95,7 +107,12 @@ pub unsafe extern "C" fn wsconn_config_set_max_message_size(config: *mut wsconn_
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_output(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { update(config, |c| Ok(c.max_output = positive(bytes)?)) }
+    unsafe {
+        update(config, |c| {
+            c.max_output = positive(bytes)?;
+            Ok(())
+        })
+    }
 }
 
 /// Sets the largest opening handshake head (request or response) accepted; a
@@ -107,7 +124,12 @@ pub unsafe extern "C" fn wsconn_config_set_max_output(config: *mut wsconn_config
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_handshake_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { update(config, |c| Ok(c.max_handshake_size = positive(bytes)?)) }
+    unsafe {
+        update(config, |c| {
+            c.max_handshake_size = positive(bytes)?;
+            Ok(())
+        })
+    }
 }
 
 /// Adds a subprotocol. A server selects the first added that the client offers

@@ -73,7 +73,9 @@ pub extern "C" fn wsconn_strerror(code: i32) -> *const c_char {
 /// Never NULL; must not be freed. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsconn_version() -> *const c_char {
-    ffi_boundary!(c"unknown".as_ptr(), { concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast() })
+    ffi_boundary!(c"unknown".as_ptr(), {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    })
 }
 
 #[cfg(test)]

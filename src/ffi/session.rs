@@ -54,7 +54,13 @@ pub type wsconn_on_control =
 /// had none) and `reason` its UTF-8 reason, NUL-terminated, `reason_len` bytes
 /// long. The library already queued the reply close frame.
 pub type wsconn_on_close = Option<
-    extern "C" fn(session: *mut wsconn_session_t, arg: *mut c_void, code: c_int, reason: *const c_char, reason_len: usize),
+    extern "C" fn(
+        session: *mut wsconn_session_t,
+        arg: *mut c_void,
+        code: c_int,
+        reason: *const c_char,
+        reason_len: usize,
+    ),
 >;
 /// Called when the session fails; `error` is a negative `wsconn_result` (e.g.
 /// `WSCONN_ERR_PROTOCOL`: the close frame it calls for is already queued).
@@ -257,7 +263,10 @@ pub unsafe extern "C" fn wsconn_session_free(session: *mut wsconn_session_t) {
 ///
 /// # Safety
 /// `session` is NULL or a live session.
-unsafe fn with_session(session: *const wsconn_session_t, f: impl FnOnce(&wsconn_session_t) -> Result<(), Error>) -> i32 {
+unsafe fn with_session(
+    session: *const wsconn_session_t,
+    f: impl FnOnce(&wsconn_session_t) -> Result<(), Error>,
+) -> i32 {
     ffi_boundary!(Error::Panic.code(), {
         // SAFETY: NULL or live per the caller; only shared references are made.
         match unsafe { session.as_ref() } {
@@ -310,7 +319,13 @@ pub unsafe extern "C" fn wsconn_session_feed(session: *mut wsconn_session_t, dat
         let Ok(mut rx) = s.rx.try_borrow_mut() else {
             return Error::Reentrant.code();
         };
-        let result = rx.feed(data, &mut Callbacks { session: s, ptr: session });
+        let result = rx.feed(
+            data,
+            &mut Callbacks {
+                session: s,
+                ptr: session,
+            },
+        );
         drop(rx);
         if s.free_requested.get() {
             // SAFETY: freed from a callback; no reference to the session remains
@@ -338,7 +353,10 @@ pub unsafe extern "C" fn wsconn_session_feed_eof(session: *mut wsconn_session_t)
         let Ok(mut rx) = s.rx.try_borrow_mut() else {
             return Error::Reentrant.code();
         };
-        let result = rx.feed_eof(&mut Callbacks { session: s, ptr: session });
+        let result = rx.feed_eof(&mut Callbacks {
+            session: s,
+            ptr: session,
+        });
         drop(rx);
         if s.free_requested.get() {
             // SAFETY: freed from a callback; no reference remains after this point.
@@ -392,7 +410,9 @@ pub unsafe extern "C" fn wsconn_session_consume(session: *mut wsconn_session_t, 
 pub unsafe extern "C" fn wsconn_session_want_read(session: *const wsconn_session_t) -> c_int {
     ffi_boundary!(0, {
         // SAFETY: NULL or live per the caller.
-        let Some(s) = (unsafe { session.as_ref() }) else { return 0 };
+        let Some(s) = (unsafe { session.as_ref() }) else {
+            return 0;
+        };
         match (s.rx.try_borrow(), s.tx.try_borrow()) {
             (Ok(rx), Ok(tx)) => wants_read(&rx, &tx) as c_int,
             _ => 0,
@@ -409,7 +429,9 @@ pub unsafe extern "C" fn wsconn_session_want_read(session: *const wsconn_session
 pub unsafe extern "C" fn wsconn_session_want_write(session: *const wsconn_session_t) -> c_int {
     ffi_boundary!(0, {
         // SAFETY: NULL or live per the caller.
-        let Some(s) = (unsafe { session.as_ref() }) else { return 0 };
+        let Some(s) = (unsafe { session.as_ref() }) else {
+            return 0;
+        };
         s.tx.try_borrow().map_or(0, |tx| wants_write(&tx) as c_int)
     })
 }
@@ -426,7 +448,9 @@ pub unsafe extern "C" fn wsconn_session_state(session: *const wsconn_session_t) 
             return Error::Null.code();
         };
         // During a feed the receiver is busy; it is still open or closing then.
-        let Ok(tx) = s.tx.try_borrow() else { return Error::Reentrant.code() };
+        let Ok(tx) = s.tx.try_borrow() else {
+            return Error::Reentrant.code();
+        };
         match s.rx.try_borrow() {
             Ok(rx) => state_of(&rx, &tx) as c_int,
             Err(_) if tx.is_closed() => wsconn_state::WSCONN_STATE_CLOSING as c_int,
@@ -443,7 +467,9 @@ pub unsafe extern "C" fn wsconn_session_state(session: *const wsconn_session_t) 
 pub unsafe extern "C" fn wsconn_session_buffered_amount(session: *const wsconn_session_t) -> usize {
     ffi_boundary!(0, {
         // SAFETY: NULL or live per the caller.
-        let Some(s) = (unsafe { session.as_ref() }) else { return 0 };
+        let Some(s) = (unsafe { session.as_ref() }) else {
+            return 0;
+        };
         s.tx.try_borrow().map_or(0, |tx| tx.buffered())
     })
 }
@@ -465,7 +491,12 @@ fn kind_arg(kind: c_int) -> Result<MessageKind, Error> {
 /// # Safety
 /// `session` is NULL or a live session; `data` points to `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_session_send(session: *mut wsconn_session_t, r#type: c_int, data: *const u8, len: usize) -> i32 {
+pub unsafe extern "C" fn wsconn_session_send(
+    session: *mut wsconn_session_t,
+    r#type: c_int,
+    data: *const u8,
+    len: usize,
+) -> i32 {
     // SAFETY: forwarded caller guarantees.
     unsafe { with_sender(session, |tx| tx.send(kind_arg(r#type)?, bytes_arg(data, len)?)) }
 }
@@ -487,7 +518,11 @@ pub unsafe extern "C" fn wsconn_session_send_fragment(
     fin: c_int,
 ) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_sender(session, |tx| tx.send_fragment(kind_arg(r#type)?, bytes_arg(data, len)?, fin != 0)) }
+    unsafe {
+        with_sender(session, |tx| {
+            tx.send_fragment(kind_arg(r#type)?, bytes_arg(data, len)?, fin != 0)
+        })
+    }
 }
 
 /// Queues a ping with up to 125 bytes of payload (copied). Returns as
@@ -522,7 +557,11 @@ pub unsafe extern "C" fn wsconn_session_pong(session: *mut wsconn_session_t, dat
 /// # Safety
 /// `session` is NULL or a live session; `reason` is NULL or a NUL-terminated string.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_session_close(session: *mut wsconn_session_t, code: c_int, reason: *const c_char) -> i32 {
+pub unsafe extern "C" fn wsconn_session_close(
+    session: *mut wsconn_session_t,
+    code: c_int,
+    reason: *const c_char,
+) -> i32 {
     // SAFETY: forwarded caller guarantees.
     unsafe {
         with_sender(session, |tx| {

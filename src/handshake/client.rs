@@ -20,7 +20,13 @@ fn is_plain(text: &str) -> bool {
 
 /// Appends the upgrade request to `out`. `host` is the Host header value
 /// (with `:port` when not the default), `path` the request target.
-pub fn write_request(out: &mut Vec<u8>, host: &str, path: &str, key: &str, subprotocols: &[String]) -> Result<(), Error> {
+pub fn write_request(
+    out: &mut Vec<u8>,
+    host: &str,
+    path: &str,
+    key: &str,
+    subprotocols: &[String],
+) -> Result<(), Error> {
     if !is_plain(host) || !is_plain(path) || !path.starts_with('/') {
         return Err(Error::InvalidArgument);
     }
@@ -82,7 +88,9 @@ pub fn parse_response<'c>(buf: &[u8], key: &str, config: &'c Config) -> Result<O
         _ => return Err(Error::Handshake("wrong Sec-WebSocket-Accept")),
     }
     if header_values(headers, "Sec-WebSocket-Extensions").next().is_some() {
-        return Err(Error::Handshake("the server selected an extension that was not offered"));
+        return Err(Error::Handshake(
+            "the server selected an extension that was not offered",
+        ));
     }
     let mut protocols = header_values(headers, "Sec-WebSocket-Protocol");
     let subprotocol = match (protocols.next(), protocols.next()) {
@@ -91,7 +99,11 @@ pub fn parse_response<'c>(buf: &[u8], key: &str, config: &'c Config) -> Result<O
             let chosen = chosen.trim_ascii();
             match config.subprotocols.iter().find(|p| p.as_bytes() == chosen) {
                 Some(p) => Some(p.as_str()),
-                None => return Err(Error::Handshake("the server selected a subprotocol that was not offered")),
+                None => {
+                    return Err(Error::Handshake(
+                        "the server selected a subprotocol that was not offered",
+                    ))
+                }
             }
         }
         (Some(_), Some(_)) => return Err(Error::Handshake("the server selected several subprotocols")),
@@ -108,7 +120,10 @@ mod tests {
         Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
     fn config() -> Config {
-        Config { subprotocols: vec!["chat".into(), "superchat".into()], ..Config::default() }
+        Config {
+            subprotocols: vec!["chat".into(), "superchat".into()],
+            ..Config::default()
+        }
     }
 
     #[test]
@@ -123,8 +138,13 @@ mod tests {
     fn request_is_valid_for_our_server() {
         let mut out = Vec::new();
         write_request(&mut out, "example.com:8080", "/chat?x=1", KEY, &config().subprotocols).unwrap();
-        let server_config = Config { subprotocols: vec!["superchat".into()], ..Config::default() };
-        let req = crate::handshake::server::parse_request(&out, &server_config).unwrap().unwrap();
+        let server_config = Config {
+            subprotocols: vec!["superchat".into()],
+            ..Config::default()
+        };
+        let req = crate::handshake::server::parse_request(&out, &server_config)
+            .unwrap()
+            .unwrap();
         assert_eq!(req.path, "/chat?x=1");
         assert_eq!(req.subprotocol, Some("superchat"));
         assert_eq!(req.head_len, out.len());
@@ -147,7 +167,13 @@ mod tests {
             assert_eq!(parse_response(&RESPONSE.as_bytes()[..len], KEY, &cfg), Ok(None));
         }
         let r = parse_response(RESPONSE.as_bytes(), KEY, &cfg).unwrap().unwrap();
-        assert_eq!(r, Response { subprotocol: None, head_len: RESPONSE.len() });
+        assert_eq!(
+            r,
+            Response {
+                subprotocol: None,
+                head_len: RESPONSE.len()
+            }
+        );
     }
 
     #[test]

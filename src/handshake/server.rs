@@ -27,7 +27,11 @@ pub struct Rejection {
 }
 
 fn reject(status: u16, why: &'static str) -> Rejection {
-    let error = if status == 431 { Error::HandshakeTooLarge } else { Error::Handshake(why) };
+    let error = if status == 431 {
+        Error::HandshakeTooLarge
+    } else {
+        Error::Handshake(why)
+    };
     Rejection { status, error }
 }
 
@@ -67,7 +71,9 @@ pub fn parse_request<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Req
     if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
         return Err(reject(426, "unsupported Sec-WebSocket-Version"));
     }
-    let mut keys = headers.iter().filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Key"));
+    let mut keys = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Sec-WebSocket-Key"));
     let key: &'a [u8] = match (keys.next(), keys.next()) {
         (Some(key), None) => key.value.trim_ascii(),
         _ => return Err(reject(400, "not exactly one Sec-WebSocket-Key")),
@@ -78,7 +84,12 @@ pub fn parse_request<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Req
     }
     let subprotocol = select_subprotocol(headers, &config.subprotocols);
     let path = request.path.unwrap_or("/");
-    Ok(Some(Request { path, key, subprotocol, head_len }))
+    Ok(Some(Request {
+        path,
+        key,
+        subprotocol,
+        head_len,
+    }))
 }
 
 /// The first configured subprotocol the client offered (server preference wins).
@@ -181,8 +192,14 @@ mod tests {
         assert_eq!(status_of(&RFC_REQUEST.replace("HTTP/1.1", "HTTP/1.0")), 400);
         assert_eq!(status_of(&RFC_REQUEST.replace("Host: server.example.com\r\n", "")), 400);
         assert_eq!(status_of(&RFC_REQUEST.replace("Upgrade: websocket\r\n", "")), 400);
-        assert_eq!(status_of(&RFC_REQUEST.replace("Connection: Upgrade", "Connection: close")), 400);
-        assert_eq!(status_of(&RFC_REQUEST.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")), 400);
+        assert_eq!(
+            status_of(&RFC_REQUEST.replace("Connection: Upgrade", "Connection: close")),
+            400
+        );
+        assert_eq!(
+            status_of(&RFC_REQUEST.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")),
+            400
+        );
         assert_eq!(status_of(&RFC_REQUEST.replace("dGhlIHNhbXBsZSBub25jZQ==", "!!!")), 400);
         let two_keys = RFC_REQUEST.replace("Origin", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin");
         assert_eq!(status_of(&two_keys), 400);
@@ -193,7 +210,10 @@ mod tests {
     #[test]
     fn other_versions_get_426() {
         assert_eq!(status_of(&RFC_REQUEST.replace("Version: 13", "Version: 8")), 426);
-        assert_eq!(status_of(&RFC_REQUEST.replace("Sec-WebSocket-Version: 13\r\n", "")), 426);
+        assert_eq!(
+            status_of(&RFC_REQUEST.replace("Sec-WebSocket-Version: 13\r\n", "")),
+            426
+        );
         let mut out = Vec::new();
         write_rejection(&mut out, 426);
         let text = String::from_utf8(out).unwrap();

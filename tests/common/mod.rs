@@ -25,8 +25,14 @@ impl From<Event<'_>> for Ev {
     fn from(e: Event<'_>) -> Ev {
         match e {
             Event::Open { path, subprotocol } => Ev::Open(path.into(), subprotocol.map(Into::into)),
-            Event::Message { kind: MessageKind::Text, data } => Ev::Text(String::from_utf8(data.to_vec()).unwrap()),
-            Event::Message { kind: MessageKind::Binary, data } => Ev::Binary(data.to_vec()),
+            Event::Message {
+                kind: MessageKind::Text,
+                data,
+            } => Ev::Text(String::from_utf8(data.to_vec()).unwrap()),
+            Event::Message {
+                kind: MessageKind::Binary,
+                data,
+            } => Ev::Binary(data.to_vec()),
             Event::Ping(d) => Ev::Ping(d.to_vec()),
             Event::Pong(d) => Ev::Pong(d.to_vec()),
             Event::Close { code, reason } => Ev::Close(code, reason.into()),
@@ -125,7 +131,9 @@ pub fn drain(s: &mut Session) -> Vec<u8> {
 pub fn parse_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
     while !bytes.is_empty() {
-        let (header, len) = wsconn::frame::FrameHeader::decode(bytes).unwrap().expect("complete frame");
+        let (header, len) = wsconn::frame::FrameHeader::decode(bytes)
+            .unwrap()
+            .expect("complete frame");
         assert!(header.mask.is_none(), "server frames are unmasked");
         let end = len + header.payload_len as usize;
         frames.push((bytes[0], bytes[len..end].to_vec()));
@@ -141,5 +149,9 @@ pub fn close_code_sent(out: &[u8]) -> Option<u16> {
     if *b0 != 0x88 {
         return None;
     }
-    Some(if payload.len() >= 2 { u16::from_be_bytes([payload[0], payload[1]]) } else { 1005 })
+    Some(if payload.len() >= 2 {
+        u16::from_be_bytes([payload[0], payload[1]])
+    } else {
+        1005
+    })
 }

@@ -1,0 +1,45 @@
+# wsconn: top-level tasks.
+#
+#   make build   the Rust library (target/release/libwsconn.{so,a},
+#                include/wsconn.h) and the C examples
+#   make run     build, then run c-examples/$(EXAMPLE) on port $(PORT)
+#   make test    formatting, clippy, build, and every test (`cargo test`)
+#   make venv    target/venv: a Python with `websockets`, for the interop tests
+#   make clean
+
+EXAMPLE ?= epoll_echo
+PORT    ?= 9001
+CARGO   ?= cargo
+PYTHON3 ?= python3
+# tests/c_example_interop.rs looks for the venv there.
+VENV     = target/venv
+
+build:
+	$(CARGO) build --release
+	$(MAKE) -C c-examples
+
+run: build
+	exec ./c-examples/$(EXAMPLE) $(PORT)
+
+# The interop tests would create the venv themselves; doing it here first
+# keeps `cargo test` output free of pip and surfaces a pip failure early.
+test: venv
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) build --release
+	$(MAKE) -C c-examples
+	$(CARGO) test
+
+venv:
+	@if ! $(VENV)/bin/python -c 'import websockets' 2>/dev/null; then \
+		echo "creating $(VENV) with websockets"; \
+		$(PYTHON3) -m venv $(VENV) && \
+		$(VENV)/bin/pip install -q 'websockets>=12' && \
+		$(VENV)/bin/python -c 'import websockets'; \
+	fi
+
+clean:
+	$(MAKE) -C c-examples clean
+	$(CARGO) clean
+
+.PHONY: build run test venv clean
