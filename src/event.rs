@@ -20,6 +20,18 @@ pub enum Event<'a> {
     },
     /// A complete message (text is valid UTF-8).
     Message { kind: MessageKind, data: &'a [u8] },
+    /// Streaming receive ([`crate::Receiver::set_streaming`]): the next piece of a
+    /// message, as it arrived; `fin` marks the last. Text pieces are valid UTF-8
+    /// up to a code point that may continue in the next piece.
+    Fragment {
+        kind: MessageKind,
+        data: &'a [u8],
+        fin: bool,
+    },
+    /// A plain HTTP request (no WebSocket upgrade), when the receiver serves HTTP
+    /// ([`crate::Receiver::set_http`]). Answer with
+    /// [`crate::Sender::http_response`] while handling it, or 404 is sent.
+    HttpRequest { method: &'a str, path: &'a str },
     /// A ping arrived; its pong is already queued.
     Ping(&'a [u8]),
     /// A pong arrived.

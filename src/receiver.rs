@@ -63,8 +63,14 @@ pub struct Receiver {
     /// The data message being received, if it spans frames or reads.
     message: Option<MessageKind>,
     message_buf: Vec<u8>,
+    /// Payload bytes of the data message being received, over all its frames.
+    message_len: u64,
     control_buf: Vec<u8>,
     utf8: Utf8Validator,
+    /// Deliver data messages piece by piece (`Event::Fragment`) instead of whole.
+    streaming: bool,
+    /// Report plain HTTP requests (`Event::HttpRequest`) instead of refusing them.
+    serve_http: bool,
 }
 
 /// Reassembly buffers larger than this are freed after each message.
@@ -92,9 +98,25 @@ impl Receiver {
             frame: None,
             message: None,
             message_buf: Vec::new(),
+            message_len: 0,
             control_buf: Vec::new(),
             utf8: Utf8Validator::new(),
+            streaming: false,
+            serve_http: false,
         }
+    }
+
+    /// Streaming receive: every data payload is reported as it arrives
+    /// (`Event::Fragment`), nothing is reassembled, so the program need not hold
+    /// a huge message in memory. The size limits still apply.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.streaming = streaming;
+    }
+
+    /// Server role: report a request without `Upgrade: websocket` as
+    /// `Event::HttpRequest` (the program may answer it) instead of answering 400.
+    pub fn set_http(&mut self, serve_http: bool) {
+        self.serve_http = serve_http;
     }
 
     pub fn is_handshaking(&self) -> bool {
@@ -193,9 +215,23 @@ impl Receiver {
     fn parse_head<H: Handler>(&mut self, buf: &[u8], h: &mut H) -> Result<Option<usize>> {
         let config = Arc::clone(&self.config);
         match self.role {
-            Role::Server => match server::parse_request(buf, &config) {
+            Role::Server => match server::parse_head(buf, &config) {
                 Ok(None) => Ok(None),
-                Ok(Some(req)) => {
+                Ok(Some(server::Parsed::Plain { method, path, .. })) if self.serve_http => {
+                    self.phase = Phase::Closed;
+                    h.with_sender(Sender::begin_http);
+                    h.on_event(Event::HttpRequest { method, path });
+                    h.with_sender(Sender::end_http);
+                    Ok(Some(buf.len()))
+                }
+                Ok(Some(server::Parsed::Plain { .. })) => self.reject(
+                    server::Rejection {
+                        status: 400,
+                        error: Error::Handshake("no Upgrade: websocket header"),
+                    },
+                    h,
+                ),
+                Ok(Some(server::Parsed::Upgrade(req))) => {
                     h.with_sender(|tx| {
                         server::write_accept(tx.out_buffer(), req.key, req.subprotocol);
                         tx.open();
@@ -207,15 +243,7 @@ impl Receiver {
                     });
                     Ok(Some(req.head_len))
                 }
-                Err(rejection) => {
-                    self.phase = Phase::Closed;
-                    h.with_sender(|tx| {
-                        server::write_rejection(tx.out_buffer(), rejection.status);
-                        tx.fail(None, "");
-                    });
-                    h.on_event(Event::Error(rejection.error));
-                    Err(rejection.error)
-                }
+                Err(rejection) => self.reject(rejection, h),
             },
             Role::Client => {
                 let request = self.client_request.take().expect("client receiver has its request");
@@ -243,6 +271,17 @@ impl Receiver {
                 }
             }
         }
+    }
+
+    /// Refuses the opening handshake with an HTTP error.
+    fn reject<H: Handler, T>(&mut self, rejection: server::Rejection, h: &mut H) -> Result<T> {
+        self.phase = Phase::Closed;
+        h.with_sender(|tx| {
+            server::write_rejection(tx.out_buffer(), rejection.status);
+            tx.fail(None, "");
+        });
+        h.on_event(Event::Error(rejection.error));
+        Err(rejection.error)
     }
 
     // ---------------------------------------------------------------- frames
@@ -352,7 +391,7 @@ impl Receiver {
             _ => {}
         }
         if !header.opcode.is_control() {
-            let so_far = self.message_buf.len() as u64;
+            let so_far = self.message_len;
             if header.payload_len > self.config.max_frame_size as u64
                 || so_far + header.payload_len > self.config.max_message_size as u64
             {
@@ -368,7 +407,15 @@ impl Receiver {
         if kind == MessageKind::Text && Utf8Validator::validate_complete(payload).is_err() {
             return self.fail(Error::InvalidUtf8, h);
         }
-        h.on_event(Event::Message { kind, data: payload });
+        if self.streaming {
+            h.on_event(Event::Fragment {
+                kind,
+                data: payload,
+                fin: true,
+            });
+        } else {
+            h.on_event(Event::Message { kind, data: payload });
+        }
         Ok(())
     }
 
@@ -396,12 +443,29 @@ impl Receiver {
         if kind == MessageKind::Text && self.utf8.feed(chunk).is_err() {
             return self.fail(Error::InvalidUtf8, h);
         }
-        self.message_buf.extend_from_slice(chunk);
-        if done && frame.fin {
-            if kind == MessageKind::Text && self.utf8.finish().is_err() {
-                return self.fail(Error::InvalidUtf8, h);
+        self.message_len += chunk.len() as u64;
+        let last = done && frame.fin;
+        if last && kind == MessageKind::Text && self.utf8.finish().is_err() {
+            return self.fail(Error::InvalidUtf8, h);
+        }
+        if self.streaming {
+            if !chunk.is_empty() || last {
+                h.on_event(Event::Fragment {
+                    kind,
+                    data: chunk,
+                    fin: last,
+                });
             }
+            if last {
+                self.message = None;
+                self.message_len = 0;
+            }
+            return Ok(());
+        }
+        self.message_buf.extend_from_slice(chunk);
+        if last {
             self.message = None;
+            self.message_len = 0;
             h.on_event(Event::Message {
                 kind,
                 data: &self.message_buf,
@@ -457,6 +521,7 @@ impl Receiver {
     fn drop_buffers(&mut self) {
         self.frame = None;
         self.message = None;
+        self.message_len = 0;
         self.message_buf = Vec::new();
         self.control_buf = Vec::new();
         self.head = Vec::new();

@@ -17,6 +17,8 @@ const KEEP_CAPACITY: usize = 64 << 10;
 enum TxState {
     /// Before the handshake completes only handshake bytes may be queued.
     Handshake,
+    /// A plain HTTP request is being handled: one response may be queued.
+    HttpRequest,
     Open,
     /// A close frame was queued (or the session failed): nothing more is sent.
     Closed,
@@ -185,9 +187,24 @@ impl Sender {
         Ok(())
     }
 
+    /// Answers the plain HTTP request being handled (see `Event::HttpRequest`);
+    /// the connection closes after the response.
+    pub fn http_response(&mut self, status: u16, content_type: &str, body: &[u8]) -> Result<()> {
+        if self.state != TxState::HttpRequest {
+            return Err(Error::NotOpen);
+        }
+        let printable = |s: &str| s.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        if !(100..=999).contains(&status) || content_type.is_empty() || !printable(content_type) {
+            return Err(Error::InvalidArgument);
+        }
+        crate::handshake::server::write_http_response(&mut self.out, status, content_type, body);
+        self.state = TxState::Closed;
+        Ok(())
+    }
+
     fn check_open(&self) -> Result<()> {
         match self.state {
-            TxState::Handshake => Err(Error::NotOpen),
+            TxState::Handshake | TxState::HttpRequest => Err(Error::NotOpen),
             TxState::Open => Ok(()),
             TxState::Closed => Err(Error::Closed),
         }
@@ -250,6 +267,21 @@ impl Sender {
 
     pub(crate) fn out_buffer(&mut self) -> &mut Vec<u8> {
         &mut self.out
+    }
+
+    /// A plain HTTP request arrived: the program may answer it.
+    pub(crate) fn begin_http(&mut self) {
+        if self.state == TxState::Handshake {
+            self.state = TxState::HttpRequest;
+        }
+    }
+
+    /// The HTTP request was handled: 404 if the program sent no response.
+    pub(crate) fn end_http(&mut self) {
+        if self.state == TxState::HttpRequest {
+            crate::handshake::server::write_http_response(&mut self.out, 404, "text/plain", b"Not Found\n");
+        }
+        self.state = TxState::Closed;
     }
 
     /// The handshake completed: data frames may flow.

@@ -496,3 +496,93 @@ fn client_and_server_sessions_talk() {
     assert_eq!(client.feed_eof(|_, _| {}), Ok(()));
     assert!(!client.wants_read());
 }
+
+#[test]
+fn streaming_receive_reports_pieces_as_they_arrive() {
+    let mut s = server();
+    let mut data = REQUEST.to_vec();
+    s.feed(&mut data, |_, _| {}).unwrap();
+    drain(&mut s);
+    // The Rust Session has no switch; build the receiver directly.
+    let config = std::sync::Arc::new(Config {
+        max_message_size: 100,
+        ..Config::default()
+    });
+    let mut rx = wsconn::Receiver::server(config.clone());
+    rx.set_streaming(true);
+    let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 20);
+    struct H<'a>(&'a mut wsconn::Sender, Vec<Ev>);
+    impl wsconn::Handler for H<'_> {
+        fn with_sender<R>(&mut self, f: impl FnOnce(&mut wsconn::Sender) -> R) -> R {
+            f(self.0)
+        }
+        fn on_event(&mut self, e: wsconn::Event<'_>) {
+            self.1.push(Ev::from(e));
+        }
+    }
+    let mut h = H(&mut tx, Vec::new());
+    rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
+    let frame = client_frame(0x01, &[b'a'; 60]);
+    rx.feed(&mut frame[..30].to_vec(), &mut h).unwrap();
+    rx.feed(&mut frame[30..].to_vec(), &mut h).unwrap();
+    rx.feed(&mut client_frame(0x80, b"end"), &mut h).unwrap();
+    rx.feed(&mut client_frame(0x82, b"whole"), &mut h).unwrap();
+    assert_eq!(
+        h.1[1..].to_vec(),
+        vec![
+            Ev::Fragment(MessageKind::Text, vec![b'a'; 24], false),
+            Ev::Fragment(MessageKind::Text, vec![b'a'; 36], false),
+            Ev::Fragment(MessageKind::Text, b"end".to_vec(), true),
+            Ev::Fragment(MessageKind::Binary, b"whole".to_vec(), true),
+        ]
+    );
+    // Limits still apply over the sum of the pieces.
+    let result = rx.feed(
+        &mut [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 41])].concat(),
+        &mut h,
+    );
+    assert_eq!(result, Err(Error::MessageTooBig));
+}
+
+#[test]
+fn plain_http_requests_can_be_answered() {
+    let config = std::sync::Arc::new(Config::default());
+    for answer in [true, false] {
+        let mut rx = wsconn::Receiver::server(config.clone());
+        rx.set_http(true);
+        let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 20);
+        let mut seen = Vec::new();
+        let mut session = wsconn::Session::server(config.clone());
+        drop(session.sender());
+        struct H<'a>(&'a mut wsconn::Sender, &'a mut Vec<Ev>, bool);
+        impl wsconn::Handler for H<'_> {
+            fn with_sender<R>(&mut self, f: impl FnOnce(&mut wsconn::Sender) -> R) -> R {
+                f(self.0)
+            }
+            fn on_event(&mut self, e: wsconn::Event<'_>) {
+                self.1.push(Ev::from(e));
+                if self.2 {
+                    self.0.http_response(200, "text/html", b"<p>hi</p>").unwrap();
+                }
+            }
+        }
+        let mut request = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        rx.feed(&mut request, &mut H(&mut tx, &mut seen, answer)).unwrap();
+        assert_eq!(seen, vec![Ev::Http("GET".into(), "/index.html".into())]);
+        let out = String::from_utf8(tx.pending().to_vec()).unwrap();
+        if answer {
+            assert!(
+                out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\n<p>hi</p>"),
+                "{out}"
+            );
+        } else {
+            assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out}");
+        }
+        assert!(tx.is_closed() && !rx.wants_input());
+        assert_eq!(
+            tx.http_response(200, "text/plain", b""),
+            Err(Error::NotOpen),
+            "one response only"
+        );
+    }
+}

@@ -160,6 +160,8 @@ impl Handler for Callbacks<'_> {
                     f(s, arg, error.code());
                 }
             }
+            // Sessions made here enable neither streaming receive nor HTTP serving.
+            Event::Fragment { .. } | Event::HttpRequest { .. } => {}
         }
     }
 

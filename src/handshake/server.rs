@@ -19,6 +19,19 @@ pub struct Request<'a> {
     pub head_len: usize,
 }
 
+/// What a complete request head is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// A valid WebSocket upgrade.
+    Upgrade(Request<'a>),
+    /// A plain HTTP request: no `Upgrade: websocket`.
+    Plain {
+        method: &'a str,
+        path: &'a str,
+        head_len: usize,
+    },
+}
+
 /// A refused request: the HTTP status to answer and the error to report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejection {
@@ -37,6 +50,16 @@ fn reject(status: u16, why: &'static str) -> Rejection {
 
 /// Parses and validates the request at the start of `buf`. `Ok(None)`: incomplete.
 pub fn parse_request<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Request<'a>>, Rejection> {
+    match parse_head(buf, config)? {
+        None => Ok(None),
+        Some(Parsed::Upgrade(request)) => Ok(Some(request)),
+        Some(Parsed::Plain { .. }) => Err(reject(400, "no Upgrade: websocket header")),
+    }
+}
+
+/// Parses the request at the start of `buf`: a validated upgrade, or a plain
+/// HTTP request. `Ok(None)`: incomplete.
+pub fn parse_head<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Parsed<'a>>, Rejection> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {
@@ -51,18 +74,19 @@ pub fn parse_request<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Req
     if head_len > config.max_handshake_size {
         return Err(reject(431, "request head too large"));
     }
-    if request.method != Some("GET") {
+    let (method, path) = (request.method.unwrap_or("GET"), request.path.unwrap_or("/"));
+    let headers = request.headers;
+    if !any_has_token(headers, "Upgrade", "websocket") {
+        return Ok(Some(Parsed::Plain { method, path, head_len }));
+    }
+    if method != "GET" {
         return Err(reject(400, "method is not GET"));
     }
     if request.version != Some(1) {
         return Err(reject(400, "HTTP version is not 1.1"));
     }
-    let headers = request.headers;
     if header_values(headers, "Host").next().is_none() {
         return Err(reject(400, "no Host header"));
-    }
-    if !any_has_token(headers, "Upgrade", "websocket") {
-        return Err(reject(400, "no Upgrade: websocket header"));
     }
     if !any_has_token(headers, "Connection", "upgrade") {
         return Err(reject(400, "no Connection: upgrade header"));
@@ -83,13 +107,12 @@ pub fn parse_request<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Req
         _ => return Err(reject(400, "Sec-WebSocket-Key is not 16 bytes in base64")),
     }
     let subprotocol = select_subprotocol(headers, &config.subprotocols);
-    let path = request.path.unwrap_or("/");
-    Ok(Some(Request {
+    Ok(Some(Parsed::Upgrade(Request {
         path,
         key,
         subprotocol,
         head_len,
-    }))
+    })))
 }
 
 /// The first configured subprotocol the client offered (server preference wins).
@@ -114,13 +137,41 @@ pub fn write_accept(out: &mut Vec<u8>, key: &[u8], subprotocol: Option<&str>) {
     out.extend_from_slice(b"\r\n\r\n");
 }
 
-/// Appends an error response for `status` to `out`; the connection closes after it.
-pub fn write_rejection(out: &mut Vec<u8>, status: u16) {
-    let reason = match status {
+/// The reason phrase of the statuses wsconn writes itself.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
-        _ => "Bad Request",
-    };
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+/// Appends a complete HTTP response with a body; the connection closes after it.
+pub fn write_http_response(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8]) {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reason_phrase(status),
+        body.len()
+    );
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Appends an error response for `status` to `out`; the connection closes after it.
+pub fn write_rejection(out: &mut Vec<u8>, status: u16) {
+    let reason = reason_phrase(status);
     let extra = if status == 426 {
         "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
     } else {
@@ -205,6 +256,36 @@ mod tests {
         assert_eq!(status_of(&two_keys), 400);
         assert_eq!(status_of("\x00\x01garbage\r\n\r\n"), 400);
         assert_eq!(status_of("<policy-file-request/>\0"), 400);
+    }
+
+    #[test]
+    fn plain_requests_are_told_apart() {
+        let config = Config::default();
+        let plain = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            parse_head(plain, &config),
+            Ok(Some(Parsed::Plain {
+                method: "GET",
+                path: "/index.html",
+                head_len: plain.len()
+            }))
+        );
+        let post = b"POST /form HTTP/1.0\r\n\r\n";
+        assert!(matches!(
+            parse_head(post, &config),
+            Ok(Some(Parsed::Plain { method: "POST", .. }))
+        ));
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            400,
+            "plain requests are refused by parse_request"
+        );
+        let mut out = Vec::new();
+        write_http_response(&mut out, 404, "text/plain", b"nope");
+        assert_eq!(
+            out,
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Ev {
     Pong(Vec<u8>),
     Close(u16, String),
     Error(wsconn::Error),
+    Fragment(MessageKind, Vec<u8>, bool),
+    Http(String, String),
 }
 
 impl From<Event<'_>> for Ev {
@@ -37,6 +39,8 @@ impl From<Event<'_>> for Ev {
             Event::Pong(d) => Ev::Pong(d.to_vec()),
             Event::Close { code, reason } => Ev::Close(code, reason.into()),
             Event::Error(e) => Ev::Error(e),
+            Event::Fragment { kind, data, fin } => Ev::Fragment(kind, data.to_vec(), fin),
+            Event::HttpRequest { method, path } => Ev::Http(method.into(), path.into()),
         }
     }
 }
