@@ -109,6 +109,19 @@ enum wsconn_result
    * The peer closed the TCP connection without a close handshake (1006).
    */
   WSCONN_ERR_EOF = -13,
+  /**
+   * A socket or system call failed (bind, listen, connect, resolve, read, write).
+   */
+  WSCONN_ERR_IO = -14,
+  /**
+   * A handshake, pong or closing-handshake timer expired.
+   */
+  WSCONN_ERR_TIMEOUT = -15,
+  /**
+   * The call is not valid in the object's current state (e.g. start twice,
+   * start without an fd, release a reactor from inside its dispatch).
+   */
+  WSCONN_ERR_STATE = -16,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -144,6 +157,14 @@ enum wsconn_state
 typedef int32_t wsconn_state;
 #endif // __cplusplus
 
+typedef struct wsconn_acceptor_t wsconn_acceptor_t;
+
+typedef struct wsconn_t wsconn_t;
+
+typedef struct Option_DeferFn Option_DeferFn;
+
+typedef struct wsconn_reactor_t wsconn_reactor_t;
+
 /**
  * Session options. Sessions copy what they need when created, so a config may be
  * changed or freed afterwards. Not thread-safe: use from one thread at a time.
@@ -155,6 +176,94 @@ typedef struct wsconn_config_t wsconn_config_t;
  * role). Not thread-safe: use a session from one thread at a time.
  */
 typedef struct wsconn_session_t wsconn_session_t;
+
+/**
+ * Called with each accepted socket (non-blocking, TCP_NODELAY). Return a
+ * negative value to have it closed; otherwise the socket belongs to the program
+ * (typically given to a `wsconn_t` with `wsconn_set_fd`).
+ */
+typedef int (*wsconn_accept_func)(int fd, void *arg);
+
+/**
+ * gbase's build callback: the opening handshake completed.
+ */
+typedef void (*wsconn_build_func)(int fd, void *arg);
+
+/**
+ * gbase's read callback: a complete message (`buffer` is not NUL-terminated).
+ * Returns the bytes consumed: bytes left unconsumed are delivered again in front
+ * of the next message, as gbase's buffer did; a negative value closes the
+ * connection (close code 1011).
+ */
+typedef int (*wsconn_read_func)(int fd, void *arg, const char *buffer, int buflen);
+
+/**
+ * gbase's close callback: the connection closed; called once, with the socket
+ * still open (it is closed when the callback returns). The connection may be
+ * released inside.
+ */
+typedef void (*wsconn_close_func)(int fd, void *arg);
+
+/**
+ * A complete message with its type (`WSCONN_MSG_TEXT`: valid UTF-8, or
+ * `WSCONN_MSG_BINARY`). When set, it is called instead of the read callback.
+ */
+typedef void (*wsconn_message_func)(struct wsconn_t *con,
+                                    void *arg,
+                                    int type,
+                                    const uint8_t *data,
+                                    size_t len);
+
+/**
+ * Streaming receive: each piece of a message as it arrives, `fin` nonzero on the
+ * last. When set, no message is reassembled and neither the message nor the
+ * read callback is called.
+ */
+typedef void (*wsconn_fragment_func)(struct wsconn_t *con,
+                                     void *arg,
+                                     int type,
+                                     const uint8_t *data,
+                                     size_t len,
+                                     int fin);
+
+/**
+ * The connection closed. `code`: the peer's close code (1005 if its close frame
+ * had none); or the one sent to it when it broke the protocol (1002, 1007,
+ * 1009…); 1000 after a plain HTTP exchange; 1006 when TCP dropped, an I/O error
+ * or a timeout ended it without a closing handshake. `reason` is NUL-terminated.
+ * Called before the close callback, with the socket still open.
+ */
+typedef void (*wsconn_close_ex_func)(struct wsconn_t *con,
+                                     void *arg,
+                                     int code,
+                                     const char *reason,
+                                     size_t reason_len);
+
+/**
+ * Output fell to a quarter of the max output after a send failed with
+ * `WSCONN_ERR_FULL` or left output at half of it or more: sending may resume.
+ */
+typedef void (*wsconn_drain_func)(struct wsconn_t *con, void *arg);
+
+/**
+ * A pong arrived.
+ */
+typedef void (*wsconn_pong_func)(struct wsconn_t *con, void *arg, const uint8_t *data, size_t len);
+
+/**
+ * A plain HTTP request (no WebSocket upgrade). Answer it with
+ * `wsconn_http_respond` inside the callback, or the library answers 404. The
+ * connection closes after the response. The return value is ignored.
+ */
+typedef int (*wsconn_http_func)(struct wsconn_t *con,
+                                void *arg,
+                                const char *method,
+                                const char *path);
+
+/**
+ * A function run on the reactor's thread by `wsconn_reactor_defer`.
+ */
+typedef struct Option_DeferFn wsconn_defer_func;
 
 /**
  * Called when the opening handshake completes. `path` is the request target (server)
@@ -218,6 +327,65 @@ typedef struct wsconn_session_callbacks_t {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates an acceptor on `reactor` (which must outlive it). Release it with
+ * `wsconn_acceptor_release`. Returns NULL if `reactor` is NULL.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor.
+ */
+struct wsconn_acceptor_t *wsconn_acceptor_create(struct wsconn_reactor_t *reactor);
+
+/**
+ * Sets the function called with each accepted socket, and its `arg`. Without one,
+ * accepted sockets are closed. NULL `acceptor` is ignored.
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor.
+ */
+void wsconn_acceptor_set_accept_func(struct wsconn_acceptor_t *acceptor,
+                                     wsconn_accept_func func,
+                                     void *arg);
+
+/**
+ * Listens on `ip` (an IPv4 or IPv6 literal, e.g. "127.0.0.1" or "::1") and
+ * `port` (0: a free port, see `wsconn_acceptor_port`), with SO_REUSEADDR.
+ * Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad ip or
+ * port), `WSCONN_ERR_IO` (bind/listen failed, e.g. port in use), `WSCONN_ERR_STATE`
+ * (already listening, or the reactor was released).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor; `ip` is NULL or NUL-terminated.
+ */
+int32_t wsconn_acceptor_start(struct wsconn_acceptor_t *acceptor, const char *ip, int32_t port);
+
+/**
+ * The port the acceptor listens on (useful after starting on port 0), or
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (not listening).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor.
+ */
+int32_t wsconn_acceptor_port(const struct wsconn_acceptor_t *acceptor);
+
+/**
+ * Stops listening and closes the listening socket (accepted connections are not
+ * affected). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (not listening).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor.
+ */
+int32_t wsconn_acceptor_stop(struct wsconn_acceptor_t *acceptor);
+
+/**
+ * Stops and frees the acceptor. NULL is a no-op. Safe inside its accept
+ * callback (it is then freed when the dispatch ends). Returns `WSCONN_OK`.
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor, not used afterwards.
+ */
+int32_t wsconn_acceptor_release(struct wsconn_acceptor_t *acceptor);
 
 /**
  * Creates a config holding the defaults: max frame and message 16 MiB, max
@@ -289,6 +457,390 @@ int32_t wsconn_config_set_max_handshake_size(struct wsconn_config_t *config, siz
  * `config` is NULL or a live config; `name` is NULL or a NUL-terminated string.
  */
 int32_t wsconn_config_add_subprotocol(struct wsconn_config_t *config, const char *name);
+
+/**
+ * Sets the time a reactor connection has for its TCP connect and opening
+ * handshake before it is dropped (close code 1006). Default 10000 ms; 0 is
+ * refused. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_handshake_timeout(struct wsconn_config_t *config, uint32_t ms);
+
+/**
+ * Sets how long a reactor connection may go without input before it is closed
+ * with 1001 ("idle timeout"). Default 0: never. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_idle_timeout(struct wsconn_config_t *config, uint32_t ms);
+
+/**
+ * Keepalive: a reactor connection sends a ping after `ms` without input, and is
+ * dropped (1006, "pong timeout") if no input follows within the pong timeout.
+ * Default 0: no pings. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_ping_interval(struct wsconn_config_t *config, uint32_t ms);
+
+/**
+ * Sets how long a keepalive ping may go unanswered (no input at all) before the
+ * connection is dropped. Default 10000 ms; 0 is refused. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_pong_timeout(struct wsconn_config_t *config, uint32_t ms);
+
+/**
+ * Sets how long a reactor connection waits for the peer to finish the closing
+ * handshake (or, as a client, to close TCP) before dropping it. Default 5000 ms;
+ * 0 is refused. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_close_timeout(struct wsconn_config_t *config, uint32_t ms);
+
+/**
+ * Creates a connection on `reactor` (which must outlive it), with the reactor's
+ * current options. Give it a socket with `wsconn_set_fd` + `wsconn_start`
+ * (server) or call `wsconn_connect` (client). Release it with `wsconn_release`.
+ * Returns NULL if `reactor` is NULL.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor.
+ */
+struct wsconn_t *wsconn_create(struct wsconn_reactor_t *reactor);
+
+/**
+ * Frees the connection, closing its socket if still open, without a closing
+ * handshake and without calling the close callbacks. Safe inside the
+ * connection's own callbacks (gbase programs release in the close callback): it
+ * is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection, not used afterwards.
+ */
+int32_t wsconn_release(struct wsconn_t *con);
+
+/**
+ * Sets gbase's build callback (handshake completed) and its `arg`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_build_func(struct wsconn_t *con, wsconn_build_func func, void *arg);
+
+/**
+ * Sets gbase's read callback (each complete message, text or binary) and its `arg`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_read_func(struct wsconn_t *con, wsconn_read_func func, void *arg);
+
+/**
+ * Sets gbase's close callback and its `arg`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_close_func(struct wsconn_t *con, wsconn_close_func func, void *arg);
+
+/**
+ * Sets the message callback (complete message with its type), replacing the
+ * read callback while set.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_message_func(struct wsconn_t *con, wsconn_message_func func, void *arg);
+
+/**
+ * Sets the streaming-receive callback: messages arrive piece by piece and are
+ * never reassembled (for huge messages); replaces the message and read callbacks
+ * while set.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_fragment_func(struct wsconn_t *con, wsconn_fragment_func func, void *arg);
+
+/**
+ * Sets the close callback that tells the close code and reason.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_close_ex_func(struct wsconn_t *con, wsconn_close_ex_func func, void *arg);
+
+/**
+ * Sets the drain callback (output fell low again after `WSCONN_ERR_FULL`).
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_drain_func(struct wsconn_t *con, wsconn_drain_func func, void *arg);
+
+/**
+ * Sets the pong callback.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_pong_func(struct wsconn_t *con, wsconn_pong_func func, void *arg);
+
+/**
+ * Sets the HTTP callback: with one set before `wsconn_start`, a request that is
+ * not a WebSocket upgrade is handed to it (answer with `wsconn_http_respond`)
+ * instead of being refused with 400.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_http_func(struct wsconn_t *con, wsconn_http_func func, void *arg);
+
+/**
+ * Uses these options instead of the reactor's (copied). Only before
+ * `wsconn_start`/`wsconn_connect`. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`.
+ *
+ * # Safety
+ * `con` and `config` are NULL or live.
+ */
+int32_t wsconn_set_config(struct wsconn_t *con, const struct wsconn_config_t *config);
+
+/**
+ * The connection's socket, or -1 (none, or closed).
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int wsconn_fd(const struct wsconn_t *con);
+
+/**
+ * Gives the connection a connected socket (e.g. from the accept callback); the
+ * connection owns it from now on and closes it. Ignored if `con` is NULL, `fd`
+ * is negative, or the connection is running.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_fd(struct wsconn_t *con, int fd);
+
+/**
+ * Starts the server role on the socket: the client's opening handshake (or a
+ * plain HTTP request, if an HTTP callback is set), then messages. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (no fd, already started, or
+ * the reactor is gone), `WSCONN_ERR_IO`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int32_t wsconn_start(struct wsconn_t *con);
+
+/**
+ * Drops the connection at once: no closing handshake, no callbacks, the socket
+ * is closed. The connection can then be given a new socket. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (not started).
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int32_t wsconn_stop(struct wsconn_t *con);
+
+/**
+ * 0 when the opening handshake is complete and no close has started, as in
+ * gbase; else `WSCONN_ERR_NOT_OPEN`, `WSCONN_ERR_CLOSED` or `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int32_t wsconn_established(const struct wsconn_t *con);
+
+/**
+ * gbase's send: queues a TEXT message of `buflen` bytes (valid UTF-8; `buffer`
+ * is copied). Output leaves at the end of the reactor's turn. Returns
+ * `WSCONN_OK`; `WSCONN_ERR_FULL` (output over the max, nothing queued; a drain
+ * callback follows); `WSCONN_ERR_NOT_OPEN`; `WSCONN_ERR_CLOSED`;
+ * `WSCONN_ERR_INVALID_ARGUMENT` (negative length, not UTF-8); `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `buffer` points to `buflen` readable bytes.
+ */
+int32_t wsconn_send(struct wsconn_t *con, const char *buffer, int buflen);
+
+/**
+ * Queues a text message (valid UTF-8). Returns as `wsconn_send`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `data` points to `len` readable bytes.
+ */
+int32_t wsconn_send_text(struct wsconn_t *con, const char *data, size_t len);
+
+/**
+ * Queues a binary message. Returns as `wsconn_send`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `data` points to `len` readable bytes.
+ */
+int32_t wsconn_send_binary(struct wsconn_t *con, const void *data, size_t len);
+
+/**
+ * Queues one fragment of a message sent piece by piece: `type` is
+ * `WSCONN_MSG_TEXT` or `WSCONN_MSG_BINARY` (the same for every piece), `fin`
+ * nonzero on the last. Returns as `wsconn_send`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `data` points to `len` readable bytes.
+ */
+int32_t wsconn_send_fragment(struct wsconn_t *con, int type, const void *data, size_t len, int fin);
+
+/**
+ * Queues a ping (payload at most 125 bytes). Returns as `wsconn_send`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `data` points to `len` readable bytes.
+ */
+int32_t wsconn_ping(struct wsconn_t *con, const void *data, size_t len);
+
+/**
+ * Starts the closing handshake with `code` (1000–1003, 1007–1011, 3000–4999, or
+ * 1005 for none) and `reason` (NULL or NUL-terminated UTF-8, at most 123 bytes).
+ * The close callbacks follow when the peer answers, or after the close timeout.
+ * Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`,
+ * `WSCONN_ERR_NOT_OPEN`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `reason` is NULL or NUL-terminated.
+ */
+int32_t wsconn_close(struct wsconn_t *con, int code, const char *reason);
+
+/**
+ * Output bytes queued and not yet written to the socket (0 for NULL).
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+size_t wsconn_buffered_amount(const struct wsconn_t *con);
+
+/**
+ * Stops reading from the connection (and delivering what was already read)
+ * until `wsconn_resume_read`: inbound flow control. Callable from the
+ * connection's callbacks. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int32_t wsconn_pause_read(struct wsconn_t *con);
+
+/**
+ * Resumes reading after `wsconn_pause_read`. Returns as `wsconn_pause_read`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int32_t wsconn_resume_read(struct wsconn_t *con);
+
+/**
+ * Client role: connects to `url` ("ws://host[:port][/path]"; wss is not
+ * supported yet): resolves the host (this may block for names; literals do
+ * not), connects without blocking, sends the opening handshake, then calls the
+ * build callback — or the close callbacks (code 1006) if the connection or the
+ * handshake fails or times out. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (resolve/connect
+ * failed at once), `WSCONN_ERR_STATE` (already started).
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
+ */
+int32_t wsconn_connect(struct wsconn_t *con, const char *url);
+
+/**
+ * The subprotocol selected in the handshake, or NULL (none, or not open yet).
+ * The string belongs to the connection and lives as long as it.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_subprotocol(const struct wsconn_t *con);
+
+/**
+ * Answers the plain HTTP request being handled, from inside the HTTP callback
+ * only: `status` (100–999), `content_type` (e.g. "text/html"), `body` of `len`
+ * bytes (copied). The connection closes once the response is written. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NOT_OPEN` (not inside the HTTP callback, or already
+ * answered), `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `content_type` is NULL or NUL-terminated;
+ * `body` points to `len` readable bytes.
+ */
+int32_t wsconn_http_respond(struct wsconn_t *con,
+                            int status,
+                            const char *content_type,
+                            const void *body,
+                            size_t len);
+
+/**
+ * Creates a reactor (an epoll/kqueue event loop with timers). It belongs to the
+ * thread that dispatches it: every object made on it is used from that thread
+ * only; `wsconn_reactor_defer` is the one call allowed from other threads.
+ * Returns NULL if the system refused (out of file descriptors) or a panic was caught.
+ */
+struct wsconn_reactor_t *wsconn_reactor_create(void);
+
+/**
+ * Runs one turn of the loop: waits at most `timeout_ms` milliseconds (negative:
+ * until something happens) for socket events, handles them and the due timers
+ * (callbacks run inside), then writes the output of the turn, one write per
+ * connection. Returns the number of events handled (0 on timeout), or
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread.
+ */
+int32_t wsconn_reactor_dispatch(struct wsconn_reactor_t *reactor, int32_t timeout_ms);
+
+/**
+ * Frees a reactor. Release its connections and acceptors first; any still
+ * registered are detached (their sockets closed, no callbacks run) and must
+ * still be released by the program. NULL is a no-op (returns `WSCONN_OK`).
+ * Returns `WSCONN_ERR_STATE` (nothing freed) when called from inside a dispatch.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor; no other thread may defer to it anymore.
+ */
+int32_t wsconn_reactor_release(struct wsconn_reactor_t *reactor);
+
+/**
+ * Runs `fn(arg)` on the reactor's thread during a later dispatch, and wakes the
+ * reactor if it is waiting. THREAD-SAFE: the one function that may be called
+ * from any thread (e.g. to hand work to the reactor's thread). Functions run in
+ * the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_IO`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor that is not being released.
+ */
+int32_t wsconn_reactor_defer(const struct wsconn_reactor_t *reactor,
+                             wsconn_defer_func func,
+                             void *arg);
+
+/**
+ * Sets the options (limits, subprotocols, timeouts) that connections created on
+ * this reactor afterwards start with (copied; `config` may be freed after).
+ * Returns `WSCONN_OK` or `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` and `config` are NULL or live.
+ */
+int32_t wsconn_reactor_set_config(struct wsconn_reactor_t *reactor,
+                                  const struct wsconn_config_t *config);
 
 /**
  * A static, NUL-terminated English description of a `wsconn_result` code

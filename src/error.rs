@@ -35,6 +35,12 @@ pub enum Error {
     HandshakeTooLarge,
     #[error("the peer closed the TCP connection without a close handshake")]
     Eof,
+    #[error("a socket or system call failed")]
+    Io,
+    #[error("timed out")]
+    Timeout,
+    #[error("not valid in the object's current state")]
+    State,
 }
 
 impl Error {
@@ -54,6 +60,9 @@ impl Error {
             Error::Handshake(_) => -11,
             Error::HandshakeTooLarge => -12,
             Error::Eof => -13,
+            Error::Io => -14,
+            Error::Timeout => -15,
+            Error::State => -16,
         }
     }
 

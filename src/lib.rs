@@ -5,18 +5,22 @@
 //! write. The `ffi` module is the C API over it (see `include/wsconn.h`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod acceptor;
 pub mod close_code;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod event;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod random;
+pub mod reactor;
 pub mod receiver;
 pub mod role;
 pub mod sender;
 pub mod session;
+pub mod url;
 pub mod utf8;
 
 pub mod ffi;

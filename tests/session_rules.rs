@@ -552,8 +552,6 @@ fn plain_http_requests_can_be_answered() {
         rx.set_http(true);
         let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 20);
         let mut seen = Vec::new();
-        let mut session = wsconn::Session::server(config.clone());
-        drop(session.sender());
         struct H<'a>(&'a mut wsconn::Sender, &'a mut Vec<Ev>, bool);
         impl wsconn::Handler for H<'_> {
             fn with_sender<R>(&mut self, f: impl FnOnce(&mut wsconn::Sender) -> R) -> R {

@@ -168,3 +168,87 @@ fn is_token(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
+
+/// Sets the time a reactor connection has for its TCP connect and opening
+/// handshake before it is dropped (close code 1006). Default 10000 ms; 0 is
+/// refused. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_handshake_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update(config, |c| {
+            c.handshake_timeout_ms = positive(ms as usize)? as u32;
+            Ok(())
+        })
+    }
+}
+
+/// Sets how long a reactor connection may go without input before it is closed
+/// with 1001 ("idle timeout"). Default 0: never. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update(config, |c| {
+            c.idle_timeout_ms = ms;
+            Ok(())
+        })
+    }
+}
+
+/// Keepalive: a reactor connection sends a ping after `ms` without input, and is
+/// dropped (1006, "pong timeout") if no input follows within the pong timeout.
+/// Default 0: no pings. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_ping_interval(config: *mut wsconn_config_t, ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update(config, |c| {
+            c.ping_interval_ms = ms;
+            Ok(())
+        })
+    }
+}
+
+/// Sets how long a keepalive ping may go unanswered (no input at all) before the
+/// connection is dropped. Default 10000 ms; 0 is refused. Returns `WSCONN_OK`,
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_pong_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update(config, |c| {
+            c.pong_timeout_ms = positive(ms as usize)? as u32;
+            Ok(())
+        })
+    }
+}
+
+/// Sets how long a reactor connection waits for the peer to finish the closing
+/// handshake (or, as a client, to close TCP) before dropping it. Default 5000 ms;
+/// 0 is refused. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_close_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update(config, |c| {
+            c.close_timeout_ms = positive(ms as usize)? as u32;
+            Ok(())
+        })
+    }
+}

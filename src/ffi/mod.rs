@@ -17,11 +17,17 @@ macro_rules! ffi_boundary {
     };
 }
 
+pub mod acceptor;
 pub mod config;
+pub mod conn;
+pub mod reactor;
 pub mod result;
 pub mod session;
 
+pub use acceptor::*;
 pub use config::*;
+pub use conn::*;
+pub use reactor::*;
 pub use result::*;
 pub use session::*;
 

@@ -39,6 +39,13 @@ pub enum wsconn_result {
     WSCONN_ERR_HANDSHAKE_TOO_LARGE = -12,
     /// The peer closed the TCP connection without a close handshake (1006).
     WSCONN_ERR_EOF = -13,
+    /// A socket or system call failed (bind, listen, connect, resolve, read, write).
+    WSCONN_ERR_IO = -14,
+    /// A handshake, pong or closing-handshake timer expired.
+    WSCONN_ERR_TIMEOUT = -15,
+    /// The call is not valid in the object's current state (e.g. start twice,
+    /// start without an fd, release a reactor from inside its dispatch).
+    WSCONN_ERR_STATE = -16,
 }
 
 fn message(code: i32) -> &'static str {
@@ -57,6 +64,9 @@ fn message(code: i32) -> &'static str {
         -11 => "bad opening handshake\0",
         -12 => "opening handshake larger than the configured limit\0",
         -13 => "the peer closed the TCP connection without a close handshake\0",
+        -14 => "a socket or system call failed\0",
+        -15 => "timed out\0",
+        -16 => "not valid in the object's current state\0",
         _ => "unknown error code\0",
     }
 }
@@ -100,6 +110,9 @@ mod tests {
             Error::Handshake("x"),
             Error::HandshakeTooLarge,
             Error::Eof,
+            Error::Io,
+            Error::Timeout,
+            Error::State,
         ];
         let mut seen = std::collections::HashSet::new();
         for (i, e) in errors.iter().enumerate() {

@@ -1,0 +1,432 @@
+//! `wsconn_t`: a WebSocket connection on a reactor (C name of [`Conn`]), with
+//! gbase's function names and callbacks, and what gbase lacked.
+
+use super::{bytes_arg, code_of, str_arg, wsconn_config_t};
+use crate::conn::*;
+use crate::error::Error;
+use crate::event::MessageKind;
+use crate::reactor::Reactor;
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::Arc;
+
+/// Runs `f` on a live connection, mapping NULL and panics to codes.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+unsafe fn with_conn(con: *const Conn, f: impl FnOnce(&Conn) -> Result<(), Error>) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        // SAFETY: NULL or live per the caller; only shared references are made.
+        match unsafe { con.as_ref() } {
+            Some(conn) => code_of(f(conn)),
+            None => Error::Null.code(),
+        }
+    })
+}
+
+/// Sets one callback of a live connection; NULL `con` is ignored.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+unsafe fn set_callback(con: *mut Conn, callback: Callback, arg: *mut c_void) {
+    ffi_boundary!((), {
+        // SAFETY: NULL or live per the caller.
+        if let Some(conn) = unsafe { con.as_ref() } {
+            conn.set_callback(callback, arg);
+        }
+    })
+}
+
+fn kind_arg(kind: c_int) -> Result<MessageKind, Error> {
+    match kind {
+        1 => Ok(MessageKind::Text),
+        2 => Ok(MessageKind::Binary),
+        _ => Err(Error::InvalidArgument),
+    }
+}
+
+/// Creates a connection on `reactor` (which must outlive it), with the reactor's
+/// current options. Give it a socket with `wsconn_set_fd` + `wsconn_start`
+/// (server) or call `wsconn_connect` (client). Release it with `wsconn_release`.
+/// Returns NULL if `reactor` is NULL.
+///
+/// # Safety
+/// `reactor` is NULL or a live reactor.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_create(reactor: *mut Reactor) -> *mut Conn {
+    ffi_boundary!(std::ptr::null_mut(), {
+        if reactor.is_null() {
+            return std::ptr::null_mut();
+        }
+        Box::into_raw(Box::new(Conn::new(reactor)))
+    })
+}
+
+/// Frees the connection, closing its socket if still open, without a closing
+/// handshake and without calling the close callbacks. Safe inside the
+/// connection's own callbacks (gbase programs release in the close callback): it
+/// is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
+///
+/// # Safety
+/// `con` is NULL or a live connection, not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_release(con: *mut Conn) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        if !con.is_null() {
+            // SAFETY: live and given up per the caller.
+            unsafe { Conn::release(con) };
+        }
+        0
+    })
+}
+
+/// Sets gbase's build callback (handshake completed) and its `arg`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_build_func(con: *mut Conn, func: wsconn_build_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Build(func), arg) }
+}
+
+/// Sets gbase's read callback (each complete message, text or binary) and its `arg`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_read_func(con: *mut Conn, func: wsconn_read_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Read(func), arg) }
+}
+
+/// Sets gbase's close callback and its `arg`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_close_func(con: *mut Conn, func: wsconn_close_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Close(func), arg) }
+}
+
+/// Sets the message callback (complete message with its type), replacing the
+/// read callback while set.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_message_func(con: *mut Conn, func: wsconn_message_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Message(func), arg) }
+}
+
+/// Sets the streaming-receive callback: messages arrive piece by piece and are
+/// never reassembled (for huge messages); replaces the message and read callbacks
+/// while set.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_fragment_func(con: *mut Conn, func: wsconn_fragment_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Fragment(func), arg) }
+}
+
+/// Sets the close callback that tells the close code and reason.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_close_ex_func(con: *mut Conn, func: wsconn_close_ex_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::CloseEx(func), arg) }
+}
+
+/// Sets the drain callback (output fell low again after `WSCONN_ERR_FULL`).
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_drain_func(con: *mut Conn, func: wsconn_drain_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Drain(func), arg) }
+}
+
+/// Sets the pong callback.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_pong_func(con: *mut Conn, func: wsconn_pong_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Pong(func), arg) }
+}
+
+/// Sets the HTTP callback: with one set before `wsconn_start`, a request that is
+/// not a WebSocket upgrade is handed to it (answer with `wsconn_http_respond`)
+/// instead of being refused with 400.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_http_func(con: *mut Conn, func: wsconn_http_func, arg: *mut c_void) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_callback(con, Callback::Http(func), arg) }
+}
+
+/// Uses these options instead of the reactor's (copied). Only before
+/// `wsconn_start`/`wsconn_connect`. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`.
+///
+/// # Safety
+/// `con` and `config` are NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_config(con: *mut Conn, config: *const wsconn_config_t) -> i32 {
+    // SAFETY: NULL or live per the caller.
+    let Some(config) = (unsafe { config.as_ref() }) else {
+        return Error::Null.code();
+    };
+    // SAFETY: forwarded caller guarantee.
+    unsafe { with_conn(con, |c| c.set_config(Arc::clone(&config.inner))) }
+}
+
+/// The connection's socket, or -1 (none, or closed).
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_fd(con: *const Conn) -> c_int {
+    ffi_boundary!(-1, {
+        // SAFETY: NULL or live per the caller.
+        unsafe { con.as_ref() }.map_or(-1, Conn::fd)
+    })
+}
+
+/// Gives the connection a connected socket (e.g. from the accept callback); the
+/// connection owns it from now on and closes it. Ignored if `con` is NULL, `fd`
+/// is negative, or the connection is running.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_set_fd(con: *mut Conn, fd: c_int) {
+    ffi_boundary!((), {
+        // SAFETY: NULL or live per the caller.
+        if let Some(conn) = unsafe { con.as_ref() } {
+            let _ = conn.set_fd(fd);
+        }
+    })
+}
+
+/// Starts the server role on the socket: the client's opening handshake (or a
+/// plain HTTP request, if an HTTP callback is set), then messages. Returns
+/// `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (no fd, already started, or
+/// the reactor is gone), `WSCONN_ERR_IO`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_start(con: *mut Conn) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { with_conn(con, Conn::start) }
+}
+
+/// Drops the connection at once: no closing handshake, no callbacks, the socket
+/// is closed. The connection can then be given a new socket. Returns `WSCONN_OK`,
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (not started).
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_stop(con: *mut Conn) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { with_conn(con, Conn::stop) }
+}
+
+/// 0 when the opening handshake is complete and no close has started, as in
+/// gbase; else `WSCONN_ERR_NOT_OPEN`, `WSCONN_ERR_CLOSED` or `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_established(con: *const Conn) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { with_conn(con, Conn::established) }
+}
+
+/// gbase's send: queues a TEXT message of `buflen` bytes (valid UTF-8; `buffer`
+/// is copied). Output leaves at the end of the reactor's turn. Returns
+/// `WSCONN_OK`; `WSCONN_ERR_FULL` (output over the max, nothing queued; a drain
+/// callback follows); `WSCONN_ERR_NOT_OPEN`; `WSCONN_ERR_CLOSED`;
+/// `WSCONN_ERR_INVALID_ARGUMENT` (negative length, not UTF-8); `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `buffer` points to `buflen` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_send(con: *mut Conn, buffer: *const c_char, buflen: c_int) -> i32 {
+    let Ok(len) = usize::try_from(buflen) else {
+        return Error::InvalidArgument.code();
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_conn(con, |c| c.send(MessageKind::Text, bytes_arg(buffer.cast(), len)?)) }
+}
+
+/// Queues a text message (valid UTF-8). Returns as `wsconn_send`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `data` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_send_text(con: *mut Conn, data: *const c_char, len: usize) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_conn(con, |c| c.send(MessageKind::Text, bytes_arg(data.cast(), len)?)) }
+}
+
+/// Queues a binary message. Returns as `wsconn_send`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `data` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_send_binary(con: *mut Conn, data: *const c_void, len: usize) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_conn(con, |c| c.send(MessageKind::Binary, bytes_arg(data.cast(), len)?)) }
+}
+
+/// Queues one fragment of a message sent piece by piece: `type` is
+/// `WSCONN_MSG_TEXT` or `WSCONN_MSG_BINARY` (the same for every piece), `fin`
+/// nonzero on the last. Returns as `wsconn_send`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `data` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_send_fragment(
+    con: *mut Conn,
+    r#type: c_int,
+    data: *const c_void,
+    len: usize,
+    fin: c_int,
+) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_conn(con, |c| {
+            c.send_fragment(kind_arg(r#type)?, bytes_arg(data.cast(), len)?, fin != 0)
+        })
+    }
+}
+
+/// Queues a ping (payload at most 125 bytes). Returns as `wsconn_send`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `data` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_ping(con: *mut Conn, data: *const c_void, len: usize) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_conn(con, |c| c.ping(bytes_arg(data.cast(), len)?)) }
+}
+
+/// Starts the closing handshake with `code` (1000–1003, 1007–1011, 3000–4999, or
+/// 1005 for none) and `reason` (NULL or NUL-terminated UTF-8, at most 123 bytes).
+/// The close callbacks follow when the peer answers, or after the close timeout.
+/// Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`,
+/// `WSCONN_ERR_NOT_OPEN`, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `reason` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_close(con: *mut Conn, code: c_int, reason: *const c_char) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_conn(con, |c| {
+            let reason = if reason.is_null() { "" } else { str_arg(reason)? };
+            let code = u16::try_from(code).map_err(|_| Error::InvalidArgument)?;
+            c.close(code, reason)
+        })
+    }
+}
+
+/// Output bytes queued and not yet written to the socket (0 for NULL).
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_buffered_amount(con: *const Conn) -> usize {
+    ffi_boundary!(0, {
+        // SAFETY: NULL or live per the caller.
+        unsafe { con.as_ref() }.map_or(0, Conn::buffered_amount)
+    })
+}
+
+/// Stops reading from the connection (and delivering what was already read)
+/// until `wsconn_resume_read`: inbound flow control. Callable from the
+/// connection's callbacks. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_pause_read(con: *mut Conn) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { with_conn(con, Conn::pause_read) }
+}
+
+/// Resumes reading after `wsconn_pause_read`. Returns as `wsconn_pause_read`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_resume_read(con: *mut Conn) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { with_conn(con, Conn::resume_read) }
+}
+
+/// Client role: connects to `url` ("ws://host[:port][/path]"; wss is not
+/// supported yet): resolves the host (this may block for names; literals do
+/// not), connects without blocking, sends the opening handshake, then calls the
+/// build callback — or the close callbacks (code 1006) if the connection or the
+/// handshake fails or times out. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+/// `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (resolve/connect
+/// failed at once), `WSCONN_ERR_STATE` (already started).
+///
+/// # Safety
+/// `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_connect(con: *mut Conn, url: *const c_char) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { with_conn(con, |c| c.connect(str_arg(url)?)) }
+}
+
+/// The subprotocol selected in the handshake, or NULL (none, or not open yet).
+/// The string belongs to the connection and lives as long as it.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_subprotocol(con: *const Conn) -> *const c_char {
+    ffi_boundary!(std::ptr::null(), {
+        // SAFETY: NULL or live per the caller.
+        unsafe { con.as_ref() }.map_or(std::ptr::null(), Conn::subprotocol)
+    })
+}
+
+/// Answers the plain HTTP request being handled, from inside the HTTP callback
+/// only: `status` (100–999), `content_type` (e.g. "text/html"), `body` of `len`
+/// bytes (copied). The connection closes once the response is written. Returns
+/// `WSCONN_OK`, `WSCONN_ERR_NOT_OPEN` (not inside the HTTP callback, or already
+/// answered), `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `content_type` is NULL or NUL-terminated;
+/// `body` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_http_respond(
+    con: *mut Conn,
+    status: c_int,
+    content_type: *const c_char,
+    body: *const c_void,
+    len: usize,
+) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_conn(con, |c| {
+            let status = u16::try_from(status).map_err(|_| Error::InvalidArgument)?;
+            c.http_respond(status, str_arg(content_type)?, bytes_arg(body.cast(), len)?)
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! `wsconn_reactor_t`: the event loop (C name of [`Reactor`]).
+
+use super::{code_of, wsconn_config_t};
+use crate::error::Error;
+use crate::reactor::{DeferFn, Reactor};
+use std::ffi::c_void;
+use std::sync::Arc;
+
+/// A function run on the reactor's thread by `wsconn_reactor_defer`.
+pub type wsconn_defer_func = Option<DeferFn>;
+
+/// Creates a reactor (an epoll/kqueue event loop with timers). It belongs to the
+/// thread that dispatches it: every object made on it is used from that thread
+/// only; `wsconn_reactor_defer` is the one call allowed from other threads.
+/// Returns NULL if the system refused (out of file descriptors) or a panic was caught.
+#[no_mangle]
+pub extern "C" fn wsconn_reactor_create() -> *mut Reactor {
+    ffi_boundary!(std::ptr::null_mut(), {
+        match Reactor::new() {
+            Ok(reactor) => Box::into_raw(Box::new(reactor)),
+            Err(_) => std::ptr::null_mut(),
+        }
+    })
+}
+
+/// Runs one turn of the loop: waits at most `timeout_ms` milliseconds (negative:
+/// until something happens) for socket events, handles them and the due timers
+/// (callbacks run inside), then writes the output of the turn, one write per
+/// connection. Returns the number of events handled (0 on timeout), or
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`.
+///
+/// # Safety
+/// `reactor` is NULL or a live reactor, on its own thread.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_reactor_dispatch(reactor: *mut Reactor, timeout_ms: i32) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        // SAFETY: NULL or live per the caller.
+        let Some(reactor) = (unsafe { reactor.as_ref() }) else {
+            return Error::Null.code();
+        };
+        match reactor.dispatch(timeout_ms) {
+            Ok(handled) => handled.min(i32::MAX as usize) as i32,
+            Err(e) => e.code(),
+        }
+    })
+}
+
+/// Frees a reactor. Release its connections and acceptors first; any still
+/// registered are detached (their sockets closed, no callbacks run) and must
+/// still be released by the program. NULL is a no-op (returns `WSCONN_OK`).
+/// Returns `WSCONN_ERR_STATE` (nothing freed) when called from inside a dispatch.
+///
+/// # Safety
+/// `reactor` is NULL or a live reactor; no other thread may defer to it anymore.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_reactor_release(reactor: *mut Reactor) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        // SAFETY: NULL or live per the caller.
+        let Some(r) = (unsafe { reactor.as_ref() }) else {
+            return 0;
+        };
+        if r.is_dispatching() {
+            return Error::State.code();
+        }
+        r.detach_all();
+        // SAFETY: from Box::into_raw in wsconn_reactor_create; not dispatching.
+        drop(unsafe { Box::from_raw(reactor) });
+        0
+    })
+}
+
+/// Runs `fn(arg)` on the reactor's thread during a later dispatch, and wakes the
+/// reactor if it is waiting. THREAD-SAFE: the one function that may be called
+/// from any thread (e.g. to hand work to the reactor's thread). Functions run in
+/// the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_IO`.
+///
+/// # Safety
+/// `reactor` is NULL or a live reactor that is not being released.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_reactor_defer(
+    reactor: *const Reactor,
+    func: wsconn_defer_func,
+    arg: *mut c_void,
+) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        let Some(func) = func else { return Error::Null.code() };
+        if reactor.is_null() {
+            return Error::Null.code();
+        }
+        // SAFETY: live per the caller; defer_on touches only the thread-safe part.
+        code_of(unsafe { Reactor::defer_on(reactor, func, arg) })
+    })
+}
+
+/// Sets the options (limits, subprotocols, timeouts) that connections created on
+/// this reactor afterwards start with (copied; `config` may be freed after).
+/// Returns `WSCONN_OK` or `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `reactor` and `config` are NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_reactor_set_config(reactor: *mut Reactor, config: *const wsconn_config_t) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        // SAFETY: NULL or live per the caller.
+        let (Some(reactor), Some(config)) = (unsafe { reactor.as_ref() }, unsafe { config.as_ref() }) else {
+            return Error::Null.code();
+        };
+        reactor.set_config(Arc::clone(&config.inner));
+        0
+    })
+}

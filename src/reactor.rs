@@ -1,0 +1,383 @@
+//! The event loop: one `mio::Poll` (epoll, kqueue), the timers of its connections,
+//! a read buffer shared by all of them, and a thread-safe queue of functions to run
+//! on its thread.
+//!
+//! Objects registered on the reactor (connections, acceptors) are owned by the
+//! program; the reactor keeps raw pointers to them in a slab indexed by token.
+//! Everything is used from one thread and mutated through `Cell`/`RefCell`, so the
+//! program's callbacks may call back into any object while the reactor runs.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Registry, Token, Waker};
+
+use crate::acceptor::Acceptor;
+use crate::config::Config;
+use crate::conn::Conn;
+use crate::error::{Error, Result};
+
+/// A function run on the reactor's thread by `defer`.
+pub type DeferFn = extern "C" fn(arg: *mut c_void);
+
+/// Size of the read buffer shared by every connection of a reactor.
+pub const READ_BUFFER_SIZE: usize = 64 << 10;
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// What the reactor shares with other threads.
+struct Shared {
+    deferred: Mutex<Vec<(DeferFn, usize)>>,
+    waker: Waker,
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    Free,
+    Conn(*const Conn),
+    Acceptor(*const Acceptor),
+}
+
+pub struct Reactor {
+    poll: RefCell<Poll>,
+    events: RefCell<Events>,
+    registry: Registry,
+    shared: Arc<Shared>,
+    slots: RefCell<Vec<Slot>>,
+    free_slots: RefCell<Vec<usize>>,
+    timers: RefCell<BinaryHeap<Reverse<(u64, usize, u32)>>>,
+    /// Connections with output to write at the end of the turn.
+    dirty: RefCell<Vec<usize>>,
+    /// Connections with input left to read (read cap reached, or reading resumed).
+    ready: RefCell<Vec<usize>>,
+    /// Objects released during a dispatch, freed when it ends.
+    graveyard: RefCell<Vec<Slot>>,
+    read_buffer: RefCell<Vec<u8>>,
+    config: RefCell<Arc<Config>>,
+    dispatching: Cell<bool>,
+    start: Instant,
+    now_ms: Cell<u64>,
+}
+
+impl Reactor {
+    pub fn new() -> Result<Reactor> {
+        let poll = Poll::new().map_err(|_| Error::Io)?;
+        let registry = poll.registry().try_clone().map_err(|_| Error::Io)?;
+        let waker = Waker::new(poll.registry(), WAKER_TOKEN).map_err(|_| Error::Io)?;
+        Ok(Reactor {
+            poll: RefCell::new(poll),
+            events: RefCell::new(Events::with_capacity(1024)),
+            registry,
+            shared: Arc::new(Shared {
+                deferred: Mutex::new(Vec::new()),
+                waker,
+            }),
+            slots: RefCell::new(Vec::new()),
+            free_slots: RefCell::new(Vec::new()),
+            timers: RefCell::new(BinaryHeap::new()),
+            dirty: RefCell::new(Vec::new()),
+            ready: RefCell::new(Vec::new()),
+            graveyard: RefCell::new(Vec::new()),
+            read_buffer: RefCell::new(Vec::new()),
+            config: RefCell::new(Arc::new(Config::default())),
+            dispatching: Cell::new(false),
+            start: Instant::now(),
+            now_ms: Cell::new(0),
+        })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Milliseconds since the reactor started, as of the current turn.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+
+    fn update_now(&self) {
+        self.now_ms.set(self.start.elapsed().as_millis() as u64);
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.borrow())
+    }
+
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.borrow_mut() = config;
+    }
+
+    pub fn is_dispatching(&self) -> bool {
+        self.dispatching.get()
+    }
+
+    // ------------------------------------------------------------ registration
+
+    fn insert(&self, slot: Slot) -> usize {
+        let mut slots = self.slots.borrow_mut();
+        match self.free_slots.borrow_mut().pop() {
+            Some(index) => {
+                slots[index] = slot;
+                index
+            }
+            None => {
+                slots.push(slot);
+                slots.len() - 1
+            }
+        }
+    }
+
+    pub fn add_conn(&self, conn: *const Conn) -> Token {
+        Token(self.insert(Slot::Conn(conn)))
+    }
+
+    pub fn add_acceptor(&self, acceptor: *const Acceptor) -> Token {
+        Token(self.insert(Slot::Acceptor(acceptor)))
+    }
+
+    /// Forgets a token: later events for it are ignored.
+    pub fn remove(&self, token: Token) {
+        let mut slots = self.slots.borrow_mut();
+        if let Some(slot) = slots.get_mut(token.0) {
+            if !matches!(slot, Slot::Free) {
+                *slot = Slot::Free;
+                self.free_slots.borrow_mut().push(token.0);
+            }
+        }
+    }
+
+    fn conn_at(&self, index: usize) -> Option<*const Conn> {
+        match self.slots.borrow().get(index) {
+            Some(Slot::Conn(conn)) => Some(*conn),
+            _ => None,
+        }
+    }
+
+    /// Frees a connection released from inside a callback once the dispatch ends.
+    pub fn bury_conn(&self, conn: *const Conn) {
+        self.graveyard.borrow_mut().push(Slot::Conn(conn));
+    }
+
+    pub fn bury_acceptor(&self, acceptor: *const Acceptor) {
+        self.graveyard.borrow_mut().push(Slot::Acceptor(acceptor));
+    }
+
+    // ------------------------------------------------------------ scheduling
+
+    pub fn schedule_timer(&self, token: Token, deadline_ms: u64, generation: u32) {
+        self.timers
+            .borrow_mut()
+            .push(Reverse((deadline_ms, token.0, generation)));
+    }
+
+    /// Output to write at the end of this turn (or at the start of the next one).
+    pub fn mark_dirty(&self, token: Token) {
+        self.dirty.borrow_mut().push(token.0);
+    }
+
+    /// Input to read without waiting for the socket to signal it again.
+    pub fn mark_ready(&self, token: Token) {
+        self.ready.borrow_mut().push(token.0);
+    }
+
+    /// Takes the shared read buffer (given back with `return_read_buffer`).
+    pub fn take_read_buffer(&self) -> Vec<u8> {
+        let mut buffer = std::mem::take(&mut *self.read_buffer.borrow_mut());
+        if buffer.len() < READ_BUFFER_SIZE {
+            buffer = vec![0; READ_BUFFER_SIZE];
+        }
+        buffer
+    }
+
+    pub fn return_read_buffer(&self, buffer: Vec<u8>) {
+        *self.read_buffer.borrow_mut() = buffer;
+    }
+
+    // ------------------------------------------------------------ other threads
+
+    /// Thread-safe: queues `f(arg)` and wakes the reactor.
+    ///
+    /// # Safety
+    /// `reactor` points to a live reactor (released only after every thread stopped
+    /// deferring to it).
+    pub unsafe fn defer_on(reactor: *const Reactor, f: DeferFn, arg: *mut c_void) -> Result<()> {
+        // SAFETY: only the `shared` field is read, through a raw field pointer, so no
+        // reference to the thread-bound parts of the reactor is made on this thread;
+        // `shared` is set at creation and never changes.
+        let shared: &Arc<Shared> = unsafe { &*std::ptr::addr_of!((*reactor).shared) };
+        shared
+            .deferred
+            .lock()
+            .map_err(|_| Error::State)?
+            .push((f, arg as usize));
+        shared.waker.wake().map_err(|_| Error::Io)
+    }
+
+    fn run_deferred(&self) -> usize {
+        let batch = std::mem::take(&mut *self.shared.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+        for (f, arg) in &batch {
+            f(*arg as *mut c_void);
+        }
+        batch.len()
+    }
+
+    // ------------------------------------------------------------ the loop
+
+    /// Runs one turn: waits at most `timeout_ms` (negative: until something
+    /// happens) for I/O, handles it and the due timers, then writes the output of
+    /// the turn, one write per connection. Returns the number of events handled.
+    pub fn dispatch(&self, timeout_ms: i32) -> Result<usize> {
+        if self.dispatching.replace(true) {
+            return Err(Error::Reentrant);
+        }
+        let result = self.turn(timeout_ms);
+        self.flush_dirty();
+        self.free_graveyard();
+        self.dispatching.set(false);
+        result
+    }
+
+    fn turn(&self, timeout_ms: i32) -> Result<usize> {
+        self.update_now();
+        // Output queued between turns goes out before waiting.
+        self.flush_dirty();
+        let mut timeout = if timeout_ms < 0 {
+            None
+        } else {
+            Some(Duration::from_millis(timeout_ms as u64))
+        };
+        if !self.ready.borrow().is_empty() {
+            timeout = Some(Duration::ZERO);
+        }
+        if let Some(Reverse((deadline, _, _))) = self.timers.borrow().peek() {
+            let wait = Duration::from_millis(deadline.saturating_sub(self.now_ms()));
+            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+        }
+        let mut events = std::mem::replace(&mut *self.events.borrow_mut(), Events::with_capacity(0));
+        let polled = self.poll.borrow_mut().poll(&mut events, timeout);
+        if let Err(e) = polled {
+            *self.events.borrow_mut() = events;
+            return if e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(Error::Io)
+            };
+        }
+        self.update_now();
+        let mut handled = 0;
+        for event in events.iter() {
+            handled += 1;
+            if event.token() == WAKER_TOKEN {
+                handled += self.run_deferred();
+                continue;
+            }
+            let slot = self.slots.borrow().get(event.token().0).copied();
+            match slot {
+                Some(Slot::Conn(conn)) => {
+                    // SAFETY: slots hold live objects: a released one leaves its slot
+                    // at once and is freed only when the dispatch ends.
+                    let conn = unsafe { &*conn };
+                    conn.on_event(
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable(),
+                    );
+                }
+                Some(Slot::Acceptor(acceptor)) => {
+                    // SAFETY: as above.
+                    unsafe { &*acceptor }.on_readable();
+                }
+                _ => {}
+            }
+        }
+        *self.events.borrow_mut() = events;
+        handled += self.run_ready();
+        handled += self.run_timers();
+        Ok(handled)
+    }
+
+    /// Reads from connections that had input left over.
+    fn run_ready(&self) -> usize {
+        let ready = std::mem::take(&mut *self.ready.borrow_mut());
+        for &index in &ready {
+            if let Some(conn) = self.conn_at(index) {
+                // SAFETY: live while in a slot (see `turn`).
+                unsafe { &*conn }.on_ready();
+            }
+        }
+        ready.len()
+    }
+
+    fn run_timers(&self) -> usize {
+        let mut fired = 0;
+        loop {
+            let due = {
+                let mut timers = self.timers.borrow_mut();
+                match timers.peek() {
+                    Some(Reverse((deadline, _, _))) if *deadline <= self.now_ms() => timers.pop(),
+                    _ => None,
+                }
+            };
+            let Some(Reverse((_, index, generation))) = due else {
+                break;
+            };
+            if let Some(conn) = self.conn_at(index) {
+                // SAFETY: live while in a slot (see `turn`).
+                let conn = unsafe { &*conn };
+                if conn.timer_generation() == generation {
+                    fired += 1;
+                    conn.on_timer();
+                }
+            }
+        }
+        fired
+    }
+
+    fn flush_dirty(&self) {
+        loop {
+            let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+            if dirty.is_empty() {
+                break;
+            }
+            for index in dirty {
+                if let Some(conn) = self.conn_at(index) {
+                    // SAFETY: live while in a slot (see `turn`).
+                    unsafe { &*conn }.flush();
+                }
+            }
+        }
+    }
+
+    fn free_graveyard(&self) {
+        let dead = std::mem::take(&mut *self.graveyard.borrow_mut());
+        for slot in dead {
+            match slot {
+                // SAFETY: released objects came from Box::into_raw and nothing refers
+                // to them once the dispatch that buried them has returned.
+                Slot::Conn(conn) => drop(unsafe { Box::from_raw(conn as *mut Conn) }),
+                // SAFETY: as above.
+                Slot::Acceptor(acceptor) => drop(unsafe { Box::from_raw(acceptor as *mut Acceptor) }),
+                Slot::Free => {}
+            }
+        }
+    }
+
+    /// Detaches every registered object (their sockets are closed, no callbacks
+    /// run); they can still be released afterwards.
+    pub fn detach_all(&self) {
+        let slots = std::mem::take(&mut *self.slots.borrow_mut());
+        for slot in slots {
+            match slot {
+                // SAFETY: live while in a slot.
+                Slot::Conn(conn) => unsafe { &*conn }.detach(),
+                // SAFETY: as above.
+                Slot::Acceptor(acceptor) => unsafe { &*acceptor }.detach(),
+                Slot::Free => {}
+            }
+        }
+        self.free_graveyard();
+    }
+}
