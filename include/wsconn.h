@@ -161,8 +161,6 @@ typedef struct wsconn_acceptor_t wsconn_acceptor_t;
 
 typedef struct wsconn_t wsconn_t;
 
-typedef struct Option_DeferFn Option_DeferFn;
-
 typedef struct wsconn_reactor_t wsconn_reactor_t;
 
 /**
@@ -262,8 +260,9 @@ typedef int (*wsconn_http_func)(struct wsconn_t *con,
 
 /**
  * A function run on the reactor's thread by `wsconn_reactor_defer`.
+ * (Spelled out rather than `Option<DeferFn>` so that cbindgen sees a function pointer.)
  */
-typedef struct Option_DeferFn wsconn_defer_func;
+typedef void (*wsconn_defer_func)(void *arg);
 
 /**
  * Called when the opening handshake completes. `path` is the request target (server)

@@ -157,7 +157,12 @@ struct ConnEvents<'a> {
 impl Handler for ConnEvents<'_> {
     fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R {
         let mut tx = self.conn.tx.borrow_mut();
-        f(tx.as_mut().expect("a started connection has a sender"))
+        match tx.as_mut() {
+            Some(tx) => f(tx),
+            // A callback stopped or released the connection: what the session
+            // still writes goes nowhere.
+            None => f(&mut Sender::new(Role::Server, 0)),
+        }
     }
 
     fn on_event(&mut self, event: Event<'_>) {
@@ -165,7 +170,7 @@ impl Handler for ConnEvents<'_> {
     }
 
     fn stopped(&self) -> bool {
-        self.conn.has(PAUSED | RELEASED) || self.conn.phase.get() == Phase::Closed
+        self.conn.has(PAUSED | RELEASED) || !matches!(self.conn.phase.get(), Phase::Handshaking | Phase::Open)
     }
 }
 
@@ -279,12 +284,28 @@ impl Conn {
         self.fd.get()
     }
 
+    /// Takes ownership of a connected socket (closed on release or stop).
     pub fn set_fd(&self, fd: c_int) -> Result<()> {
         if self.phase.get() != Phase::Idle || fd < 0 {
             return Err(Error::State);
         }
-        self.fd.set(fd);
+        let previous = self.fd.replace(fd);
+        if previous >= 0 && previous != fd {
+            // SAFETY: an fd handed over earlier and never started: still ours.
+            unsafe { libc::close(previous) };
+        }
         Ok(())
+    }
+
+    /// Closes a socket handed over with `set_fd` but never started.
+    fn close_unstarted_fd(&self) {
+        if self.phase.get() == Phase::Idle && self.socket.borrow().is_none() {
+            let fd = self.fd.replace(-1);
+            if fd >= 0 {
+                // SAFETY: the program gave this fd to the connection, which owns it.
+                unsafe { libc::close(fd) };
+            }
+        }
     }
 
     /// Server role on the socket given with `set_fd`.
@@ -311,7 +332,12 @@ impl Conn {
         rx.set_streaming(cb.fragment.0.is_some());
         rx.set_http(cb.http.0.is_some());
         let tx = Sender::new(Role::Server, config.max_output);
-        self.open_socket(socket, rx, tx, Phase::Handshaking)
+        let result = self.open_socket(socket, rx, tx, Phase::Handshaking);
+        if result.is_err() {
+            // The socket was closed with the stream that wrapped it.
+            self.fd.set(-1);
+        }
+        result
     }
 
     /// Client role: resolve, connect without blocking, then the opening handshake.
@@ -332,8 +358,10 @@ impl Conn {
             .ok_or(Error::Io)?;
         let socket = TcpStream::connect(addr).map_err(|_| Error::Io)?;
         let _ = socket.set_nodelay(true);
-        self.fd.set(socket.as_raw_fd());
-        self.open_socket(socket, rx, tx, Phase::Connecting)
+        let fd = socket.as_raw_fd();
+        self.open_socket(socket, rx, tx, Phase::Connecting)?;
+        self.fd.set(fd);
+        Ok(())
     }
 
     fn open_socket(&self, mut socket: TcpStream, rx: Receiver, tx: Sender, phase: Phase) -> Result<()> {
@@ -404,7 +432,11 @@ impl Conn {
     fn with_tx(&self, f: impl FnOnce(&mut Sender) -> Result<()>) -> Result<()> {
         let result = {
             let mut tx = self.tx.try_borrow_mut().map_err(|_| Error::Reentrant)?;
-            let tx = tx.as_mut().ok_or(Error::NotOpen)?;
+            let tx = match tx.as_mut() {
+                Some(tx) => tx,
+                None if self.phase.get() == Phase::Closed => return Err(Error::Closed),
+                None => return Err(Error::NotOpen),
+            };
             let result = f(tx);
             if matches!(result, Err(Error::Full)) || tx.is_full() {
                 self.set(DRAIN_WANTED);
@@ -892,7 +924,9 @@ impl Conn {
                     }
                     if config.ping_interval_ms > 0 && !self.has(CLOSING) {
                         let sent = self.ping_sent_ms.get();
-                        if sent != 0 && self.last_input_ms.get() > sent {
+                        // Input in the very millisecond of the ping counts as its answer
+                        // (pings go out only after a quiet interval, so it came after).
+                        if sent != 0 && self.last_input_ms.get() >= sent {
                             self.ping_sent_ms.set(0);
                         } else if sent != 0 && now >= sent + ms(config.pong_timeout_ms) {
                             self.finish(CloseCode::ABNORMAL.0, "pong timeout");
@@ -988,6 +1022,7 @@ impl Conn {
     pub unsafe fn release(this: *mut Conn) {
         // SAFETY: live per the caller.
         let conn = unsafe { &*this };
+        conn.close_unstarted_fd();
         conn.set(RELEASED);
         conn.deregister();
         conn.drop_socket();

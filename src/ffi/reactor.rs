@@ -2,12 +2,13 @@
 
 use super::{code_of, wsconn_config_t};
 use crate::error::Error;
-use crate::reactor::{DeferFn, Reactor};
+use crate::reactor::Reactor;
 use std::ffi::c_void;
 use std::sync::Arc;
 
 /// A function run on the reactor's thread by `wsconn_reactor_defer`.
-pub type wsconn_defer_func = Option<DeferFn>;
+/// (Spelled out rather than `Option<DeferFn>` so that cbindgen sees a function pointer.)
+pub type wsconn_defer_func = Option<extern "C" fn(arg: *mut c_void)>;
 
 /// Creates a reactor (an epoll/kqueue event loop with timers). It belongs to the
 /// thread that dispatches it: every object made on it is used from that thread
