@@ -3,12 +3,13 @@
 #   make build   the Rust library (target/release/libwsconn.{so,a},
 #                include/wsconn.h) and the C examples
 #   make run     build, then run c-examples/$(EXAMPLE) on port $(PORT)
+#                (default: echo_server 9998; open http://127.0.0.1:9998/)
 #   make test    formatting, clippy, build, and every test (`cargo test`)
 #   make venv    target/venv: a Python with `websockets`, for the interop tests
 #   make clean
 
-EXAMPLE ?= epoll_echo
-PORT    ?= 9001
+EXAMPLE ?= echo_server
+PORT    ?= 9998
 CARGO   ?= cargo
 PYTHON3 ?= python3
 # tests/c_example_interop.rs looks for the venv there.

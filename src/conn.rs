@@ -510,10 +510,15 @@ impl Conn {
             return Err(Error::State);
         }
         self.clear(PAUSED);
-        if !self.backlog.borrow().is_empty() || self.has(READABLE) {
+        if self.has_input() {
             self.schedule_ready();
         }
         Ok(())
+    }
+
+    /// Input is waiting: in the socket, or held back by a pause.
+    fn has_input(&self) -> bool {
+        self.has(READABLE) || !self.backlog.borrow().is_empty()
     }
 
     fn can_read(&self) -> bool {
@@ -554,17 +559,19 @@ impl Conn {
     /// Continues reading input left over (backlog, or unread socket data).
     pub fn on_ready(&self) {
         self.clear(READY);
-        if !self.can_read() {
-            return;
+        self.read_input();
+    }
+
+    /// Processes input a pause left unprocessed. Returns false while some is
+    /// still held back (paused again): newer input must wait behind it.
+    fn feed_backlog(&self) -> bool {
+        if self.backlog.borrow().is_empty() {
+            return true;
         }
         let mut backlog = std::mem::take(&mut *self.backlog.borrow_mut());
-        if !backlog.is_empty() {
-            self.feed(&mut backlog);
-            self.after_input();
-        }
-        if self.has(READABLE) {
-            self.read_input();
-        }
+        self.feed(&mut backlog);
+        self.after_input();
+        self.backlog.borrow().is_empty()
     }
 
     fn check_connected(&self) {
@@ -593,6 +600,9 @@ impl Conn {
     /// or this connection had its share of the turn.
     fn read_input(&self) {
         let Some(reactor) = self.reactor() else { return };
+        if !self.can_read() || !self.feed_backlog() {
+            return;
+        }
         let mut reads = 0;
         while self.can_read() && self.has(READABLE) {
             if reads == READS_PER_TURN {
@@ -761,7 +771,7 @@ impl Conn {
                 f(self.ptr(), arg);
             }
         }
-        if !full && self.has(READABLE) && self.can_read() {
+        if !full && self.has_input() && self.can_read() {
             self.schedule_ready();
         }
     }

@@ -48,11 +48,11 @@ struct PartialFrame {
     offset: usize,
 }
 
+/// What a receiver holds only while something is incomplete: the handshake head,
+/// a frame header or payload cut by a read, a message spanning frames. An idle
+/// connection has none of it (see `Receiver::part`).
 #[derive(Debug)]
-pub struct Receiver {
-    role: Role,
-    config: Arc<Config>,
-    phase: Phase,
+struct Partial {
     /// Handshake bytes received so far (only while the head is incomplete).
     head: Vec<u8>,
     /// Client role: the `Sec-WebSocket-Key` sent, and the path requested.
@@ -67,6 +67,43 @@ pub struct Receiver {
     message_len: u64,
     control_buf: Vec<u8>,
     utf8: Utf8Validator,
+}
+
+impl Partial {
+    const fn new() -> Partial {
+        Partial {
+            head: Vec::new(),
+            client_request: None,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message: None,
+            message_buf: Vec::new(),
+            message_len: 0,
+            control_buf: Vec::new(),
+            utf8: Utf8Validator::new(),
+        }
+    }
+
+    /// Nothing incomplete is held: the box can go.
+    fn is_idle(&self) -> bool {
+        self.head.is_empty()
+            && self.client_request.is_none()
+            && self.header_len == 0
+            && self.frame.is_none()
+            && self.message.is_none()
+    }
+}
+
+/// What `Receiver::part` shows when nothing is incomplete.
+static IDLE: Partial = Partial::new();
+
+#[derive(Debug)]
+pub struct Receiver {
+    config: Arc<Config>,
+    part: Option<Box<Partial>>,
+    role: Role,
+    phase: Phase,
     /// Deliver data messages piece by piece (`Event::Fragment`) instead of whole.
     streaming: bool,
     /// Report plain HTTP requests (`Event::HttpRequest`) instead of refusing them.
@@ -87,22 +124,36 @@ impl Receiver {
     }
 
     fn new(role: Role, config: Arc<Config>, client_request: Option<Box<(String, String)>>) -> Self {
+        let part = client_request.map(|request| {
+            Box::new(Partial {
+                client_request: Some(request),
+                ..Partial::new()
+            })
+        });
         Receiver {
-            role,
             config,
+            part,
+            role,
             phase: Phase::Handshake,
-            head: Vec::new(),
-            client_request,
-            header: [0; MAX_HEADER_LEN],
-            header_len: 0,
-            frame: None,
-            message: None,
-            message_buf: Vec::new(),
-            message_len: 0,
-            control_buf: Vec::new(),
-            utf8: Utf8Validator::new(),
             streaming: false,
             serve_http: false,
+        }
+    }
+
+    /// The incomplete state, read-only (the shared empty one when idle).
+    fn part(&self) -> &Partial {
+        self.part.as_deref().unwrap_or(&IDLE)
+    }
+
+    /// The incomplete state, allocated on first need.
+    fn part_mut(&mut self) -> &mut Partial {
+        self.part.get_or_insert_with(|| Box::new(Partial::new()))
+    }
+
+    /// Gives the incomplete state back to the allocator once nothing is pending.
+    fn release_idle_part(&mut self) {
+        if self.part.as_ref().is_some_and(|p| p.is_idle()) {
+            self.part = None;
         }
     }
 
@@ -145,6 +196,12 @@ impl Receiver {
     /// queued, an `Error` event is delivered and the error is returned. Bytes
     /// arriving after the session closed are ignored (used).
     pub fn feed<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
+        let result = self.feed_inner(data, h);
+        self.release_idle_part();
+        result
+    }
+
+    fn feed_inner<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
         let mut start = 0;
         if self.phase == Phase::Handshake {
             start = self.feed_handshake(data, h)?;
@@ -179,23 +236,23 @@ impl Receiver {
 
     /// Returns how many bytes of `data` the handshake used.
     fn feed_handshake<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<usize> {
-        let buffered = self.head.len();
+        let buffered = self.part().head.len();
         if buffered > 0 || !may_be_complete(data) {
             // A head cut across reads: accumulate up to the cap (plus one byte, so
             // that an over-long head is told apart from a complete one).
             let room = (self.config.max_handshake_size + 1).saturating_sub(buffered);
             let take = data.len().min(room);
-            self.head.extend_from_slice(&data[..take]);
-            if !may_be_complete(&data[..take]) && self.head.len() <= self.config.max_handshake_size {
+            self.part_mut().head.extend_from_slice(&data[..take]);
+            if !may_be_complete(&data[..take]) && self.part_mut().head.len() <= self.config.max_handshake_size {
                 return Ok(data.len());
             }
-            let head = std::mem::take(&mut self.head);
+            let head = std::mem::take(&mut self.part_mut().head);
             let used = self.parse_head(&head, h)?;
             match used {
                 // Bytes after the head came from `data`: they are frames.
                 Some(head_len) => Ok(head_len - buffered),
                 None => {
-                    self.head = head;
+                    self.part_mut().head = head;
                     Ok(data.len())
                 }
             }
@@ -203,7 +260,7 @@ impl Receiver {
             match self.parse_head(data, h)? {
                 Some(head_len) => Ok(head_len),
                 None => {
-                    self.head.extend_from_slice(data);
+                    self.part_mut().head.extend_from_slice(data);
                     Ok(data.len())
                 }
             }
@@ -246,11 +303,15 @@ impl Receiver {
                 Err(rejection) => self.reject(rejection, h),
             },
             Role::Client => {
-                let request = self.client_request.take().expect("client receiver has its request");
+                let request = self
+                    .part_mut()
+                    .client_request
+                    .take()
+                    .expect("client receiver has its request");
                 let (key, path) = &*request;
                 match client::parse_response(buf, key, &config) {
                     Ok(None) => {
-                        self.client_request = Some(request);
+                        self.part_mut().client_request = Some(request);
                         Ok(None)
                     }
                     Ok(Some(resp)) => {
@@ -293,7 +354,7 @@ impl Receiver {
             if h.stopped() {
                 return Ok(pos);
             }
-            if let Some(frame) = self.frame {
+            if let Some(frame) = self.part().frame {
                 let take = frame.remaining.min((data.len() - pos) as u64) as usize;
                 self.payload_chunk(frame, &mut data[pos..pos + take], h)?;
                 pos += take;
@@ -307,7 +368,7 @@ impl Receiver {
             let avail = (data.len() - pos) as u64;
             let fits = header.payload_len <= avail;
             let is_data = !header.opcode.is_control();
-            if fits && (!is_data || (header.fin && self.message.is_none())) {
+            if fits && (!is_data || (header.fin && self.part().message.is_none())) {
                 // The whole frame is here: handle it in place.
                 let payload = &mut data[pos..pos + header.payload_len as usize];
                 pos += payload.len();
@@ -321,7 +382,7 @@ impl Receiver {
                 }
             } else {
                 if header.opcode != OpCode::Continuation && is_data {
-                    self.message = Some(kind_of(header.opcode));
+                    self.part_mut().message = Some(kind_of(header.opcode));
                 }
                 let frame = PartialFrame {
                     opcode: header.opcode,
@@ -330,7 +391,7 @@ impl Receiver {
                     mask: header.mask,
                     offset: 0,
                 };
-                self.frame = Some(frame);
+                self.part_mut().frame = Some(frame);
                 if header.payload_len == 0 {
                     self.payload_chunk(frame, &mut [], h)?;
                 }
@@ -343,27 +404,27 @@ impl Receiver {
     /// the header and how many bytes of `data` it used, or `None` when `data` ends
     /// inside it (the bytes are kept).
     fn next_header<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<Option<(FrameHeader, usize)>> {
-        let have = self.header_len as usize;
+        let have = self.part().header_len as usize;
         if have == 0 {
             return match FrameHeader::decode(data) {
                 Ok(Some(found)) => Ok(Some(found)),
                 Ok(None) => {
-                    self.header[..data.len()].copy_from_slice(data);
-                    self.header_len = data.len() as u8;
+                    self.part_mut().header[..data.len()].copy_from_slice(data);
+                    self.part_mut().header_len = data.len() as u8;
                     Ok(None)
                 }
                 Err(e) => self.fail(e, h),
             };
         }
         let add = (MAX_HEADER_LEN - have).min(data.len());
-        self.header[have..have + add].copy_from_slice(&data[..add]);
-        match FrameHeader::decode(&self.header[..have + add]) {
+        self.part_mut().header[have..have + add].copy_from_slice(&data[..add]);
+        match FrameHeader::decode(&self.part_mut().header[..have + add]) {
             Ok(Some((header, len))) => {
-                self.header_len = 0;
+                self.part_mut().header_len = 0;
                 Ok(Some((header, len - have)))
             }
             Ok(None) => {
-                self.header_len = (have + add) as u8;
+                self.part_mut().header_len = (have + add) as u8;
                 Ok(None)
             }
             Err(e) => self.fail(e, h),
@@ -382,16 +443,16 @@ impl Receiver {
             _ => {}
         }
         match header.opcode {
-            OpCode::Continuation if self.message.is_none() => {
+            OpCode::Continuation if self.part().message.is_none() => {
                 return Err(Error::Protocol("continuation frame without a message to continue"))
             }
-            OpCode::Text | OpCode::Binary if self.message.is_some() => {
+            OpCode::Text | OpCode::Binary if self.part().message.is_some() => {
                 return Err(Error::Protocol("new message inside a fragmented message"))
             }
             _ => {}
         }
         if !header.opcode.is_control() {
-            let so_far = self.message_len;
+            let so_far = self.part().message_len;
             if header.payload_len > self.config.max_frame_size as u64
                 || so_far + header.payload_len > self.config.max_message_size as u64
             {
@@ -427,25 +488,25 @@ impl Receiver {
         frame.offset += chunk.len();
         frame.remaining -= chunk.len() as u64;
         let done = frame.remaining == 0;
-        self.frame = if done { None } else { Some(frame) };
+        self.part_mut().frame = if done { None } else { Some(frame) };
         if frame.opcode.is_control() {
-            self.control_buf.extend_from_slice(chunk);
+            self.part_mut().control_buf.extend_from_slice(chunk);
             if done {
-                let payload = std::mem::take(&mut self.control_buf);
+                let payload = std::mem::take(&mut self.part_mut().control_buf);
                 self.control_frame(frame.opcode, &payload, h)?;
-                self.control_buf = payload;
-                self.control_buf.clear();
+                self.part_mut().control_buf = payload;
+                self.part_mut().control_buf.clear();
             }
             return Ok(());
         }
-        let kind = self.message.expect("a data frame belongs to a message");
+        let kind = self.part_mut().message.expect("a data frame belongs to a message");
         // Fail fast: invalid text is refused the moment its bytes arrive.
-        if kind == MessageKind::Text && self.utf8.feed(chunk).is_err() {
+        if kind == MessageKind::Text && self.part_mut().utf8.feed(chunk).is_err() {
             return self.fail(Error::InvalidUtf8, h);
         }
-        self.message_len += chunk.len() as u64;
+        self.part_mut().message_len += chunk.len() as u64;
         let last = done && frame.fin;
-        if last && kind == MessageKind::Text && self.utf8.finish().is_err() {
+        if last && kind == MessageKind::Text && self.part_mut().utf8.finish().is_err() {
             return self.fail(Error::InvalidUtf8, h);
         }
         if self.streaming {
@@ -457,22 +518,22 @@ impl Receiver {
                 });
             }
             if last {
-                self.message = None;
-                self.message_len = 0;
+                self.part_mut().message = None;
+                self.part_mut().message_len = 0;
             }
             return Ok(());
         }
-        self.message_buf.extend_from_slice(chunk);
+        self.part_mut().message_buf.extend_from_slice(chunk);
         if last {
-            self.message = None;
-            self.message_len = 0;
+            self.part_mut().message = None;
+            self.part_mut().message_len = 0;
             h.on_event(Event::Message {
                 kind,
-                data: &self.message_buf,
+                data: &self.part_mut().message_buf,
             });
-            self.message_buf.clear();
-            if self.message_buf.capacity() > KEEP_CAPACITY {
-                self.message_buf = Vec::new();
+            self.part_mut().message_buf.clear();
+            if self.part_mut().message_buf.capacity() > KEEP_CAPACITY {
+                self.part_mut().message_buf = Vec::new();
             }
         }
         Ok(())
@@ -519,13 +580,7 @@ impl Receiver {
     }
 
     fn drop_buffers(&mut self) {
-        self.frame = None;
-        self.message = None;
-        self.message_len = 0;
-        self.message_buf = Vec::new();
-        self.control_buf = Vec::new();
-        self.head = Vec::new();
-        self.utf8.reset();
+        self.part = None;
     }
 }
 

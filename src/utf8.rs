@@ -13,8 +13,11 @@ pub struct Utf8Validator {
 pub struct InvalidUtf8;
 
 impl Utf8Validator {
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Utf8Validator {
+            carry: [0; 4],
+            carry_len: 0,
+        }
     }
 
     /// Validates one whole buffer at once (the common, fast case).

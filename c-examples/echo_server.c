@@ -1,0 +1,568 @@
+/*
+ * echo_server.c - a WebSocket echo server on the wsconn reactor API.
+ *
+ * This is gbase's test/test_wsconn.c ported to wsconn with as few changes as
+ * possible.  The shape is the same:
+ *
+ *   reactor  <- acceptor with an accept callback
+ *   accept callback: malloc a per-connection context, create a wsconn_t on
+ *       the reactor, set its build/read/close callbacks, give it the fd,
+ *       store the context in a table indexed by fd ("idtable"), start it
+ *   read callback:  echo the message with wsconn_send(), return buflen
+ *   close callback: release the wsconn_t, free the context
+ *   main loop:      while (running) wsconn_reactor_dispatch(r, 100);
+ *
+ * What differs from gbase, and why:
+ *
+ *   - gbase's callbacks had no user argument; wsconn's take (fd, arg, ...).
+ *     The fd-style callbacks below still find their context in the fd table,
+ *     as gbase did.
+ *   - gbase was text only.  By default this server echoes binary messages as
+ *     binary: it sets a message callback (wsconn_set_message_func), which gets
+ *     the message type and replaces the read callback.  Run with -g ("gbase
+ *     mode") to use the gbase read callback and wsconn_send() instead (text
+ *     only: wsconn_send sends a TEXT message).
+ *   - wsconn_send() can fail with WSCONN_ERR_FULL when the peer does not read
+ *     its echoes (the output is over the limit, 16 MiB by default).  gbase
+ *     closed the connection; here the echo is kept in a per-connection queue,
+ *     reading is paused, and the drain callback sends the queue and resumes
+ *     reading when the output has room again.  No echo is lost.
+ *   - It also answers plain HTTP: GET / (and /index.html) returns index.html,
+ *     a page that runs an echo test in a browser; any other path is a 404.
+ *   - SIGINT/SIGTERM end the loop; every connection gets a 1001 close, then
+ *     everything is released.
+ *   - Logging is off unless -v is given (gbase printed every message).
+ *
+ * Usage: echo_server [-t N] [-v] [-g] [-d DIR] [port]
+ *   port   default 9998; 0 picks a free port.  Binds 127.0.0.1.
+ *   -t N   number of threads: accepted and ignored for now (one reactor)
+ *   -v     log connections and messages to stderr
+ *   -g     gbase mode: text echo through the read callback and wsconn_send()
+ *   -d DIR directory holding index.html (default: the executable's directory,
+ *          then the directory the example was compiled in)
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wsconn.h"
+
+#define DEFAULT_PORT 9998
+
+/* Where `make` compiled this file; the last place index.html is looked for. */
+#ifndef EXAMPLES_DIR
+#define EXAMPLES_DIR "."
+#endif
+
+/* An echo that did not fit in the output (WSCONN_ERR_FULL), to send later. */
+struct pending {
+    struct pending *next;
+    int type; /* WSCONN_MSG_TEXT or WSCONN_MSG_BINARY */
+    size_t len;
+    uint8_t data[];
+};
+
+/* Per-connection context (gbase: WSCtx). */
+struct ws_ctx {
+    wsconn_t *con;
+    int fd;
+    struct pending *head, *tail; /* echoes waiting for room, oldest first */
+    int paused;                  /* reading paused until the queue is sent */
+};
+
+static wsconn_reactor_t *r;
+static volatile sig_atomic_t running = 1;
+static int verbose;
+static int gbase_mode;
+
+/* index.html, read at startup (NULL if it was not found). */
+static char *index_page;
+static size_t index_len;
+
+#define LOG(...)                                                               \
+    do {                                                                       \
+        if (verbose)                                                           \
+            fprintf(stderr, __VA_ARGS__);                                      \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* The connection table, indexed by fd (gbase: idtable).                    */
+
+static struct ws_ctx **con_table;
+static size_t con_table_size;
+static size_t con_count;
+
+static struct ws_ctx *table_get(int fd)
+{
+    if (fd < 0 || (size_t)fd >= con_table_size)
+        return NULL;
+    return con_table[fd];
+}
+
+static int table_add(int fd, struct ws_ctx *ctx)
+{
+    if (fd < 0)
+        return -1;
+    if ((size_t)fd >= con_table_size) {
+        size_t n = con_table_size ? con_table_size : 1024;
+        while (n <= (size_t)fd)
+            n *= 2;
+        struct ws_ctx **t = realloc(con_table, n * sizeof *t);
+        if (t == NULL)
+            return -1;
+        memset(t + con_table_size, 0, (n - con_table_size) * sizeof *t);
+        con_table = t;
+        con_table_size = n;
+    }
+    if (con_table[fd] != NULL)
+        return -1;
+    con_table[fd] = ctx;
+    con_count++;
+    return 0;
+}
+
+static void table_remove(int fd)
+{
+    if (table_get(fd) != NULL) {
+        con_table[fd] = NULL;
+        con_count--;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Echo, with a queue for what does not fit.                                */
+
+static int send_typed(wsconn_t *con, int type, const void *data, size_t len)
+{
+    if (type == WSCONN_MSG_BINARY)
+        return wsconn_send_binary(con, data, len);
+    return wsconn_send_text(con, data, len);
+}
+
+static void ctx_free(struct ws_ctx *ctx)
+{
+    while (ctx->head) {
+        struct pending *p = ctx->head;
+        ctx->head = p->next;
+        free(p);
+    }
+    wsconn_release(ctx->con);
+    free(ctx);
+}
+
+/* Keeps a copy of an echo that got WSCONN_ERR_FULL and stops reading until
+ * the drain callback has sent it.  Returns 0, or -1 (out of memory). */
+static int queue_echo(struct ws_ctx *ctx, int type, const void *data, size_t len)
+{
+    struct pending *p = malloc(sizeof *p + len);
+    if (p == NULL)
+        return -1;
+    p->next = NULL;
+    p->type = type;
+    p->len = len;
+    if (len > 0)
+        memcpy(p->data, data, len);
+    if (ctx->tail)
+        ctx->tail->next = p;
+    else
+        ctx->head = p;
+    ctx->tail = p;
+    if (!ctx->paused) {
+        LOG("fd[%d] output full: reading paused\n", ctx->fd);
+        wsconn_pause_read(ctx->con);
+        ctx->paused = 1;
+    }
+    return 0;
+}
+
+/* Echoes one message, or queues it if the output is full (or if earlier
+ * echoes are already waiting: order is kept).  Returns 0, or a negative
+ * WSCONN_ERR_* when the echo is impossible. */
+static int echo(struct ws_ctx *ctx, int type, const void *data, size_t len)
+{
+    int rc = WSCONN_ERR_FULL;
+    if (ctx->head == NULL)
+        rc = send_typed(ctx->con, type, data, len);
+    if (rc == WSCONN_ERR_FULL)
+        rc = queue_echo(ctx, type, data, len) == 0 ? WSCONN_OK : WSCONN_ERR_FULL;
+    return rc;
+}
+
+/* The output has room again: send the queued echoes, then read again. */
+static void on_drain(wsconn_t *con, void *arg)
+{
+    struct ws_ctx *ctx = arg;
+    while (ctx->head) {
+        struct pending *p = ctx->head;
+        int rc = send_typed(con, p->type, p->data, p->len);
+        if (rc == WSCONN_ERR_FULL) {
+            /* Still no room: the failed send arms the next drain. */
+            LOG("fd[%d] still full\n", ctx->fd);
+            return;
+        }
+        if (rc != WSCONN_OK && rc != WSCONN_ERR_CLOSED)
+            fprintf(stderr, "echo_server: fd[%d] send: %s\n", ctx->fd,
+                    wsconn_strerror(rc));
+        ctx->head = p->next;
+        if (ctx->head == NULL)
+            ctx->tail = NULL;
+        free(p);
+    }
+    if (ctx->paused) {
+        LOG("fd[%d] drained: reading resumed\n", ctx->fd);
+        ctx->paused = 0;
+        wsconn_resume_read(con);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connection callbacks.                                                    */
+
+/* gbase's read callback (used with -g): a complete message; returns the
+ * bytes consumed, < 0 closes the connection. */
+static int on_read(int fd, void *arg, const char *buffer, int buflen)
+{
+    struct ws_ctx *ctx = table_get(fd);
+    (void)arg;
+    if (!ctx)
+        return -1;
+    LOG("fd[%d] read %d bytes\n", fd, buflen);
+    int rc = WSCONN_ERR_FULL;
+    if (ctx->head == NULL)
+        rc = wsconn_send(ctx->con, buffer, buflen); /* a TEXT message */
+    if (rc == WSCONN_ERR_FULL)
+        rc = queue_echo(ctx, WSCONN_MSG_TEXT, buffer, (size_t)buflen);
+    if (rc < 0) {
+        fprintf(stderr, "echo_server: fd[%d] send back fail: %s\n", fd,
+                wsconn_strerror(rc));
+        return -1;
+    }
+    return buflen;
+}
+
+/* The default: a complete message with its type; echoed with the same type. */
+static void on_message(wsconn_t *con, void *arg, int type, const uint8_t *data,
+                       size_t len)
+{
+    struct ws_ctx *ctx = arg;
+    LOG("fd[%d] %s message, %zu bytes\n", ctx->fd,
+        type == WSCONN_MSG_BINARY ? "binary" : "text", len);
+    int rc = echo(ctx, type, data, len);
+    if (rc != WSCONN_OK && rc != WSCONN_ERR_CLOSED) {
+        fprintf(stderr, "echo_server: fd[%d] echo: %s\n", ctx->fd,
+                wsconn_strerror(rc));
+        wsconn_close(con, 1011, "echo failed");
+    }
+}
+
+static void on_build(int fd, void *arg)
+{
+    (void)arg;
+    LOG("fd[%d] complete handshake\n", fd);
+}
+
+/* Called just before on_close, with the close code: only for the log.
+ * Error codes (1002 protocol error, 1007 invalid UTF-8, 1009 too big, 1011...)
+ * are always logged; normal ends (1000, 1001, 1005 no code, 1006 TCP dropped,
+ * and the application codes 3000-4999) only with -v. */
+static void on_close_ex(wsconn_t *con, void *arg, int code, const char *reason,
+                        size_t reason_len)
+{
+    struct ws_ctx *ctx = arg;
+    (void)con;
+    int error = code >= 1002 && code < 3000 && code != 1005 && code != 1006;
+    if (error || verbose)
+        fprintf(stderr, "echo_server: fd[%d] closed with %d \"%.*s\"\n", ctx->fd,
+                code, (int)reason_len, reason ? reason : "");
+}
+
+/* Called once, whatever ended the connection; releasing here is allowed. */
+static void on_close(int fd, void *arg)
+{
+    struct ws_ctx *ctx = table_get(fd);
+    (void)arg;
+    if (!ctx)
+        return;
+    LOG("fd[%d] close\n", fd);
+    table_remove(fd);
+    ctx_free(ctx);
+}
+
+/* A plain HTTP request (no Upgrade). */
+static int on_http(wsconn_t *con, void *arg, const char *method, const char *path)
+{
+    struct ws_ctx *ctx = arg;
+    size_t plen = strcspn(path, "?#"); /* ignore a query string */
+    LOG("fd[%d] HTTP %s %s\n", ctx->fd, method, path);
+
+    if (strcmp(method, "GET") == 0 && index_page != NULL &&
+        ((plen == 1 && path[0] == '/') ||
+         (plen == 11 && strncmp(path, "/index.html", 11) == 0)))
+        return wsconn_http_respond(con, 200, "text/html; charset=utf-8",
+                                   index_page, index_len);
+
+    static const char not_found[] = "404 not found\n";
+    return wsconn_http_respond(con, 404, "text/plain; charset=utf-8",
+                               not_found, sizeof not_found - 1);
+}
+
+/* A new connection (gbase: _accept_read).  Returning < 0 makes the library
+ * close fd; otherwise the program owns it. */
+static int on_accept(int fd, void *arg)
+{
+    (void)arg;
+    struct ws_ctx *ctx = calloc(1, sizeof *ctx);
+    if (ctx == NULL)
+        return -1;
+    ctx->fd = fd;
+    ctx->con = wsconn_create(r);
+    if (ctx->con == NULL) {
+        free(ctx);
+        return -1;
+    }
+    wsconn_set_build_func(ctx->con, on_build, ctx);
+    wsconn_set_read_func(ctx->con, on_read, ctx);
+    wsconn_set_close_func(ctx->con, on_close, ctx);
+    if (!gbase_mode)
+        wsconn_set_message_func(ctx->con, on_message, ctx); /* replaces read */
+    wsconn_set_close_ex_func(ctx->con, on_close_ex, ctx);
+    wsconn_set_drain_func(ctx->con, on_drain, ctx);
+    wsconn_set_http_func(ctx->con, on_http, ctx);
+
+    wsconn_set_fd(ctx->con, fd); /* the wsconn_t owns (and closes) fd now */
+    if (table_add(fd, ctx) != 0) {
+        fprintf(stderr, "echo_server: fd[%d] cannot be added to the table\n", fd);
+        ctx_free(ctx);
+        return 0;
+    }
+    int rc = wsconn_start(ctx->con);
+    if (rc != WSCONN_OK) {
+        fprintf(stderr, "echo_server: fd[%d] start: %s\n", fd, wsconn_strerror(rc));
+        table_remove(fd);
+        ctx_free(ctx);
+        return 0;
+    }
+    LOG("fd[%d] connected\n", fd);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup.                                                                   */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    running = 0;
+}
+
+/* Reads DIR/index.html into index_page.  Returns 0, or -1 if unreadable. */
+static int load_index(const char *dir)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/index.html", dir) >= (int)sizeof path)
+        return -1;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 64 * 1024;
+            char *b = realloc(buf, cap);
+            if (b == NULL) {
+                free(buf);
+                fclose(f);
+                return -1;
+            }
+            buf = b;
+        }
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        return -1;
+    }
+    index_page = buf;
+    index_len = len;
+    LOG("serving %s\n", path);
+    return 0;
+}
+
+/* The directory of the running executable, from /proc/self/exe. */
+static int exe_dir(char *out, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", out, size - 1);
+    if (n <= 0)
+        return -1;
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (slash == NULL)
+        return -1;
+    *slash = '\0';
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static void usage(const char *prog)
+{
+    fprintf(stderr,
+            "usage: %s [-t N] [-v] [-g] [-d DIR] [port]   (default port %d)\n"
+            "  -t N    threads (ignored for now)\n"
+            "  -v      log connections and messages\n"
+            "  -g      gbase mode: text-only echo via the read callback\n"
+            "  -d DIR  directory of index.html\n",
+            prog, DEFAULT_PORT);
+}
+
+int main(int argc, char **argv)
+{
+    int port = DEFAULT_PORT, threads = 1, opt;
+    const char *dir = NULL;
+    while ((opt = getopt(argc, argv, "t:vgd:h")) != -1) {
+        switch (opt) {
+        case 't':
+            if (parse_int(optarg, 1, 1024, &threads) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
+            break;
+        case 'v':
+            verbose = 1;
+            break;
+        case 'g':
+            gbase_mode = 1;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        default:
+            usage(argv[0]);
+            return 2;
+        }
+    }
+    if (argc - optind > 1 ||
+        (argc - optind == 1 && parse_int(argv[optind], 0, 65535, &port) < 0)) {
+        usage(argv[0]);
+        return 2;
+    }
+    (void)threads; /* one reactor thread for now */
+
+    /* The page for GET /. */
+    char exe[PATH_MAX];
+    if (dir != NULL) {
+        if (load_index(dir) < 0) {
+            fprintf(stderr, "echo_server: cannot read %s/index.html: %s\n", dir,
+                    strerror(errno));
+            return 1;
+        }
+    } else if ((exe_dir(exe, sizeof exe) < 0 || load_index(exe) < 0) &&
+               load_index(EXAMPLES_DIR) < 0) {
+        fprintf(stderr, "echo_server: index.html not found (use -d DIR); "
+                        "GET / will be a 404\n");
+    }
+
+    /* Writes to a peer that has reset must fail with EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: interrupt the wait */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int status = 1, rc;
+    wsconn_acceptor_t *acc = NULL;
+    r = wsconn_reactor_create();
+    if (r == NULL) {
+        fprintf(stderr, "echo_server: wsconn_reactor_create failed\n");
+        goto out;
+    }
+    acc = wsconn_acceptor_create(r);
+    if (acc == NULL) {
+        fprintf(stderr, "echo_server: wsconn_acceptor_create failed\n");
+        goto out;
+    }
+    wsconn_acceptor_set_accept_func(acc, on_accept, NULL);
+    rc = wsconn_acceptor_start(acc, "127.0.0.1", port);
+    if (rc != WSCONN_OK) {
+        fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%d: %s\n", port,
+                wsconn_strerror(rc));
+        goto out;
+    }
+    printf("echo_server listening on 127.0.0.1:%d\n", wsconn_acceptor_port(acc));
+    fflush(stdout);
+
+    while (running) {
+        rc = wsconn_reactor_dispatch(r, 100);
+        if (rc < 0 && running) {
+            fprintf(stderr, "echo_server: dispatch: %s\n", wsconn_strerror(rc));
+            goto out;
+        }
+    }
+    LOG("shutting down\n");
+    status = 0;
+
+out:
+    if (acc != NULL) {
+        wsconn_acceptor_stop(acc);
+        wsconn_acceptor_release(acc);
+    }
+    if (r != NULL && con_count > 0) {
+        /* Going away: start the closing handshake on every connection and
+         * give the peers a moment to answer (on_close frees them). */
+        for (size_t fd = 0; fd < con_table_size; fd++)
+            if (con_table[fd] != NULL)
+                wsconn_close(con_table[fd]->con, 1001, "server shutting down");
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long ms = (now.tv_sec - start.tv_sec) * 1000 +
+                      (now.tv_nsec - start.tv_nsec) / 1000000;
+            if (con_count == 0 || ms >= 1000)
+                break;
+            if (wsconn_reactor_dispatch(r, 50) < 0)
+                break;
+        }
+    }
+    /* Whatever did not finish in time is dropped. */
+    for (size_t fd = 0; fd < con_table_size; fd++) {
+        struct ws_ctx *ctx = con_table[fd];
+        if (ctx != NULL) {
+            table_remove((int)fd);
+            ctx_free(ctx);
+        }
+    }
+    free(con_table);
+    if (r != NULL)
+        wsconn_reactor_release(r);
+    free(index_page);
+    return status;
+}
