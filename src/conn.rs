@@ -1,71 +1,37 @@
 //! A WebSocket connection on a reactor: its socket, its session (receiver and
-//! sender), its callbacks and its timers.
+//! sender), its callbacks and its timer.
 //!
 //! All state sits in `Cell`/`RefCell` and every method takes `&self`, because the
 //! program's callbacks run in the middle of the connection's own work and may call
 //! back into it (send, close, pause, release).
-
-#![allow(non_camel_case_types)] // callback types carry their C names
+//!
+//! An idle connection is small: the session keeps no buffer when nothing is
+//! incomplete, output goes through the reactor's shared buffer while input is
+//! processed, the callback functions live in a table shared by connections set up
+//! alike, and what is rarely needed sits in a box made on demand (`Extra`).
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::net::ToSocketAddrs;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
-use mio::net::TcpStream;
+use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
+pub use crate::callbacks::*;
 use crate::close_code::CloseCode;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{Event, MessageKind};
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, NO_TOKEN};
 use crate::receiver::{Handler, Receiver};
 use crate::role::Role;
 use crate::sender::Sender;
 use crate::session::client_parts;
+use crate::transport::{Socket, Transport};
 use crate::url::WsUrl;
-
-/// gbase's read callback: a complete message (`buffer` is not NUL-terminated).
-/// Returns the bytes consumed: bytes left unconsumed are delivered again in front
-/// of the next message, as gbase's buffer did; a negative value closes the
-/// connection (close code 1011).
-pub type wsconn_read_func =
-    Option<extern "C" fn(fd: c_int, arg: *mut c_void, buffer: *const c_char, buflen: c_int) -> c_int>;
-/// gbase's build callback: the opening handshake completed.
-pub type wsconn_build_func = Option<extern "C" fn(fd: c_int, arg: *mut c_void)>;
-/// gbase's close callback: the connection closed; called once, with the socket
-/// still open (it is closed when the callback returns). The connection may be
-/// released inside.
-pub type wsconn_close_func = Option<extern "C" fn(fd: c_int, arg: *mut c_void)>;
-/// A complete message with its type (`WSCONN_MSG_TEXT`: valid UTF-8, or
-/// `WSCONN_MSG_BINARY`). When set, it is called instead of the read callback.
-pub type wsconn_message_func =
-    Option<extern "C" fn(con: *mut Conn, arg: *mut c_void, r#type: c_int, data: *const u8, len: usize)>;
-/// Streaming receive: each piece of a message as it arrives, `fin` nonzero on the
-/// last. When set, no message is reassembled and neither the message nor the
-/// read callback is called.
-pub type wsconn_fragment_func =
-    Option<extern "C" fn(con: *mut Conn, arg: *mut c_void, r#type: c_int, data: *const u8, len: usize, fin: c_int)>;
-/// The connection closed. `code`: the peer's close code (1005 if its close frame
-/// had none); or the one sent to it when it broke the protocol (1002, 1007,
-/// 1009…); 1000 after a plain HTTP exchange; 1006 when TCP dropped, an I/O error
-/// or a timeout ended it without a closing handshake. `reason` is NUL-terminated.
-/// Called before the close callback, with the socket still open.
-pub type wsconn_close_ex_func =
-    Option<extern "C" fn(con: *mut Conn, arg: *mut c_void, code: c_int, reason: *const c_char, reason_len: usize)>;
-/// Output fell to a quarter of the max output after a send failed with
-/// `WSCONN_ERR_FULL` or left output at half of it or more: sending may resume.
-pub type wsconn_drain_func = Option<extern "C" fn(con: *mut Conn, arg: *mut c_void)>;
-/// A pong arrived.
-pub type wsconn_pong_func = Option<extern "C" fn(con: *mut Conn, arg: *mut c_void, data: *const u8, len: usize)>;
-/// A plain HTTP request (no WebSocket upgrade). Answer it with
-/// `wsconn_http_respond` inside the callback, or the library answers 404. The
-/// connection closes after the response. The return value is ignored.
-pub type wsconn_http_func =
-    Option<extern "C" fn(con: *mut Conn, arg: *mut c_void, method: *const c_char, path: *const c_char) -> c_int>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -93,60 +59,54 @@ const RELEASED: u16 = 16;
 const CLOSING: u16 = 32;
 /// Queued in the reactor's ready list.
 const READY: u16 = 64;
+/// The peer closed its side: read until EOF, a short read does not mean drained.
+const PEER_CLOSED: u16 = 512;
+/// The timer must be re-armed once the running feed returns.
+const REARM: u16 = 1024;
+/// `arg` holds the arg of the callbacks set so far.
+const HAS_ARG: u16 = 128;
+/// Callbacks were set with different args: see `Extra::args`.
+const SPLIT_ARGS: u16 = 256;
 
 /// Reads per readiness event before other connections get their turn.
 const READS_PER_TURN: usize = 16;
 
-#[derive(Clone, Copy)]
-struct Callbacks {
-    read: (wsconn_read_func, *mut c_void),
-    build: (wsconn_build_func, *mut c_void),
-    close: (wsconn_close_func, *mut c_void),
-    message: (wsconn_message_func, *mut c_void),
-    fragment: (wsconn_fragment_func, *mut c_void),
-    close_ex: (wsconn_close_ex_func, *mut c_void),
-    drain: (wsconn_drain_func, *mut c_void),
-    pong: (wsconn_pong_func, *mut c_void),
-    http: (wsconn_http_func, *mut c_void),
-}
-
-/// Which callback a setter sets.
-pub enum Callback {
-    Read(wsconn_read_func),
-    Build(wsconn_build_func),
-    Close(wsconn_close_func),
-    Message(wsconn_message_func),
-    Fragment(wsconn_fragment_func),
-    CloseEx(wsconn_close_ex_func),
-    Drain(wsconn_drain_func),
-    Pong(wsconn_pong_func),
-    Http(wsconn_http_func),
+/// What few connections need, made on demand.
+#[derive(Default)]
+struct Extra {
+    /// Per-callback args, when they differ (`SPLIT_ARGS`).
+    args: [usize; CALLBACKS],
+    close_reason: String,
+    subprotocol: Option<CString>,
+    /// Input read but not processed because reading was paused mid-buffer.
+    backlog: Vec<u8>,
+    /// Bytes the gbase read callback did not consume.
+    read_tail: Vec<u8>,
+    /// Options set on this connection, instead of the reactor's.
+    config: Option<Arc<Config>>,
 }
 
 pub struct Conn {
     reactor: Cell<*const Reactor>,
-    token: Cell<Option<Token>>,
-    fd: Cell<c_int>,
-    socket: RefCell<Option<TcpStream>>,
-    phase: Cell<Phase>,
-    flags: Cell<u16>,
     rx: RefCell<Option<Receiver>>,
     tx: RefCell<Option<Sender>>,
-    config: RefCell<Option<Arc<Config>>>,
-    callbacks: Cell<Callbacks>,
-    /// Input read but not processed because reading was paused mid-buffer.
-    backlog: RefCell<Vec<u8>>,
-    /// Bytes the gbase read callback did not consume.
-    read_tail: RefCell<Vec<u8>>,
-    close_code: Cell<u16>,
-    close_reason: RefCell<String>,
-    subprotocol: RefCell<Option<CString>>,
-    started_ms: Cell<u64>,
-    last_input_ms: Cell<u64>,
-    ping_sent_ms: Cell<u64>,
-    closing_since_ms: Cell<u64>,
-    timer_generation: Cell<u32>,
+    fns: Cell<*const CallbackFns>,
+    arg: Cell<*mut c_void>,
+    extra: RefCell<Option<Box<Extra>>>,
     timer_deadline: Cell<u64>,
+    fd: Cell<c_int>,
+    token: Cell<u32>,
+    timer_prev: Cell<u32>,
+    timer_next: Cell<u32>,
+    /// Reactor milliseconds, truncated to 32 bits (compared with wrapping_sub).
+    started_ms: Cell<u32>,
+    last_input_ms: Cell<u32>,
+    ping_sent_ms: Cell<u32>,
+    closing_since_ms: Cell<u32>,
+    timer_slot: Cell<u16>,
+    flags: Cell<u16>,
+    close_code: Cell<u16>,
+    phase: Cell<Phase>,
 }
 
 /// Routes session events to the connection during a feed.
@@ -183,39 +143,26 @@ fn type_code(kind: MessageKind) -> c_int {
 
 impl Conn {
     pub fn new(reactor: *const Reactor) -> Conn {
-        let none = std::ptr::null_mut();
         Conn {
             reactor: Cell::new(reactor),
-            token: Cell::new(None),
-            fd: Cell::new(-1),
-            socket: RefCell::new(None),
-            phase: Cell::new(Phase::Idle),
-            flags: Cell::new(0),
             rx: RefCell::new(None),
             tx: RefCell::new(None),
-            config: RefCell::new(None),
-            callbacks: Cell::new(Callbacks {
-                read: (None, none),
-                build: (None, none),
-                close: (None, none),
-                message: (None, none),
-                fragment: (None, none),
-                close_ex: (None, none),
-                drain: (None, none),
-                pong: (None, none),
-                http: (None, none),
-            }),
-            backlog: RefCell::new(Vec::new()),
-            read_tail: RefCell::new(Vec::new()),
-            close_code: Cell::new(0),
-            close_reason: RefCell::new(String::new()),
-            subprotocol: RefCell::new(None),
+            fns: Cell::new(&NO_CALLBACKS),
+            arg: Cell::new(std::ptr::null_mut()),
+            extra: RefCell::new(None),
+            timer_deadline: Cell::new(u64::MAX),
+            fd: Cell::new(-1),
+            token: Cell::new(NO_TOKEN),
+            timer_prev: Cell::new(NO_TOKEN),
+            timer_next: Cell::new(NO_TOKEN),
             started_ms: Cell::new(0),
             last_input_ms: Cell::new(0),
             ping_sent_ms: Cell::new(0),
             closing_since_ms: Cell::new(0),
-            timer_generation: Cell::new(0),
-            timer_deadline: Cell::new(u64::MAX),
+            timer_slot: Cell::new(0),
+            flags: Cell::new(0),
+            close_code: Cell::new(0),
+            phase: Cell::new(Phase::Idle),
         }
     }
 
@@ -223,6 +170,14 @@ impl Conn {
         // SAFETY: the reactor outlives the connections made on it (documented) and
         // detaches them (setting this pointer to NULL) if it is released first.
         unsafe { self.reactor.get().as_ref() }
+    }
+
+    /// The reactor and this connection's token, while registered.
+    fn registered(&self) -> Option<(&Reactor, u32)> {
+        match self.token.get() {
+            NO_TOKEN => None,
+            token => self.reactor().map(|r| (r, token)),
+        }
     }
 
     fn has(&self, flag: u16) -> bool {
@@ -241,42 +196,77 @@ impl Conn {
         self as *const Conn as *mut Conn
     }
 
-    fn config_now(&self) -> Arc<Config> {
-        if let Some(config) = self.config.borrow().as_ref() {
-            return Arc::clone(config);
+    fn socket(&self) -> Socket {
+        Socket(self.fd.get())
+    }
+
+    fn extra(&self) -> std::cell::RefMut<'_, Box<Extra>> {
+        std::cell::RefMut::map(self.extra.borrow_mut(), |e| e.get_or_insert_with(Box::default))
+    }
+
+    fn with_extra<R>(&self, f: impl FnOnce(&Extra) -> R) -> Option<R> {
+        self.extra.borrow().as_deref().map(f)
+    }
+
+    fn now32(&self) -> u32 {
+        self.reactor().map_or(0, Reactor::now_ms) as u32
+    }
+
+    // ------------------------------------------------------------ callbacks
+
+    fn callbacks(&self) -> &CallbackFns {
+        // SAFETY: `fns` points to NO_CALLBACKS or to a table interned by the
+        // reactor, which keeps it until it is dropped; a connection the reactor
+        // outlives is detached first, which points `fns` back to NO_CALLBACKS.
+        unsafe { &*self.fns.get() }
+    }
+
+    fn arg_of(&self, slot: usize) -> *mut c_void {
+        if self.has(SPLIT_ARGS) {
+            self.with_extra(|e| e.args[slot] as *mut c_void)
+                .unwrap_or(std::ptr::null_mut())
+        } else {
+            self.arg.get()
         }
-        self.reactor().map(Reactor::config).unwrap_or_default()
+    }
+
+    pub fn set_callback(&self, callback: Callback, arg: *mut c_void) {
+        let Some(reactor) = self.reactor() else { return };
+        let fns = callback.apply(*self.callbacks());
+        self.fns.set(reactor.intern_callbacks(fns));
+        if !self.has(HAS_ARG) {
+            self.arg.set(arg);
+            self.set(HAS_ARG);
+        } else if self.has(SPLIT_ARGS) || arg != self.arg.get() {
+            if !self.has(SPLIT_ARGS) {
+                let common = self.arg.get() as usize;
+                self.extra().args = [common; CALLBACKS];
+                self.set(SPLIT_ARGS);
+            }
+            self.extra().args[callback.index()] = arg as usize;
+        }
+        // Streaming receive can be switched on or off while running.
+        if let Ok(mut rx) = self.rx.try_borrow_mut() {
+            if let Some(rx) = rx.as_mut() {
+                rx.set_streaming(self.callbacks().fragment.is_some());
+            }
+        }
     }
 
     // ------------------------------------------------------------ setup
 
-    pub fn set_callback(&self, callback: Callback, arg: *mut c_void) {
-        let mut cb = self.callbacks.get();
-        match callback {
-            Callback::Read(f) => cb.read = (f, arg),
-            Callback::Build(f) => cb.build = (f, arg),
-            Callback::Close(f) => cb.close = (f, arg),
-            Callback::Message(f) => cb.message = (f, arg),
-            Callback::Fragment(f) => cb.fragment = (f, arg),
-            Callback::CloseEx(f) => cb.close_ex = (f, arg),
-            Callback::Drain(f) => cb.drain = (f, arg),
-            Callback::Pong(f) => cb.pong = (f, arg),
-            Callback::Http(f) => cb.http = (f, arg),
+    fn config_now(&self) -> Arc<Config> {
+        if let Some(Some(config)) = self.with_extra(|e| e.config.clone()) {
+            return config;
         }
-        self.callbacks.set(cb);
-        // Streaming receive can be switched on or off while running.
-        if let Ok(mut rx) = self.rx.try_borrow_mut() {
-            if let Some(rx) = rx.as_mut() {
-                rx.set_streaming(cb.fragment.0.is_some());
-            }
-        }
+        self.reactor().map(Reactor::config).unwrap_or_default()
     }
 
     pub fn set_config(&self, config: Arc<Config>) -> Result<()> {
         if self.phase.get() != Phase::Idle {
             return Err(Error::State);
         }
-        *self.config.borrow_mut() = Some(config);
+        self.extra().config = Some(config);
         Ok(())
     }
 
@@ -291,21 +281,10 @@ impl Conn {
         }
         let previous = self.fd.replace(fd);
         if previous >= 0 && previous != fd {
-            // SAFETY: an fd handed over earlier and never started: still ours.
-            unsafe { libc::close(previous) };
+            // An fd handed over earlier and never started: still ours.
+            Socket(previous).close();
         }
         Ok(())
-    }
-
-    /// Closes a socket handed over with `set_fd` but never started.
-    fn close_unstarted_fd(&self) {
-        if self.phase.get() == Phase::Idle && self.socket.borrow().is_none() {
-            let fd = self.fd.replace(-1);
-            if fd >= 0 {
-                // SAFETY: the program gave this fd to the connection, which owns it.
-                unsafe { libc::close(fd) };
-            }
-        }
     }
 
     /// Server role on the socket given with `set_fd`.
@@ -313,31 +292,15 @@ impl Conn {
         if self.phase.get() != Phase::Idle || self.fd.get() < 0 {
             return Err(Error::State);
         }
-        let fd = self.fd.get();
-        // The program may hand over a blocking socket.
-        // SAFETY: fcntl on an fd the program gave us; failures are reported.
-        let nonblocking = unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
-        };
-        if !nonblocking {
-            return Err(Error::Io);
-        }
-        // SAFETY: the program gave the socket to this connection, which now owns it.
-        let socket = unsafe { TcpStream::from_raw_fd(fd) };
-        let _ = socket.set_nodelay(true);
+        let socket = self.socket();
+        socket.set_nonblocking().map_err(|_| Error::Io)?;
+        socket.set_nodelay();
         let config = self.config_now();
         let mut rx = Receiver::server(Arc::clone(&config));
-        let cb = self.callbacks.get();
-        rx.set_streaming(cb.fragment.0.is_some());
-        rx.set_http(cb.http.0.is_some());
+        rx.set_streaming(self.callbacks().fragment.is_some());
+        rx.set_http(self.callbacks().http.is_some());
         let tx = Sender::new(Role::Server, config.max_output);
-        let result = self.open_socket(socket, rx, tx, Phase::Handshaking);
-        if result.is_err() {
-            // The socket was closed with the stream that wrapped it.
-            self.fd.set(-1);
-        }
-        result
+        self.open_socket(rx, tx, Phase::Handshaking)
     }
 
     /// Client role: resolve, connect without blocking, then the opening handshake.
@@ -348,46 +311,54 @@ impl Conn {
         let url = WsUrl::parse(url)?;
         let config = self.config_now();
         let (mut rx, tx) = client_parts(Arc::clone(&config), &url.host_header, &url.path)?;
-        let cb = self.callbacks.get();
-        rx.set_streaming(cb.fragment.0.is_some());
+        rx.set_streaming(self.callbacks().fragment.is_some());
+        if self.reactor().is_none() {
+            return Err(Error::State);
+        }
         // Name resolution may block (literals do not).
         let addr = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|_| Error::Io)?
             .next()
             .ok_or(Error::Io)?;
-        let socket = TcpStream::connect(addr).map_err(|_| Error::Io)?;
-        let _ = socket.set_nodelay(true);
-        let fd = socket.as_raw_fd();
-        self.open_socket(socket, rx, tx, Phase::Connecting)?;
-        self.fd.set(fd);
-        Ok(())
+        let stream = mio::net::TcpStream::connect(addr).map_err(|_| Error::Io)?;
+        self.fd.set(stream.into_raw_fd());
+        self.socket().set_nodelay();
+        let result = self.open_socket(rx, tx, Phase::Connecting);
+        if result.is_err() {
+            self.socket().close();
+            self.fd.set(-1);
+        }
+        result
     }
 
-    fn open_socket(&self, mut socket: TcpStream, rx: Receiver, tx: Sender, phase: Phase) -> Result<()> {
+    fn open_socket(&self, rx: Receiver, tx: Sender, phase: Phase) -> Result<()> {
         let reactor = self.reactor().ok_or(Error::State)?;
         let token = reactor.add_conn(self);
+        let fd = self.fd.get();
+        let interest = Interest::READABLE | Interest::WRITABLE;
         if reactor
             .registry()
-            .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
+            .register(&mut SourceFd(&fd), token, interest)
             .is_err()
         {
             reactor.remove(token);
             return Err(Error::Io);
         }
-        self.token.set(Some(token));
-        *self.socket.borrow_mut() = Some(socket);
+        self.token.set(token.0 as u32);
         *self.rx.borrow_mut() = Some(rx);
         *self.tx.borrow_mut() = Some(tx);
         self.phase.set(phase);
-        self.flags.set(self.flags.get() & (PAUSED | RELEASED));
+        self.flags
+            .set(self.flags.get() & (PAUSED | RELEASED | HAS_ARG | SPLIT_ARGS));
         self.close_code.set(0);
-        self.close_reason.borrow_mut().clear();
-        let now = reactor.now_ms();
+        if let Some(extra) = self.extra.borrow_mut().as_mut() {
+            extra.close_reason.clear();
+        }
+        let now = self.now32();
         self.started_ms.set(now);
         self.last_input_ms.set(now);
         self.ping_sent_ms.set(0);
-        self.timer_deadline.set(u64::MAX);
         self.arm_timer();
         if phase == Phase::Handshaking {
             // Bytes may have arrived before registration.
@@ -416,14 +387,8 @@ impl Conn {
     }
 
     pub fn subprotocol(&self) -> *const c_char {
-        self.subprotocol
-            .borrow()
-            .as_ref()
-            .map_or(std::ptr::null(), |p| p.as_ptr())
-    }
-
-    pub fn timer_generation(&self) -> u32 {
-        self.timer_generation.get()
+        self.with_extra(|e| e.subprotocol.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()))
+            .unwrap_or(std::ptr::null())
     }
 
     // ------------------------------------------------------------ sending
@@ -465,7 +430,7 @@ impl Conn {
         self.with_tx(|tx| tx.close(code, reason))?;
         if self.close_code.get() == 0 {
             self.close_code.set(code);
-            *self.close_reason.borrow_mut() = reason.to_owned();
+            self.extra().close_reason = reason.to_owned();
         }
         self.begin_closing();
         Ok(())
@@ -475,13 +440,15 @@ impl Conn {
         self.with_tx(|tx| tx.http_response(status, content_type, body))
     }
 
+    /// Output is written at the end of the turn, or right after this connection's
+    /// input is processed: all of a turn's output leaves in one write.
     fn schedule_flush(&self) {
         if self.has(DIRTY) {
             return;
         }
-        if let (Some(reactor), Some(token)) = (self.reactor(), self.token.get()) {
+        if let Some((reactor, token)) = self.registered() {
             self.set(DIRTY);
-            reactor.mark_dirty(token);
+            reactor.mark_dirty(Token(token as usize));
         }
     }
 
@@ -489,9 +456,9 @@ impl Conn {
         if self.has(READY) {
             return;
         }
-        if let (Some(reactor), Some(token)) = (self.reactor(), self.token.get()) {
+        if let Some((reactor, token)) = self.registered() {
             self.set(READY);
-            reactor.mark_ready(token);
+            reactor.mark_ready(Token(token as usize));
         }
     }
 
@@ -518,7 +485,7 @@ impl Conn {
 
     /// Input is waiting: in the socket, or held back by a pause.
     fn has_input(&self) -> bool {
-        self.has(READABLE) || !self.backlog.borrow().is_empty()
+        self.has(READABLE) || self.with_extra(|e| !e.backlog.is_empty()).unwrap_or(false)
     }
 
     fn can_read(&self) -> bool {
@@ -540,7 +507,10 @@ impl Conn {
 
     // ------------------------------------------------------------ reactor events
 
-    pub fn on_event(&self, readable: bool, writable: bool) {
+    pub fn on_event(&self, readable: bool, writable: bool, peer_closed: bool) {
+        if peer_closed {
+            self.set(PEER_CLOSED);
+        }
         if self.phase.get() == Phase::Connecting {
             self.check_connected();
             if self.phase.get() != Phase::Handshaking {
@@ -562,47 +532,75 @@ impl Conn {
         self.read_input();
     }
 
-    /// Processes input a pause left unprocessed. Returns false while some is
-    /// still held back (paused again): newer input must wait behind it.
-    fn feed_backlog(&self) -> bool {
-        if self.backlog.borrow().is_empty() {
-            return true;
-        }
-        let mut backlog = std::mem::take(&mut *self.backlog.borrow_mut());
-        self.feed(&mut backlog);
-        self.after_input();
-        self.backlog.borrow().is_empty()
-    }
-
     fn check_connected(&self) {
-        let status = match self.socket.borrow().as_ref() {
-            Some(socket) => match socket.take_error() {
-                Ok(Some(_)) | Err(_) => Err(()),
-                Ok(None) => match socket.peer_addr() {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
-                    Err(_) => Err(()),
-                },
-            },
-            None => return,
-        };
-        match status {
+        match self.socket().connect_status() {
             Ok(true) => {
                 self.phase.set(Phase::Handshaking);
                 self.schedule_flush();
             }
             Ok(false) => {}
-            Err(()) => self.finish(CloseCode::ABNORMAL.0, "connection failed"),
+            Err(_) => self.finish(CloseCode::ABNORMAL.0, "connection failed"),
+        }
+    }
+
+    /// Processes input a pause left unprocessed. Returns false while some is
+    /// still held back (paused again): newer input must wait behind it.
+    fn feed_backlog(&self) -> bool {
+        let Some(mut backlog) = self.with_extra(|_| ()).and_then(|_| {
+            let mut extra = self.extra();
+            (!extra.backlog.is_empty()).then(|| std::mem::take(&mut extra.backlog))
+        }) else {
+            return true;
+        };
+        self.feed(&mut backlog);
+        self.after_input();
+        self.with_extra(|e| e.backlog.is_empty()).unwrap_or(true)
+    }
+
+    /// Lends the reactor's shared output buffer to this connection while its input
+    /// is processed (its replies are written right after).
+    fn lend_output_buffer(&self, reactor: &Reactor) {
+        if let Some(tx) = self.tx.borrow_mut().as_mut() {
+            if tx.capacity() == 0 {
+                let mut spare = reactor.take_spare_output();
+                if !tx.swap_empty_buffer(&mut spare) {
+                    reactor.give_spare_output(spare);
+                }
+            }
+        }
+    }
+
+    /// Gives an emptied output buffer back to the reactor: an idle connection
+    /// holds none.
+    fn return_output_buffer(&self) {
+        let Some(reactor) = self.reactor() else { return };
+        if let Ok(mut tx) = self.tx.try_borrow_mut() {
+            if let Some(tx) = tx.as_mut() {
+                if tx.capacity() > 0 {
+                    let mut buffer = Vec::new();
+                    if tx.swap_empty_buffer(&mut buffer) {
+                        reactor.give_spare_output(buffer);
+                    }
+                }
+            }
         }
     }
 
     /// Reads and processes input until the socket is drained, reading must stop,
-    /// or this connection had its share of the turn.
+    /// or this connection had its share of the turn; then writes the replies.
     fn read_input(&self) {
         let Some(reactor) = self.reactor() else { return };
-        if !self.can_read() || !self.feed_backlog() {
+        if !self.can_read() {
             return;
         }
+        self.lend_output_buffer(reactor);
+        if self.feed_backlog() {
+            self.read_socket(reactor);
+        }
+        self.flush();
+    }
+
+    fn read_socket(&self, reactor: &Reactor) {
         let mut reads = 0;
         while self.can_read() && self.has(READABLE) {
             if reads == READS_PER_TURN {
@@ -611,10 +609,7 @@ impl Conn {
             }
             reads += 1;
             let mut buffer = reactor.take_read_buffer();
-            let read = match self.socket.borrow().as_ref() {
-                Some(mut socket) => socket.read(&mut buffer),
-                None => Ok(0),
-            };
+            let read = self.socket().read(&mut buffer);
             match read {
                 Ok(0) => {
                     reactor.return_read_buffer(buffer);
@@ -623,11 +618,12 @@ impl Conn {
                     return;
                 }
                 Ok(n) => {
-                    if n < buffer.len() {
-                        // A short read drained the socket; new data raises a new event.
+                    if n < buffer.len() && !self.has(PEER_CLOSED) {
+                        // A short read drained the socket; new data raises a new
+                        // event (but an EOF already signalled raises none).
                         self.clear(READABLE);
                     }
-                    self.last_input_ms.set(reactor.now_ms());
+                    self.last_input_ms.set(self.now32());
                     self.feed(&mut buffer[..n]);
                     reactor.return_read_buffer(buffer);
                     self.after_input();
@@ -656,7 +652,7 @@ impl Conn {
         drop(rx);
         if let Ok(used) = used {
             if used < data.len() && self.has(PAUSED) && !self.has(RELEASED) {
-                self.backlog.borrow_mut().extend_from_slice(&data[used..]);
+                self.extra().backlog.extend_from_slice(&data[used..]);
             }
         }
     }
@@ -668,21 +664,32 @@ impl Conn {
             }
         }
         self.flush();
+        self.finish_with_recorded_code();
+    }
+
+    /// Ends the connection with the close code and reason seen so far.
+    fn finish_with_recorded_code(&self) {
         let code = match self.close_code.get() {
             0 => CloseCode::ABNORMAL.0,
             code => code,
         };
-        let reason = std::mem::take(&mut *self.close_reason.borrow_mut());
+        let reason = self
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.close_reason))
+            .unwrap_or_default();
         self.finish(code, &reason);
     }
 
-    /// After input: schedule the output it caused, and the end of the session.
+    /// After input: the end of the session, if it came.
     fn after_input(&self) {
         if self.phase.get() == Phase::Closed || self.has(RELEASED) {
             return;
         }
-        if self.buffered_amount() > 0 {
-            self.schedule_flush();
+        if self.has(REARM) {
+            self.clear(REARM);
+            self.arm_timer();
         }
         let (rx_closed, close_received) = match self.rx.try_borrow() {
             Ok(rx) => rx
@@ -692,17 +699,13 @@ impl Conn {
         };
         if rx_closed || close_received {
             self.begin_closing();
-            if rx_closed {
-                // Server side: the session is over once its last bytes are written.
-                self.schedule_flush();
-            }
         }
     }
 
     fn begin_closing(&self) {
         if !self.has(CLOSING) {
             self.set(CLOSING);
-            self.closing_since_ms.set(self.reactor().map_or(0, Reactor::now_ms));
+            self.closing_since_ms.set(self.now32());
             self.arm_timer();
         }
     }
@@ -722,10 +725,7 @@ impl Conn {
                 if pending.is_empty() {
                     break;
                 }
-                match self.socket.borrow().as_ref() {
-                    Some(mut socket) => socket.write(pending),
-                    None => return,
-                }
+                self.socket().write(pending)
             };
             match written {
                 Ok(n) => {
@@ -747,28 +747,25 @@ impl Conn {
 
     fn after_flush(&self) {
         let (buffered, max_output, full) = match self.tx.borrow().as_ref() {
-            Some(tx) => (tx.buffered(), self.config_now().max_output, tx.is_full()),
+            Some(tx) => (tx.buffered(), tx.max_output(), tx.is_full()),
             None => return,
         };
-        let rx_closed = self
-            .rx
-            .try_borrow()
-            .ok()
-            .and_then(|rx| rx.as_ref().map(Receiver::is_closed));
-        if buffered == 0 && rx_closed == Some(true) {
-            let code = match self.close_code.get() {
-                0 => CloseCode::ABNORMAL.0,
-                code => code,
-            };
-            let reason = std::mem::take(&mut *self.close_reason.borrow_mut());
-            self.finish(code, &reason);
-            return;
+        if buffered == 0 {
+            self.return_output_buffer();
+            let rx_closed = self
+                .rx
+                .try_borrow()
+                .ok()
+                .and_then(|rx| rx.as_ref().map(Receiver::is_closed));
+            if rx_closed == Some(true) {
+                self.finish_with_recorded_code();
+                return;
+            }
         }
         if self.has(DRAIN_WANTED) && buffered <= max_output / 4 {
             self.clear(DRAIN_WANTED);
-            let (f, arg) = self.callbacks.get().drain;
-            if let Some(f) = f {
-                f(self.ptr(), arg);
+            if let Some(f) = self.callbacks().drain {
+                f(self.ptr(), self.arg_of(slot::DRAIN));
             }
         }
         if !full && self.has_input() && self.can_read() {
@@ -779,52 +776,61 @@ impl Conn {
     // ------------------------------------------------------------ events to the program
 
     fn deliver(&self, event: Event<'_>) {
-        let cb = self.callbacks.get();
+        let cb = self.callbacks();
         let con = self.ptr();
         match event {
             Event::Open { subprotocol, .. } => {
                 self.phase.set(Phase::Open);
-                *self.subprotocol.borrow_mut() = subprotocol.and_then(|p| CString::new(p).ok());
+                if let Some(name) = subprotocol.and_then(|p| CString::new(p).ok()) {
+                    self.extra().subprotocol = Some(name);
+                }
                 self.arm_timer();
-                if let (Some(f), arg) = cb.build {
-                    f(self.fd.get(), arg);
+                if let Some(f) = cb.build {
+                    f(self.fd.get(), self.arg_of(slot::BUILD));
                 }
             }
             Event::Message { kind, data } => {
-                if let (Some(f), arg) = cb.message {
-                    f(con, arg, type_code(kind), data.as_ptr(), data.len());
-                } else if let (Some(f), arg) = cb.read {
-                    self.deliver_gbase(f, arg, data);
+                if let Some(f) = cb.message {
+                    f(
+                        con,
+                        self.arg_of(slot::MESSAGE),
+                        type_code(kind),
+                        data.as_ptr(),
+                        data.len(),
+                    );
+                } else if let Some(f) = cb.read {
+                    self.deliver_gbase(f, self.arg_of(slot::READ), data);
                 }
             }
             Event::Fragment { kind, data, fin } => {
-                if let (Some(f), arg) = cb.fragment {
+                if let Some(f) = cb.fragment {
+                    let arg = self.arg_of(slot::FRAGMENT);
                     f(con, arg, type_code(kind), data.as_ptr(), data.len(), fin as c_int);
                 }
             }
             Event::Ping(_) => {}
             Event::Pong(data) => {
-                if let (Some(f), arg) = cb.pong {
-                    f(con, arg, data.as_ptr(), data.len());
+                if let Some(f) = cb.pong {
+                    f(con, self.arg_of(slot::PONG), data.as_ptr(), data.len());
                 }
             }
             Event::Close { code, reason } => {
                 self.close_code.set(code);
-                *self.close_reason.borrow_mut() = reason.to_owned();
+                self.extra().close_reason = reason.to_owned();
             }
             Event::Error(error) => {
                 if self.close_code.get() == 0 {
                     let code = error.close_code().unwrap_or(CloseCode::ABNORMAL);
                     self.close_code.set(code.0);
-                    *self.close_reason.borrow_mut() = error.to_string();
+                    self.extra().close_reason = error.to_string();
                 }
             }
             Event::HttpRequest { method, path } => {
                 self.close_code.set(CloseCode::NORMAL.0);
-                if let (Some(f), arg) = cb.http {
+                if let Some(f) = cb.http {
                     let method = CString::new(method).unwrap_or_default();
                     let path = CString::new(path).unwrap_or_default();
-                    f(con, arg, method.as_ptr(), path.as_ptr());
+                    f(con, self.arg_of(slot::HTTP), method.as_ptr(), path.as_ptr());
                 }
             }
         }
@@ -838,7 +844,12 @@ impl Conn {
         arg: *mut c_void,
         data: &[u8],
     ) {
-        let mut tail = std::mem::take(&mut *self.read_tail.borrow_mut());
+        let mut tail = self
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.read_tail))
+            .unwrap_or_default();
         let bytes: &[u8] = if tail.is_empty() {
             data
         } else {
@@ -857,97 +868,145 @@ impl Conn {
         let consumed = (consumed as usize).min(bytes.len());
         if consumed < bytes.len() {
             let rest = bytes[consumed..].to_vec();
-            *self.read_tail.borrow_mut() = rest;
+            self.extra().read_tail = rest;
         }
     }
 
     // ------------------------------------------------------------ timers
 
-    /// The next moment a timer of this connection has something to check.
-    fn next_deadline(&self) -> Option<u64> {
-        let config = self.config_now();
-        let ms = |v: u32| v as u64;
-        let mut deadline: Option<u64> = None;
-        let mut consider = |t: u64| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+    pub fn timer_deadline(&self) -> u64 {
+        self.timer_deadline.get()
+    }
+
+    /// (prev, next, slot) in the reactor's timer wheel, if armed.
+    pub fn timer_links(&self) -> Option<(u32, u32, u16)> {
+        (self.timer_deadline.get() != u64::MAX)
+            .then(|| (self.timer_prev.get(), self.timer_next.get(), self.timer_slot.get()))
+    }
+
+    pub fn set_timer_links(&self, prev: u32, next: u32, deadline: u64, slot: u16) {
+        self.timer_prev.set(prev);
+        self.timer_next.set(next);
+        self.timer_deadline.set(deadline);
+        self.timer_slot.set(slot);
+    }
+
+    pub fn set_timer_prev(&self, prev: u32) {
+        self.timer_prev.set(prev);
+    }
+
+    pub fn set_timer_next(&self, next: u32) {
+        self.timer_next.set(next);
+    }
+
+    pub fn clear_timer_links(&self) {
+        self.set_timer_links(NO_TOKEN, NO_TOKEN, u64::MAX, 0);
+    }
+
+    /// Milliseconds since `then` (a truncated reactor time).
+    fn since(&self, then: u32) -> u64 {
+        self.now32().wrapping_sub(then) as u64
+    }
+
+    /// Milliseconds until the next moment a timer has something to check.
+    fn next_wait(&self) -> Option<u64> {
+        let rx = self.rx.try_borrow().ok()?;
+        let config = rx.as_ref()?.config();
+        let left = |since: u32, timeout: u32| (timeout as u64).saturating_sub(self.since(since));
+        let mut wait: Option<u64> = None;
+        let mut consider = |t: u64| wait = Some(wait.map_or(t, |w| w.min(t)));
         match self.phase.get() {
-            Phase::Connecting | Phase::Handshaking => consider(self.started_ms.get() + ms(config.handshake_timeout_ms)),
+            Phase::Connecting | Phase::Handshaking => {
+                consider(left(self.started_ms.get(), config.handshake_timeout_ms))
+            }
             Phase::Open => {
                 if config.idle_timeout_ms > 0 && !self.has(CLOSING) {
-                    consider(self.last_input_ms.get() + ms(config.idle_timeout_ms));
+                    consider(left(self.last_input_ms.get(), config.idle_timeout_ms));
                 }
                 if config.ping_interval_ms > 0 && !self.has(CLOSING) {
                     match self.ping_sent_ms.get() {
-                        0 => consider(self.last_input_ms.get() + ms(config.ping_interval_ms)),
-                        sent => consider(sent + ms(config.pong_timeout_ms)),
+                        0 => consider(left(self.last_input_ms.get(), config.ping_interval_ms)),
+                        sent => consider(left(sent, config.pong_timeout_ms)),
                     }
                 }
             }
             Phase::Idle | Phase::Closed => return None,
         }
         if self.has(CLOSING) {
-            consider(self.closing_since_ms.get() + ms(config.close_timeout_ms));
+            consider(left(self.closing_since_ms.get(), config.close_timeout_ms));
         }
-        deadline
+        wait
     }
 
-    /// Makes sure the reactor wakes this connection by its next deadline.
+    /// Puts this connection in the reactor's timer wheel for its next deadline
+    /// (or takes it out when it has none).
     fn arm_timer(&self) {
-        let (Some(reactor), Some(token)) = (self.reactor(), self.token.get()) else {
+        let Some((reactor, token)) = self.registered() else {
             return;
         };
-        let Some(deadline) = self.next_deadline() else { return };
-        // A later deadline needs no new timer: the armed one fires first and re-arms.
-        if deadline < self.timer_deadline.get() {
-            let generation = self.timer_generation.get().wrapping_add(1);
-            self.timer_generation.set(generation);
-            self.timer_deadline.set(deadline);
-            reactor.schedule_timer(token, deadline, generation);
+        if self.rx.try_borrow().is_err() {
+            // Inside a feed (the session is busy): done when it returns.
+            self.set(REARM);
+            return;
+        }
+        match self.next_wait() {
+            Some(wait) => {
+                let deadline = reactor.now_ms() + wait;
+                if deadline != self.timer_deadline.get() {
+                    reactor.arm_timer(self, token, deadline);
+                }
+            }
+            None => reactor.disarm_timer(self, token),
         }
     }
 
     pub fn on_timer(&self) {
-        self.timer_deadline.set(u64::MAX);
-        let Some(reactor) = self.reactor() else { return };
-        let now = reactor.now_ms();
-        let config = self.config_now();
-        let ms = |v: u32| v as u64;
+        let Some(config) = self
+            .rx
+            .try_borrow()
+            .ok()
+            .and_then(|rx| rx.as_ref().map(|r| Arc::clone(r.config())))
+        else {
+            return;
+        };
+        let now = self.now32();
         match self.phase.get() {
             Phase::Connecting | Phase::Handshaking => {
-                if now >= self.started_ms.get() + ms(config.handshake_timeout_ms) {
+                if self.since(self.started_ms.get()) >= config.handshake_timeout_ms as u64 {
                     self.finish(CloseCode::ABNORMAL.0, "handshake timeout");
                     return;
                 }
             }
+            Phase::Open if self.has(CLOSING) => {
+                if self.since(self.closing_since_ms.get()) >= config.close_timeout_ms as u64 {
+                    let code = match self.close_code.get() {
+                        0 => CloseCode::ABNORMAL.0,
+                        code => code,
+                    };
+                    self.finish(code, "close timeout");
+                    return;
+                }
+            }
             Phase::Open => {
-                if self.has(CLOSING) {
-                    if now >= self.closing_since_ms.get() + ms(config.close_timeout_ms) {
-                        let code = match self.close_code.get() {
-                            0 => CloseCode::ABNORMAL.0,
-                            code => code,
-                        };
-                        self.finish(code, "close timeout");
+                if config.idle_timeout_ms > 0 && self.since(self.last_input_ms.get()) >= config.idle_timeout_ms as u64 {
+                    let _ = self.close(CloseCode::GOING_AWAY.0, "idle timeout");
+                }
+                if config.ping_interval_ms > 0 && !self.has(CLOSING) {
+                    let sent = self.ping_sent_ms.get();
+                    // Input since the ping answers it; input in the very millisecond
+                    // counts (pings go out only after a quiet interval).
+                    let answered = sent != 0 && self.since(self.last_input_ms.get()) <= self.since(sent);
+                    if answered {
+                        self.ping_sent_ms.set(0);
+                    } else if sent != 0 && self.since(sent) >= config.pong_timeout_ms as u64 {
+                        self.finish(CloseCode::ABNORMAL.0, "pong timeout");
                         return;
                     }
-                } else {
-                    if config.idle_timeout_ms > 0 && now >= self.last_input_ms.get() + ms(config.idle_timeout_ms) {
-                        let _ = self.close(CloseCode::GOING_AWAY.0, "idle timeout");
-                    }
-                    if config.ping_interval_ms > 0 && !self.has(CLOSING) {
-                        let sent = self.ping_sent_ms.get();
-                        // Input in the very millisecond of the ping counts as its answer
-                        // (pings go out only after a quiet interval, so it came after).
-                        if sent != 0 && self.last_input_ms.get() >= sent {
-                            self.ping_sent_ms.set(0);
-                        } else if sent != 0 && now >= sent + ms(config.pong_timeout_ms) {
-                            self.finish(CloseCode::ABNORMAL.0, "pong timeout");
-                            return;
-                        }
-                        if self.ping_sent_ms.get() == 0
-                            && now >= self.last_input_ms.get() + ms(config.ping_interval_ms)
-                            && self.ping(b"").is_ok()
-                        {
-                            self.ping_sent_ms.set(now.max(1));
-                        }
+                    if self.ping_sent_ms.get() == 0
+                        && self.since(self.last_input_ms.get()) >= config.ping_interval_ms as u64
+                        && self.ping(b"").is_ok()
+                    {
+                        self.ping_sent_ms.set(now.max(1));
                     }
                 }
             }
@@ -965,35 +1024,41 @@ impl Conn {
             return;
         }
         self.phase.set(Phase::Closed);
-        self.timer_generation.set(self.timer_generation.get().wrapping_add(1));
         self.deregister();
         if !self.has(RELEASED) {
-            let cb = self.callbacks.get();
-            if let (Some(f), arg) = cb.close_ex {
+            let cb = *self.callbacks();
+            if let Some(f) = cb.close_ex {
                 let reason = CString::new(reason).unwrap_or_default();
-                f(self.ptr(), arg, code as c_int, reason.as_ptr(), reason.as_bytes().len());
+                f(
+                    self.ptr(),
+                    self.arg_of(slot::CLOSE_EX),
+                    code as c_int,
+                    reason.as_ptr(),
+                    reason.as_bytes().len(),
+                );
             }
-            if let (Some(f), arg) = cb.close {
-                f(self.fd.get(), arg);
+            if let Some(f) = cb.close {
+                f(self.fd.get(), self.arg_of(slot::CLOSE));
             }
         }
         self.drop_socket();
     }
 
     fn deregister(&self) {
-        if let Some(token) = self.token.take() {
-            if let Some(reactor) = self.reactor() {
-                if let Some(socket) = self.socket.borrow_mut().as_mut() {
-                    let _ = reactor.registry().deregister(socket);
-                }
-                reactor.remove(token);
-            }
+        if let Some((reactor, token)) = self.registered() {
+            reactor.disarm_timer(self, token);
+            let fd = self.fd.get();
+            let _ = reactor.registry().deregister(&mut SourceFd(&fd));
+            reactor.remove(Token(token as usize));
         }
+        self.token.set(NO_TOKEN);
     }
 
     /// Closes the socket and frees the session's buffers.
     fn drop_socket(&self) {
-        self.socket.borrow_mut().take();
+        if self.fd.get() >= 0 && self.phase.get() != Phase::Idle {
+            self.socket().close();
+        }
         self.fd.set(-1);
         if let Ok(mut rx) = self.rx.try_borrow_mut() {
             rx.take();
@@ -1001,8 +1066,10 @@ impl Conn {
         if let Ok(mut tx) = self.tx.try_borrow_mut() {
             tx.take();
         }
-        self.backlog.borrow_mut().clear();
-        self.read_tail.borrow_mut().clear();
+        if let Some(extra) = self.extra.borrow_mut().as_mut() {
+            extra.backlog = Vec::new();
+            extra.read_tail = Vec::new();
+        }
     }
 
     /// Drops the connection without a closing handshake or callbacks; it may be
@@ -1014,13 +1081,14 @@ impl Conn {
         self.deregister();
         self.drop_socket();
         self.phase.set(Phase::Idle);
-        self.flags.set(self.flags.get() & RELEASED);
+        self.flags.set(self.flags.get() & (RELEASED | HAS_ARG | SPLIT_ARGS));
         Ok(())
     }
 
     /// The reactor is going away.
     pub fn detach(&self) {
         let _ = self.stop();
+        self.fns.set(&NO_CALLBACKS);
         self.reactor.set(std::ptr::null());
     }
 
@@ -1032,7 +1100,11 @@ impl Conn {
     pub unsafe fn release(this: *mut Conn) {
         // SAFETY: live per the caller.
         let conn = unsafe { &*this };
-        conn.close_unstarted_fd();
+        if conn.phase.get() == Phase::Idle && conn.fd.get() >= 0 {
+            // Handed over with set_fd but never started: still ours to close.
+            conn.socket().close();
+            conn.fd.set(-1);
+        }
         conn.set(RELEASED);
         conn.deregister();
         conn.drop_socket();

@@ -6,6 +6,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod acceptor;
+pub mod callbacks;
 pub mod close_code;
 pub mod config;
 pub mod conn;
@@ -20,6 +21,7 @@ pub mod receiver;
 pub mod role;
 pub mod sender;
 pub mod session;
+pub mod transport;
 pub mod url;
 pub mod utf8;
 

@@ -1,6 +1,6 @@
-//! The event loop: one `mio::Poll` (epoll, kqueue), the timers of its connections,
-//! a read buffer shared by all of them, and a thread-safe queue of functions to run
-//! on its thread.
+//! The event loop: one `mio::Poll` (epoll, kqueue), a timer wheel for its
+//! connections, a read buffer and an output ("cork") buffer shared by all of them,
+//! and a thread-safe queue of functions to run on its thread.
 //!
 //! Objects registered on the reactor (connections, acceptors) are owned by the
 //! program; the reactor keeps raw pointers to them in a slab indexed by token.
@@ -8,8 +8,7 @@
 //! program's callbacks may call back into any object while the reactor runs.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Registry, Token, Waker};
 
 use crate::acceptor::Acceptor;
+use crate::callbacks::{CallbackFns, CALLBACKS};
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::error::{Error, Result};
@@ -28,6 +28,16 @@ pub type DeferFn = extern "C" fn(arg: *mut c_void);
 pub const READ_BUFFER_SIZE: usize = 64 << 10;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// "No connection" in the timer wheel's links.
+pub const NO_TOKEN: u32 = u32::MAX;
+/// Timer wheel: slots of this many milliseconds…
+const TICK_MS: u64 = 8;
+/// …in a wheel of this many slots (one turn: about 8 s; later deadlines wait in
+/// their slot for the turns to pass).
+const SLOTS: u64 = 1024;
+/// Output buffers above this size are not kept as the shared cork buffer.
+const MAX_SPARE: usize = 4 << 20;
 
 /// What the reactor shares with other threads.
 struct Shared {
@@ -49,7 +59,14 @@ pub struct Reactor {
     shared: Arc<Shared>,
     slots: RefCell<Vec<Slot>>,
     free_slots: RefCell<Vec<usize>>,
-    timers: RefCell<BinaryHeap<Reverse<(u64, usize, u32)>>>,
+    /// Timer wheel: each slot heads an intrusive list of connections (linked
+    /// through the connections themselves, so an armed timer costs no memory).
+    wheel: RefCell<Vec<u32>>,
+    /// The last tick whose slot was fully processed.
+    wheel_tick: Cell<u64>,
+    armed_timers: Cell<usize>,
+    /// Callback tables shared by the connections that use the same functions.
+    callback_tables: RefCell<HashMap<[usize; CALLBACKS], Box<CallbackFns>>>,
     /// Connections with output to write at the end of the turn.
     dirty: RefCell<Vec<usize>>,
     /// Connections with input left to read (read cap reached, or reading resumed).
@@ -57,6 +74,9 @@ pub struct Reactor {
     /// Objects released during a dispatch, freed when it ends.
     graveyard: RefCell<Vec<Slot>>,
     read_buffer: RefCell<Vec<u8>>,
+    /// The output buffer lent to the connection whose input is being processed,
+    /// so that an idle connection holds none.
+    spare_output: RefCell<Vec<u8>>,
     config: RefCell<Arc<Config>>,
     dispatching: Cell<bool>,
     start: Instant,
@@ -78,11 +98,15 @@ impl Reactor {
             }),
             slots: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
-            timers: RefCell::new(BinaryHeap::new()),
+            wheel: RefCell::new(vec![NO_TOKEN; SLOTS as usize]),
+            wheel_tick: Cell::new(0),
+            armed_timers: Cell::new(0),
+            callback_tables: RefCell::new(HashMap::new()),
             dirty: RefCell::new(Vec::new()),
             ready: RefCell::new(Vec::new()),
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
+            spare_output: RefCell::new(Vec::new()),
             config: RefCell::new(Arc::new(Config::default())),
             dispatching: Cell::new(false),
             start: Instant::now(),
@@ -150,7 +174,7 @@ impl Reactor {
         }
     }
 
-    fn conn_at(&self, index: usize) -> Option<*const Conn> {
+    pub fn conn_at(&self, index: usize) -> Option<*const Conn> {
         match self.slots.borrow().get(index) {
             Some(Slot::Conn(conn)) => Some(*conn),
             _ => None,
@@ -166,22 +190,28 @@ impl Reactor {
         self.graveyard.borrow_mut().push(Slot::Acceptor(acceptor));
     }
 
-    // ------------------------------------------------------------ scheduling
+    // ------------------------------------------------------------ shared parts
 
-    pub fn schedule_timer(&self, token: Token, deadline_ms: u64, generation: u32) {
-        self.timers
-            .borrow_mut()
-            .push(Reverse((deadline_ms, token.0, generation)));
+    /// The shared table holding these callback functions (connections keep a
+    /// pointer to it, not nine function pointers each).
+    pub fn intern_callbacks(&self, fns: CallbackFns) -> *const CallbackFns {
+        let mut tables = self.callback_tables.borrow_mut();
+        let table = tables.entry(fns.key()).or_insert_with(|| Box::new(fns));
+        &**table as *const CallbackFns
     }
 
-    /// Output to write at the end of this turn (or at the start of the next one).
-    pub fn mark_dirty(&self, token: Token) {
-        self.dirty.borrow_mut().push(token.0);
+    /// Takes the shared output buffer (empty; possibly with capacity).
+    pub fn take_spare_output(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.spare_output.borrow_mut())
     }
 
-    /// Input to read without waiting for the socket to signal it again.
-    pub fn mark_ready(&self, token: Token) {
-        self.ready.borrow_mut().push(token.0);
+    /// Gives an emptied output buffer back for the next connection to use.
+    pub fn give_spare_output(&self, mut buffer: Vec<u8>) {
+        let mut spare = self.spare_output.borrow_mut();
+        if buffer.capacity() > spare.capacity() && buffer.capacity() <= MAX_SPARE {
+            buffer.clear();
+            *spare = buffer;
+        }
     }
 
     /// Takes the shared read buffer (given back with `return_read_buffer`).
@@ -197,9 +227,125 @@ impl Reactor {
         *self.read_buffer.borrow_mut() = buffer;
     }
 
+    // ------------------------------------------------------------ scheduling
+
+    /// Output to write at the end of this turn (or at the start of the next one).
+    pub fn mark_dirty(&self, token: Token) {
+        self.dirty.borrow_mut().push(token.0);
+    }
+
+    /// Input to read without waiting for the socket to signal it again.
+    pub fn mark_ready(&self, token: Token) {
+        self.ready.borrow_mut().push(token.0);
+    }
+
+    // ------------------------------------------------------------ timer wheel
+
+    fn tick_of(deadline_ms: u64) -> u64 {
+        deadline_ms / TICK_MS
+    }
+
+    /// The wheel slot for a deadline: never one already passed in this turn of
+    /// the wheel, so that it is looked at again.
+    fn slot_for(&self, deadline_ms: u64) -> usize {
+        let tick = Self::tick_of(deadline_ms).max(self.wheel_tick.get() + 1);
+        (tick % SLOTS) as usize
+    }
+
+    /// Arms (or moves) the timer of the connection at `token` to `deadline_ms`.
+    pub fn arm_timer(&self, conn: &Conn, token: u32, deadline_ms: u64) {
+        self.disarm_timer(conn, token);
+        let slot = self.slot_for(deadline_ms);
+        let head = {
+            let mut wheel = self.wheel.borrow_mut();
+            std::mem::replace(&mut wheel[slot], token)
+        };
+        conn.set_timer_links(NO_TOKEN, head, deadline_ms, slot as u16);
+        if let Some(next) = self.conn_at(head as usize) {
+            // SAFETY: live while in a slot (see `turn`).
+            unsafe { &*next }.set_timer_prev(token);
+        }
+        self.armed_timers.set(self.armed_timers.get() + 1);
+    }
+
+    /// Disarms the timer of the connection at `token`, if armed.
+    pub fn disarm_timer(&self, conn: &Conn, token: u32) {
+        let Some((prev, next, slot)) = conn.timer_links() else {
+            return;
+        };
+        match self.conn_at(prev as usize) {
+            // SAFETY: live while in a slot.
+            Some(p) => unsafe { &*p }.set_timer_next(next),
+            None => {
+                let mut wheel = self.wheel.borrow_mut();
+                if wheel[slot as usize] == token {
+                    wheel[slot as usize] = next;
+                }
+            }
+        }
+        if let Some(n) = self.conn_at(next as usize) {
+            // SAFETY: live while in a slot.
+            unsafe { &*n }.set_timer_prev(prev);
+        }
+        conn.clear_timer_links();
+        self.armed_timers.set(self.armed_timers.get().saturating_sub(1));
+    }
+
+    /// How long until the earliest non-empty wheel slot comes up.
+    fn next_timer_wait(&self) -> Option<Duration> {
+        if self.armed_timers.get() == 0 {
+            return None;
+        }
+        let wheel = self.wheel.borrow();
+        let first = self.wheel_tick.get() + 1;
+        (first..first + SLOTS)
+            .find(|tick| wheel[(tick % SLOTS) as usize] != NO_TOKEN)
+            .map(|tick| {
+                let at = tick * TICK_MS;
+                Duration::from_millis(at.saturating_sub(self.now_ms()))
+            })
+    }
+
+    /// Fires the timers due: walks the wheel slots from the last processed tick up
+    /// to now (the current tick is walked again next time: it is not over yet).
+    fn run_timers(&self) -> usize {
+        let now = self.now_ms();
+        let now_tick = Self::tick_of(now);
+        let from = self.wheel_tick.get() + 1;
+        if now_tick < from {
+            return 0;
+        }
+        let mut due = Vec::new();
+        if self.armed_timers.get() > 0 {
+            for tick in from..from + (now_tick - from + 1).min(SLOTS) {
+                let mut cursor = self.wheel.borrow()[(tick % SLOTS) as usize];
+                while let Some(conn) = self.conn_at(cursor as usize) {
+                    // SAFETY: live while in a slot (see `turn`).
+                    let conn = unsafe { &*conn };
+                    let next = conn.timer_links().map_or(NO_TOKEN, |(_, next, _)| next);
+                    if conn.timer_deadline() <= now {
+                        self.disarm_timer(conn, cursor);
+                        due.push(cursor);
+                    }
+                    cursor = next;
+                }
+            }
+        }
+        self.wheel_tick
+            .set(now_tick.saturating_sub(1).max(self.wheel_tick.get()));
+        for &token in &due {
+            if let Some(conn) = self.conn_at(token as usize) {
+                // SAFETY: live while in a slot; a callback of an earlier timer may
+                // have released it, which empties its slot.
+                unsafe { &*conn }.on_timer();
+            }
+        }
+        due.len()
+    }
+
     // ------------------------------------------------------------ other threads
 
-    /// Thread-safe: queues `f(arg)` and wakes the reactor.
+    /// Thread-safe: queues `f(arg)` to run on the reactor's thread and wakes it.
     ///
     /// # Safety
     /// `reactor` points to a live reactor (released only after every thread stopped
@@ -229,7 +375,7 @@ impl Reactor {
 
     /// Runs one turn: waits at most `timeout_ms` (negative: until something
     /// happens) for I/O, handles it and the due timers, then writes the output of
-    /// the turn, one write per connection. Returns the number of events handled.
+    /// the turn. Returns the number of events handled.
     pub fn dispatch(&self, timeout_ms: i32) -> Result<usize> {
         if self.dispatching.replace(true) {
             return Err(Error::Reentrant);
@@ -253,8 +399,7 @@ impl Reactor {
         if !self.ready.borrow().is_empty() {
             timeout = Some(Duration::ZERO);
         }
-        if let Some(Reverse((deadline, _, _))) = self.timers.borrow().peek() {
-            let wait = Duration::from_millis(deadline.saturating_sub(self.now_ms()));
+        if let Some(wait) = self.next_timer_wait() {
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
         let mut events = std::mem::replace(&mut *self.events.borrow_mut(), Events::with_capacity(0));
@@ -281,10 +426,8 @@ impl Reactor {
                     // SAFETY: slots hold live objects: a released one leaves its slot
                     // at once and is freed only when the dispatch ends.
                     let conn = unsafe { &*conn };
-                    conn.on_event(
-                        event.is_readable() || event.is_read_closed() || event.is_error(),
-                        event.is_writable(),
-                    );
+                    let peer_closed = event.is_read_closed() || event.is_error();
+                    conn.on_event(event.is_readable() || peer_closed, event.is_writable(), peer_closed);
                 }
                 Some(Slot::Acceptor(acceptor)) => {
                     // SAFETY: as above.
@@ -309,31 +452,6 @@ impl Reactor {
             }
         }
         ready.len()
-    }
-
-    fn run_timers(&self) -> usize {
-        let mut fired = 0;
-        loop {
-            let due = {
-                let mut timers = self.timers.borrow_mut();
-                match timers.peek() {
-                    Some(Reverse((deadline, _, _))) if *deadline <= self.now_ms() => timers.pop(),
-                    _ => None,
-                }
-            };
-            let Some(Reverse((_, index, generation))) = due else {
-                break;
-            };
-            if let Some(conn) = self.conn_at(index) {
-                // SAFETY: live while in a slot (see `turn`).
-                let conn = unsafe { &*conn };
-                if conn.timer_generation() == generation {
-                    fired += 1;
-                    conn.on_timer();
-                }
-            }
-        }
-        fired
     }
 
     fn flush_dirty(&self) {

@@ -170,6 +170,10 @@ impl Receiver {
         self.serve_http = serve_http;
     }
 
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
     pub fn is_handshaking(&self) -> bool {
         self.phase == Phase::Handshake
     }
@@ -236,33 +240,35 @@ impl Receiver {
 
     /// Returns how many bytes of `data` the handshake used.
     fn feed_handshake<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<usize> {
+        let cap = self.config.max_handshake_size;
         let buffered = self.part().head.len();
-        if buffered > 0 || !may_be_complete(data) {
-            // A head cut across reads: accumulate up to the cap (plus one byte, so
-            // that an over-long head is told apart from a complete one).
-            let room = (self.config.max_handshake_size + 1).saturating_sub(buffered);
-            let take = data.len().min(room);
-            self.part_mut().head.extend_from_slice(&data[..take]);
-            if !may_be_complete(&data[..take]) && self.part_mut().head.len() <= self.config.max_handshake_size {
-                return Ok(data.len());
+        if buffered == 0 {
+            // The usual case: the whole head in one read, parsed where it lies; and
+            // garbage is refused at once.
+            if let Some(head_len) = self.parse_head(data, h)? {
+                return Ok(head_len);
             }
-            let head = std::mem::take(&mut self.part_mut().head);
-            let used = self.parse_head(&head, h)?;
-            match used {
-                // Bytes after the head came from `data`: they are frames.
-                Some(head_len) => Ok(head_len - buffered),
-                None => {
-                    self.part_mut().head = head;
-                    Ok(data.len())
-                }
-            }
-        } else {
-            match self.parse_head(data, h)? {
-                Some(head_len) => Ok(head_len),
-                None => {
-                    self.part_mut().head.extend_from_slice(data);
-                    Ok(data.len())
-                }
+            self.part_mut().head.extend_from_slice(&data[..data.len().min(cap + 1)]);
+            return Ok(data.len());
+        }
+        // A head cut across reads: accumulate up to the cap (plus one byte, so that
+        // an over-long head is told apart from a complete one). Parsing again only
+        // when a line may have ended, or the size doubled, keeps a head that
+        // trickles in byte by byte from costing quadratic time.
+        let take = data.len().min((cap + 1).saturating_sub(buffered));
+        self.part_mut().head.extend_from_slice(&data[..take]);
+        let total = buffered + take;
+        let doubled = buffered.leading_zeros() != total.leading_zeros();
+        if !may_be_complete(&data[..take]) && !doubled && total <= cap {
+            return Ok(data.len());
+        }
+        let head = std::mem::take(&mut self.part_mut().head);
+        match self.parse_head(&head, h)? {
+            // Bytes after the head came from `data`: they are frames.
+            Some(head_len) => Ok(head_len.saturating_sub(buffered)),
+            None => {
+                self.part_mut().head = head;
+                Ok(data.len())
             }
         }
     }

@@ -265,6 +265,30 @@ impl Sender {
         self.out.extend_from_slice(bytes);
     }
 
+    /// The configured output limit.
+    pub fn max_output(&self) -> usize {
+        self.max_output
+    }
+
+    /// Lends an empty buffer for output (a reactor's shared "cork" buffer), or
+    /// takes this sender's buffer back once it is empty: swaps `buffer` with the
+    /// output buffer if nothing is pending. Returns whether it swapped.
+    pub fn swap_empty_buffer(&mut self, buffer: &mut Vec<u8>) -> bool {
+        if self.buffered() != 0 {
+            return false;
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        buffer.clear();
+        std::mem::swap(&mut self.out, buffer);
+        true
+    }
+
+    /// Capacity of the output buffer (0: none allocated).
+    pub fn capacity(&self) -> usize {
+        self.out.capacity()
+    }
+
     pub(crate) fn out_buffer(&mut self) -> &mut Vec<u8> {
         &mut self.out
     }

@@ -1,0 +1,94 @@
+//! Socket I/O of reactor connections, behind a small trait so that a TLS layer can
+//! later sit between the socket and the session without touching the core.
+
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{FromRawFd, RawFd};
+
+/// A peer that went away must yield EPIPE, not kill the program with SIGPIPE.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = 0;
+
+/// Moves bytes between a connection and its peer.
+pub trait Transport {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+/// A connected, non-blocking TCP socket, by descriptor (the connection owns it).
+#[derive(Clone, Copy)]
+pub struct Socket(pub RawFd);
+
+impl Transport for Socket {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes; the fd is owned by
+        // the connection and open while it calls this.
+        let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` readable bytes; the fd is open.
+        let n = unsafe { libc::send(self.0, buf.as_ptr().cast(), buf.len(), SEND_FLAGS) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+impl Socket {
+    /// Runs `f` on the socket as a `mio` stream without taking ownership.
+    fn with_stream<R>(self, f: impl FnOnce(&mio::net::TcpStream) -> R) -> R {
+        // SAFETY: the fd is an open socket owned by the connection; ManuallyDrop
+        // keeps the temporary stream from closing it.
+        let stream = ManuallyDrop::new(unsafe { mio::net::TcpStream::from_raw_fd(self.0) });
+        f(&stream)
+    }
+
+    /// Makes the socket non-blocking (a program may hand over a blocking one).
+    pub fn set_nonblocking(self) -> io::Result<()> {
+        // SAFETY: fcntl on an open fd; errors are reported.
+        let ok = unsafe {
+            let flags = libc::fcntl(self.0, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(self.0, libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Disables Nagle's algorithm: the reactor batches writes itself.
+    pub fn set_nodelay(self) {
+        let _ = self.with_stream(|s| s.set_nodelay(true));
+    }
+
+    /// After a non-blocking connect: `Ok(true)` connected, `Ok(false)` still in
+    /// progress, `Err` failed.
+    pub fn connect_status(self) -> io::Result<bool> {
+        self.with_stream(|s| {
+            if let Some(error) = s.take_error()? {
+                return Err(error);
+            }
+            match s.peer_addr() {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    pub fn close(self) {
+        // SAFETY: the connection owns the fd and forgets it after this call.
+        unsafe { libc::close(self.0) };
+    }
+}

@@ -1,0 +1,166 @@
+//! Interop with Node.js's `ws` library (npm package `ws`, pinned by
+//! `tests/interop/node/package-lock.json`):
+//!
+//! - `tests/interop/node/client.mjs` (text, binary, empty, 1 MiB, fragmented
+//!   sends, ping/pong, 100 pipelined messages, close 1000 echoed) against
+//!   `c-examples/echo_server` (reactor API) and `c-examples/epoll_echo`
+//!   (sans-IO API);
+//! - `c-examples/client` against `tests/interop/node/server.mjs`, an echo
+//!   server on `ws`.
+//!
+//! `node_modules` is installed with `npm ci` on first use, so `cargo test`
+//! works alone.  Nothing is skipped: a missing `node` or `npm` fails the test
+//! (on Debian: apt-get install nodejs npm).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use support::{build_examples, example, example_command, run, run_ok, Server};
+
+const NODE_CLIENT_TIMEOUT: Duration = Duration::from_secs(150);
+const C_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn node_dir() -> PathBuf {
+    support::root().join("tests").join("interop").join("node")
+}
+
+fn tool_version(tool: &str) -> Result<String, String> {
+    let mut cmd = Command::new(tool);
+    cmd.arg("--version");
+    match run(cmd, Duration::from_secs(60)) {
+        Ok(done) if done.status.success() => Ok(done.stdout.trim().to_string()),
+        Ok(done) => Err(format!("`{tool} --version` failed: {}", done.report())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Absolute path of `node`, after making sure `ws` is installed (once per
+/// test process).
+fn node() -> PathBuf {
+    static NODE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let result = NODE.get_or_init(|| {
+        let version = tool_version("node")
+            .map_err(|e| format!("Node.js is needed (on Debian: apt-get install nodejs npm): {e}"))?;
+        let major: u32 = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| format!("cannot read the node version {version:?}"))?;
+        if major < 18 {
+            return Err(format!(
+                "node {version} is too old: ws 8 and these scripts need node >= 18"
+            ));
+        }
+        let ws = node_dir().join("node_modules").join("ws").join("package.json");
+        if !ws.exists() {
+            tool_version("npm").map_err(|e| format!("npm is needed (on Debian: apt-get install npm): {e}"))?;
+            let mut npm = Command::new("npm");
+            npm.current_dir(node_dir())
+                .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+            run_ok(npm, Duration::from_secs(300))
+                .map_err(|e| format!("installing ws in {} failed: {e}", node_dir().display()))?;
+            if !ws.exists() {
+                return Err(format!("npm ci succeeded but {} is missing", ws.display()));
+            }
+        }
+        // Server::start wants a path that exists: resolve `node` on PATH.
+        std::env::var_os("PATH")
+            .and_then(|p| std::env::split_paths(&p).map(|d| d.join("node")).find(|p| p.is_file()))
+            .ok_or_else(|| "node runs but is not found on PATH".to_string())
+    });
+    match result {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn node_script(script: &str) -> Command {
+    let mut cmd = Command::new(node());
+    cmd.current_dir(node_dir()).arg(node_dir().join(script));
+    cmd
+}
+
+/// Runs client.mjs against `ws://127.0.0.1:PORT/echo` served by `server` (a
+/// C example), and requires every check to pass.
+fn node_client_against(server: &str) {
+    build_examples();
+    node();
+    let mut srv = Server::start(&example(server), &["0"], &[], &format!("node-client-{server}"));
+    let port = srv.wait_for_port();
+    srv.wait_until_accepting(port);
+
+    let url = format!("ws://127.0.0.1:{port}/echo");
+    let mut cmd = node_script("client.mjs");
+    cmd.arg(&url);
+    let done = run(cmd, NODE_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n--- {server} log ---\n{}", srv.log()));
+    let report = format!("{}\n--- {server} log ---\n{}", done.report(), srv.log());
+    assert!(done.status.success(), "node client.mjs {url} failed: {report}");
+    let last = done.stdout.lines().last().unwrap_or_default();
+    let passed = last
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("unexpected summary {last:?}: {report}"));
+    assert!(passed >= 11, "only {passed} checks ran: {report}");
+    for check in ["text", "binary_1mib", "fragmented_text", "ping_pong", "close_1000"] {
+        assert!(
+            done.stdout.lines().any(|l| l == format!("ok {check}")),
+            "no \"ok {check}\": {report}"
+        );
+    }
+    srv.assert_running("after the node client");
+}
+
+#[test]
+fn node_ws_client_against_echo_server() {
+    node_client_against("echo_server");
+}
+
+#[test]
+fn node_ws_client_against_epoll_echo() {
+    node_client_against("epoll_echo");
+}
+
+#[test]
+fn c_client_against_node_ws_server() {
+    build_examples();
+    let node_path = node();
+    let script = node_dir().join("server.mjs");
+    let script = script.to_str().expect("UTF-8 path");
+    let mut srv = Server::start(&node_path, &[script, "0"], &[], "node-ws-server");
+    let port = srv.wait_for_port();
+    srv.wait_until_accepting(port);
+
+    let url = format!("ws://127.0.0.1:{port}/echo");
+    let messages = ["hello", "w\u{f6}rld \u{2713} \u{1f600}", "", "last one"];
+    let mut cmd = example_command(&example("client"));
+    cmd.arg(&url).args(messages);
+    let done = run(cmd, C_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n--- node server log ---\n{}", srv.log()));
+    let report = format!("{}\n--- node server log ---\n{}", done.report(), srv.log());
+    assert!(done.status.success(), "client {url} failed: {report}");
+    let expected: String = messages.iter().map(|m| format!("{m}\n")).collect();
+    assert_eq!(done.stdout, expected, "{report}");
+
+    // The server saw the messages and the client's close 1000.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !srv.log().lines().any(|l| l.starts_with("close ")) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = srv.log();
+    assert!(log.contains("open /echo"), "{report}");
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("message text ")).count(),
+        messages.len(),
+        "{report}"
+    );
+    assert!(
+        log.lines().any(|l| l.trim_end() == "close 1000"),
+        "the node server did not see close 1000: {report}"
+    );
+    assert!(!log.contains("error "), "{report}");
+    srv.assert_running("after the client");
+    srv.terminate();
+}
