@@ -48,6 +48,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -81,7 +82,9 @@ struct ws_ctx {
     int paused;                  /* reading paused until the queue is sent */
 };
 
-static wsconn_reactor_t *r;
+/* One reactor per thread (-t N): the reactor and the connection table are
+ * thread-local, so threads share nothing but the listening port. */
+static _Thread_local wsconn_reactor_t *r;
 static volatile sig_atomic_t running = 1;
 static int verbose;
 static int gbase_mode;
@@ -99,9 +102,9 @@ static size_t index_len;
 /* ------------------------------------------------------------------------ */
 /* The connection table, indexed by fd (gbase: idtable).                    */
 
-static struct ws_ctx **con_table;
-static size_t con_table_size;
-static size_t con_count;
+static _Thread_local struct ws_ctx **con_table;
+static _Thread_local size_t con_table_size;
+static _Thread_local size_t con_count;
 
 static struct ws_ctx *table_get(int fd)
 {
@@ -434,11 +437,115 @@ static void usage(const char *prog)
 {
     fprintf(stderr,
             "usage: %s [-t N] [-v] [-g] [-d DIR] [port]   (default port %d)\n"
-            "  -t N    threads (ignored for now)\n"
+            "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
             "  -v      log connections and messages\n"
             "  -g      gbase mode: text-only echo via the read callback\n"
             "  -d DIR  directory of index.html\n",
             prog, DEFAULT_PORT);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One reactor thread: its acceptor (sharing the port with SO_REUSEPORT when
+ * there are several threads), its connections, its loop.                    */
+
+struct worker {
+    pthread_t thread;
+    int port;
+    int reuse_port;
+    wsconn_acceptor_t *acc;
+    int status;
+};
+
+static void worker_cleanup(struct worker *w);
+
+/* Creates this thread's reactor and starts listening. */
+static int worker_listen(struct worker *w)
+{
+    r = wsconn_reactor_create();
+    if (r == NULL) {
+        fprintf(stderr, "echo_server: wsconn_reactor_create failed\n");
+        return -1;
+    }
+    w->acc = wsconn_acceptor_create(r);
+    if (w->acc == NULL) {
+        fprintf(stderr, "echo_server: wsconn_acceptor_create failed\n");
+        return -1;
+    }
+    wsconn_acceptor_set_accept_func(w->acc, on_accept, NULL);
+    if (w->reuse_port)
+        wsconn_acceptor_set_reuseport(w->acc, 1);
+    int rc = wsconn_acceptor_start(w->acc, "127.0.0.1", w->port);
+    if (rc != WSCONN_OK) {
+        fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%d: %s\n", w->port,
+                wsconn_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* The loop, then an orderly shutdown. Returns the exit status. */
+static int worker_run(struct worker *w)
+{
+    int status = 0;
+    while (running) {
+        int rc = wsconn_reactor_dispatch(r, 100);
+        if (rc < 0 && running) {
+            fprintf(stderr, "echo_server: dispatch: %s\n", wsconn_strerror(rc));
+            status = 1;
+            break;
+        }
+    }
+    LOG("shutting down\n");
+    worker_cleanup(w);
+    return status;
+}
+
+static void *worker_thread(void *arg)
+{
+    struct worker *w = arg;
+    w->status = worker_listen(w) == 0 ? worker_run(w) : (worker_cleanup(w), 1);
+    return NULL;
+}
+
+static void worker_cleanup(struct worker *w)
+{
+    if (w->acc != NULL) {
+        wsconn_acceptor_stop(w->acc);
+        wsconn_acceptor_release(w->acc);
+        w->acc = NULL;
+    }
+    if (r != NULL && con_count > 0) {
+        /* Going away: start the closing handshake on every connection and
+         * give the peers a moment to answer (on_close frees them). */
+        for (size_t fd = 0; fd < con_table_size; fd++)
+            if (con_table[fd] != NULL)
+                wsconn_close(con_table[fd]->con, 1001, "server shutting down");
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long ms = (now.tv_sec - start.tv_sec) * 1000 +
+                      (now.tv_nsec - start.tv_nsec) / 1000000;
+            if (con_count == 0 || ms >= 1000)
+                break;
+            if (wsconn_reactor_dispatch(r, 50) < 0)
+                break;
+        }
+    }
+    /* Whatever did not finish in time is dropped. */
+    for (size_t fd = 0; fd < con_table_size; fd++) {
+        struct ws_ctx *ctx = con_table[fd];
+        if (ctx != NULL) {
+            table_remove((int)fd);
+            ctx_free(ctx);
+        }
+    }
+    free(con_table);
+    con_table = NULL;
+    con_table_size = 0;
+    if (r != NULL)
+        wsconn_reactor_release(r);
+    r = NULL;
 }
 
 int main(int argc, char **argv)
@@ -472,7 +579,6 @@ int main(int argc, char **argv)
         usage(argv[0]);
         return 2;
     }
-    (void)threads; /* one reactor thread for now */
 
     /* The page for GET /. */
     char exe[PATH_MAX];
@@ -497,72 +603,41 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int status = 1, rc;
-    wsconn_acceptor_t *acc = NULL;
-    r = wsconn_reactor_create();
-    if (r == NULL) {
-        fprintf(stderr, "echo_server: wsconn_reactor_create failed\n");
-        goto out;
+    /* Thread 0 (this one) binds first, so that port 0 resolves to one port
+     * that the other threads then share (SO_REUSEPORT). */
+    struct worker *workers = calloc((size_t)threads, sizeof *workers);
+    if (workers == NULL)
+        return 1;
+    for (int i = 0; i < threads; i++) {
+        workers[i].port = port;
+        workers[i].reuse_port = threads > 1;
     }
-    acc = wsconn_acceptor_create(r);
-    if (acc == NULL) {
-        fprintf(stderr, "echo_server: wsconn_acceptor_create failed\n");
-        goto out;
-    }
-    wsconn_acceptor_set_accept_func(acc, on_accept, NULL);
-    rc = wsconn_acceptor_start(acc, "127.0.0.1", port);
-    if (rc != WSCONN_OK) {
-        fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%d: %s\n", port,
-                wsconn_strerror(rc));
-        goto out;
-    }
-    printf("echo_server listening on 127.0.0.1:%d\n", wsconn_acceptor_port(acc));
-    fflush(stdout);
-
-    while (running) {
-        rc = wsconn_reactor_dispatch(r, 100);
-        if (rc < 0 && running) {
-            fprintf(stderr, "echo_server: dispatch: %s\n", wsconn_strerror(rc));
-            goto out;
-        }
-    }
-    LOG("shutting down\n");
-    status = 0;
-
-out:
-    if (acc != NULL) {
-        wsconn_acceptor_stop(acc);
-        wsconn_acceptor_release(acc);
-    }
-    if (r != NULL && con_count > 0) {
-        /* Going away: start the closing handshake on every connection and
-         * give the peers a moment to answer (on_close frees them). */
-        for (size_t fd = 0; fd < con_table_size; fd++)
-            if (con_table[fd] != NULL)
-                wsconn_close(con_table[fd]->con, 1001, "server shutting down");
-        struct timespec start, now;
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        for (;;) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long ms = (now.tv_sec - start.tv_sec) * 1000 +
-                      (now.tv_nsec - start.tv_nsec) / 1000000;
-            if (con_count == 0 || ms >= 1000)
+    int status = 1;
+    if (worker_listen(&workers[0]) == 0) {
+        port = wsconn_acceptor_port(workers[0].acc);
+        printf("echo_server listening on 127.0.0.1:%d\n", port);
+        LOG("%d reactor threads\n", threads);
+        fflush(stdout);
+        int started = 1;
+        for (; started < threads; started++) {
+            workers[started].port = port;
+            if (pthread_create(&workers[started].thread, NULL, worker_thread,
+                               &workers[started]) != 0) {
+                fprintf(stderr, "echo_server: cannot start thread %d\n", started);
+                running = 0;
                 break;
-            if (wsconn_reactor_dispatch(r, 50) < 0)
-                break;
+            }
         }
-    }
-    /* Whatever did not finish in time is dropped. */
-    for (size_t fd = 0; fd < con_table_size; fd++) {
-        struct ws_ctx *ctx = con_table[fd];
-        if (ctx != NULL) {
-            table_remove((int)fd);
-            ctx_free(ctx);
+        status = worker_run(&workers[0]);
+        for (int i = 1; i < started; i++) {
+            pthread_join(workers[i].thread, NULL);
+            if (workers[i].status != 0)
+                status = workers[i].status;
         }
+    } else {
+        worker_cleanup(&workers[0]);
     }
-    free(con_table);
-    if (r != NULL)
-        wsconn_reactor_release(r);
+    free(workers);
     free(index_page);
     return status;
 }

@@ -387,6 +387,18 @@ int32_t wsconn_acceptor_stop(struct wsconn_acceptor_t *acceptor);
 int32_t wsconn_acceptor_release(struct wsconn_acceptor_t *acceptor);
 
 /**
+ * Sets SO_REUSEPORT (nonzero `on`) for the next `wsconn_acceptor_start`: several
+ * acceptors, each on its own reactor and thread, may then listen on the same
+ * port, and the kernel spreads new connections among them (one reactor per core,
+ * no shared state). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`
+ * (already listening).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor.
+ */
+int32_t wsconn_acceptor_set_reuseport(struct wsconn_acceptor_t *acceptor, int32_t on);
+
+/**
  * Creates a config holding the defaults: max frame and message 16 MiB, max
  * output 16 MiB, max handshake 8 KiB, no subprotocols. Free it with
  * `wsconn_config_free`. Returns NULL only if a panic was caught.

@@ -24,6 +24,7 @@ pub struct Acceptor {
     listener: RefCell<Option<TcpListener>>,
     accept_func: Cell<(wsconn_accept_func, *mut c_void)>,
     released: Cell<bool>,
+    reuse_port: Cell<bool>,
 }
 
 impl Acceptor {
@@ -34,7 +35,31 @@ impl Acceptor {
             listener: RefCell::new(None),
             accept_func: Cell::new((None, std::ptr::null_mut())),
             released: Cell::new(false),
+            reuse_port: Cell::new(false),
         }
+    }
+
+    /// SO_REUSEPORT: several acceptors (one per reactor and thread) listen on the
+    /// same port and the kernel spreads the connections among them.
+    pub fn set_reuse_port(&self, on: bool) -> Result<()> {
+        if self.listener.borrow().is_some() {
+            return Err(Error::State);
+        }
+        self.reuse_port.set(on);
+        Ok(())
+    }
+
+    fn bind(&self, addr: SocketAddr) -> std::io::Result<TcpListener> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        if self.reuse_port.get() {
+            socket.set_reuse_port(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        Ok(TcpListener::from_std(socket.into()))
     }
 
     fn reactor(&self) -> Option<&Reactor> {
@@ -55,8 +80,7 @@ impl Acceptor {
         if self.listener.borrow().is_some() {
             return Err(Error::State);
         }
-        // mio sets SO_REUSEADDR and a backlog of 1024.
-        let mut listener = TcpListener::bind(SocketAddr::new(ip, port)).map_err(|_| Error::Io)?;
+        let mut listener = self.bind(SocketAddr::new(ip, port)).map_err(|_| Error::Io)?;
         let token = reactor.add_acceptor(this);
         if reactor
             .registry()

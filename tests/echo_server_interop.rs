@@ -309,3 +309,22 @@ fn client_failures() {
         start.elapsed()
     );
 }
+
+/// `echo_server -t 2`: two reactors on two threads share the port (SO_REUSEPORT);
+/// the whole websockets suite (200 concurrent connections included) still passes.
+#[test]
+fn echo_server_two_threads() {
+    build_examples();
+    let mut server = Server::start(&example("echo_server"), &["-t", "2", "0"], &[], "echo_server-t2");
+    let port = server.wait_for_port();
+    let mut py = python_script("echo_server_client.py");
+    py.arg(format!("ws://127.0.0.1:{port}/echo"));
+    let (ok, report) = outcome(&run(py, PY_CLIENT_TIMEOUT));
+    server.assert_running("after the websockets client");
+    server.terminate();
+    assert!(
+        ok,
+        "echo_server -t 2 failed:\n{report}\n--- server log ---\n{}",
+        server.log()
+    );
+}

@@ -120,3 +120,25 @@ pub unsafe extern "C" fn wsconn_acceptor_release(acceptor: *mut Acceptor) -> i32
         0
     })
 }
+
+/// Sets SO_REUSEPORT (nonzero `on`) for the next `wsconn_acceptor_start`: several
+/// acceptors, each on its own reactor and thread, may then listen on the same
+/// port, and the kernel spreads new connections among them (one reactor per core,
+/// no shared state). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`
+/// (already listening).
+///
+/// # Safety
+/// `acceptor` is NULL or a live acceptor.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_acceptor_set_reuseport(acceptor: *mut Acceptor, on: i32) -> i32 {
+    ffi_boundary!(Error::Panic.code(), {
+        // SAFETY: NULL or live per the caller.
+        let Some(a) = (unsafe { acceptor.as_ref() }) else {
+            return Error::Null.code();
+        };
+        match a.set_reuse_port(on != 0) {
+            Ok(()) => 0,
+            Err(e) => e.code(),
+        }
+    })
+}

@@ -669,6 +669,7 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_acceptor_start(NULL, "not an ip", -1), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_port(NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_stop(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_reuseport(NULL, 1), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_release(NULL), WSCONN_OK);
 
     CHECK(wsconn_create(NULL) == NULL);
@@ -820,6 +821,20 @@ static void test_reactor_objects(void) {
     if (rc6 == WSCONN_OK) CHECK(wsconn_acceptor_port(acc2) > 0);
     else printf("note: no IPv6 loopback here (wsconn_acceptor_start(::1) = %d)\n", rc6);
     CHECK_EQ(wsconn_acceptor_release(acc2), WSCONN_OK);
+    /* SO_REUSEPORT: only before start; then two acceptors share one port. */
+    CHECK_EQ(wsconn_acceptor_set_reuseport(acc, 1), WSCONN_ERR_STATE);
+    {
+        wsconn_acceptor_t *a1 = wsconn_acceptor_create(r);
+        wsconn_acceptor_t *a2 = wsconn_acceptor_create(r);
+        CHECK_EQ(wsconn_acceptor_set_reuseport(a1, 1), WSCONN_OK);
+        CHECK_EQ(wsconn_acceptor_set_reuseport(a2, 1), WSCONN_OK);
+        CHECK_EQ(wsconn_acceptor_start(a1, "127.0.0.1", 0), WSCONN_OK);
+        int shared = wsconn_acceptor_port(a1);
+        CHECK_EQ(wsconn_acceptor_start(a2, "127.0.0.1", shared), WSCONN_OK);
+        CHECK_EQ(wsconn_acceptor_port(a2), shared);
+        CHECK_EQ(wsconn_acceptor_release(a1), WSCONN_OK);
+        CHECK_EQ(wsconn_acceptor_release(a2), WSCONN_OK);
+    }
     /* Stop, stop again, restart. */
     CHECK_EQ(wsconn_acceptor_stop(acc), WSCONN_OK);
     CHECK_EQ(wsconn_acceptor_stop(acc), WSCONN_ERR_STATE);
