@@ -110,8 +110,19 @@ pub struct Receiver {
     serve_http: bool,
 }
 
-/// Reassembly buffers larger than this are freed after each message.
-const KEEP_CAPACITY: usize = 64 << 10;
+/// Reassembly buffers up to this size are kept for reuse (in the thread's pool).
+const KEEP_CAPACITY: usize = 4 << 20;
+/// Idle `Partial` boxes kept per thread for the next connection that needs one.
+const SPARE_PARTS: usize = 4;
+
+thread_local! {
+    /// Incomplete-state boxes (with their reassembly buffers) given back by idle
+    /// receivers of this thread: the next message cut by a read reuses one
+    /// instead of allocating (a reactor and its connections share a thread).
+    // The boxes themselves are what is reused: receivers hold `Box<Partial>`.
+    #[allow(clippy::vec_box)]
+    static SPARES: std::cell::RefCell<Vec<Box<Partial>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 impl Receiver {
     pub fn server(config: Arc<Config>) -> Self {
@@ -145,15 +156,35 @@ impl Receiver {
         self.part.as_deref().unwrap_or(&IDLE)
     }
 
-    /// The incomplete state, allocated on first need.
+    /// The incomplete state, taken from the thread's spares or allocated on
+    /// first need.
     fn part_mut(&mut self) -> &mut Partial {
-        self.part.get_or_insert_with(|| Box::new(Partial::new()))
+        self.part.get_or_insert_with(|| {
+            SPARES
+                .with(|s| s.borrow_mut().pop())
+                .unwrap_or_else(|| Box::new(Partial::new()))
+        })
     }
 
-    /// Gives the incomplete state back to the allocator once nothing is pending.
+    /// Gives the incomplete state back once nothing is pending: an idle receiver
+    /// holds no buffer.
     fn release_idle_part(&mut self) {
         if self.part.as_ref().is_some_and(|p| p.is_idle()) {
-            self.part = None;
+            let mut part = self.part.take().expect("checked above");
+            part.head = Vec::new();
+            part.message_len = 0;
+            part.message_buf.clear();
+            part.control_buf.clear();
+            part.utf8.reset();
+            if part.message_buf.capacity() > KEEP_CAPACITY {
+                part.message_buf = Vec::new();
+            }
+            SPARES.with(|s| {
+                let mut spares = s.borrow_mut();
+                if spares.len() < SPARE_PARTS {
+                    spares.push(part);
+                }
+            });
         }
     }
 
@@ -529,7 +560,14 @@ impl Receiver {
             }
             return Ok(());
         }
-        self.part_mut().message_buf.extend_from_slice(chunk);
+        let part = self.part_mut();
+        // Room for the rest of the frame at once (bounded: a length claim alone
+        // must not reserve much), instead of growing by doubling.
+        let wanted = part.message_buf.len() + chunk.len() + (frame.remaining.min(KEEP_CAPACITY as u64) as usize);
+        if part.message_buf.capacity() < wanted {
+            part.message_buf.reserve(wanted - part.message_buf.len());
+        }
+        part.message_buf.extend_from_slice(chunk);
         if last {
             self.part_mut().message = None;
             self.part_mut().message_len = 0;
@@ -538,9 +576,6 @@ impl Receiver {
                 data: &self.part_mut().message_buf,
             });
             self.part_mut().message_buf.clear();
-            if self.part_mut().message_buf.capacity() > KEEP_CAPACITY {
-                self.part_mut().message_buf = Vec::new();
-            }
         }
         Ok(())
     }
