@@ -1,7 +1,7 @@
 //! `wsconn_t`: a WebSocket connection on a reactor (C name of [`Conn`]), with
 //! gbase's function names and callbacks, and what gbase lacked.
 
-use super::{bytes_arg, code_of, str_arg, wsconn_config_t};
+use super::{bytes_arg, code_of, kind_arg, str_arg, wsconn_config_t};
 use crate::conn::*;
 use crate::error::Error;
 use crate::event::MessageKind;
@@ -34,14 +34,6 @@ unsafe fn set_callback(con: *mut Conn, callback: Callback, arg: *mut c_void) {
             conn.set_callback(callback, arg);
         }
     })
-}
-
-fn kind_arg(kind: c_int) -> Result<MessageKind, Error> {
-    match kind {
-        1 => Ok(MessageKind::Text),
-        2 => Ok(MessageKind::Binary),
-        _ => Err(Error::InvalidArgument),
-    }
 }
 
 /// Creates a connection on `reactor` (which must outlive it), with the reactor's

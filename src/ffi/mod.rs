@@ -85,6 +85,15 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char) -> Result<&'a str, Error> {
     text.to_str().map_err(|_| Error::InvalidArgument)
 }
 
+/// A `wsconn_msg_type` argument.
+pub(crate) fn kind_arg(kind: std::ffi::c_int) -> Result<crate::event::MessageKind, Error> {
+    match kind {
+        1 => Ok(crate::event::MessageKind::Text),
+        2 => Ok(crate::event::MessageKind::Binary),
+        _ => Err(Error::InvalidArgument),
+    }
+}
+
 /// Maps a core result to a C return code.
 pub(crate) fn code_of(result: Result<(), Error>) -> i32 {
     match result {

@@ -2,7 +2,7 @@
 //! and event loop. The program feeds received bytes, gets events through
 //! callbacks, and writes what the session queues.
 
-use super::{bytes_arg, bytes_arg_mut, code_of, str_arg, wsconn_config_t};
+use super::{bytes_arg, bytes_arg_mut, code_of, kind_arg, str_arg, wsconn_config_t};
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, MessageKind};
@@ -474,14 +474,6 @@ pub unsafe extern "C" fn wsconn_session_buffered_amount(session: *const wsconn_s
         };
         s.tx.try_borrow().map_or(0, |tx| tx.buffered())
     })
-}
-
-fn kind_arg(kind: c_int) -> Result<MessageKind, Error> {
-    match kind {
-        1 => Ok(MessageKind::Text),
-        2 => Ok(MessageKind::Binary),
-        _ => Err(Error::InvalidArgument),
-    }
 }
 
 /// Queues a whole message of `type` (`WSCONN_MSG_TEXT`, which must be valid
