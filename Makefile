@@ -39,8 +39,14 @@ venv:
 		$(VENV)/bin/python -c 'import websockets'; \
 	fi
 
+# Benchmarks (not part of `make test`): wsconn against tokio-tungstenite,
+# fastwebsockets and libwebsockets, side by side. BENCH_ARGS=--quick for a
+# ~2 minute smoke run. Needs: apt-get install libwebsockets-dev pkg-config python3-venv
+bench:
+	bash benches/run.sh $(BENCH_ARGS)
+
 clean:
 	$(MAKE) -C c-examples clean
 	$(CARGO) clean
 
-.PHONY: build run test venv clean
+.PHONY: build run test venv bench clean

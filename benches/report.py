@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Summarises benches/run.sh's runs: the table, results JSON and chart.
+
+  report.py --raw RUNS.jsonl [--json OUT.json] [--png OUT.png] [--codec CODEC.json]
+            [--alloc ALLOC.txt] [--meta key=value ...]
+  report.py --brief 'JSON LINE'      one-line summary of one wsbench run
+
+Each run is one JSON line (wsbench's output plus server, workload, rep and the
+server's CPU use). For each workload and server the median over the repetitions
+is kept; ratios are wsconn's echo_server divided by the server: for messages/s
+and connections/s higher is better (>= 1.0: echo_server ahead), for latency and
+bytes per idle connection lower is better (<= 1.0: echo_server ahead).
+
+The table needs only the standard library; the chart needs matplotlib (run.sh
+makes a venv with it).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+
+BASE = "echo_server"
+SERVER_ORDER = ["echo_server", "echo_server_t2", "epoll_echo", "tokio_tungstenite", "fastwebsockets",
+                "libwebsockets"]
+WORKLOADS = [
+    ("1x1x32B", "1 conn x 1 in flight x 32 B (latency)"),
+    ("100x16x32B", "100 conns x 16 in flight x 32 B"),
+    ("100x4x16KiB", "100 conns x 4 in flight x 16 KiB"),
+    ("10x1x1MiB", "10 conns x 1 in flight x 1 MiB"),
+    ("connect", "connect rate: handshake + close, 8 concurrent clients"),
+    ("idle", "idle connections: server RSS growth per connection"),
+]
+# (key, column title, format, higher_is_better)
+ECHO_COLS = [("msgs_per_s", "msgs/s", "{:,.0f}", True), ("mb_per_s", "MB/s", "{:,.1f}", True),
+             ("p50_us", "p50 us", "{:,.1f}", False), ("p99_us", "p99 us", "{:,.1f}", False),
+             ("p999_us", "p99.9 us", "{:,.1f}", False)]
+CONNECT_COLS = [("connects_per_s", "conn/s", "{:,.0f}", True), ("cycle_p50_us", "p50 us", "{:,.1f}", False),
+                ("cycle_p99_us", "p99 us", "{:,.1f}", False)]
+IDLE_COLS = [("rss_per_conn_b", "B/conn", "{:,.0f}", False),
+             ("rss_per_conn_after_echo_b", "B/conn after echo", "{:,.0f}", False)]
+# The issue's goals against fastwebsockets (ratio echo_server / fastwebsockets).
+FWS_GOALS = [("100x16x32B", "msgs_per_s", 14.6), ("100x4x16KiB", "msgs_per_s", 1.25),
+             ("10x1x1MiB", "msgs_per_s", 1.0)]
+IDLE_GOAL_BYTES = 273
+
+
+def cols_for(workload):
+    if workload == "connect":
+        return CONNECT_COLS
+    if workload == "idle":
+        return IDLE_COLS
+    return ECHO_COLS
+
+
+def brief(line):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        return "unparsable: " + line[:200]
+    if not r.get("ok"):
+        return "FAILED: " + str(r.get("error", "?"))
+    util = f" (server CPU {r.get('server_cpu_util', 0):.0%}, generator {r.get('client_cpu_util', 0):.0%})"
+    if r.get("mode") == "echo":
+        return (f"{r['msgs_per_s']:,.0f} msgs/s, {r['mb_per_s']:,.1f} MB/s, p50 {r['p50_us']:.1f} us, "
+                f"p99 {r['p99_us']:.1f} us" + util)
+    if r.get("mode") == "connect":
+        return f"{r['connects_per_s']:,.0f} connections/s, p99 {r['cycle_p99_us']:.0f} us" + util
+    if r.get("mode") == "idle":
+        return (f"{r['rss_per_conn_b']:,.0f} B/conn open, {r['rss_per_conn_after_echo_b']:,.0f} B/conn after "
+                f"echo, {r['echoed']} echoed")
+    return line
+
+
+def machine():
+    info = {"kernel": platform.release(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def summarise(runs):
+    """{workload: {server: {"n": ok runs, "failed": n, metric: median, ...}}}"""
+    out = {}
+    for r in runs:
+        w, s = r.get("workload"), r.get("server")
+        if not w or not s:
+            continue
+        cell = out.setdefault(w, {}).setdefault(s, {"runs": [], "failed": 0, "errors": []})
+        if r.get("ok"):
+            cell["runs"].append(r)
+        else:
+            cell["failed"] += 1
+            cell["errors"].append(r.get("error", "?"))
+    for w, servers in out.items():
+        keys = [c[0] for c in cols_for(w)] + ["server_cpu_util", "client_cpu_util"]
+        for s, cell in servers.items():
+            good = cell.pop("runs")
+            cell["n"] = len(good)
+            for k in keys:
+                vals = [r[k] for r in good if isinstance(r.get(k), (int, float))]
+                if vals:
+                    cell[k] = statistics.median(vals)
+    for w, servers in out.items():
+        base = servers.get(BASE, {})
+        for s, cell in servers.items():
+            ratios = {}
+            for k, _, _, _ in cols_for(w):
+                if k in cell and k in base and cell[k]:
+                    ratios[k] = base[k] / cell[k]
+            cell["ratio_echo_server"] = ratios
+    return out
+
+
+def goals(summary):
+    met, missed = [], []
+    fws = {w: summary.get(w, {}).get("fastwebsockets", {}) for w, _ in WORKLOADS}
+    for w, k, bar in FWS_GOALS:
+        r = fws[w].get("ratio_echo_server", {}).get(k)
+        if r is None:
+            missed.append(f"{w}: no echo_server/fastwebsockets figure")
+        else:
+            (met if r >= bar else missed).append(f"{w}: echo_server = {r:.2f}x fastwebsockets (goal >= {bar})")
+    idle = summary.get("idle", {}).get(BASE, {})
+    if "rss_per_conn_b" in idle:
+        b = idle["rss_per_conn_b"]
+        (met if b <= IDLE_GOAL_BYTES else missed).append(
+            f"idle: echo_server {b:,.0f} B per connection (goal <= {IDLE_GOAL_BYTES})")
+    for w, _ in WORKLOADS:
+        for s, cell in summary.get(w, {}).items():
+            if s in (BASE, "echo_server_t2"):
+                continue
+            for k, title, _, higher in cols_for(w):
+                r = cell.get("ratio_echo_server", {}).get(k)
+                if r is None or k in ("mb_per_s", "p50_us", "p999_us", "cycle_p50_us",
+                                      "rss_per_conn_after_echo_b"):
+                    continue
+                ahead = r >= 1.0 if higher else r <= 1.0
+                if not ahead:
+                    missed.append(f"{w}: echo_server behind {s} in {title} (ratio {r:.2f})")
+    return met, missed
+
+
+def print_table(summary, meta):
+    print("wsconn benchmark: each server's median over %s repetition(s); ratio = echo_server / server" %
+          meta.get("reps", "?"))
+    print("(throughput: >= 1 means echo_server is ahead; latency, memory: <= 1 means echo_server is ahead)")
+    print(f"messages: {meta.get('kind', 'text')}; {meta.get('pinning', '')}; machine busy without us: "
+          f"{meta.get('busy_start_pct', '?')}% before, {meta.get('busy_end_pct', '?')}% after "
+          f"(load average {meta.get('loadavg_start', '?')} / {meta.get('loadavg_end', '?')})")
+    try:
+        busy = max(int(meta.get("busy_start_pct", "0")), int(meta.get("busy_end_pct", "0")))
+    except ValueError:
+        busy = 0
+    if busy > 15:
+        print("NOTE: other processes were using the CPUs: they compete with the servers and the generator; a "
+              "server CPU column well below 100% on a throughput workload shows it. Compare ratios, not figures.")
+    if meta.get("t2"):
+        print(meta["t2"])
+    for w, title in WORKLOADS:
+        servers = summary.get(w)
+        if not servers:
+            continue
+        cols = cols_for(w)
+        print()
+        print(f"{w}: {title}")
+        head = f"  {'server':<18}" + "".join(f"{c[1]:>18}" for c in cols)
+        head += "".join(f"{'ratio ' + c[1]:>20}" for c in cols[:1] + [c for c in cols if c[0] in ("p99_us", "cycle_p99_us")])
+        head += f"{'srv CPU':>9}{'gen CPU':>9}"
+        print(head)
+        order = [s for s in SERVER_ORDER if s in servers] + sorted(s for s in servers if s not in SERVER_ORDER)
+        for s in order:
+            cell = servers[s]
+            line = f"  {s:<18}"
+            for k, _, fmt, _ in cols:
+                line += f"{fmt.format(cell[k]) if k in cell else '-':>18}"
+            for k, _, _, _ in cols[:1] + [c for c in cols if c[0] in ("p99_us", "cycle_p99_us")]:
+                r = cell.get("ratio_echo_server", {}).get(k)
+                line += f"{'-' if r is None else f'{r:.2f}':>20}"
+            for k in ("server_cpu_util", "client_cpu_util"):
+                line += f"{'-' if k not in cell else f'{cell[k]:.0%}':>9}"
+            if cell.get("failed"):
+                line += f"   {cell['failed']} run(s) FAILED: {cell['errors'][0]}"
+            print(line)
+
+
+def chart(summary, path, meta):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"(no matplotlib: {path} not written)")
+        return False
+    panels = [("1x1x32B", "p99_us", "p99 latency, us (lower is better)"),
+              ("1x1x32B", "msgs_per_s", "msgs/s, 1x1x32 B"),
+              ("100x16x32B", "msgs_per_s", "msgs/s, 100x16x32 B"),
+              ("100x4x16KiB", "msgs_per_s", "msgs/s, 100x4x16 KiB"),
+              ("10x1x1MiB", "mb_per_s", "MB/s, 10x1x1 MiB"),
+              ("connect", "connects_per_s", "connections/s (handshake + close)"),
+              ("idle", "rss_per_conn_b", "server RSS per idle connection, bytes (lower is better)")]
+    panels = [p for p in panels if summary.get(p[0])]
+    if not panels:
+        return False
+    ncols = 2
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(13, 3.2 * nrows), squeeze=False)
+    palette = {"echo_server": "#d62728", "echo_server_t2": "#ff9896", "epoll_echo": "#ff7f0e",
+               "tokio_tungstenite": "#1f77b4", "fastwebsockets": "#2ca02c", "libwebsockets": "#9467bd"}
+    for ax, (w, k, title) in zip(axes.flat, panels):
+        servers = summary[w]
+        names = [s for s in SERVER_ORDER if s in servers and k in servers[s]]
+        vals = [servers[s][k] for s in names]
+        bars = ax.barh(names[::-1], vals[::-1], color=[palette.get(s, "#7f7f7f") for s in names[::-1]])
+        for b, v in zip(bars, vals[::-1]):
+            ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:,.0f}" if v >= 100 else f" {v:,.1f}",
+                    va="center", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        if w == "idle" and vals and min(vals) > 0 and max(vals) / min(vals) > 50:
+            ax.set_xscale("log")
+        ax.tick_params(labelsize=8)
+        ax.margins(x=0.18)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"wsconn benchmarks ({meta.get('date', '')}, {meta.get('kind', 'text')} messages, "
+                 f"median of {meta.get('reps', '?')})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--brief")
+    ap.add_argument("--raw")
+    ap.add_argument("--json")
+    ap.add_argument("--png")
+    ap.add_argument("--codec")
+    ap.add_argument("--alloc")
+    ap.add_argument("--meta", action="append", default=[])
+    a = ap.parse_args()
+    if a.brief is not None:
+        print(brief(a.brief))
+        return
+    if not a.raw:
+        ap.error("--raw or --brief is needed")
+    runs = []
+    with open(a.raw) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    runs.append(json.loads(line))
+                except ValueError:
+                    runs.append({"ok": False, "error": "unparsable line: " + line[:200]})
+    meta = dict(m.split("=", 1) for m in a.meta if "=" in m)
+    meta["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    summary = summarise(runs)
+    print_table(summary, meta)
+    met, missed = goals(summary)
+    print()
+    print("Goals met:")
+    for g in met:
+        print("  " + g)
+    print("Goals not met:")
+    for g in missed or ["(none)"]:
+        print("  " + g)
+    failed = [r for r in runs if not r.get("ok")]
+    if failed:
+        print(f"\n{len(failed)} run(s) failed; first: {failed[0].get('server')} {failed[0].get('workload')}: "
+              f"{failed[0].get('error')}")
+    result = {"meta": meta, "machine": machine(), "summary": summary,
+              "goals": {"met": met, "not_met": missed}, "runs": runs}
+    if a.codec and os.path.exists(a.codec):
+        with open(a.codec) as f:
+            result["codec"] = json.load(f)
+    if a.alloc and os.path.exists(a.alloc):
+        with open(a.alloc) as f:
+            result["alloc_count"] = f.read()
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+    if a.png:
+        if chart(summary, a.png, meta):
+            print(f"\nchart: {a.png}")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# benches/run.sh: wsconn's benchmark suite (`make bench` runs it).
+#
+#   benches/run.sh            full run (~10 minutes on 2 cores, builds not counted)
+#   benches/run.sh --quick    smoke run (~1.5 minutes): 1 repetition, 1 s runs,
+#                             1,000 idle connections, short codec benchmarks
+# Options:
+#   --reps N          repetitions of each server measurement (default 3; median kept)
+#   --seconds T       measured seconds of each echo / connect run (default 3)
+#   --idle-conns N    connections of the idle workload (default 10000)
+#   --binary          echo binary messages (default: text, UTF-8 validated by every server)
+#   --servers LIST    comma-separated subset of: echo_server,echo_server_t2,epoll_echo,
+#                     tokio_tungstenite,fastwebsockets,libwebsockets
+#   --pin MODE        split (default: server on CPU 0, generator on CPU 1), same (both
+#                     on CPU 0) or none (no taskset)
+#   --no-codec        skip the criterion codec benchmarks and the allocation count
+#   --no-build        use what is built
+#
+# What it does: builds the library and C examples (make -C c-examples), the
+# benchmark package (cargo build --release in benches/: wsbench, the Rust peers,
+# alloc_count, the codec benchmark), the libwebsockets peer (benches/peers/lws_echo.c, needs Debian's
+# libwebsockets-dev); runs the codec benchmarks (criterion) and the allocation
+# count; then runs every server in turn, pinned to CPU 0, with the load
+# generator (wsbench) pinned to CPU 1, on six workloads: 1x1x32 B (latency),
+# 100x16x32 B, 100x4x16 KiB, 10x1x1 MiB (connections x messages in flight x
+# size), connect rate, idle connections. Each measurement is repeated and the
+# median reported. Servers run round-robin within each repetition, so that the
+# machine's slow moments spread over all of them.
+#
+# Output: one table on stdout (each server's figures and wsconn's echo_server
+# ratio to it), benches/results/latest.json (everything, raw runs included) and
+# benches/results/latest.png (a chart; matplotlib in a venv, target/bench-venv).
+# Only 127.0.0.1 is used; every server and generator run has a time limit.
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+RESULTS="$HERE/results"
+TARGET="$HERE/target"
+VENV="$ROOT/target/bench-venv"
+
+QUICK=0 REPS=3 SECS=3 IDLE_CONNS=10000 BINARY=0 CODEC=1 BUILD=1 SERVERS="" PIN=split
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --reps) REPS=$2; shift ;;
+        --seconds) SECS=$2; shift ;;
+        --idle-conns) IDLE_CONNS=$2; shift ;;
+        --binary) BINARY=1 ;;
+        --servers) SERVERS=$2; shift ;;
+        --pin) PIN=$2; shift ;;
+        --no-codec) CODEC=0 ;;
+        --no-build) BUILD=0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$QUICK" = 1 ]; then
+    REPS=1 SECS=1 IDLE_CONNS=1000
+fi
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v python3 >/dev/null || die "python3 is needed (apt-get install python3 python3-venv)"
+command -v taskset >/dev/null || die "taskset is needed (apt-get install util-linux)"
+command -v cargo >/dev/null || die "cargo is needed"
+
+# --- build -------------------------------------------------------------------
+LWS_BIN="$TARGET/peers/lws_echo"
+if [ "$BUILD" = 1 ]; then
+    log "building the library and the C examples"
+    make -s -C "$ROOT/c-examples" echo_server epoll_echo >&2
+    log "building the benchmark package (benches/)"
+    # The codec benchmark is built here too (release profile), and run directly
+    # below, so that `cargo bench` does not build everything a second time.
+    (cd "$HERE" && cargo build --release --bins --bench codec --message-format=json-render-diagnostics \
+        >"$TARGET/build-messages.json")
+    python3 - "$TARGET/build-messages.json" >"$TARGET/codec-bench-path" <<'PY'
+import json, sys
+path = ""
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "codec" and m.get("executable"):
+        path = m["executable"]
+print(path)
+PY
+    if ! pkg-config --exists libwebsockets 2>/dev/null; then
+        die "libwebsockets-dev is missing: apt-get update && apt-get install -y libwebsockets-dev pkg-config"
+    fi
+    log "building the libwebsockets peer"
+    mkdir -p "$TARGET/peers"
+    # shellcheck disable=SC2046
+    cc -O2 -g -Wall -Wextra -o "$LWS_BIN" "$HERE/peers/lws_echo.c" $(pkg-config --cflags --libs libwebsockets)
+fi
+WSBENCH="$TARGET/release/wsbench"
+for f in "$WSBENCH" "$ROOT/c-examples/echo_server" "$ROOT/c-examples/epoll_echo" \
+    "$TARGET/release/tokio_tungstenite_echo" "$TARGET/release/fastwebsockets_echo" "$LWS_BIN"; do
+    [ -x "$f" ] || die "$f is not built (run without --no-build)"
+done
+
+# --- machine -----------------------------------------------------------------
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+if [ "$NOFILE" != unlimited ] && [ "$IDLE_CONNS" -gt $((NOFILE - 100)) ]; then
+    log "RLIMIT_NOFILE is $NOFILE: idle workload lowered to $((NOFILE - 100)) connections"
+    IDLE_CONNS=$((NOFILE - 100))
+fi
+NCPU=$(nproc)
+ALL_CPUS="0-$((NCPU - 1))"
+case "$PIN" in
+    split)
+        if [ "$NCPU" -ge 2 ]; then
+            SERVER_CPU=0 CLIENT_CPU=1
+            PIN_NOTE="server on CPU 0, generator on CPU 1"
+        else
+            SERVER_CPU=0 CLIENT_CPU=0
+            PIN_NOTE="one CPU: server and generator share it"
+            log "only one CPU: server and generator share it"
+        fi ;;
+    same) SERVER_CPU=0 CLIENT_CPU=0 PIN_NOTE="server and generator both on CPU 0" ;;
+    none) SERVER_CPU=$ALL_CPUS CLIENT_CPU=$ALL_CPUS PIN_NOTE="no pinning" ;;
+    *) die "--pin is split, same or none" ;;
+esac
+
+mkdir -p "$RESULTS"
+STAMP=$(date +%Y%m%d-%H%M%S)
+RAW="$RESULTS/raw-$STAMP.jsonl"
+: > "$RAW"
+
+# --- codec benchmarks and allocation count -----------------------------------
+CODEC_JSON="" ALLOC_TXT=""
+if [ "$CODEC" = 1 ]; then
+    log "codec benchmarks (criterion)"
+    CRIT_ARGS=()
+    [ "$QUICK" = 1 ] && CRIT_ARGS=(--warm-up-time 0.05 --measurement-time 0.1 --sample-size 10 --nresamples 1000)
+    CODEC_BIN=$(cat "$TARGET/codec-bench-path" 2>/dev/null || true)
+    [ -x "$CODEC_BIN" ] || die "the codec benchmark is not built (run without --no-build)"
+    (cd "$HERE" && CRITERION_HOME="$TARGET/criterion" taskset -c "$CLIENT_CPU" "$CODEC_BIN" --bench \
+        "${CRIT_ARGS[@]}" >"$RESULTS/codec-$STAMP.log" 2>&1) \
+        || die "the codec benchmark failed; see $RESULTS/codec-$STAMP.log"
+    CODEC_JSON="$RESULTS/codec-$STAMP.json"
+    python3 "$HERE/codec_table.py" --target "$TARGET" --json "$CODEC_JSON"
+    echo
+    log "allocation count"
+    ALLOC_TXT="$RESULTS/alloc-$STAMP.txt"
+    ALLOC_ARGS=()
+    [ "$QUICK" = 1 ] && ALLOC_ARGS=(--quick)
+    set +e
+    timeout 300 "$TARGET/release/alloc_count" "${ALLOC_ARGS[@]}" | tee "$ALLOC_TXT"
+    ALLOC_RC=${PIPESTATUS[0]}
+    set -e
+    echo "exit status: $ALLOC_RC" >> "$ALLOC_TXT"
+    echo
+fi
+
+# --- servers -----------------------------------------------------------------
+# name|command line (PORT is replaced)|CPUs
+SERVER_DEFS=(
+    "echo_server|$ROOT/c-examples/echo_server PORT|$SERVER_CPU"
+    "epoll_echo|$ROOT/c-examples/epoll_echo PORT|$SERVER_CPU"
+    "tokio_tungstenite|$TARGET/release/tokio_tungstenite_echo PORT|$SERVER_CPU"
+    "fastwebsockets|$TARGET/release/fastwebsockets_echo PORT|$SERVER_CPU"
+    "libwebsockets|$LWS_BIN PORT|$SERVER_CPU"
+)
+# echo_server -t N (N reactors, one per thread): an extra row once it is implemented.
+ES_HELP=$("$ROOT/c-examples/echo_server" -h 2>&1 || true)
+T2_NOTE=""
+if printf '%s\n' "$ES_HELP" | grep -q -- '-t N'; then
+    if printf '%s\n' "$ES_HELP" | grep -- '-t' | grep -qi 'ignored'; then
+        T2_NOTE="echo_server -t 2 not run: its -h says -t is ignored"
+    elif [ "$NCPU" -ge 2 ]; then
+        SERVER_DEFS+=("echo_server_t2|$ROOT/c-examples/echo_server -t 2 PORT|0,1")
+        T2_NOTE="echo_server_t2 (-t 2) runs on CPUs 0,1, so on 2 cores it shares CPU 1 with the generator"
+    fi
+fi
+[ -n "$T2_NOTE" ] && log "$T2_NOTE"
+if [ -n "$SERVERS" ]; then
+    keep=()
+    for def in "${SERVER_DEFS[@]}"; do
+        case ",$SERVERS," in *",${def%%|*},"*) keep+=("$def") ;; esac
+    done
+    [ ${#keep[@]} -gt 0 ] || die "--servers matched none of: $(printf '%s ' "${SERVER_DEFS[@]%%|*}")"
+    SERVER_DEFS=("${keep[@]}")
+fi
+
+KIND_ARGS=()
+[ "$BINARY" = 1 ] && KIND_ARGS=(--binary)
+# name|wsbench arguments
+WORKLOADS=(
+    "1x1x32B|echo --conns 1 --inflight 1 --size 32"
+    "100x16x32B|echo --conns 100 --inflight 16 --size 32"
+    "100x4x16KiB|echo --conns 100 --inflight 4 --size 16384"
+    "10x1x1MiB|echo --conns 10 --inflight 1 --size 1048576"
+    "connect|connect --conns 8"
+    "idle|idle --conns $IDLE_CONNS"
+)
+
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        sleep 0.2
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PORT_BASE=$((20000 + RANDOM % 9000))
+PORT_N=0
+next_port() {
+    local p
+    while :; do
+        p=$((PORT_BASE + PORT_N))
+        PORT_N=$((PORT_N + 1))
+        # Skip ports something already listens on.
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# Starts a server; sets SERVER_PID and PORT; returns 1 if it does not listen.
+start_server() {
+    local cmd=$1 cpus=$2 log=$3 i
+    PORT=$(next_port)
+    # shellcheck disable=SC2086
+    taskset -c "$cpus" ${cmd//PORT/$PORT} >"$log" 2>&1 &
+    SERVER_PID=$!
+    for i in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+            sleep 0.05
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+stop_server() {
+    local i
+    [ -n "$SERVER_PID" ] || return 0
+    kill "$SERVER_PID" 2>/dev/null || true
+    for i in $(seq 40); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# How busy the machine is without us: CPU use over one second, all CPUs.
+busy_pct() {
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[1] - x[1];
+        if (t <= 0) t = 1; printf "%.0f", 100 * (1 - (y[2] - x[2]) / t) }'
+}
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_START=$(busy_pct)
+[ "$BUSY_START" -gt 15 ] && log "the machine is ${BUSY_START}% busy before the runs: other processes will compete with the servers"
+TOTAL=$((REPS * ${#WORKLOADS[@]} * ${#SERVER_DEFS[@]}))
+N=0
+log "servers: ${#SERVER_DEFS[@]}, workloads: ${#WORKLOADS[@]}, repetitions: $REPS ($TOTAL runs, $PIN_NOTE)"
+for rep in $(seq "$REPS"); do
+    for wl in "${WORKLOADS[@]}"; do
+        wname=${wl%%|*} wargs=${wl#*|}
+        for def in "${SERVER_DEFS[@]}"; do
+            sname=${def%%|*} rest=${def#*|}
+            scmd=${rest%|*} scpus=${rest##*|}
+            N=$((N + 1))
+            slog="$RESULTS/server-$STAMP.log"
+            echo "=== $sname $wname rep $rep" >>"$slog"
+            if ! start_server "$scmd" "$scpus" "$slog.tmp"; then
+                cat "$slog.tmp" >>"$slog"
+                log "[$N/$TOTAL] $sname $wname: the server did not start (see $slog)"
+                printf '{"server":"%s","workload":"%s","rep":%d,"ok":false,"error":"server did not start"}\n' \
+                    "$sname" "$wname" "$rep" >>"$RAW"
+                stop_server
+                continue
+            fi
+            # --pid: wsbench reads the server's CPU time (and, for idle, its RSS).
+            extra=(--pid "$SERVER_PID")
+            case "$wname" in
+                idle) ;;
+                connect) extra+=(--seconds "$SECS") ;;
+                *) extra+=(--seconds "$SECS" "${KIND_ARGS[@]}") ;;
+            esac
+            set +e
+            # shellcheck disable=SC2086
+            line=$(timeout $((SECS + 180)) taskset -c "$CLIENT_CPU" "$WSBENCH" $wargs --port "$PORT" \
+                --label "$sname" "${extra[@]}" 2>>"$slog")
+            rc=$?
+            set -e
+            alive=1
+            kill -0 "$SERVER_PID" 2>/dev/null || alive=0
+            stop_server
+            cat "$slog.tmp" >>"$slog"
+            [ -n "$line" ] || line='{"ok":false,"error":"wsbench printed nothing (exit status '"$rc"')"}'
+            line="{\"server\":\"$sname\",\"workload\":\"$wname\",\"rep\":$rep,\"server_alive\":$alive,${line#\{}"
+            echo "$line" >>"$RAW"
+            log "[$N/$TOTAL] $sname $wname rep $rep: $(python3 "$HERE/report.py" --brief "$line")"
+        done
+    done
+done
+rm -f "$RESULTS/server-$STAMP.log.tmp"
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_END=$(busy_pct)
+
+# --- report ------------------------------------------------------------------
+REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/latest.json" --png "$RESULTS/latest.png"
+    --meta "reps=$REPS" --meta "seconds=$SECS" --meta "idle_conns=$IDLE_CONNS"
+    --meta "kind=$([ "$BINARY" = 1 ] && echo binary || echo text)" --meta "pinning=$PIN_NOTE"
+    --meta "quick=$QUICK" --meta "loadavg_start=$LOAD_START" --meta "loadavg_end=$LOAD_END"
+    --meta "busy_start_pct=$BUSY_START" --meta "busy_end_pct=$BUSY_END")
+[ -n "$T2_NOTE" ] && REPORT_ARGS+=(--meta "t2=$T2_NOTE")
+[ -n "$CODEC_JSON" ] && REPORT_ARGS+=(--codec "$CODEC_JSON")
+[ -n "$ALLOC_TXT" ] && REPORT_ARGS+=(--alloc "$ALLOC_TXT")
+
+# matplotlib for the chart, in a venv of its own (the table needs only python3).
+PY=python3
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    PY="$VENV/bin/python"
+else
+    log "creating $VENV with matplotlib (for the chart)"
+    if python3 -m venv "$VENV" >&2 && "$VENV/bin/pip" install -q matplotlib >&2; then
+        PY="$VENV/bin/python"
+    else
+        log "no matplotlib: the chart is skipped (pip install matplotlib into $VENV)"
+    fi
+fi
+echo
+"$PY" "$HERE/report.py" "${REPORT_ARGS[@]}"
+cp "$RAW" "$RESULTS/latest-raw.jsonl"
+log "raw runs: $RAW; results: $RESULTS/latest.json, $RESULTS/latest.png"
