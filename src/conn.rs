@@ -63,6 +63,8 @@ const READY: u16 = 64;
 const PEER_CLOSED: u16 = 512;
 /// The timer must be re-armed once the running feed returns.
 const REARM: u16 = 1024;
+/// Writable events are asked for (only while output waits for socket room).
+const WRITE_INTEREST: u16 = 2048;
 /// `arg` holds the arg of the callbacks set so far.
 const HAS_ARG: u16 = 128;
 /// Callbacks were set with different args: see `Extra::args`.
@@ -336,7 +338,11 @@ impl Conn {
         let reactor = self.reactor().ok_or(Error::State)?;
         let token = reactor.add_conn(self);
         let fd = self.fd.get();
-        let interest = Interest::READABLE | Interest::WRITABLE;
+        // Writable events only matter while connecting or while output waits.
+        let interest = match phase {
+            Phase::Connecting => Interest::READABLE | Interest::WRITABLE,
+            _ => Interest::READABLE,
+        };
         if reactor
             .registry()
             .register(&mut SourceFd(&fd), token, interest)
@@ -351,6 +357,9 @@ impl Conn {
         self.phase.set(phase);
         self.flags
             .set(self.flags.get() & (PAUSED | RELEASED | HAS_ARG | SPLIT_ARGS));
+        if phase == Phase::Connecting {
+            self.set(WRITE_INTEREST);
+        }
         self.close_code.set(0);
         if let Some(extra) = self.extra.borrow_mut().as_mut() {
             extra.close_reason.clear();
@@ -557,35 +566,6 @@ impl Conn {
         self.with_extra(|e| e.backlog.is_empty()).unwrap_or(true)
     }
 
-    /// Lends the reactor's shared output buffer to this connection while its input
-    /// is processed (its replies are written right after).
-    fn lend_output_buffer(&self, reactor: &Reactor) {
-        if let Some(tx) = self.tx.borrow_mut().as_mut() {
-            if tx.capacity() == 0 {
-                let mut spare = reactor.take_spare_output();
-                if !tx.swap_empty_buffer(&mut spare) {
-                    reactor.give_spare_output(spare);
-                }
-            }
-        }
-    }
-
-    /// Gives an emptied output buffer back to the reactor: an idle connection
-    /// holds none.
-    fn return_output_buffer(&self) {
-        let Some(reactor) = self.reactor() else { return };
-        if let Ok(mut tx) = self.tx.try_borrow_mut() {
-            if let Some(tx) = tx.as_mut() {
-                if tx.capacity() > 0 {
-                    let mut buffer = Vec::new();
-                    if tx.swap_empty_buffer(&mut buffer) {
-                        reactor.give_spare_output(buffer);
-                    }
-                }
-            }
-        }
-    }
-
     /// Reads and processes input until the socket is drained, reading must stop,
     /// or this connection had its share of the turn; then writes the replies.
     fn read_input(&self) {
@@ -593,7 +573,6 @@ impl Conn {
         if !self.can_read() {
             return;
         }
-        self.lend_output_buffer(reactor);
         if self.feed_backlog() {
             self.read_socket(reactor);
         }
@@ -735,7 +714,10 @@ impl Conn {
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 // The socket is full: the next writable event continues.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.want_writable(true);
+                    break;
+                }
                 Err(_) => {
                     self.finish(CloseCode::ABNORMAL.0, "write failed");
                     return;
@@ -745,13 +727,41 @@ impl Conn {
         self.after_flush();
     }
 
+    /// Asks for writable events, or stops asking (one system call, only when
+    /// output starts or stops waiting for room in the socket).
+    fn want_writable(&self, on: bool) {
+        if self.has(WRITE_INTEREST) == on {
+            return;
+        }
+        let Some((reactor, token)) = self.registered() else {
+            return;
+        };
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let fd = self.fd.get();
+        if reactor
+            .registry()
+            .reregister(&mut SourceFd(&fd), Token(token as usize), interest)
+            .is_ok()
+        {
+            if on {
+                self.set(WRITE_INTEREST);
+            } else {
+                self.clear(WRITE_INTEREST);
+            }
+        }
+    }
+
     fn after_flush(&self) {
         let (buffered, max_output, full) = match self.tx.borrow().as_ref() {
             Some(tx) => (tx.buffered(), tx.max_output(), tx.is_full()),
             None => return,
         };
         if buffered == 0 {
-            self.return_output_buffer();
+            self.want_writable(false);
             let rx_closed = self
                 .rx
                 .try_borrow()

@@ -25,6 +25,35 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// Appends `src` masked with `key` to `out` in one pass: a client frame's payload
+/// is copied and masked together instead of copied, then masked again.
+pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
+    out.reserve(src.len());
+    let start = out.len();
+    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let dst = &mut out.spare_capacity_mut()[..src.len()];
+    let mut dst_words = dst.chunks_exact_mut(8);
+    let mut src_words = src.chunks_exact(8);
+    for (d, s) in (&mut dst_words).zip(&mut src_words) {
+        let word = (u64::from_ne_bytes(s.try_into().expect("8-byte word")) ^ wide).to_ne_bytes();
+        for (d, s) in d.iter_mut().zip(word) {
+            d.write(s);
+        }
+    }
+    // Words are 8 bytes, a multiple of the key: the tail starts at key byte 0.
+    for (i, (d, s)) in dst_words
+        .into_remainder()
+        .iter_mut()
+        .zip(src_words.remainder())
+        .enumerate()
+    {
+        d.write(s ^ key[i & 3]);
+    }
+    // SAFETY: the two loops above initialised all `src.len()` bytes past `start`,
+    // within the capacity reserved at the top.
+    unsafe { out.set_len(start + src.len()) };
+}
+
 /// The key as seen from payload byte `offset`.
 fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
     let mut rotated = key;
@@ -62,6 +91,21 @@ mod tests {
                 mask_bytewise(&mut slow, key, offset);
                 assert_eq!(fast, slow, "len {len} offset {offset}");
             }
+        }
+    }
+
+    #[test]
+    fn extend_masked_equals_copy_then_mask() {
+        let key = [0x11, 0x22, 0x33, 0x44];
+        for len in 0..70 {
+            let src: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
+            let mut expected = b"head".to_vec();
+            let mut masked = src.clone();
+            mask_bytewise(&mut masked, key, 0);
+            expected.extend_from_slice(&masked);
+            let mut out = b"head".to_vec();
+            extend_masked(&mut out, &src, key);
+            assert_eq!(out, expected, "len {len}");
         }
     }
 

@@ -36,8 +36,6 @@ const TICK_MS: u64 = 8;
 /// …in a wheel of this many slots (one turn: about 8 s; later deadlines wait in
 /// their slot for the turns to pass).
 const SLOTS: u64 = 1024;
-/// Output buffers above this size are not kept as the shared cork buffer.
-const MAX_SPARE: usize = 4 << 20;
 
 /// What the reactor shares with other threads.
 struct Shared {
@@ -71,12 +69,11 @@ pub struct Reactor {
     dirty: RefCell<Vec<usize>>,
     /// Connections with input left to read (read cap reached, or reading resumed).
     ready: RefCell<Vec<usize>>,
+    /// The batch being processed from `dirty` or `ready` (kept to reuse its memory).
+    batch: RefCell<Vec<usize>>,
     /// Objects released during a dispatch, freed when it ends.
     graveyard: RefCell<Vec<Slot>>,
     read_buffer: RefCell<Vec<u8>>,
-    /// The output buffer lent to the connection whose input is being processed,
-    /// so that an idle connection holds none.
-    spare_output: RefCell<Vec<u8>>,
     config: RefCell<Arc<Config>>,
     dispatching: Cell<bool>,
     start: Instant,
@@ -104,9 +101,9 @@ impl Reactor {
             callback_tables: RefCell::new(HashMap::new()),
             dirty: RefCell::new(Vec::new()),
             ready: RefCell::new(Vec::new()),
+            batch: RefCell::new(Vec::new()),
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
-            spare_output: RefCell::new(Vec::new()),
             config: RefCell::new(Arc::new(Config::default())),
             dispatching: Cell::new(false),
             start: Instant::now(),
@@ -198,20 +195,6 @@ impl Reactor {
         let mut tables = self.callback_tables.borrow_mut();
         let table = tables.entry(fns.key()).or_insert_with(|| Box::new(fns));
         &**table as *const CallbackFns
-    }
-
-    /// Takes the shared output buffer (empty; possibly with capacity).
-    pub fn take_spare_output(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.spare_output.borrow_mut())
-    }
-
-    /// Gives an emptied output buffer back for the next connection to use.
-    pub fn give_spare_output(&self, mut buffer: Vec<u8>) {
-        let mut spare = self.spare_output.borrow_mut();
-        if buffer.capacity() > spare.capacity() && buffer.capacity() <= MAX_SPARE {
-            buffer.clear();
-            *spare = buffer;
-        }
     }
 
     /// Takes the shared read buffer (given back with `return_read_buffer`).
@@ -442,31 +425,33 @@ impl Reactor {
         Ok(handled)
     }
 
-    /// Reads from connections that had input left over.
-    fn run_ready(&self) -> usize {
-        let ready = std::mem::take(&mut *self.ready.borrow_mut());
-        for &index in &ready {
+    /// Runs `f` on the connections listed in `list` so far (those it adds go to
+    /// the next batch), reusing one vector's memory from turn to turn.
+    fn run_list(&self, list: &RefCell<Vec<usize>>, f: impl Fn(&Conn)) -> usize {
+        let mut batch = std::mem::take(&mut *self.batch.borrow_mut());
+        std::mem::swap(&mut batch, &mut *list.borrow_mut());
+        let count = batch.len();
+        for &index in &batch {
             if let Some(conn) = self.conn_at(index) {
                 // SAFETY: live while in a slot (see `turn`).
-                unsafe { &*conn }.on_ready();
+                f(unsafe { &*conn });
             }
         }
-        ready.len()
+        batch.clear();
+        let mut kept = self.batch.borrow_mut();
+        if kept.capacity() < batch.capacity() {
+            *kept = batch;
+        }
+        count
+    }
+
+    /// Reads from connections that had input left over.
+    fn run_ready(&self) -> usize {
+        self.run_list(&self.ready, Conn::on_ready)
     }
 
     fn flush_dirty(&self) {
-        loop {
-            let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
-            if dirty.is_empty() {
-                break;
-            }
-            for index in dirty {
-                if let Some(conn) = self.conn_at(index) {
-                    // SAFETY: live while in a slot (see `turn`).
-                    unsafe { &*conn }.flush();
-                }
-            }
-        }
+        while self.run_list(&self.dirty, Conn::flush) > 0 {}
     }
 
     fn free_graveyard(&self) {

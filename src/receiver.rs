@@ -512,7 +512,7 @@ impl Receiver {
                 fin: true,
             });
         } else {
-            h.on_event(Event::Message { kind, data: payload });
+            deliver_message(h, kind, payload);
         }
         Ok(())
     }
@@ -571,10 +571,7 @@ impl Receiver {
         if last {
             self.part_mut().message = None;
             self.part_mut().message_len = 0;
-            h.on_event(Event::Message {
-                kind,
-                data: &self.part_mut().message_buf,
-            });
+            deliver_message(h, kind, &self.part_mut().message_buf);
             self.part_mut().message_buf.clear();
         }
         Ok(())
@@ -638,6 +635,15 @@ fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, &str)> {
             let reason = std::str::from_utf8(reason).map_err(|_| Error::InvalidUtf8)?;
             Ok((code, reason))
         }
+    }
+}
+
+/// Delivers a complete message; text (validated) is marked as such meanwhile, so
+/// that echoing it does not validate it again.
+fn deliver_message<H: Handler>(h: &mut H, kind: MessageKind, data: &[u8]) {
+    match kind {
+        MessageKind::Text => crate::utf8::while_delivering(data, || h.on_event(Event::Message { kind, data })),
+        MessageKind::Binary => h.on_event(Event::Message { kind, data }),
     }
 }
 

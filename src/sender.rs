@@ -5,13 +5,42 @@ use crate::close_code::CloseCode;
 use crate::error::{Error, Result};
 use crate::event::MessageKind;
 use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::mask::apply_mask;
+use crate::mask::extend_masked;
 use crate::role::Role;
 use crate::utf8::Utf8Validator;
 
 /// Output buffers larger than this are given back to the allocator once drained,
 /// so a burst does not pin memory on an idle connection.
 const KEEP_CAPACITY: usize = 64 << 10;
+/// A drained buffer up to this size is kept for the next sender of the thread.
+const SPARE_CAPACITY: usize = 4 << 20;
+
+thread_local! {
+    /// One emptied output buffer per thread: a drained sender gives its buffer
+    /// back here and holds none, and the next one to write takes it (a reactor
+    /// and its connections share a thread). Output thus costs an idle connection
+    /// nothing and a busy one no allocation.
+    static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes the thread's spare output buffer (empty, maybe with capacity).
+fn take_spare() -> Vec<u8> {
+    SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
+/// Keeps an emptied buffer for reuse if it beats the one kept.
+fn give_spare(mut buffer: Vec<u8>) {
+    if buffer.capacity() == 0 || buffer.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    SPARE.with(|s| {
+        let mut spare = s.borrow_mut();
+        if buffer.capacity() > spare.capacity() {
+            buffer.clear();
+            *spare = buffer;
+        }
+    })
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TxState {
@@ -70,11 +99,8 @@ impl Sender {
         }
         self.out_pos += n;
         if self.out_pos == self.out.len() {
-            self.out.clear();
             self.out_pos = 0;
-            if self.out.capacity() > KEEP_CAPACITY {
-                self.out = Vec::new();
-            }
+            give_spare(std::mem::take(&mut self.out));
         } else if self.out_pos >= KEEP_CAPACITY && self.out_pos * 2 >= self.out.len() {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
@@ -104,7 +130,8 @@ impl Sender {
         if self.fragments.is_some() {
             return Err(Error::InvalidArgument);
         }
-        if kind == MessageKind::Text {
+        // An echo of the text message being delivered was validated on receipt.
+        if kind == MessageKind::Text && !crate::utf8::is_being_delivered(data) {
             Utf8Validator::validate_complete(data).map_err(|_| Error::InvalidArgument)?;
         }
         self.check_room(data.len())?;
@@ -197,7 +224,7 @@ impl Sender {
         if !(100..=999).contains(&status) || content_type.is_empty() || !printable(content_type) {
             return Err(Error::InvalidArgument);
         }
-        crate::handshake::server::write_http_response(&mut self.out, status, content_type, body);
+        crate::handshake::server::write_http_response(self.buffer(), status, content_type, body);
         self.state = TxState::Closed;
         Ok(())
     }
@@ -235,12 +262,11 @@ impl Sender {
         };
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        self.out.reserve(head_len + payload.len());
+        self.buffer().reserve(head_len + payload.len());
         self.out.extend_from_slice(&head[..head_len]);
-        let start = self.out.len();
-        self.out.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut self.out[start..], key, 0);
+        match mask {
+            Some(key) => extend_masked(&mut self.out, payload, key),
+            None => self.out.extend_from_slice(payload),
         }
     }
 
@@ -262,7 +288,7 @@ impl Sender {
 
     /// Queues handshake bytes (request or response).
     pub(crate) fn queue_raw(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+        self.buffer().extend_from_slice(bytes);
     }
 
     /// The configured output limit.
@@ -270,26 +296,15 @@ impl Sender {
         self.max_output
     }
 
-    /// Lends an empty buffer for output (a reactor's shared "cork" buffer), or
-    /// takes this sender's buffer back once it is empty: swaps `buffer` with the
-    /// output buffer if nothing is pending. Returns whether it swapped.
-    pub fn swap_empty_buffer(&mut self, buffer: &mut Vec<u8>) -> bool {
-        if self.buffered() != 0 {
-            return false;
-        }
-        self.out.clear();
-        self.out_pos = 0;
-        buffer.clear();
-        std::mem::swap(&mut self.out, buffer);
-        true
-    }
-
-    /// Capacity of the output buffer (0: none allocated).
-    pub fn capacity(&self) -> usize {
-        self.out.capacity()
-    }
-
     pub(crate) fn out_buffer(&mut self) -> &mut Vec<u8> {
+        self.buffer()
+    }
+
+    /// The output buffer, taking the thread's spare if this sender holds none.
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        if self.out.capacity() == 0 {
+            self.out = take_spare();
+        }
         &mut self.out
     }
 
@@ -303,7 +318,7 @@ impl Sender {
     /// The HTTP request was handled: 404 if the program sent no response.
     pub(crate) fn end_http(&mut self) {
         if self.state == TxState::HttpRequest {
-            crate::handshake::server::write_http_response(&mut self.out, 404, "text/plain", b"Not Found\n");
+            crate::handshake::server::write_http_response(self.buffer(), 404, "text/plain", b"Not Found\n");
         }
         self.state = TxState::Closed;
     }
@@ -352,6 +367,7 @@ fn opcode_of(kind: MessageKind) -> OpCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mask::apply_mask;
 
     fn open_server() -> Sender {
         let mut tx = Sender::new(Role::Server, 1 << 20);
