@@ -9,17 +9,21 @@
 mod support;
 
 use std::time::Duration;
-use support::{build_examples, example, python_script, run, Server};
+use support::{build_asan_examples, build_examples, example, python_script, run, sanitizer_findings, Server, ASAN_ENV};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Builds the examples, starts `c-examples/<binary>` on a free port and runs
 /// the Python echo checks against it.
 fn interop(binary: &str) {
+    interop_with(binary, &[]);
+}
+
+fn interop_with(binary: &str, env: &[(&str, &str)]) {
     build_examples();
 
     // Port 0: the server picks a free port and prints it.
-    let mut server = Server::start(&example(binary), &["0"], &[], binary);
+    let mut server = Server::start(&example(binary), &["0"], env, binary);
     let port = server.wait_for_port();
     server.wait_until_accepting(port);
 
@@ -42,6 +46,9 @@ fn interop(binary: &str) {
 
     server.assert_running("during the checks");
     server.terminate();
+    if let Some(findings) = sanitizer_findings(&server.log()) {
+        panic!("{} reported:\n{findings}", server.name);
+    }
 }
 
 #[test]
@@ -52,4 +59,12 @@ fn epoll_echo_shared_interop() {
 #[test]
 fn epoll_echo_static_interop() {
     interop("epoll_echo_static");
+}
+
+/// The same checks on the AddressSanitizer + UBSan build; a clean SIGTERM exit
+/// runs LeakSanitizer, and any report fails the test.
+#[test]
+fn epoll_echo_asan_interop() {
+    build_asan_examples();
+    interop_with("epoll_echo_asan", ASAN_ENV);
 }
