@@ -8,6 +8,8 @@
 #   make venv    target/venv: a Python with `websockets`, for the interop tests
 #   make clean
 
+# Seconds of fuzzing per target in `make test` (fuzz/README: how to fuzz for hours).
+FUZZ_SECONDS ?= 20
 EXAMPLE ?= echo_server
 PORT    ?= 9998
 CARGO   ?= cargo
@@ -30,6 +32,8 @@ test: venv
 	$(CARGO) build --release
 	$(MAKE) -C c-examples
 	$(CARGO) test
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run-ci.sh
+	bash fuzz/run-miri.sh
 
 venv:
 	@if ! $(VENV)/bin/python -c 'import websockets' 2>/dev/null; then \

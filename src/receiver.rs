@@ -252,6 +252,12 @@ impl Receiver {
 
     /// The peer closed its side of the TCP connection.
     pub fn feed_eof<H: Handler>(&mut self, h: &mut H) -> Result<()> {
+        if self.phase == Phase::Handshake && self.role == Role::Server && !self.part().head.is_empty() {
+            // A head held back unparsed (no line end came since) may already be
+            // malformed: refuse it with its HTTP error rather than just dropping it.
+            let head = std::mem::take(&mut self.part_mut().head);
+            self.parse_head(&head, h)?;
+        }
         match self.phase {
             Phase::Handshake | Phase::Open => {
                 self.phase = Phase::Closed;

@@ -584,3 +584,14 @@ fn plain_http_requests_can_be_answered() {
         );
     }
 }
+
+#[test]
+fn a_malformed_head_cut_across_reads_is_refused_at_eof() {
+    let mut s = server();
+    assert_eq!(feed(&mut s, b"GET /chat HTTP/1.1\r\nHost: example.com\r\nX").1, Ok(()));
+    assert_eq!(feed(&mut s, &[0xff; 8]).1, Ok(()), "no line end yet: not parsed");
+    let mut events = Vec::new();
+    let result = s.feed_eof(|_, e| events.push(Ev::from(e)));
+    assert!(matches!(result, Err(Error::Handshake(_))), "{result:?}");
+    assert!(String::from_utf8_lossy(&drain(&mut s)).starts_with("HTTP/1.1 400 "));
+}

@@ -1,0 +1,270 @@
+//! Hand-made seeds for each target (written to `corpus/TARGET/seed-*` by
+//! `cargo run --example make_seeds`): the RFC 6455 examples and typical sessions.
+
+/// The targets, in the order `run-ci.sh` runs them.
+pub const TARGETS: &[&str] = &[
+    "handshake_request",
+    "handshake_response",
+    "frame_decode",
+    "utf8",
+    "session_server",
+    "session_client",
+    "ffi_session",
+];
+
+/// The opening handshake of RFC 6455 §1.3.
+pub const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n\
+Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// The answer to [`RFC_REQUEST`].
+pub const RFC_RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+/// The masking key of RFC 6455 §5.7.
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A frame with first byte `b0` and `payload`, masked with [`MASK`] when `masked`.
+pub fn frame(b0: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![b0];
+    match payload.len() {
+        n @ 0..=125 => out.push(bit | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&MASK);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// A session input: flags, limits, chunk lengths, stream (see `session::Params`).
+fn session_input(flags: u8, limits: u8, lengths: &[u8], stream: &[u8]) -> Vec<u8> {
+    let mut out = vec![flags, limits, lengths.len() as u8];
+    out.extend_from_slice(lengths);
+    out.extend_from_slice(stream);
+    out
+}
+
+/// The frames of RFC 6455 §5.7 and a few more, as a client (`masked`) or server sends them.
+fn sample_frames(masked: bool) -> Vec<u8> {
+    let f = |b0, p: &[u8]| frame(b0, p, masked);
+    let mut out = Vec::new();
+    out.extend(f(0x81, b"Hello"));
+    out.extend(f(0x01, b"Hel"));
+    out.extend(f(0x80, b"lo"));
+    out.extend(f(0x89, b"Hello"));
+    out.extend(f(0x8A, b"Hello"));
+    out.extend(f(0x82, &[7; 256]));
+    out.extend(f(0x01, "κόσ".as_bytes()));
+    out.extend(f(0x89, b"in between"));
+    out.extend(f(0x80, "με".as_bytes()));
+    out.extend(f(0x82, b""));
+    out
+}
+
+fn close(code: u16, reason: &str, masked: bool) -> Vec<u8> {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    frame(0x88, &payload, masked)
+}
+
+/// `(name, bytes)` seeds for `target`.
+pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(&str, Vec<u8>)> = Vec::new();
+    let with_cap = |lo: u8, hi: u8, flags: u8, body: &[u8]| {
+        let mut v = vec![lo, hi, flags];
+        v.extend_from_slice(body);
+        v
+    };
+    match target {
+        "handshake_request" => {
+            // 0x1f40 = 8000: max_handshake_size 8001.
+            out.push(("rfc", with_cap(0x40, 0x1f, 0, RFC_REQUEST)));
+            out.push(("rfc-subprotocols", with_cap(0x40, 0x1f, 1, RFC_REQUEST)));
+            out.push(("rfc-cap-100", with_cap(99, 0, 0, RFC_REQUEST)));
+            out.push((
+                "plain-get",
+                with_cap(0x40, 0x1f, 0, b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ));
+            out.push((
+                "post",
+                with_cap(0x40, 0x1f, 0, b"POST /form HTTP/1.0\r\nContent-Length: 0\r\n\r\n"),
+            ));
+            let v8 = String::from_utf8_lossy(RFC_REQUEST).replace("Version: 13", "Version: 8");
+            out.push(("version-8", with_cap(0x40, 0x1f, 0, v8.as_bytes())));
+            out.push((
+                "hixie-76",
+                with_cap(
+                    0x40,
+                    0x1f,
+                    0,
+                    b"GET /demo HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\nSec-WebSocket-Protocol: sample\r\nUpgrade: WebSocket\r\n\
+Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\nOrigin: http://example.com\r\n\r\n^n:ds[4U",
+                ),
+            ));
+            let bare = b"GET / HTTP/1.1\nhost: h\nupgrade: WebSocket\nconnection: keep-alive, Upgrade\n\
+sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
+            out.push(("lf-only", with_cap(0x40, 0x1f, 1, bare)));
+        }
+        "handshake_response" => {
+            out.push(("rfc", with_cap(0x40, 0x1f, 0, RFC_RESPONSE)));
+            let chat =
+                String::from_utf8_lossy(RFC_RESPONSE).replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+            out.push(("subprotocol", with_cap(0x40, 0x1f, 1, chat.as_bytes())));
+            out.push(("subprotocol-not-offered", with_cap(0x40, 0x1f, 0, chat.as_bytes())));
+            out.push(("cap-50", with_cap(49, 0, 0, RFC_RESPONSE)));
+            out.push((
+                "not-101",
+                with_cap(0x40, 0x1f, 0, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            ));
+            let ext = String::from_utf8_lossy(RFC_RESPONSE)
+                .replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
+            out.push(("extension", with_cap(0x40, 0x1f, 0, ext.as_bytes())));
+        }
+        "frame_decode" => {
+            out.push(("text-hello", vec![0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]));
+            out.push((
+                "masked-hello",
+                vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
+            ));
+            out.push(("fragment-first", vec![0x01, 0x03, 0x48, 0x65, 0x6c]));
+            out.push(("fragment-last", vec![0x80, 0x02, 0x6c, 0x6f]));
+            out.push(("ping", vec![0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]));
+            out.push((
+                "masked-pong",
+                vec![0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
+            ));
+            out.push(("binary-256", vec![0x82, 0x7E, 0x01, 0x00]));
+            out.push(("binary-64k", vec![0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]));
+            out.push(("masked-64bit", vec![0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4]));
+            out.push(("non-minimal-16", vec![0x82, 0x7E, 0x00, 0x05]));
+            out.push(("close-1000", vec![0x88, 0x02, 0x03, 0xe8]));
+        }
+        "utf8" => {
+            let u = |lengths: &[u8], text: &[u8]| {
+                let mut v = vec![lengths.len() as u8];
+                v.extend_from_slice(lengths);
+                v.extend_from_slice(text);
+                v
+            };
+            out.push(("kosme-whole", u(&[], "κόσμε".as_bytes())));
+            out.push(("mixed-bytewise", u(&[1], "Hello-µ@ßöäüàá-UTF-8!! 𝄞 €".as_bytes())));
+            out.push((
+                "max-code-points",
+                u(&[3, 1, 2], "\u{7f}\u{7ff}\u{ffff}\u{10ffff}".as_bytes()),
+            ));
+            out.push(("surrogate-split", u(&[2, 1], b"ab\xed\xa0\x80cd")));
+            out.push(("above-max-split", u(&[1], b"\xf4\x90\x80\x80")));
+            out.push(("overlong-split", u(&[1, 0], b"\xe0\x80\xaf")));
+            out.push((
+                "fail-fast",
+                u(
+                    &[14, 5],
+                    b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80hello",
+                ),
+            ));
+            out.push(("truncated-end", u(&[2], b"\xce\xba\xe1\xbd")));
+        }
+        "session_server" => {
+            let mut stream = RFC_REQUEST.to_vec();
+            stream.extend(sample_frames(true));
+            let mut closing = stream.clone();
+            closing.extend(close(1000, "bye", true));
+            out.push(("session", session_input(0, 0, &[], &closing)));
+            out.push(("session-bytewise", session_input(0, 0, &[1], &closing)));
+            out.push(("session-streaming-cut", session_input(1, 0, &[100, 3, 7], &closing)));
+            out.push(("session-paused", session_input(4, 0, &[50, 200], &closing)));
+            out.push(("session-echo-fragments", session_input(0x60, 0, &[], &closing)));
+            out.push(("session-small-limits", session_input(0, 0b1010_1010, &[], &stream)));
+            let mut bad_utf8 = RFC_REQUEST.to_vec();
+            bad_utf8.extend(frame(0x01, "κόσμε".as_bytes(), true));
+            bad_utf8.extend(frame(0x80, b"\xed\xa0\x80", true));
+            out.push(("invalid-utf8", session_input(1, 0, &[], &bad_utf8)));
+            let mut bad_close = RFC_REQUEST.to_vec();
+            bad_close.extend(close(1005, "", true));
+            out.push(("bad-close-code", session_input(0, 0, &[], &bad_close)));
+            let mut unmasked = RFC_REQUEST.to_vec();
+            unmasked.extend(frame(0x81, b"Hello", false));
+            out.push(("unmasked", session_input(0, 0, &[], &unmasked)));
+            let plain = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n";
+            out.push(("http-404", session_input(2, 0, &[10], plain)));
+            out.push(("http-answered", session_input(0x0A, 0, &[], plain)));
+            out.push(("rejected", session_input(0, 0, &[], b"GET / HTTP/1.0\r\n\r\n")));
+        }
+        "session_client" => {
+            let mut stream = sample_frames(false);
+            let mut closing = stream.clone();
+            closing.extend(close(1001, "going", false));
+            out.push(("session", session_input(0, 0, &[], &closing)));
+            out.push(("session-bytewise", session_input(0, 0, &[1], &closing)));
+            out.push(("session-streaming-paused", session_input(5, 0, &[130, 9], &closing)));
+            out.push(("session-echo-fragments", session_input(0x20, 0, &[], &closing)));
+            out.push(("session-small-limits", session_input(0, 0b1110_1010, &[], &stream)));
+            stream.extend(frame(0x81, b"masked", true));
+            out.push(("masked-from-server", session_input(0, 0, &[], &stream)));
+            out.push(("close-no-status", session_input(0, 0, &[], &frame(0x88, b"", false))));
+            // Bit 4: no 101 is put first; the stream brings a response of its own
+            // (refused: its accept value cannot match the client's random key).
+            out.push(("own-response", session_input(0x10, 0, &[], RFC_RESPONSE)));
+        }
+        "ffi_session" => {
+            // One options byte (bit 0 client, bit 1 free in the callback of event
+            // 1 + bits 2-4, bit 5 drain half after each feed), then a session input.
+            let pick = |target: &str, name: &str| {
+                seeds(target)
+                    .into_iter()
+                    .find(|(n, _)| n == &format!("seed-{name}"))
+                    .expect("seed")
+                    .1
+            };
+            let with = |options: u8, input: Vec<u8>| {
+                let mut v = vec![options];
+                v.extend(input);
+                v
+            };
+            out.push(("server", with(0, pick("session_server", "session"))));
+            out.push((
+                "server-bytewise-drain",
+                with(0x20, pick("session_server", "session-bytewise")),
+            ));
+            out.push((
+                "server-free-at-3",
+                with(0x02 | 2 << 2, pick("session_server", "session")),
+            ));
+            out.push((
+                "server-echo-fragments",
+                with(0, pick("session_server", "session-echo-fragments")),
+            ));
+            out.push((
+                "server-invalid-utf8",
+                with(0x20, pick("session_server", "invalid-utf8")),
+            ));
+            out.push(("server-rejected", with(0, pick("session_server", "rejected"))));
+            out.push(("client", with(1, pick("session_client", "session"))));
+            out.push((
+                "client-free-at-close",
+                with(0x03 | 7 << 2, pick("session_client", "session")),
+            ));
+            out.push((
+                "client-small-limits",
+                with(0x21, pick("session_client", "session-small-limits")),
+            ));
+        }
+        _ => panic!("unknown target {target}"),
+    }
+    out.into_iter()
+        .map(|(name, bytes)| (format!("seed-{name}"), bytes))
+        .collect()
+}

@@ -1,0 +1,825 @@
+//! A whole session fed arbitrary bytes in arbitrary pieces, with an event handler
+//! that echoes every message, checked against a model of what it must do.
+//!
+//! What is checked, for every input:
+//! - nothing panics; `feed` returns an error exactly when it delivered an `Error`
+//!   event, with the same error; `feed_eof` fails only a session still running;
+//! - events come in a legal order: `Open` (or a refusal) first, no event at all
+//!   after `Error`, `Close` or `HttpRequest`; text messages are UTF-8, sizes
+//!   within the configured limits, control payloads at most 125 bytes;
+//! - the output, at every event and after every call, is exactly what the event
+//!   calls for: the 101 answer to the request's key at `Open`, an HTTP refusal with
+//!   the matching status at a handshake error, one pong with the ping's payload
+//!   (or none when output is full), one close frame echoing the peer's code, one
+//!   close frame with the error's code, one frame per successful echo; every frame
+//!   well-formed and masked exactly when the client wrote it;
+//! - sends succeed or fail exactly as the sender's rules say (closed, fragmented
+//!   message open, output full);
+//! - the same stream fed in one piece to a plain `Session` gives the same events
+//!   and the same frames (streaming receive and paused feeds change nothing).
+
+use std::sync::Arc;
+
+use wsconn::frame::OpCode;
+use wsconn::handshake::{accept_key, server};
+use wsconn::session::client_parts;
+use wsconn::{CloseCode, Config, Error, Event, Handler, MessageKind, Receiver, Role, Sender, Session, State};
+
+use crate::frames::{check_close_payload, check_frame_sequence, parse_frames, Frame};
+use crate::{chunk_ranges, Reader};
+
+/// The path the client requests.
+pub const CLIENT_PATH: &str = "/chat";
+
+/// What an input asks for.
+///
+/// Layout: `flags`, `limits`, a count byte `k`, then `k % 16` chunk lengths (used in
+/// turn to cut the stream; none: one piece), then the stream.
+///
+/// `flags`: bit 0 streaming receive (`Event::Fragment`); bit 1 serve plain HTTP
+/// (server); bit 2 the handler pauses the feed after every event; bit 3 answer
+/// plain HTTP requests with a 200 (else 404 is sent); bit 4 client: no 101 response
+/// is put before the stream (the stream must be one); bit 5 echo messages as two
+/// fragments; bit 6 subprotocols `superchat, chat`. Any of bits 0–2 drives a
+/// `Receiver` and `Sender` directly; otherwise a `Session`.
+///
+/// `limits`: two bits each for `max_frame_size`, `max_message_size`, `max_output`
+/// and `max_handshake_size`, from the low bits up; 0 is the default.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub role: Role,
+    pub streaming: bool,
+    pub http: bool,
+    pub pause: bool,
+    pub http_answer: bool,
+    pub raw_response: bool,
+    pub echo_fragments: bool,
+    pub config: Config,
+    pub lengths: Vec<u8>,
+    pub stream: Vec<u8>,
+}
+
+impl Params {
+    pub fn parse(role: Role, data: &[u8]) -> Params {
+        let mut r = Reader::new(data);
+        let flags = r.byte();
+        let limits = r.byte();
+        let count = r.byte() as usize % 16;
+        let lengths = r.take(count).to_vec();
+        let pick = |shift: u32, values: [usize; 4]| values[(limits >> shift) as usize & 3];
+        let config = Config {
+            max_frame_size: pick(0, [16 << 20, 0, 125, 1000]),
+            max_message_size: pick(2, [16 << 20, 0, 200, 3000]),
+            max_output: pick(4, [16 << 20, 1, 300, 4096]),
+            max_handshake_size: pick(6, [8 << 10, 100, 300, 1000]),
+            subprotocols: if flags & 0x40 != 0 {
+                vec!["superchat".into(), "chat".into()]
+            } else {
+                Vec::new()
+            },
+            ..Config::default()
+        };
+        Params {
+            role,
+            streaming: flags & 1 != 0,
+            http: flags & 2 != 0 && role == Role::Server,
+            pause: flags & 4 != 0,
+            http_answer: flags & 8 != 0,
+            raw_response: flags & 0x10 != 0 && role == Role::Client,
+            echo_fragments: flags & 0x20 != 0,
+            config,
+            lengths,
+            stream: r.rest().to_vec(),
+        }
+    }
+
+    fn uses_session(&self) -> bool {
+        !(self.streaming || self.http || self.pause)
+    }
+}
+
+/// An event with owned data, as compared between runs (messages reassembled from
+/// streamed fragments; handshake errors compared by kind only: a head refused as
+/// malformed whole may be refused as too large when cut at the cap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ev {
+    Open(String, Option<String>),
+    Message(MessageKind, Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(u16, String),
+    Http(String, String),
+    HandshakeError,
+    Error(Error),
+}
+
+/// What one run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub events: Vec<Ev>,
+    /// The output after the handshake bytes, decoded.
+    pub frames: Vec<Frame>,
+    /// All output bytes (client: after the request).
+    pub output: Vec<u8>,
+}
+
+enum Conn {
+    Session(Session),
+    Raw { rx: Receiver, tx: Sender },
+}
+
+impl Conn {
+    fn tx(&mut self) -> &mut Sender {
+        match self {
+            Conn::Session(s) => s.sender(),
+            Conn::Raw { tx, .. } => tx,
+        }
+    }
+
+    fn state(&self) -> State {
+        match self {
+            Conn::Session(s) => s.state(),
+            Conn::Raw { rx, tx } => wsconn::session::state_of(rx, tx),
+        }
+    }
+
+    fn wants_read(&self) -> bool {
+        match self {
+            Conn::Session(s) => s.wants_read(),
+            Conn::Raw { rx, tx } => wsconn::session::wants_read(rx, tx),
+        }
+    }
+}
+
+/// The handler for direct `Receiver` use: optionally stops the feed after each event.
+struct RawHandler<'a> {
+    tx: &'a mut Sender,
+    rec: &'a mut Recorder,
+    pause: bool,
+    stopped: bool,
+}
+
+impl Handler for RawHandler<'_> {
+    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R {
+        f(self.tx)
+    }
+
+    fn on_event(&mut self, event: Event<'_>) {
+        self.rec.on_event(self.tx, event);
+        if self.pause {
+            self.stopped = true;
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped
+    }
+}
+
+/// What the server's `Open` must match: the request in the stream.
+struct ExpectedRequest {
+    key: Vec<u8>,
+    path: String,
+    subprotocol: Option<String>,
+}
+
+/// Watches the events and the output of one session.
+struct Recorder {
+    role: Role,
+    streaming: bool,
+    http_answer: bool,
+    echo_fragments: bool,
+    config: Arc<Config>,
+    what: String,
+    request: Option<ExpectedRequest>,
+    /// Output bytes (of `pending()`) already accounted for.
+    seen: usize,
+    /// Where frames start in the output (after the 101 response).
+    frames_start: Option<usize>,
+    events: Vec<Ev>,
+    opened: bool,
+    /// An `Error`, `Close` or `HttpRequest` was delivered: nothing may follow.
+    terminal: Option<String>,
+    /// The `Error` delivered during the current call.
+    call_error: Option<Error>,
+    /// A 404 is due after the `HttpRequest` event (the handler did not answer).
+    expect_404: bool,
+    /// The sender model: a close frame was queued or the session failed.
+    tx_closed: bool,
+    /// The sender model: a fragmented echo is open, of this kind.
+    tx_fragments: Option<MessageKind>,
+    /// Streaming receive: the message being reassembled.
+    partial: Option<(MessageKind, Vec<u8>)>,
+}
+
+fn ev_name(e: &Event<'_>) -> String {
+    let s = format!("{e:?}");
+    if s.len() > 200 {
+        format!("{}...", &s[..200])
+    } else {
+        s
+    }
+}
+
+impl Recorder {
+    fn on_event(&mut self, tx: &mut Sender, event: Event<'_>) {
+        let what = self.what.clone();
+        if let Some(t) = &self.terminal {
+            panic!("{what}: event {} after {t}", ev_name(&event));
+        }
+        let new = tx.pending()[self.seen..].to_vec();
+        let before = self.seen;
+        self.seen = tx.pending().len();
+        match event {
+            Event::Open { path, subprotocol } => {
+                assert!(!self.opened, "{what}: second Open");
+                self.opened = true;
+                if let Some(p) = subprotocol {
+                    assert!(
+                        self.config.subprotocols.iter().any(|s| s == p),
+                        "{what}: subprotocol {p:?}"
+                    );
+                }
+                match self.role {
+                    Role::Server => {
+                        let req = self
+                            .request
+                            .as_ref()
+                            .unwrap_or_else(|| panic!("{what}: Open, but the stream's head is not a valid request"));
+                        assert_eq!(path, req.path, "{what}: Open path");
+                        assert_eq!(subprotocol, req.subprotocol.as_deref(), "{what}: Open subprotocol");
+                        let mut expected = Vec::new();
+                        server::write_accept(&mut expected, &req.key, subprotocol);
+                        assert_eq!(
+                            String::from_utf8_lossy(&new),
+                            String::from_utf8_lossy(&expected),
+                            "{what}: output at Open is not the 101 for the request's key"
+                        );
+                        self.frames_start = Some(self.seen);
+                    }
+                    Role::Client => {
+                        assert_eq!(path, CLIENT_PATH, "{what}: Open path");
+                        assert!(new.is_empty(), "{what}: client output at Open: {new:02x?}");
+                        self.frames_start = Some(before);
+                    }
+                }
+                self.events
+                    .push(Ev::Open(path.to_owned(), subprotocol.map(str::to_owned)));
+            }
+            Event::HttpRequest { method, path } => {
+                assert!(self.role == Role::Server && !self.opened, "{what}: HttpRequest");
+                assert!(new.is_empty(), "{what}: output at HttpRequest: {new:02x?}");
+                self.terminal = Some("HttpRequest".into());
+                self.tx_closed = true;
+                self.events.push(Ev::Http(method.to_owned(), path.to_owned()));
+                if self.http_answer {
+                    let body = format!("{method} {path}");
+                    tx.http_response(200, "text/plain", body.as_bytes())
+                        .unwrap_or_else(|e| panic!("{what}: http_response failed: {e}"));
+                    let mut expected = Vec::new();
+                    server::write_http_response(&mut expected, 200, "text/plain", body.as_bytes());
+                    assert_eq!(tx.pending()[self.seen..], expected[..], "{what}: http_response output");
+                    self.seen = tx.pending().len();
+                    assert_eq!(
+                        tx.http_response(200, "text/plain", b""),
+                        Err(Error::NotOpen),
+                        "{what}: second http_response"
+                    );
+                } else {
+                    self.expect_404 = true;
+                }
+            }
+            Event::Message { kind, data } => {
+                assert!(self.opened, "{what}: Message before Open");
+                assert!(!self.streaming, "{what}: Message in streaming mode");
+                assert!(new.is_empty(), "{what}: output at Message: {new:02x?}");
+                self.message(tx, kind, data.to_vec());
+            }
+            Event::Fragment { kind, data, fin } => {
+                assert!(self.opened, "{what}: Fragment before Open");
+                assert!(self.streaming, "{what}: Fragment without streaming");
+                assert!(new.is_empty(), "{what}: output at Fragment: {new:02x?}");
+                assert!(!data.is_empty() || fin, "{what}: empty non-final fragment");
+                let (k, mut buf) = self.partial.take().unwrap_or((kind, Vec::new()));
+                assert_eq!(k, kind, "{what}: fragment kind changed inside a message");
+                buf.extend_from_slice(data);
+                if kind == MessageKind::Text {
+                    if let Err(e) = std::str::from_utf8(&buf) {
+                        assert!(
+                            !fin && e.error_len().is_none(),
+                            "{what}: streamed text is not UTF-8 (fin {fin}): {buf:02x?}"
+                        );
+                    }
+                }
+                if fin {
+                    self.message(tx, kind, buf);
+                } else {
+                    assert!(
+                        buf.len() <= self.config.max_message_size,
+                        "{what}: streamed message over max_message_size"
+                    );
+                    self.partial = Some((kind, buf));
+                }
+            }
+            Event::Ping(payload) => {
+                assert!(self.opened, "{what}: Ping before Open");
+                assert!(payload.len() <= 125, "{what}: ping of {} bytes", payload.len());
+                let room = before == 0 || before + payload.len() + 14 <= self.config.max_output;
+                if self.tx_closed || !room {
+                    assert!(new.is_empty(), "{what}: pong queued while closed or full: {new:02x?}");
+                } else {
+                    let frames = parse_frames(&new, self.role, &what);
+                    let expected = Frame {
+                        fin: true,
+                        opcode: OpCode::Pong,
+                        payload: payload.to_vec(),
+                    };
+                    assert_eq!(frames, [expected], "{what}: output at Ping is not its pong");
+                }
+                self.events.push(Ev::Ping(payload.to_vec()));
+            }
+            Event::Pong(payload) => {
+                assert!(self.opened, "{what}: Pong before Open");
+                assert!(payload.len() <= 125, "{what}: pong of {} bytes", payload.len());
+                assert!(new.is_empty(), "{what}: output at Pong: {new:02x?}");
+                self.events.push(Ev::Pong(payload.to_vec()));
+            }
+            Event::Close { code, reason } => {
+                assert!(self.opened, "{what}: Close before Open");
+                assert!(
+                    code == CloseCode::NO_STATUS.0 || CloseCode(code).is_valid_on_wire(),
+                    "{what}: Close with code {code}"
+                );
+                assert!(reason.len() <= 123, "{what}: close reason of {} bytes", reason.len());
+                assert!(code != CloseCode::NO_STATUS.0 || reason.is_empty());
+                if self.tx_closed {
+                    assert!(new.is_empty(), "{what}: second close frame queued: {new:02x?}");
+                } else {
+                    let payload = if code == CloseCode::NO_STATUS.0 {
+                        Vec::new()
+                    } else {
+                        code.to_be_bytes().to_vec()
+                    };
+                    let expected = Frame {
+                        fin: true,
+                        opcode: OpCode::Close,
+                        payload,
+                    };
+                    assert_eq!(
+                        parse_frames(&new, self.role, &what),
+                        [expected],
+                        "{what}: the reply to Close({code}) is not its close frame"
+                    );
+                }
+                self.tx_closed = true;
+                self.terminal = Some(format!("Close({code})"));
+                self.partial = None;
+                self.events.push(Ev::Close(code, reason.to_owned()));
+            }
+            Event::Error(e) => {
+                self.terminal = Some(format!("Error({e:?})"));
+                self.call_error = Some(e);
+                self.partial = None;
+                if !self.opened {
+                    assert!(
+                        matches!(e, Error::Handshake(_) | Error::HandshakeTooLarge | Error::Eof),
+                        "{what}: error {e:?} during the handshake"
+                    );
+                    if self.role == Role::Server && e != Error::Eof {
+                        let status = match e {
+                            Error::HandshakeTooLarge => 431,
+                            Error::Handshake("unsupported Sec-WebSocket-Version") => 426,
+                            _ => 400,
+                        };
+                        let mut expected = Vec::new();
+                        server::write_rejection(&mut expected, status);
+                        assert_eq!(
+                            String::from_utf8_lossy(&new),
+                            String::from_utf8_lossy(&expected),
+                            "{what}: output at {e:?} is not the {status} refusal"
+                        );
+                    } else {
+                        assert!(new.is_empty(), "{what}: output at {e:?}: {new:02x?}");
+                    }
+                } else {
+                    assert!(
+                        matches!(
+                            e,
+                            Error::Protocol(_) | Error::InvalidUtf8 | Error::MessageTooBig | Error::Eof
+                        ),
+                        "{what}: error {e:?} after Open"
+                    );
+                    match (self.tx_closed, e.close_code()) {
+                        (false, Some(code)) => {
+                            let frames = parse_frames(&new, self.role, &what);
+                            assert!(
+                                frames.len() == 1 && frames[0].opcode == OpCode::Close,
+                                "{what}: output at {e:?} is not one close frame: {frames:?}"
+                            );
+                            check_close_payload(&frames[0].payload, &what);
+                            assert_eq!(
+                                frames[0].payload[..2],
+                                code.0.to_be_bytes(),
+                                "{what}: close code for {e:?}"
+                            );
+                        }
+                        _ => assert!(new.is_empty(), "{what}: output at {e:?}: {new:02x?}"),
+                    }
+                }
+                self.tx_closed = true;
+                let ev = match e {
+                    Error::Handshake(_) | Error::HandshakeTooLarge => Ev::HandshakeError,
+                    e => Ev::Error(e),
+                };
+                self.events.push(ev);
+            }
+        }
+    }
+
+    /// A whole message arrived: check it and echo it.
+    fn message(&mut self, tx: &mut Sender, kind: MessageKind, data: Vec<u8>) {
+        let what = &self.what;
+        if kind == MessageKind::Text {
+            assert!(
+                std::str::from_utf8(&data).is_ok(),
+                "{what}: text message is not UTF-8: {data:02x?}"
+            );
+        }
+        assert!(
+            data.len() <= self.config.max_message_size,
+            "{what}: message of {} bytes, max_message_size {}",
+            data.len(),
+            self.config.max_message_size
+        );
+        if self.echo_fragments {
+            let mut mid = data.len() / 2;
+            if kind == MessageKind::Text {
+                let text = std::str::from_utf8(&data).expect("checked");
+                while !text.is_char_boundary(mid) {
+                    mid -= 1;
+                }
+            }
+            if self.send(tx, kind, &data[..mid], Some(false)) {
+                self.send(tx, kind, &data[mid..], Some(true));
+            }
+        } else {
+            self.send(tx, kind, &data, None);
+        }
+        self.events.push(Ev::Message(kind, data));
+    }
+
+    /// One send (`fin` None: `send`, else `send_fragment`), checked against the
+    /// sender's rules; returns whether it succeeded.
+    fn send(&mut self, tx: &mut Sender, kind: MessageKind, data: &[u8], fin: Option<bool>) -> bool {
+        let what = self.what.clone();
+        let before = tx.pending().len();
+        assert_eq!(before, self.seen, "{what}: unaccounted output before a send");
+        let result = match fin {
+            None => tx.send(kind, data),
+            Some(fin) => tx.send_fragment(kind, data, fin),
+        };
+        let expected = if self.tx_closed {
+            Err(Error::Closed)
+        } else if match fin {
+            None => self.tx_fragments.is_some(),
+            Some(_) => self.tx_fragments.is_some_and(|k| k != kind),
+        } {
+            Err(Error::InvalidArgument)
+        } else if before > 0 && before + data.len() + 14 > self.config.max_output {
+            Err(Error::Full)
+        } else {
+            Ok(())
+        };
+        assert_eq!(
+            result,
+            expected,
+            "{what}: send of {} bytes ({kind:?}, fin {fin:?}) with {before} buffered",
+            data.len()
+        );
+        let new = tx.pending()[before..].to_vec();
+        self.seen = tx.pending().len();
+        if result.is_err() {
+            assert!(new.is_empty(), "{what}: a failed send queued {new:02x?}");
+            return false;
+        }
+        let opcode = match (fin, self.tx_fragments) {
+            (Some(_), Some(_)) => OpCode::Continuation,
+            _ if kind == MessageKind::Text => OpCode::Text,
+            _ => OpCode::Binary,
+        };
+        let frame = Frame {
+            fin: fin.unwrap_or(true),
+            opcode,
+            payload: data.to_vec(),
+        };
+        assert_eq!(
+            parse_frames(&new, self.role, &what),
+            [frame],
+            "{what}: a send queued something else"
+        );
+        if let Some(fin) = fin {
+            self.tx_fragments = if fin { None } else { Some(kind) };
+        }
+        true
+    }
+
+    /// After each `feed` or `feed_eof` call: its result matches the events, and no
+    /// output appeared outside of events but the 404 that ends an unanswered request.
+    fn after_call(&mut self, conn: &mut Conn, result: Result<(), Error>, call: &str) {
+        let what = self.what.clone();
+        match (self.call_error.take(), result) {
+            (None, Ok(())) => {}
+            (Some(e), Err(r)) => assert_eq!(e, r, "{what}: {call} returned another error than its Error event"),
+            (e, r) => panic!("{what}: {call} returned {r:?}, Error event {e:?}"),
+        }
+        let tx = conn.tx();
+        let new = tx.pending()[self.seen..].to_vec();
+        self.seen = tx.pending().len();
+        if std::mem::take(&mut self.expect_404) {
+            let mut expected = Vec::new();
+            server::write_http_response(&mut expected, 404, "text/plain", b"Not Found\n");
+            assert_eq!(new, expected, "{what}: no 404 after an unanswered HttpRequest");
+        } else {
+            assert!(
+                new.is_empty(),
+                "{what}: output outside of events after {call}: {new:02x?}"
+            );
+        }
+        let buffered = tx.buffered();
+        let full = buffered >= self.config.max_output / 2;
+        let (state, wants_read) = (conn.state(), conn.wants_read());
+        if let Some(t) = &self.terminal {
+            assert_eq!(state, State::Closed, "{what}: state after {t}");
+            // A client that got the close frame waits for the server to close TCP (§7.1.1).
+            let awaiting_eof = self.role == Role::Client && t.starts_with("Close") && call != "feed_eof";
+            assert_eq!(wants_read, awaiting_eof && !full, "{what}: wants_read after {t}");
+        } else {
+            let expected = if self.opened { State::Open } else { State::Connecting };
+            assert_eq!(state, expected, "{what}: state");
+            assert_eq!(wants_read, !full, "{what}: wants_read with {buffered} buffered");
+        }
+    }
+}
+
+/// Runs one session over `p.stream` cut by `lengths`, checking as it goes.
+fn run(p: &Params, lengths: &[u8], use_session: bool, streaming: bool, pause: bool, what: &str) -> Outcome {
+    let config = Arc::new(p.config.clone());
+    let mut conn;
+    let mut stream = Vec::new();
+    match p.role {
+        Role::Server => {
+            conn = if use_session {
+                Conn::Session(Session::server(Arc::clone(&config)))
+            } else {
+                let mut rx = Receiver::server(Arc::clone(&config));
+                rx.set_http(p.http);
+                rx.set_streaming(streaming);
+                Conn::Raw {
+                    rx,
+                    tx: Sender::new(Role::Server, config.max_output),
+                }
+            };
+        }
+        Role::Client => {
+            conn = if use_session {
+                Conn::Session(Session::client(Arc::clone(&config), "localhost", CLIENT_PATH).expect("client session"))
+            } else {
+                let (mut rx, tx) = client_parts(Arc::clone(&config), "localhost", CLIENT_PATH).expect("client parts");
+                rx.set_streaming(streaming);
+                Conn::Raw { rx, tx }
+            };
+            let tx = conn.tx();
+            let request = tx.pending().to_vec();
+            tx.consume(request.len()).expect("consume the request");
+            assert_eq!(tx.buffered(), 0);
+            let key = check_client_request(&request, &config);
+            if !p.raw_response {
+                stream.extend_from_slice(
+                    format!(
+                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                         Sec-WebSocket-Accept: {}\r\n\r\n",
+                        accept_key(key.as_bytes())
+                    )
+                    .as_bytes(),
+                );
+            }
+        }
+    }
+    stream.extend_from_slice(&p.stream);
+    let request = match p.role {
+        Role::Server => match server::parse_request(&stream, &config) {
+            Ok(Some(req)) => Some(ExpectedRequest {
+                key: req.key.to_vec(),
+                path: req.path.to_owned(),
+                subprotocol: req.subprotocol.map(str::to_owned),
+            }),
+            _ => None,
+        },
+        Role::Client => None,
+    };
+    let mut rec = Recorder {
+        role: p.role,
+        streaming,
+        http_answer: p.http_answer,
+        echo_fragments: p.echo_fragments,
+        config: Arc::clone(&config),
+        what: what.to_owned(),
+        request,
+        seen: 0,
+        frames_start: None,
+        events: Vec::new(),
+        opened: false,
+        terminal: None,
+        call_error: None,
+        expect_404: false,
+        tx_closed: false,
+        tx_fragments: None,
+        partial: None,
+    };
+
+    for (i, range) in chunk_ranges(stream.len(), lengths).into_iter().enumerate() {
+        let chunk = &mut stream[range.clone()];
+        let call = format!("feed #{i} of bytes {range:?}");
+        match &mut conn {
+            Conn::Session(s) => {
+                let result = s.feed(chunk, |tx, ev| rec.on_event(tx, ev));
+                rec.after_call(&mut conn, result, &call);
+            }
+            Conn::Raw { .. } => {
+                let mut off = 0;
+                let mut rounds = 0;
+                loop {
+                    let Conn::Raw { rx, tx } = &mut conn else {
+                        unreachable!()
+                    };
+                    let mut h = RawHandler {
+                        tx,
+                        rec: &mut rec,
+                        pause,
+                        stopped: false,
+                    };
+                    let result = rx.feed(&mut chunk[off..], &mut h);
+                    let stopped = h.stopped;
+                    let left = chunk.len() - off;
+                    let used = *result.as_ref().unwrap_or(&left);
+                    rec.after_call(&mut conn, result.map(|_| ()), &call);
+                    assert!(used <= left, "{what}: {call} used {used} of {left} bytes");
+                    assert!(
+                        used == left || stopped,
+                        "{what}: {call} used {used} of {left} bytes without being stopped"
+                    );
+                    off += used;
+                    if off == chunk.len() {
+                        break;
+                    }
+                    rounds += 1;
+                    assert!(
+                        rounds <= chunk.len() + 1,
+                        "{what}: {call}: a paused feed makes no progress"
+                    );
+                }
+            }
+        }
+    }
+    let result = match &mut conn {
+        Conn::Session(s) => s.feed_eof(|tx, ev| rec.on_event(tx, ev)),
+        Conn::Raw { rx, tx } => rx.feed_eof(&mut RawHandler {
+            tx,
+            rec: &mut rec,
+            pause,
+            stopped: false,
+        }),
+    };
+    let was_running = rec.terminal.is_none();
+    rec.after_call(&mut conn, result, "feed_eof");
+    if was_running {
+        assert_eq!(
+            rec.events.last(),
+            Some(&Ev::Error(Error::Eof)),
+            "{what}: feed_eof on a running session"
+        );
+    }
+    assert_eq!(conn.state(), State::Closed, "{what}: state after feed_eof");
+    assert!(!conn.wants_read(), "{what}: wants to read after feed_eof");
+    // Everything after the handshake is a well-formed sequence of frames.
+    let output = conn.tx().pending().to_vec();
+    let frames = match rec.frames_start {
+        Some(start) => {
+            let frames = parse_frames(&output[start..], p.role, what);
+            check_frame_sequence(&frames, what);
+            frames
+        }
+        None => Vec::new(),
+    };
+    if p.role == Role::Server && rec.frames_start.is_none() {
+        assert!(
+            output.is_empty() || output.starts_with(b"HTTP/1.1 "),
+            "{what}: output without a handshake: {output:02x?}"
+        );
+    }
+    Outcome {
+        events: rec.events,
+        frames,
+        output,
+    }
+}
+
+/// The client's request is one our server accepts; returns its key.
+fn check_client_request(request: &[u8], config: &Config) -> String {
+    let server_config = Config {
+        subprotocols: config.subprotocols.clone(),
+        ..Config::default()
+    };
+    let req = server::parse_request(request, &server_config)
+        .unwrap_or_else(|r| panic!("our server refuses our client's request: {r:?}"))
+        .expect("the request is complete");
+    assert_eq!(req.head_len, request.len());
+    assert_eq!(req.path, CLIENT_PATH);
+    std::str::from_utf8(req.key).expect("ASCII key").to_owned()
+}
+
+/// Runs the input as given, then the same stream in one piece on a plain session
+/// (server) or receiver without the streaming/pause options, and compares.
+pub fn check(role: Role, data: &[u8]) {
+    let p = Params::parse(role, data);
+    let use_session = p.uses_session();
+    let a = run(&p, &p.lengths, use_session, p.streaming, p.pause, "cut");
+    let reference_session = !p.http;
+    let b = run(&p, &[], reference_session, false, false, "whole");
+    // A head is parsed only once a line ends in the bytes just received, so garbage
+    // after the last newline of a cut head is never looked at: such a session ends
+    // at EOF where the whole stream is refused at once. Accepted as equivalent.
+    let deferred_refusal = a.events == [Ev::Error(Error::Eof)] && b.events == [Ev::HandshakeError];
+    if deferred_refusal {
+        return;
+    }
+    assert_eq!(
+        a.events, b.events,
+        "events differ between the cut stream and the whole one"
+    );
+    assert_eq!(
+        a.frames, b.frames,
+        "frames differ between the cut stream and the whole one"
+    );
+    let handshake_error = a.events.contains(&Ev::HandshakeError);
+    if role == Role::Server && !handshake_error {
+        assert_eq!(
+            a.output, b.output,
+            "server output differs between the cut stream and the whole one"
+        );
+    }
+}
+
+/// The events of the input run as given (for tests of the harness itself).
+pub fn events(role: Role, data: &[u8]) -> Vec<Ev> {
+    let p = Params::parse(role, data);
+    run(&p, &p.lengths, p.uses_session(), p.streaming, p.pause, "cut").events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seeds::seeds;
+
+    fn seed(target: &str, name: &str) -> Vec<u8> {
+        seeds(target)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no seed {name}"))
+            .1
+    }
+
+    #[test]
+    fn the_sample_session_is_not_vacuous() {
+        for (target, role) in [("session_server", Role::Server), ("session_client", Role::Client)] {
+            for name in ["seed-session", "seed-session-bytewise", "seed-session-echo-fragments"] {
+                let evs = super::events(role, &seed(target, name));
+                let path = if role == Role::Server { "/chat" } else { CLIENT_PATH };
+                let sub = (name == "seed-session-echo-fragments" && role == Role::Server).then(|| "superchat".into());
+                assert_eq!(evs[0], Ev::Open(path.into(), sub), "{target} {name}");
+                assert_eq!(evs[1], Ev::Message(MessageKind::Text, b"Hello".to_vec()));
+                assert_eq!(evs[2], Ev::Message(MessageKind::Text, b"Hello".to_vec()));
+                assert_eq!(evs[3], Ev::Ping(b"Hello".to_vec()));
+                assert!(matches!(evs.last(), Some(Ev::Close(1000 | 1001, _))), "{evs:?}");
+                assert_eq!(evs.len(), 10, "{target} {name}: {evs:?}");
+            }
+        }
+        let evs = super::events(Role::Server, &seed("session_server", "seed-invalid-utf8"));
+        assert_eq!(evs.last(), Some(&Ev::Error(Error::InvalidUtf8)));
+        let evs = super::events(Role::Server, &seed("session_server", "seed-http-404"));
+        assert_eq!(evs, [Ev::Http("GET".into(), "/index.html".into())]);
+        let evs = super::events(Role::Client, &seed("session_client", "seed-own-response"));
+        assert_eq!(evs, [Ev::HandshakeError]);
+    }
+
+    #[test]
+    fn a_wrong_model_is_caught() {
+        // The harness must be able to fail: a server fed an unmasked frame fails,
+        // and the check that expects its close frame sees 1002.
+        let evs = super::events(Role::Server, &seed("session_server", "seed-unmasked"));
+        assert_eq!(
+            evs.last(),
+            Some(&Ev::Error(Error::Protocol("unmasked frame from a client")))
+        );
+    }
+}
