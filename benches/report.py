@@ -25,7 +25,7 @@ import sys
 
 BASE = "echo_server"
 SERVER_ORDER = ["echo_server", "echo_server_t2", "epoll_echo", "tokio_tungstenite", "fastwebsockets",
-                "libwebsockets"]
+                "libwebsockets", "uwebsockets_js"]
 WORKLOADS = [
     ("1x1x32B", "1 conn x 1 in flight x 32 B (latency)"),
     ("100x16x32B", "100 conns x 16 in flight x 32 B"),
@@ -166,6 +166,8 @@ def print_table(summary, meta):
               "server CPU column well below 100% on a throughput workload shows it. Compare ratios, not figures.")
     if meta.get("t2"):
         print(meta["t2"])
+    if meta.get("uws"):
+        print(meta["uws"])
     for w, title in WORKLOADS:
         servers = summary.get(w)
         if not servers:
@@ -215,7 +217,8 @@ def chart(summary, path, meta):
     nrows = (len(panels) + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(13, 3.2 * nrows), squeeze=False)
     palette = {"echo_server": "#d62728", "echo_server_t2": "#ff9896", "epoll_echo": "#ff7f0e",
-               "tokio_tungstenite": "#1f77b4", "fastwebsockets": "#2ca02c", "libwebsockets": "#9467bd"}
+               "tokio_tungstenite": "#1f77b4", "fastwebsockets": "#2ca02c", "libwebsockets": "#9467bd",
+               "uwebsockets_js": "#8c564b"}
     for ax, (w, k, title) in zip(axes.flat, panels):
         servers = summary[w]
         names = [s for s in SERVER_ORDER if s in servers and k in servers[s]]

@@ -10,7 +10,7 @@
 #   --idle-conns N    connections of the idle workload (default 10000)
 #   --binary          echo binary messages (default: text, UTF-8 validated by every server)
 #   --servers LIST    comma-separated subset of: echo_server,echo_server_t2,epoll_echo,
-#                     tokio_tungstenite,fastwebsockets,libwebsockets
+#                     tokio_tungstenite,fastwebsockets,libwebsockets,uwebsockets_js
 #   --pin MODE        split (default: server on CPU 0, generator on CPU 1), same (both
 #                     on CPU 0) or none (no taskset)
 #   --no-codec        skip the criterion codec benchmarks and the allocation count
@@ -18,8 +18,9 @@
 #
 # What it does: builds the library and C examples (make -C c-examples), the
 # benchmark package (cargo build --release in benches/: wsbench, the Rust peers,
-# alloc_count, the codec benchmark), the libwebsockets peer (benches/peers/lws_echo.c, needs Debian's
-# libwebsockets-dev); runs the codec benchmarks (criterion) and the allocation
+# alloc_count, the codec benchmark), the libwebsockets peer (benches/peers/lws_echo.c,
+# Debian's libwebsockets-dev), the uWebSockets.js peer (benches/peers/uws, npm);
+# missing Debian packages are installed first (apt-get, sudo when not root); runs the codec benchmarks (criterion) and the allocation
 # count; then runs every server in turn, pinned to CPU 0, with the load
 # generator (wsbench) pinned to CPU 1, on six workloads: 1x1x32 B (latency),
 # 100x16x32 B, 100x4x16 KiB, 10x1x1 MiB (connections x messages in flight x
@@ -64,12 +65,36 @@ fi
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
 
+command -v cargo >/dev/null || die "cargo is needed"
+
+# --- Debian packages the peers and the report need -----------------------------
+# A fresh Debian machine has Rust, gcc and Python; the rest is installed here.
+if [ "$BUILD" = 1 ]; then
+    packages=()
+    command -v taskset >/dev/null || packages+=(util-linux)
+    command -v pkg-config >/dev/null || packages+=(pkg-config)
+    pkg-config --exists libwebsockets 2>/dev/null || packages+=(libwebsockets-dev)
+    command -v node >/dev/null || packages+=(nodejs)
+    command -v npm >/dev/null || packages+=(npm)
+    probe=$(mktemp -d)
+    python3 -m venv "$probe/venv" >/dev/null 2>&1 || packages+=(python3-venv)
+    rm -rf "$probe"
+    if [ ${#packages[@]} -gt 0 ]; then
+        SUDO=
+        [ "$(id -u)" -ne 0 ] && SUDO=sudo
+        log "installing Debian packages: ${packages[*]}"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -q </dev/null >&2 &&
+            DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+                "${packages[@]}" </dev/null >&2 ||
+            die "could not install ${packages[*]} (apt-get install -y ${packages[*]})"
+    fi
+fi
 command -v python3 >/dev/null || die "python3 is needed (apt-get install python3 python3-venv)"
 command -v taskset >/dev/null || die "taskset is needed (apt-get install util-linux)"
-command -v cargo >/dev/null || die "cargo is needed"
 
 # --- build -------------------------------------------------------------------
 LWS_BIN="$TARGET/peers/lws_echo"
+UWS_DIR="$TARGET/peers/uws"
 if [ "$BUILD" = 1 ]; then
     log "building the library and the C examples"
     make -s -C "$ROOT/c-examples" echo_server epoll_echo >&2
@@ -97,6 +122,14 @@ PY
     mkdir -p "$TARGET/peers"
     # shellcheck disable=SC2046
     cc -O2 -g -Wall -Wextra -o "$LWS_BIN" "$HERE/peers/lws_echo.c" $(pkg-config --cflags --libs libwebsockets)
+    # uWebSockets.js (native uWS in Node; npm's uws-pack repackages its v20
+    # binaries), pinned by benches/peers/uws/package-lock.json.
+    log "installing the uWebSockets.js peer (npm ci)"
+    rm -rf "$UWS_DIR"
+    mkdir -p "$UWS_DIR"
+    cp "$HERE/peers/uws/package.json" "$HERE/peers/uws/package-lock.json" "$HERE/peers/uws/echo.mjs" "$UWS_DIR/"
+    (cd "$UWS_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null >&2) ||
+        die "npm ci failed in $UWS_DIR"
 fi
 WSBENCH="$TARGET/release/wsbench"
 for f in "$WSBENCH" "$ROOT/c-examples/echo_server" "$ROOT/c-examples/epoll_echo" \
@@ -168,6 +201,15 @@ SERVER_DEFS=(
     "fastwebsockets|$TARGET/release/fastwebsockets_echo PORT|$SERVER_CPU"
     "libwebsockets|$LWS_BIN PORT|$SERVER_CPU"
 )
+# uWebSockets.js ships binaries for Node 18-22 only: on another Node it is left
+# out, and the table says so.
+UWS_NOTE=""
+if (cd "$UWS_DIR" && node -e 'import("uws-pack").then(() => process.exit(0), () => process.exit(1))') 2>/dev/null; then
+    SERVER_DEFS+=("uwebsockets_js|node $UWS_DIR/echo.mjs PORT|$SERVER_CPU")
+else
+    UWS_NOTE="uwebsockets_js not run: uws-pack does not load on node $(node --version 2>/dev/null || echo '(none)')"
+    log "$UWS_NOTE"
+fi
 # echo_server -t N (N reactors, one per thread): an extra row once it is implemented.
 ES_HELP=$("$ROOT/c-examples/echo_server" -h 2>&1 || true)
 T2_NOTE=""
@@ -325,6 +367,7 @@ REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/latest.json" --png "$RESULTS/latest.p
     --meta "quick=$QUICK" --meta "loadavg_start=$LOAD_START" --meta "loadavg_end=$LOAD_END"
     --meta "busy_start_pct=$BUSY_START" --meta "busy_end_pct=$BUSY_END")
 [ -n "$T2_NOTE" ] && REPORT_ARGS+=(--meta "t2=$T2_NOTE")
+[ -n "$UWS_NOTE" ] && REPORT_ARGS+=(--meta "uws=$UWS_NOTE")
 [ -n "$CODEC_JSON" ] && REPORT_ARGS+=(--codec "$CODEC_JSON")
 [ -n "$ALLOC_TXT" ] && REPORT_ARGS+=(--alloc "$ALLOC_TXT")
 

@@ -424,7 +424,18 @@ impl Conn {
     }
 
     pub fn send(&self, kind: MessageKind, data: &[u8]) -> Result<()> {
-        self.with_tx(|tx| tx.send(kind, data))
+        // A large message leaves at once, straight from `data`, behind what
+        // output waits (unless the socket is known to be full).
+        let socket_full = self.has(WRITE_INTEREST) || self.has(RELEASED);
+        let socket = self.socket();
+        self.with_tx(|tx| {
+            tx.send_direct(kind, data, |pending, payload| {
+                if socket_full {
+                    return Ok(0);
+                }
+                socket.write2(pending, payload)
+            })
+        })
     }
 
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
@@ -587,28 +598,45 @@ impl Conn {
                 break;
             }
             reads += 1;
-            let mut buffer = reactor.take_read_buffer();
-            let read = self.socket().read(&mut buffer);
+            // The rest of a large frame goes straight into the message being
+            // reassembled; anything else into the reactor's shared buffer.
+            let mut buffer = None;
+            let (read, room) = match self.read_direct() {
+                Some(direct) => direct,
+                None => {
+                    let mut b = reactor.take_read_buffer();
+                    let read = self.socket().read(&mut b);
+                    let room = b.len();
+                    buffer = Some(b);
+                    (read, room)
+                }
+            };
             match read {
                 Ok(0) => {
-                    reactor.return_read_buffer(buffer);
+                    if let Some(b) = buffer {
+                        reactor.return_read_buffer(b);
+                    }
                     self.clear(READABLE);
                     self.on_eof();
                     return;
                 }
                 Ok(n) => {
-                    if n < buffer.len() && !self.has(PEER_CLOSED) {
+                    if n < room && !self.has(PEER_CLOSED) {
                         // A short read drained the socket; new data raises a new
                         // event (but an EOF already signalled raises none).
                         self.clear(READABLE);
                     }
-                    self.last_input_ms.set(self.now32());
-                    self.feed(&mut buffer[..n]);
-                    reactor.return_read_buffer(buffer);
+                    if let Some(mut b) = buffer {
+                        self.last_input_ms.set(self.now32());
+                        self.feed(&mut b[..n]);
+                        reactor.return_read_buffer(b);
+                    }
                     self.after_input();
                 }
                 Err(e) => {
-                    reactor.return_read_buffer(buffer);
+                    if let Some(b) = buffer {
+                        reactor.return_read_buffer(b);
+                    }
                     match e.kind() {
                         ErrorKind::WouldBlock => self.clear(READABLE),
                         ErrorKind::Interrupted => {}
@@ -621,6 +649,25 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Reads straight into the reassembly buffer when at least a read buffer's
+    /// worth of a data frame's payload is still to come (see
+    /// `Receiver::direct_room`); what was read is processed at once. Returns the
+    /// read's outcome and the room offered, or `None` to read the usual way.
+    fn read_direct(&self) -> Option<(std::io::Result<usize>, usize)> {
+        let mut rx = self.rx.try_borrow_mut().ok()?;
+        let receiver = rx.as_mut()?;
+        let room = receiver.direct_room(crate::reactor::READ_BUFFER_SIZE)?;
+        let len = room.len();
+        let read = self.socket().read_uninit(room);
+        if let Ok(n @ 1..) = read {
+            self.last_input_ms.set(self.now32());
+            // SAFETY: read_uninit wrote the first `n` bytes of the room just
+            // returned by direct_room, and the receiver was not touched since.
+            let _ = unsafe { receiver.direct_filled(n, &mut ConnEvents { conn: self }) };
+        }
+        Some((read, len))
     }
 
     /// Gives input to the session; keeps what a pause left unprocessed.

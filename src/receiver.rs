@@ -2,6 +2,7 @@
 //! processed where they lie (unmasked in place); a complete unfragmented message
 //! is handed over without a copy, and only what is cut by a read boundary is kept.
 
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use crate::close_code::CloseCode;
@@ -525,6 +526,14 @@ impl Receiver {
 
     /// Part of a frame's payload (possibly all of it, possibly empty).
     fn payload_chunk<H: Handler>(&mut self, mut frame: PartialFrame, chunk: &mut [u8], h: &mut H) -> Result<()> {
+        if !frame.opcode.is_control() && !self.streaming {
+            // Reassembled: stored as received, then unmasked and checked in place.
+            let part = self.part_mut();
+            reserve_for_frame(&mut part.message_buf, chunk.len() as u64 + frame.remaining);
+            let start = part.message_buf.len();
+            part.message_buf.extend_from_slice(chunk);
+            return self.stored_payload(start, h);
+        }
         if let Some(key) = frame.mask {
             apply_mask(chunk, key, frame.offset);
         }
@@ -552,35 +561,97 @@ impl Receiver {
         if last && kind == MessageKind::Text && self.part_mut().utf8.finish().is_err() {
             return self.fail(Error::InvalidUtf8, h);
         }
-        if self.streaming {
-            if !chunk.is_empty() || last {
-                h.on_event(Event::Fragment {
-                    kind,
-                    data: chunk,
-                    fin: last,
-                });
-            }
-            if last {
-                self.part_mut().message = None;
-                self.part_mut().message_len = 0;
-            }
-            return Ok(());
+        if !chunk.is_empty() || last {
+            h.on_event(Event::Fragment {
+                kind,
+                data: chunk,
+                fin: last,
+            });
         }
-        let part = self.part_mut();
-        // Room for the rest of the frame at once (bounded: a length claim alone
-        // must not reserve much), instead of growing by doubling.
-        let wanted = part.message_buf.len() + chunk.len() + (frame.remaining.min(KEEP_CAPACITY as u64) as usize);
-        if part.message_buf.capacity() < wanted {
-            part.message_buf.reserve(wanted - part.message_buf.len());
-        }
-        part.message_buf.extend_from_slice(chunk);
         if last {
             self.part_mut().message = None;
             self.part_mut().message_len = 0;
+        }
+        Ok(())
+    }
+
+    /// Payload bytes of the current data frame were appended to the reassembly
+    /// buffer at `start..`: unmasks and validates them there (failing fast on
+    /// invalid text) and delivers the message when its last byte is in.
+    fn stored_payload<H: Handler>(&mut self, start: usize, h: &mut H) -> Result<()> {
+        let part = self.part_mut();
+        let mut frame = part.frame.expect("a data frame is being received");
+        let kind = part.message.expect("a data frame belongs to a message");
+        let chunk = &mut part.message_buf[start..];
+        if let Some(key) = frame.mask {
+            apply_mask(chunk, key, frame.offset);
+        }
+        frame.offset += chunk.len();
+        frame.remaining -= chunk.len() as u64;
+        part.message_len += chunk.len() as u64;
+        let done = frame.remaining == 0;
+        part.frame = if done { None } else { Some(frame) };
+        let last = done && frame.fin;
+        if kind == MessageKind::Text && (part.utf8.feed(chunk).is_err() || (last && part.utf8.finish().is_err())) {
+            return self.fail(Error::InvalidUtf8, h);
+        }
+        if last {
+            part.message = None;
+            part.message_len = 0;
             deliver_message(h, kind, &self.part_mut().message_buf);
             self.part_mut().message_buf.clear();
         }
         Ok(())
+    }
+
+    // ----------------------------------------------------------- direct reads
+
+    /// Room to read the rest of a large data frame's payload straight into the
+    /// reassembly buffer, saving the copy out of a read buffer: at most the
+    /// frame's remaining payload (so the read cannot take the next frame's
+    /// bytes). `None` unless a reassembled data frame has at least `min` payload
+    /// bytes still to come.
+    pub fn direct_room(&mut self, min: usize) -> Option<&mut [MaybeUninit<u8>]> {
+        if self.phase != Phase::Open || self.streaming {
+            return None;
+        }
+        let frame = self.part().frame?;
+        if frame.opcode.is_control() || frame.remaining < min as u64 {
+            return None;
+        }
+        let buf = &mut self.part_mut().message_buf;
+        reserve_for_frame(buf, frame.remaining);
+        let room = buf.spare_capacity_mut();
+        let len = room.len().min(frame.remaining as usize);
+        Some(&mut room[..len])
+    }
+
+    /// `n` bytes were read into the start of the room `direct_room` gave: they
+    /// are processed as payload (unmasked, validated, the message delivered when
+    /// complete), with the same events and errors as `feed`.
+    ///
+    /// # Safety
+    /// The first `n` bytes of the slice the last `direct_room` call returned
+    /// were written (initialized), and the receiver was not used in between.
+    pub unsafe fn direct_filled<H: Handler>(&mut self, n: usize, h: &mut H) -> Result<()> {
+        let room = match self.part().frame {
+            Some(frame) if self.phase == Phase::Open && !self.streaming && !frame.opcode.is_control() => {
+                let buf = &self.part().message_buf;
+                (buf.capacity() - buf.len()).min(frame.remaining as usize)
+            }
+            _ => 0,
+        };
+        if n > room {
+            return Err(Error::InvalidArgument);
+        }
+        let buf = &mut self.part_mut().message_buf;
+        let start = buf.len();
+        // SAFETY: `n` is within the spare capacity `direct_room` exposed (checked
+        // above), and the caller guarantees those `n` bytes were initialized.
+        unsafe { buf.set_len(start + n) };
+        let result = self.stored_payload(start, h);
+        self.release_idle_part();
+        result
     }
 
     fn control_frame<H: Handler>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
@@ -650,6 +721,16 @@ fn deliver_message<H: Handler>(h: &mut H, kind: MessageKind, data: &[u8]) {
     match kind {
         MessageKind::Text => crate::utf8::while_delivering(data, || h.on_event(Event::Message { kind, data })),
         MessageKind::Binary => h.on_event(Event::Message { kind, data }),
+    }
+}
+
+/// Makes room in the reassembly buffer for `payload_left` more bytes of the
+/// current frame at once (instead of growing by doubling), but for at most
+/// KEEP_CAPACITY of them: a length claim alone must not reserve much.
+fn reserve_for_frame(buf: &mut Vec<u8>, payload_left: u64) {
+    let wanted = payload_left.min(KEEP_CAPACITY as u64) as usize;
+    if buf.capacity() - buf.len() < wanted {
+        buf.reserve(wanted);
     }
 }
 

@@ -14,6 +14,10 @@ use crate::utf8::Utf8Validator;
 const KEEP_CAPACITY: usize = 64 << 10;
 /// A drained buffer up to this size is kept for the next sender of the thread.
 const SPARE_CAPACITY: usize = 4 << 20;
+/// Server messages from this size on are written straight from the caller's
+/// buffer when the socket takes them (see `Sender::send_direct`); smaller ones
+/// are batched with the rest of the turn's output.
+pub const DIRECT_SEND_MIN: usize = 64 << 10;
 
 thread_local! {
     /// One emptied output buffer per thread: a drained sender gives its buffer
@@ -126,6 +130,14 @@ impl Sender {
 
     /// Sends a whole message.
     pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<()> {
+        self.check_message(kind, data)?;
+        self.write_frame(true, opcode_of(kind), data);
+        Ok(())
+    }
+
+    /// Whether a whole message may be sent now: open, no fragmented message
+    /// in progress, text that is UTF-8, room in the output.
+    fn check_message(&self, kind: MessageKind, data: &[u8]) -> Result<()> {
         self.check_open()?;
         if self.fragments.is_some() {
             return Err(Error::InvalidArgument);
@@ -134,8 +146,45 @@ impl Sender {
         if kind == MessageKind::Text && !crate::utf8::is_being_delivered(data) {
             Utf8Validator::validate_complete(data).map_err(|_| Error::InvalidArgument)?;
         }
-        self.check_room(data.len())?;
-        self.write_frame(true, opcode_of(kind), data);
+        self.check_room(data.len())
+    }
+
+    /// Sends a whole message like `send`, but a large one (server role) is
+    /// offered to `write` straight from `data`: `write(pending, data)` writes
+    /// what output waits and then the message (one gathered write; `pending`
+    /// ends with the frame's header) and returns how many bytes it took. Only
+    /// what it did not take is copied into the output buffer, so a big echo is
+    /// not copied through it. A failed write takes nothing: the output stays
+    /// queued for the next write, which reports the failure.
+    pub fn send_direct(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
+    ) -> Result<()> {
+        if self.role == Role::Client || data.len() < DIRECT_SEND_MIN {
+            // A client's payload is masked, hence copied anyway.
+            return self.send(kind, data);
+        }
+        self.check_message(kind, data)?;
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: opcode_of(kind),
+            mask: None,
+            payload_len: data.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.buffer().extend_from_slice(&head[..head_len]);
+        let total = self.buffered() + data.len();
+        let written = write(self.pending(), data).unwrap_or(0).min(total);
+        let from_out = written.min(self.buffered());
+        self.consume(from_out)?;
+        let rest = &data[written - from_out..];
+        if !rest.is_empty() {
+            self.buffer().extend_from_slice(rest);
+        }
         Ok(())
     }
 
@@ -401,6 +450,95 @@ mod tests {
         tx.consume(260).unwrap();
         tx.send(MessageKind::Binary, &vec![7; 65536]).unwrap();
         assert_eq!(&tx.pending()[..10], &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    /// What a normal send of `data` after `before` queues, written or not.
+    fn wire_of(before: &[u8], kind: MessageKind, data: &[u8]) -> Vec<u8> {
+        let mut tx = open_server();
+        if !before.is_empty() {
+            tx.send(MessageKind::Binary, before).unwrap();
+        }
+        tx.send(kind, data).unwrap();
+        tx.pending().to_vec()
+    }
+
+    #[test]
+    fn direct_sends_put_the_same_bytes_on_the_wire_whatever_the_socket_takes() {
+        let data: Vec<u8> = (0..DIRECT_SEND_MIN + 1000).map(|i| b'a' + (i % 26) as u8).collect();
+        let before = b"queued first";
+        let expected = wire_of(before, MessageKind::Text, &data);
+        let queued_len = expected.len() - data.len();
+        for takes in [
+            0,
+            1,
+            5,
+            queued_len - 1,
+            queued_len,
+            queued_len + 1,
+            expected.len() - 1,
+            expected.len(),
+        ] {
+            let mut tx = open_server();
+            tx.send(MessageKind::Binary, before).unwrap();
+            let mut wire = Vec::new();
+            tx.send_direct(MessageKind::Text, &data, |pending, payload| {
+                assert!(
+                    pending.ends_with(&[0x81, 0x7F, 0, 0, 0, 0, 0, 1, 3, 0xE8]),
+                    "header queued last"
+                );
+                wire.extend_from_slice(pending);
+                wire.extend_from_slice(payload);
+                wire.truncate(takes);
+                Ok(takes)
+            })
+            .unwrap();
+            assert_eq!(tx.buffered(), expected.len() - takes, "takes {takes}");
+            wire.extend_from_slice(tx.pending());
+            assert_eq!(wire, expected, "takes {takes}");
+        }
+    }
+
+    #[test]
+    fn a_failed_direct_write_keeps_everything_queued() {
+        let data = vec![9u8; DIRECT_SEND_MIN];
+        let mut tx = open_server();
+        tx.send_direct(MessageKind::Binary, &data, |_, _| {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        })
+        .unwrap();
+        assert_eq!(tx.pending(), wire_of(b"", MessageKind::Binary, &data));
+    }
+
+    #[test]
+    fn direct_sends_keep_the_rules_of_send() {
+        let never = |_: &[u8], _: &[u8]| -> std::io::Result<usize> { panic!("nothing may be written") };
+        let mut tx = open_server();
+        let mut bad = vec![b'x'; DIRECT_SEND_MIN];
+        bad[100] = 0xFF;
+        assert_eq!(
+            tx.send_direct(MessageKind::Text, &bad, never),
+            Err(Error::InvalidArgument)
+        );
+        tx.send_fragment(MessageKind::Binary, b"x", false).unwrap();
+        assert_eq!(
+            tx.send_direct(MessageKind::Binary, &bad, never),
+            Err(Error::InvalidArgument),
+            "fragmented message open"
+        );
+        let mut tx = Sender::new(Role::Server, 1000);
+        tx.open();
+        tx.send(MessageKind::Binary, b"waiting").unwrap();
+        assert_eq!(tx.send_direct(MessageKind::Binary, &bad, never), Err(Error::Full));
+        tx.close(1000, "").unwrap();
+        assert_eq!(tx.send_direct(MessageKind::Binary, &bad, never), Err(Error::Closed));
+        // Small messages and client frames (masked) go through the buffer.
+        let mut tx = open_server();
+        tx.send_direct(MessageKind::Binary, b"small", never).unwrap();
+        assert_eq!(tx.buffered(), 7);
+        let mut tx = Sender::new(Role::Client, 1 << 20);
+        tx.open();
+        tx.send_direct(MessageKind::Binary, &bad, never).unwrap();
+        assert_eq!(tx.buffered(), bad.len() + 14);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! later sit between the socket and the session without touching the core.
 
 use std::io;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::{FromRawFd, RawFd};
 
 /// A peer that went away must yield EPIPE, not kill the program with SIGPIPE.
@@ -14,7 +14,11 @@ const SEND_FLAGS: libc::c_int = 0;
 /// Moves bytes between a connection and its peer.
 pub trait Transport {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Reads into memory not yet initialized; `Ok(n)`: its first `n` bytes are.
+    fn read_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize>;
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes `first` then `second` in one call (gathered); returns the bytes taken.
+    fn write2(&self, first: &[u8], second: &[u8]) -> io::Result<usize>;
 }
 
 /// A connected, non-blocking TCP socket, by descriptor (the connection owns it).
@@ -26,6 +30,42 @@ impl Transport for Socket {
         // SAFETY: `buf` is valid for `buf.len()` writable bytes; the fd is owned by
         // the connection and open while it calls this.
         let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn read_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes (read(2) only
+        // writes, never reads them); the fd is open.
+        let n = unsafe { libc::read(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn write2(&self, first: &[u8], second: &[u8]) -> io::Result<usize> {
+        let mut iov = [
+            libc::iovec {
+                iov_base: first.as_ptr() as *mut libc::c_void,
+                iov_len: first.len(),
+            },
+            libc::iovec {
+                iov_base: second.as_ptr() as *mut libc::c_void,
+                iov_len: second.len(),
+            },
+        ];
+        // SAFETY: an all-zero msghdr is valid (no address, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        // SAFETY: the iovecs point to `first` and `second`, readable for their
+        // lengths and alive during the call (sendmsg only reads them); the fd is open.
+        let n = unsafe { libc::sendmsg(self.0, &msg, SEND_FLAGS) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {

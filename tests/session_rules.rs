@@ -595,3 +595,105 @@ fn a_malformed_head_cut_across_reads_is_refused_at_eof() {
     assert!(matches!(result, Err(Error::Handshake(_))), "{result:?}");
     assert!(String::from_utf8_lossy(&drain(&mut s)).starts_with("HTTP/1.1 400 "));
 }
+
+/// Receiver plus sender, with the events seen, for the direct-read tests.
+struct Direct<'a>(&'a mut wsconn::Sender, Vec<Ev>);
+impl wsconn::Handler for Direct<'_> {
+    fn with_sender<R>(&mut self, f: impl FnOnce(&mut wsconn::Sender) -> R) -> R {
+        f(self.0)
+    }
+    fn on_event(&mut self, e: wsconn::Event<'_>) {
+        self.1.push(Ev::from(e));
+    }
+}
+
+/// Writes the next `n` bytes of `wire` into the room a direct read offers.
+fn direct_read(rx: &mut wsconn::Receiver, h: &mut Direct, wire: &[u8], n: usize) -> wsconn::Result<()> {
+    let room = rx.direct_room(1).expect("a direct read is offered");
+    assert!(room.len() >= n, "room {} for {n} bytes", room.len());
+    for (slot, byte) in room.iter_mut().zip(&wire[..n]) {
+        slot.write(*byte);
+    }
+    // SAFETY: the first `n` bytes of the room were just written.
+    unsafe { rx.direct_filled(n, h) }
+}
+
+#[test]
+fn direct_reads_reassemble_like_feeds_and_never_take_the_next_frame() {
+    let text: Vec<u8> = "κόσμε ok ".repeat(20_000).into_bytes(); // multi-byte, ~200 KB
+    let wire = [client_frame(0x81, &text), client_frame(0x82, b"next")].concat();
+    let first_len = wire.len() - client_frame(0x82, b"next").len();
+    for (head, steps) in [
+        (100usize, vec![1usize, 7, 65_536, 3]),
+        (14, vec![150_000]),
+        (5_000, vec![]),
+    ] {
+        let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 24);
+        let mut rx = wsconn::Receiver::server(std::sync::Arc::new(Config::default()));
+        let mut h = Direct(&mut tx, Vec::new());
+        rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
+        rx.feed(&mut wire[..head].to_vec(), &mut h).unwrap();
+        let mut pos = head;
+        for n in steps {
+            direct_read(&mut rx, &mut h, &wire[pos..], n).unwrap();
+            pos += n;
+        }
+        // The room ends where the frame ends: the next frame is never read into it.
+        let room = rx.direct_room(1).expect("frame not complete").len();
+        assert_eq!(room, first_len - pos);
+        direct_read(&mut rx, &mut h, &wire[pos..], room).unwrap();
+        assert!(rx.direct_room(1).is_none(), "no frame in progress");
+        rx.feed(&mut wire[first_len..].to_vec(), &mut h).unwrap();
+        assert_eq!(
+            h.1[1..].to_vec(),
+            vec![
+                Ev::Text(String::from_utf8(text.clone()).unwrap()),
+                Ev::Binary(b"next".to_vec())
+            ],
+            "head {head}"
+        );
+    }
+}
+
+#[test]
+fn direct_reads_fail_fast_on_invalid_text_and_refuse_overfills() {
+    let mut text = vec![b'a'; 200_000];
+    text[150_000] = 0xC0; // an overlong lead byte
+    let wire = client_frame(0x81, &text);
+    let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 24);
+    let mut rx = wsconn::Receiver::server(std::sync::Arc::new(Config::default()));
+    let mut h = Direct(&mut tx, Vec::new());
+    rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
+    let response = h.0.buffered();
+    h.0.consume(response).unwrap();
+    rx.feed(&mut wire[..1000].to_vec(), &mut h).unwrap();
+    assert!(rx.direct_room(200_000).is_none(), "less than the minimum is to come");
+    // More than the room offered is refused, and nothing is processed.
+    let room = rx.direct_room(1).unwrap().len();
+    // SAFETY: the call is refused before any byte is read (n > room).
+    assert_eq!(
+        unsafe { rx.direct_filled(room + 1, &mut h) },
+        Err(Error::InvalidArgument)
+    );
+    direct_read(&mut rx, &mut h, &wire[1000..], 100_000).unwrap();
+    let result = direct_read(&mut rx, &mut h, &wire[101_000..], 60_000);
+    assert_eq!(result, Err(Error::InvalidUtf8), "fails as the bad byte arrives");
+    assert_eq!(close_code_sent(h.0.pending()), Some(1007));
+    assert!(rx.direct_room(1).is_none());
+}
+
+#[test]
+fn no_direct_reads_for_streaming_or_control_frames() {
+    let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 24);
+    let mut rx = wsconn::Receiver::server(std::sync::Arc::new(Config::default()));
+    let mut h = Direct(&mut tx, Vec::new());
+    rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
+    assert!(rx.direct_room(1).is_none(), "nothing in progress");
+    let ping = client_frame(0x89, &[1; 100]);
+    rx.feed(&mut ping[..10].to_vec(), &mut h).unwrap();
+    assert!(rx.direct_room(1).is_none(), "control frame");
+    rx.feed(&mut ping[10..].to_vec(), &mut h).unwrap();
+    rx.set_streaming(true);
+    rx.feed(&mut client_frame(0x82, &[0; 100_000])[..50], &mut h).unwrap();
+    assert!(rx.direct_room(1).is_none(), "streaming");
+}

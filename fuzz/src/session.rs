@@ -40,8 +40,10 @@ pub const CLIENT_PATH: &str = "/chat";
 /// (server); bit 2 the handler pauses the feed after every event; bit 3 answer
 /// plain HTTP requests with a 200 (else 404 is sent); bit 4 client: no 101 response
 /// is put before the stream (the stream must be one); bit 5 echo messages as two
-/// fragments; bit 6 subprotocols `superchat, chat`. Any of bits 0–2 drives a
-/// `Receiver` and `Sender` directly; otherwise a `Session`.
+/// fragments; bit 6 subprotocols `superchat, chat`; bit 7 the payload of a data
+/// frame in progress is given by direct reads (`Receiver::direct_room`) where
+/// offered. Any of bits 0–2 and 7 drives a `Receiver` and `Sender` directly;
+/// otherwise a `Session`.
 ///
 /// `limits`: two bits each for `max_frame_size`, `max_message_size`, `max_output`
 /// and `max_handshake_size`, from the low bits up; 0 is the default.
@@ -54,6 +56,7 @@ pub struct Params {
     pub http_answer: bool,
     pub raw_response: bool,
     pub echo_fragments: bool,
+    pub direct: bool,
     pub config: Config,
     pub lengths: Vec<u8>,
     pub stream: Vec<u8>,
@@ -87,6 +90,7 @@ impl Params {
             http_answer: flags & 8 != 0,
             raw_response: flags & 0x10 != 0 && role == Role::Client,
             echo_fragments: flags & 0x20 != 0,
+            direct: flags & 0x80 != 0,
             config,
             lengths,
             stream: r.rest().to_vec(),
@@ -94,7 +98,7 @@ impl Params {
     }
 
     fn uses_session(&self) -> bool {
-        !(self.streaming || self.http || self.pause)
+        !(self.streaming || self.http || self.pause || self.direct)
     }
 }
 
@@ -562,7 +566,32 @@ impl Recorder {
 }
 
 /// Runs one session over `p.stream` cut by `lengths`, checking as it goes.
-fn run(p: &Params, lengths: &[u8], use_session: bool, streaming: bool, pause: bool, what: &str) -> Outcome {
+/// The options of one run (the reference run turns them off).
+struct Mode {
+    session: bool,
+    streaming: bool,
+    pause: bool,
+    direct: bool,
+}
+
+impl Mode {
+    fn of(p: &Params) -> Mode {
+        Mode {
+            session: p.uses_session(),
+            streaming: p.streaming,
+            pause: p.pause,
+            direct: p.direct,
+        }
+    }
+}
+
+fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
+    let Mode {
+        session: use_session,
+        streaming,
+        pause,
+        direct,
+    } = mode;
     let config = Arc::new(p.config.clone());
     let mut conn;
     let mut stream = Vec::new();
@@ -658,9 +687,24 @@ fn run(p: &Params, lengths: &[u8], use_session: bool, streaming: bool, pause: bo
                         pause,
                         stopped: false,
                     };
-                    let result = rx.feed(&mut chunk[off..], &mut h);
-                    let stopped = h.stopped;
                     let left = chunk.len() - off;
+                    let direct = if direct && !h.stopped {
+                        rx.direct_room(1).map(|room| {
+                            let n = room.len().min(left);
+                            for (slot, byte) in room.iter_mut().zip(&chunk[off..off + n]) {
+                                slot.write(*byte);
+                            }
+                            n
+                        })
+                    } else {
+                        None
+                    };
+                    let result = match direct {
+                        // SAFETY: the first `n` bytes of the room were just written.
+                        Some(n) => unsafe { rx.direct_filled(n, &mut h) }.map(|()| n),
+                        None => rx.feed(&mut chunk[off..], &mut h),
+                    };
+                    let stopped = h.stopped || direct.is_some();
                     let used = *result.as_ref().unwrap_or(&left);
                     rec.after_call(&mut conn, result.map(|_| ()), &call);
                     assert!(used <= left, "{what}: {call} used {used} of {left} bytes");
@@ -742,10 +786,15 @@ fn check_client_request(request: &[u8], config: &Config) -> String {
 /// (server) or receiver without the streaming/pause options, and compares.
 pub fn check(role: Role, data: &[u8]) {
     let p = Params::parse(role, data);
-    let use_session = p.uses_session();
-    let a = run(&p, &p.lengths, use_session, p.streaming, p.pause, "cut");
+    let a = run(&p, &p.lengths, Mode::of(&p), "cut");
     let reference_session = !p.http;
-    let b = run(&p, &[], reference_session, false, false, "whole");
+    let plain = Mode {
+        session: reference_session,
+        streaming: false,
+        pause: false,
+        direct: false,
+    };
+    let b = run(&p, &[], plain, "whole");
     // A head is parsed only once a line ends in the bytes just received, so garbage
     // after the last newline of a cut head is never looked at: such a session ends
     // at EOF where the whole stream is refused at once. Accepted as equivalent.
@@ -773,7 +822,7 @@ pub fn check(role: Role, data: &[u8]) {
 /// The events of the input run as given (for tests of the harness itself).
 pub fn events(role: Role, data: &[u8]) -> Vec<Ev> {
     let p = Params::parse(role, data);
-    run(&p, &p.lengths, p.uses_session(), p.streaming, p.pause, "cut").events
+    run(&p, &p.lengths, Mode::of(&p), "cut").events
 }
 
 #[cfg(test)]
