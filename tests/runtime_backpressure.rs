@@ -24,9 +24,9 @@ struct Config {
     max_output: usize,
 }
 
-fn backpressure(name: &str, rss_limit_kib: i64) {
+fn backpressure(name: &str, args: &[&str], rss_limit_kib: i64) {
     runtime_support::build(&["backpressure_server", "backpressure_server_asan"]);
-    let mut server = Server::start(name, &[]);
+    let mut server = Server::start(name, args);
     let line = server.wait_line(Duration::from_secs(10), |l| l.starts_with("config "));
     let cfg = Config {
         messages: field(&line, "messages") as u32,
@@ -157,7 +157,15 @@ fn backpressure(name: &str, rss_limit_kib: i64) {
 /// needs about 3 MiB).
 #[test]
 fn backpressure_server_bounded() {
-    backpressure("backpressure_server", 24 * 1024);
+    backpressure("backpressure_server", &[], 24 * 1024);
+}
+
+/// Messages of 100 KB leave straight from the program's buffer while the
+/// socket takes them (only the rest is buffered): the same rules hold, with
+/// 40 MB sent through a 1 MiB output limit.
+#[test]
+fn backpressure_server_large_messages() {
+    backpressure("backpressure_server", &["400", "100000", "1048576"], 24 * 1024);
 }
 
 /// Under ASan freed memory sits in a quarantine (256 MiB by default) and
@@ -165,5 +173,5 @@ fn backpressure_server_bounded() {
 /// holding every message (which, with the quarantine, would exceed it).
 #[test]
 fn backpressure_server_asan() {
-    backpressure("backpressure_server_asan", 256 * 1024);
+    backpressure("backpressure_server_asan", &[], 256 * 1024);
 }
