@@ -6,18 +6,21 @@
 //! Nothing here skips: a missing `make`, compiler or library fails the test.
 #![allow(dead_code)]
 
+// The same file is `support::process`; a test using both harnesses
+// (tests/hostile.rs) gets two copies of these small functions.
+#[allow(clippy::duplicate_mod)]
+#[path = "../support/process.rs"]
+pub mod process;
+pub use process::*;
+
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
-
-pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// `tests/c/NAME`.
 pub fn program(name: &str) -> PathBuf {
@@ -32,82 +35,6 @@ pub fn sanitizer_env(cmd: &mut Command) {
     cmd.env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
         .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         .env("LSAN_OPTIONS", "report_objects=1");
-}
-
-/// The first line of a sanitizer report in `stderr`, if any.
-pub fn sanitizer_report(stderr: &str) -> Option<String> {
-    const MARKERS: &[&str] = &[
-        "AddressSanitizer",
-        "LeakSanitizer",
-        "UndefinedBehaviorSanitizer",
-        "runtime error:",
-        "SUMMARY: ",
-    ];
-    stderr
-        .lines()
-        .find(|line| MARKERS.iter().any(|m| line.contains(m)))
-        .map(str::to_owned)
-}
-
-/// Output of a finished command.
-pub struct Finished {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Finished {
-    pub fn report(&self) -> String {
-        format!(
-            "{}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut p) = pipe {
-            let _ = p.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
-/// Runs `cmd` to completion, capturing its output; kills it after `timeout`.
-pub fn run(mut cmd: Command, timeout: Duration) -> Result<Finished, String> {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {what}: {e}"))?;
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for {what}: {e}")),
-        }
-    };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    match status {
-        Some(status) => Ok(Finished { status, stdout, stderr }),
-        None => Err(format!(
-            "{what} did not finish within {timeout:?} and was killed\n\
-             --- stdout ---\n{stdout}--- stderr ---\n{stderr}"
-        )),
-    }
 }
 
 /// `make -C tests/c TARGETS...` (e.g. `["timeout_server", "timeout_server_asan"]`),

@@ -1,0 +1,129 @@
+//! Running commands with a time limit and capturing their output; shared by
+//! the two test harnesses (`tests/support`, `tests/runtime_support`), which
+//! include this file as their `process` module.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Output of a finished command, for messages.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn report(&self) -> String {
+        format!(
+            "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn describe(cmd: &Command) -> String {
+    format!("{cmd:?}")
+}
+
+/// Reads a child's pipe to the end on a thread.
+fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Runs `cmd` to completion with `input` on its stdin (none: /dev/null),
+/// capturing its output; kills it after `timeout`.
+pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<Finished, String> {
+    let what = describe(&cmd);
+    let mut child = cmd
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+
+    // Feed stdin and drain both pipes on threads so a chatty child cannot
+    // block on a full pipe.
+    let feeder = match (input, child.stdin.take()) {
+        (Some(data), Some(mut stdin)) => {
+            let data = data.to_vec();
+            Some(thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            }))
+        }
+        _ => None,
+    };
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for {what}: {e}")),
+        }
+    };
+    if let Some(f) = feeder {
+        let _ = f.join();
+    }
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) => Ok(Finished { status, stdout, stderr }),
+        None => Err(format!(
+            "{what} did not finish within {timeout:?} and was killed\n\
+             --- stdout ---\n{stdout}--- stderr ---\n{stderr}"
+        )),
+    }
+}
+
+/// Runs `cmd` to completion (stdin /dev/null), capturing its output.
+pub fn run(cmd: Command, timeout: Duration) -> Result<Finished, String> {
+    run_with_input(cmd, None, timeout)
+}
+
+/// Runs `cmd` and requires exit status 0.
+pub fn run_ok(cmd: Command, timeout: Duration) -> Result<Finished, String> {
+    let what = describe(&cmd);
+    let done = run(cmd, timeout)?;
+    if done.status.success() {
+        Ok(done)
+    } else {
+        Err(format!("{what} failed: {}", done.report()))
+    }
+}
+
+/// The first line of a sanitizer report in `stderr`, if any.
+pub fn sanitizer_report(stderr: &str) -> Option<String> {
+    const MARKERS: &[&str] = &[
+        "AddressSanitizer",
+        "LeakSanitizer",
+        "UndefinedBehaviorSanitizer",
+        "runtime error:",
+        "SUMMARY: ",
+    ];
+    stderr
+        .lines()
+        .find(|line| MARKERS.iter().any(|m| line.contains(m)))
+        .map(str::to_owned)
+}
