@@ -98,7 +98,9 @@ impl Socket {
         // SAFETY: fcntl on an open fd; errors are reported.
         let ok = unsafe {
             let flags = libc::fcntl(self.0, libc::F_GETFL);
-            flags >= 0 && libc::fcntl(self.0, libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0
+            // Accepted sockets usually are already (one system call saved).
+            flags >= 0
+                && (flags & libc::O_NONBLOCK != 0 || libc::fcntl(self.0, libc::F_SETFL, flags | libc::O_NONBLOCK) >= 0)
         };
         if ok {
             Ok(())
