@@ -1,4 +1,5 @@
-//! XOR masking of frame payloads (RFC 6455 §5.3), a machine word at a time.
+//! XOR masking of frame payloads (RFC 6455 §5.3): 8-byte lanes for small
+//! payloads, aligned words (32-byte vectors with AVX2) for larger ones.
 
 /// XORs `buf` with the 4-byte `key`, starting at byte `offset` of the key's cycle
 /// (the number of payload bytes of this frame already unmasked).
@@ -6,16 +7,63 @@
 /// Wide chunks let the compiler vectorise the loop; masking and unmasking are the
 /// same operation.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    if buf.len() < WIDE_MIN {
+        return mask_small(buf, key, offset);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if buf.len() < WIDE_MAX && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (detected at run time, cached by std).
+        return unsafe { mask_aligned_avx2(buf, key, offset) };
+    }
+    mask_aligned(buf, key, offset);
+}
+
+/// Payloads from this size on are masked in aligned words, with 32-byte
+/// vectors when the CPU has AVX2 (the baseline x86-64 target only lets the
+/// compiler use 16-byte ones).
+const WIDE_MIN: usize = 128;
+
+/// From this size on the 16-byte loop is used even with AVX2: both run at
+/// memory speed there, and it measured faster (1 MiB: 55 against 49 GB/s here).
+#[cfg(target_arch = "x86_64")]
+const WIDE_MAX: usize = 64 << 10;
+
+/// `mask_aligned` compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn mask_aligned_avx2(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    mask_aligned(buf, key, offset);
+}
+
+/// `extend_masked_words` compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn extend_masked_avx2(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
+    extend_masked_words(out, src, key);
+}
+
+/// Large buffers: a few bytes up to 8-byte alignment, aligned words, a tail.
+#[inline(always)]
+fn mask_aligned(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    // SAFETY: every bit pattern is a valid u64; align_to_mut splits `buf` into
+    // an unaligned head, aligned words and a tail, in order and in bounds.
+    let (head, words, tail) = unsafe { buf.align_to_mut::<u64>() };
+    mask_small(head, key, offset);
+    // Words are 8 bytes, a multiple of the key: the tail has the words' phase.
+    let key = rotate_key(key, offset + head.len());
+    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    for word in words {
+        *word ^= wide;
+    }
+    mask_small(tail, key, 0);
+}
+
+/// Small buffers: unaligned 8-byte lanes, then bytes.
+#[inline(always)]
+fn mask_small(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
     let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
-    let mut chunks = buf.chunks_exact_mut(32);
-    for chunk in &mut chunks {
-        for lane in chunk.chunks_exact_mut(8) {
-            let word = u64::from_ne_bytes(lane.try_into().expect("8-byte lane")) ^ wide;
-            lane.copy_from_slice(&word.to_ne_bytes());
-        }
-    }
-    let mut lanes = chunks.into_remainder().chunks_exact_mut(8);
+    let mut lanes = buf.chunks_exact_mut(8);
     for lane in &mut lanes {
         let word = u64::from_ne_bytes(lane.try_into().expect("8-byte lane")) ^ wide;
         lane.copy_from_slice(&word.to_ne_bytes());
@@ -28,6 +76,16 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// Appends `src` masked with `key` to `out` in one pass: a client frame's payload
 /// is copied and masked together instead of copied, then masked again.
 pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if src.len() >= WIDE_MIN && std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (detected at run time, cached by std).
+        return unsafe { extend_masked_avx2(out, src, key) };
+    }
+    extend_masked_words(out, src, key);
+}
+
+#[inline(always)]
+fn extend_masked_words(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     out.reserve(src.len());
     let start = out.len();
     let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
@@ -82,7 +140,7 @@ mod tests {
     #[test]
     fn matches_bytewise_for_every_length_and_offset() {
         let key = [0xde, 0xad, 0xbe, 0xef];
-        for len in 0..100 {
+        for len in (0..100).chain([127, 128, 129, 200, 255, 256, 257, 1000, 4099]) {
             for offset in 0..4 {
                 let original: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
                 let mut fast = original.clone();
@@ -97,7 +155,7 @@ mod tests {
     #[test]
     fn extend_masked_equals_copy_then_mask() {
         let key = [0x11, 0x22, 0x33, 0x44];
-        for len in 0..70 {
+        for len in (0..70).chain([127, 128, 129, 300, 1000, 4099]) {
             let src: Vec<u8> = (0..len).map(|i| (i * 13 + 5) as u8).collect();
             let mut expected = b"head".to_vec();
             let mut masked = src.clone();
@@ -112,7 +170,7 @@ mod tests {
     #[test]
     fn split_masking_equals_whole() {
         let key = [1, 2, 3, 4];
-        let original: Vec<u8> = (0..77u8).collect();
+        let original: Vec<u8> = (0..=255u8).chain(0..77).collect();
         let mut whole = original.clone();
         apply_mask(&mut whole, key, 0);
         for split in 0..original.len() {
