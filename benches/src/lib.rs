@@ -130,6 +130,50 @@ pub fn upgrade_response(key: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Runs a peer echo server: `NAME PORT` on the command line, one thread
+/// (tokio's current_thread runtime), 127.0.0.1 only, TCP_NODELAY, one task per
+/// connection running `serve`. Prints "NAME listening on 127.0.0.1:PORT".
+pub fn run_peer<F, Fut>(name: &str, serve: F)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let port: u16 = match std::env::args().nth(1).map(|p| p.parse()) {
+        Some(Ok(p)) => p,
+        _ => {
+            eprintln!("usage: {name} PORT");
+            std::process::exit(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| {
+                eprintln!("{name}: bind 127.0.0.1:{port}: {e}");
+                std::process::exit(1);
+            });
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
+        println!("{name} listening on 127.0.0.1:{port}");
+        loop {
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // EMFILE and the like: wait a little rather than spin.
+                    eprintln!("{name}: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(serve(stream));
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 
 use fastwebsockets::{FragmentCollector, OpCode, Role, WebSocket, WebSocketError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use wsconn_bench::upgrade_response;
 
 /// Reads the request head and answers 101; Err for anything else.
@@ -72,37 +72,9 @@ async fn serve(mut stream: TcpStream) -> Result<(), WebSocketError> {
 }
 
 fn main() {
-    let port: u16 = match std::env::args().nth(1).map(|p| p.parse()) {
-        Some(Ok(p)) => p,
-        _ => {
-            eprintln!("usage: fastwebsockets_echo PORT");
-            std::process::exit(2);
-        }
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async move {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap_or_else(|e| {
-            eprintln!("fastwebsockets_echo: bind 127.0.0.1:{port}: {e}");
-            std::process::exit(1);
-        });
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(port);
-        println!("fastwebsockets_echo listening on 127.0.0.1:{port}");
-        loop {
-            let stream = match listener.accept().await {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    eprintln!("fastwebsockets_echo: accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(tokio::task::unconstrained(async move {
-                let _ = serve(stream).await;
-            }));
-        }
+    wsconn_bench::run_peer("fastwebsockets_echo", |stream| {
+        tokio::task::unconstrained(async move {
+            let _ = serve(stream).await;
+        })
     });
 }
