@@ -528,7 +528,7 @@ impl Receiver {
 
     /// Part of a frame's payload (possibly all of it, possibly empty).
     fn payload_chunk<H: Handler>(&mut self, mut frame: PartialFrame, chunk: &mut [u8], h: &mut H) -> Result<()> {
-        if !frame.opcode.is_control() && !self.streaming {
+        if self.reassembled_frame().is_some() {
             // Reassembled: stored as received, then unmasked and checked in place.
             let part = self.part_mut();
             reserve_for_frame(&mut part.message_buf, chunk.len() as u64 + frame.remaining);
@@ -624,13 +624,7 @@ impl Receiver {
     /// bytes). `None` unless a reassembled data frame has at least `min` payload
     /// bytes still to come.
     pub fn direct_room(&mut self, min: usize) -> Option<&mut [MaybeUninit<u8>]> {
-        if self.phase != Phase::Open || self.streaming {
-            return None;
-        }
-        let frame = self.part().frame?;
-        if frame.opcode.is_control() || frame.remaining < min as u64 {
-            return None;
-        }
+        let frame = self.reassembled_frame().filter(|f| f.remaining >= min as u64)?;
         let buf = &mut self.part_mut().message_buf;
         reserve_for_frame(buf, frame.remaining);
         let room = buf.spare_capacity_mut();
@@ -646,13 +640,10 @@ impl Receiver {
     /// The first `n` bytes of the slice the last `direct_room` call returned
     /// were written (initialized), and the receiver was not used in between.
     pub unsafe fn direct_filled<H: Handler>(&mut self, n: usize, h: &mut H) -> Result<()> {
-        let room = match self.part().frame {
-            Some(frame) if self.phase == Phase::Open && !self.streaming && !frame.opcode.is_control() => {
-                let buf = &self.part().message_buf;
-                (buf.capacity() - buf.len()).min(frame.remaining as usize)
-            }
-            _ => 0,
-        };
+        let room = self.reassembled_frame().map_or(0, |frame| {
+            let buf = &self.part().message_buf;
+            (buf.capacity() - buf.len()).min(frame.remaining as usize)
+        });
         if n > room {
             return Err(Error::InvalidArgument);
         }
@@ -664,6 +655,12 @@ impl Receiver {
         let result = self.stored_payload(start, h);
         self.release_idle_part();
         result
+    }
+
+    /// The data frame in progress whose payload goes to the reassembly buffer.
+    fn reassembled_frame(&self) -> Option<PartialFrame> {
+        let frame = self.part().frame?;
+        (self.phase == Phase::Open && !self.streaming && !frame.opcode.is_control()).then_some(frame)
     }
 
     fn control_frame<H: Handler>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {

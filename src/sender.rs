@@ -167,16 +167,8 @@ impl Sender {
             return self.send(kind, data);
         }
         self.check_message(kind, data)?;
-        let header = FrameHeader {
-            fin: true,
-            rsv: 0,
-            opcode: opcode_of(kind),
-            mask: None,
-            payload_len: data.len() as u64,
-        };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
-        self.buffer().extend_from_slice(&head[..head_len]);
+        // Server role: no mask.
+        self.write_header(true, opcode_of(kind), data.len(), 0);
         let total = self.buffered() + data.len();
         let written = write(self.pending(), data).unwrap_or(0).min(total);
         let from_out = written.min(self.buffered());
@@ -298,6 +290,16 @@ impl Sender {
     }
 
     fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let mask = self.write_header(fin, opcode, payload.len(), payload.len());
+        match mask {
+            Some(key) => extend_masked(&mut self.out, payload, key),
+            None => self.out.extend_from_slice(payload),
+        }
+    }
+
+    /// Queues a frame header (masked with a fresh key in the client role),
+    /// with room reserved for `room` more bytes; returns the key.
+    fn write_header(&mut self, fin: bool, opcode: OpCode, payload_len: usize, room: usize) -> Option<[u8; 4]> {
         let mask = match self.role {
             Role::Client => Some(crate::random::mask_key()),
             Role::Server => None,
@@ -307,16 +309,14 @@ impl Sender {
             rsv: 0,
             opcode,
             mask,
-            payload_len: payload.len() as u64,
+            payload_len: payload_len as u64,
         };
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        self.buffer().reserve(head_len + payload.len());
-        self.out.extend_from_slice(&head[..head_len]);
-        match mask {
-            Some(key) => extend_masked(&mut self.out, payload, key),
-            None => self.out.extend_from_slice(payload),
-        }
+        let out = self.buffer();
+        out.reserve(head_len + room);
+        out.extend_from_slice(&head[..head_len]);
+        mask
     }
 
     fn queue_close(&mut self, code: CloseCode, reason: &str) {
