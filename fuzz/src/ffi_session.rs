@@ -14,7 +14,6 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 
 use wsconn::ffi::*;
-use wsconn::handshake::accept_key;
 use wsconn::{Config, Error, MessageKind, Role, Session};
 
 use crate::session::{Ev, Params, CLIENT_PATH};
@@ -265,14 +264,7 @@ pub fn run(data: &[u8]) -> (Vec<Ev>, bool) {
                     .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
                     .expect("a key");
                 if !p.raw_response {
-                    stream.extend_from_slice(
-                        format!(
-                            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                             Sec-WebSocket-Accept: {}\r\n\r\n",
-                            accept_key(key.as_bytes())
-                        )
-                        .as_bytes(),
-                    );
+                    stream.extend_from_slice(&crate::response_101(key));
                 }
                 s
             }
@@ -353,12 +345,7 @@ fn reference(p: &Params, config: Config, stream: &[u8]) -> (Vec<Ev>, Vec<u8>) {
                 .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
                 .expect("a key");
             let head_end = stream.windows(4).position(|w| w == b"\r\n\r\n").expect("our 101") + 4;
-            let mut own = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Accept: {}\r\n\r\n",
-                accept_key(key.as_bytes())
-            )
-            .into_bytes();
+            let mut own = crate::response_101(key);
             own.extend_from_slice(&stream[head_end..]);
             data = own;
         }

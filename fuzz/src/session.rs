@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use wsconn::frame::OpCode;
-use wsconn::handshake::{accept_key, server};
+use wsconn::handshake::server;
 use wsconn::session::client_parts;
 use wsconn::{CloseCode, Config, Error, Event, Handler, MessageKind, Receiver, Role, Sender, Session, State};
 
@@ -623,14 +623,7 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
             assert_eq!(tx.buffered(), 0);
             let key = check_client_request(&request, &config);
             if !p.raw_response {
-                stream.extend_from_slice(
-                    format!(
-                        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                         Sec-WebSocket-Accept: {}\r\n\r\n",
-                        accept_key(key.as_bytes())
-                    )
-                    .as_bytes(),
-                );
+                stream.extend_from_slice(&crate::response_101(&key));
             }
         }
     }
