@@ -5,33 +5,16 @@
 //! write. The `ffi` module is the C API over it (see `include/wsconn.h`).
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod acceptor;
-pub mod callbacks;
-pub mod close_code;
-pub mod config;
-pub mod conn;
-pub mod error;
-pub mod event;
-pub mod frame;
-pub mod handshake;
-pub mod mask;
-pub mod random;
-pub mod reactor;
-pub mod receiver;
-pub mod role;
-pub mod sender;
-pub mod session;
-pub mod transport;
-pub mod url;
-pub mod utf8;
+pub mod proto;
+pub mod runtime;
 
 pub mod ffi;
 
-pub use close_code::CloseCode;
-pub use config::Config;
-pub use error::{Error, Result};
-pub use event::{Event, MessageKind};
-pub use receiver::{Handler, Receiver};
-pub use role::Role;
-pub use sender::Sender;
-pub use session::{Session, State};
+pub use proto::close_code::CloseCode;
+pub use proto::config::Config;
+pub use proto::error::{Error, Result};
+pub use proto::event::{Event, MessageKind};
+pub use proto::receiver::{Handler, Receiver};
+pub use proto::role::Role;
+pub use proto::sender::Sender;
+pub use proto::session::{Session, State};

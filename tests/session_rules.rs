@@ -39,7 +39,7 @@ fn rfc_5_7_unmasked_examples_to_a_client() {
         .to_owned();
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        wsconn::handshake::accept_key(key.as_bytes())
+        wsconn::proto::handshake::accept_key(key.as_bytes())
     );
     // The response and the RFC's frames in one read: bytes after the head are frames.
     let mut bytes = response.into_bytes();

@@ -6,8 +6,8 @@
 //!
 //! decode (server side: a masked client frame in, the payload out):
 //!   memcpy          copy of the payload size (the reference)
-//!   wsconn_core     wsconn::frame::FrameHeader::decode + wsconn::mask::apply_mask
-//!                   + (text) wsconn::utf8::Utf8Validator::validate_complete, in place
+//!   wsconn_core     wsconn::proto::frame::FrameHeader::decode + wsconn::proto::mask::apply_mask
+//!                   + (text) wsconn::proto::utf8::Utf8Validator::validate_complete, in place
 //!   wsconn_session  copy of the frame into the read buffer (what read(2) does) +
 //!                   wsconn::Session::feed (server role), the message event handled
 //!   tungstenite     tungstenite::WebSocket::read (server role) over an in-memory
@@ -21,7 +21,7 @@
 //!
 //! encode (client side: a payload in, a masked frame out):
 //!   memcpy          copy of the payload size
-//!   wsconn_core     fresh key (wsconn::random::mask_key) + FrameHeader::encode +
+//!   wsconn_core     fresh key (wsconn::proto::random::mask_key) + FrameHeader::encode +
 //!                   copy of the payload into the output buffer + apply_mask
 //!   wsconn_session  wsconn::Session (client) sender().send + consume: the above
 //!                   plus, for text, the UTF-8 check its API does on every send
@@ -49,9 +49,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 
-use wsconn::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use wsconn::mask::apply_mask;
-use wsconn::utf8::Utf8Validator;
+use wsconn::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use wsconn::proto::mask::apply_mask;
+use wsconn::proto::utf8::Utf8Validator;
 use wsconn::{Config, Event, MessageKind, Session};
 use wsconn_bench::{ascii_payload, encode_frame, payload, upgrade_request, BINARY_KEY, OP_BINARY, OP_TEXT, TEXT_KEY};
 
@@ -328,7 +328,7 @@ fn encode(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, case: Ca
         let mut out: Vec<u8> = Vec::with_capacity(size + MAX_HEADER_LEN);
         b.iter(|| {
             let data = black_box(&data[..]);
-            let key = wsconn::random::mask_key();
+            let key = wsconn::proto::random::mask_key();
             let header = FrameHeader {
                 fin: true,
                 rsv: 0,

@@ -1,6 +1,6 @@
 //! `FrameHeader::decode` on arbitrary bytes.
 
-use wsconn::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use wsconn::proto::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use wsconn::Error;
 
 pub fn check(data: &[u8]) {

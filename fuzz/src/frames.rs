@@ -1,7 +1,7 @@
 //! Decoding what a session wrote, to check it is well-formed for its role.
 
-use wsconn::frame::{FrameHeader, OpCode};
-use wsconn::mask::apply_mask;
+use wsconn::proto::frame::{FrameHeader, OpCode};
+use wsconn::proto::mask::apply_mask;
 use wsconn::{CloseCode, Role};
 
 /// A frame a session wrote, unmasked.

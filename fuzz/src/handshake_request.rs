@@ -1,7 +1,7 @@
 //! The server's request parser (`parse_head`, `parse_request`) on arbitrary bytes.
 
 use base64::Engine;
-use wsconn::handshake::{client, server};
+use wsconn::proto::handshake::{client, server};
 use wsconn::{Config, Error};
 
 use crate::{contains, Reader};

@@ -1,7 +1,7 @@
 //! The client's response parser (`parse_response`) on arbitrary bytes, for the key
 //! of RFC 6455 §1.3.
 
-use wsconn::handshake::{accept_key, client};
+use wsconn::proto::handshake::{accept_key, client};
 use wsconn::Error;
 
 use crate::handshake_request::config_from;

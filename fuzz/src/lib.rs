@@ -66,7 +66,7 @@ pub(crate) fn response_101(key: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n\r\n",
-        wsconn::handshake::accept_key(key.as_bytes())
+        wsconn::proto::handshake::accept_key(key.as_bytes())
     )
     .into_bytes()
 }

@@ -20,9 +20,9 @@
 
 use std::sync::Arc;
 
-use wsconn::frame::OpCode;
-use wsconn::handshake::server;
-use wsconn::session::client_parts;
+use wsconn::proto::frame::OpCode;
+use wsconn::proto::handshake::server;
+use wsconn::proto::session::client_parts;
 use wsconn::{CloseCode, Config, Error, Event, Handler, MessageKind, Receiver, Role, Sender, Session, State};
 
 use crate::frames::{check_close_payload, check_frame_sequence, parse_frames, Frame};
@@ -143,14 +143,14 @@ impl Conn {
     fn state(&self) -> State {
         match self {
             Conn::Session(s) => s.state(),
-            Conn::Raw { rx, tx } => wsconn::session::state_of(rx, tx),
+            Conn::Raw { rx, tx } => wsconn::proto::session::state_of(rx, tx),
         }
     }
 
     fn wants_read(&self) -> bool {
         match self {
             Conn::Session(s) => s.wants_read(),
-            Conn::Raw { rx, tx } => wsconn::session::wants_read(rx, tx),
+            Conn::Raw { rx, tx } => wsconn::proto::session::wants_read(rx, tx),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `Utf8Validator` fed in chunks against `std::str::from_utf8` on the whole.
 
-use wsconn::utf8::{InvalidUtf8, Utf8Validator};
+use wsconn::proto::utf8::{InvalidUtf8, Utf8Validator};
 
 use crate::{chunk_ranges, Reader};
 

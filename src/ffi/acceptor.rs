@@ -1,9 +1,9 @@
 //! `wsconn_acceptor_t`: a listening socket on a reactor (C name of [`Acceptor`]).
 
 use super::str_arg;
-use crate::acceptor::{wsconn_accept_func, Acceptor};
-use crate::error::Error;
-use crate::reactor::Reactor;
+use crate::proto::error::Error;
+use crate::runtime::acceptor::{wsconn_accept_func, Acceptor};
+use crate::runtime::reactor::Reactor;
 use std::ffi::{c_char, c_void};
 
 /// Creates an acceptor on `reactor` (which must outlive it). Release it with

@@ -1,8 +1,8 @@
 //! `wsconn_config_t`: limits and subprotocols, shared by the sessions made from it.
 
 use super::{code_of, str_arg};
-use crate::config::Config;
-use crate::error::Error;
+use crate::proto::config::Config;
+use crate::proto::error::Error;
 use std::ffi::c_char;
 use std::sync::Arc;
 

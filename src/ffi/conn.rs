@@ -2,10 +2,10 @@
 //! gbase's function names and callbacks, and what gbase lacked.
 
 use super::{bytes_arg, code_of, kind_arg, str_arg, wsconn_config_t};
-use crate::conn::*;
-use crate::error::Error;
-use crate::event::MessageKind;
-use crate::reactor::Reactor;
+use crate::proto::error::Error;
+use crate::proto::event::MessageKind;
+use crate::runtime::connection::*;
+use crate::runtime::reactor::Reactor;
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
 

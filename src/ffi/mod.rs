@@ -31,7 +31,7 @@ pub use reactor::*;
 pub use result::*;
 pub use session::*;
 
-use crate::error::Error;
+use crate::proto::error::Error;
 use std::ffi::{c_char, CStr};
 
 /// The bytes at `ptr..ptr+len`, or an error for NULL with a nonzero length.
@@ -86,10 +86,10 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char) -> Result<&'a str, Error> {
 }
 
 /// A `wsconn_msg_type` argument.
-pub(crate) fn kind_arg(kind: std::ffi::c_int) -> Result<crate::event::MessageKind, Error> {
+pub(crate) fn kind_arg(kind: std::ffi::c_int) -> Result<crate::proto::event::MessageKind, Error> {
     match kind {
-        1 => Ok(crate::event::MessageKind::Text),
-        2 => Ok(crate::event::MessageKind::Binary),
+        1 => Ok(crate::proto::event::MessageKind::Text),
+        2 => Ok(crate::proto::event::MessageKind::Binary),
         _ => Err(Error::InvalidArgument),
     }
 }

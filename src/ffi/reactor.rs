@@ -1,8 +1,8 @@
 //! `wsconn_reactor_t`: the event loop (C name of [`Reactor`]).
 
 use super::{code_of, wsconn_config_t};
-use crate::error::Error;
-use crate::reactor::Reactor;
+use crate::proto::error::Error;
+use crate::runtime::reactor::Reactor;
 use std::ffi::c_void;
 use std::sync::Arc;
 

@@ -91,7 +91,7 @@ pub extern "C" fn wsconn_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
+    use crate::proto::error::Error;
     use std::ffi::CStr;
 
     #[test]

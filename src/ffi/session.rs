@@ -3,12 +3,12 @@
 //! callbacks, and writes what the session queues.
 
 use super::{bytes_arg, bytes_arg_mut, code_of, kind_arg, str_arg, wsconn_config_t};
-use crate::config::Config;
-use crate::error::Error;
-use crate::event::{Event, MessageKind};
-use crate::receiver::{Handler, Receiver};
-use crate::sender::Sender;
-use crate::session::{client_parts, state_of, wants_read, wants_write};
+use crate::proto::config::Config;
+use crate::proto::error::Error;
+use crate::proto::event::{Event, MessageKind};
+use crate::proto::receiver::{Handler, Receiver};
+use crate::proto::sender::Sender;
+use crate::proto::session::{client_parts, state_of, wants_read, wants_write};
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Arc;
@@ -198,7 +198,7 @@ pub unsafe extern "C" fn wsconn_session_server_new(
     ffi_boundary!(std::ptr::null_mut(), {
         // SAFETY: forwarded caller guarantee.
         let config = unsafe { config_arg(config) };
-        let tx = Sender::new(crate::role::Role::Server, config.max_output);
+        let tx = Sender::new(crate::proto::role::Role::Server, config.max_output);
         // SAFETY: NULL or a valid struct per the caller.
         let callbacks = unsafe { callbacks.as_ref() };
         wsconn_session_t::new(Receiver::server(config), tx, callbacks, arg)

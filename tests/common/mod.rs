@@ -135,7 +135,7 @@ pub fn drain(s: &mut Session) -> Vec<u8> {
 pub fn parse_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut frames = Vec::new();
     while !bytes.is_empty() {
-        let (header, len) = wsconn::frame::FrameHeader::decode(bytes)
+        let (header, len) = wsconn::proto::frame::FrameHeader::decode(bytes)
             .unwrap()
             .expect("complete frame");
         assert!(header.mask.is_none(), "server frames are unmasked");

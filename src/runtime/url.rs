@@ -1,6 +1,6 @@
 //! `ws://` URLs (RFC 6455 §3) for client connections.
 
-use crate::error::{Error, Result};
+use crate::proto::error::{Error, Result};
 
 /// The parts of a `ws://host[:port][/path][?query]` URL a client needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

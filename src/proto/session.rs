@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::error::Result;
-use crate::event::Event;
-use crate::handshake::client;
-use crate::receiver::{Handler, Receiver};
-use crate::role::Role;
-use crate::sender::Sender;
+use crate::proto::config::Config;
+use crate::proto::error::Result;
+use crate::proto::event::Event;
+use crate::proto::handshake::client;
+use crate::proto::receiver::{Handler, Receiver};
+use crate::proto::role::Role;
+use crate::proto::sender::Sender;
 
 /// Where a session stands, as the C API reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

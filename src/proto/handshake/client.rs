@@ -2,14 +2,14 @@
 //! check the server's response.
 
 use super::{accept_key, any_has_token, header_values, MAX_HEADERS};
-use crate::config::Config;
-use crate::error::Error;
+use crate::proto::config::Config;
+use crate::proto::error::Error;
 use base64::Engine;
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64.
 pub fn new_key() -> String {
     let mut nonce = [0u8; 16];
-    crate::random::fill(&mut nonce);
+    crate::proto::random::fill(&mut nonce);
     base64::engine::general_purpose::STANDARD.encode(nonce)
 }
 
@@ -142,7 +142,7 @@ mod tests {
             subprotocols: vec!["superchat".into()],
             ..Config::default()
         };
-        let req = crate::handshake::server::parse_request(&out, &server_config)
+        let req = crate::proto::handshake::server::parse_request(&out, &server_config)
             .unwrap()
             .unwrap();
         assert_eq!(req.path, "/chat?x=1");

@@ -1,7 +1,7 @@
 //! The frame header codec (RFC 6455 §5.2): opcodes, FIN/RSV bits, 7/16/64-bit
 //! payload lengths and the masking key. Payloads are handled by the session.
 
-use crate::error::{Error, Result};
+use crate::proto::error::{Error, Result};
 
 /// Frame opcodes. Reserved values are rejected when a header is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use std::os::fd::IntoRawFd;
 use mio::net::TcpListener;
 use mio::{Interest, Token};
 
-use crate::error::{Error, Result};
-use crate::reactor::Reactor;
+use crate::proto::error::{Error, Result};
+use crate::runtime::reactor::Reactor;
 
 /// Called with each accepted socket (non-blocking, TCP_NODELAY). Return a
 /// negative value to have it closed; otherwise the socket belongs to the program

@@ -2,8 +2,8 @@
 //! §4.2.1) and answer 101, or an HTTP error (§4.2.2, §4.4).
 
 use super::{accept_key, any_has_token, header_values, MAX_HEADERS};
-use crate::config::Config;
-use crate::error::Error;
+use crate::proto::config::Config;
+use crate::proto::error::Error;
 use base64::Engine;
 
 /// A valid upgrade request.

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
-use crate::acceptor::Acceptor;
-use crate::callbacks::{CallbackFns, CALLBACKS};
-use crate::config::Config;
-use crate::conn::Conn;
-use crate::error::{Error, Result};
+use crate::proto::config::Config;
+use crate::proto::error::{Error, Result};
+use crate::runtime::acceptor::Acceptor;
+use crate::runtime::callbacks::{CallbackFns, CALLBACKS};
+use crate::runtime::connection::Conn;
 
 /// A function run on the reactor's thread by `defer`.
 pub type DeferFn = extern "C" fn(arg: *mut c_void);

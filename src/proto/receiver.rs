@@ -5,16 +5,16 @@
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use crate::close_code::CloseCode;
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::event::{Event, MessageKind};
-use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
-use crate::handshake::{client, may_be_complete, server};
-use crate::mask::apply_mask;
-use crate::role::Role;
-use crate::sender::Sender;
-use crate::utf8::Utf8Validator;
+use crate::proto::close_code::CloseCode;
+use crate::proto::config::Config;
+use crate::proto::error::{Error, Result};
+use crate::proto::event::{Event, MessageKind};
+use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::proto::handshake::{client, may_be_complete, server};
+use crate::proto::mask::apply_mask;
+use crate::proto::role::Role;
+use crate::proto::sender::Sender;
+use crate::proto::utf8::Utf8Validator;
 
 /// What the receiver needs from around it: the sender (for handshake responses and
 /// automatic pong/close replies) and the program (for events). The sender is lent
@@ -728,7 +728,7 @@ fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, &str)> {
 /// that echoing it does not validate it again.
 fn deliver_message<H: Handler>(h: &mut H, kind: MessageKind, data: &[u8]) {
     match kind {
-        MessageKind::Text => crate::utf8::while_delivering(data, || h.on_event(Event::Message { kind, data })),
+        MessageKind::Text => crate::proto::utf8::while_delivering(data, || h.on_event(Event::Message { kind, data })),
         MessageKind::Binary => h.on_event(Event::Message { kind, data }),
     }
 }

@@ -20,18 +20,18 @@ use std::sync::Arc;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
-pub use crate::callbacks::*;
-use crate::close_code::CloseCode;
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::event::{Event, MessageKind};
-use crate::reactor::{Reactor, NO_TOKEN};
-use crate::receiver::{Handler, Receiver};
-use crate::role::Role;
-use crate::sender::Sender;
-use crate::session::client_parts;
-use crate::transport::{Socket, Transport};
-use crate::url::WsUrl;
+use crate::proto::close_code::CloseCode;
+use crate::proto::config::Config;
+use crate::proto::error::{Error, Result};
+use crate::proto::event::{Event, MessageKind};
+use crate::proto::receiver::{Handler, Receiver};
+use crate::proto::role::Role;
+use crate::proto::sender::Sender;
+use crate::proto::session::client_parts;
+pub use crate::runtime::callbacks::*;
+use crate::runtime::reactor::{Reactor, NO_TOKEN};
+use crate::runtime::transport::{Socket, Transport};
+use crate::runtime::url::WsUrl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -658,7 +658,7 @@ impl Conn {
     fn read_direct(&self) -> Option<(std::io::Result<usize>, usize)> {
         let mut rx = self.rx.try_borrow_mut().ok()?;
         let receiver = rx.as_mut()?;
-        let room = receiver.direct_room(crate::reactor::READ_BUFFER_SIZE)?;
+        let room = receiver.direct_room(crate::runtime::reactor::READ_BUFFER_SIZE)?;
         let len = room.len();
         let read = self.socket().read_uninit(room);
         if let Ok(n @ 1..) = read {

@@ -1,13 +1,13 @@
 //! The output side of a session: frames are encoded straight into one output
 //! buffer that the program drains with `pending` / `consume`.
 
-use crate::close_code::CloseCode;
-use crate::error::{Error, Result};
-use crate::event::MessageKind;
-use crate::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
-use crate::mask::extend_masked;
-use crate::role::Role;
-use crate::utf8::Utf8Validator;
+use crate::proto::close_code::CloseCode;
+use crate::proto::error::{Error, Result};
+use crate::proto::event::MessageKind;
+use crate::proto::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::proto::mask::extend_masked;
+use crate::proto::role::Role;
+use crate::proto::utf8::Utf8Validator;
 
 /// Output buffers larger than this are given back to the allocator once drained,
 /// so a burst does not pin memory on an idle connection.
@@ -143,7 +143,7 @@ impl Sender {
             return Err(Error::InvalidArgument);
         }
         // An echo of the text message being delivered was validated on receipt.
-        if kind == MessageKind::Text && !crate::utf8::is_being_delivered(data) {
+        if kind == MessageKind::Text && !crate::proto::utf8::is_being_delivered(data) {
             Utf8Validator::validate_complete(data).map_err(|_| Error::InvalidArgument)?;
         }
         self.check_room(data.len())
@@ -265,7 +265,7 @@ impl Sender {
         if !(100..=999).contains(&status) || content_type.is_empty() || !printable(content_type) {
             return Err(Error::InvalidArgument);
         }
-        crate::handshake::server::write_http_response(self.buffer(), status, content_type, body);
+        crate::proto::handshake::server::write_http_response(self.buffer(), status, content_type, body);
         self.state = TxState::Closed;
         Ok(())
     }
@@ -301,7 +301,7 @@ impl Sender {
     /// with room reserved for `room` more bytes; returns the key.
     fn write_header(&mut self, fin: bool, opcode: OpCode, payload_len: usize, room: usize) -> Option<[u8; 4]> {
         let mask = match self.role {
-            Role::Client => Some(crate::random::mask_key()),
+            Role::Client => Some(crate::proto::random::mask_key()),
             Role::Server => None,
         };
         let header = FrameHeader {
@@ -367,7 +367,7 @@ impl Sender {
     /// The HTTP request was handled: 404 if the program sent no response.
     pub(crate) fn end_http(&mut self) {
         if self.state == TxState::HttpRequest {
-            crate::handshake::server::write_http_response(self.buffer(), 404, "text/plain", b"Not Found\n");
+            crate::proto::handshake::server::write_http_response(self.buffer(), 404, "text/plain", b"Not Found\n");
         }
         self.state = TxState::Closed;
     }
@@ -416,7 +416,7 @@ fn opcode_of(kind: MessageKind) -> OpCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mask::apply_mask;
+    use crate::proto::mask::apply_mask;
 
     fn open_server() -> Sender {
         let mut tx = Sender::new(Role::Server, 1 << 20);

@@ -1,6 +1,6 @@
 //! What a session reports to the program.
 
-use crate::error::Error;
+use crate::proto::error::Error;
 
 /// The two kinds of data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::conn::Conn;
+use crate::runtime::connection::Conn;
 
 /// gbase's read callback: a complete message (`buffer` is not NUL-terminated).
 /// Returns the bytes consumed: bytes left unconsumed are delivered again in front

@@ -1,6 +1,6 @@
 //! One error type for the whole crate, and its stable negative code for C.
 
-use crate::close_code::CloseCode;
+use crate::proto::close_code::CloseCode;
 
 /// Everything that can go wrong in wsconn.
 ///
