@@ -20,27 +20,6 @@
 #include <stdint.h>
 
 /**
- * Message types for `on_message` and the send functions.
- */
-enum wsconn_msg_type
-#ifdef __cplusplus
-  : int32_t
-#endif // __cplusplus
- {
-  /**
-   * A text message: valid UTF-8.
-   */
-  WSCONN_MSG_TEXT = 1,
-  /**
-   * A binary message.
-   */
-  WSCONN_MSG_BINARY = 2,
-};
-#ifndef __cplusplus
-typedef int32_t wsconn_msg_type;
-#endif // __cplusplus
-
-/**
  * Return codes of wsconn functions: `WSCONN_OK` (0) or a negative error.
  * A call that fails changed nothing (a refused send queued nothing).
  */
@@ -60,8 +39,8 @@ enum wsconn_result
   /**
    * An argument has a bad value: unknown message type, close code not allowed on
    * the wire, control payload over 125 bytes, text that is not UTF-8, a string
-   * that is not UTF-8, or a call out of order (e.g. a whole message while a
-   * fragmented one is being sent).
+   * that is not UTF-8, a bad URL, IP address or port, or a call out of order
+   * (e.g. a whole message while a fragmented one is being sent).
    */
   WSCONN_ERR_INVALID_ARGUMENT = -2,
   /**
@@ -82,7 +61,9 @@ enum wsconn_result
    */
   WSCONN_ERR_CLOSED = -6,
   /**
-   * The call is not allowed from inside a callback of the same session.
+   * The call is not allowed from inside a callback of the same session or
+   * connection (e.g. feeding a session from its own callback, or dispatching
+   * a reactor from inside its dispatch).
    */
   WSCONN_ERR_REENTRANT = -7,
   /**
@@ -114,7 +95,7 @@ enum wsconn_result
    */
   WSCONN_ERR_IO = -14,
   /**
-   * A handshake, pong or closing-handshake timer expired.
+   * A handshake, pong or closing-handshake timer expired (see `wsconn_close_error`).
    */
   WSCONN_ERR_TIMEOUT = -15,
   /**
@@ -125,6 +106,27 @@ enum wsconn_result
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
+#endif // __cplusplus
+
+/**
+ * Message types for `on_message` and the send functions.
+ */
+enum wsconn_msg_type
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * A text message: valid UTF-8.
+   */
+  WSCONN_MSG_TEXT = 1,
+  /**
+   * A binary message.
+   */
+  WSCONN_MSG_BINARY = 2,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_msg_type;
 #endif // __cplusplus
 
 /**
@@ -159,6 +161,10 @@ typedef int32_t wsconn_state;
 
 typedef struct wsconn_acceptor_t wsconn_acceptor_t;
 
+/**
+ * A WebSocket connection on a reactor: a socket, its session, the program's
+ * handler of its events, and its timers.
+ */
 typedef struct wsconn_t wsconn_t;
 
 typedef struct wsconn_reactor_t wsconn_reactor_t;
@@ -188,10 +194,10 @@ typedef int (*wsconn_accept_func)(int fd, void *arg);
 typedef void (*wsconn_build_func)(int fd, void *arg);
 
 /**
- * gbase's read callback: a complete message (`buffer` is not NUL-terminated).
- * Returns the bytes consumed: bytes left unconsumed are delivered again in front
- * of the next message, as gbase's buffer did; a negative value closes the
- * connection (close code 1011).
+ * gbase's read callback: a complete message (`buffer` is not NUL-terminated,
+ * read-only). Returns the bytes consumed: bytes left unconsumed are delivered
+ * again in front of the next message, as gbase's buffer did; a negative value
+ * closes the connection (close code 1011).
  */
 typedef int (*wsconn_read_func)(int fd, void *arg, const char *buffer, int buflen);
 
@@ -204,7 +210,9 @@ typedef void (*wsconn_close_func)(int fd, void *arg);
 
 /**
  * A complete message with its type (`WSCONN_MSG_TEXT`: valid UTF-8, or
- * `WSCONN_MSG_BINARY`). When set, it is called instead of the read callback.
+ * `WSCONN_MSG_BINARY`). `data` points into the library's own buffers: it is
+ * read-only, valid during the call. When set, it is called instead of the
+ * read callback.
  */
 typedef void (*wsconn_message_func)(struct wsconn_t *con,
                                     void *arg,
@@ -228,8 +236,9 @@ typedef void (*wsconn_fragment_func)(struct wsconn_t *con,
  * The connection closed. `code`: the peer's close code (1005 if its close frame
  * had none); or the one sent to it when it broke the protocol (1002, 1007,
  * 1009…); 1000 after a plain HTTP exchange; 1006 when TCP dropped, an I/O error
- * or a timeout ended it without a closing handshake. `reason` is NUL-terminated.
- * Called before the close callback, with the socket still open.
+ * or a timeout ended it without a closing handshake (`wsconn_close_error`
+ * tells which). `reason` is NUL-terminated. Called before the close callback,
+ * with the socket still open.
  */
 typedef void (*wsconn_close_ex_func)(struct wsconn_t *con,
                                      void *arg,
@@ -260,7 +269,6 @@ typedef int (*wsconn_http_func)(struct wsconn_t *con,
 
 /**
  * A function run on the reactor's thread by `wsconn_reactor_defer`.
- * (Spelled out rather than `Option<DeferFn>` so that cbindgen sees a function pointer.)
  */
 typedef void (*wsconn_defer_func)(void *arg);
 
@@ -275,7 +283,9 @@ typedef void (*wsconn_on_open)(struct wsconn_session_t *session,
 
 /**
  * Called for each complete message; `type` is a `wsconn_msg_type`. Text is valid
- * UTF-8 (not NUL-terminated).
+ * UTF-8 (not NUL-terminated). `data` points into the buffer given to
+ * `wsconn_session_feed`, unmasked in place (or into the library's reassembly
+ * buffer); a program that changes it and sends it back has it checked again.
  */
 typedef void (*wsconn_on_message)(struct wsconn_session_t *session,
                                   void *arg,
@@ -760,12 +770,14 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
 
 /**
  * Client role: connects to `url` ("ws://host[:port][/path]"; wss is not
- * supported yet): resolves the host (this may block for names; literals do
- * not), connects without blocking, sends the opening handshake, then calls the
- * build callback — or the close callbacks (code 1006) if the connection or the
- * handshake fails or times out. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
- * `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (resolve/connect
- * failed at once), `WSCONN_ERR_STATE` (already started).
+ * supported yet): a host name is resolved on a worker thread (the reactor never
+ * blocks), then the reactor connects without blocking, sends the opening
+ * handshake, and calls the build callback — or the close callbacks (code 1006,
+ * `wsconn_close_error` telling `WSCONN_ERR_IO` or `WSCONN_ERR_TIMEOUT`) if the
+ * resolution, the connection or the handshake fails or the handshake timeout
+ * passes first. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (an IP address
+ * that cannot be connected to at once), `WSCONN_ERR_STATE` (already started).
  *
  * # Safety
  * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
@@ -797,6 +809,22 @@ int32_t wsconn_http_respond(struct wsconn_t *con,
                             const char *content_type,
                             const void *body,
                             size_t len);
+
+/**
+ * What ended the connection, for the close callbacks (and afterwards, until it
+ * is started again): `WSCONN_OK` (0) when the closing handshake completed (or
+ * a plain HTTP exchange did, or the connection has not ended); else the
+ * negative `wsconn_result`: `WSCONN_ERR_EOF` (the peer dropped TCP),
+ * `WSCONN_ERR_TIMEOUT` (handshake, pong or close timeout), `WSCONN_ERR_IO`
+ * (resolution, connect, read or write failed), `WSCONN_ERR_PROTOCOL`,
+ * `WSCONN_ERR_INVALID_UTF8`, `WSCONN_ERR_MESSAGE_TOO_BIG` (the peer broke the
+ * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; or
+ * `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int32_t wsconn_close_error(const struct wsconn_t *con);
 
 /**
  * Creates a reactor (an epoll/kqueue event loop with timers). It belongs to the

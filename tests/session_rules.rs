@@ -2,35 +2,35 @@
 
 mod common;
 use common::*;
-use wsconn::{Config, Error, MessageKind, State};
+use wsconn::{Config, Error, Event, MessageKind, Session, State};
 
 #[test]
 fn rfc_5_7_examples_to_a_server() {
-    let mut s = open_server();
+    let s = open_server();
     // Masked "Hello" exactly as in the RFC.
     let masked_hello = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
-    assert_eq!(feed(&mut s, &masked_hello).0, vec![Ev::Text("Hello".into())]);
+    assert_eq!(feed(&s, &masked_hello).0, vec![Ev::Text("Hello".into())]);
     // Fragmented "Hel" + "lo", masked.
     let mut fragmented = client_frame(0x01, b"Hel");
     fragmented.extend(client_frame(0x80, b"lo"));
-    assert_eq!(feed(&mut s, &fragmented).0, vec![Ev::Text("Hello".into())]);
+    assert_eq!(feed(&s, &fragmented).0, vec![Ev::Text("Hello".into())]);
     // Ping "Hello" → pong "Hello" (unmasked, from the server).
     assert_eq!(
-        feed(&mut s, &client_frame(0x89, b"Hello")).0,
+        feed(&s, &client_frame(0x89, b"Hello")).0,
         vec![Ev::Ping(b"Hello".to_vec())]
     );
-    assert_eq!(drain(&mut s), vec![0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    assert_eq!(drain(&s), vec![0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
     // 256 bytes and 64 KiB of binary.
     for len in [256, 65536] {
         let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        assert_eq!(feed(&mut s, &client_frame(0x82, &payload)).0, vec![Ev::Binary(payload)]);
+        assert_eq!(feed(&s, &client_frame(0x82, &payload)).0, vec![Ev::Binary(payload)]);
     }
 }
 
 #[test]
 fn rfc_5_7_unmasked_examples_to_a_client() {
-    let mut client = wsconn::Session::client(std::sync::Arc::new(Config::default()), "h", "/").unwrap();
-    let request = drain(&mut client);
+    let client = wsconn::Session::client(std::sync::Arc::new(Config::default()), "h", "/").unwrap();
+    let request = drain(&client);
     let key_line = String::from_utf8(request).unwrap();
     let key = key_line
         .lines()
@@ -46,7 +46,7 @@ fn rfc_5_7_unmasked_examples_to_a_client() {
     bytes.extend([0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
     bytes.extend([0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
     bytes.extend([0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
-    let (events, result) = feed(&mut client, &bytes);
+    let (events, result) = feed(&client, &bytes);
     assert_eq!(result, Ok(()));
     assert_eq!(
         events,
@@ -58,10 +58,10 @@ fn rfc_5_7_unmasked_examples_to_a_client() {
         ]
     );
     // The client's pong is masked.
-    let pong = drain(&mut client);
+    let pong = drain(&client);
     assert_eq!(&pong[..2], &[0x8a, 0x85]);
     // A masked frame from a server is a protocol error.
-    let (events, result) = feed(&mut client, &client_frame(0x81, b"x"));
+    let (events, result) = feed(&client, &client_frame(0x81, b"x"));
     assert_eq!(result, Err(Error::Protocol("masked frame from a server")));
     assert!(matches!(events.last(), Some(Ev::Error(_))));
 }
@@ -102,8 +102,8 @@ fn every_split_point_gives_the_same_events() {
     points.extend((400..bytes.len()).step_by(997));
     points.extend(bytes.len() - 200..=bytes.len());
     for split in points {
-        let mut s = open_server();
-        let (events, result) = feed_pieces(&mut s, &bytes, &[split]);
+        let s = open_server();
+        let (events, result) = feed_pieces(&s, &bytes, &[split]);
         assert_eq!(result, Ok(()), "split at {split}");
         assert_eq!(events, expected, "split at {split}");
         assert_eq!(s.state(), State::Closed);
@@ -114,9 +114,9 @@ fn every_split_point_gives_the_same_events() {
 fn byte_at_a_time() {
     let (bytes, expected) = sample_stream();
     let small = &bytes[..bytes.len().min(400)];
-    let mut s = open_server();
+    let s = open_server();
     let cuts: Vec<usize> = (1..small.len()).collect();
-    let (events, result) = feed_pieces(&mut s, small, &cuts);
+    let (events, result) = feed_pieces(&s, small, &cuts);
     assert_eq!(result, Ok(()));
     assert_eq!(events, expected[..events.len()].to_vec());
     assert!(events.len() >= 4);
@@ -127,52 +127,49 @@ fn handshake_split_at_every_byte_keeps_following_frames() {
     let mut bytes = REQUEST.to_vec();
     bytes.extend(client_frame(0x81, b"first"));
     for split in 0..=bytes.len() {
-        let mut s = server();
-        let (events, result) = feed_pieces(&mut s, &bytes, &[split]);
+        let s = server();
+        let (events, result) = feed_pieces(&s, &bytes, &[split]);
         assert_eq!(result, Ok(()), "split {split}");
         assert_eq!(
             events,
             vec![Ev::Open("/chat".into(), None), Ev::Text("first".into())],
             "split {split}"
         );
-        let out = String::from_utf8(drain(&mut s)).unwrap();
+        let out = String::from_utf8(drain(&s)).unwrap();
         assert!(out.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
     }
     // And byte by byte.
-    let mut s = server();
+    let s = server();
     let cuts: Vec<usize> = (1..bytes.len()).collect();
-    let (events, _) = feed_pieces(&mut s, &bytes, &cuts);
+    let (events, _) = feed_pieces(&s, &bytes, &cuts);
     assert_eq!(events.len(), 2);
 }
 
 #[test]
 fn handshake_rejections_answer_http_and_close() {
-    let mut s = server();
+    let s = server();
     let bad = String::from_utf8(REQUEST.to_vec())
         .unwrap()
         .replace("Version: 13", "Version: 8");
-    let (events, result) = feed(&mut s, bad.as_bytes());
+    let (events, result) = feed(&s, bad.as_bytes());
     assert!(matches!(result, Err(Error::Handshake(_))));
     assert!(matches!(events.as_slice(), [Ev::Error(Error::Handshake(_))]));
-    let out = String::from_utf8(drain(&mut s)).unwrap();
+    let out = String::from_utf8(drain(&s)).unwrap();
     assert!(out.starts_with("HTTP/1.1 426 Upgrade Required\r\n") && out.contains("Sec-WebSocket-Version: 13"));
     assert!(!s.wants_read() && !s.wants_write());
-    assert_eq!(s.sender().send(MessageKind::Text, b"x"), Err(Error::Closed));
+    assert_eq!(s.send(MessageKind::Text, b"x"), Err(Error::Closed));
 
     // A head that grows past the cap, a byte at a time, is refused with 431.
-    let mut s = server_with(Config {
-        max_handshake_size: 256,
-        ..Config::default()
-    });
+    let s = server_with(config_with(|c| c.set_max_handshake_size(256).unwrap()));
     let mut result = Ok(());
     for _ in 0..300 {
-        result = feed(&mut s, b"a").1;
+        result = feed(&s, b"a").1;
         if result.is_err() {
             break;
         }
     }
     assert_eq!(result, Err(Error::HandshakeTooLarge));
-    assert!(String::from_utf8(drain(&mut s)).unwrap().starts_with("HTTP/1.1 431 "));
+    assert!(String::from_utf8(drain(&s)).unwrap().starts_with("HTTP/1.1 431 "));
 }
 
 /// Feeds `bytes` to an open server and returns the close code it sent and the error.
@@ -181,9 +178,9 @@ fn violation(bytes: &[u8]) -> (Option<u16>, Option<Error>) {
 }
 
 fn violation_with(config: Config, bytes: &[u8]) -> (Option<u16>, Option<Error>) {
-    let mut s = open_server_with(config);
-    let (events, result) = feed(&mut s, bytes);
-    let code = close_code_sent(&drain(&mut s));
+    let s = open_server_with(config);
+    let (events, result) = feed(&s, bytes);
+    let code = close_code_sent(&drain(&s));
     if let Err(e) = result {
         assert_eq!(events.last(), Some(&Ev::Error(e)), "the error is reported as an event");
         assert!(!s.wants_read(), "a failed session reads no more");
@@ -230,9 +227,9 @@ fn protocol_violations_close_with_1002() {
 #[test]
 fn every_close_code() {
     for code in 0..=5100u16 {
-        let mut s = open_server();
-        let (events, result) = feed(&mut s, &client_frame(0x88, &code.to_be_bytes()));
-        let sent = close_code_sent(&drain(&mut s));
+        let s = open_server();
+        let (events, result) = feed(&s, &client_frame(0x88, &code.to_be_bytes()));
+        let sent = close_code_sent(&drain(&s));
         if wsconn::CloseCode(code).is_valid_on_wire() {
             assert_eq!(result, Ok(()), "code {code}");
             assert_eq!(events, vec![Ev::Close(code, String::new())], "code {code}");
@@ -247,20 +244,20 @@ fn every_close_code() {
 
 #[test]
 fn close_frames_with_and_without_reason() {
-    let mut s = open_server();
-    let (events, _) = feed(&mut s, &client_frame(0x88, &[]));
+    let s = open_server();
+    let (events, _) = feed(&s, &client_frame(0x88, &[]));
     assert_eq!(events, vec![Ev::Close(1005, String::new())]);
     assert_eq!(
-        drain(&mut s),
+        drain(&s),
         vec![0x88, 0x00],
         "an empty close is answered with an empty close"
     );
 
     let mut payload = vec![0x0f, 0xa0];
     payload.extend("déjà vu".as_bytes());
-    let mut s = open_server();
+    let s = open_server();
     assert_eq!(
-        feed(&mut s, &client_frame(0x88, &payload)).0,
+        feed(&s, &client_frame(0x88, &payload)).0,
         vec![Ev::Close(4000, "déjà vu".into())]
     );
 
@@ -270,32 +267,32 @@ fn close_frames_with_and_without_reason() {
 
 #[test]
 fn data_after_close_is_ignored_and_nothing_is_sent() {
-    let mut s = open_server();
+    let s = open_server();
     let mut bytes = client_frame(0x88, &[0x03, 0xe8]);
     bytes.extend(client_frame(0x81, b"late"));
     bytes.extend(client_frame(0x89, b"late ping"));
-    let (events, result) = feed(&mut s, &bytes);
+    let (events, result) = feed(&s, &bytes);
     assert_eq!(result, Ok(()));
     assert_eq!(events, vec![Ev::Close(1000, String::new())]);
-    assert_eq!(parse_frames(&drain(&mut s)), vec![(0x88, vec![0x03, 0xe8])]);
-    assert_eq!(s.sender().send(MessageKind::Text, b"x"), Err(Error::Closed));
-    assert_eq!(feed(&mut s, &client_frame(0x81, b"more")).0, vec![]);
+    assert_eq!(parse_frames(&drain(&s)), vec![(0x88, vec![0x03, 0xe8])]);
+    assert_eq!(s.send(MessageKind::Text, b"x"), Err(Error::Closed));
+    assert_eq!(feed(&s, &client_frame(0x81, b"more")).0, vec![]);
 }
 
 #[test]
 fn server_initiated_close_waits_for_the_reply() {
-    let mut s = open_server();
-    s.sender().close(1001, "going").unwrap();
-    assert_eq!(s.state(), State::Closing);
+    let s = open_server();
+    s.close(1001, "going").unwrap();
+    assert_eq!(s.state(), State::CloseSent);
     assert!(s.wants_read());
     // Messages still arrive until the peer's close.
     assert_eq!(
-        feed(&mut s, &client_frame(0x81, b"in flight")).0,
+        feed(&s, &client_frame(0x81, b"in flight")).0,
         vec![Ev::Text("in flight".into())]
     );
-    let (events, _) = feed(&mut s, &client_frame(0x88, &[0x03, 0xe9]));
+    let (events, _) = feed(&s, &client_frame(0x88, &[0x03, 0xe9]));
     assert_eq!(events, vec![Ev::Close(1001, String::new())]);
-    let frames = parse_frames(&drain(&mut s));
+    let frames = parse_frames(&drain(&s));
     assert_eq!(frames.len(), 1, "no second close frame");
     assert_eq!(s.state(), State::Closed);
     assert!(!s.wants_read() && !s.wants_write());
@@ -317,23 +314,23 @@ fn invalid_utf8_fails_fast() {
     let bytes = [client_frame(0x01, b"ok\xce"), client_frame(0x80, b"")].concat();
     assert_eq!(violation(&bytes), (Some(1007), Some(Error::InvalidUtf8)));
     // Inside a frame that has not fully arrived: the bad byte alone triggers 1007.
-    let mut s = open_server();
+    let s = open_server();
     let mut payload = b"valid start ".to_vec();
     payload.push(0xf8);
     payload.extend(vec![b'x'; 1000]);
     let frame = client_frame(0x81, &payload);
-    let (_, result) = feed(&mut s, &frame[..30]);
+    let (_, result) = feed(&s, &frame[..30]);
     assert_eq!(result, Err(Error::InvalidUtf8));
-    assert_eq!(close_code_sent(&drain(&mut s)), Some(1007));
+    assert_eq!(close_code_sent(&drain(&s)), Some(1007));
     // Code points split across fragments are fine.
-    let mut s = open_server();
+    let s = open_server();
     let bytes = [
         client_frame(0x01, b"\xe2"),
         client_frame(0x00, b"\x82"),
         client_frame(0x80, b"\xac"),
     ]
     .concat();
-    assert_eq!(feed(&mut s, &bytes).0, vec![Ev::Text("€".into())]);
+    assert_eq!(feed(&s, &bytes).0, vec![Ev::Text("€".into())]);
 }
 
 #[test]
@@ -345,20 +342,14 @@ fn size_limits_close_with_1009_before_allocating() {
     let gib = [0x82, 0xFF, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4];
     assert_eq!(violation(&gib), (Some(1009), Some(Error::MessageTooBig)));
     // Frame limit.
-    let config = Config {
-        max_frame_size: 100,
-        ..Config::default()
-    };
+    let config = config_with(|c| c.set_max_frame_size(100).unwrap());
     assert_eq!(
         violation_with(config.clone(), &client_frame(0x82, &[0; 101])),
         (Some(1009), Some(Error::MessageTooBig))
     );
     assert_eq!(violation_with(config, &client_frame(0x82, &[0; 100])), (None, None));
     // Message limit over the sum of fragments.
-    let config = Config {
-        max_message_size: 100,
-        ..Config::default()
-    };
+    let config = config_with(|c| c.set_max_message_size(100).unwrap());
     let bytes = [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 41])].concat();
     assert_eq!(
         violation_with(config.clone(), &bytes),
@@ -370,7 +361,7 @@ fn size_limits_close_with_1009_before_allocating() {
 
 #[test]
 fn pings_are_answered_even_inside_fragmented_messages() {
-    let mut s = open_server();
+    let s = open_server();
     let bytes = [
         client_frame(0x01, b"a"),
         client_frame(0x89, b"p1"),
@@ -378,63 +369,63 @@ fn pings_are_answered_even_inside_fragmented_messages() {
         client_frame(0x80, b"b"),
     ]
     .concat();
-    let (events, _) = feed(&mut s, &bytes);
+    let (events, _) = feed(&s, &bytes);
     assert_eq!(
         events,
         vec![Ev::Ping(b"p1".to_vec()), Ev::Ping(vec![7; 125]), Ev::Text("ab".into())]
     );
     assert_eq!(
-        parse_frames(&drain(&mut s)),
+        parse_frames(&drain(&s)),
         vec![(0x8a, b"p1".to_vec()), (0x8a, vec![7; 125])]
     );
     // Unsolicited pongs are reported and not answered.
-    let (events, _) = feed(&mut s, &client_frame(0x8a, b"u"));
+    let (events, _) = feed(&s, &client_frame(0x8a, b"u"));
     assert_eq!(events, vec![Ev::Pong(b"u".to_vec())]);
-    assert!(drain(&mut s).is_empty());
+    assert!(drain(&s).is_empty());
 }
 
 #[test]
 fn sending_from_inside_the_event_handler_echoes() {
-    let mut s = open_server();
+    let s = open_server();
     let bytes = [client_frame(0x81, b"one"), client_frame(0x82, b"two")].concat();
     let mut data = bytes.clone();
-    s.feed(&mut data, |tx, e| {
-        if let wsconn::Event::Message { kind, data } = e {
-            tx.send(kind, data).unwrap();
+    s.feed(&mut data, &mut |s: &Session, e: Event<'_>| {
+        if let Event::Message(m) = e {
+            s.send_message(m).unwrap();
         }
     })
     .unwrap();
     assert_eq!(
-        parse_frames(&drain(&mut s)),
+        parse_frames(&drain(&s)),
         vec![(0x81, b"one".to_vec()), (0x82, b"two".to_vec())]
     );
 }
 
 #[test]
 fn backpressure_stops_reading_at_half_and_refuses_sends_at_the_limit() {
-    let mut s = open_server_with(Config {
-        max_output: 1000,
-        ..Config::default()
-    });
-    s.sender().send(MessageKind::Binary, &[0; 400]).unwrap();
+    let s = open_server_with(config_with(|c| c.set_max_output(1000).unwrap()));
+    s.send(MessageKind::Binary, &[0; 400]).unwrap();
     assert!(s.wants_read(), "404 bytes queued: under the high-water mark");
-    s.sender().send(MessageKind::Binary, &[0; 100]).unwrap();
+    s.send(MessageKind::Binary, &[0; 100]).unwrap();
     assert!(!s.wants_read(), "506 bytes queued: stop reading");
-    assert_eq!(s.sender().send(MessageKind::Binary, &[0; 600]), Err(Error::Full));
-    assert_eq!(s.sender().buffered(), 506, "a refused send queued nothing");
-    s.sender().send(MessageKind::Binary, &[0; 400]).unwrap();
-    drain(&mut s);
+    assert_eq!(s.send(MessageKind::Binary, &[0; 600]), Err(Error::Full));
+    assert_eq!(s.buffered(), 506, "a refused send queued nothing");
+    s.send(MessageKind::Binary, &[0; 400]).unwrap();
+    drain(&s);
     assert!(s.wants_read());
     // A frame larger than the limit still goes into an empty buffer.
-    s.sender().send(MessageKind::Binary, &[0; 5000]).unwrap();
-    assert_eq!(s.sender().send(MessageKind::Binary, b"x"), Err(Error::Full));
+    s.send(MessageKind::Binary, &[0; 5000]).unwrap();
+    assert_eq!(s.send(MessageKind::Binary, b"x"), Err(Error::Full));
 }
 
 #[test]
 fn eof_without_close_is_abnormal() {
-    let mut s = open_server();
+    let s = open_server();
     let mut events = Vec::new();
-    assert_eq!(s.feed_eof(|_, e| events.push(Ev::from(e))), Err(Error::Eof));
+    assert_eq!(
+        s.feed_eof(&mut |_: &Session, e: Event<'_>| events.push(Ev::from(e))),
+        Err(Error::Eof)
+    );
     assert_eq!(events, vec![Ev::Error(Error::Eof)]);
     assert!(!s.wants_read());
     assert_eq!(s.state(), State::Closed);
@@ -442,20 +433,19 @@ fn eof_without_close_is_abnormal() {
 
 #[test]
 fn client_and_server_sessions_talk() {
-    let config = std::sync::Arc::new(Config {
-        subprotocols: vec!["chat".into()],
-        ..Config::default()
-    });
-    let mut client = wsconn::Session::client(config.clone(), "localhost:9001", "/room?id=1").unwrap();
-    let mut server = wsconn::Session::server(config);
+    let config = std::sync::Arc::new(Config::with_subprotocols(&["chat"]).unwrap());
+    let client = wsconn::Session::client(config.clone(), "localhost:9001", "/room?id=1").unwrap();
+    let server = wsconn::Session::server(config);
     let mut log = Vec::new();
-    let mut to_server = drain(&mut client);
+    let mut to_server = drain(&client);
     server
-        .feed(&mut to_server, |_, e| log.push(("server", Ev::from(e))))
+        .feed(&mut to_server, &mut |_: &Session, e: Event<'_>| {
+            log.push(("server", Ev::from(e)))
+        })
         .unwrap();
-    let mut to_client = drain(&mut server);
+    let mut to_client = drain(&server);
     client
-        .feed(&mut to_client, |tx, e| {
+        .feed(&mut to_client, &mut |tx: &Session, e: Event<'_>| {
             if matches!(e, wsconn::Event::Open { .. }) {
                 tx.send(MessageKind::Text, "ünïcode".as_bytes()).unwrap();
                 tx.send_fragment(MessageKind::Binary, &[1; 70000], false).unwrap();
@@ -466,13 +456,17 @@ fn client_and_server_sessions_talk() {
             log.push(("client", Ev::from(e)));
         })
         .unwrap();
-    let mut to_server = drain(&mut client);
+    let mut to_server = drain(&client);
     server
-        .feed(&mut to_server, |_, e| log.push(("server", Ev::from(e))))
+        .feed(&mut to_server, &mut |_: &Session, e: Event<'_>| {
+            log.push(("server", Ev::from(e)))
+        })
         .unwrap();
-    let mut to_client = drain(&mut server);
+    let mut to_client = drain(&server);
     client
-        .feed(&mut to_client, |_, e| log.push(("client", Ev::from(e))))
+        .feed(&mut to_client, &mut |_: &Session, e: Event<'_>| {
+            log.push(("client", Ev::from(e)))
+        })
         .unwrap();
     let mut both = vec![1u8; 70000];
     both.extend([2; 10]);
@@ -493,42 +487,26 @@ fn client_and_server_sessions_talk() {
     assert!(!server.wants_read());
     // The client waits for the server to close TCP first.
     assert!(client.wants_read());
-    assert_eq!(client.feed_eof(|_, _| {}), Ok(()));
+    assert_eq!(client.feed_eof(&mut |_: &Session, _: Event<'_>| {}), Ok(()));
     assert!(!client.wants_read());
 }
 
 #[test]
 fn streaming_receive_reports_pieces_as_they_arrive() {
-    let mut s = server();
-    let mut data = REQUEST.to_vec();
-    s.feed(&mut data, |_, _| {}).unwrap();
-    drain(&mut s);
-    // The Rust Session has no switch; build the receiver directly.
-    let config = std::sync::Arc::new(Config {
-        max_message_size: 100,
-        ..Config::default()
-    });
-    let mut rx = wsconn::Receiver::server(config.clone());
-    rx.set_streaming(true);
-    let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 20);
-    struct H<'a>(&'a mut wsconn::Sender, Vec<Ev>);
-    impl wsconn::Handler for H<'_> {
-        fn with_sender<R>(&mut self, f: impl FnOnce(&mut wsconn::Sender) -> R) -> R {
-            f(self.0)
-        }
-        fn on_event(&mut self, e: wsconn::Event<'_>) {
-            self.1.push(Ev::from(e));
-        }
-    }
-    let mut h = H(&mut tx, Vec::new());
-    rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
+    let s = open_server_with(config_with(|c| c.set_max_message_size(100).unwrap()));
+    s.set_streaming(true);
     let frame = client_frame(0x01, &[b'a'; 60]);
-    rx.feed(&mut frame[..30].to_vec(), &mut h).unwrap();
-    rx.feed(&mut frame[30..].to_vec(), &mut h).unwrap();
-    rx.feed(&mut client_frame(0x80, b"end"), &mut h).unwrap();
-    rx.feed(&mut client_frame(0x82, b"whole"), &mut h).unwrap();
+    let mut events = Vec::new();
+    for piece in [
+        &frame[..30],
+        &frame[30..],
+        &client_frame(0x80, b"end"),
+        &client_frame(0x82, b"whole"),
+    ] {
+        events.extend(feed(&s, piece).0);
+    }
     assert_eq!(
-        h.1[1..].to_vec(),
+        events,
         vec![
             Ev::Fragment(MessageKind::Text, vec![b'a'; 24], false),
             Ev::Fragment(MessageKind::Text, vec![b'a'; 36], false),
@@ -537,37 +515,45 @@ fn streaming_receive_reports_pieces_as_they_arrive() {
         ]
     );
     // Limits still apply over the sum of the pieces.
-    let result = rx.feed(
-        &mut [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 41])].concat(),
-        &mut h,
+    let bytes = [client_frame(0x02, &[0; 60]), client_frame(0x80, &[0; 41])].concat();
+    assert_eq!(feed(&s, &bytes).1, Err(Error::MessageTooBig));
+}
+
+#[test]
+fn streaming_switches_at_message_boundaries() {
+    let s = open_server();
+    // A message begun reassembled stays reassembled, and the reverse.
+    assert_eq!(feed(&s, &client_frame(0x01, b"ab")).1, Ok(()));
+    s.set_streaming(true);
+    assert_eq!(feed(&s, &client_frame(0x80, b"cd")).0, vec![Ev::Text("abcd".into())]);
+    assert_eq!(feed(&s, &client_frame(0x01, b"ef")).1, Ok(()));
+    s.set_streaming(false);
+    assert_eq!(
+        feed(&s, &client_frame(0x80, b"gh")).0,
+        vec![Ev::Fragment(MessageKind::Text, b"gh".to_vec(), true)]
     );
-    assert_eq!(result, Err(Error::MessageTooBig));
+    assert_eq!(feed(&s, &client_frame(0x81, b"ij")).0, vec![Ev::Text("ij".into())]);
 }
 
 #[test]
 fn plain_http_requests_can_be_answered() {
-    let config = std::sync::Arc::new(Config::default());
     for answer in [true, false] {
-        let mut rx = wsconn::Receiver::server(config.clone());
-        rx.set_http(true);
-        let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 20);
+        let s = server();
+        s.set_serve_http(true);
         let mut seen = Vec::new();
-        struct H<'a>(&'a mut wsconn::Sender, &'a mut Vec<Ev>, bool);
-        impl wsconn::Handler for H<'_> {
-            fn with_sender<R>(&mut self, f: impl FnOnce(&mut wsconn::Sender) -> R) -> R {
-                f(self.0)
-            }
-            fn on_event(&mut self, e: wsconn::Event<'_>) {
-                self.1.push(Ev::from(e));
-                if self.2 {
-                    self.0.http_response(200, "text/html", b"<p>hi</p>").unwrap();
-                }
-            }
-        }
         let mut request = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
-        rx.feed(&mut request, &mut H(&mut tx, &mut seen, answer)).unwrap();
-        assert_eq!(seen, vec![Ev::Http("GET".into(), "/index.html".into())]);
-        let out = String::from_utf8(tx.pending().to_vec()).unwrap();
+        s.feed(&mut request, &mut |s: &Session, e: Event<'_>| {
+            seen.push((Ev::from(e), s.state()));
+            if answer {
+                s.http_response(200, "text/html", b"<p>hi</p>").unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![(Ev::Http("GET".into(), "/index.html".into()), State::HttpRequest)]
+        );
+        let out = String::from_utf8(s.pending().to_vec()).unwrap();
         if answer {
             assert!(
                 out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\n<p>hi</p>"),
@@ -576,9 +562,10 @@ fn plain_http_requests_can_be_answered() {
         } else {
             assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out}");
         }
-        assert!(tx.is_closed() && !rx.wants_input());
+        assert_eq!(s.state(), State::Closed);
+        assert!(!s.wants_read());
         assert_eq!(
-            tx.http_response(200, "text/plain", b""),
+            s.http_response(200, "text/plain", b""),
             Err(Error::NotOpen),
             "one response only"
         );
@@ -587,35 +574,42 @@ fn plain_http_requests_can_be_answered() {
 
 #[test]
 fn a_malformed_head_cut_across_reads_is_refused_at_eof() {
-    let mut s = server();
-    assert_eq!(feed(&mut s, b"GET /chat HTTP/1.1\r\nHost: example.com\r\nX").1, Ok(()));
-    assert_eq!(feed(&mut s, &[0xff; 8]).1, Ok(()), "no line end yet: not parsed");
+    let s = server();
+    assert_eq!(feed(&s, b"GET /chat HTTP/1.1\r\nHost: example.com\r\nX").1, Ok(()));
+    assert_eq!(feed(&s, &[0xff; 8]).1, Ok(()), "no line end yet: not parsed");
     let mut events = Vec::new();
-    let result = s.feed_eof(|_, e| events.push(Ev::from(e)));
+    let result = s.feed_eof(&mut |_: &Session, e: Event<'_>| events.push(Ev::from(e)));
     assert!(matches!(result, Err(Error::Handshake(_))), "{result:?}");
-    assert!(String::from_utf8_lossy(&drain(&mut s)).starts_with("HTTP/1.1 400 "));
+    assert!(String::from_utf8_lossy(&drain(&s)).starts_with("HTTP/1.1 400 "));
 }
 
-/// Receiver plus sender, with the events seen, for the direct-read tests.
-struct Direct<'a>(&'a mut wsconn::Sender, Vec<Ev>);
-impl wsconn::Handler for Direct<'_> {
-    fn with_sender<R>(&mut self, f: impl FnOnce(&mut wsconn::Sender) -> R) -> R {
-        f(self.0)
-    }
-    fn on_event(&mut self, e: wsconn::Event<'_>) {
-        self.1.push(Ev::from(e));
-    }
-}
-
-/// Writes the next `n` bytes of `wire` into the room a direct read offers.
-fn direct_read(rx: &mut wsconn::Receiver, h: &mut Direct, wire: &[u8], n: usize) -> wsconn::Result<()> {
-    let room = rx.direct_room(1).expect("a direct read is offered");
-    assert!(room.len() >= n, "room {} for {n} bytes", room.len());
-    for (slot, byte) in room.iter_mut().zip(&wire[..n]) {
-        slot.write(*byte);
-    }
-    // SAFETY: the first `n` bytes of the room were just written.
-    unsafe { rx.direct_filled(n, h) }
+/// A direct read of the next `n` bytes of `wire` (of at least `min` still to
+/// come): `None` when none is offered, else the room offered and the outcome.
+fn direct_read(
+    s: &Session,
+    events: &mut Vec<Ev>,
+    wire: &[u8],
+    min: usize,
+    n: usize,
+) -> Option<(usize, std::io::Result<usize>)> {
+    let mut room = 0;
+    let mut handler = |_: &Session, e: Event<'_>| events.push(Ev::from(e));
+    // SAFETY: the closure initializes the bytes it reports (at most the room).
+    let result = unsafe {
+        s.read_direct(
+            min,
+            |buf| {
+                room = buf.len();
+                let take = n.min(buf.len());
+                for (slot, byte) in buf.iter_mut().zip(&wire[..take]) {
+                    slot.write(*byte);
+                }
+                Ok(n)
+            },
+            &mut handler,
+        )
+    };
+    result.map(|r| (room, r))
 }
 
 #[test]
@@ -628,24 +622,26 @@ fn direct_reads_reassemble_like_feeds_and_never_take_the_next_frame() {
         (14, vec![150_000]),
         (5_000, vec![]),
     ] {
-        let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 24);
-        let mut rx = wsconn::Receiver::server(std::sync::Arc::new(Config::default()));
-        let mut h = Direct(&mut tx, Vec::new());
-        rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
-        rx.feed(&mut wire[..head].to_vec(), &mut h).unwrap();
+        let s = open_server_with(config_with(|c| c.set_max_output(1 << 24).unwrap()));
+        let mut events = feed(&s, &wire[..head]).0;
         let mut pos = head;
         for n in steps {
-            direct_read(&mut rx, &mut h, &wire[pos..], n).unwrap();
+            let (room, result) = direct_read(&s, &mut events, &wire[pos..], 1, n).expect("offered");
+            assert!(room >= n, "room {room} for {n} bytes");
+            assert_eq!(result.unwrap(), n);
             pos += n;
         }
         // The room ends where the frame ends: the next frame is never read into it.
-        let room = rx.direct_room(1).expect("frame not complete").len();
-        assert_eq!(room, first_len - pos);
-        direct_read(&mut rx, &mut h, &wire[pos..], room).unwrap();
-        assert!(rx.direct_room(1).is_none(), "no frame in progress");
-        rx.feed(&mut wire[first_len..].to_vec(), &mut h).unwrap();
+        let left = first_len - pos;
+        let (room, result) = direct_read(&s, &mut events, &wire[pos..], 1, left).expect("frame not complete");
+        assert_eq!((room, result.unwrap()), (left, left));
+        assert!(
+            direct_read(&s, &mut events, &[], 1, 0).is_none(),
+            "no frame in progress"
+        );
+        events.extend(feed(&s, &wire[first_len..]).0);
         assert_eq!(
-            h.1[1..].to_vec(),
+            events,
             vec![
                 Ev::Text(String::from_utf8(text.clone()).unwrap()),
                 Ev::Binary(b"next".to_vec())
@@ -660,40 +656,40 @@ fn direct_reads_fail_fast_on_invalid_text_and_refuse_overfills() {
     let mut text = vec![b'a'; 200_000];
     text[150_000] = 0xC0; // an overlong lead byte
     let wire = client_frame(0x81, &text);
-    let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 24);
-    let mut rx = wsconn::Receiver::server(std::sync::Arc::new(Config::default()));
-    let mut h = Direct(&mut tx, Vec::new());
-    rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
-    let response = h.0.buffered();
-    h.0.consume(response).unwrap();
-    rx.feed(&mut wire[..1000].to_vec(), &mut h).unwrap();
-    assert!(rx.direct_room(200_000).is_none(), "less than the minimum is to come");
-    // More than the room offered is refused, and nothing is processed.
-    let room = rx.direct_room(1).unwrap().len();
-    // SAFETY: the call is refused before any byte is read (n > room).
-    assert_eq!(
-        unsafe { rx.direct_filled(room + 1, &mut h) },
-        Err(Error::InvalidArgument)
+    let s = open_server_with(config_with(|c| c.set_max_output(1 << 24).unwrap()));
+    let mut events = feed(&s, &wire[..1000]).0;
+    assert!(
+        direct_read(&s, &mut events, &[], 200_000, 0).is_none(),
+        "less than the minimum is to come"
     );
-    direct_read(&mut rx, &mut h, &wire[1000..], 100_000).unwrap();
-    let result = direct_read(&mut rx, &mut h, &wire[101_000..], 60_000);
-    assert_eq!(result, Err(Error::InvalidUtf8), "fails as the bad byte arrives");
-    assert_eq!(close_code_sent(h.0.pending()), Some(1007));
-    assert!(rx.direct_room(1).is_none());
+    // A read that claims more than the room offered is refused, and nothing is processed.
+    let (room, _) = direct_read(&s, &mut events, &wire[1000..], 1, 0).unwrap();
+    let (_, result) = direct_read(&s, &mut events, &wire[1000..], 1, room + 1).unwrap();
+    assert_eq!(result.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    let (_, result) = direct_read(&s, &mut events, &wire[1000..], 1, 100_000).unwrap();
+    assert_eq!(result.unwrap(), 100_000);
+    assert!(events.is_empty());
+    let (_, result) = direct_read(&s, &mut events, &wire[101_000..], 1, 60_000).unwrap();
+    assert_eq!(result.unwrap(), 60_000);
+    assert_eq!(
+        events,
+        vec![Ev::Error(Error::InvalidUtf8)],
+        "fails as the bad byte arrives"
+    );
+    assert_eq!(close_code_sent(&s.pending()), Some(1007));
+    assert!(direct_read(&s, &mut events, &[], 1, 0).is_none());
 }
 
 #[test]
 fn no_direct_reads_for_streaming_or_control_frames() {
-    let mut tx = wsconn::Sender::new(wsconn::Role::Server, 1 << 24);
-    let mut rx = wsconn::Receiver::server(std::sync::Arc::new(Config::default()));
-    let mut h = Direct(&mut tx, Vec::new());
-    rx.feed(&mut REQUEST.to_vec(), &mut h).unwrap();
-    assert!(rx.direct_room(1).is_none(), "nothing in progress");
+    let s = open_server();
+    let mut events = Vec::new();
+    assert!(direct_read(&s, &mut events, &[], 1, 0).is_none(), "nothing in progress");
     let ping = client_frame(0x89, &[1; 100]);
-    rx.feed(&mut ping[..10].to_vec(), &mut h).unwrap();
-    assert!(rx.direct_room(1).is_none(), "control frame");
-    rx.feed(&mut ping[10..].to_vec(), &mut h).unwrap();
-    rx.set_streaming(true);
-    rx.feed(&mut client_frame(0x82, &[0; 100_000])[..50], &mut h).unwrap();
-    assert!(rx.direct_room(1).is_none(), "streaming");
+    assert_eq!(feed(&s, &ping[..10]).1, Ok(()));
+    assert!(direct_read(&s, &mut events, &[], 1, 0).is_none(), "control frame");
+    assert_eq!(feed(&s, &ping[10..]).1, Ok(()));
+    s.set_streaming(true);
+    assert_eq!(feed(&s, &client_frame(0x82, &[0; 100_000])[..50]).1, Ok(()));
+    assert!(direct_read(&s, &mut events, &[], 1, 0).is_none(), "streaming");
 }

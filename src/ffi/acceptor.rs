@@ -1,10 +1,16 @@
 //! `wsconn_acceptor_t`: a listening socket on a reactor (C name of [`Acceptor`]).
 
+use std::ffi::{c_char, c_int, c_void};
+
+use super::result::{code, code_of, Failure};
 use super::str_arg;
-use crate::proto::error::Error;
-use crate::runtime::acceptor::{wsconn_accept_func, Acceptor};
+use crate::runtime::acceptor::Acceptor;
 use crate::runtime::reactor::Reactor;
-use std::ffi::{c_char, c_void};
+
+/// Called with each accepted socket (non-blocking, TCP_NODELAY). Return a
+/// negative value to have it closed; otherwise the socket belongs to the program
+/// (typically given to a `wsconn_t` with `wsconn_set_fd`).
+pub type wsconn_accept_func = Option<extern "C" fn(fd: c_int, arg: *mut c_void) -> c_int>;
 
 /// Creates an acceptor on `reactor` (which must outlive it). Release it with
 /// `wsconn_acceptor_release`. Returns NULL if `reactor` is NULL.
@@ -14,10 +20,11 @@ use std::ffi::{c_char, c_void};
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_acceptor_create(reactor: *mut Reactor) -> *mut Acceptor {
     ffi_boundary!(std::ptr::null_mut(), {
-        if reactor.is_null() {
+        // SAFETY: NULL or live per the caller.
+        let Some(reactor) = (unsafe { reactor.as_ref() }) else {
             return std::ptr::null_mut();
-        }
-        Box::into_raw(Box::new(Acceptor::new(reactor)))
+        };
+        Acceptor::create(reactor).as_ptr()
     })
 }
 
@@ -35,7 +42,9 @@ pub unsafe extern "C" fn wsconn_acceptor_set_accept_func(
     ffi_boundary!((), {
         // SAFETY: NULL or live per the caller.
         if let Some(acceptor) = unsafe { acceptor.as_ref() } {
-            acceptor.set_accept_func(func, arg);
+            acceptor.set_on_accept(
+                func.map(|f| -> crate::runtime::acceptor::AcceptFn { Box::new(move |fd| f(fd, arg) >= 0) }),
+            );
         }
     })
 }
@@ -50,20 +59,17 @@ pub unsafe extern "C" fn wsconn_acceptor_set_accept_func(
 /// `acceptor` is NULL or a live acceptor; `ip` is NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_acceptor_start(acceptor: *mut Acceptor, ip: *const c_char, port: i32) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let Some(a) = (unsafe { acceptor.as_ref() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
         // SAFETY: NULL or NUL-terminated per the caller.
         let ip = match unsafe { str_arg(ip) } {
             Ok(ip) => ip,
-            Err(e) => return e.code(),
+            Err(e) => return code(e),
         };
-        match a.start(acceptor, ip, port) {
-            Ok(()) => 0,
-            Err(e) => e.code(),
-        }
+        code_of(a.start(ip, port))
     })
 }
 
@@ -74,14 +80,14 @@ pub unsafe extern "C" fn wsconn_acceptor_start(acceptor: *mut Acceptor, ip: *con
 /// `acceptor` is NULL or a live acceptor.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_acceptor_port(acceptor: *const Acceptor) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let Some(a) = (unsafe { acceptor.as_ref() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
         match a.port() {
             Ok(port) => port as i32,
-            Err(e) => e.code(),
+            Err(e) => code(e),
         }
     })
 }
@@ -93,15 +99,12 @@ pub unsafe extern "C" fn wsconn_acceptor_port(acceptor: *const Acceptor) -> i32 
 /// `acceptor` is NULL or a live acceptor.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_acceptor_stop(acceptor: *mut Acceptor) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let Some(a) = (unsafe { acceptor.as_ref() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
-        match a.stop() {
-            Ok(()) => 0,
-            Err(e) => e.code(),
-        }
+        code_of(a.stop())
     })
 }
 
@@ -112,7 +115,7 @@ pub unsafe extern "C" fn wsconn_acceptor_stop(acceptor: *mut Acceptor) -> i32 {
 /// `acceptor` is NULL or a live acceptor, not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_acceptor_release(acceptor: *mut Acceptor) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         if !acceptor.is_null() {
             // SAFETY: live and given up per the caller.
             unsafe { Acceptor::release(acceptor) };
@@ -131,14 +134,11 @@ pub unsafe extern "C" fn wsconn_acceptor_release(acceptor: *mut Acceptor) -> i32
 /// `acceptor` is NULL or a live acceptor.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_acceptor_set_reuseport(acceptor: *mut Acceptor, on: i32) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let Some(a) = (unsafe { acceptor.as_ref() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
-        match a.set_reuse_port(on != 0) {
-            Ok(()) => 0,
-            Err(e) => e.code(),
-        }
+        code_of(a.set_reuse_port(on != 0))
     })
 }

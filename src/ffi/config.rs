@@ -1,15 +1,17 @@
 //! `wsconn_config_t`: limits and subprotocols, shared by the sessions made from it.
 
-use super::{code_of, str_arg};
-use crate::proto::config::Config;
-use crate::proto::error::Error;
 use std::ffi::c_char;
 use std::sync::Arc;
+
+use super::result::{code, code_of, Failure};
+use super::str_arg;
+use crate::proto::config::Config;
+use crate::runtime::config::{ConnConfig, Timeouts};
 
 /// Session options. Sessions copy what they need when created, so a config may be
 /// changed or freed afterwards. Not thread-safe: use from one thread at a time.
 pub struct wsconn_config_t {
-    pub(crate) inner: Arc<Config>,
+    pub(crate) inner: ConnConfig,
 }
 
 /// Creates a config holding the defaults: max frame and message 16 MiB, max
@@ -19,7 +21,7 @@ pub struct wsconn_config_t {
 pub extern "C" fn wsconn_config_new() -> *mut wsconn_config_t {
     ffi_boundary!(std::ptr::null_mut(), {
         Box::into_raw(Box::new(wsconn_config_t {
-            inner: Arc::new(Config::default()),
+            inner: ConnConfig::default(),
         }))
     })
 }
@@ -40,26 +42,35 @@ pub unsafe extern "C" fn wsconn_config_free(config: *mut wsconn_config_t) {
     })
 }
 
-/// Applies `change` to the config behind `config`.
+/// Applies `change` to the protocol options behind `config`.
 ///
 /// # Safety
 /// `config` is NULL or a live config.
-unsafe fn update(config: *mut wsconn_config_t, change: impl FnOnce(&mut Config) -> Result<(), Error>) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+unsafe fn update(config: *mut wsconn_config_t, change: impl FnOnce(&mut Config) -> Result<(), Failure>) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or a live config, used by one thread at a time (documented).
         let Some(config) = (unsafe { config.as_mut() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
-        code_of(change(Arc::make_mut(&mut config.inner)))
+        code_of(change(Arc::make_mut(&mut config.inner.protocol)))
     })
 }
 
-fn positive(value: usize) -> Result<usize, Error> {
-    if value == 0 {
-        Err(Error::InvalidArgument)
-    } else {
-        Ok(value)
-    }
+/// Applies `change` to the timeouts behind `config`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+unsafe fn update_timeouts(
+    config: *mut wsconn_config_t,
+    change: impl FnOnce(&mut Timeouts) -> Result<(), Failure>,
+) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or a live config, used by one thread at a time (documented).
+        let Some(config) = (unsafe { config.as_mut() }) else {
+            return code(Failure::Null);
+        };
+        code_of(change(&mut config.inner.timeouts))
+    })
 }
 
 /// Sets the largest frame payload accepted from the peer (a larger one closes the
@@ -71,12 +82,7 @@ fn positive(value: usize) -> Result<usize, Error> {
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_frame_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update(config, |c| {
-            c.max_frame_size = positive(bytes)?;
-            Ok(())
-        })
-    }
+    unsafe { update(config, |c| Ok(c.set_max_frame_size(bytes)?)) }
 }
 
 /// Sets the largest message accepted from the peer, summed over its fragments
@@ -88,12 +94,7 @@ pub unsafe extern "C" fn wsconn_config_set_max_frame_size(config: *mut wsconn_co
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_message_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update(config, |c| {
-            c.max_message_size = positive(bytes)?;
-            Ok(())
-        })
-    }
+    unsafe { update(config, |c| Ok(c.set_max_message_size(bytes)?)) }
 }
 
 /// Sets how many output bytes a session may hold: a send that would exceed it
@@ -107,12 +108,7 @@ pub unsafe extern "C" fn wsconn_config_set_max_message_size(config: *mut wsconn_
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_output(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update(config, |c| {
-            c.max_output = positive(bytes)?;
-            Ok(())
-        })
-    }
+    unsafe { update(config, |c| Ok(c.set_max_output(bytes)?)) }
 }
 
 /// Sets the largest opening handshake head (request or response) accepted; a
@@ -124,12 +120,7 @@ pub unsafe extern "C" fn wsconn_config_set_max_output(config: *mut wsconn_config
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_max_handshake_size(config: *mut wsconn_config_t, bytes: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update(config, |c| {
-            c.max_handshake_size = positive(bytes)?;
-            Ok(())
-        })
-    }
+    unsafe { update(config, |c| Ok(c.set_max_handshake_size(bytes)?)) }
 }
 
 /// Adds a subprotocol. A server selects the first added that the client offers
@@ -142,31 +133,8 @@ pub unsafe extern "C" fn wsconn_config_set_max_handshake_size(config: *mut wscon
 /// `config` is NULL or a live config; `name` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_add_subprotocol(config: *mut wsconn_config_t, name: *const c_char) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
-        // SAFETY: forwarded caller guarantee.
-        let name = match unsafe { str_arg(name) } {
-            Ok(name) => name,
-            Err(e) => return e.code(),
-        };
-        // SAFETY: forwarded caller guarantee.
-        unsafe {
-            update(config, |c| {
-                if !is_token(name) {
-                    return Err(Error::InvalidArgument);
-                }
-                c.subprotocols.push(name.to_owned());
-                Ok(())
-            })
-        }
-    })
-}
-
-/// An HTTP token (RFC 7230 §3.2.6).
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    // SAFETY: forwarded caller guarantees.
+    unsafe { update(config, |c| Ok(c.add_subprotocol(str_arg(name)?)?)) }
 }
 
 /// Sets the time a reactor connection has for its TCP connect and opening
@@ -178,12 +146,7 @@ fn is_token(name: &str) -> bool {
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_handshake_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update(config, |c| {
-            c.handshake_timeout_ms = positive(ms as usize)? as u32;
-            Ok(())
-        })
-    }
+    unsafe { update_timeouts(config, |t| Ok(t.set_handshake_ms(ms)?)) }
 }
 
 /// Sets how long a reactor connection may go without input before it is closed
@@ -195,8 +158,8 @@ pub unsafe extern "C" fn wsconn_config_set_handshake_timeout(config: *mut wsconn
 pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
     unsafe {
-        update(config, |c| {
-            c.idle_timeout_ms = ms;
+        update_timeouts(config, |t| {
+            t.set_idle_ms(ms);
             Ok(())
         })
     }
@@ -212,8 +175,8 @@ pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_conf
 pub unsafe extern "C" fn wsconn_config_set_ping_interval(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
     unsafe {
-        update(config, |c| {
-            c.ping_interval_ms = ms;
+        update_timeouts(config, |t| {
+            t.set_ping_interval_ms(ms);
             Ok(())
         })
     }
@@ -228,12 +191,7 @@ pub unsafe extern "C" fn wsconn_config_set_ping_interval(config: *mut wsconn_con
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_pong_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update(config, |c| {
-            c.pong_timeout_ms = positive(ms as usize)? as u32;
-            Ok(())
-        })
-    }
+    unsafe { update_timeouts(config, |t| Ok(t.set_pong_ms(ms)?)) }
 }
 
 /// Sets how long a reactor connection waits for the peer to finish the closing
@@ -245,10 +203,5 @@ pub unsafe extern "C" fn wsconn_config_set_pong_timeout(config: *mut wsconn_conf
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_close_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update(config, |c| {
-            c.close_timeout_ms = positive(ms as usize)? as u32;
-            Ok(())
-        })
-    }
+    unsafe { update_timeouts(config, |t| Ok(t.set_close_ms(ms)?)) }
 }

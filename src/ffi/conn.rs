@@ -1,24 +1,31 @@
-//! `wsconn_t`: a WebSocket connection on a reactor (C name of [`Conn`]), with
-//! gbase's function names and callbacks, and what gbase lacked.
+//! `wsconn_t`: a WebSocket connection on a reactor, with gbase's function
+//! names and callbacks, and what gbase lacked.
 
-use super::{bytes_arg, code_of, kind_arg, str_arg, wsconn_config_t};
-use crate::proto::error::Error;
-use crate::proto::event::MessageKind;
-use crate::runtime::connection::*;
-use crate::runtime::reactor::Reactor;
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::Arc;
+
+use super::callbacks::{message_arg, CallbackTable, Slot};
+use super::result::{code, code_of, Failure};
+use super::{bytes_arg, kind_arg, str_arg, wsconn_config_t};
+use crate::ffi::callbacks::*;
+use crate::proto::error::Error;
+use crate::proto::event::MessageKind;
+use crate::runtime::connection::Connection;
+use crate::runtime::reactor::Reactor;
 
 /// Runs `f` on a live connection, mapping NULL and panics to codes.
 ///
 /// # Safety
 /// `con` is NULL or a live connection.
-unsafe fn with_conn(con: *const Conn, f: impl FnOnce(&Conn) -> Result<(), Error>) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+unsafe fn with_conn(
+    con: *const Connection<CCallbacks>,
+    f: impl FnOnce(&Connection<CCallbacks>) -> Result<(), Failure>,
+) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller; only shared references are made.
         match unsafe { con.as_ref() } {
             Some(conn) => code_of(f(conn)),
-            None => Error::Null.code(),
+            None => code(Failure::Null),
         }
     })
 }
@@ -27,11 +34,19 @@ unsafe fn with_conn(con: *const Conn, f: impl FnOnce(&Conn) -> Result<(), Error>
 ///
 /// # Safety
 /// `con` is NULL or a live connection.
-unsafe fn set_callback(con: *mut Conn, callback: Callback, arg: *mut c_void) {
+unsafe fn set_callback(
+    con: *mut Connection<CCallbacks>,
+    slot: Slot,
+    change: impl FnOnce(&mut CallbackTable),
+    arg: *mut c_void,
+) {
     ffi_boundary!((), {
         // SAFETY: NULL or live per the caller.
         if let Some(conn) = unsafe { con.as_ref() } {
-            conn.set_callback(callback, arg);
+            let handler = conn.handler();
+            handler.set(slot, change, arg);
+            conn.set_streaming(handler.table().fragment.is_some());
+            conn.set_serve_http(handler.table().http.is_some());
         }
     })
 }
@@ -44,12 +59,13 @@ unsafe fn set_callback(con: *mut Conn, callback: Callback, arg: *mut c_void) {
 /// # Safety
 /// `reactor` is NULL or a live reactor.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_create(reactor: *mut Reactor) -> *mut Conn {
+pub unsafe extern "C" fn wsconn_create(reactor: *mut Reactor) -> *mut Connection<CCallbacks> {
     ffi_boundary!(std::ptr::null_mut(), {
-        if reactor.is_null() {
+        // SAFETY: NULL or live per the caller.
+        let Some(reactor) = (unsafe { reactor.as_ref() }) else {
             return std::ptr::null_mut();
-        }
-        Box::into_raw(Box::new(Conn::new(reactor)))
+        };
+        Connection::create(reactor, CCallbacks::default()).as_ptr()
     })
 }
 
@@ -61,11 +77,11 @@ pub unsafe extern "C" fn wsconn_create(reactor: *mut Reactor) -> *mut Conn {
 /// # Safety
 /// `con` is NULL or a live connection, not used afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_release(con: *mut Conn) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+pub unsafe extern "C" fn wsconn_release(con: *mut Connection<CCallbacks>) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
         if !con.is_null() {
-            // SAFETY: live and given up per the caller.
-            unsafe { Conn::release(con) };
+            // SAFETY: live, made by wsconn_create, and given up per the caller.
+            unsafe { Connection::release(con) };
         }
         0
     })
@@ -76,9 +92,13 @@ pub unsafe extern "C" fn wsconn_release(con: *mut Conn) -> i32 {
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_build_func(con: *mut Conn, func: wsconn_build_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_build_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_build_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Build(func), arg) }
+    unsafe { set_callback(con, Slot::Build, |t| t.build = func, arg) }
 }
 
 /// Sets gbase's read callback (each complete message, text or binary) and its `arg`.
@@ -86,9 +106,13 @@ pub unsafe extern "C" fn wsconn_set_build_func(con: *mut Conn, func: wsconn_buil
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_read_func(con: *mut Conn, func: wsconn_read_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_read_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_read_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Read(func), arg) }
+    unsafe { set_callback(con, Slot::Read, |t| t.read = func, arg) }
 }
 
 /// Sets gbase's close callback and its `arg`.
@@ -96,9 +120,13 @@ pub unsafe extern "C" fn wsconn_set_read_func(con: *mut Conn, func: wsconn_read_
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_close_func(con: *mut Conn, func: wsconn_close_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_close_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_close_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Close(func), arg) }
+    unsafe { set_callback(con, Slot::Close, |t| t.close = func, arg) }
 }
 
 /// Sets the message callback (complete message with its type), replacing the
@@ -107,9 +135,13 @@ pub unsafe extern "C" fn wsconn_set_close_func(con: *mut Conn, func: wsconn_clos
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_message_func(con: *mut Conn, func: wsconn_message_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_message_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_message_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Message(func), arg) }
+    unsafe { set_callback(con, Slot::Message, |t| t.message = func, arg) }
 }
 
 /// Sets the streaming-receive callback: messages arrive piece by piece and are
@@ -119,9 +151,13 @@ pub unsafe extern "C" fn wsconn_set_message_func(con: *mut Conn, func: wsconn_me
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_fragment_func(con: *mut Conn, func: wsconn_fragment_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_fragment_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_fragment_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Fragment(func), arg) }
+    unsafe { set_callback(con, Slot::Fragment, |t| t.fragment = func, arg) }
 }
 
 /// Sets the close callback that tells the close code and reason.
@@ -129,9 +165,13 @@ pub unsafe extern "C" fn wsconn_set_fragment_func(con: *mut Conn, func: wsconn_f
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_close_ex_func(con: *mut Conn, func: wsconn_close_ex_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_close_ex_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_close_ex_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::CloseEx(func), arg) }
+    unsafe { set_callback(con, Slot::CloseEx, |t| t.close_ex = func, arg) }
 }
 
 /// Sets the drain callback (output fell low again after `WSCONN_ERR_FULL`).
@@ -139,9 +179,13 @@ pub unsafe extern "C" fn wsconn_set_close_ex_func(con: *mut Conn, func: wsconn_c
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_drain_func(con: *mut Conn, func: wsconn_drain_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_drain_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_drain_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Drain(func), arg) }
+    unsafe { set_callback(con, Slot::Drain, |t| t.drain = func, arg) }
 }
 
 /// Sets the pong callback.
@@ -149,9 +193,13 @@ pub unsafe extern "C" fn wsconn_set_drain_func(con: *mut Conn, func: wsconn_drai
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_pong_func(con: *mut Conn, func: wsconn_pong_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_pong_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_pong_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Pong(func), arg) }
+    unsafe { set_callback(con, Slot::Pong, |t| t.pong = func, arg) }
 }
 
 /// Sets the HTTP callback: with one set before `wsconn_start`, a request that is
@@ -161,9 +209,13 @@ pub unsafe extern "C" fn wsconn_set_pong_func(con: *mut Conn, func: wsconn_pong_
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_http_func(con: *mut Conn, func: wsconn_http_func, arg: *mut c_void) {
+pub unsafe extern "C" fn wsconn_set_http_func(
+    con: *mut Connection<CCallbacks>,
+    func: wsconn_http_func,
+    arg: *mut c_void,
+) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { set_callback(con, Callback::Http(func), arg) }
+    unsafe { set_callback(con, Slot::Http, |t| t.http = func, arg) }
 }
 
 /// Uses these options instead of the reactor's (copied). Only before
@@ -172,13 +224,13 @@ pub unsafe extern "C" fn wsconn_set_http_func(con: *mut Conn, func: wsconn_http_
 /// # Safety
 /// `con` and `config` are NULL or live.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_config(con: *mut Conn, config: *const wsconn_config_t) -> i32 {
+pub unsafe extern "C" fn wsconn_set_config(con: *mut Connection<CCallbacks>, config: *const wsconn_config_t) -> i32 {
     // SAFETY: NULL or live per the caller.
     let Some(config) = (unsafe { config.as_ref() }) else {
-        return Error::Null.code();
+        return code(Failure::Null);
     };
     // SAFETY: forwarded caller guarantee.
-    unsafe { with_conn(con, |c| c.set_config(Arc::clone(&config.inner))) }
+    unsafe { with_conn(con, |c| Ok(c.set_config(Arc::new(config.inner.clone()))?)) }
 }
 
 /// The connection's socket, or -1 (none, or closed).
@@ -186,10 +238,10 @@ pub unsafe extern "C" fn wsconn_set_config(con: *mut Conn, config: *const wsconn
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_fd(con: *const Conn) -> c_int {
+pub unsafe extern "C" fn wsconn_fd(con: *const Connection<CCallbacks>) -> c_int {
     ffi_boundary!(-1, {
         // SAFETY: NULL or live per the caller.
-        unsafe { con.as_ref() }.map_or(-1, Conn::fd)
+        unsafe { con.as_ref() }.map_or(-1, |c| c.fd())
     })
 }
 
@@ -200,7 +252,7 @@ pub unsafe extern "C" fn wsconn_fd(con: *const Conn) -> c_int {
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_fd(con: *mut Conn, fd: c_int) {
+pub unsafe extern "C" fn wsconn_set_fd(con: *mut Connection<CCallbacks>, fd: c_int) {
     ffi_boundary!((), {
         // SAFETY: NULL or live per the caller.
         if let Some(conn) = unsafe { con.as_ref() } {
@@ -217,9 +269,9 @@ pub unsafe extern "C" fn wsconn_set_fd(con: *mut Conn, fd: c_int) {
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_start(con: *mut Conn) -> i32 {
+pub unsafe extern "C" fn wsconn_start(con: *mut Connection<CCallbacks>) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { with_conn(con, Conn::start) }
+    unsafe { with_conn(con, |c| Ok(c.start()?)) }
 }
 
 /// Drops the connection at once: no closing handshake, no callbacks, the socket
@@ -229,9 +281,9 @@ pub unsafe extern "C" fn wsconn_start(con: *mut Conn) -> i32 {
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_stop(con: *mut Conn) -> i32 {
+pub unsafe extern "C" fn wsconn_stop(con: *mut Connection<CCallbacks>) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { with_conn(con, Conn::stop) }
+    unsafe { with_conn(con, |c| Ok(c.stop()?)) }
 }
 
 /// 0 when the opening handshake is complete and no close has started, as in
@@ -240,9 +292,9 @@ pub unsafe extern "C" fn wsconn_stop(con: *mut Conn) -> i32 {
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_established(con: *const Conn) -> i32 {
+pub unsafe extern "C" fn wsconn_established(con: *const Connection<CCallbacks>) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { with_conn(con, Conn::established) }
+    unsafe { with_conn(con, |c| Ok(c.established()?)) }
 }
 
 /// gbase's send: queues a TEXT message of `buflen` bytes (valid UTF-8; `buffer`
@@ -254,12 +306,12 @@ pub unsafe extern "C" fn wsconn_established(con: *const Conn) -> i32 {
 /// # Safety
 /// `con` is NULL or a live connection; `buffer` points to `buflen` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_send(con: *mut Conn, buffer: *const c_char, buflen: c_int) -> i32 {
+pub unsafe extern "C" fn wsconn_send(con: *mut Connection<CCallbacks>, buffer: *const c_char, buflen: c_int) -> i32 {
     let Ok(len) = usize::try_from(buflen) else {
-        return Error::InvalidArgument.code();
+        return code(Error::InvalidArgument);
     };
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_conn(con, |c| c.send(MessageKind::Text, bytes_arg(buffer.cast(), len)?)) }
+    unsafe { with_conn(con, |c| send(c, MessageKind::Text, bytes_arg(buffer.cast(), len)?)) }
 }
 
 /// Queues a text message (valid UTF-8). Returns as `wsconn_send`.
@@ -267,9 +319,9 @@ pub unsafe extern "C" fn wsconn_send(con: *mut Conn, buffer: *const c_char, bufl
 /// # Safety
 /// `con` is NULL or a live connection; `data` points to `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_send_text(con: *mut Conn, data: *const c_char, len: usize) -> i32 {
+pub unsafe extern "C" fn wsconn_send_text(con: *mut Connection<CCallbacks>, data: *const c_char, len: usize) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_conn(con, |c| c.send(MessageKind::Text, bytes_arg(data.cast(), len)?)) }
+    unsafe { with_conn(con, |c| send(c, MessageKind::Text, bytes_arg(data.cast(), len)?)) }
 }
 
 /// Queues a binary message. Returns as `wsconn_send`.
@@ -277,9 +329,9 @@ pub unsafe extern "C" fn wsconn_send_text(con: *mut Conn, data: *const c_char, l
 /// # Safety
 /// `con` is NULL or a live connection; `data` points to `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_send_binary(con: *mut Conn, data: *const c_void, len: usize) -> i32 {
+pub unsafe extern "C" fn wsconn_send_binary(con: *mut Connection<CCallbacks>, data: *const c_void, len: usize) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_conn(con, |c| c.send(MessageKind::Binary, bytes_arg(data.cast(), len)?)) }
+    unsafe { with_conn(con, |c| send(c, MessageKind::Binary, bytes_arg(data.cast(), len)?)) }
 }
 
 /// Queues one fragment of a message sent piece by piece: `type` is
@@ -290,7 +342,7 @@ pub unsafe extern "C" fn wsconn_send_binary(con: *mut Conn, data: *const c_void,
 /// `con` is NULL or a live connection; `data` points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_send_fragment(
-    con: *mut Conn,
+    con: *mut Connection<CCallbacks>,
     r#type: c_int,
     data: *const c_void,
     len: usize,
@@ -299,7 +351,7 @@ pub unsafe extern "C" fn wsconn_send_fragment(
     // SAFETY: forwarded caller guarantees.
     unsafe {
         with_conn(con, |c| {
-            c.send_fragment(kind_arg(r#type)?, bytes_arg(data.cast(), len)?, fin != 0)
+            Ok(c.send_fragment(kind_arg(r#type)?, bytes_arg(data.cast(), len)?, fin != 0)?)
         })
     }
 }
@@ -309,9 +361,9 @@ pub unsafe extern "C" fn wsconn_send_fragment(
 /// # Safety
 /// `con` is NULL or a live connection; `data` points to `len` readable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_ping(con: *mut Conn, data: *const c_void, len: usize) -> i32 {
+pub unsafe extern "C" fn wsconn_ping(con: *mut Connection<CCallbacks>, data: *const c_void, len: usize) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_conn(con, |c| c.ping(bytes_arg(data.cast(), len)?)) }
+    unsafe { with_conn(con, |c| Ok(c.ping(bytes_arg(data.cast(), len)?)?)) }
 }
 
 /// Starts the closing handshake with `code` (1000–1003, 1007–1011, 3000–4999, or
@@ -323,13 +375,13 @@ pub unsafe extern "C" fn wsconn_ping(con: *mut Conn, data: *const c_void, len: u
 /// # Safety
 /// `con` is NULL or a live connection; `reason` is NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_close(con: *mut Conn, code: c_int, reason: *const c_char) -> i32 {
+pub unsafe extern "C" fn wsconn_close(con: *mut Connection<CCallbacks>, code: c_int, reason: *const c_char) -> i32 {
     // SAFETY: forwarded caller guarantees.
     unsafe {
         with_conn(con, |c| {
             let reason = if reason.is_null() { "" } else { str_arg(reason)? };
             let code = u16::try_from(code).map_err(|_| Error::InvalidArgument)?;
-            c.close(code, reason)
+            Ok(c.close(code, reason)?)
         })
     }
 }
@@ -339,10 +391,10 @@ pub unsafe extern "C" fn wsconn_close(con: *mut Conn, code: c_int, reason: *cons
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_buffered_amount(con: *const Conn) -> usize {
+pub unsafe extern "C" fn wsconn_buffered_amount(con: *const Connection<CCallbacks>) -> usize {
     ffi_boundary!(0, {
         // SAFETY: NULL or live per the caller.
-        unsafe { con.as_ref() }.map_or(0, Conn::buffered_amount)
+        unsafe { con.as_ref() }.map_or(0, |c| c.buffered_amount())
     })
 }
 
@@ -353,9 +405,9 @@ pub unsafe extern "C" fn wsconn_buffered_amount(con: *const Conn) -> usize {
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_pause_read(con: *mut Conn) -> i32 {
+pub unsafe extern "C" fn wsconn_pause_read(con: *mut Connection<CCallbacks>) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { with_conn(con, Conn::pause_read) }
+    unsafe { with_conn(con, |c| Ok(c.pause_read()?)) }
 }
 
 /// Resumes reading after `wsconn_pause_read`. Returns as `wsconn_pause_read`.
@@ -363,25 +415,27 @@ pub unsafe extern "C" fn wsconn_pause_read(con: *mut Conn) -> i32 {
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_resume_read(con: *mut Conn) -> i32 {
+pub unsafe extern "C" fn wsconn_resume_read(con: *mut Connection<CCallbacks>) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { with_conn(con, Conn::resume_read) }
+    unsafe { with_conn(con, |c| Ok(c.resume_read()?)) }
 }
 
 /// Client role: connects to `url` ("ws://host[:port][/path]"; wss is not
-/// supported yet): resolves the host (this may block for names; literals do
-/// not), connects without blocking, sends the opening handshake, then calls the
-/// build callback — or the close callbacks (code 1006) if the connection or the
-/// handshake fails or times out. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
-/// `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (resolve/connect
-/// failed at once), `WSCONN_ERR_STATE` (already started).
+/// supported yet): a host name is resolved on a worker thread (the reactor never
+/// blocks), then the reactor connects without blocking, sends the opening
+/// handshake, and calls the build callback — or the close callbacks (code 1006,
+/// `wsconn_close_error` telling `WSCONN_ERR_IO` or `WSCONN_ERR_TIMEOUT`) if the
+/// resolution, the connection or the handshake fails or the handshake timeout
+/// passes first. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+/// `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (an IP address
+/// that cannot be connected to at once), `WSCONN_ERR_STATE` (already started).
 ///
 /// # Safety
 /// `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_connect(con: *mut Conn, url: *const c_char) -> i32 {
+pub unsafe extern "C" fn wsconn_connect(con: *mut Connection<CCallbacks>, url: *const c_char) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_conn(con, |c| c.connect(str_arg(url)?)) }
+    unsafe { with_conn(con, |c| Ok(c.connect(str_arg(url)?)?)) }
 }
 
 /// The subprotocol selected in the handshake, or NULL (none, or not open yet).
@@ -390,10 +444,10 @@ pub unsafe extern "C" fn wsconn_connect(con: *mut Conn, url: *const c_char) -> i
 /// # Safety
 /// `con` is NULL or a live connection.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_subprotocol(con: *const Conn) -> *const c_char {
+pub unsafe extern "C" fn wsconn_subprotocol(con: *const Connection<CCallbacks>) -> *const c_char {
     ffi_boundary!(std::ptr::null(), {
         // SAFETY: NULL or live per the caller.
-        unsafe { con.as_ref() }.map_or(std::ptr::null(), Conn::subprotocol)
+        unsafe { con.as_ref() }.map_or(std::ptr::null(), |c| c.handler().subprotocol())
     })
 }
 
@@ -408,7 +462,7 @@ pub unsafe extern "C" fn wsconn_subprotocol(con: *const Conn) -> *const c_char {
 /// `body` points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_http_respond(
-    con: *mut Conn,
+    con: *mut Connection<CCallbacks>,
     status: c_int,
     content_type: *const c_char,
     body: *const c_void,
@@ -418,7 +472,36 @@ pub unsafe extern "C" fn wsconn_http_respond(
     unsafe {
         with_conn(con, |c| {
             let status = u16::try_from(status).map_err(|_| Error::InvalidArgument)?;
-            c.http_respond(status, str_arg(content_type)?, bytes_arg(body.cast(), len)?)
+            Ok(c.http_respond(status, str_arg(content_type)?, bytes_arg(body.cast(), len)?)?)
         })
     }
+}
+
+/// Sends a message from the program: the text the running message callback
+/// was lent is known valid (an echo is not checked twice); other text is.
+fn send(conn: &Connection<CCallbacks>, kind: MessageKind, data: &[u8]) -> Result<(), Failure> {
+    Ok(conn.send_message(message_arg(kind, data)?)?)
+}
+
+/// What ended the connection, for the close callbacks (and afterwards, until it
+/// is started again): `WSCONN_OK` (0) when the closing handshake completed (or
+/// a plain HTTP exchange did, or the connection has not ended); else the
+/// negative `wsconn_result`: `WSCONN_ERR_EOF` (the peer dropped TCP),
+/// `WSCONN_ERR_TIMEOUT` (handshake, pong or close timeout), `WSCONN_ERR_IO`
+/// (resolution, connect, read or write failed), `WSCONN_ERR_PROTOCOL`,
+/// `WSCONN_ERR_INVALID_UTF8`, `WSCONN_ERR_MESSAGE_TOO_BIG` (the peer broke the
+/// protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; or
+/// `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_close_error(con: *const Connection<CCallbacks>) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or live per the caller.
+        match unsafe { con.as_ref() } {
+            Some(conn) => conn.close_error().map_or(0, code),
+            None => code(Failure::Null),
+        }
+    })
 }

@@ -1,14 +1,30 @@
 //! `wsconn_reactor_t`: the event loop (C name of [`Reactor`]).
 
-use super::{code_of, wsconn_config_t};
-use crate::proto::error::Error;
-use crate::runtime::reactor::Reactor;
 use std::ffi::c_void;
 use std::sync::Arc;
 
+use super::result::{code, code_of, Failure};
+use super::wsconn_config_t;
+use crate::runtime::reactor::Reactor;
+
 /// A function run on the reactor's thread by `wsconn_reactor_defer`.
-/// (Spelled out rather than `Option<DeferFn>` so that cbindgen sees a function pointer.)
 pub type wsconn_defer_func = Option<extern "C" fn(arg: *mut c_void)>;
+
+/// A deferred C call, sent to the reactor's thread.
+struct DeferredCall {
+    func: extern "C" fn(arg: *mut c_void),
+    arg: *mut c_void,
+}
+
+// SAFETY: the program hands `arg` to the reactor's thread on purpose (that is
+// what wsconn_reactor_defer is for, documented); the library never touches it.
+unsafe impl Send for DeferredCall {}
+
+impl DeferredCall {
+    fn run(self) {
+        (self.func)(self.arg)
+    }
+}
 
 /// Creates a reactor (an epoll/kqueue event loop with timers). It belongs to the
 /// thread that dispatches it: every object made on it is used from that thread
@@ -34,14 +50,14 @@ pub extern "C" fn wsconn_reactor_create() -> *mut Reactor {
 /// `reactor` is NULL or a live reactor, on its own thread.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_reactor_dispatch(reactor: *mut Reactor, timeout_ms: i32) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let Some(reactor) = (unsafe { reactor.as_ref() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
         match reactor.dispatch(timeout_ms) {
             Ok(handled) => handled.min(i32::MAX as usize) as i32,
-            Err(e) => e.code(),
+            Err(e) => code(e),
         }
     })
 }
@@ -55,13 +71,13 @@ pub unsafe extern "C" fn wsconn_reactor_dispatch(reactor: *mut Reactor, timeout_
 /// `reactor` is NULL or a live reactor; no other thread may defer to it anymore.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_reactor_release(reactor: *mut Reactor) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let Some(r) = (unsafe { reactor.as_ref() }) else {
             return 0;
         };
         if r.is_dispatching() {
-            return Error::State.code();
+            return code(crate::runtime::error::Error::State);
         }
         r.detach_all();
         // SAFETY: from Box::into_raw in wsconn_reactor_create; not dispatching.
@@ -83,13 +99,14 @@ pub unsafe extern "C" fn wsconn_reactor_defer(
     func: wsconn_defer_func,
     arg: *mut c_void,
 ) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
-        let Some(func) = func else { return Error::Null.code() };
+    ffi_boundary!(code(Failure::Panic), {
+        let Some(func) = func else { return code(Failure::Null) };
         if reactor.is_null() {
-            return Error::Null.code();
+            return code(Failure::Null);
         }
+        let call = DeferredCall { func, arg };
         // SAFETY: live per the caller; defer_on touches only the thread-safe part.
-        code_of(unsafe { Reactor::defer_on(reactor, func, arg) })
+        code_of(unsafe { Reactor::defer_on(reactor, Box::new(move |_| call.run())) })
     })
 }
 
@@ -101,12 +118,12 @@ pub unsafe extern "C" fn wsconn_reactor_defer(
 /// `reactor` and `config` are NULL or live.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_reactor_set_config(reactor: *mut Reactor, config: *const wsconn_config_t) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let (Some(reactor), Some(config)) = (unsafe { reactor.as_ref() }, unsafe { config.as_ref() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
-        reactor.set_config(Arc::clone(&config.inner));
+        reactor.set_config(Arc::new(config.inner.clone()));
         0
     })
 }

@@ -2,26 +2,17 @@
 //! and event loop. The program feeds received bytes, gets events through
 //! callbacks, and writes what the session queues.
 
-use super::{bytes_arg, bytes_arg_mut, code_of, kind_arg, str_arg, wsconn_config_t};
-use crate::proto::config::Config;
-use crate::proto::error::Error;
-use crate::proto::event::{Event, MessageKind};
-use crate::proto::receiver::{Handler, Receiver};
-use crate::proto::sender::Sender;
-use crate::proto::session::{client_parts, state_of, wants_read, wants_write};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Arc;
 
-/// Message types for `on_message` and the send functions.
-#[repr(i32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum wsconn_msg_type {
-    /// A text message: valid UTF-8.
-    WSCONN_MSG_TEXT = 1,
-    /// A binary message.
-    WSCONN_MSG_BINARY = 2,
-}
+use super::result::{code, code_of, Failure};
+use super::{bytes_arg, bytes_arg_mut, kind_arg, kind_code, str_arg, wsconn_config_t};
+use crate::proto::config::Config;
+use crate::proto::error::Error;
+use crate::proto::event::{Event, Message};
+use crate::proto::session::{EventHandler, Session};
+use crate::proto::state::State;
 
 /// What `wsconn_session_state` returns.
 #[repr(i32)]
@@ -44,7 +35,9 @@ pub type wsconn_on_open = Option<
     extern "C" fn(session: *mut wsconn_session_t, arg: *mut c_void, path: *const c_char, subprotocol: *const c_char),
 >;
 /// Called for each complete message; `type` is a `wsconn_msg_type`. Text is valid
-/// UTF-8 (not NUL-terminated).
+/// UTF-8 (not NUL-terminated). `data` points into the buffer given to
+/// `wsconn_session_feed`, unmasked in place (or into the library's reassembly
+/// buffer); a program that changes it and sends it back has it checked again.
 pub type wsconn_on_message =
     Option<extern "C" fn(session: *mut wsconn_session_t, arg: *mut c_void, r#type: c_int, data: *const u8, len: usize)>;
 /// Called for a ping (whose pong the library already queued) or a pong.
@@ -84,39 +77,56 @@ pub struct wsconn_session_callbacks_t {
 /// A WebSocket session over a connection the program owns (server or client
 /// role). Not thread-safe: use a session from one thread at a time.
 pub struct wsconn_session_t {
-    rx: RefCell<Receiver>,
-    tx: RefCell<Sender>,
+    session: Session,
     callbacks: wsconn_session_callbacks_t,
     arg: *mut c_void,
+    /// A feed is running the callbacks.
+    feeding: Cell<bool>,
     /// Set by `wsconn_session_free` called from a callback: the feed that is
     /// running frees the session when it returns.
     free_requested: Cell<bool>,
 }
 
 impl wsconn_session_t {
-    fn new(rx: Receiver, tx: Sender, callbacks: Option<&wsconn_session_callbacks_t>, arg: *mut c_void) -> *mut Self {
+    fn new(session: Session, callbacks: Option<&wsconn_session_callbacks_t>, arg: *mut c_void) -> *mut Self {
         Box::into_raw(Box::new(wsconn_session_t {
-            rx: RefCell::new(rx),
-            tx: RefCell::new(tx),
+            session,
             callbacks: callbacks.copied().unwrap_or_default(),
             arg,
+            feeding: Cell::new(false),
             free_requested: Cell::new(false),
         }))
     }
+
+    /// Runs a feed (or EOF) with the C callbacks; frees the session afterwards
+    /// if a callback asked for it. Returns the code for C.
+    ///
+    /// # Safety
+    /// `this` is a live session.
+    unsafe fn feeding(this: *mut Self, feed: impl FnOnce(&Session, &mut Callbacks<'_>) -> Result<(), Error>) -> i32 {
+        // SAFETY: live per the caller; only shared references are made.
+        let s = unsafe { &*this };
+        s.feeding.set(true);
+        let result = feed(&s.session, &mut Callbacks { session: s, ptr: this });
+        s.feeding.set(false);
+        if s.free_requested.get() {
+            // SAFETY: freed from a callback; no reference to the session remains
+            // after this point.
+            drop(unsafe { Box::from_raw(this) });
+            return 0;
+        }
+        code_of(result)
+    }
 }
 
-/// Connects the receiver to the sender and the program's callbacks during a feed.
+/// Connects the session's events to the program's callbacks during a feed.
 struct Callbacks<'a> {
     session: &'a wsconn_session_t,
     ptr: *mut wsconn_session_t,
 }
 
-impl Handler for Callbacks<'_> {
-    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R {
-        f(&mut self.session.tx.borrow_mut())
-    }
-
-    fn on_event(&mut self, event: Event<'_>) {
+impl EventHandler for Callbacks<'_> {
+    fn on_event(&mut self, _: &Session, event: Event<'_>) {
         let cb = &self.session.callbacks;
         let (s, arg) = (self.ptr, self.session.arg);
         match event {
@@ -128,13 +138,10 @@ impl Handler for Callbacks<'_> {
                     f(s, arg, path.as_ptr(), protocol_ptr);
                 }
             }
-            Event::Message { kind, data } => {
+            Event::Message(message) => {
                 if let Some(f) = cb.on_message {
-                    let kind = match kind {
-                        MessageKind::Text => wsconn_msg_type::WSCONN_MSG_TEXT,
-                        MessageKind::Binary => wsconn_msg_type::WSCONN_MSG_BINARY,
-                    };
-                    f(s, arg, kind as c_int, data.as_ptr(), data.len());
+                    let data = message.as_bytes();
+                    f(s, arg, kind_code(message.kind()), data.as_ptr(), data.len());
                 }
             }
             Event::Ping(data) => {
@@ -157,7 +164,7 @@ impl Handler for Callbacks<'_> {
             }
             Event::Error(error) => {
                 if let Some(f) = cb.on_error {
-                    f(s, arg, error.code());
+                    f(s, arg, code(error));
                 }
             }
             // Sessions made here enable neither streaming receive nor HTTP serving.
@@ -177,7 +184,7 @@ impl Handler for Callbacks<'_> {
 unsafe fn config_arg(config: *const wsconn_config_t) -> Arc<Config> {
     // SAFETY: NULL or live per the caller.
     match unsafe { config.as_ref() } {
-        Some(c) => Arc::clone(&c.inner),
+        Some(c) => Arc::clone(&c.inner.protocol),
         None => Arc::new(Config::default()),
     }
 }
@@ -198,10 +205,9 @@ pub unsafe extern "C" fn wsconn_session_server_new(
     ffi_boundary!(std::ptr::null_mut(), {
         // SAFETY: forwarded caller guarantee.
         let config = unsafe { config_arg(config) };
-        let tx = Sender::new(crate::proto::role::Role::Server, config.max_output);
         // SAFETY: NULL or a valid struct per the caller.
         let callbacks = unsafe { callbacks.as_ref() };
-        wsconn_session_t::new(Receiver::server(config), tx, callbacks, arg)
+        wsconn_session_t::new(Session::server(config), callbacks, arg)
     })
 }
 
@@ -231,12 +237,12 @@ pub unsafe extern "C" fn wsconn_session_client_new(
         };
         // SAFETY: forwarded caller guarantee.
         let config = unsafe { config_arg(config) };
-        let Ok((rx, tx)) = client_parts(config, host, path) else {
+        let Ok(session) = Session::client(config, host, path) else {
             return std::ptr::null_mut();
         };
         // SAFETY: NULL or a valid struct per the caller.
         let callbacks = unsafe { callbacks.as_ref() };
-        wsconn_session_t::new(rx, tx, callbacks, arg)
+        wsconn_session_t::new(session, callbacks, arg)
     })
 }
 
@@ -251,7 +257,7 @@ pub unsafe extern "C" fn wsconn_session_free(session: *mut wsconn_session_t) {
     ffi_boundary!((), {
         // SAFETY: NULL or live per the caller.
         let Some(s) = (unsafe { session.as_ref() }) else { return };
-        if s.rx.try_borrow_mut().is_err() {
+        if s.feeding.get() {
             // A feed is running this session's callbacks: it frees the session.
             s.free_requested.set(true);
             return;
@@ -265,31 +271,14 @@ pub unsafe extern "C" fn wsconn_session_free(session: *mut wsconn_session_t) {
 ///
 /// # Safety
 /// `session` is NULL or a live session.
-unsafe fn with_session(
-    session: *const wsconn_session_t,
-    f: impl FnOnce(&wsconn_session_t) -> Result<(), Error>,
-) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
+unsafe fn with_session(session: *const wsconn_session_t, f: impl FnOnce(&Session) -> Result<(), Failure>) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller; only shared references are made.
         match unsafe { session.as_ref() } {
-            Some(s) => code_of(f(s)),
-            None => Error::Null.code(),
+            Some(s) => code_of(f(&s.session)),
+            None => code(Failure::Null),
         }
     })
-}
-
-/// Runs `f` on the sender of a live session.
-///
-/// # Safety
-/// `session` is NULL or a live session.
-unsafe fn with_sender(session: *const wsconn_session_t, f: impl FnOnce(&mut Sender) -> Result<(), Error>) -> i32 {
-    // SAFETY: forwarded caller guarantee.
-    unsafe {
-        with_session(session, |s| {
-            let mut tx = s.tx.try_borrow_mut().map_err(|_| Error::Reentrant)?;
-            f(&mut tx)
-        })
-    }
 }
 
 /// Feeds bytes received from the peer. Callbacks run inside this call. The
@@ -308,34 +297,17 @@ unsafe fn with_sender(session: *const wsconn_session_t, f: impl FnOnce(&mut Send
 /// `session` is NULL or a live session; `data` points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_session_feed(session: *mut wsconn_session_t, data: *mut u8, len: usize) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
-        // SAFETY: NULL or live per the caller; only shared references are made.
-        let Some(s) = (unsafe { session.as_ref() }) else {
-            return Error::Null.code();
-        };
+    ffi_boundary!(code(Failure::Panic), {
+        if session.is_null() {
+            return code(Failure::Null);
+        }
         // SAFETY: the caller lends `len` writable bytes for the call.
         let data = match unsafe { bytes_arg_mut(data, len) } {
             Ok(data) => data,
-            Err(e) => return e.code(),
+            Err(e) => return code(e),
         };
-        let Ok(mut rx) = s.rx.try_borrow_mut() else {
-            return Error::Reentrant.code();
-        };
-        let result = rx.feed(
-            data,
-            &mut Callbacks {
-                session: s,
-                ptr: session,
-            },
-        );
-        drop(rx);
-        if s.free_requested.get() {
-            // SAFETY: freed from a callback; no reference to the session remains
-            // after this point.
-            drop(unsafe { Box::from_raw(session) });
-            return 0;
-        }
-        code_of(result.map(|_| ()))
+        // SAFETY: live per the caller.
+        unsafe { wsconn_session_t::feeding(session, |s, callbacks| s.feed(data, callbacks).map(|_| ())) }
     })
 }
 
@@ -347,25 +319,12 @@ pub unsafe extern "C" fn wsconn_session_feed(session: *mut wsconn_session_t, dat
 /// `session` is NULL or a live session.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_session_feed_eof(session: *mut wsconn_session_t) -> i32 {
-    ffi_boundary!(Error::Panic.code(), {
-        // SAFETY: NULL or live per the caller.
-        let Some(s) = (unsafe { session.as_ref() }) else {
-            return Error::Null.code();
-        };
-        let Ok(mut rx) = s.rx.try_borrow_mut() else {
-            return Error::Reentrant.code();
-        };
-        let result = rx.feed_eof(&mut Callbacks {
-            session: s,
-            ptr: session,
-        });
-        drop(rx);
-        if s.free_requested.get() {
-            // SAFETY: freed from a callback; no reference remains after this point.
-            drop(unsafe { Box::from_raw(session) });
-            return 0;
+    ffi_boundary!(code(Failure::Panic), {
+        if session.is_null() {
+            return code(Failure::Null);
         }
-        code_of(result)
+        // SAFETY: live per the caller.
+        unsafe { wsconn_session_t::feeding(session, |s, callbacks| s.feed_eof(callbacks)) }
     })
 }
 
@@ -383,8 +342,7 @@ pub unsafe extern "C" fn wsconn_session_output(session: *const wsconn_session_t,
         let (Some(s), false) = (unsafe { session.as_ref() }, data.is_null()) else {
             return 0;
         };
-        let Ok(tx) = s.tx.try_borrow() else { return 0 };
-        let pending = tx.pending();
+        let pending = s.session.pending();
         // SAFETY: `data` is non-NULL and writable per the caller.
         unsafe { *data = pending.as_ptr() };
         pending.len()
@@ -399,7 +357,7 @@ pub unsafe extern "C" fn wsconn_session_output(session: *const wsconn_session_t,
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_session_consume(session: *mut wsconn_session_t, n: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { with_sender(session, |tx| tx.consume(n)) }
+    unsafe { with_session(session, |s| Ok(s.consume(n)?)) }
 }
 
 /// 1 if the program should read from the socket and feed the bytes, else 0
@@ -415,10 +373,7 @@ pub unsafe extern "C" fn wsconn_session_want_read(session: *const wsconn_session
         let Some(s) = (unsafe { session.as_ref() }) else {
             return 0;
         };
-        match (s.rx.try_borrow(), s.tx.try_borrow()) {
-            (Ok(rx), Ok(tx)) => wants_read(&rx, &tx) as c_int,
-            _ => 0,
-        }
+        s.session.wants_read() as c_int
     })
 }
 
@@ -434,7 +389,7 @@ pub unsafe extern "C" fn wsconn_session_want_write(session: *const wsconn_sessio
         let Some(s) = (unsafe { session.as_ref() }) else {
             return 0;
         };
-        s.tx.try_borrow().map_or(0, |tx| wants_write(&tx) as c_int)
+        s.session.wants_write() as c_int
     })
 }
 
@@ -444,20 +399,12 @@ pub unsafe extern "C" fn wsconn_session_want_write(session: *const wsconn_sessio
 /// `session` is NULL or a live session.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_session_state(session: *const wsconn_session_t) -> c_int {
-    ffi_boundary!(Error::Panic.code(), {
+    ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         let Some(s) = (unsafe { session.as_ref() }) else {
-            return Error::Null.code();
+            return code(Failure::Null);
         };
-        // During a feed the receiver is busy; it is still open or closing then.
-        let Ok(tx) = s.tx.try_borrow() else {
-            return Error::Reentrant.code();
-        };
-        match s.rx.try_borrow() {
-            Ok(rx) => state_of(&rx, &tx) as c_int,
-            Err(_) if tx.is_closed() => wsconn_state::WSCONN_STATE_CLOSING as c_int,
-            Err(_) => wsconn_state::WSCONN_STATE_OPEN as c_int,
-        }
+        wsconn_state::from(s.session.state()) as c_int
     })
 }
 
@@ -472,7 +419,7 @@ pub unsafe extern "C" fn wsconn_session_buffered_amount(session: *const wsconn_s
         let Some(s) = (unsafe { session.as_ref() }) else {
             return 0;
         };
-        s.tx.try_borrow().map_or(0, |tx| tx.buffered())
+        s.session.buffered()
     })
 }
 
@@ -492,7 +439,11 @@ pub unsafe extern "C" fn wsconn_session_send(
     len: usize,
 ) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_sender(session, |tx| tx.send(kind_arg(r#type)?, bytes_arg(data, len)?)) }
+    unsafe {
+        with_session(session, |s| {
+            Ok(s.send_message(Message::new(kind_arg(r#type)?, bytes_arg(data, len)?)?)?)
+        })
+    }
 }
 
 /// Queues one fragment of a message (for messages sent piece by piece). The first
@@ -513,8 +464,8 @@ pub unsafe extern "C" fn wsconn_session_send_fragment(
 ) -> i32 {
     // SAFETY: forwarded caller guarantees.
     unsafe {
-        with_sender(session, |tx| {
-            tx.send_fragment(kind_arg(r#type)?, bytes_arg(data, len)?, fin != 0)
+        with_session(session, |s| {
+            Ok(s.send_fragment(kind_arg(r#type)?, bytes_arg(data, len)?, fin != 0)?)
         })
     }
 }
@@ -527,7 +478,7 @@ pub unsafe extern "C" fn wsconn_session_send_fragment(
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_session_ping(session: *mut wsconn_session_t, data: *const u8, len: usize) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_sender(session, |tx| tx.ping(bytes_arg(data, len)?)) }
+    unsafe { with_session(session, |s| Ok(s.ping(bytes_arg(data, len)?)?)) }
 }
 
 /// Queues an unsolicited pong (a heartbeat; pings are answered automatically).
@@ -538,7 +489,7 @@ pub unsafe extern "C" fn wsconn_session_ping(session: *mut wsconn_session_t, dat
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_session_pong(session: *mut wsconn_session_t, data: *const u8, len: usize) -> i32 {
     // SAFETY: forwarded caller guarantees.
-    unsafe { with_sender(session, |tx| tx.pong(bytes_arg(data, len)?)) }
+    unsafe { with_session(session, |s| Ok(s.pong(bytes_arg(data, len)?)?)) }
 }
 
 /// Starts the closing handshake: queues a close frame with `code` (1000–1003,
@@ -558,10 +509,21 @@ pub unsafe extern "C" fn wsconn_session_close(
 ) -> i32 {
     // SAFETY: forwarded caller guarantees.
     unsafe {
-        with_sender(session, |tx| {
+        with_session(session, |s| {
             let reason = if reason.is_null() { "" } else { str_arg(reason)? };
             let code = u16::try_from(code).map_err(|_| Error::InvalidArgument)?;
-            tx.close(code, reason)
+            Ok(s.close(code, reason)?)
         })
+    }
+}
+
+impl From<State> for wsconn_state {
+    fn from(state: State) -> wsconn_state {
+        match state {
+            State::Handshake => wsconn_state::WSCONN_STATE_CONNECTING,
+            State::Open => wsconn_state::WSCONN_STATE_OPEN,
+            State::HttpRequest | State::CloseSent => wsconn_state::WSCONN_STATE_CLOSING,
+            State::AwaitingEof | State::Closed => wsconn_state::WSCONN_STATE_CLOSED,
+        }
     }
 }

@@ -1,29 +1,16 @@
-//! Limits and options shared by the sessions of a program.
+//! The protocol limits and options of a session. Every setter checks its value,
+//! so a `Config` that exists is a valid one.
+
+use crate::proto::error::{Error, Result};
 
 /// Session options. Sessions hold it behind an `Arc`, so one value serves many.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Largest frame payload accepted from the peer (close 1009 above it).
-    pub max_frame_size: usize,
-    /// Largest message accepted from the peer, summed over its fragments (close 1009).
-    pub max_message_size: usize,
-    /// Output bytes a session may hold before sends fail with [`crate::Error::Full`].
-    pub max_output: usize,
-    /// Largest opening handshake (request or response head) accepted.
-    pub max_handshake_size: usize,
-    /// Subprotocols, in order of preference: a server selects the first of these the
-    /// client offered; a client offers all of them.
-    pub subprotocols: Vec<String>,
-    /// Reactor connections: time allowed for the TCP connect and opening handshake.
-    pub handshake_timeout_ms: u32,
-    /// Reactor connections: close (1001) after this long without input; 0 = never.
-    pub idle_timeout_ms: u32,
-    /// Reactor connections: ping after this long without input; 0 = no keepalive.
-    pub ping_interval_ms: u32,
-    /// Reactor connections: drop the connection when no input arrives this long after a ping.
-    pub pong_timeout_ms: u32,
-    /// Reactor connections: drop TCP when the closing handshake does not finish in time.
-    pub close_timeout_ms: u32,
+    max_frame_size: usize,
+    max_message_size: usize,
+    max_output: usize,
+    max_handshake_size: usize,
+    subprotocols: Vec<String>,
 }
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -38,11 +25,116 @@ impl Default for Config {
             max_output: DEFAULT_MAX_OUTPUT,
             max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
             subprotocols: Vec::new(),
-            handshake_timeout_ms: 10_000,
-            idle_timeout_ms: 0,
-            ping_interval_ms: 0,
-            pong_timeout_ms: 10_000,
-            close_timeout_ms: 5_000,
         }
+    }
+}
+
+/// A size limit of 0 would refuse everything: it is a mistake, not a setting.
+fn positive(bytes: usize) -> Result<usize> {
+    if bytes == 0 {
+        Err(Error::InvalidArgument)
+    } else {
+        Ok(bytes)
+    }
+}
+
+/// An HTTP token (RFC 7230 §3.2.6): what a subprotocol name must be.
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl Config {
+    /// The defaults, with these subprotocols ([`Error::InvalidArgument`] unless
+    /// each is an HTTP token).
+    pub fn with_subprotocols(names: &[&str]) -> Result<Config> {
+        let mut config = Config::default();
+        for name in names {
+            config.add_subprotocol(name)?;
+        }
+        Ok(config)
+    }
+
+    /// Largest frame payload accepted from the peer (close 1009 above it).
+    pub fn max_frame_size(&self) -> usize {
+        self.max_frame_size
+    }
+
+    /// Largest message accepted from the peer, summed over its fragments (close 1009).
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Output bytes a session may hold before sends fail with [`Error::Full`].
+    pub fn max_output(&self) -> usize {
+        self.max_output
+    }
+
+    /// Largest opening handshake (request or response head) accepted.
+    pub fn max_handshake_size(&self) -> usize {
+        self.max_handshake_size
+    }
+
+    /// Subprotocols, in order of preference: a server selects the first of these the
+    /// client offered; a client offers all of them.
+    pub fn subprotocols(&self) -> &[String] {
+        &self.subprotocols
+    }
+
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn set_max_frame_size(&mut self, bytes: usize) -> Result<()> {
+        self.max_frame_size = positive(bytes)?;
+        Ok(())
+    }
+
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn set_max_message_size(&mut self, bytes: usize) -> Result<()> {
+        self.max_message_size = positive(bytes)?;
+        Ok(())
+    }
+
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn set_max_output(&mut self, bytes: usize) -> Result<()> {
+        self.max_output = positive(bytes)?;
+        Ok(())
+    }
+
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn set_max_handshake_size(&mut self, bytes: usize) -> Result<()> {
+        self.max_handshake_size = positive(bytes)?;
+        Ok(())
+    }
+
+    /// Adds a subprotocol at the end of the list; [`Error::InvalidArgument`]
+    /// unless `name` is an HTTP token.
+    pub fn add_subprotocol(&mut self, name: &str) -> Result<()> {
+        if !is_token(name) {
+            return Err(Error::InvalidArgument);
+        }
+        self.subprotocols.push(name.to_owned());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_values_are_refused_and_change_nothing() {
+        let mut c = Config::default();
+        assert_eq!(c.set_max_frame_size(0), Err(Error::InvalidArgument));
+        assert_eq!(c.set_max_message_size(0), Err(Error::InvalidArgument));
+        assert_eq!(c.set_max_output(0), Err(Error::InvalidArgument));
+        assert_eq!(c.set_max_handshake_size(0), Err(Error::InvalidArgument));
+        for bad in ["", "a b", "a,b", "é", "x\r\n"] {
+            assert_eq!(c.add_subprotocol(bad), Err(Error::InvalidArgument), "{bad:?}");
+        }
+        assert_eq!(c, Config::default());
+        c.add_subprotocol("chat.v2").unwrap();
+        c.set_max_frame_size(1).unwrap();
+        assert_eq!((c.subprotocols(), c.max_frame_size()), (&["chat.v2".to_owned()][..], 1));
     }
 }

@@ -1,27 +1,20 @@
-//! One error type for the whole crate, and its stable negative code for C.
+//! What can go wrong in the protocol core: misuse by the program, and the
+//! peer's violations of RFC 6455 (each with the close code it calls for).
 
 use crate::proto::close_code::CloseCode;
 
-/// Everything that can go wrong in wsconn.
-///
-/// Each variant maps to one stable negative `int` in the C API ([`Error::code`]);
-/// errors caused by the peer also name the close code sent to it
-/// ([`Error::close_code`]).
+/// An error of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("a required pointer argument was NULL")]
-    Null,
     #[error("invalid argument")]
     InvalidArgument,
-    #[error("internal panic caught at the API boundary")]
-    Panic,
     #[error("output buffer full: nothing was queued, retry once output drains")]
     Full,
     #[error("the opening handshake is not complete")]
     NotOpen,
     #[error("the connection is closing or closed")]
     Closed,
-    #[error("called from inside a callback of the same session")]
+    #[error("not allowed from inside an event of the same session")]
     Reentrant,
     #[error("protocol error: {0}")]
     Protocol(&'static str),
@@ -35,37 +28,9 @@ pub enum Error {
     HandshakeTooLarge,
     #[error("the peer closed the TCP connection without a close handshake")]
     Eof,
-    #[error("a socket or system call failed")]
-    Io,
-    #[error("timed out")]
-    Timeout,
-    #[error("not valid in the object's current state")]
-    State,
 }
 
 impl Error {
-    /// The stable C code of this error (see `wsconn_result` in the header).
-    pub fn code(&self) -> i32 {
-        match self {
-            Error::Null => -1,
-            Error::InvalidArgument => -2,
-            Error::Panic => -3,
-            Error::Full => -4,
-            Error::NotOpen => -5,
-            Error::Closed => -6,
-            Error::Reentrant => -7,
-            Error::Protocol(_) => -8,
-            Error::InvalidUtf8 => -9,
-            Error::MessageTooBig => -10,
-            Error::Handshake(_) => -11,
-            Error::HandshakeTooLarge => -12,
-            Error::Eof => -13,
-            Error::Io => -14,
-            Error::Timeout => -15,
-            Error::State => -16,
-        }
-    }
-
     /// The close code this error puts on the wire, for errors caused by the peer's frames.
     pub fn close_code(&self) -> Option<CloseCode> {
         match self {
@@ -73,6 +38,15 @@ impl Error {
             Error::InvalidUtf8 => Some(CloseCode::INVALID_PAYLOAD),
             Error::MessageTooBig => Some(CloseCode::MESSAGE_TOO_BIG),
             _ => None,
+        }
+    }
+
+    /// The reason sent with that close code.
+    pub fn close_reason(&self) -> &'static str {
+        match self {
+            Error::InvalidUtf8 => "invalid UTF-8",
+            Error::MessageTooBig => "message too big",
+            _ => "protocol error",
         }
     }
 }

@@ -9,6 +9,39 @@ pub enum MessageKind {
     Binary,
 }
 
+/// A complete data message. Text is a `&str`: its validity is a fact of its type,
+/// so sending it back ([`crate::Session::send_message`]) needs no second check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl<'a> Message<'a> {
+    /// A message of `kind` made of `data`; text must be UTF-8
+    /// ([`Error::InvalidArgument`] otherwise).
+    pub fn new(kind: MessageKind, data: &'a [u8]) -> Result<Message<'a>, Error> {
+        Ok(match kind {
+            MessageKind::Text => Message::Text(simdutf8::basic::from_utf8(data).map_err(|_| Error::InvalidArgument)?),
+            MessageKind::Binary => Message::Binary(data),
+        })
+    }
+
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Text(_) => MessageKind::Text,
+            Message::Binary(_) => MessageKind::Binary,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            Message::Text(text) => text.as_bytes(),
+            Message::Binary(data) => data,
+        }
+    }
+}
+
 /// An event of a session. Borrowed data is valid only while the event is handled.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -18,9 +51,9 @@ pub enum Event<'a> {
         path: &'a str,
         subprotocol: Option<&'a str>,
     },
-    /// A complete message (text is valid UTF-8).
-    Message { kind: MessageKind, data: &'a [u8] },
-    /// Streaming receive ([`crate::Receiver::set_streaming`]): the next piece of a
+    /// A complete message.
+    Message(Message<'a>),
+    /// Streaming receive ([`crate::Session::set_streaming`]): the next piece of a
     /// message, as it arrived; `fin` marks the last. Text pieces are valid UTF-8
     /// up to a code point that may continue in the next piece.
     Fragment {
@@ -28,9 +61,9 @@ pub enum Event<'a> {
         data: &'a [u8],
         fin: bool,
     },
-    /// A plain HTTP request (no WebSocket upgrade), when the receiver serves HTTP
-    /// ([`crate::Receiver::set_http`]). Answer with
-    /// [`crate::Sender::http_response`] while handling it, or 404 is sent.
+    /// A plain HTTP request (no WebSocket upgrade), when the session serves HTTP
+    /// ([`crate::Session::set_serve_http`]). Answer with
+    /// [`crate::Session::http_response`] while handling it, or 404 is sent.
     HttpRequest { method: &'a str, path: &'a str },
     /// A ping arrived; its pong is already queued.
     Ping(&'a [u8]),

@@ -8,35 +8,34 @@ use std::sync::Arc;
 use crate::proto::close_code::CloseCode;
 use crate::proto::config::Config;
 use crate::proto::error::{Error, Result};
-use crate::proto::event::{Event, MessageKind};
+use crate::proto::event::{Event, Message, MessageKind};
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::proto::handshake::{client, may_be_complete, server};
 use crate::proto::mask::apply_mask;
 use crate::proto::role::Role;
 use crate::proto::sender::Sender;
+use crate::proto::state::State;
 use crate::proto::utf8::Utf8Validator;
 
-/// What the receiver needs from around it: the sender (for handshake responses and
-/// automatic pong/close replies) and the program (for events). The sender is lent
-/// only for short calls, never across an event, so the program may send from
-/// inside its event handler.
-pub trait Handler {
-    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R;
+/// What the receiver works with, lent by its session for one call: the
+/// session's settings and state, its sender (for handshake answers and
+/// automatic pong and close replies) and the program's event handler. The
+/// sender is lent only for short calls, never across an event, so the program
+/// may send from inside its handler.
+pub(crate) trait Link {
+    fn config(&self) -> &Arc<Config>;
+    fn role(&self) -> Role;
+    fn state(&self) -> State;
+    fn set_state(&mut self, state: State);
+    /// Deliver data messages piece by piece (`Event::Fragment`).
+    fn streaming(&self) -> bool;
+    /// Report plain HTTP requests (`Event::HttpRequest`) instead of refusing them.
+    fn serves_http(&self) -> bool;
+    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender, Role, usize) -> R) -> R;
     fn on_event(&mut self, event: Event<'_>);
     /// Checked after every event: `true` makes `feed` return at once, reporting
     /// how far it got (the program paused reading or dropped the session).
-    fn stopped(&self) -> bool {
-        false
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Handshake,
-    Open,
-    /// Client after the close handshake: the server closes TCP first (§7.1.1).
-    AwaitingEof,
-    Closed,
+    fn stopped(&self) -> bool;
 }
 
 /// A frame whose payload is still arriving.
@@ -63,6 +62,8 @@ struct Partial {
     frame: Option<PartialFrame>,
     /// The data message being received, if it spans frames or reads.
     message: Option<MessageKind>,
+    /// That message is delivered piece by piece (streaming was on when it began).
+    streamed: bool,
     message_buf: Vec<u8>,
     /// Payload bytes of the data message being received, over all its frames.
     message_len: u64,
@@ -79,6 +80,7 @@ impl Partial {
             header_len: 0,
             frame: None,
             message: None,
+            streamed: false,
             message_buf: Vec::new(),
             message_len: 0,
             control_buf: Vec::new(),
@@ -99,16 +101,11 @@ impl Partial {
 /// What `Receiver::part` shows when nothing is incomplete.
 static IDLE: Partial = Partial::new();
 
-#[derive(Debug)]
-pub struct Receiver {
-    config: Arc<Config>,
+/// The parsing state of a session's input. An idle receiver holds nothing but
+/// an empty pointer.
+#[derive(Debug, Default)]
+pub(crate) struct Receiver {
     part: Option<Box<Partial>>,
-    role: Role,
-    phase: Phase,
-    /// Deliver data messages piece by piece (`Event::Fragment`) instead of whole.
-    streaming: bool,
-    /// Report plain HTTP requests (`Event::HttpRequest`) instead of refusing them.
-    serve_http: bool,
 }
 
 /// Reassembly buffers up to this size are kept for reuse (in the thread's pool).
@@ -128,29 +125,13 @@ thread_local! {
 }
 
 impl Receiver {
-    pub fn server(config: Arc<Config>) -> Self {
-        Self::new(Role::Server, config, None)
-    }
-
     /// A client receiver expecting the answer to a request sent with `key` for `path`.
-    pub fn client(config: Arc<Config>, key: String, path: String) -> Self {
-        Self::new(Role::Client, config, Some(Box::new((key, path))))
-    }
-
-    fn new(role: Role, config: Arc<Config>, client_request: Option<Box<(String, String)>>) -> Self {
-        let part = client_request.map(|request| {
-            Box::new(Partial {
-                client_request: Some(request),
-                ..Partial::new()
-            })
-        });
+    pub fn client(key: String, path: String) -> Self {
         Receiver {
-            config,
-            part,
-            role,
-            phase: Phase::Handshake,
-            streaming: false,
-            serve_http: false,
+            part: Some(Box::new(Partial {
+                client_request: Some(Box::new((key, path))),
+                ..Partial::new()
+            })),
         }
     }
 
@@ -191,86 +172,47 @@ impl Receiver {
         }
     }
 
-    /// Streaming receive: every data payload is reported as it arrives
-    /// (`Event::Fragment`), nothing is reassembled, so the program need not hold
-    /// a huge message in memory. The size limits still apply.
-    pub fn set_streaming(&mut self, streaming: bool) {
-        self.streaming = streaming;
-    }
-
-    /// Server role: report a request without `Upgrade: websocket` as
-    /// `Event::HttpRequest` (the program may answer it) instead of answering 400.
-    pub fn set_http(&mut self, serve_http: bool) {
-        self.serve_http = serve_http;
-    }
-
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
-    }
-
-    pub fn is_handshaking(&self) -> bool {
-        self.phase == Phase::Handshake
-    }
-
-    /// Whether more input is expected.
-    pub fn wants_input(&self) -> bool {
-        self.phase != Phase::Closed
-    }
-
-    /// Whether the session is over on the receiving side (the TCP connection may be
-    /// closed once output is written).
-    pub fn is_closed(&self) -> bool {
-        self.phase == Phase::Closed
-    }
-
-    /// Whether a close frame was received (or the session ended) on this side.
-    pub fn close_received(&self) -> bool {
-        matches!(self.phase, Phase::AwaitingEof | Phase::Closed)
-    }
-
     /// Processes received bytes and returns how many were used: all of them,
     /// unless the handler stopped the feed (then the rest must be fed again later).
     /// Events go to `h`; on a failure the matching close frame or HTTP error is
     /// queued, an `Error` event is delivered and the error is returned. Bytes
     /// arriving after the session closed are ignored (used).
-    pub fn feed<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
+    pub fn feed<H: Link>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
         let result = self.feed_inner(data, h);
         self.release_idle_part();
         result
     }
 
-    fn feed_inner<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
+    fn feed_inner<H: Link>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
         let mut start = 0;
-        if self.phase == Phase::Handshake {
+        if h.state() == State::Handshake {
             start = self.feed_handshake(data, h)?;
             if h.stopped() {
                 return Ok(start);
             }
         }
-        if self.phase == Phase::Open {
+        if h.state().receives_frames() {
             return Ok(start + self.feed_frames(&mut data[start..], h)?);
         }
         Ok(data.len())
     }
 
     /// The peer closed its side of the TCP connection.
-    pub fn feed_eof<H: Handler>(&mut self, h: &mut H) -> Result<()> {
-        if self.phase == Phase::Handshake && self.role == Role::Server && !self.part().head.is_empty() {
+    pub fn feed_eof<H: Link>(&mut self, h: &mut H) -> Result<()> {
+        if h.state() == State::Handshake && h.role() == Role::Server && !self.part().head.is_empty() {
             // A head held back unparsed (no line end came since) may already be
             // malformed: refuse it with its HTTP error rather than just dropping it.
             let head = std::mem::take(&mut self.part_mut().head);
             self.parse_head(&head, h)?;
         }
-        match self.phase {
-            Phase::Handshake | Phase::Open => {
-                self.phase = Phase::Closed;
-                self.drop_buffers();
-                h.with_sender(|tx| tx.fail(None, ""));
+        match h.state() {
+            State::Handshake | State::Open | State::CloseSent => {
+                self.end(h);
                 h.on_event(Event::Error(Error::Eof));
                 Err(Error::Eof)
             }
-            Phase::AwaitingEof | Phase::Closed => {
-                self.phase = Phase::Closed;
+            State::HttpRequest | State::AwaitingEof | State::Closed => {
+                h.set_state(State::Closed);
                 Ok(())
             }
         }
@@ -279,8 +221,8 @@ impl Receiver {
     // ---------------------------------------------------------------- handshake
 
     /// Returns how many bytes of `data` the handshake used.
-    fn feed_handshake<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<usize> {
-        let cap = self.config.max_handshake_size;
+    fn feed_handshake<H: Link>(&mut self, data: &[u8], h: &mut H) -> Result<usize> {
+        let cap = h.config().max_handshake_size();
         let buffered = self.part().head.len();
         if buffered == 0 {
             // The usual case: the whole head in one read, parsed where it lies; and
@@ -315,16 +257,21 @@ impl Receiver {
 
     /// Parses a request or response head; on success opens the session and
     /// returns the head's length.
-    fn parse_head<H: Handler>(&mut self, buf: &[u8], h: &mut H) -> Result<Option<usize>> {
-        let config = Arc::clone(&self.config);
-        match self.role {
+    fn parse_head<H: Link>(&mut self, buf: &[u8], h: &mut H) -> Result<Option<usize>> {
+        let config = Arc::clone(h.config());
+        match h.role() {
             Role::Server => match server::parse_head(buf, &config) {
                 Ok(None) => Ok(None),
-                Ok(Some(server::Parsed::Plain { method, path, .. })) if self.serve_http => {
-                    self.phase = Phase::Closed;
-                    h.with_sender(Sender::begin_http);
+                Ok(Some(server::Parsed::Plain { method, path, .. })) if h.serves_http() => {
+                    h.set_state(State::HttpRequest);
                     h.on_event(Event::HttpRequest { method, path });
-                    h.with_sender(Sender::end_http);
+                    if h.state() == State::HttpRequest {
+                        // The program did not answer.
+                        h.with_sender(|tx, _, _| {
+                            server::write_http_response(tx.buffer(), 404, "text/plain", b"Not Found\n")
+                        });
+                    }
+                    h.set_state(State::Closed);
                     Ok(Some(buf.len()))
                 }
                 Ok(Some(server::Parsed::Plain { .. })) => self.reject(
@@ -335,11 +282,8 @@ impl Receiver {
                     h,
                 ),
                 Ok(Some(server::Parsed::Upgrade(req))) => {
-                    h.with_sender(|tx| {
-                        server::write_accept(tx.out_buffer(), req.key, req.subprotocol);
-                        tx.open();
-                    });
-                    self.phase = Phase::Open;
+                    h.with_sender(|tx, _, _| server::write_accept(tx.buffer(), req.key, req.subprotocol));
+                    h.set_state(State::Open);
                     h.on_event(Event::Open {
                         path: req.path,
                         subprotocol: req.subprotocol,
@@ -361,8 +305,7 @@ impl Receiver {
                         Ok(None)
                     }
                     Ok(Some(resp)) => {
-                        h.with_sender(Sender::open);
-                        self.phase = Phase::Open;
+                        h.set_state(State::Open);
                         h.on_event(Event::Open {
                             path,
                             subprotocol: resp.subprotocol,
@@ -370,8 +313,7 @@ impl Receiver {
                         Ok(Some(resp.head_len))
                     }
                     Err(error) => {
-                        self.phase = Phase::Closed;
-                        h.with_sender(|tx| tx.fail(None, ""));
+                        self.end(h);
                         h.on_event(Event::Error(error));
                         Err(error)
                     }
@@ -381,12 +323,9 @@ impl Receiver {
     }
 
     /// Refuses the opening handshake with an HTTP error.
-    fn reject<H: Handler, T>(&mut self, rejection: server::Rejection, h: &mut H) -> Result<T> {
-        self.phase = Phase::Closed;
-        h.with_sender(|tx| {
-            server::write_rejection(tx.out_buffer(), rejection.status);
-            tx.fail(None, "");
-        });
+    fn reject<H: Link, T>(&mut self, rejection: server::Rejection, h: &mut H) -> Result<T> {
+        h.with_sender(|tx, _, _| server::write_rejection(tx.buffer(), rejection.status));
+        self.end(h);
         h.on_event(Event::Error(rejection.error));
         Err(rejection.error)
     }
@@ -394,9 +333,9 @@ impl Receiver {
     // ---------------------------------------------------------------- frames
 
     /// Returns how many bytes were used (all unless stopped).
-    fn feed_frames<H: Handler>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
+    fn feed_frames<H: Link>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
         let mut pos = 0;
-        while pos < data.len() && self.phase == Phase::Open {
+        while pos < data.len() && h.state().receives_frames() {
             if h.stopped() {
                 return Ok(pos);
             }
@@ -410,7 +349,7 @@ impl Receiver {
                 return Ok(data.len());
             };
             pos += used;
-            self.check_header(&header).or_else(|e| self.fail(e, h))?;
+            self.check_header(&header, h).or_else(|e| self.fail(e, h))?;
             let avail = (data.len() - pos) as u64;
             let fits = header.payload_len <= avail;
             let is_data = !header.opcode.is_control();
@@ -428,7 +367,10 @@ impl Receiver {
                 }
             } else {
                 if header.opcode != OpCode::Continuation && is_data {
-                    self.part_mut().message = Some(kind_of(header.opcode));
+                    let streamed = h.streaming();
+                    let part = self.part_mut();
+                    part.message = Some(kind_of(header.opcode));
+                    part.streamed = streamed;
                 }
                 let frame = PartialFrame {
                     opcode: header.opcode,
@@ -449,7 +391,7 @@ impl Receiver {
     /// Decodes the next header, completing one cut by the previous read. Returns
     /// the header and how many bytes of `data` it used, or `None` when `data` ends
     /// inside it (the bytes are kept).
-    fn next_header<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<Option<(FrameHeader, usize)>> {
+    fn next_header<H: Link>(&mut self, data: &[u8], h: &mut H) -> Result<Option<(FrameHeader, usize)>> {
         let have = self.part().header_len as usize;
         if have == 0 {
             return match FrameHeader::decode(data) {
@@ -479,11 +421,11 @@ impl Receiver {
 
     /// The rules that need the session's state (§5.1–5.4) and the size limits,
     /// checked before any payload byte is stored.
-    fn check_header(&self, header: &FrameHeader) -> Result<()> {
+    fn check_header<H: Link>(&self, header: &FrameHeader, h: &H) -> Result<()> {
         if header.rsv != 0 {
             return Err(Error::Protocol("reserved bits set without a negotiated extension"));
         }
-        match (self.role, header.mask.is_some()) {
+        match (h.role(), header.mask.is_some()) {
             (Role::Server, false) => return Err(Error::Protocol("unmasked frame from a client")),
             (Role::Client, true) => return Err(Error::Protocol("masked frame from a server")),
             _ => {}
@@ -499,8 +441,9 @@ impl Receiver {
         }
         if !header.opcode.is_control() {
             let so_far = self.part().message_len;
-            if header.payload_len > self.config.max_frame_size as u64
-                || so_far + header.payload_len > self.config.max_message_size as u64
+            let config = h.config();
+            if header.payload_len > config.max_frame_size() as u64
+                || so_far + header.payload_len > config.max_message_size() as u64
             {
                 return Err(Error::MessageTooBig);
             }
@@ -509,12 +452,12 @@ impl Receiver {
     }
 
     /// A complete, unfragmented message lying in the input: delivered in place.
-    fn whole_message<H: Handler>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
+    fn whole_message<H: Link>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
         let kind = kind_of(opcode);
         if kind == MessageKind::Text && Utf8Validator::validate_complete(payload).is_err() {
             return self.fail(Error::InvalidUtf8, h);
         }
-        if self.streaming {
+        if h.streaming() {
             h.on_event(Event::Fragment {
                 kind,
                 data: payload,
@@ -527,7 +470,7 @@ impl Receiver {
     }
 
     /// Part of a frame's payload (possibly all of it, possibly empty).
-    fn payload_chunk<H: Handler>(&mut self, mut frame: PartialFrame, chunk: &mut [u8], h: &mut H) -> Result<()> {
+    fn payload_chunk<H: Link>(&mut self, mut frame: PartialFrame, chunk: &mut [u8], h: &mut H) -> Result<()> {
         if self.reassembled_frame().is_some() {
             // Reassembled: stored as received, then unmasked and checked in place.
             let part = self.part_mut();
@@ -580,7 +523,7 @@ impl Receiver {
     /// Payload bytes of the current data frame were appended to the reassembly
     /// buffer at `start..`: unmasks and validates them there (failing fast on
     /// invalid text) and delivers the message when its last byte is in.
-    fn stored_payload<H: Handler>(&mut self, start: usize, h: &mut H) -> Result<()> {
+    fn stored_payload<H: Link>(&mut self, start: usize, h: &mut H) -> Result<()> {
         let part = self.part_mut();
         let mut frame = part.frame.expect("a data frame is being received");
         let kind = part.message.expect("a data frame belongs to a message");
@@ -639,7 +582,7 @@ impl Receiver {
     /// # Safety
     /// The first `n` bytes of the slice the last `direct_room` call returned
     /// were written (initialized), and the receiver was not used in between.
-    pub unsafe fn direct_filled<H: Handler>(&mut self, n: usize, h: &mut H) -> Result<()> {
+    pub unsafe fn direct_filled<H: Link>(&mut self, n: usize, h: &mut H) -> Result<()> {
         let room = self.reassembled_frame().map_or(0, |frame| {
             let buf = &self.part().message_buf;
             (buf.capacity() - buf.len()).min(frame.remaining as usize)
@@ -660,13 +603,17 @@ impl Receiver {
     /// The data frame in progress whose payload goes to the reassembly buffer.
     fn reassembled_frame(&self) -> Option<PartialFrame> {
         let frame = self.part().frame?;
-        (self.phase == Phase::Open && !self.streaming && !frame.opcode.is_control()).then_some(frame)
+        // A frame in progress exists only while frames are received (ending
+        // the session drops it).
+        (!self.part().streamed && !frame.opcode.is_control()).then_some(frame)
     }
 
-    fn control_frame<H: Handler>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
+    fn control_frame<H: Link>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
         match opcode {
             OpCode::Ping => {
-                h.with_sender(|tx| tx.auto_pong(payload));
+                if h.state() == State::Open {
+                    h.with_sender(|tx, role, max_output| tx.auto_pong(role, payload, max_output));
+                }
                 h.on_event(Event::Ping(payload));
             }
             OpCode::Pong => h.on_event(Event::Pong(payload)),
@@ -675,12 +622,15 @@ impl Receiver {
                     Ok(parsed) => parsed,
                     Err(e) => return self.fail(e, h),
                 };
-                self.phase = match self.role {
-                    Role::Server => Phase::Closed,
-                    Role::Client => Phase::AwaitingEof,
-                };
+                // Answered by echoing its status code, unless a close was sent already.
+                if h.state() == State::Open {
+                    h.with_sender(|tx, role, _| tx.queue_close(role, code, ""));
+                }
+                h.set_state(match h.role() {
+                    Role::Server => State::Closed,
+                    Role::Client => State::AwaitingEof,
+                });
                 self.drop_buffers();
-                h.with_sender(|tx| tx.reply_close(code));
                 h.on_event(Event::Close { code: code.0, reason });
             }
             _ => unreachable!("data opcodes are not control frames"),
@@ -690,17 +640,20 @@ impl Receiver {
 
     /// Fails the session with `error`: queues the close frame it calls for,
     /// reports it, and returns it.
-    fn fail<H: Handler, T>(&mut self, error: Error, h: &mut H) -> Result<T> {
-        self.phase = Phase::Closed;
-        self.drop_buffers();
-        let reason = match error {
-            Error::InvalidUtf8 => "invalid UTF-8",
-            Error::MessageTooBig => "message too big",
-            _ => "protocol error",
-        };
-        h.with_sender(|tx| tx.fail(error.close_code(), reason));
+    fn fail<H: Link, T>(&mut self, error: Error, h: &mut H) -> Result<T> {
+        if let (State::Open, Some(code)) = (h.state(), error.close_code()) {
+            h.with_sender(|tx, role, _| tx.queue_close(role, code, error.close_reason()));
+        }
+        self.end(h);
         h.on_event(Event::Error(error));
         Err(error)
+    }
+
+    /// Ends the session: nothing more is received or sent.
+    fn end<H: Link>(&mut self, h: &mut H) {
+        h.with_sender(|tx, _, _| tx.end());
+        h.set_state(State::Closed);
+        self.drop_buffers();
     }
 
     fn drop_buffers(&mut self) {
@@ -724,13 +677,15 @@ fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, &str)> {
     }
 }
 
-/// Delivers a complete message; text (validated) is marked as such meanwhile, so
-/// that echoing it does not validate it again.
-fn deliver_message<H: Handler>(h: &mut H, kind: MessageKind, data: &[u8]) {
-    match kind {
-        MessageKind::Text => crate::proto::utf8::while_delivering(data, || h.on_event(Event::Message { kind, data })),
-        MessageKind::Binary => h.on_event(Event::Message { kind, data }),
-    }
+/// Delivers a complete message; text was validated (as a whole, or piece by
+/// piece as it arrived).
+fn deliver_message<H: Link>(h: &mut H, kind: MessageKind, data: &[u8]) {
+    let message = match kind {
+        // SAFETY: every text message is validated as UTF-8 before it is delivered.
+        MessageKind::Text => Message::Text(unsafe { std::str::from_utf8_unchecked(data) }),
+        MessageKind::Binary => Message::Binary(data),
+    };
+    h.on_event(Event::Message(message));
 }
 
 /// Makes room in the reassembly buffer for `payload_left` more bytes of the

@@ -1,154 +1,635 @@
-//! A whole sans-IO session: a [`Receiver`] and a [`Sender`] joined, for Rust
-//! programs. (The C API joins the same two parts its own way, so that callbacks
-//! can send while input is being processed.)
+//! A WebSocket session: the owner of a connection's protocol state. It joins
+//! the receiving part (handshake and frame parsing) and the sending part
+//! (framing into the output buffer) around one [`State`], and it is where the
+//! re-entrancy rules live: the program's event handler may call back into the
+//! session it is handling.
 
+use std::cell::{Cell, Ref, RefCell};
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use crate::proto::config::Config;
-use crate::proto::error::Result;
-use crate::proto::event::Event;
-use crate::proto::handshake::client;
-use crate::proto::receiver::{Handler, Receiver};
+use crate::proto::error::{Error, Result};
+use crate::proto::event::{Event, Message, MessageKind};
+use crate::proto::frame::OpCode;
+use crate::proto::handshake::{client, server};
+use crate::proto::receiver::{Link, Receiver};
 use crate::proto::role::Role;
-use crate::proto::sender::Sender;
+use crate::proto::sender::{Sender, DIRECT_SEND_MIN};
+use crate::proto::state::State;
 
-/// Where a session stands, as the C API reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum State {
-    /// The opening handshake is under way.
-    Connecting = 0,
-    /// Messages flow both ways.
-    Open = 1,
-    /// A close frame was sent or received; the handshake is not finished.
-    Closing = 2,
-    /// Nothing more will be received or sent but the pending output.
-    Closed = 3,
-}
+/// What the program gives [`Session::feed`]: the receiver of the session's events.
+/// Closures `FnMut(&Session, Event)` are handlers.
+pub trait EventHandler {
+    /// One event; `session` may be used to answer from inside (see [`Session`]).
+    fn on_event(&mut self, session: &Session, event: Event<'_>);
 
-/// The state of a session made of `rx` and `tx`.
-pub fn state_of(rx: &Receiver, tx: &Sender) -> State {
-    if rx.is_handshaking() && !tx.is_closed() {
-        State::Connecting
-    } else if tx.is_closed() && (rx.is_closed() || rx.close_received()) {
-        State::Closed
-    } else if tx.is_closed() || rx.close_received() {
-        State::Closing
-    } else {
-        State::Open
+    /// Checked after every event: `true` makes `feed` return at once, reporting
+    /// how far it got (the program paused reading or is dropping the session).
+    fn stopped(&self) -> bool {
+        false
     }
 }
 
-/// Whether the program should read from the socket: more input is expected and
-/// output is not over its limit (a peer that does not read is not read either).
-pub fn wants_read(rx: &Receiver, tx: &Sender) -> bool {
-    rx.wants_input() && !tx.is_full()
+impl<F: FnMut(&Session, Event<'_>)> EventHandler for F {
+    fn on_event(&mut self, session: &Session, event: Event<'_>) {
+        self(session, event)
+    }
 }
 
-/// Whether output is waiting to be written.
-pub fn wants_write(tx: &Sender) -> bool {
-    tx.buffered() > 0
-}
-
-/// Makes the client side of a session: the upgrade request is queued at once.
-pub fn client_parts(config: Arc<Config>, host: &str, path: &str) -> Result<(Receiver, Sender)> {
-    let key = client::new_key();
-    let mut tx = Sender::new(Role::Client, config.max_output);
-    let mut request = Vec::new();
-    client::write_request(&mut request, host, path, &key, &config.subprotocols)?;
-    tx.queue_raw(&request);
-    Ok((Receiver::client(config, key, path.to_owned()), tx))
-}
-
-/// A session for Rust programs.
+/// A session, sans I/O: received bytes go in through [`Session::feed`], events
+/// come out to an [`EventHandler`]; sends go in, and the bytes to write come out
+/// through [`Session::pending`] and [`Session::consume`].
+///
+/// Every method takes `&self`, so a handler may call any of them on the session
+/// whose event it handles, with two exceptions: `feed`, `feed_eof` and
+/// `read_direct` return [`Error::Reentrant`] there (input is already being
+/// processed), and so does a send while the program holds the [`Ref`] that
+/// `pending` returned.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use wsconn::{Config, Event, MessageKind, Session};
+/// use wsconn::{Config, Event, Session};
 ///
-/// let mut server = Session::server(Arc::new(Config::default()));
-/// let mut client = Session::client(Arc::new(Config::default()), "localhost", "/").unwrap();
-/// let mut request = client.sender().pending().to_vec();
-/// client.sender().consume(request.len()).unwrap();
-/// server.feed(&mut request, |_, _| {}).unwrap();
-/// let mut response = server.sender().pending().to_vec();
-/// client.feed(&mut response, |tx, event| {
+/// let server = Session::server(Arc::new(Config::default()));
+/// let client = Session::client(Arc::new(Config::default()), "localhost", "/").unwrap();
+/// let mut request = client.pending().to_vec();
+/// client.consume(request.len()).unwrap();
+/// server.feed(&mut request, &mut |_: &Session, _: Event<'_>| {}).unwrap();
+/// let mut response = server.pending().to_vec();
+/// client.feed(&mut response, &mut |s: &Session, event: Event<'_>| {
 ///     if let Event::Open { .. } = event {
-///         tx.send(MessageKind::Text, b"hello").unwrap();
+///         s.send_text("hello").unwrap();
 ///     }
 /// }).unwrap();
-/// assert!(client.sender().buffered() > 0);
+/// assert!(client.buffered() > 0);
 /// ```
 #[derive(Debug)]
 pub struct Session {
-    rx: Receiver,
-    tx: Sender,
+    config: Arc<Config>,
+    role: Role,
+    state: Cell<State>,
+    streaming: Cell<bool>,
+    serve_http: Cell<bool>,
+    /// Borrowed for the whole of a feed.
+    rx: RefCell<Receiver>,
+    /// Borrowed only inside one call, never while the program runs.
+    tx: RefCell<Sender>,
 }
 
-struct Join<'a, F> {
-    tx: &'a mut Sender,
-    on_event: F,
+/// The session lent to its receiver during a feed.
+struct Feeding<'a, H> {
+    session: &'a Session,
+    handler: &'a mut H,
 }
 
-impl<F: FnMut(&mut Sender, Event<'_>)> Handler for Join<'_, F> {
-    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R {
-        f(self.tx)
+impl<H: EventHandler> Link for Feeding<'_, H> {
+    fn config(&self) -> &Arc<Config> {
+        &self.session.config
+    }
+
+    fn role(&self) -> Role {
+        self.session.role
+    }
+
+    fn state(&self) -> State {
+        self.session.state.get()
+    }
+
+    fn set_state(&mut self, state: State) {
+        self.session.state.set(state);
+    }
+
+    fn streaming(&self) -> bool {
+        self.session.streaming.get()
+    }
+
+    fn serves_http(&self) -> bool {
+        self.session.serve_http.get() && self.session.role == Role::Server
+    }
+
+    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender, Role, usize) -> R) -> R {
+        let s = self.session;
+        f(&mut s.tx.borrow_mut(), s.role, s.config.max_output())
     }
 
     fn on_event(&mut self, event: Event<'_>) {
-        (self.on_event)(self.tx, event)
+        self.handler.on_event(self.session, event)
+    }
+
+    fn stopped(&self) -> bool {
+        self.handler.stopped()
     }
 }
 
 impl Session {
-    pub fn server(config: Arc<Config>) -> Self {
-        let tx = Sender::new(Role::Server, config.max_output);
-        Session {
-            rx: Receiver::server(config),
+    /// A server session: it expects the client's opening handshake as its first input.
+    pub fn server(config: Arc<Config>) -> Session {
+        Session::new(config, Role::Server, Receiver::default(), Sender::default())
+    }
+
+    /// A client session: the upgrade request (a GET of `path` with `Host: host`
+    /// and a fresh key) is queued at once. [`Error::InvalidArgument`] unless both
+    /// are printable ASCII without spaces and `path` starts with '/'.
+    pub fn client(config: Arc<Config>, host: &str, path: &str) -> Result<Session> {
+        let key = client::new_key();
+        let mut tx = Sender::default();
+        let mut request = Vec::new();
+        client::write_request(&mut request, host, path, &key, config.subprotocols())?;
+        tx.buffer().extend_from_slice(&request);
+        Ok(Session::new(
+            config,
+            Role::Client,
+            Receiver::client(key, path.to_owned()),
             tx,
+        ))
+    }
+
+    fn new(config: Arc<Config>, role: Role, rx: Receiver, tx: Sender) -> Session {
+        Session {
+            config,
+            role,
+            state: Cell::new(State::Handshake),
+            streaming: Cell::new(false),
+            serve_http: Cell::new(false),
+            rx: RefCell::new(rx),
+            tx: RefCell::new(tx),
         }
     }
 
-    pub fn client(config: Arc<Config>, host: &str, path: &str) -> Result<Self> {
-        let (rx, tx) = client_parts(config, host, path)?;
-        Ok(Session { rx, tx })
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
     }
 
-    /// Processes received bytes (unmasked in place). `on_event` gets each event
-    /// with the sender, to answer from inside.
-    pub fn feed(&mut self, data: &mut [u8], on_event: impl FnMut(&mut Sender, Event<'_>)) -> Result<()> {
-        self.rx
-            .feed(
-                data,
-                &mut Join {
-                    tx: &mut self.tx,
-                    on_event,
-                },
-            )
-            .map(|_| ())
+    pub fn role(&self) -> Role {
+        self.role
     }
 
-    /// The peer closed the TCP connection.
-    pub fn feed_eof(&mut self, on_event: impl FnMut(&mut Sender, Event<'_>)) -> Result<()> {
-        self.rx.feed_eof(&mut Join {
-            tx: &mut self.tx,
-            on_event,
-        })
-    }
-
-    pub fn sender(&mut self) -> &mut Sender {
-        &mut self.tx
-    }
-
+    /// Where the session stands; exact at any time, also inside a handler.
     pub fn state(&self) -> State {
-        state_of(&self.rx, &self.tx)
+        self.state.get()
     }
 
+    /// Streaming receive: data payloads are reported as they arrive
+    /// (`Event::Fragment`) instead of reassembled, so the program need not hold a
+    /// huge message in memory; the size limits still apply. A switch takes effect
+    /// at the next message.
+    pub fn set_streaming(&self, on: bool) {
+        self.streaming.set(on);
+    }
+
+    /// Server role: report a request without `Upgrade: websocket` as
+    /// `Event::HttpRequest` (the program may answer it) instead of answering 400.
+    pub fn set_serve_http(&self, on: bool) {
+        self.serve_http.set(on);
+    }
+
+    // ------------------------------------------------------------ input
+
+    /// Processes received bytes (unmasked in place) and returns how many were
+    /// used: all, unless the handler stopped the feed (the rest must then be fed
+    /// again later). On a failure the close frame or HTTP error it calls for is
+    /// queued, an `Error` event is delivered, and the error is returned. Bytes
+    /// arriving after the session closed are ignored (used).
+    pub fn feed(&self, data: &mut [u8], handler: &mut impl EventHandler) -> Result<usize> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| Error::Reentrant)?;
+        rx.feed(data, &mut Feeding { session: self, handler })
+    }
+
+    /// The peer closed its side of the TCP connection. `Ok` when the closing
+    /// handshake had completed, else [`Error::Eof`] (also reported as an event).
+    pub fn feed_eof(&self, handler: &mut impl EventHandler) -> Result<()> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| Error::Reentrant)?;
+        rx.feed_eof(&mut Feeding { session: self, handler })
+    }
+
+    /// Reads the rest of a large data frame straight into the message being
+    /// reassembled, saving the copy out of a read buffer. When a reassembled data
+    /// frame has at least `min` payload bytes still to come, `read` is offered
+    /// room for at most that payload (so it cannot take the next frame's bytes);
+    /// what it read is processed at once, with the same events as `feed`. `None`:
+    /// no such frame, read the usual way.
+    ///
+    /// # Safety
+    /// `read` returns `Ok(n)` only after initializing the first `n` bytes of the
+    /// room it was given.
+    pub unsafe fn read_direct(
+        &self,
+        min: usize,
+        read: impl FnOnce(&mut [MaybeUninit<u8>]) -> std::io::Result<usize>,
+        handler: &mut impl EventHandler,
+    ) -> Option<std::io::Result<usize>> {
+        let mut rx = self.rx.try_borrow_mut().ok()?;
+        let room = rx.direct_room(min)?;
+        let len = room.len();
+        let result = read(room);
+        if let Ok(n @ 1..) = result {
+            if n > len {
+                return Some(Err(std::io::ErrorKind::InvalidInput.into()));
+            }
+            // SAFETY: `read` initialized the first `n` bytes of the room
+            // direct_room just gave (the caller's guarantee), and the receiver
+            // was not used since.
+            let _ = unsafe { rx.direct_filled(n, &mut Feeding { session: self, handler }) };
+        }
+        Some(result)
+    }
+
+    // ------------------------------------------------------------ output
+
+    /// The bytes waiting to be written. Holding the returned [`Ref`] makes sends
+    /// fail with [`Error::Reentrant`]: drop it before sending.
+    pub fn pending(&self) -> Ref<'_, [u8]> {
+        Ref::map(self.tx.borrow(), Sender::pending)
+    }
+
+    /// Marks `n` pending bytes as written ([`Error::InvalidArgument`] if more than pending).
+    pub fn consume(&self, n: usize) -> Result<()> {
+        self.sender()?.consume(n)
+    }
+
+    /// Number of bytes waiting to be written.
+    pub fn buffered(&self) -> usize {
+        self.tx.borrow().buffered()
+    }
+
+    /// Whether output reached half the configured max output: the program should
+    /// stop reading until it drains.
+    pub fn is_full(&self) -> bool {
+        self.tx.borrow().is_full(self.config.max_output())
+    }
+
+    /// Whether the program should read from the socket: more input is expected
+    /// and output is not over its high-water mark (a peer that does not read is
+    /// not read either).
     pub fn wants_read(&self) -> bool {
-        wants_read(&self.rx, &self.tx)
+        self.state().wants_input() && !self.is_full()
     }
 
+    /// Whether output is waiting to be written.
     pub fn wants_write(&self) -> bool {
-        wants_write(&self.tx)
+        self.buffered() > 0
+    }
+
+    // ------------------------------------------------------------ sending
+
+    /// The sender, for one short call.
+    fn sender(&self) -> Result<std::cell::RefMut<'_, Sender>> {
+        self.tx.try_borrow_mut().map_err(|_| Error::Reentrant)
+    }
+
+    /// The sender, when data may be sent now.
+    fn open_sender(&self) -> Result<std::cell::RefMut<'_, Sender>> {
+        self.state().check_send()?;
+        self.sender()
+    }
+
+    /// Sends a whole message. Text must be UTF-8 ([`Error::InvalidArgument`] and
+    /// nothing queued otherwise). Fails with [`Error::Full`] when output is over
+    /// the limit, [`Error::NotOpen`] before the handshake, [`Error::Closed`] after
+    /// a close, [`Error::InvalidArgument`] while a fragmented message is unfinished.
+    pub fn send(&self, kind: MessageKind, data: &[u8]) -> Result<()> {
+        self.send_message(Message::new(kind, data)?)
+    }
+
+    /// Sends a text message; being a `str`, it is not validated again.
+    pub fn send_text(&self, text: &str) -> Result<()> {
+        self.send_message(Message::Text(text))
+    }
+
+    /// Sends a message, e.g. one received (an echo costs no second UTF-8 check:
+    /// the text's type says it is valid).
+    pub fn send_message(&self, message: Message<'_>) -> Result<()> {
+        let mut tx = self.open_sender()?;
+        tx.check_message(message.as_bytes(), self.config.max_output())?;
+        tx.write_message(self.role, message.kind(), message.as_bytes());
+        Ok(())
+    }
+
+    /// Sends a message like `send_message`, but a large one (server role) is
+    /// offered to `write` straight from its bytes: `write(pending, data)` writes
+    /// what output waits and then the message in one gathered write and returns
+    /// how many bytes it took; only what it did not take is copied into the
+    /// output buffer.
+    pub fn send_direct(
+        &self,
+        message: Message<'_>,
+        write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
+    ) -> Result<()> {
+        let data = message.as_bytes();
+        if self.role == Role::Client || data.len() < DIRECT_SEND_MIN {
+            // A client's payload is masked, hence copied anyway.
+            return self.send_message(message);
+        }
+        let mut tx = self.open_sender()?;
+        tx.check_message(data, self.config.max_output())?;
+        tx.write_direct(message.kind(), data, write);
+        Ok(())
+    }
+
+    /// Sends one fragment of a message; the first fragment's `kind` is the
+    /// message's, later ones must repeat it; `fin` ends the message. Text is
+    /// validated across fragments; an invalid fragment is refused and queues nothing.
+    pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
+        self.open_sender()?
+            .send_fragment(self.role, kind, data, fin, self.config.max_output())
+    }
+
+    /// Sends a ping (payload at most 125 bytes).
+    pub fn ping(&self, data: &[u8]) -> Result<()> {
+        self.open_sender()?
+            .send_control(self.role, OpCode::Ping, data, self.config.max_output())
+    }
+
+    /// Sends an unsolicited pong (pings are answered automatically).
+    pub fn pong(&self, data: &[u8]) -> Result<()> {
+        self.open_sender()?
+            .send_control(self.role, OpCode::Pong, data, self.config.max_output())
+    }
+
+    /// Starts the closing handshake. `code` must be valid on the wire, or 1005 for
+    /// a close frame without a status; `reason` at most 123 bytes (needs a code).
+    /// Nothing may be sent afterwards.
+    pub fn close(&self, code: u16, reason: &str) -> Result<()> {
+        let mut tx = self.open_sender()?;
+        let code = Sender::check_close(code, reason)?;
+        tx.queue_close(self.role, code, reason);
+        self.state.set(State::CloseSent);
+        Ok(())
+    }
+
+    /// Answers the plain HTTP request being handled (see `Event::HttpRequest`);
+    /// the session closes after the response. [`Error::NotOpen`] outside that
+    /// event or when already answered.
+    pub fn http_response(&self, status: u16, content_type: &str, body: &[u8]) -> Result<()> {
+        if self.state() != State::HttpRequest {
+            return Err(Error::NotOpen);
+        }
+        let printable = |s: &str| s.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        if !(100..=999).contains(&status) || content_type.is_empty() || !printable(content_type) {
+            return Err(Error::InvalidArgument);
+        }
+        let mut tx = self.sender()?;
+        server::write_http_response(tx.buffer(), status, content_type, body);
+        self.state.set(State::Closed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::mask::apply_mask;
+
+    const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    const RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Accept: ";
+
+    fn ignore(_: &Session, _: Event<'_>) {}
+
+    /// A server session past its handshake, its output drained.
+    fn open_server(max_output: usize) -> Session {
+        let mut config = Config::default();
+        config.set_max_output(max_output).unwrap();
+        let s = Session::server(Arc::new(config));
+        s.feed(&mut REQUEST.to_vec(), &mut ignore).unwrap();
+        assert!(s.pending().starts_with(RESPONSE));
+        s.consume(s.buffered()).unwrap();
+        assert_eq!(s.state(), State::Open);
+        s
+    }
+
+    /// A client session past its handshake, its output drained.
+    fn open_client() -> Session {
+        let c = Session::client(Arc::new(Config::default()), "x", "/").unwrap();
+        let key = {
+            let request = std::str::from_utf8(&c.pending()).unwrap().to_owned();
+            let line = request.lines().find(|l| l.starts_with("Sec-WebSocket-Key: ")).unwrap();
+            line["Sec-WebSocket-Key: ".len()..].to_owned()
+        };
+        c.consume(c.buffered()).unwrap();
+        let mut response = RESPONSE.to_vec();
+        response.extend_from_slice(crate::proto::handshake::accept_key(key.as_bytes()).as_bytes());
+        response.extend_from_slice(b"\r\n\r\n");
+        c.feed(&mut response, &mut ignore).unwrap();
+        assert_eq!(c.state(), State::Open);
+        c
+    }
+
+    fn drain(s: &Session) -> Vec<u8> {
+        let out = s.pending().to_vec();
+        s.consume(out.len()).unwrap();
+        out
+    }
+
+    #[test]
+    fn nothing_before_the_handshake() {
+        let s = Session::server(Arc::new(Config::default()));
+        assert_eq!(s.send(MessageKind::Text, b"hi"), Err(Error::NotOpen));
+        assert_eq!(s.ping(b""), Err(Error::NotOpen));
+        assert_eq!(s.close(1000, ""), Err(Error::NotOpen));
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn rfc_unmasked_frames() {
+        let s = open_server(1 << 20);
+        s.send(MessageKind::Text, b"Hello").unwrap();
+        assert_eq!(drain(&s), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        s.ping(b"Hello").unwrap();
+        assert_eq!(drain(&s), [0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+        s.send_fragment(MessageKind::Text, b"Hel", false).unwrap();
+        s.send_fragment(MessageKind::Text, b"lo", true).unwrap();
+        assert_eq!(drain(&s), [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
+        s.send(MessageKind::Binary, &[7; 256]).unwrap();
+        assert_eq!(&drain(&s)[..4], &[0x82, 0x7E, 0x01, 0x00]);
+        s.send(MessageKind::Binary, &vec![7; 65536]).unwrap();
+        assert_eq!(&drain(&s)[..10], &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    /// What a normal send of `data` after `before` queues, written or not.
+    fn wire_of(before: &[u8], kind: MessageKind, data: &[u8]) -> Vec<u8> {
+        let s = open_server(1 << 20);
+        if !before.is_empty() {
+            s.send(MessageKind::Binary, before).unwrap();
+        }
+        s.send(kind, data).unwrap();
+        drain(&s)
+    }
+
+    #[test]
+    fn direct_sends_put_the_same_bytes_on_the_wire_whatever_the_socket_takes() {
+        let data: String = (0..DIRECT_SEND_MIN + 1000)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+        let before = b"queued first";
+        let expected = wire_of(before, MessageKind::Text, data.as_bytes());
+        let queued_len = expected.len() - data.len();
+        for takes in [
+            0,
+            1,
+            5,
+            queued_len - 1,
+            queued_len,
+            queued_len + 1,
+            expected.len() - 1,
+            expected.len(),
+        ] {
+            let s = open_server(1 << 20);
+            s.send(MessageKind::Binary, before).unwrap();
+            let mut wire = Vec::new();
+            s.send_direct(Message::Text(&data), |pending, payload| {
+                assert!(
+                    pending.ends_with(&[0x81, 0x7F, 0, 0, 0, 0, 0, 1, 3, 0xE8]),
+                    "header queued last"
+                );
+                wire.extend_from_slice(pending);
+                wire.extend_from_slice(payload);
+                wire.truncate(takes);
+                Ok(takes)
+            })
+            .unwrap();
+            assert_eq!(s.buffered(), expected.len() - takes, "takes {takes}");
+            wire.extend_from_slice(&s.pending());
+            assert_eq!(wire, expected, "takes {takes}");
+        }
+    }
+
+    #[test]
+    fn a_failed_direct_write_keeps_everything_queued() {
+        let data = vec![9u8; DIRECT_SEND_MIN];
+        let s = open_server(1 << 20);
+        s.send_direct(
+            Message::Binary(&data),
+            |_, _| Err(std::io::ErrorKind::BrokenPipe.into()),
+        )
+        .unwrap();
+        assert_eq!(drain(&s), wire_of(b"", MessageKind::Binary, &data));
+    }
+
+    #[test]
+    fn direct_sends_keep_the_rules_of_send() {
+        let never = |_: &[u8], _: &[u8]| -> std::io::Result<usize> { panic!("nothing may be written") };
+        let s = open_server(1 << 20);
+        let mut bad = vec![b'x'; DIRECT_SEND_MIN];
+        bad[100] = 0xFF;
+        assert_eq!(Message::new(MessageKind::Text, &bad), Err(Error::InvalidArgument));
+        s.send_fragment(MessageKind::Binary, b"x", false).unwrap();
+        assert_eq!(
+            s.send_direct(Message::Binary(&bad), never),
+            Err(Error::InvalidArgument),
+            "fragmented message open"
+        );
+        let s = open_server(1000);
+        s.send(MessageKind::Binary, b"waiting").unwrap();
+        assert_eq!(s.send_direct(Message::Binary(&bad), never), Err(Error::Full));
+        s.close(1000, "").unwrap();
+        assert_eq!(s.send_direct(Message::Binary(&bad), never), Err(Error::Closed));
+        // Small messages and client frames (masked) go through the buffer.
+        let s = open_server(1 << 20);
+        s.send_direct(Message::Binary(b"small"), never).unwrap();
+        assert_eq!(s.buffered(), 7);
+        let c = open_client();
+        c.send_direct(Message::Binary(&bad), never).unwrap();
+        assert_eq!(c.buffered(), bad.len() + 14);
+    }
+
+    #[test]
+    fn client_frames_are_masked() {
+        let c = open_client();
+        c.send(MessageKind::Text, b"Hello").unwrap();
+        let out = drain(&c);
+        assert_eq!(out[0], 0x81);
+        assert_eq!(out[1], 0x80 | 5);
+        let mut payload = out[6..].to_vec();
+        apply_mask(&mut payload, out[2..6].try_into().unwrap(), 0);
+        assert_eq!(payload, b"Hello");
+    }
+
+    #[test]
+    fn invalid_sends_queue_nothing() {
+        let s = open_server(1 << 20);
+        assert_eq!(s.send(MessageKind::Text, b"\xff"), Err(Error::InvalidArgument));
+        assert_eq!(s.ping(&[0; 126]), Err(Error::InvalidArgument));
+        assert_eq!(s.close(1005, "why"), Err(Error::InvalidArgument));
+        for code in [0, 999, 1004, 1006, 1015, 2000, 5000] {
+            assert_eq!(s.close(code, ""), Err(Error::InvalidArgument), "code {code}");
+        }
+        assert_eq!(s.close(1000, &"x".repeat(124)), Err(Error::InvalidArgument));
+        s.send_fragment(MessageKind::Text, b"\xe2\x82", false).unwrap();
+        let before = s.buffered();
+        assert_eq!(
+            s.send_fragment(MessageKind::Text, b"\x28", true),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            s.send_fragment(MessageKind::Binary, b"x", true),
+            Err(Error::InvalidArgument)
+        );
+        assert_eq!(
+            s.send(MessageKind::Binary, b"x"),
+            Err(Error::InvalidArgument),
+            "fragmented message open"
+        );
+        assert_eq!(s.buffered(), before);
+        s.send_fragment(MessageKind::Text, b"\xac", true).unwrap();
+        assert_eq!(s.state(), State::Open);
+    }
+
+    #[test]
+    fn nothing_after_close() {
+        let s = open_server(1 << 20);
+        s.close(1000, "bye").unwrap();
+        assert_eq!(s.state(), State::CloseSent);
+        assert_eq!(drain(&s), [0x88, 0x05, 0x03, 0xE8, b'b', b'y', b'e']);
+        assert_eq!(s.send(MessageKind::Text, b"late"), Err(Error::Closed));
+        assert_eq!(s.close(1000, ""), Err(Error::Closed));
+        // A ping after our close gets no pong.
+        let mut ping = vec![0x89, 0x81, 1, 2, 3, 4, b'x' ^ 1];
+        s.feed(&mut ping, &mut ignore).unwrap();
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn backpressure() {
+        let s = open_server(100);
+        s.send(MessageKind::Binary, &[0; 1000]).unwrap(); // larger than the cap, buffer empty
+        assert_eq!(s.send(MessageKind::Binary, b"x"), Err(Error::Full));
+        assert!(s.is_full());
+        s.consume(s.buffered()).unwrap();
+        s.send(MessageKind::Binary, &[0; 40]).unwrap();
+        s.send(MessageKind::Binary, &[0; 40]).unwrap();
+        assert_eq!(s.send(MessageKind::Binary, &[0; 40]), Err(Error::Full));
+        assert_eq!(s.buffered(), 84);
+        assert_eq!(s.consume(85), Err(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn handlers_may_call_back_but_not_feed_again() {
+        let s = open_server(1 << 20);
+        // A masked "hi" (key 0): answered from inside, with the state exact there.
+        let mut frame = vec![0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
+        let mut seen = Vec::new();
+        s.feed(&mut frame, &mut |s: &Session, e: Event<'_>| {
+            if let Event::Message(m) = e {
+                seen.push((s.state(), s.feed(&mut [], &mut ignore), s.feed_eof(&mut ignore)));
+                s.send_message(m).unwrap();
+                let held = s.pending();
+                assert_eq!(s.ping(b""), Err(Error::Reentrant), "output borrowed by the program");
+                drop(held);
+                s.close(1000, "").unwrap();
+                seen.push((s.state(), Ok(0), Ok(())));
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (State::Open, Err(Error::Reentrant), Err(Error::Reentrant)),
+                (State::CloseSent, Ok(0), Ok(()))
+            ]
+        );
+        assert_eq!(drain(&s), [0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xE8]);
     }
 }

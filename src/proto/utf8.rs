@@ -1,31 +1,6 @@
 //! Incremental UTF-8 validation that fails at the first invalid byte, across any
 //! number of chunks (frames, fragments, partial reads).
 
-thread_local! {
-    /// The text message being delivered to the program right now (address,
-    /// length): already validated, so sending it back (an echo) is not checked
-    /// twice. Set only for the duration of the delivery.
-    static DELIVERING: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
-}
-
-/// Runs `deliver` while `text` (valid UTF-8) is known as validated.
-pub fn while_delivering<R>(text: &[u8], deliver: impl FnOnce() -> R) -> R {
-    /// Restores the previous note even if `deliver` unwinds.
-    struct Restore((usize, usize));
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            DELIVERING.with(|d| d.set(self.0));
-        }
-    }
-    let _restore = Restore(DELIVERING.with(|d| d.replace((text.as_ptr() as usize, text.len()))));
-    deliver()
-}
-
-/// Whether `bytes` are exactly the text message being delivered (hence valid).
-pub fn is_being_delivered(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && DELIVERING.with(|d| d.get()) == (bytes.as_ptr() as usize, bytes.len())
-}
-
 /// Validation state between chunks: the bytes of a code point cut by a chunk boundary.
 #[derive(Debug, Default, Clone)]
 pub struct Utf8Validator {
@@ -182,23 +157,5 @@ mod tests {
     fn whole_buffer_validation() {
         assert!(Utf8Validator::validate_complete("héllo".as_bytes()).is_ok());
         assert!(Utf8Validator::validate_complete(b"\xed\xa0\x80").is_err());
-    }
-}
-
-#[cfg(test)]
-mod delivery_tests {
-    use super::*;
-
-    #[test]
-    fn only_the_exact_message_during_its_delivery_counts() {
-        let text = b"hello".to_vec();
-        assert!(!is_being_delivered(&text));
-        while_delivering(&text, || {
-            assert!(is_being_delivered(&text));
-            assert!(!is_being_delivered(&text[..4]), "a part is not the message");
-            assert!(!is_being_delivered(b"hello"), "other bytes at another address");
-            assert!(!is_being_delivered(&text[..0]));
-        });
-        assert!(!is_being_delivered(&text));
     }
 }

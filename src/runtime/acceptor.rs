@@ -1,42 +1,44 @@
 //! A listening socket on a reactor that hands each accepted socket to the program.
 
-#![allow(non_camel_case_types)] // callback types carry their C names
-
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_int, c_void};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::IntoRawFd;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::ptr::NonNull;
 
 use mio::net::TcpListener;
 use mio::{Interest, Token};
 
-use crate::proto::error::{Error, Result};
-use crate::runtime::reactor::Reactor;
+use crate::runtime::error::{Error, Result};
+use crate::runtime::reactor::{Reactor, Source};
+use crate::runtime::transport::Socket;
 
-/// Called with each accepted socket (non-blocking, TCP_NODELAY). Return a
-/// negative value to have it closed; otherwise the socket belongs to the program
-/// (typically given to a `wsconn_t` with `wsconn_set_fd`).
-pub type wsconn_accept_func = Option<extern "C" fn(fd: c_int, arg: *mut c_void) -> c_int>;
+/// Called with each accepted socket (non-blocking, TCP_NODELAY). Returns true
+/// when the program keeps it (typically for a connection to `start` on);
+/// false has it closed.
+pub type AcceptFn = Box<dyn FnMut(RawFd) -> bool>;
 
 pub struct Acceptor {
     reactor: Cell<*const Reactor>,
     token: Cell<Option<Token>>,
     listener: RefCell<Option<TcpListener>>,
-    accept_func: Cell<(wsconn_accept_func, *mut c_void)>,
+    /// Taken out while it runs (it may replace itself).
+    on_accept: Cell<Option<AcceptFn>>,
     released: Cell<bool>,
     reuse_port: Cell<bool>,
 }
 
 impl Acceptor {
-    pub fn new(reactor: *const Reactor) -> Acceptor {
-        Acceptor {
+    /// An acceptor on `reactor` (which must outlive it), owned by the program:
+    /// free it with [`Acceptor::release`].
+    pub fn create(reactor: &Reactor) -> NonNull<Acceptor> {
+        NonNull::from(Box::leak(Box::new(Acceptor {
             reactor: Cell::new(reactor),
             token: Cell::new(None),
             listener: RefCell::new(None),
-            accept_func: Cell::new((None, std::ptr::null_mut())),
+            on_accept: Cell::new(None),
             released: Cell::new(false),
             reuse_port: Cell::new(false),
-        }
+        })))
     }
 
     /// SO_REUSEPORT: several acceptors (one per reactor and thread) listen on the
@@ -68,27 +70,30 @@ impl Acceptor {
         unsafe { self.reactor.get().as_ref() }
     }
 
-    pub fn set_accept_func(&self, func: wsconn_accept_func, arg: *mut c_void) {
-        self.accept_func.set((func, arg));
+    /// Sets what is done with each accepted socket (without it, they are closed).
+    pub fn set_on_accept(&self, on_accept: Option<AcceptFn>) {
+        self.on_accept.set(on_accept);
     }
 
     /// Listens on `ip:port` (port 0: any free port) and accepts on the reactor.
-    pub fn start(&self, this: *const Acceptor, ip: &str, port: i32) -> Result<()> {
-        let ip: IpAddr = ip.parse().map_err(|_| Error::InvalidArgument)?;
-        let port = u16::try_from(port).map_err(|_| Error::InvalidArgument)?;
+    pub fn start(&self, ip: &str, port: i32) -> Result<()> {
+        let ip: IpAddr = ip.parse().map_err(|_| Error::InvalidArgument("not an IP address"))?;
+        let port = u16::try_from(port).map_err(|_| Error::InvalidArgument("not a port"))?;
         let reactor = self.reactor().ok_or(Error::State)?;
         if self.listener.borrow().is_some() {
             return Err(Error::State);
         }
-        let mut listener = self.bind(SocketAddr::new(ip, port)).map_err(|_| Error::Io)?;
-        let token = reactor.add_acceptor(this);
+        let mut listener = self
+            .bind(SocketAddr::new(ip, port))
+            .map_err(|_| Error::Io("bind or listen"))?;
+        let token = reactor.add(NonNull::from(self as &dyn Source));
         if reactor
             .registry()
             .register(&mut listener, token, Interest::READABLE)
             .is_err()
         {
             reactor.remove(token);
-            return Err(Error::Io);
+            return Err(Error::Io("registering the listener"));
         }
         self.token.set(Some(token));
         *self.listener.borrow_mut() = Some(listener);
@@ -99,11 +104,14 @@ impl Acceptor {
     pub fn port(&self) -> Result<u16> {
         let listener = self.listener.borrow();
         let listener = listener.as_ref().ok_or(Error::State)?;
-        listener.local_addr().map(|a| a.port()).map_err(|_| Error::Io)
+        listener
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|_| Error::Io("getsockname"))
     }
 
     /// Accepts every pending connection (the poll is edge-triggered).
-    pub fn on_readable(&self) {
+    fn accept_all(&self) {
         loop {
             if self.released.get() {
                 return;
@@ -116,11 +124,19 @@ impl Acceptor {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let fd = stream.into_raw_fd();
-                    let (func, arg) = self.accept_func.get();
-                    let keep = func.is_some_and(|f| f(fd, arg) >= 0);
+                    let keep = match self.on_accept.take() {
+                        Some(mut on_accept) => {
+                            let keep = on_accept(fd);
+                            // Unless it set another one meanwhile.
+                            let replaced = self.on_accept.take();
+                            self.on_accept.set(replaced.or(Some(on_accept)));
+                            keep
+                        }
+                        None => false,
+                    };
                     if !keep {
-                        // SAFETY: the program refused the socket: it is still ours.
-                        unsafe { libc::close(fd) };
+                        // The program refused the socket: it is still ours.
+                        Socket(fd).close();
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -144,26 +160,36 @@ impl Acceptor {
         Ok(())
     }
 
-    /// The reactor is going away: stop and forget it.
-    pub fn detach(&self) {
-        let _ = self.stop();
-        self.reactor.set(std::ptr::null());
-    }
-
     /// Frees the acceptor now, or when the running dispatch ends if called from a
     /// callback.
     ///
     /// # Safety
-    /// `this` came from `Box::into_raw` and is not used by the caller afterwards.
+    /// `this` came from [`Acceptor::create`] and is not used by the caller afterwards.
     pub unsafe fn release(this: *mut Acceptor) {
         // SAFETY: live per the caller.
         let acceptor = unsafe { &*this };
         acceptor.released.set(true);
         let _ = acceptor.stop();
         match acceptor.reactor() {
-            Some(reactor) if reactor.is_dispatching() => reactor.bury_acceptor(this),
-            // SAFETY: from Box::into_raw; no dispatch can be using it.
+            // SAFETY: from Box::leak in `create`; deregistered by `stop`.
+            Some(reactor) if reactor.is_dispatching() => unsafe {
+                reactor.bury(NonNull::from(acceptor as &dyn Source))
+            },
+            // SAFETY: from Box::leak in `create`; no dispatch can be using it.
             _ => drop(unsafe { Box::from_raw(this) }),
         }
+    }
+}
+
+impl Source for Acceptor {
+    fn on_event(&self, _readable: bool, _writable: bool, _peer_closed: bool) {
+        self.accept_all();
+    }
+
+    /// The reactor is going away: stop and forget it.
+    fn detach(&self) -> bool {
+        let _ = self.stop();
+        self.reactor.set(std::ptr::null());
+        false
     }
 }

@@ -1,9 +1,15 @@
 //! The runtime: an event loop with timers, and the connections, acceptors and
-//! connectors that run the protocol core over sockets.
+//! connectors that run the protocol core over sockets. Programs plug in
+//! through Rust traits and closures ([`handler::ConnHandler`],
+//! [`acceptor::AcceptFn`]); nothing here knows C.
 
 pub mod acceptor;
-pub mod callbacks;
+pub mod config;
 pub mod connection;
+pub mod error;
+pub mod handler;
 pub mod reactor;
+pub mod resolver;
+pub(crate) mod timers;
 pub mod transport;
 pub mod url;

@@ -1,70 +1,92 @@
 //! The event loop: one `mio::Poll` (epoll, kqueue), a timer wheel for its
-//! connections, a read buffer and an output ("cork") buffer shared by all of them,
-//! and a thread-safe queue of functions to run on its thread.
+//! connections, a read buffer shared by all of them, lists of the connections
+//! with output to write or input left to read, and a thread-safe queue of jobs
+//! to run on its thread.
 //!
 //! Objects registered on the reactor (connections, acceptors) are owned by the
-//! program; the reactor keeps raw pointers to them in a slab indexed by token.
-//! Everything is used from one thread and mutated through `Cell`/`RefCell`, so the
-//! program's callbacks may call back into any object while the reactor runs.
+//! program or by the reactor itself; the reactor keeps raw pointers to them in
+//! a slab indexed by token. Everything is used from one thread and changed
+//! through `Cell`/`RefCell`, so handlers may call back into any object while
+//! the reactor runs.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::ffi::c_void;
+use std::io;
+use std::net::SocketAddr;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
-use crate::proto::config::Config;
-use crate::proto::error::{Error, Result};
-use crate::runtime::acceptor::Acceptor;
-use crate::runtime::callbacks::{CallbackFns, CALLBACKS};
-use crate::runtime::connection::Conn;
-
-/// A function run on the reactor's thread by `defer`.
-pub type DeferFn = extern "C" fn(arg: *mut c_void);
+use crate::runtime::config::ConnConfig;
+use crate::runtime::error::{Error, Result};
+use crate::runtime::resolver::{system_resolver, ResolveFn};
+use crate::runtime::timers::{TimerLinks, TimerWheel};
 
 /// Size of the read buffer shared by every connection of a reactor.
 pub const READ_BUFFER_SIZE: usize = 64 << 10;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 
-/// "No connection" in the timer wheel's links.
-pub const NO_TOKEN: u32 = u32::MAX;
-/// Timer wheel: slots of this many milliseconds…
-const TICK_MS: u64 = 8;
-/// …in a wheel of this many slots (one turn: about 8 s; later deadlines wait in
-/// their slot for the turns to pass).
-const SLOTS: u64 = 1024;
+/// What the reactor drives: its connections and acceptors.
+pub(crate) trait Source {
+    /// Readiness from the poll.
+    fn on_event(&self, readable: bool, writable: bool, peer_closed: bool);
+    /// Input left over from an earlier turn may be read now.
+    fn on_ready(&self) {}
+    /// Output queued during the turn may be written now.
+    fn flush(&self) {}
+    /// The deadline armed in the timer wheel passed.
+    fn on_timer(&self) {}
+    /// The links of this object in the timer wheel, if it uses timers.
+    fn timer_links(&self) -> Option<&TimerLinks> {
+        None
+    }
+    /// A name resolution it asked for (`request`) finished.
+    fn on_resolved(&self, _request: u32, _addrs: io::Result<Vec<SocketAddr>>) {}
+    /// The reactor is going away: close the socket, run no handler. Returns
+    /// true when the object belongs to the reactor (which then frees it).
+    fn detach(&self) -> bool;
+}
+
+/// Work handed to the reactor's thread from any thread.
+pub type Job = Box<dyn FnOnce(&Reactor) + Send>;
 
 /// What the reactor shares with other threads.
 struct Shared {
-    deferred: Mutex<Vec<(DeferFn, usize)>>,
+    jobs: Mutex<Vec<Job>>,
     waker: Waker,
 }
 
-#[derive(Clone, Copy)]
-enum Slot {
-    Free,
-    Conn(*const Conn),
-    Acceptor(*const Acceptor),
+impl Shared {
+    fn defer(&self, job: Job) -> Result<()> {
+        self.jobs.lock().map_err(|_| Error::State)?.push(job);
+        self.waker.wake().map_err(|_| Error::Io("waking the reactor"))
+    }
 }
+
+/// A handle to a reactor that any thread may hold: runs jobs on its thread.
+#[derive(Clone)]
+pub struct Remote(Arc<Shared>);
+
+impl Remote {
+    /// Queues `job` to run on the reactor's thread during a later dispatch, in
+    /// the order deferred, and wakes the reactor if it is waiting.
+    pub fn defer(&self, job: Job) -> Result<()> {
+        self.0.defer(job)
+    }
+}
+
+type SourcePtr = NonNull<dyn Source>;
 
 pub struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
     registry: Registry,
     shared: Arc<Shared>,
-    slots: RefCell<Vec<Slot>>,
+    slots: RefCell<Vec<Option<SourcePtr>>>,
     free_slots: RefCell<Vec<usize>>,
-    /// Timer wheel: each slot heads an intrusive list of connections (linked
-    /// through the connections themselves, so an armed timer costs no memory).
-    wheel: RefCell<Vec<u32>>,
-    /// The last tick whose slot was fully processed.
-    wheel_tick: Cell<u64>,
-    armed_timers: Cell<usize>,
-    /// Callback tables shared by the connections that use the same functions.
-    callback_tables: RefCell<HashMap<[usize; CALLBACKS], Box<CallbackFns>>>,
+    timers: TimerWheel,
     /// Connections with output to write at the end of the turn.
     dirty: RefCell<Vec<usize>>,
     /// Connections with input left to read (read cap reached, or reading resumed).
@@ -72,9 +94,10 @@ pub struct Reactor {
     /// The batch being processed from `dirty` or `ready` (kept to reuse its memory).
     batch: RefCell<Vec<usize>>,
     /// Objects released during a dispatch, freed when it ends.
-    graveyard: RefCell<Vec<Slot>>,
+    graveyard: RefCell<Vec<SourcePtr>>,
     read_buffer: RefCell<Vec<u8>>,
-    config: RefCell<Arc<Config>>,
+    config: RefCell<Arc<ConnConfig>>,
+    resolver: RefCell<ResolveFn>,
     dispatching: Cell<bool>,
     start: Instant,
     now_ms: Cell<u64>,
@@ -82,29 +105,30 @@ pub struct Reactor {
 
 impl Reactor {
     pub fn new() -> Result<Reactor> {
-        let poll = Poll::new().map_err(|_| Error::Io)?;
-        let registry = poll.registry().try_clone().map_err(|_| Error::Io)?;
-        let waker = Waker::new(poll.registry(), WAKER_TOKEN).map_err(|_| Error::Io)?;
+        let poll = Poll::new().map_err(|_| Error::Io("creating the poll"))?;
+        let registry = poll
+            .registry()
+            .try_clone()
+            .map_err(|_| Error::Io("creating the poll"))?;
+        let waker = Waker::new(poll.registry(), WAKER_TOKEN).map_err(|_| Error::Io("creating the poll"))?;
         Ok(Reactor {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
             registry,
             shared: Arc::new(Shared {
-                deferred: Mutex::new(Vec::new()),
+                jobs: Mutex::new(Vec::new()),
                 waker,
             }),
             slots: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
-            wheel: RefCell::new(vec![NO_TOKEN; SLOTS as usize]),
-            wheel_tick: Cell::new(0),
-            armed_timers: Cell::new(0),
-            callback_tables: RefCell::new(HashMap::new()),
+            timers: TimerWheel::new(),
             dirty: RefCell::new(Vec::new()),
             ready: RefCell::new(Vec::new()),
             batch: RefCell::new(Vec::new()),
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
-            config: RefCell::new(Arc::new(Config::default())),
+            config: RefCell::new(Arc::default()),
+            resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
             start: Instant::now(),
             now_ms: Cell::new(0),
@@ -113,6 +137,11 @@ impl Reactor {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// A handle for other threads.
+    pub fn remote(&self) -> Remote {
+        Remote(Arc::clone(&self.shared))
     }
 
     /// Milliseconds since the reactor started, as of the current turn.
@@ -124,12 +153,23 @@ impl Reactor {
         self.now_ms.set(self.start.elapsed().as_millis() as u64);
     }
 
-    pub fn config(&self) -> Arc<Config> {
+    /// The options connections created on this reactor start with.
+    pub fn config(&self) -> Arc<ConnConfig> {
         Arc::clone(&self.config.borrow())
     }
 
-    pub fn set_config(&self, config: Arc<Config>) {
+    pub fn set_config(&self, config: Arc<ConnConfig>) {
         *self.config.borrow_mut() = config;
+    }
+
+    /// How client connections resolve host names (on worker threads).
+    pub fn resolver(&self) -> ResolveFn {
+        Arc::clone(&self.resolver.borrow())
+    }
+
+    /// Resolves host names with `resolve` instead of the system's resolver.
+    pub fn set_resolver(&self, resolve: ResolveFn) {
+        *self.resolver.borrow_mut() = resolve;
     }
 
     pub fn is_dispatching(&self) -> bool {
@@ -138,67 +178,51 @@ impl Reactor {
 
     // ------------------------------------------------------------ registration
 
-    fn insert(&self, slot: Slot) -> usize {
+    /// Registers an object; events for the token returned go to it.
+    pub(crate) fn add(&self, source: SourcePtr) -> Token {
         let mut slots = self.slots.borrow_mut();
         match self.free_slots.borrow_mut().pop() {
             Some(index) => {
-                slots[index] = slot;
-                index
+                slots[index] = Some(source);
+                Token(index)
             }
             None => {
-                slots.push(slot);
-                slots.len() - 1
+                slots.push(Some(source));
+                Token(slots.len() - 1)
             }
         }
     }
 
-    pub fn add_conn(&self, conn: *const Conn) -> Token {
-        Token(self.insert(Slot::Conn(conn)))
-    }
-
-    pub fn add_acceptor(&self, acceptor: *const Acceptor) -> Token {
-        Token(self.insert(Slot::Acceptor(acceptor)))
-    }
-
-    /// Forgets a token: later events for it are ignored.
-    pub fn remove(&self, token: Token) {
+    /// Forgets a token: later events for it are ignored. Its timer must be
+    /// disarmed first.
+    pub(crate) fn remove(&self, token: Token) {
         let mut slots = self.slots.borrow_mut();
         if let Some(slot) = slots.get_mut(token.0) {
-            if !matches!(slot, Slot::Free) {
-                *slot = Slot::Free;
+            if slot.take().is_some() {
                 self.free_slots.borrow_mut().push(token.0);
             }
         }
     }
 
-    pub fn conn_at(&self, index: usize) -> Option<*const Conn> {
-        match self.slots.borrow().get(index) {
-            Some(Slot::Conn(conn)) => Some(*conn),
-            _ => None,
-        }
+    fn source(&self, index: usize) -> Option<&dyn Source> {
+        let source = self.slots.borrow().get(index).copied().flatten()?;
+        // SAFETY: slots hold live objects: a released one leaves its slot at once
+        // and is freed only when the dispatch ends (see `bury`).
+        Some(unsafe { source.as_ref() })
     }
 
-    /// Frees a connection released from inside a callback once the dispatch ends.
-    pub fn bury_conn(&self, conn: *const Conn) {
-        self.graveyard.borrow_mut().push(Slot::Conn(conn));
-    }
-
-    pub fn bury_acceptor(&self, acceptor: *const Acceptor) {
-        self.graveyard.borrow_mut().push(Slot::Acceptor(acceptor));
+    /// Frees an object released from inside a handler once the dispatch ends.
+    ///
+    /// # Safety
+    /// `source` came from `Box::into_raw` and is not registered anymore.
+    pub(crate) unsafe fn bury(&self, source: SourcePtr) {
+        self.graveyard.borrow_mut().push(source);
     }
 
     // ------------------------------------------------------------ shared parts
 
-    /// The shared table holding these callback functions (connections keep a
-    /// pointer to it, not nine function pointers each).
-    pub fn intern_callbacks(&self, fns: CallbackFns) -> *const CallbackFns {
-        let mut tables = self.callback_tables.borrow_mut();
-        let table = tables.entry(fns.key()).or_insert_with(|| Box::new(fns));
-        &**table as *const CallbackFns
-    }
-
     /// Takes the shared read buffer (given back with `return_read_buffer`).
-    pub fn take_read_buffer(&self) -> Vec<u8> {
+    pub(crate) fn take_read_buffer(&self) -> Vec<u8> {
         let mut buffer = std::mem::take(&mut *self.read_buffer.borrow_mut());
         if buffer.len() < READ_BUFFER_SIZE {
             buffer = vec![0; READ_BUFFER_SIZE];
@@ -206,121 +230,44 @@ impl Reactor {
         buffer
     }
 
-    pub fn return_read_buffer(&self, buffer: Vec<u8>) {
+    pub(crate) fn return_read_buffer(&self, buffer: Vec<u8>) {
         *self.read_buffer.borrow_mut() = buffer;
     }
 
     // ------------------------------------------------------------ scheduling
 
     /// Output to write at the end of this turn (or at the start of the next one).
-    pub fn mark_dirty(&self, token: Token) {
+    pub(crate) fn mark_dirty(&self, token: Token) {
         self.dirty.borrow_mut().push(token.0);
     }
 
     /// Input to read without waiting for the socket to signal it again.
-    pub fn mark_ready(&self, token: Token) {
+    pub(crate) fn mark_ready(&self, token: Token) {
         self.ready.borrow_mut().push(token.0);
     }
 
-    // ------------------------------------------------------------ timer wheel
-
-    fn tick_of(deadline_ms: u64) -> u64 {
-        deadline_ms / TICK_MS
+    fn links_of(&self, token: u32) -> Option<&TimerLinks> {
+        // SAFETY: see `source`; the links live as long as their object.
+        let source = self.slots.borrow().get(token as usize).copied().flatten()?;
+        unsafe { source.as_ref() }.timer_links()
     }
 
-    /// The wheel slot for a deadline: never one already passed in this turn of
-    /// the wheel, so that it is looked at again.
-    fn slot_for(&self, deadline_ms: u64) -> usize {
-        let tick = Self::tick_of(deadline_ms).max(self.wheel_tick.get() + 1);
-        (tick % SLOTS) as usize
+    /// Arms (or moves) the timer of the object at `token` to `deadline_ms`.
+    pub(crate) fn arm_timer(&self, token: Token, deadline_ms: u64) {
+        self.timers.arm(token.0 as u32, deadline_ms, |t| self.links_of(t));
     }
 
-    /// Arms (or moves) the timer of the connection at `token` to `deadline_ms`.
-    pub fn arm_timer(&self, conn: &Conn, token: u32, deadline_ms: u64) {
-        self.disarm_timer(conn, token);
-        let slot = self.slot_for(deadline_ms);
-        let head = {
-            let mut wheel = self.wheel.borrow_mut();
-            std::mem::replace(&mut wheel[slot], token)
-        };
-        conn.set_timer_links(NO_TOKEN, head, deadline_ms, slot as u16);
-        if let Some(next) = self.conn_at(head as usize) {
-            // SAFETY: live while in a slot (see `turn`).
-            unsafe { &*next }.set_timer_prev(token);
-        }
-        self.armed_timers.set(self.armed_timers.get() + 1);
+    /// Disarms the timer of the object at `token`, if armed.
+    pub(crate) fn disarm_timer(&self, token: Token) {
+        self.timers.disarm(token.0 as u32, |t| self.links_of(t));
     }
 
-    /// Disarms the timer of the connection at `token`, if armed.
-    pub fn disarm_timer(&self, conn: &Conn, token: u32) {
-        let Some((prev, next, slot)) = conn.timer_links() else {
-            return;
-        };
-        match self.conn_at(prev as usize) {
-            // SAFETY: live while in a slot.
-            Some(p) => unsafe { &*p }.set_timer_next(next),
-            None => {
-                let mut wheel = self.wheel.borrow_mut();
-                if wheel[slot as usize] == token {
-                    wheel[slot as usize] = next;
-                }
-            }
-        }
-        if let Some(n) = self.conn_at(next as usize) {
-            // SAFETY: live while in a slot.
-            unsafe { &*n }.set_timer_prev(prev);
-        }
-        conn.clear_timer_links();
-        self.armed_timers.set(self.armed_timers.get().saturating_sub(1));
-    }
-
-    /// How long until the earliest non-empty wheel slot comes up.
-    fn next_timer_wait(&self) -> Option<Duration> {
-        if self.armed_timers.get() == 0 {
-            return None;
-        }
-        let wheel = self.wheel.borrow();
-        let first = self.wheel_tick.get() + 1;
-        (first..first + SLOTS)
-            .find(|tick| wheel[(tick % SLOTS) as usize] != NO_TOKEN)
-            .map(|tick| {
-                let at = tick * TICK_MS;
-                Duration::from_millis(at.saturating_sub(self.now_ms()))
-            })
-    }
-
-    /// Fires the timers due: walks the wheel slots from the last processed tick up
-    /// to now (the current tick is walked again next time: it is not over yet).
     fn run_timers(&self) -> usize {
-        let now = self.now_ms();
-        let now_tick = Self::tick_of(now);
-        let from = self.wheel_tick.get() + 1;
-        if now_tick < from {
-            return 0;
-        }
-        let mut due = Vec::new();
-        if self.armed_timers.get() > 0 {
-            for tick in from..from + (now_tick - from + 1).min(SLOTS) {
-                let mut cursor = self.wheel.borrow()[(tick % SLOTS) as usize];
-                while let Some(conn) = self.conn_at(cursor as usize) {
-                    // SAFETY: live while in a slot (see `turn`).
-                    let conn = unsafe { &*conn };
-                    let next = conn.timer_links().map_or(NO_TOKEN, |(_, next, _)| next);
-                    if conn.timer_deadline() <= now {
-                        self.disarm_timer(conn, cursor);
-                        due.push(cursor);
-                    }
-                    cursor = next;
-                }
-            }
-        }
-        self.wheel_tick
-            .set(now_tick.saturating_sub(1).max(self.wheel_tick.get()));
+        let due = self.timers.expire(self.now_ms(), |t| self.links_of(t));
         for &token in &due {
-            if let Some(conn) = self.conn_at(token as usize) {
-                // SAFETY: live while in a slot; a callback of an earlier timer may
-                // have released it, which empties its slot.
-                unsafe { &*conn }.on_timer();
+            // A handler of an earlier timer may have released it: its slot is empty then.
+            if let Some(source) = self.source(token as usize) {
+                source.on_timer();
             }
         }
         due.len()
@@ -328,30 +275,34 @@ impl Reactor {
 
     // ------------------------------------------------------------ other threads
 
-    /// Thread-safe: queues `f(arg)` to run on the reactor's thread and wakes it.
+    /// Thread-safe: queues `job` to run on the reactor's thread and wakes it.
     ///
     /// # Safety
-    /// `reactor` points to a live reactor (released only after every thread stopped
-    /// deferring to it).
-    pub unsafe fn defer_on(reactor: *const Reactor, f: DeferFn, arg: *mut c_void) -> Result<()> {
+    /// `reactor` points to a live reactor (released only after every thread
+    /// stopped deferring to it).
+    pub unsafe fn defer_on(reactor: *const Reactor, job: Job) -> Result<()> {
         // SAFETY: only the `shared` field is read, through a raw field pointer, so no
         // reference to the thread-bound parts of the reactor is made on this thread;
         // `shared` is set at creation and never changes.
         let shared: &Arc<Shared> = unsafe { &*std::ptr::addr_of!((*reactor).shared) };
-        shared
-            .deferred
-            .lock()
-            .map_err(|_| Error::State)?
-            .push((f, arg as usize));
-        shared.waker.wake().map_err(|_| Error::Io)
+        shared.defer(job)
     }
 
-    fn run_deferred(&self) -> usize {
-        let batch = std::mem::take(&mut *self.shared.deferred.lock().unwrap_or_else(|e| e.into_inner()));
-        for (f, arg) in &batch {
-            f(*arg as *mut c_void);
+    fn run_jobs(&self) -> usize {
+        let batch = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|e| e.into_inner()));
+        let count = batch.len();
+        for job in batch {
+            job(self);
         }
-        batch.len()
+        count
+    }
+
+    /// Hands the outcome of a name resolution to the object at `token` (which
+    /// checks that `request` is still the one it waits for).
+    pub(crate) fn deliver_resolved(&self, token: Token, request: u32, addrs: io::Result<Vec<SocketAddr>>) {
+        if let Some(source) = self.source(token.0) {
+            source.on_resolved(request, addrs);
+        }
     }
 
     // ------------------------------------------------------------ the loop
@@ -374,25 +325,21 @@ impl Reactor {
         self.update_now();
         // Output queued between turns goes out before waiting.
         self.flush_dirty();
-        let mut timeout = if timeout_ms < 0 {
-            None
-        } else {
-            Some(Duration::from_millis(timeout_ms as u64))
-        };
+        let mut timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         if !self.ready.borrow().is_empty() {
             timeout = Some(Duration::ZERO);
         }
-        if let Some(wait) = self.next_timer_wait() {
+        if let Some(wait) = self.timers.next_wait(self.now_ms()) {
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
         let mut events = std::mem::replace(&mut *self.events.borrow_mut(), Events::with_capacity(0));
         let polled = self.poll.borrow_mut().poll(&mut events, timeout);
         if let Err(e) = polled {
             *self.events.borrow_mut() = events;
-            return if e.kind() == std::io::ErrorKind::Interrupted {
+            return if e.kind() == io::ErrorKind::Interrupted {
                 Ok(0)
             } else {
-                Err(Error::Io)
+                Err(Error::Io("polling"))
             };
         }
         self.update_now();
@@ -400,41 +347,29 @@ impl Reactor {
         for event in events.iter() {
             handled += 1;
             if event.token() == WAKER_TOKEN {
-                handled += self.run_deferred();
+                handled += self.run_jobs();
                 continue;
             }
-            let slot = self.slots.borrow().get(event.token().0).copied();
-            match slot {
-                Some(Slot::Conn(conn)) => {
-                    // SAFETY: slots hold live objects: a released one leaves its slot
-                    // at once and is freed only when the dispatch ends.
-                    let conn = unsafe { &*conn };
-                    let peer_closed = event.is_read_closed() || event.is_error();
-                    conn.on_event(event.is_readable() || peer_closed, event.is_writable(), peer_closed);
-                }
-                Some(Slot::Acceptor(acceptor)) => {
-                    // SAFETY: as above.
-                    unsafe { &*acceptor }.on_readable();
-                }
-                _ => {}
+            if let Some(source) = self.source(event.token().0) {
+                let peer_closed = event.is_read_closed() || event.is_error();
+                source.on_event(event.is_readable() || peer_closed, event.is_writable(), peer_closed);
             }
         }
         *self.events.borrow_mut() = events;
-        handled += self.run_ready();
+        handled += self.run_list(&self.ready, |s| s.on_ready());
         handled += self.run_timers();
         Ok(handled)
     }
 
-    /// Runs `f` on the connections listed in `list` so far (those it adds go to
-    /// the next batch), reusing one vector's memory from turn to turn.
-    fn run_list(&self, list: &RefCell<Vec<usize>>, f: impl Fn(&Conn)) -> usize {
+    /// Runs `f` on the objects listed in `list` so far (those it adds go to the
+    /// next batch), reusing one vector's memory from turn to turn.
+    fn run_list(&self, list: &RefCell<Vec<usize>>, f: impl Fn(&dyn Source)) -> usize {
         let mut batch = std::mem::take(&mut *self.batch.borrow_mut());
         std::mem::swap(&mut batch, &mut *list.borrow_mut());
         let count = batch.len();
         for &index in &batch {
-            if let Some(conn) = self.conn_at(index) {
-                // SAFETY: live while in a slot (see `turn`).
-                f(unsafe { &*conn });
+            if let Some(source) = self.source(index) {
+                f(source);
             }
         }
         batch.clear();
@@ -445,42 +380,36 @@ impl Reactor {
         count
     }
 
-    /// Reads from connections that had input left over.
-    fn run_ready(&self) -> usize {
-        self.run_list(&self.ready, Conn::on_ready)
-    }
-
     fn flush_dirty(&self) {
-        while self.run_list(&self.dirty, Conn::flush) > 0 {}
+        while self.run_list(&self.dirty, |s| s.flush()) > 0 {}
     }
 
     fn free_graveyard(&self) {
         let dead = std::mem::take(&mut *self.graveyard.borrow_mut());
-        for slot in dead {
-            match slot {
-                // SAFETY: released objects came from Box::into_raw and nothing refers
-                // to them once the dispatch that buried them has returned.
-                Slot::Conn(conn) => drop(unsafe { Box::from_raw(conn as *mut Conn) }),
-                // SAFETY: as above.
-                Slot::Acceptor(acceptor) => drop(unsafe { Box::from_raw(acceptor as *mut Acceptor) }),
-                Slot::Free => {}
-            }
+        for source in dead {
+            // SAFETY: buried objects came from Box::into_raw and nothing refers to
+            // them once the dispatch that buried them has returned.
+            drop(unsafe { Box::from_raw(source.as_ptr()) });
         }
     }
 
-    /// Detaches every registered object (their sockets are closed, no callbacks
-    /// run); they can still be released afterwards.
+    /// Detaches every registered object (their sockets are closed, no handlers
+    /// run); objects the program owns can still be released afterwards.
     pub fn detach_all(&self) {
         let slots = std::mem::take(&mut *self.slots.borrow_mut());
-        for slot in slots {
-            match slot {
-                // SAFETY: live while in a slot.
-                Slot::Conn(conn) => unsafe { &*conn }.detach(),
-                // SAFETY: as above.
-                Slot::Acceptor(acceptor) => unsafe { &*acceptor }.detach(),
-                Slot::Free => {}
+        for source in slots.into_iter().flatten() {
+            // SAFETY: live while in a slot.
+            if unsafe { source.as_ref() }.detach() {
+                // SAFETY: objects the reactor owns came from Box::into_raw.
+                unsafe { self.bury(source) };
             }
         }
         self.free_graveyard();
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        self.detach_all();
     }
 }

@@ -7,9 +7,9 @@ use std::os::fd::{FromRawFd, RawFd};
 
 /// A peer that went away must yield EPIPE, not kill the program with SIGPIPE.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const SEND_FLAGS: libc::c_int = 0;
+const SEND_FLAGS: i32 = 0;
 
 /// Moves bytes between a connection and its peer.
 pub trait Transport {
@@ -51,11 +51,11 @@ impl Transport for Socket {
     fn write2(&self, first: &[u8], second: &[u8]) -> io::Result<usize> {
         let mut iov = [
             libc::iovec {
-                iov_base: first.as_ptr() as *mut libc::c_void,
+                iov_base: first.as_ptr().cast_mut().cast(),
                 iov_len: first.len(),
             },
             libc::iovec {
-                iov_base: second.as_ptr() as *mut libc::c_void,
+                iov_base: second.as_ptr().cast_mut().cast(),
                 iov_len: second.len(),
             },
         ];

@@ -1,6 +1,6 @@
 //! `ws://` URLs (RFC 6455 §3) for client connections.
 
-use crate::proto::error::{Error, Result};
+use crate::runtime::error::{Error, Result};
 
 /// The parts of a `ws://host[:port][/path][?query]` URL a client needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,14 +19,14 @@ impl WsUrl {
     /// are fragments, user info, and anything that is not printable ASCII.
     pub fn parse(url: &str) -> Result<WsUrl> {
         if !url.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::InvalidArgument);
+            return Err(Error::InvalidArgument("not a ws:// URL"));
         }
         let rest = match url.get(..5) {
             Some(scheme) if scheme.eq_ignore_ascii_case("ws://") => &url[5..],
-            _ => return Err(Error::InvalidArgument),
+            _ => return Err(Error::InvalidArgument("not a ws:// URL")),
         };
         if rest.contains('#') {
-            return Err(Error::InvalidArgument);
+            return Err(Error::InvalidArgument("not a ws:// URL"));
         }
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
@@ -34,15 +34,15 @@ impl WsUrl {
             None => (rest, "/".to_owned()),
         };
         if authority.is_empty() || authority.contains('@') {
-            return Err(Error::InvalidArgument);
+            return Err(Error::InvalidArgument("not a ws:// URL"));
         }
         let (host, port_text) = if let Some(bracketed) = authority.strip_prefix('[') {
-            let end = bracketed.find(']').ok_or(Error::InvalidArgument)?;
+            let end = bracketed.find(']').ok_or(Error::InvalidArgument("not a ws:// URL"))?;
             let after = &bracketed[end + 1..];
             let port = match after.strip_prefix(':') {
                 Some(port) => Some(port),
                 None if after.is_empty() => None,
-                None => return Err(Error::InvalidArgument),
+                None => return Err(Error::InvalidArgument("not a ws:// URL")),
             };
             (&bracketed[..end], port)
         } else {
@@ -52,7 +52,7 @@ impl WsUrl {
             }
         };
         if host.is_empty() {
-            return Err(Error::InvalidArgument);
+            return Err(Error::InvalidArgument("not a ws:// URL"));
         }
         let port = match port_text {
             None => 80,
@@ -60,7 +60,7 @@ impl WsUrl {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or(Error::InvalidArgument)?,
+                .ok_or(Error::InvalidArgument("not a ws:// URL"))?,
         };
         let host_header = match (authority.starts_with('['), port) {
             (true, 80) => format!("[{host}]"),

@@ -715,6 +715,7 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_connect(NULL, "ws://127.0.0.1:1/"), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_connect(NULL, NULL), WSCONN_ERR_NULL);
     CHECK(wsconn_subprotocol(NULL) == NULL);
+    CHECK_EQ(wsconn_close_error(NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_http_respond(NULL, 200, "text/plain", "x", 1), WSCONN_ERR_NULL);
 
     CHECK_EQ(wsconn_config_set_handshake_timeout(NULL, 1000), WSCONN_ERR_NULL);
@@ -871,6 +872,7 @@ static void test_reactor_objects(void) {
     CHECK_EQ(wsconn_pause_read(c), WSCONN_ERR_STATE);
     CHECK_EQ(wsconn_resume_read(c), WSCONN_ERR_STATE);
     CHECK(wsconn_subprotocol(c) == NULL);
+    CHECK_EQ(wsconn_close_error(c), WSCONN_OK);
     CHECK_EQ(wsconn_http_respond(c, 200, "text/plain", "x", 1), WSCONN_ERR_NOT_OPEN);
     CHECK_EQ(wsconn_set_config(c, NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_set_config(c, cfg), WSCONN_OK);

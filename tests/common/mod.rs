@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use wsconn::{Config, Event, MessageKind, Session};
+use wsconn::{Config, Event, Message, MessageKind, Session};
 
 pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -27,14 +27,8 @@ impl From<Event<'_>> for Ev {
     fn from(e: Event<'_>) -> Ev {
         match e {
             Event::Open { path, subprotocol } => Ev::Open(path.into(), subprotocol.map(Into::into)),
-            Event::Message {
-                kind: MessageKind::Text,
-                data,
-            } => Ev::Text(String::from_utf8(data.to_vec()).unwrap()),
-            Event::Message {
-                kind: MessageKind::Binary,
-                data,
-            } => Ev::Binary(data.to_vec()),
+            Event::Message(Message::Text(text)) => Ev::Text(text.to_owned()),
+            Event::Message(Message::Binary(data)) => Ev::Binary(data.to_vec()),
             Event::Ping(d) => Ev::Ping(d.to_vec()),
             Event::Pong(d) => Ev::Pong(d.to_vec()),
             Event::Close { code, reason } => Ev::Close(code, reason.into()),
@@ -80,6 +74,13 @@ pub fn frame(first_byte: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     out
 }
 
+/// The default config with one change.
+pub fn config_with(change: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::default();
+    change(&mut config);
+    config
+}
+
 pub fn server() -> Session {
     server_with(Config::default())
 }
@@ -90,10 +91,10 @@ pub fn server_with(config: Config) -> Session {
 
 /// A server session past the handshake, its output drained.
 pub fn open_server_with(config: Config) -> Session {
-    let mut s = server_with(config);
-    let events = feed(&mut s, REQUEST).0;
+    let s = server_with(config);
+    let events = feed(&s, REQUEST).0;
     assert_eq!(events, vec![Ev::Open("/chat".into(), None)]);
-    drain(&mut s);
+    drain(&s);
     s
 }
 
@@ -102,15 +103,15 @@ pub fn open_server() -> Session {
 }
 
 /// Feeds bytes (copied, since the session unmasks in place); returns the events and the result.
-pub fn feed(s: &mut Session, bytes: &[u8]) -> (Vec<Ev>, wsconn::Result<()>) {
+pub fn feed(s: &Session, bytes: &[u8]) -> (Vec<Ev>, wsconn::Result<()>) {
     let mut events = Vec::new();
     let mut data = bytes.to_vec();
-    let result = s.feed(&mut data, |_, e| events.push(Ev::from(e)));
-    (events, result)
+    let result = s.feed(&mut data, &mut |_: &Session, e: Event<'_>| events.push(Ev::from(e)));
+    (events, result.map(|_| ()))
 }
 
 /// Feeds bytes in pieces cut at `cuts`.
-pub fn feed_pieces(s: &mut Session, bytes: &[u8], cuts: &[usize]) -> (Vec<Ev>, wsconn::Result<()>) {
+pub fn feed_pieces(s: &Session, bytes: &[u8], cuts: &[usize]) -> (Vec<Ev>, wsconn::Result<()>) {
     let mut events = Vec::new();
     let mut last = 0;
     for &cut in cuts.iter().chain(std::iter::once(&bytes.len())) {
@@ -125,9 +126,9 @@ pub fn feed_pieces(s: &mut Session, bytes: &[u8], cuts: &[usize]) -> (Vec<Ev>, w
 }
 
 /// Takes all pending output.
-pub fn drain(s: &mut Session) -> Vec<u8> {
-    let out = s.sender().pending().to_vec();
-    s.sender().consume(out.len()).unwrap();
+pub fn drain(s: &Session) -> Vec<u8> {
+    let out = s.pending().to_vec();
+    s.consume(out.len()).unwrap();
     out
 }
 

@@ -61,14 +61,14 @@ pub fn parse_response<'c>(buf: &[u8], key: &str, config: &'c Config) -> Result<O
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= config.max_handshake_size => {
+        Ok(httparse::Status::Partial) if buf.len() >= config.max_handshake_size() => {
             return Err(Error::HandshakeTooLarge)
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::HandshakeTooLarge),
         Err(_) => return Err(Error::Handshake("malformed HTTP response")),
     };
-    if head_len > config.max_handshake_size {
+    if head_len > config.max_handshake_size() {
         return Err(Error::HandshakeTooLarge);
     }
     if response.code != Some(101) {
@@ -97,7 +97,7 @@ pub fn parse_response<'c>(buf: &[u8], key: &str, config: &'c Config) -> Result<O
         (None, _) => None,
         (Some(chosen), None) => {
             let chosen = chosen.trim_ascii();
-            match config.subprotocols.iter().find(|p| p.as_bytes() == chosen) {
+            match config.subprotocols().iter().find(|p| p.as_bytes() == chosen) {
                 Some(p) => Some(p.as_str()),
                 None => {
                     return Err(Error::Handshake(
@@ -120,10 +120,7 @@ mod tests {
         Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 
     fn config() -> Config {
-        Config {
-            subprotocols: vec!["chat".into(), "superchat".into()],
-            ..Config::default()
-        }
+        Config::with_subprotocols(&["chat", "superchat"]).unwrap()
     }
 
     #[test]
@@ -137,11 +134,8 @@ mod tests {
     #[test]
     fn request_is_valid_for_our_server() {
         let mut out = Vec::new();
-        write_request(&mut out, "example.com:8080", "/chat?x=1", KEY, &config().subprotocols).unwrap();
-        let server_config = Config {
-            subprotocols: vec!["superchat".into()],
-            ..Config::default()
-        };
+        write_request(&mut out, "example.com:8080", "/chat?x=1", KEY, config().subprotocols()).unwrap();
+        let server_config = Config::with_subprotocols(&["superchat"]).unwrap();
         let req = crate::proto::handshake::server::parse_request(&out, &server_config)
             .unwrap()
             .unwrap();

@@ -64,14 +64,14 @@ pub fn parse_head<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Parsed
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() >= config.max_handshake_size => {
+        Ok(httparse::Status::Partial) if buf.len() >= config.max_handshake_size() => {
             return Err(reject(431, "request head too large"))
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(reject(431, "too many header lines")),
         Err(_) => return Err(reject(400, "malformed HTTP request")),
     };
-    if head_len > config.max_handshake_size {
+    if head_len > config.max_handshake_size() {
         return Err(reject(431, "request head too large"));
     }
     let (method, path) = (request.method.unwrap_or("GET"), request.path.unwrap_or("/"));
@@ -106,7 +106,7 @@ pub fn parse_head<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Parsed
         Ok(nonce) if nonce.len() == 16 => {}
         _ => return Err(reject(400, "Sec-WebSocket-Key is not 16 bytes in base64")),
     }
-    let subprotocol = select_subprotocol(headers, &config.subprotocols);
+    let subprotocol = select_subprotocol(headers, config.subprotocols());
     Ok(Some(Parsed::Upgrade(Request {
         path,
         key,
@@ -195,10 +195,7 @@ mod tests {
 
     fn parse(req: &str) -> Result<Option<Request<'_>>, Rejection> {
         // Leak the config so the borrow lives as long as the request text.
-        let config: &'static Config = Box::leak(Box::new(Config {
-            subprotocols: vec!["superchat".into(), "chat".into()],
-            ..Config::default()
-        }));
+        let config: &'static Config = Box::leak(Box::new(Config::with_subprotocols(&["superchat", "chat"]).unwrap()));
         parse_request(req.as_bytes(), config)
     }
 

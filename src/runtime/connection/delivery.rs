@@ -1,0 +1,58 @@
+//! Session events to the connection's handler, and what the connection keeps
+//! of them (the close code and reason it will report).
+
+use crate::proto::close_code::CloseCode;
+use crate::proto::event::Event;
+use crate::proto::session::{EventHandler, Session};
+use crate::runtime::connection::{Connection, Flags, Lifecycle};
+use crate::runtime::error::Error;
+use crate::runtime::handler::ConnHandler;
+
+/// The event handler a connection gives its session during a feed.
+pub(super) struct Delivery<'a, H: ConnHandler> {
+    pub conn: &'a Connection<H>,
+}
+
+impl<H: ConnHandler> EventHandler for Delivery<'_, H> {
+    fn on_event(&mut self, _session: &Session, event: Event<'_>) {
+        self.conn.deliver(event);
+    }
+
+    /// The program paused reading, stopped or released the connection.
+    fn stopped(&self) -> bool {
+        self.conn.has(Flags::PAUSED | Flags::RELEASED) || self.conn.lifecycle.get() != Lifecycle::Running
+    }
+}
+
+impl<H: ConnHandler> Connection<H> {
+    fn deliver(&self, event: Event<'_>) {
+        let handler = &self.handler;
+        match event {
+            Event::Open { path, subprotocol } => {
+                self.arm_timer();
+                handler.on_open(self, path, subprotocol);
+            }
+            Event::Message(message) => handler.on_message(self, message),
+            Event::Fragment { kind, data, fin } => handler.on_fragment(self, kind, data, fin),
+            Event::Ping(data) => handler.on_ping(self, data),
+            Event::Pong(data) => handler.on_pong(self, data),
+            Event::Close { code, reason } => {
+                self.close_code.set(code);
+                self.extra().close_reason = reason.to_owned();
+            }
+            Event::Error(error) => {
+                let mut extra = self.extra();
+                if self.close_code.get() == 0 {
+                    let code = error.close_code().unwrap_or(CloseCode::ABNORMAL);
+                    self.close_code.set(code.0);
+                    extra.close_reason = error.to_string();
+                }
+                extra.close_error.get_or_insert(Error::Session(error));
+            }
+            Event::HttpRequest { method, path } => {
+                self.close_code.set(CloseCode::NORMAL.0);
+                handler.on_http(self, method, path);
+            }
+        }
+    }
+}

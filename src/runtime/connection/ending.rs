@@ -1,0 +1,145 @@
+//! How a connection ends: closed (the handler is told once), stopped by the
+//! program (silently, reusable), detached by a departing reactor, or released.
+
+use crate::proto::close_code::CloseCode;
+use crate::runtime::connection::{Connection, Flags, Lifecycle};
+use crate::runtime::error::{Error, Result};
+use crate::runtime::handler::{ConnHandler, Ending};
+use crate::runtime::timers::NO_TOKEN;
+
+impl<H: ConnHandler> Connection<H> {
+    /// Ends the connection: deregisters and closes the socket, and tells the
+    /// handler (once), with the socket still open meanwhile. `error` is what
+    /// went wrong, unless something was recorded already.
+    pub(crate) fn finish(&self, code: u16, reason: &str, error: Option<Error>) {
+        if matches!(self.lifecycle.get(), Lifecycle::Closed | Lifecycle::Idle) {
+            return;
+        }
+        self.lifecycle.set(Lifecycle::Closed);
+        self.deregister();
+        if let Some(error) = error {
+            self.extra().close_error.get_or_insert(error);
+        }
+        if !self.has(Flags::RELEASED) {
+            let ending = Ending {
+                code,
+                reason,
+                error: self.close_error(),
+            };
+            self.handler.on_close(self, &ending);
+        }
+        self.drop_socket();
+        if self.has(Flags::OWNED_BY_REACTOR) && !self.has(Flags::RELEASED) {
+            if let Some(reactor) = self.reactor() {
+                self.set(Flags::RELEASED);
+                // SAFETY: a connection the reactor owns came from `create` (a
+                // leaked box) and nothing else frees it; it was deregistered above.
+                // It is freed once the running dispatch is over.
+                unsafe { reactor.bury(self.as_source()) };
+            }
+        }
+    }
+
+    /// Ends the connection with the close code and reason seen so far.
+    pub(super) fn finish_with_recorded_code(&self) {
+        let code = match self.close_code.get() {
+            0 => CloseCode::ABNORMAL.0,
+            code => code,
+        };
+        let reason = self
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.close_reason))
+            .unwrap_or_default();
+        self.finish(code, &reason, None);
+    }
+
+    fn deregister(&self) {
+        if let Some((reactor, token)) = self.registered() {
+            reactor.disarm_timer(token);
+            let fd = self.fd.get();
+            if fd >= 0 {
+                let _ = reactor.registry().deregister(&mut mio::unix::SourceFd(&fd));
+            }
+            reactor.remove(token);
+        }
+        self.token.set(NO_TOKEN);
+    }
+
+    /// Closes the socket and frees the session and its buffers.
+    fn drop_socket(&self) {
+        if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
+            self.socket().close();
+        }
+        self.fd.set(-1);
+        match self.session.try_borrow_mut() {
+            Ok(mut session) => *session = None,
+            // Its feed is running a handler: dropped when the feed returns.
+            Err(_) => self.set(Flags::DROP_SESSION),
+        }
+        if let Some(extra) = self.extra.borrow_mut().as_mut() {
+            extra.backlog = Vec::new();
+        }
+    }
+
+    /// Drops a session whose end came while its feed was running.
+    pub(super) fn drop_session_if_asked(&self) {
+        if self.has(Flags::DROP_SESSION) {
+            if let Ok(mut session) = self.session.try_borrow_mut() {
+                *session = None;
+                self.clear(Flags::DROP_SESSION);
+            }
+        }
+    }
+
+    /// Drops the connection without a closing handshake or handler call; it may
+    /// be started again with a new socket.
+    pub fn stop(&self) -> Result<()> {
+        if self.lifecycle.get() == Lifecycle::Idle {
+            return Err(Error::State);
+        }
+        self.deregister();
+        self.drop_socket();
+        self.lifecycle.set(Lifecycle::Idle);
+        let kept = Flags::RELEASED | Flags::OWNED_BY_REACTOR | Flags::OWN_CONFIG | Flags::STREAMING | Flags::SERVE_HTTP;
+        self.flags.set(self.flags.get() & (kept | Flags::DROP_SESSION));
+        if !self.has(Flags::OWN_CONFIG) {
+            self.config.set(None);
+        }
+        Ok(())
+    }
+
+    /// The reactor is going away. Returns whether the reactor owns (and must
+    /// free) this connection.
+    pub(super) fn detach(&self) -> bool {
+        let _ = self.stop();
+        self.reactor.set(std::ptr::null());
+        self.has(Flags::OWNED_BY_REACTOR)
+    }
+
+    /// Frees the connection now, or when the running dispatch ends if called
+    /// from a handler. Closes the socket without telling the handler.
+    ///
+    /// # Safety
+    /// `this` came from [`Connection::create`] and is not used by the caller
+    /// afterwards.
+    pub unsafe fn release(this: *mut Self) {
+        // SAFETY: live per the caller.
+        let conn = unsafe { &*this };
+        if conn.lifecycle.get() == Lifecycle::Idle && conn.fd.get() >= 0 {
+            // Handed over with set_fd but never started: still ours to close.
+            conn.socket().close();
+            conn.fd.set(-1);
+        }
+        conn.set(Flags::RELEASED);
+        conn.deregister();
+        conn.drop_socket();
+        match conn.reactor() {
+            // SAFETY: from Box::leak in `create`; deregistered above.
+            Some(reactor) if reactor.is_dispatching() => unsafe { reactor.bury(conn.as_source()) },
+            // SAFETY: from Box::leak in `create`; no dispatch can be using it.
+            _ => drop(unsafe { Box::from_raw(this) }),
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! A WebSocket connection on a reactor: its socket, its session, its handler
+//! and its timer.
+//!
+//! Every method takes `&self` and all state sits in `Cell`/`RefCell`, because
+//! the handler runs in the middle of the connection's own work and may call
+//! back into it (send, close, pause, stop, release).
+//!
+//! An idle connection is small: the session keeps no buffer when nothing is
+//! incomplete, output borrows the thread's spare buffer only while it waits,
+//! and what is rarely needed sits in a box made on demand (`Extra`).
+//!
+//! The parts: `input` (reading and feeding the session), `output` (writing),
+//! `delivery` (session events to the handler), `timeouts` (the timers),
+//! `ending` (close, stop, release), `connector` (the client side: resolve,
+//! connect).
+
+mod connector;
+mod delivery;
+mod ending;
+mod input;
+mod output;
+mod timeouts;
+
+use std::cell::{Cell, Ref, RefCell};
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use mio::Token;
+
+use crate::proto::error::Error as SessionError;
+use crate::proto::event::{Message, MessageKind};
+use crate::proto::session::Session;
+use crate::proto::state::State;
+use crate::runtime::config::ConnConfig;
+use crate::runtime::error::{Error, Result};
+use crate::runtime::handler::ConnHandler;
+use crate::runtime::reactor::{Reactor, Source};
+use crate::runtime::timers::{TimerLinks, NO_TOKEN};
+use crate::runtime::transport::{Socket, Transport};
+
+/// Where a connection is in its life. While `Running`, the session's state
+/// says the rest (handshake, open, closing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Created, or stopped: no socket.
+    Idle,
+    /// Client: the host name is being resolved (off the reactor's thread).
+    Resolving,
+    /// Client: TCP connect in progress.
+    Connecting,
+    /// The session runs over the socket.
+    Running,
+    /// The socket is closed and the handler was told.
+    Closed,
+}
+
+bitflags::bitflags! {
+    /// What remains of a connection's state besides its lifecycle and session.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) struct Flags: u16 {
+        /// The program paused reading.
+        const PAUSED = 1;
+        /// Input may be waiting in the socket (the last read did not drain it).
+        const READABLE = 1 << 1;
+        /// Queued in the reactor's list of output to write.
+        const DIRTY = 1 << 2;
+        /// Queued in the reactor's list of input to read.
+        const READY = 1 << 3;
+        /// A drain event is owed once output falls low.
+        const DRAIN_WANTED = 1 << 4;
+        /// Released by the program: freed once the dispatch ends.
+        const RELEASED = 1 << 5;
+        /// A close frame was sent or received, or the session ended: the close
+        /// timer runs.
+        const CLOSING = 1 << 6;
+        /// The peer closed its side: read until EOF, a short read does not mean drained.
+        const PEER_CLOSED = 1 << 7;
+        /// Writable events are asked for (only while output waits for socket room).
+        const WRITE_INTEREST = 1 << 8;
+        /// The reactor owns the connection and frees it once it is closed.
+        const OWNED_BY_REACTOR = 1 << 9;
+        /// Options were set on this connection (`set_config`), not taken from the reactor.
+        const OWN_CONFIG = 1 << 10;
+        /// Streaming receive (handler's `on_fragment`), for the next messages.
+        const STREAMING = 1 << 11;
+        /// Plain HTTP requests go to the handler's `on_http`.
+        const SERVE_HTTP = 1 << 12;
+        /// The session is to be dropped once the feed running it returns.
+        const DROP_SESSION = 1 << 13;
+    }
+}
+
+/// What few connections need, made on demand.
+#[derive(Default)]
+struct Extra {
+    close_reason: String,
+    close_error: Option<Error>,
+    /// Input read but not processed because reading was paused mid-buffer.
+    backlog: Vec<u8>,
+    /// Client: the name resolution waited for.
+    resolve_request: u32,
+}
+
+/// A WebSocket connection on a reactor: a socket, its session, the program's
+/// handler of its events, and its timers.
+pub struct Connection<H: ConnHandler> {
+    reactor: Cell<*const Reactor>,
+    session: RefCell<Option<Session>>,
+    handler: H,
+    /// Taken out and put back around each use (a `Cell` costs no borrow flag).
+    config: Cell<Option<Arc<ConnConfig>>>,
+    extra: RefCell<Option<Box<Extra>>>,
+    timer: TimerLinks,
+    fd: Cell<RawFd>,
+    token: Cell<u32>,
+    /// Reactor milliseconds, truncated to 32 bits (compared with wrapping_sub).
+    started_ms: Cell<u32>,
+    last_input_ms: Cell<u32>,
+    ping_sent_ms: Cell<u32>,
+    closing_since_ms: Cell<u32>,
+    flags: Cell<Flags>,
+    close_code: Cell<u16>,
+    lifecycle: Cell<Lifecycle>,
+}
+
+impl<H: ConnHandler> Connection<H> {
+    /// A connection on `reactor` (which must outlive it), owned by the program:
+    /// give it a socket with `set_fd` + `start` (server) or call `connect`
+    /// (client); free it with [`Connection::release`].
+    pub fn create(reactor: &Reactor, handler: H) -> NonNull<Connection<H>> {
+        NonNull::from(Box::leak(Box::new(Connection {
+            reactor: Cell::new(reactor),
+            session: RefCell::new(None),
+            handler,
+            config: Cell::new(None),
+            extra: RefCell::new(None),
+            timer: TimerLinks::default(),
+            fd: Cell::new(-1),
+            token: Cell::new(NO_TOKEN),
+            started_ms: Cell::new(0),
+            last_input_ms: Cell::new(0),
+            ping_sent_ms: Cell::new(0),
+            closing_since_ms: Cell::new(0),
+            flags: Cell::new(Flags::empty()),
+            close_code: Cell::new(0),
+            lifecycle: Cell::new(Lifecycle::Idle),
+        })))
+    }
+
+    /// Serves the server role on an accepted socket (taken over, closed at the
+    /// end) with a connection the reactor owns and frees once it is closed.
+    pub fn serve(reactor: &Reactor, fd: RawFd, handler: H) -> Result<()> {
+        let ptr = Self::create(reactor, handler);
+        // SAFETY: just created; nothing else refers to it yet.
+        let conn = unsafe { ptr.as_ref() };
+        conn.set(Flags::OWNED_BY_REACTOR);
+        let started = conn.set_fd(fd).and_then(|()| conn.start());
+        if started.is_err() {
+            // SAFETY: from `create`; not registered.
+            unsafe { Self::release(ptr.as_ptr()) };
+        }
+        started
+    }
+
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    pub(crate) fn reactor(&self) -> Option<&Reactor> {
+        // SAFETY: the reactor outlives the connections made on it (documented) and
+        // detaches them (setting this pointer to NULL) if it is dropped first.
+        unsafe { self.reactor.get().as_ref() }
+    }
+
+    /// The reactor and this connection's token, while registered.
+    fn registered(&self) -> Option<(&Reactor, Token)> {
+        match self.token.get() {
+            NO_TOKEN => None,
+            token => self.reactor().map(|r| (r, Token(token as usize))),
+        }
+    }
+
+    /// This connection as the reactor sees it.
+    fn as_source(&self) -> NonNull<dyn Source> {
+        NonNull::from(self as &dyn Source)
+    }
+
+    pub(crate) fn has(&self, flag: Flags) -> bool {
+        self.flags.get().intersects(flag)
+    }
+
+    pub(crate) fn set(&self, flag: Flags) {
+        self.flags.set(self.flags.get() | flag);
+    }
+
+    pub(crate) fn clear(&self, flag: Flags) {
+        self.flags.set(self.flags.get() - flag);
+    }
+
+    fn socket(&self) -> Socket {
+        Socket(self.fd.get())
+    }
+
+    fn extra(&self) -> std::cell::RefMut<'_, Box<Extra>> {
+        std::cell::RefMut::map(self.extra.borrow_mut(), |e| e.get_or_insert_with(Box::default))
+    }
+
+    fn with_extra<R>(&self, f: impl FnOnce(&Extra) -> R) -> Option<R> {
+        self.extra.borrow().as_deref().map(f)
+    }
+
+    fn now32(&self) -> u32 {
+        self.reactor().map_or(0, Reactor::now_ms) as u32
+    }
+
+    /// The session, while there is one.
+    fn session(&self) -> Option<Ref<'_, Session>> {
+        Ref::filter_map(self.session.borrow(), Option::as_ref).ok()
+    }
+
+    // ------------------------------------------------------------ setup
+
+    /// The options this connection runs (or will start) with.
+    pub fn config(&self) -> Arc<ConnConfig> {
+        let config = self.config.take();
+        let current = config
+            .clone()
+            .unwrap_or_else(|| self.reactor().map(Reactor::config).unwrap_or_default());
+        self.config.set(config);
+        current
+    }
+
+    /// Uses these options instead of the reactor's. Only before `start`/`connect`.
+    pub fn set_config(&self, config: Arc<ConnConfig>) -> Result<()> {
+        if self.lifecycle.get() != Lifecycle::Idle {
+            return Err(Error::State);
+        }
+        self.config.set(Some(config));
+        self.set(Flags::OWN_CONFIG);
+        Ok(())
+    }
+
+    /// Streaming receive: messages reach `on_fragment` piece by piece and are
+    /// never reassembled (for huge messages). A switch takes effect at the next
+    /// message.
+    pub fn set_streaming(&self, on: bool) {
+        if on {
+            self.set(Flags::STREAMING);
+        } else {
+            self.clear(Flags::STREAMING);
+        }
+        if let Some(session) = self.session() {
+            session.set_streaming(on);
+        }
+    }
+
+    /// Server role: a request that is not a WebSocket upgrade goes to
+    /// `on_http` instead of being refused with 400. Only before `start`.
+    pub fn set_serve_http(&self, on: bool) {
+        if on {
+            self.set(Flags::SERVE_HTTP);
+        } else {
+            self.clear(Flags::SERVE_HTTP);
+        }
+    }
+
+    /// The socket, or -1.
+    pub fn fd(&self) -> RawFd {
+        self.fd.get()
+    }
+
+    /// Takes ownership of a connected socket (closed on release or stop).
+    pub fn set_fd(&self, fd: RawFd) -> Result<()> {
+        if self.lifecycle.get() != Lifecycle::Idle || fd < 0 {
+            return Err(Error::State);
+        }
+        let previous = self.fd.replace(fd);
+        if previous >= 0 && previous != fd {
+            // An fd handed over earlier and never started: still ours.
+            Socket(previous).close();
+        }
+        Ok(())
+    }
+
+    /// A new session with the connection's options, in place of the old one.
+    fn install_session(&self, session: Session) -> Result<()> {
+        session.set_streaming(self.has(Flags::STREAMING));
+        session.set_serve_http(self.has(Flags::SERVE_HTTP));
+        let mut slot = self.session.try_borrow_mut().map_err(|_| Error::Reentrant)?;
+        *slot = Some(session);
+        self.clear(Flags::DROP_SESSION);
+        Ok(())
+    }
+
+    /// Server role on the socket given with `set_fd`.
+    pub fn start(&self) -> Result<()> {
+        if self.lifecycle.get() != Lifecycle::Idle || self.fd.get() < 0 {
+            return Err(Error::State);
+        }
+        let reactor = self.reactor().ok_or(Error::State)?;
+        let socket = self.socket();
+        socket
+            .set_nonblocking()
+            .map_err(|_| Error::Io("making the socket non-blocking"))?;
+        socket.set_nodelay();
+        let config = self.config();
+        self.install_session(Session::server(Arc::clone(&config.protocol)))?;
+        self.config.set(Some(config));
+        let token = reactor.add(self.as_source());
+        if let Err(e) = self.register(reactor, token, false) {
+            reactor.remove(token);
+            return Err(e);
+        }
+        self.begin(token, Lifecycle::Running);
+        // Bytes may have arrived before registration.
+        self.set(Flags::READABLE);
+        self.schedule_ready();
+        Ok(())
+    }
+
+    /// Registers the socket with the poll under `token`.
+    fn register(&self, reactor: &Reactor, token: Token, writable: bool) -> Result<()> {
+        let interest = if writable {
+            mio::Interest::READABLE | mio::Interest::WRITABLE
+        } else {
+            mio::Interest::READABLE
+        };
+        let fd = self.fd.get();
+        reactor
+            .registry()
+            .register(&mut mio::unix::SourceFd(&fd), token, interest)
+            .map_err(|_| Error::Io("registering the socket"))?;
+        if writable {
+            self.set(Flags::WRITE_INTEREST);
+        }
+        Ok(())
+    }
+
+    /// The connection runs from now on, registered under `token`.
+    fn begin(&self, token: Token, lifecycle: Lifecycle) {
+        self.token.set(token.0 as u32);
+        self.lifecycle.set(lifecycle);
+        let kept = Flags::PAUSED
+            | Flags::RELEASED
+            | Flags::OWNED_BY_REACTOR
+            | Flags::OWN_CONFIG
+            | Flags::STREAMING
+            | Flags::SERVE_HTTP
+            | Flags::WRITE_INTEREST;
+        self.flags.set(self.flags.get() & kept);
+        self.close_code.set(0);
+        if let Some(extra) = self.extra.borrow_mut().as_mut() {
+            extra.close_reason.clear();
+            extra.close_error = None;
+        }
+        let now = self.now32();
+        self.started_ms.set(now);
+        self.last_input_ms.set(now);
+        self.ping_sent_ms.set(0);
+        self.arm_timer();
+    }
+
+    // ------------------------------------------------------------ state
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle.get()
+    }
+
+    /// The session's state, while there is a session.
+    pub fn state(&self) -> Option<State> {
+        self.session().map(|s| s.state())
+    }
+
+    /// `Ok` when the opening handshake is complete and no close has started.
+    pub fn established(&self) -> Result<()> {
+        match (self.lifecycle.get(), self.state()) {
+            (Lifecycle::Running, Some(State::Open)) if !self.has(Flags::CLOSING) => Ok(()),
+            (Lifecycle::Running, Some(State::Handshake)) => Err(SessionError::NotOpen.into()),
+            (Lifecycle::Running | Lifecycle::Closed, _) => Err(SessionError::Closed.into()),
+            _ => Err(SessionError::NotOpen.into()),
+        }
+    }
+
+    /// Output bytes queued and not yet written.
+    pub fn buffered_amount(&self) -> usize {
+        self.session().map_or(0, |s| s.buffered())
+    }
+
+    /// What ended the connection (`None` for a completed closing handshake, or
+    /// while it runs): readable in `on_close` and afterwards.
+    pub fn close_error(&self) -> Option<Error> {
+        self.with_extra(|e| e.close_error).flatten()
+    }
+
+    // ------------------------------------------------------------ sending
+
+    /// Runs a send on the session, then schedules the write and the drain signal.
+    fn with_session(&self, f: impl FnOnce(&Session) -> crate::proto::error::Result<()>) -> Result<()> {
+        let result = {
+            let Some(session) = self.session() else {
+                return Err(match self.lifecycle.get() {
+                    Lifecycle::Closed => SessionError::Closed,
+                    _ => SessionError::NotOpen,
+                }
+                .into());
+            };
+            let result = f(&session);
+            if matches!(result, Err(SessionError::Full)) || session.is_full() {
+                self.set(Flags::DRAIN_WANTED);
+            }
+            result
+        };
+        if result.is_ok() {
+            self.schedule_flush();
+        }
+        result.map_err(Error::from)
+    }
+
+    /// Sends a whole message (text must be UTF-8).
+    pub fn send(&self, kind: MessageKind, data: &[u8]) -> Result<()> {
+        self.send_message(Message::new(kind, data)?)
+    }
+
+    /// Sends a message, e.g. one received: a large one leaves at once, straight
+    /// from its bytes, behind what output waits (unless the socket is known to
+    /// be full).
+    pub fn send_message(&self, message: Message<'_>) -> Result<()> {
+        let socket_full = self.has(Flags::WRITE_INTEREST | Flags::RELEASED);
+        let socket = self.socket();
+        self.with_session(|s| {
+            s.send_direct(message, |pending, payload| {
+                if socket_full {
+                    return Ok(0);
+                }
+                socket.write2(pending, payload)
+            })
+        })
+    }
+
+    pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
+        self.with_session(|s| s.send_fragment(kind, data, fin))
+    }
+
+    pub fn ping(&self, data: &[u8]) -> Result<()> {
+        self.with_session(|s| s.ping(data))
+    }
+
+    /// Starts the closing handshake; the handler's `on_close` follows when the
+    /// peer answers, or after the close timeout.
+    pub fn close(&self, code: u16, reason: &str) -> Result<()> {
+        self.with_session(|s| s.close(code, reason))?;
+        if self.close_code.get() == 0 {
+            self.close_code.set(code);
+            self.extra().close_reason = reason.to_owned();
+        }
+        self.begin_closing();
+        Ok(())
+    }
+
+    /// Answers the plain HTTP request being handled (from inside `on_http`).
+    pub fn http_respond(&self, status: u16, content_type: &str, body: &[u8]) -> Result<()> {
+        self.with_session(|s| s.http_response(status, content_type, body))
+    }
+
+    // ------------------------------------------------------------ flow control
+
+    /// Stops reading (and delivering what was already read) until `resume_read`.
+    pub fn pause_read(&self) -> Result<()> {
+        if self.lifecycle.get() == Lifecycle::Idle {
+            return Err(Error::State);
+        }
+        self.set(Flags::PAUSED);
+        Ok(())
+    }
+
+    pub fn resume_read(&self) -> Result<()> {
+        if self.lifecycle.get() == Lifecycle::Idle {
+            return Err(Error::State);
+        }
+        self.clear(Flags::PAUSED);
+        if self.has_input() {
+            self.schedule_ready();
+        }
+        Ok(())
+    }
+}
+
+impl<H: ConnHandler> Source for Connection<H> {
+    fn on_event(&self, readable: bool, writable: bool, peer_closed: bool) {
+        self.on_poll_event(readable, writable, peer_closed);
+    }
+
+    fn on_ready(&self) {
+        self.clear(Flags::READY);
+        self.read_input();
+    }
+
+    fn flush(&self) {
+        Connection::flush(self);
+    }
+
+    fn on_timer(&self) {
+        Connection::on_timer(self);
+    }
+
+    fn timer_links(&self) -> Option<&TimerLinks> {
+        Some(&self.timer)
+    }
+
+    fn on_resolved(&self, request: u32, addrs: std::io::Result<Vec<std::net::SocketAddr>>) {
+        self.resolved(request, addrs);
+    }
+
+    fn detach(&self) -> bool {
+        Connection::detach(self)
+    }
+}

@@ -1,0 +1,113 @@
+//! The connection's timers: handshake, idle, keepalive ping and pong, and the
+//! closing handshake. One deadline is armed in the reactor's wheel at a time:
+//! the next moment any of them must be checked.
+
+use crate::proto::close_code::CloseCode;
+use crate::proto::state::State;
+use crate::runtime::connection::{Connection, Flags, Lifecycle};
+use crate::runtime::error::Error;
+use crate::runtime::handler::ConnHandler;
+
+impl<H: ConnHandler> Connection<H> {
+    /// Milliseconds since `then` (a truncated reactor time).
+    fn since(&self, then: u32) -> u64 {
+        self.now32().wrapping_sub(then) as u64
+    }
+
+    /// Whether the opening handshake (or the connect before it) is under way.
+    fn handshaking(&self) -> bool {
+        match self.lifecycle.get() {
+            Lifecycle::Resolving | Lifecycle::Connecting => true,
+            Lifecycle::Running => self.state() == Some(State::Handshake),
+            Lifecycle::Idle | Lifecycle::Closed => false,
+        }
+    }
+
+    /// Milliseconds until the next moment a timer has something to check.
+    fn next_wait(&self) -> Option<u64> {
+        if matches!(self.lifecycle.get(), Lifecycle::Idle | Lifecycle::Closed) {
+            return None;
+        }
+        let t = self.config().timeouts;
+        let closing = self.has(Flags::CLOSING);
+        let left = |since: u32, timeout: u32| (timeout as u64).saturating_sub(self.since(since));
+        let mut wait: Option<u64> = None;
+        let mut consider = |ms: u64| wait = Some(wait.map_or(ms, |w| w.min(ms)));
+        if self.handshaking() {
+            consider(left(self.started_ms.get(), t.handshake_ms()));
+        } else if !closing {
+            if t.idle_ms() > 0 {
+                consider(left(self.last_input_ms.get(), t.idle_ms()));
+            }
+            if t.ping_interval_ms() > 0 {
+                match self.ping_sent_ms.get() {
+                    0 => consider(left(self.last_input_ms.get(), t.ping_interval_ms())),
+                    sent => consider(left(sent, t.pong_ms())),
+                }
+            }
+        }
+        if closing {
+            consider(left(self.closing_since_ms.get(), t.close_ms()));
+        }
+        wait
+    }
+
+    /// Puts this connection in the reactor's timer wheel for its next deadline
+    /// (or takes it out when it has none).
+    pub(super) fn arm_timer(&self) {
+        let Some((reactor, token)) = self.registered() else {
+            return;
+        };
+        match self.next_wait() {
+            Some(wait) => reactor.arm_timer(token, reactor.now_ms() + wait),
+            None => reactor.disarm_timer(token),
+        }
+    }
+
+    pub(super) fn on_timer(&self) {
+        let t = self.config().timeouts;
+        let now = self.now32();
+        if matches!(self.lifecycle.get(), Lifecycle::Idle | Lifecycle::Closed) {
+            return;
+        }
+        if self.handshaking() {
+            if self.since(self.started_ms.get()) >= t.handshake_ms() as u64 {
+                let error = Some(Error::Timeout("handshake"));
+                self.finish(CloseCode::ABNORMAL.0, "handshake timeout", error);
+                return;
+            }
+        } else if self.has(Flags::CLOSING) {
+            if self.since(self.closing_since_ms.get()) >= t.close_ms() as u64 {
+                let code = match self.close_code.get() {
+                    0 => CloseCode::ABNORMAL.0,
+                    code => code,
+                };
+                self.finish(code, "close timeout", Some(Error::Timeout("close")));
+                return;
+            }
+        } else {
+            if t.idle_ms() > 0 && self.since(self.last_input_ms.get()) >= t.idle_ms() as u64 {
+                let _ = self.close(CloseCode::GOING_AWAY.0, "idle timeout");
+            }
+            if t.ping_interval_ms() > 0 && !self.has(Flags::CLOSING) {
+                let sent = self.ping_sent_ms.get();
+                // Input since the ping answers it; input in the very millisecond
+                // counts (pings go out only after a quiet interval).
+                let answered = sent != 0 && self.since(self.last_input_ms.get()) <= self.since(sent);
+                if answered {
+                    self.ping_sent_ms.set(0);
+                } else if sent != 0 && self.since(sent) >= t.pong_ms() as u64 {
+                    self.finish(CloseCode::ABNORMAL.0, "pong timeout", Some(Error::Timeout("pong")));
+                    return;
+                }
+                if self.ping_sent_ms.get() == 0
+                    && self.since(self.last_input_ms.get()) >= t.ping_interval_ms() as u64
+                    && self.ping(b"").is_ok()
+                {
+                    self.ping_sent_ms.set(now.max(1));
+                }
+            }
+        }
+        self.arm_timer();
+    }
+}

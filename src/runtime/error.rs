@@ -1,0 +1,30 @@
+//! What can go wrong in the runtime: the session's errors, and those of
+//! sockets, timers and the objects' own state.
+
+use crate::proto::error::Error as SessionError;
+
+/// An error of the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The protocol core refused or failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// An argument has a bad value (an IP address, a port, a URL).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// A socket or system call failed (bind, listen, connect, resolve, read, write).
+    #[error("{0} failed")]
+    Io(&'static str),
+    /// A handshake, pong or closing-handshake timer expired.
+    #[error("{0} timeout")]
+    Timeout(&'static str),
+    /// The call is not valid in the object's current state.
+    #[error("not valid in the object's current state")]
+    State,
+    /// The call would drop or restart a connection whose input is being processed
+    /// (e.g. `start` from inside one of its own callbacks after `stop`).
+    #[error("not allowed from inside a callback of the same connection")]
+    Reentrant,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,56 @@
+//! What a connection calls: the program's side of a reactor connection, as a
+//! Rust trait. The C API's callback table is one implementation of it
+//! (`ffi::callbacks`); a Rust program writes its own.
+
+use crate::proto::event::{Message, MessageKind};
+use crate::runtime::connection::Connection;
+use crate::runtime::error::Error;
+
+/// How a connection ended, as `ConnHandler::on_close` is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending<'a> {
+    /// The peer's close code (1005 if its close frame had none); or the one sent
+    /// to it when it broke the protocol (1002, 1007, 1009…); 1000 after a plain
+    /// HTTP exchange; 1006 when TCP dropped, an I/O error or a timeout ended it
+    /// without a closing handshake.
+    pub code: u16,
+    pub reason: &'a str,
+    /// What went wrong; `None` for a completed closing handshake or HTTP exchange.
+    pub error: Option<Error>,
+}
+
+/// The program's handling of one connection's events. Every method has a
+/// default that does nothing. Methods receive the connection, which they may
+/// use from inside (send, close, pause, ...): the data they are given is valid
+/// only during the call.
+#[allow(unused_variables)]
+pub trait ConnHandler: Sized + 'static {
+    /// The opening handshake completed. `path` is the request target (server
+    /// role) or the path requested (client role).
+    fn on_open(&self, conn: &Connection<Self>, path: &str, subprotocol: Option<&str>) {}
+
+    /// A complete message (unless streaming receive is on).
+    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {}
+
+    /// Streaming receive (`Connection::set_streaming`): the next piece of a
+    /// message, `fin` on the last.
+    fn on_fragment(&self, conn: &Connection<Self>, kind: MessageKind, data: &[u8], fin: bool) {}
+
+    /// A ping arrived (its pong is already queued).
+    fn on_ping(&self, conn: &Connection<Self>, data: &[u8]) {}
+
+    /// A pong arrived.
+    fn on_pong(&self, conn: &Connection<Self>, data: &[u8]) {}
+
+    /// A plain HTTP request (`Connection::set_serve_http`): answer with
+    /// `Connection::http_respond` from inside, or 404 is sent.
+    fn on_http(&self, conn: &Connection<Self>, method: &str, path: &str) {}
+
+    /// Output fell to a quarter of the max output after a send failed with
+    /// `Full` or left output at half of it or more: sending may resume.
+    fn on_drain(&self, conn: &Connection<Self>) {}
+
+    /// The connection ended; called once, with the socket still open (it is
+    /// closed when this returns).
+    fn on_close(&self, conn: &Connection<Self>, ending: &Ending<'_>) {}
+}
