@@ -564,6 +564,46 @@ static void test_full_queues_nothing(void) {
     wsconn_session_free(s);
 }
 
+/* ------------------------------------------------------------------ */
+/* Outgoing text is never invalid: a program that changes the delivered */
+/* bytes (its own fed buffer) and echoes them has them refused.         */
+
+struct tamper {
+    int messages;
+    int echo_rc;
+    int copy_rc;
+};
+
+static void cb_tamper_echo(wsconn_session_t *s, void *arg, int type, const uint8_t *data, size_t len) {
+    struct tamper *t = arg;
+    t->messages++;
+    CHECK_EQ(type, WSCONN_MSG_TEXT);
+    CHECK_EQ(len, 5);
+    /* data points into the buffer the program fed: its own memory. */
+    ((uint8_t *)data)[0] = 0xff;
+    t->echo_rc = wsconn_session_send(s, WSCONN_MSG_TEXT, data, len);
+    /* Sending the same bytes from elsewhere is refused the same way. */
+    uint8_t copy[5];
+    memcpy(copy, data, len);
+    t->copy_rc = wsconn_session_send(s, WSCONN_MSG_TEXT, copy, len);
+}
+
+static void test_tampered_echo_is_refused(void) {
+    struct tamper t = {0, 0, 0};
+    wsconn_session_callbacks_t cb = {0};
+    cb.on_message = cb_tamper_echo;
+    wsconn_session_t *s = open_server(NULL, &cb, &t);
+    if (!s) return;
+    uint8_t frame[64];
+    size_t n = client_frame(frame, 1, 0x1, "hello", 5);
+    CHECK_EQ(wsconn_session_feed(s, frame, n), WSCONN_OK);
+    CHECK_EQ(t.messages, 1);
+    CHECK_EQ(t.echo_rc, WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(t.copy_rc, WSCONN_ERR_INVALID_ARGUMENT);
+    /* Nothing was queued: no "81 05 ff 65 6c 6c 6f" on the wire. */
+    CHECK_EQ(wsconn_session_buffered_amount(s), 0);
+    wsconn_session_free(s);
+}
 
 /* ------------------------------------------------------------------ */
 /* Reactor API: NULL everywhere.                                       */
@@ -1220,6 +1260,7 @@ int main(void) {
     test_free_in_callback();
     test_reentrant_feed();
     test_full_queues_nothing();
+    test_tampered_echo_is_refused();
     test_reactor_null();
     test_reactor_objects();
     test_reactor_pair(0);
