@@ -54,13 +54,26 @@ const C_WORDS: &[&str] = &[
 
 #[test]
 fn proto_uses_no_other_layer() {
-    let forbidden = ["crate::runtime", "crate::ffi", "super::super::runtime", "super::super::ffi"];
-    forbid(&src().join("proto"), &forbidden, "the protocol core must not use the runtime or the C API");
+    let forbidden = [
+        "crate::runtime",
+        "crate::ffi",
+        "super::super::runtime",
+        "super::super::ffi",
+    ];
+    forbid(
+        &src().join("proto"),
+        &forbidden,
+        "the protocol core must not use the runtime or the C API",
+    );
 }
 
 #[test]
 fn runtime_does_not_use_the_c_api() {
-    forbid(&src().join("runtime"), &["crate::ffi", "super::super::ffi"], "the runtime must not use the C API");
+    forbid(
+        &src().join("runtime"),
+        &["crate::ffi", "super::super::ffi"],
+        "the runtime must not use the C API",
+    );
 }
 
 #[test]
@@ -101,7 +114,10 @@ fn every_exported_function_runs_inside_the_panic_boundary() {
     let mut guarded: Vec<String> = vec!["ffi_boundary!".into()];
     for (_, code) in &files {
         for (at, _) in code.match_indices("fn ") {
-            let name: String = code[at + 3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let name: String = code[at + 3..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
             if !code[..at].ends_with("extern \"C\" ") && body(code, at).contains("ffi_boundary!") {
                 guarded.push(format!("{name}("));
             }
@@ -109,9 +125,18 @@ fn every_exported_function_runs_inside_the_panic_boundary() {
     }
     let mut exported = 0;
     for (path, code) in &files {
-        for (at, _) in code.match_indices("pub unsafe extern \"C\" fn ").chain(code.match_indices("pub extern \"C\" fn ")) {
+        for (at, _) in code
+            .match_indices("pub unsafe extern \"C\" fn ")
+            .chain(code.match_indices("pub extern \"C\" fn "))
+        {
             let text = body(code, at);
-            let name: String = code[at..].split("fn ").nth(1).unwrap().chars().take_while(|c| *c != '(').collect();
+            let name: String = code[at..]
+                .split("fn ")
+                .nth(1)
+                .unwrap()
+                .chars()
+                .take_while(|c| *c != '(')
+                .collect();
             assert!(
                 guarded.iter().any(|g| text.contains(g.as_str())),
                 "{name} ({}) does not run inside ffi_boundary!",

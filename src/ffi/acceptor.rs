@@ -43,7 +43,7 @@ pub unsafe extern "C" fn wsconn_acceptor_set_accept_func(
         // SAFETY: NULL or live per the caller.
         if let Some(acceptor) = unsafe { acceptor.as_ref() } {
             acceptor.set_on_accept(
-                func.map(|f| -> crate::runtime::acceptor::AcceptFn { Box::new(move |fd| f(fd, arg) >= 0) }),
+                func.map(|f| -> crate::runtime::acceptor::AcceptFn { Box::new(move |_, fd| f(fd, arg) >= 0) }),
             );
         }
     })

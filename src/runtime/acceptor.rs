@@ -12,10 +12,10 @@ use crate::runtime::error::{Error, Result};
 use crate::runtime::reactor::{Reactor, Source};
 use crate::runtime::transport::Socket;
 
-/// Called with each accepted socket (non-blocking, TCP_NODELAY). Returns true
-/// when the program keeps it (typically for a connection to `start` on);
-/// false has it closed.
-pub type AcceptFn = Box<dyn FnMut(RawFd) -> bool>;
+/// Called with the reactor and each accepted socket (non-blocking,
+/// TCP_NODELAY). Returns true when the program keeps the socket (typically for
+/// a connection to start on, e.g. `Connection::serve`); false has it closed.
+pub type AcceptFn = Box<dyn FnMut(&Reactor, RawFd) -> bool>;
 
 pub struct Acceptor {
     reactor: Cell<*const Reactor>,
@@ -124,15 +124,18 @@ impl Acceptor {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
                     let fd = stream.into_raw_fd();
-                    let keep = match self.on_accept.take() {
-                        Some(mut on_accept) => {
-                            let keep = on_accept(fd);
+                    let keep = match (self.on_accept.take(), self.reactor()) {
+                        (Some(mut on_accept), Some(reactor)) => {
+                            let keep = on_accept(reactor, fd);
                             // Unless it set another one meanwhile.
                             let replaced = self.on_accept.take();
                             self.on_accept.set(replaced.or(Some(on_accept)));
                             keep
                         }
-                        None => false,
+                        (on_accept, _) => {
+                            self.on_accept.set(on_accept);
+                            false
+                        }
                     };
                     if !keep {
                         // The program refused the socket: it is still ours.
