@@ -48,6 +48,15 @@ fn closes(lines: &[String]) -> Vec<(i64, i64)> {
         .collect()
 }
 
+/// What `wsconn_close_error` said in each close callback.
+fn close_errors(lines: &[String]) -> Vec<i64> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("close "))
+        .map(|l| runtime_support::field(l, "error"))
+        .collect()
+}
+
 /// Opens TCP, sends half a handshake; the server must close it in 0.3–3 s.
 fn half_handshake(asan: bool) {
     let server = server(asan);
@@ -68,6 +77,7 @@ fn half_handshake(asan: bool) {
     let c = closes(&lines);
     assert_eq!(c.len(), 1, "{lines:?}");
     assert_eq!(c[0].1, 0, "established before the handshake finished? {lines:?}");
+    assert_eq!(close_errors(&lines), vec![-15], "WSCONN_ERR_TIMEOUT: {lines:?}");
     assert!(!lines.iter().any(|l| l.starts_with("open ")), "{lines:?}");
 }
 
@@ -128,6 +138,7 @@ fn unanswered_pings(asan: bool) {
     let c = closes(&lines);
     assert_eq!(c.len(), 1, "{lines:?}");
     assert_eq!(c[0], (1006, 1), "close callback of a pong timeout: {lines:?}");
+    assert_eq!(close_errors(&lines), vec![-15], "WSCONN_ERR_TIMEOUT: {lines:?}");
 }
 
 #[test]
@@ -214,6 +225,7 @@ fn answered_pings(asan: bool) {
     server.wait_line(Duration::from_secs(5), |l| l.starts_with("close "));
     let lines = finish(server);
     assert_eq!(closes(&lines), vec![(1000, 1)], "{lines:?}");
+    assert_eq!(close_errors(&lines), vec![0], "a clean closing handshake: {lines:?}");
 }
 
 #[test]

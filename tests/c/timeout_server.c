@@ -13,8 +13,9 @@
  *   listening on PORT
  *   accept fd=FD
  *   open fd=FD
- *   close fd=FD code=C established=0|1 ms=MS     (every close_ex callback;
- *                                                  MS since the accept)
+ *   close fd=FD code=C established=0|1 error=E ms=MS  (every close_ex callback;
+ *                                                 E: wsconn_close_error;
+ *                                                 MS since the accept)
  *   error ...
  *   stats accepted=A opened=O closed=C errors=E
  */
@@ -80,8 +81,8 @@ static void on_close_ex(wsconn_t *con, void *arg, int code, const char *reason, 
     }
     c->closed = 1;
     closed_count++;
-    printf("close fd=%d code=%d established=%d ms=%.0f\n", c->fd, code, c->established,
-           now_ms() - c->accepted_at);
+    printf("close fd=%d code=%d established=%d error=%d ms=%.0f\n", c->fd, code, c->established,
+           wsconn_close_error(con), now_ms() - c->accepted_at);
     /* Releasing from inside the close callback is allowed. */
     for (int i = 0; i < MAX_CONNS; i++)
         if (conns[i] == c) conns[i] = NULL;
