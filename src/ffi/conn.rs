@@ -264,7 +264,8 @@ pub unsafe extern "C" fn wsconn_set_fd(con: *mut Connection<CCallbacks>, fd: c_i
 /// Starts the server role on the socket: the client's opening handshake (or a
 /// plain HTTP request, if an HTTP callback is set), then messages. Returns
 /// `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (no fd, already started, or
-/// the reactor is gone), `WSCONN_ERR_IO`.
+/// the reactor is gone), `WSCONN_ERR_IO`, `WSCONN_ERR_REENTRANT` (restarting,
+/// from one of its own callbacks, a connection stopped there).
 ///
 /// # Safety
 /// `con` is NULL or a live connection.
@@ -428,7 +429,8 @@ pub unsafe extern "C" fn wsconn_resume_read(con: *mut Connection<CCallbacks>) ->
 /// resolution, the connection or the handshake fails or the handshake timeout
 /// passes first. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
 /// `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (an IP address
-/// that cannot be connected to at once), `WSCONN_ERR_STATE` (already started).
+/// that cannot be connected to at once), `WSCONN_ERR_STATE` (already started),
+/// `WSCONN_ERR_REENTRANT` (as for `wsconn_start`).
 ///
 /// # Safety
 /// `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
