@@ -23,8 +23,9 @@
 //!   memcpy          copy of the payload size
 //!   wsconn_core     fresh key (wsconn::proto::random::mask_key) + FrameHeader::encode +
 //!                   copy of the payload into the output buffer + apply_mask
-//!   wsconn_session  wsconn::Session (client) sender().send + consume: the above
-//!                   plus, for text, the UTF-8 check its API does on every send
+//!   wsconn_session  wsconn::Session (client) send + consume: the above plus,
+//!                   for text, the UTF-8 check `send` does on bytes of unknown
+//!                   validity
 //!   tungstenite     tungstenite::WebSocket::send (client role) into a sink that
 //!                   drops the bytes: random key, header, copy, mask, flush
 //!   fastwebsockets  what fastwebsockets' WriteHalf does before its syscall: random
@@ -177,42 +178,39 @@ impl Case {
     }
 }
 
+/// Records whether the session opened.
+fn note_open(opened: &mut bool) -> impl FnMut(&Session, Event<'_>) + '_ {
+    |_, ev| *opened |= matches!(ev, Event::Open { .. })
+}
+
 /// A server session past its opening handshake.
 fn open_server() -> Session {
-    let mut server = Session::server(Arc::new(Config {
-        max_frame_size: 64 << 20,
-        max_message_size: 64 << 20,
-        max_output: 64 << 20,
-        ..Config::default()
-    }));
+    let mut config = Config::default();
+    config.set_max_frame_size(64 << 20).unwrap();
+    config.set_max_message_size(64 << 20).unwrap();
+    config.set_max_output(64 << 20).unwrap();
+    let server = Session::server(Arc::new(config));
     let mut req = upgrade_request("127.0.0.1", "/");
     let mut opened = false;
-    server
-        .feed(&mut req, |_, ev| opened |= matches!(ev, Event::Open { .. }))
-        .expect("handshake");
+    server.feed(&mut req, &mut note_open(&mut opened)).expect("handshake");
     assert!(opened, "server session did not open");
-    let n = server.sender().buffered();
-    server.sender().consume(n).unwrap();
+    server.consume(server.buffered()).unwrap();
     server
 }
 
 /// A client session past its opening handshake.
 fn open_client() -> Session {
-    let config = Arc::new(Config {
-        max_output: 64 << 20,
-        ..Config::default()
-    });
-    let mut client = Session::client(config.clone(), "127.0.0.1", "/").expect("client");
-    let mut server = Session::server(config);
-    let mut req = client.sender().pending().to_vec();
-    let n = req.len();
-    client.sender().consume(n).unwrap();
-    server.feed(&mut req, |_, _| {}).unwrap();
-    let mut resp = server.sender().pending().to_vec();
+    let mut config = Config::default();
+    config.set_max_output(64 << 20).unwrap();
+    let config = Arc::new(config);
+    let client = Session::client(config.clone(), "127.0.0.1", "/").expect("client");
+    let server = Session::server(config);
+    let mut req = client.pending().to_vec();
+    client.consume(req.len()).unwrap();
+    server.feed(&mut req, &mut |_: &Session, _: Event<'_>| {}).unwrap();
+    let mut resp = server.pending().to_vec();
     let mut opened = false;
-    client
-        .feed(&mut resp, |_, ev| opened |= matches!(ev, Event::Open { .. }))
-        .unwrap();
+    client.feed(&mut resp, &mut note_open(&mut opened)).unwrap();
     assert!(opened, "client session did not open");
     client
 }
@@ -251,22 +249,22 @@ fn decode(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, case: Ca
     });
 
     g.bench_with_input(BenchmarkId::new("wsconn_session", size), &size, |b, _| {
-        let mut session = open_server();
+        let session = open_server();
         let mut buf = vec![0u8; wire.len()];
         let mut messages = 0u64;
         b.iter(|| {
             buf.copy_from_slice(black_box(&wire));
             session
-                .feed(&mut buf, |_, ev| {
-                    if let Event::Message { data, .. } = ev {
-                        black_box(data);
+                .feed(&mut buf, &mut |_: &Session, ev: Event<'_>| {
+                    if let Event::Message(message) = ev {
+                        black_box(message.as_bytes());
                         messages += 1;
                     }
                 })
                 .unwrap();
         });
         assert!(messages > 0);
-        assert_eq!(session.sender().buffered(), 0, "the session queued output");
+        assert_eq!(session.buffered(), 0, "the session queued output");
     });
 
     g.bench_with_input(BenchmarkId::new("tungstenite", size), &size, |b, _| {
@@ -347,13 +345,12 @@ fn encode(g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, case: Ca
     });
 
     g.bench_with_input(BenchmarkId::new("wsconn_session", size), &size, |b, _| {
-        let mut client = open_client();
+        let client = open_client();
         let kind = case.kind();
         b.iter(|| {
-            let tx = client.sender();
-            tx.send(kind, black_box(&data)).unwrap();
-            let n = black_box(tx.pending()).len();
-            tx.consume(n).unwrap();
+            client.send(kind, black_box(&data)).unwrap();
+            let n = black_box(&*client.pending()).len();
+            client.consume(n).unwrap();
         });
     });
 

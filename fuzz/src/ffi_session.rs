@@ -9,12 +9,17 @@
 //! of event number `1 + (options >> 2) & 7`; bit 5 drain half the output after each
 //! feed (else output is drained at the end only, so that backpressure matches the
 //! reference, which never drains).
+//!
+//! Also checked: `wsconn_session_state` inside every callback, feeding from a
+//! callback refused with `WSCONN_ERR_REENTRANT`, an echo of changed (invalid)
+//! text refused with `WSCONN_ERR_INVALID_ARGUMENT`, zero limits refused by the
+//! config setters without changing the value set before.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
 
 use wsconn::ffi::*;
-use wsconn::{Config, Error, MessageKind, Role, Session};
+use wsconn::{Config, Error, Event, MessageKind, Role, Session};
 
 use crate::session::{Ev, Params, CLIENT_PATH};
 use crate::{chunk_ranges, Reader};
@@ -34,6 +39,20 @@ struct Recorder {
 unsafe fn recorder<'a>(arg: *mut c_void) -> &'a mut Recorder {
     // SAFETY: per the caller.
     unsafe { &mut *arg.cast::<Recorder>() }
+}
+
+/// The C code of a result.
+fn rc(result: wsconn_result) -> c_int {
+    result as c_int
+}
+
+/// `wsconn_session_state` is `expected` inside a callback of `s` (which must
+/// not come after the session was freed).
+fn check_state(s: *mut wsconn_session_t, rec: &Recorder, expected: wsconn_state, at: &str) {
+    assert!(!rec.freed, "{at} after the session was freed");
+    // SAFETY: `s` is live during its callbacks (a free from a callback is deferred).
+    let state = unsafe { wsconn_session_state(s) };
+    assert_eq!(state, expected as c_int, "wsconn_session_state in {at}");
 }
 
 /// Records `ev`, and frees the session if this is the event to free it at.
@@ -65,6 +84,7 @@ extern "C" fn on_open(s: *mut wsconn_session_t, arg: *mut c_void, path: *const c
     // SAFETY: `arg` is our recorder.
     let rec = unsafe { recorder(arg) };
     let path = text(path).expect("a path");
+    check_state(s, rec, wsconn_state::WSCONN_STATE_OPEN, "on_open");
     record(s, rec, Ev::Open(path, text(protocol)));
 }
 
@@ -79,8 +99,26 @@ extern "C" fn on_message(s: *mut wsconn_session_t, arg: *mut c_void, kind: c_int
     };
     // Echo first (the Rust reference does too), unless the session is freed.
     if !rec.freed {
+        check_state(s, rec, wsconn_state::WSCONN_STATE_OPEN, "on_message");
         // SAFETY: `s` is live during its callback; `data` is ours.
         unsafe {
+            if kind_enum == MessageKind::Text {
+                // The delivered text changed (here: a copy made invalid) is
+                // checked again when sent, and refused without queuing anything.
+                let mut changed = data.clone();
+                changed.push(0xFF);
+                let before = wsconn_session_buffered_amount(s);
+                assert_eq!(
+                    wsconn_session_send(s, kind, changed.as_ptr(), changed.len()),
+                    rc(wsconn_result::WSCONN_ERR_INVALID_ARGUMENT),
+                    "an echo of invalid text"
+                );
+                assert_eq!(
+                    wsconn_session_buffered_amount(s),
+                    before,
+                    "a refused send queued output"
+                );
+            }
             if rec.echo_fragments {
                 let mid = if kind_enum == MessageKind::Text {
                     let t = std::str::from_utf8(&data).expect("text is UTF-8");
@@ -96,7 +134,11 @@ extern "C" fn on_message(s: *mut wsconn_session_t, arg: *mut c_void, kind: c_int
             }
             // Not allowed from a callback: must fail cleanly.
             let mut byte = 0u8;
-            assert_eq!(wsconn_session_feed(s, &mut byte, 1), Error::Reentrant.code());
+            assert_eq!(
+                wsconn_session_feed(s, &mut byte, 1),
+                rc(wsconn_result::WSCONN_ERR_REENTRANT)
+            );
+            assert_eq!(wsconn_session_feed_eof(s), rc(wsconn_result::WSCONN_ERR_REENTRANT));
         }
     }
     record(s, rec, Ev::Message(kind_enum, data));
@@ -105,12 +147,14 @@ extern "C" fn on_message(s: *mut wsconn_session_t, arg: *mut c_void, kind: c_int
 extern "C" fn on_ping(s: *mut wsconn_session_t, arg: *mut c_void, data: *const u8, len: usize) {
     // SAFETY: `arg` is our recorder.
     let rec = unsafe { recorder(arg) };
+    check_state(s, rec, wsconn_state::WSCONN_STATE_OPEN, "on_ping");
     record(s, rec, Ev::Ping(bytes(data, len).to_vec()));
 }
 
 extern "C" fn on_pong(s: *mut wsconn_session_t, arg: *mut c_void, data: *const u8, len: usize) {
     // SAFETY: `arg` is our recorder.
     let rec = unsafe { recorder(arg) };
+    check_state(s, rec, wsconn_state::WSCONN_STATE_OPEN, "on_pong");
     record(s, rec, Ev::Pong(bytes(data, len).to_vec()));
 }
 
@@ -122,6 +166,8 @@ extern "C" fn on_close(s: *mut wsconn_session_t, arg: *mut c_void, code: c_int, 
     let reason = std::str::from_utf8(&reason_bytes[..len])
         .expect("UTF-8 reason")
         .to_owned();
+    // Server: closed; client: awaiting the server's EOF, also CLOSED in C.
+    check_state(s, rec, wsconn_state::WSCONN_STATE_CLOSED, "on_close");
     record(s, rec, Ev::Close(code as u16, reason));
 }
 
@@ -129,14 +175,16 @@ extern "C" fn on_error(s: *mut wsconn_session_t, arg: *mut c_void, error: c_int)
     // SAFETY: `arg` is our recorder.
     let rec = unsafe { recorder(arg) };
     rec.call_error = Some(error);
-    let ev = match error {
-        -11 | -12 => Ev::HandshakeError,
-        -8 => Ev::Error(Error::Protocol("")),
-        -9 => Ev::Error(Error::InvalidUtf8),
-        -10 => Ev::Error(Error::MessageTooBig),
-        -13 => Ev::Error(Error::Eof),
-        e => panic!("on_error with {e}"),
+    use wsconn_result::*;
+    let ev = match wsconn_result::from_code(error) {
+        Some(WSCONN_ERR_HANDSHAKE | WSCONN_ERR_HANDSHAKE_TOO_LARGE) => Ev::HandshakeError,
+        Some(WSCONN_ERR_PROTOCOL) => Ev::Error(Error::Protocol("")),
+        Some(WSCONN_ERR_INVALID_UTF8) => Ev::Error(Error::InvalidUtf8),
+        Some(WSCONN_ERR_MESSAGE_TOO_BIG) => Ev::Error(Error::MessageTooBig),
+        Some(WSCONN_ERR_EOF) => Ev::Error(Error::Eof),
+        e => panic!("on_error with {error} ({e:?})"),
     };
+    check_state(s, rec, wsconn_state::WSCONN_STATE_CLOSED, "on_error");
     record(s, rec, ev);
 }
 
@@ -160,52 +208,35 @@ fn erase_messages(events: &[Ev]) -> Vec<Ev> {
         .collect()
 }
 
-/// A C config with `p`'s limits; zeros are refused by the setters and stay default.
-/// Returns it and the config it stands for.
-fn c_config(p: &Params) -> (*mut wsconn_config_t, Config) {
+/// A C config with `p`'s limits and subprotocols. Every limit is set, then 0 is
+/// tried and must be refused: the session must still behave as with the value
+/// (the comparison with the Rust reference, made with `p.config`, checks it).
+fn c_config(p: &Params) -> *mut wsconn_config_t {
     let config = wsconn_config_new();
     assert!(!config.is_null());
-    let mut effective = Config::default();
     type Setter = unsafe extern "C" fn(*mut wsconn_config_t, usize) -> i32;
-    let set = |setter: Setter, value: usize, field: &mut usize| {
+    let set = |setter: Setter, value: usize| {
         // SAFETY: `config` is live.
-        let rc = unsafe { setter(config, value) };
-        if value == 0 {
-            assert_eq!(rc, Error::InvalidArgument.code(), "a zero limit accepted");
-        } else {
-            assert_eq!(rc, 0);
-            *field = value;
-        }
+        let (set, zero) = unsafe { (setter(config, value), setter(config, 0)) };
+        assert_eq!(set, 0, "limit {value} refused");
+        assert_eq!(
+            zero,
+            rc(wsconn_result::WSCONN_ERR_INVALID_ARGUMENT),
+            "a zero limit accepted"
+        );
     };
-    set(
-        wsconn_config_set_max_frame_size,
-        p.config.max_frame_size,
-        &mut effective.max_frame_size,
-    );
-    set(
-        wsconn_config_set_max_message_size,
-        p.config.max_message_size,
-        &mut effective.max_message_size,
-    );
-    set(
-        wsconn_config_set_max_output,
-        p.config.max_output,
-        &mut effective.max_output,
-    );
-    set(
-        wsconn_config_set_max_handshake_size,
-        p.config.max_handshake_size,
-        &mut effective.max_handshake_size,
-    );
+    set(wsconn_config_set_max_frame_size, p.config.max_frame_size());
+    set(wsconn_config_set_max_message_size, p.config.max_message_size());
+    set(wsconn_config_set_max_output, p.config.max_output());
+    set(wsconn_config_set_max_handshake_size, p.config.max_handshake_size());
     // SAFETY: `config` is live.
     unsafe {
-        for name in &p.config.subprotocols {
+        for name in p.config.subprotocols() {
             let c = CString::new(name.as_str()).expect("no NUL");
             assert_eq!(wsconn_config_add_subprotocol(config, c.as_ptr()), 0);
-            effective.subprotocols.push(name.clone());
         }
     }
-    (config, effective)
+    config
 }
 
 /// Drains the session's output into `out`: all of it, or half when `half`.
@@ -235,7 +266,7 @@ pub fn run(data: &[u8]) -> (Vec<Ev>, bool) {
     let options = r.byte();
     let role = if options & 1 != 0 { Role::Client } else { Role::Server };
     let p = Params::parse(role, r.rest());
-    let (config, effective) = c_config(&p);
+    let config = c_config(&p);
     let mut rec = Box::new(Recorder {
         events: Vec::new(),
         free_at: (options & 2 != 0).then_some(((options >> 2) & 7) as usize + 1),
@@ -305,7 +336,7 @@ pub fn run(data: &[u8]) -> (Vec<Ev>, bool) {
     }
 
     // The same stream in a Rust session: the same events, and (server) the same bytes.
-    let reference = reference(&p, effective.clone(), &stream);
+    let reference = reference(&p, p.config.clone(), &stream);
     let got = erase_messages(&rec.events);
     let mut want = erase_messages(&reference.0);
     if rec.freed {
@@ -318,7 +349,7 @@ pub fn run(data: &[u8]) -> (Vec<Ev>, bool) {
     assert_eq!(got, want, "C API events differ from a Rust Session's");
     // Output matches where backpressure cannot differ (drained at the end, or no
     // limit in reach) and the stream was not refused (see `session::check`).
-    let same_backpressure = !drain_each || effective.max_output >= 1 << 20;
+    let same_backpressure = !drain_each || p.config.max_output() >= 1 << 20;
     let refused = got.contains(&Ev::HandshakeError);
     if role == Role::Server && !rec.freed && same_backpressure && !refused {
         assert_eq!(output, reference.1, "C API output differs from a Rust Session's");
@@ -330,14 +361,14 @@ pub fn run(data: &[u8]) -> (Vec<Ev>, bool) {
 fn reference(p: &Params, config: Config, stream: &[u8]) -> (Vec<Ev>, Vec<u8>) {
     let config = std::sync::Arc::new(config);
     let mut events = Vec::new();
-    let mut s = match p.role {
+    let s = match p.role {
         Role::Server => Session::server(config),
         Role::Client => Session::client(config, "localhost", CLIENT_PATH).expect("client"),
     };
     let mut data = stream.to_vec();
     if p.role == Role::Client {
-        let request = s.sender().pending().to_vec();
-        s.sender().consume(request.len()).expect("consume");
+        let request = s.pending().to_vec();
+        s.consume(request.len()).expect("consume");
         if !p.raw_response {
             let text = String::from_utf8(request).expect("ASCII");
             let key = text
@@ -351,23 +382,23 @@ fn reference(p: &Params, config: Config, stream: &[u8]) -> (Vec<Ev>, Vec<u8>) {
         }
     }
     let echo_fragments = p.echo_fragments;
-    let mut on_event = |tx: &mut wsconn::Sender, ev: wsconn::Event<'_>| {
-        use wsconn::Event;
+    let mut on_event = |s: &Session, ev: Event<'_>| {
         let ev = match ev {
             Event::Open { path, subprotocol } => Ev::Open(path.to_owned(), subprotocol.map(str::to_owned)),
-            Event::Message { kind, data } => {
+            Event::Message(message) => {
+                let (kind, data) = (message.kind(), message.as_bytes());
                 if echo_fragments {
-                    let mid = if kind == MessageKind::Text {
-                        let t = std::str::from_utf8(data).expect("text");
-                        (0..=data.len() / 2).rev().find(|&i| t.is_char_boundary(i)).unwrap_or(0)
-                    } else {
-                        data.len() / 2
+                    let mid = match message {
+                        wsconn::Message::Text(t) => {
+                            (0..=data.len() / 2).rev().find(|&i| t.is_char_boundary(i)).unwrap_or(0)
+                        }
+                        wsconn::Message::Binary(_) => data.len() / 2,
                     };
-                    if tx.send_fragment(kind, &data[..mid], false).is_ok() {
-                        let _ = tx.send_fragment(kind, &data[mid..], true);
+                    if s.send_fragment(kind, &data[..mid], false).is_ok() {
+                        let _ = s.send_fragment(kind, &data[mid..], true);
                     }
                 } else {
-                    let _ = tx.send(kind, data);
+                    let _ = s.send_message(message);
                 }
                 Ev::Message(kind, data.to_vec())
             }
@@ -382,7 +413,7 @@ fn reference(p: &Params, config: Config, stream: &[u8]) -> (Vec<Ev>, Vec<u8>) {
     };
     let _ = s.feed(&mut data, &mut on_event);
     let _ = s.feed_eof(&mut on_event);
-    let output = s.sender().pending().to_vec();
+    let output = s.pending().to_vec();
     (events, output)
 }
 

@@ -11,22 +11,22 @@ use crate::{contains, Reader};
 pub(crate) fn config_from(r: &mut Reader<'_>) -> Config {
     let n = u16::from_le_bytes([r.byte(), r.byte()]);
     let flags = r.byte();
-    Config {
-        max_handshake_size: 1 + n as usize % 9000,
-        subprotocols: if flags & 1 != 0 {
-            vec!["superchat".into(), "chat".into()]
-        } else {
-            Vec::new()
-        },
-        ..Config::default()
-    }
+    let mut config = if flags & 1 != 0 {
+        Config::with_subprotocols(&["superchat", "chat"]).expect("valid subprotocols")
+    } else {
+        Config::default()
+    };
+    config
+        .set_max_handshake_size(1 + n as usize % 9000)
+        .expect("a limit of at least 1");
+    config
 }
 
 pub fn check(data: &[u8]) {
     let mut r = Reader::new(data);
     let config = config_from(&mut r);
     let buf = r.rest();
-    let max = config.max_handshake_size;
+    let max = config.max_handshake_size();
 
     let head = server::parse_head(buf, &config);
     let request = server::parse_request(buf, &config);
@@ -95,7 +95,7 @@ fn check_head_len(buf: &[u8], head_len: usize, max: usize) {
 }
 
 fn check_upgrade(buf: &[u8], config: &Config, req: &server::Request<'_>) {
-    check_head_len(buf, req.head_len, config.max_handshake_size);
+    check_head_len(buf, req.head_len, config.max_handshake_size());
     let head = &buf[..req.head_len];
     assert_eq!(
         server::parse_request(head, config),
@@ -115,7 +115,7 @@ fn check_upgrade(buf: &[u8], config: &Config, req: &server::Request<'_>) {
     assert!(!req.path.is_empty() && contains(head, req.path.as_bytes()));
     if let Some(p) = req.subprotocol {
         assert!(
-            config.subprotocols.iter().any(|s| s == p),
+            config.subprotocols().iter().any(|s| s == p),
             "selected {p:?}, not configured"
         );
         assert!(contains(head, p.as_bytes()), "selected {p:?}, not offered");
@@ -124,10 +124,10 @@ fn check_upgrade(buf: &[u8], config: &Config, req: &server::Request<'_>) {
     let mut response = Vec::new();
     server::write_accept(&mut response, req.key, req.subprotocol);
     let key = std::str::from_utf8(req.key).expect("a base64 key is ASCII");
-    let client_config = Config {
-        subprotocols: config.subprotocols.clone(),
-        ..Config::default()
-    };
+    let mut client_config = Config::default();
+    for name in config.subprotocols() {
+        client_config.add_subprotocol(name).expect("a configured name is valid");
+    }
     let parsed = client::parse_response(&response, key, &client_config).unwrap_or_else(|e| {
         panic!(
             "our client refuses our 101 ({e}): {:?}",

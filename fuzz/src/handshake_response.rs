@@ -15,7 +15,7 @@ pub fn check(data: &[u8]) {
     let mut r = Reader::new(data);
     let config = config_from(&mut r);
     let buf = r.rest();
-    let max = config.max_handshake_size;
+    let max = config.max_handshake_size();
     match client::parse_response(buf, KEY, &config) {
         Ok(None) => {
             assert!(
@@ -41,7 +41,7 @@ pub fn check(data: &[u8]) {
             );
             if let Some(p) = resp.subprotocol {
                 assert!(
-                    config.subprotocols.iter().any(|s| s == p),
+                    config.subprotocols().iter().any(|s| s == p),
                     "subprotocol {p:?} was not offered"
                 );
                 assert!(contains(head, p.as_bytes()));

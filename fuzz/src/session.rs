@@ -3,10 +3,16 @@
 //!
 //! What is checked, for every input:
 //! - nothing panics; `feed` returns an error exactly when it delivered an `Error`
-//!   event, with the same error; `feed_eof` fails only a session still running;
+//!   event, with the same error, and uses all its bytes unless the handler
+//!   stopped it; `feed_eof` fails only a session still running; bytes and EOF
+//!   after the end are ignored;
 //! - events come in a legal order: `Open` (or a refusal) first, no event at all
 //!   after `Error`, `Close` or `HttpRequest`; text messages are UTF-8, sizes
 //!   within the configured limits, control payloads at most 125 bytes;
+//! - the session's `state()` is exact inside every event and after every call,
+//!   and so are `wants_read()` and `wants_write()`; feeding the session from
+//!   inside its own event is refused (`Error::Reentrant`, no direct read), and
+//!   so are sends once it is closed or while it answers a plain HTTP request;
 //! - the output, at every event and after every call, is exactly what the event
 //!   calls for: the 101 answer to the request's key at `Open`, an HTTP refusal with
 //!   the matching status at a handshake error, one pong with the ping's payload
@@ -15,15 +21,14 @@
 //!   well-formed and masked exactly when the client wrote it;
 //! - sends succeed or fail exactly as the sender's rules say (closed, fragmented
 //!   message open, output full);
-//! - the same stream fed in one piece to a plain `Session` gives the same events
-//!   and the same frames (streaming receive and paused feeds change nothing).
+//! - the same stream fed in one piece to a plain `Session` (no streaming, no
+//!   pauses, no direct reads) gives the same events and the same frames.
 
 use std::sync::Arc;
 
 use wsconn::proto::frame::OpCode;
 use wsconn::proto::handshake::server;
-use wsconn::proto::session::client_parts;
-use wsconn::{CloseCode, Config, Error, Event, Handler, MessageKind, Receiver, Role, Sender, Session, State};
+use wsconn::{CloseCode, Config, Error, Event, EventHandler, Message, MessageKind, Role, Session, State};
 
 use crate::frames::{check_close_payload, check_frame_sequence, parse_frames, Frame};
 use crate::{chunk_ranges, Reader};
@@ -36,14 +41,14 @@ pub const CLIENT_PATH: &str = "/chat";
 /// Layout: `flags`, `limits`, a count byte `k`, then `k % 16` chunk lengths (used in
 /// turn to cut the stream; none: one piece), then the stream.
 ///
-/// `flags`: bit 0 streaming receive (`Event::Fragment`); bit 1 serve plain HTTP
-/// (server); bit 2 the handler pauses the feed after every event; bit 3 answer
+/// `flags`: bit 0 streaming receive (`Session::set_streaming`: `Event::Fragment`);
+/// bit 1 serve plain HTTP (server, `Session::set_serve_http`); bit 2 the handler
+/// pauses the feed after every event (its `stopped()` turns true); bit 3 answer
 /// plain HTTP requests with a 200 (else 404 is sent); bit 4 client: no 101 response
 /// is put before the stream (the stream must be one); bit 5 echo messages as two
 /// fragments; bit 6 subprotocols `superchat, chat`; bit 7 the payload of a data
-/// frame in progress is given by direct reads (`Receiver::direct_room`) where
-/// offered. Any of bits 0–2 and 7 drives a `Receiver` and `Sender` directly;
-/// otherwise a `Session`.
+/// frame in progress is given by direct reads (`Session::read_direct`) where
+/// offered. Every run drives one `Session`.
 ///
 /// `limits`: two bits each for `max_frame_size`, `max_message_size`, `max_output`
 /// and `max_handshake_size`, from the low bits up; 0 is the default.
@@ -70,18 +75,28 @@ impl Params {
         let count = r.byte() as usize % 16;
         let lengths = r.take(count).to_vec();
         let pick = |shift: u32, values: [usize; 4]| values[(limits >> shift) as usize & 3];
-        let config = Config {
-            max_frame_size: pick(0, [16 << 20, 0, 125, 1000]),
-            max_message_size: pick(2, [16 << 20, 0, 200, 3000]),
-            max_output: pick(4, [16 << 20, 1, 300, 4096]),
-            max_handshake_size: pick(6, [8 << 10, 100, 300, 1000]),
-            subprotocols: if flags & 0x40 != 0 {
-                vec!["superchat".into(), "chat".into()]
-            } else {
-                Vec::new()
-            },
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        // A limit of 0 is refused by `Config` now (it would refuse everything). The
+        // value 1 stands where this layout used to pick 0 for the frame and
+        // message limits: the smallest valid one, still refusing almost every
+        // data frame.
+        config
+            .set_max_frame_size(pick(0, [16 << 20, 1, 125, 1000]))
+            .expect("a valid limit");
+        config
+            .set_max_message_size(pick(2, [16 << 20, 1, 200, 3000]))
+            .expect("a valid limit");
+        config
+            .set_max_output(pick(4, [16 << 20, 1, 300, 4096]))
+            .expect("a valid limit");
+        config
+            .set_max_handshake_size(pick(6, [8 << 10, 100, 300, 1000]))
+            .expect("a valid limit");
+        if flags & 0x40 != 0 {
+            for name in ["superchat", "chat"] {
+                config.add_subprotocol(name).expect("a valid subprotocol");
+            }
+        }
         Params {
             role,
             streaming: flags & 1 != 0,
@@ -95,10 +110,6 @@ impl Params {
             lengths,
             stream: r.rest().to_vec(),
         }
-    }
-
-    fn uses_session(&self) -> bool {
-        !(self.streaming || self.http || self.pause || self.direct)
     }
 }
 
@@ -125,59 +136,52 @@ pub struct Outcome {
     pub frames: Vec<Frame>,
     /// All output bytes (client: after the request).
     pub output: Vec<u8>,
+    /// Calls that `read_direct` served (the harness checks they happen).
+    pub direct_reads: usize,
+    /// Feeds that the handler stopped before all their bytes were used.
+    pub stopped_feeds: usize,
 }
 
-enum Conn {
-    Session(Session),
-    Raw { rx: Receiver, tx: Sender },
-}
-
-impl Conn {
-    fn tx(&mut self) -> &mut Sender {
-        match self {
-            Conn::Session(s) => s.sender(),
-            Conn::Raw { tx, .. } => tx,
-        }
-    }
-
-    fn state(&self) -> State {
-        match self {
-            Conn::Session(s) => s.state(),
-            Conn::Raw { rx, tx } => wsconn::proto::session::state_of(rx, tx),
-        }
-    }
-
-    fn wants_read(&self) -> bool {
-        match self {
-            Conn::Session(s) => s.wants_read(),
-            Conn::Raw { rx, tx } => wsconn::proto::session::wants_read(rx, tx),
-        }
-    }
-}
-
-/// The handler for direct `Receiver` use: optionally stops the feed after each event.
-struct RawHandler<'a> {
-    tx: &'a mut Sender,
+/// The handler of a paused run: stops the feed after each event.
+struct Pausing<'a> {
     rec: &'a mut Recorder,
-    pause: bool,
     stopped: bool,
 }
 
-impl Handler for RawHandler<'_> {
-    fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender) -> R) -> R {
-        f(self.tx)
-    }
-
-    fn on_event(&mut self, event: Event<'_>) {
-        self.rec.on_event(self.tx, event);
-        if self.pause {
-            self.stopped = true;
-        }
+impl EventHandler for Pausing<'_> {
+    fn on_event(&mut self, session: &Session, event: Event<'_>) {
+        self.rec.on_event(session, event);
+        self.stopped = true;
     }
 
     fn stopped(&self) -> bool {
         self.stopped
     }
+}
+
+/// Evaluates `$call` with `$h` bound to the run's event handler for `$rec`: one
+/// that stops the feed after each event when `$pause`, else a plain closure (the
+/// usual kind of handler). Gives the call's value and whether the handler stopped.
+macro_rules! with_handler {
+    ($rec:expr, $pause:expr, |$h:ident| $call:expr) => {
+        if $pause {
+            let mut $h = Pausing {
+                rec: $rec,
+                stopped: false,
+            };
+            let value = $call;
+            (value, $h.stopped)
+        } else {
+            let rec: &mut Recorder = $rec;
+            let mut $h = |s: &Session, e: Event<'_>| rec.on_event(s, e);
+            ($call, false)
+        }
+    };
+}
+
+/// A handler for calls that must not deliver any event.
+fn no_events(_: &Session, e: Event<'_>) {
+    panic!("an event from a refused call: {}", ev_name(&e));
 }
 
 /// What the server's `Open` must match: the request in the stream.
@@ -216,31 +220,48 @@ struct Recorder {
     partial: Option<(MessageKind, Vec<u8>)>,
 }
 
+/// An event's `Debug`, cut to about 200 bytes (at a character boundary).
 fn ev_name(e: &Event<'_>) -> String {
     let s = format!("{e:?}");
     if s.len() > 200 {
-        format!("{}...", &s[..200])
+        let mut end = 200;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
     } else {
         s
     }
 }
 
+/// How the echo of a message is sent.
+#[derive(Debug, Clone, Copy)]
+enum Send<'a> {
+    /// `send_message` with the message as delivered (text not checked again).
+    Message(Message<'a>),
+    /// `send` (text checked).
+    Whole(MessageKind, &'a [u8]),
+    /// `send_fragment`, `fin` or not.
+    Fragment(MessageKind, &'a [u8], bool),
+}
+
 impl Recorder {
-    fn on_event(&mut self, tx: &mut Sender, event: Event<'_>) {
+    fn on_event(&mut self, s: &Session, event: Event<'_>) {
         let what = self.what.clone();
         if let Some(t) = &self.terminal {
             panic!("{what}: event {} after {t}", ev_name(&event));
         }
-        let new = tx.pending()[self.seen..].to_vec();
+        let new = s.pending()[self.seen..].to_vec();
         let before = self.seen;
-        self.seen = tx.pending().len();
+        self.seen = s.buffered();
+        self.check_inside(s, &event);
         match event {
             Event::Open { path, subprotocol } => {
                 assert!(!self.opened, "{what}: second Open");
                 self.opened = true;
                 if let Some(p) = subprotocol {
                     assert!(
-                        self.config.subprotocols.iter().any(|s| s == p),
+                        self.config.subprotocols().iter().any(|s| s == p),
                         "{what}: subprotocol {p:?}"
                     );
                 }
@@ -276,28 +297,32 @@ impl Recorder {
                 self.terminal = Some("HttpRequest".into());
                 self.tx_closed = true;
                 self.events.push(Ev::Http(method.to_owned(), path.to_owned()));
+                // No frame may be sent while a plain request is answered.
+                self.refused(s, Error::NotOpen, "HttpRequest");
                 if self.http_answer {
                     let body = format!("{method} {path}");
-                    tx.http_response(200, "text/plain", body.as_bytes())
+                    s.http_response(200, "text/plain", body.as_bytes())
                         .unwrap_or_else(|e| panic!("{what}: http_response failed: {e}"));
                     let mut expected = Vec::new();
                     server::write_http_response(&mut expected, 200, "text/plain", body.as_bytes());
-                    assert_eq!(tx.pending()[self.seen..], expected[..], "{what}: http_response output");
-                    self.seen = tx.pending().len();
+                    assert_eq!(s.pending()[self.seen..], expected[..], "{what}: http_response output");
+                    self.seen = s.buffered();
+                    assert_eq!(s.state(), State::Closed, "{what}: state after http_response");
                     assert_eq!(
-                        tx.http_response(200, "text/plain", b""),
+                        s.http_response(200, "text/plain", b""),
                         Err(Error::NotOpen),
                         "{what}: second http_response"
                     );
+                    assert_eq!(s.buffered(), self.seen, "{what}: a refused http_response queued output");
                 } else {
                     self.expect_404 = true;
                 }
             }
-            Event::Message { kind, data } => {
+            Event::Message(message) => {
                 assert!(self.opened, "{what}: Message before Open");
                 assert!(!self.streaming, "{what}: Message in streaming mode");
                 assert!(new.is_empty(), "{what}: output at Message: {new:02x?}");
-                self.message(tx, kind, data.to_vec());
+                self.message(s, message);
             }
             Event::Fragment { kind, data, fin } => {
                 assert!(self.opened, "{what}: Fragment before Open");
@@ -316,10 +341,14 @@ impl Recorder {
                     }
                 }
                 if fin {
-                    self.message(tx, kind, buf);
+                    // The reassembled message, made the way a program would
+                    // (`Message::new` checks text), echoed with `send`.
+                    let message = Message::new(kind, &buf)
+                        .unwrap_or_else(|e| panic!("{what}: streamed message refused by Message::new: {e}"));
+                    self.message(s, message);
                 } else {
                     assert!(
-                        buf.len() <= self.config.max_message_size,
+                        buf.len() <= self.config.max_message_size(),
                         "{what}: streamed message over max_message_size"
                     );
                     self.partial = Some((kind, buf));
@@ -328,7 +357,7 @@ impl Recorder {
             Event::Ping(payload) => {
                 assert!(self.opened, "{what}: Ping before Open");
                 assert!(payload.len() <= 125, "{what}: ping of {} bytes", payload.len());
-                let room = before == 0 || before + payload.len() + 14 <= self.config.max_output;
+                let room = before == 0 || before + payload.len() + 14 <= self.config.max_output();
                 if self.tx_closed || !room {
                     assert!(new.is_empty(), "{what}: pong queued while closed or full: {new:02x?}");
                 } else {
@@ -379,6 +408,7 @@ impl Recorder {
                 self.terminal = Some(format!("Close({code})"));
                 self.partial = None;
                 self.events.push(Ev::Close(code, reason.to_owned()));
+                self.refused(s, Error::Closed, "Close");
             }
             Event::Error(e) => {
                 self.terminal = Some(format!("Error({e:?})"));
@@ -436,51 +466,114 @@ impl Recorder {
                     e => Ev::Error(e),
                 };
                 self.events.push(ev);
+                self.refused(s, Error::Closed, "Error");
             }
         }
     }
 
-    /// A whole message arrived: check it and echo it.
-    fn message(&mut self, tx: &mut Sender, kind: MessageKind, data: Vec<u8>) {
+    /// Inside every event: the state is exact, and the session refuses to be fed
+    /// again (it is processing input) without a change.
+    fn check_inside(&self, s: &Session, event: &Event<'_>) {
         let what = &self.what;
+        let expected = match event {
+            Event::Open { .. } | Event::Message(_) | Event::Fragment { .. } | Event::Ping(_) | Event::Pong(_) => {
+                State::Open
+            }
+            Event::HttpRequest { .. } => State::HttpRequest,
+            // A client that got the close frame waits for the server to close TCP (§7.1.1).
+            Event::Close { .. } if self.role == Role::Client => State::AwaitingEof,
+            Event::Close { .. } | Event::Error(_) => State::Closed,
+        };
+        assert_eq!(s.state(), expected, "{what}: state at {}", ev_name(event));
+        let mut byte = [0x81];
+        assert_eq!(
+            s.feed(&mut byte, &mut no_events),
+            Err(Error::Reentrant),
+            "{what}: feed inside {}",
+            ev_name(event)
+        );
+        assert_eq!(byte, [0x81], "{what}: a refused feed changed its input");
+        assert_eq!(
+            s.feed_eof(&mut no_events),
+            Err(Error::Reentrant),
+            "{what}: feed_eof inside {}",
+            ev_name(event)
+        );
+        let read = |_: &mut [std::mem::MaybeUninit<u8>]| -> std::io::Result<usize> {
+            panic!("{what}: a direct read offered inside an event")
+        };
+        // SAFETY: `read` initializes nothing and never returns (it panics if called).
+        assert!(
+            unsafe { s.read_direct(1, read, &mut no_events) }.is_none(),
+            "{what}: read_direct inside {}",
+            ev_name(event)
+        );
+        assert_eq!(s.buffered(), self.seen, "{what}: refused calls queued output");
+        assert_eq!(s.state(), expected, "{what}: refused calls changed the state");
+    }
+
+    /// Sends are refused with `error` (the session is closed, or answering plain
+    /// HTTP) and queue nothing.
+    fn refused(&self, s: &Session, error: Error, at: &str) {
+        let what = &self.what;
+        assert_eq!(s.send_text("late"), Err(error), "{what}: send_text at {at}");
+        assert_eq!(s.send(MessageKind::Binary, b"late"), Err(error), "{what}: send at {at}");
+        assert_eq!(s.ping(b""), Err(error), "{what}: ping at {at}");
+        assert_eq!(s.close(1000, ""), Err(error), "{what}: close at {at}");
+        assert_eq!(s.buffered(), self.seen, "{what}: a refused send at {at} queued output");
+    }
+
+    /// A whole message arrived (as delivered, or reassembled from streamed
+    /// fragments): check it and echo it.
+    fn message(&mut self, s: &Session, message: Message<'_>) {
+        let what = &self.what;
+        let (kind, data) = (message.kind(), message.as_bytes());
         if kind == MessageKind::Text {
             assert!(
-                std::str::from_utf8(&data).is_ok(),
+                matches!(message, Message::Text(_)) && std::str::from_utf8(data).is_ok(),
                 "{what}: text message is not UTF-8: {data:02x?}"
             );
         }
         assert!(
-            data.len() <= self.config.max_message_size,
+            data.len() <= self.config.max_message_size(),
             "{what}: message of {} bytes, max_message_size {}",
             data.len(),
-            self.config.max_message_size
+            self.config.max_message_size()
         );
         if self.echo_fragments {
             let mut mid = data.len() / 2;
-            if kind == MessageKind::Text {
-                let text = std::str::from_utf8(&data).expect("checked");
+            if let Message::Text(text) = message {
                 while !text.is_char_boundary(mid) {
                     mid -= 1;
                 }
             }
-            if self.send(tx, kind, &data[..mid], Some(false)) {
-                self.send(tx, kind, &data[mid..], Some(true));
+            if self.send(s, Send::Fragment(kind, &data[..mid], false)) {
+                self.send(s, Send::Fragment(kind, &data[mid..], true));
             }
+        } else if self.streaming {
+            // Reassembled here: sent like any bytes a program has (text checked).
+            self.send(s, Send::Whole(kind, data));
         } else {
-            self.send(tx, kind, &data, None);
+            // As delivered: its type says the text is valid.
+            self.send(s, Send::Message(message));
         }
-        self.events.push(Ev::Message(kind, data));
+        self.events.push(Ev::Message(kind, data.to_vec()));
     }
 
-    /// One send (`fin` None: `send`, else `send_fragment`), checked against the
-    /// sender's rules; returns whether it succeeded.
-    fn send(&mut self, tx: &mut Sender, kind: MessageKind, data: &[u8], fin: Option<bool>) -> bool {
+    /// One send, checked against the sender's rules; returns whether it succeeded.
+    fn send(&mut self, s: &Session, call: Send<'_>) -> bool {
         let what = self.what.clone();
-        let before = tx.pending().len();
+        let before = s.buffered();
         assert_eq!(before, self.seen, "{what}: unaccounted output before a send");
-        let result = match fin {
-            None => tx.send(kind, data),
-            Some(fin) => tx.send_fragment(kind, data, fin),
+        let (kind, data, fin) = match call {
+            Send::Message(m) => (m.kind(), m.as_bytes(), None),
+            Send::Whole(kind, data) => (kind, data, None),
+            Send::Fragment(kind, data, fin) => (kind, data, Some(fin)),
+        };
+        let result = match call {
+            Send::Message(m) => s.send_message(m),
+            Send::Whole(kind, data) => s.send(kind, data),
+            Send::Fragment(kind, data, fin) => s.send_fragment(kind, data, fin),
         };
         let expected = if self.tx_closed {
             Err(Error::Closed)
@@ -489,7 +582,7 @@ impl Recorder {
             Some(_) => self.tx_fragments.is_some_and(|k| k != kind),
         } {
             Err(Error::InvalidArgument)
-        } else if before > 0 && before + data.len() + 14 > self.config.max_output {
+        } else if before > 0 && before + data.len() + 14 > self.config.max_output() {
             Err(Error::Full)
         } else {
             Ok(())
@@ -497,11 +590,11 @@ impl Recorder {
         assert_eq!(
             result,
             expected,
-            "{what}: send of {} bytes ({kind:?}, fin {fin:?}) with {before} buffered",
+            "{what}: {call:?} of {} bytes with {before} buffered",
             data.len()
         );
-        let new = tx.pending()[before..].to_vec();
-        self.seen = tx.pending().len();
+        let new = s.pending()[before..].to_vec();
+        self.seen = s.buffered();
         if result.is_err() {
             assert!(new.is_empty(), "{what}: a failed send queued {new:02x?}");
             return false;
@@ -527,18 +620,19 @@ impl Recorder {
         true
     }
 
-    /// After each `feed` or `feed_eof` call: its result matches the events, and no
-    /// output appeared outside of events but the 404 that ends an unanswered request.
-    fn after_call(&mut self, conn: &mut Conn, result: Result<(), Error>, call: &str) {
+    /// After each `feed`, `read_direct` or `feed_eof` call: its result matches the
+    /// events (`None`: a direct read, whose errors only the `Error` event
+    /// reports), and no output appeared outside of events but the 404 that ends
+    /// an unanswered request. The state is the model's.
+    fn after_call(&mut self, s: &Session, result: Option<Result<(), Error>>, call: &str) {
         let what = self.what.clone();
         match (self.call_error.take(), result) {
-            (None, Ok(())) => {}
-            (Some(e), Err(r)) => assert_eq!(e, r, "{what}: {call} returned another error than its Error event"),
-            (e, r) => panic!("{what}: {call} returned {r:?}, Error event {e:?}"),
+            (_, None) | (None, Some(Ok(()))) => {}
+            (Some(e), Some(Err(r))) => assert_eq!(e, r, "{what}: {call} returned another error than its Error event"),
+            (e, Some(r)) => panic!("{what}: {call} returned {r:?}, Error event {e:?}"),
         }
-        let tx = conn.tx();
-        let new = tx.pending()[self.seen..].to_vec();
-        self.seen = tx.pending().len();
+        let new = s.pending()[self.seen..].to_vec();
+        self.seen = s.buffered();
         if std::mem::take(&mut self.expect_404) {
             let mut expected = Vec::new();
             server::write_http_response(&mut expected, 404, "text/plain", b"Not Found\n");
@@ -549,26 +643,34 @@ impl Recorder {
                 "{what}: output outside of events after {call}: {new:02x?}"
             );
         }
-        let buffered = tx.buffered();
-        let full = buffered >= self.config.max_output / 2;
-        let (state, wants_read) = (conn.state(), conn.wants_read());
-        if let Some(t) = &self.terminal {
-            assert_eq!(state, State::Closed, "{what}: state after {t}");
+        let buffered = s.buffered();
+        let full = buffered >= self.config.max_output() / 2;
+        assert_eq!(s.is_full(), full, "{what}: is_full with {buffered} buffered");
+        assert_eq!(
+            s.wants_write(),
+            buffered > 0,
+            "{what}: wants_write with {buffered} buffered"
+        );
+        let expected = match &self.terminal {
+            None if self.opened => State::Open,
+            None => State::Handshake,
             // A client that got the close frame waits for the server to close TCP (§7.1.1).
-            let awaiting_eof = self.role == Role::Client && t.starts_with("Close") && call != "feed_eof";
-            assert_eq!(wants_read, awaiting_eof && !full, "{what}: wants_read after {t}");
-        } else {
-            let expected = if self.opened { State::Open } else { State::Connecting };
-            assert_eq!(state, expected, "{what}: state");
-            assert_eq!(wants_read, !full, "{what}: wants_read with {buffered} buffered");
-        }
+            Some(t) if self.role == Role::Client && t.starts_with("Close") && call != "feed_eof" => State::AwaitingEof,
+            Some(_) => State::Closed,
+        };
+        let (state, wants_read) = (s.state(), s.wants_read());
+        let what_state = self.terminal.as_deref().unwrap_or("no end");
+        assert_eq!(state, expected, "{what}: state after {call} ({what_state})");
+        assert_eq!(
+            wants_read,
+            expected != State::Closed && !full,
+            "{what}: wants_read after {call} ({what_state}) with {buffered} buffered"
+        );
     }
 }
 
-/// Runs one session over `p.stream` cut by `lengths`, checking as it goes.
 /// The options of one run (the reference run turns them off).
 struct Mode {
-    session: bool,
     streaming: bool,
     pause: bool,
     direct: bool,
@@ -577,7 +679,6 @@ struct Mode {
 impl Mode {
     fn of(p: &Params) -> Mode {
         Mode {
-            session: p.uses_session(),
             streaming: p.streaming,
             pause: p.pause,
             direct: p.direct,
@@ -585,48 +686,37 @@ impl Mode {
     }
 }
 
+/// Runs one session over `p.stream` cut by `lengths`, checking as it goes.
 fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
     let Mode {
-        session: use_session,
         streaming,
         pause,
         direct,
     } = mode;
     let config = Arc::new(p.config.clone());
-    let mut conn;
     let mut stream = Vec::new();
-    match p.role {
-        Role::Server => {
-            conn = if use_session {
-                Conn::Session(Session::server(Arc::clone(&config)))
-            } else {
-                let mut rx = Receiver::server(Arc::clone(&config));
-                rx.set_http(p.http);
-                rx.set_streaming(streaming);
-                Conn::Raw {
-                    rx,
-                    tx: Sender::new(Role::Server, config.max_output),
-                }
-            };
-        }
+    let s = match p.role {
+        Role::Server => Session::server(Arc::clone(&config)),
         Role::Client => {
-            conn = if use_session {
-                Conn::Session(Session::client(Arc::clone(&config), "localhost", CLIENT_PATH).expect("client session"))
-            } else {
-                let (mut rx, tx) = client_parts(Arc::clone(&config), "localhost", CLIENT_PATH).expect("client parts");
-                rx.set_streaming(streaming);
-                Conn::Raw { rx, tx }
-            };
-            let tx = conn.tx();
-            let request = tx.pending().to_vec();
-            tx.consume(request.len()).expect("consume the request");
-            assert_eq!(tx.buffered(), 0);
+            let s = Session::client(Arc::clone(&config), "localhost", CLIENT_PATH).expect("client session");
+            let request = s.pending().to_vec();
+            s.consume(request.len()).expect("consume the request");
+            assert_eq!(s.buffered(), 0);
+            assert_eq!(s.consume(1), Err(Error::InvalidArgument), "consumed more than pending");
             let key = check_client_request(&request, &config);
             if !p.raw_response {
                 stream.extend_from_slice(&crate::response_101(&key));
             }
+            s
         }
-    }
+    };
+    assert_eq!(
+        (s.role(), s.state()),
+        (p.role, State::Handshake),
+        "{what}: a new session"
+    );
+    s.set_serve_http(p.http);
+    s.set_streaming(streaming);
     stream.extend_from_slice(&p.stream);
     let request = match p.role {
         Role::Server => match server::parse_request(&stream, &config) {
@@ -659,76 +749,60 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
         partial: None,
     };
 
+    let (mut direct_reads, mut stopped_feeds) = (0, 0);
     for (i, range) in chunk_ranges(stream.len(), lengths).into_iter().enumerate() {
         let chunk = &mut stream[range.clone()];
         let call = format!("feed #{i} of bytes {range:?}");
-        match &mut conn {
-            Conn::Session(s) => {
-                let result = s.feed(chunk, |tx, ev| rec.on_event(tx, ev));
-                rec.after_call(&mut conn, result, &call);
-            }
-            Conn::Raw { .. } => {
-                let mut off = 0;
-                let mut rounds = 0;
-                loop {
-                    let Conn::Raw { rx, tx } = &mut conn else {
-                        unreachable!()
+        let mut off = 0;
+        let mut rounds = 0;
+        loop {
+            let left = chunk.len() - off;
+            let ((used, result, direct_read), stopped) = with_handler!(&mut rec, pause, |h| {
+                let src = &chunk[off..];
+                let offered = if direct {
+                    let read = |room: &mut [std::mem::MaybeUninit<u8>]| {
+                        let n = room.len().min(left);
+                        for (slot, byte) in room.iter_mut().zip(&src[..n]) {
+                            slot.write(*byte);
+                        }
+                        Ok(n)
                     };
-                    let mut h = RawHandler {
-                        tx,
-                        rec: &mut rec,
-                        pause,
-                        stopped: false,
-                    };
-                    let left = chunk.len() - off;
-                    let direct = if direct && !h.stopped {
-                        rx.direct_room(1).map(|room| {
-                            let n = room.len().min(left);
-                            for (slot, byte) in room.iter_mut().zip(&chunk[off..off + n]) {
-                                slot.write(*byte);
-                            }
-                            n
-                        })
-                    } else {
-                        None
-                    };
-                    let result = match direct {
-                        // SAFETY: the first `n` bytes of the room were just written.
-                        Some(n) => unsafe { rx.direct_filled(n, &mut h) }.map(|()| n),
-                        None => rx.feed(&mut chunk[off..], &mut h),
-                    };
-                    let stopped = h.stopped || direct.is_some();
-                    let used = *result.as_ref().unwrap_or(&left);
-                    rec.after_call(&mut conn, result.map(|_| ()), &call);
-                    assert!(used <= left, "{what}: {call} used {used} of {left} bytes");
-                    assert!(
-                        used == left || stopped,
-                        "{what}: {call} used {used} of {left} bytes without being stopped"
-                    );
-                    off += used;
-                    if off == chunk.len() {
-                        break;
+                    // SAFETY: `read` initializes the first `n` bytes of the room
+                    // it is given before it returns `Ok(n)`.
+                    unsafe { s.read_direct(1, read, &mut h) }
+                } else {
+                    None
+                };
+                match offered {
+                    Some(read) => (read.expect("a read from memory"), None, true),
+                    None => {
+                        let result = s.feed(&mut chunk[off..], &mut h);
+                        (*result.as_ref().unwrap_or(&left), Some(result.map(|_| ())), false)
                     }
-                    rounds += 1;
-                    assert!(
-                        rounds <= chunk.len() + 1,
-                        "{what}: {call}: a paused feed makes no progress"
-                    );
                 }
+            });
+            rec.after_call(&s, result, &call);
+            assert!(used <= left, "{what}: {call} used {used} of {left} bytes");
+            assert!(
+                used == left || stopped || direct_read,
+                "{what}: {call} used {used} of {left} bytes without being stopped"
+            );
+            direct_reads += direct_read as usize;
+            stopped_feeds += (stopped && !direct_read && used < left) as usize;
+            off += used;
+            if off == chunk.len() {
+                break;
             }
+            rounds += 1;
+            assert!(
+                rounds <= chunk.len() + 1,
+                "{what}: {call}: a paused feed makes no progress"
+            );
         }
     }
-    let result = match &mut conn {
-        Conn::Session(s) => s.feed_eof(|tx, ev| rec.on_event(tx, ev)),
-        Conn::Raw { rx, tx } => rx.feed_eof(&mut RawHandler {
-            tx,
-            rec: &mut rec,
-            pause,
-            stopped: false,
-        }),
-    };
+    let (result, _) = with_handler!(&mut rec, pause, |h| s.feed_eof(&mut h));
     let was_running = rec.terminal.is_none();
-    rec.after_call(&mut conn, result, "feed_eof");
+    rec.after_call(&s, Some(result), "feed_eof");
     if was_running {
         assert_eq!(
             rec.events.last(),
@@ -736,10 +810,23 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
             "{what}: feed_eof on a running session"
         );
     }
-    assert_eq!(conn.state(), State::Closed, "{what}: state after feed_eof");
-    assert!(!conn.wants_read(), "{what}: wants to read after feed_eof");
+    assert_eq!(s.state(), State::Closed, "{what}: state after feed_eof");
+    assert!(!s.wants_read(), "{what}: wants to read after feed_eof");
+    // The end is final: more bytes are ignored (used, no event), EOF again is no error.
+    let mut late = [0x81, 0x80, 0, 0, 0, 0];
+    assert_eq!(
+        s.feed(&mut late, &mut |s: &Session, e: Event<'_>| rec.on_event(s, e)),
+        Ok(late.len()),
+        "{what}: bytes after the end"
+    );
+    assert_eq!(
+        s.feed_eof(&mut |s: &Session, e: Event<'_>| rec.on_event(s, e)),
+        Ok(()),
+        "{what}: EOF after the end"
+    );
+    rec.after_call(&s, Some(Ok(())), "feed_eof");
     // Everything after the handshake is a well-formed sequence of frames.
-    let output = conn.tx().pending().to_vec();
+    let output = s.pending().to_vec();
     let frames = match rec.frames_start {
         Some(start) => {
             let frames = parse_frames(&output[start..], p.role, what);
@@ -758,15 +845,17 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
         events: rec.events,
         frames,
         output,
+        direct_reads,
+        stopped_feeds,
     }
 }
 
 /// The client's request is one our server accepts; returns its key.
 fn check_client_request(request: &[u8], config: &Config) -> String {
-    let server_config = Config {
-        subprotocols: config.subprotocols.clone(),
-        ..Config::default()
-    };
+    let mut server_config = Config::default();
+    for name in config.subprotocols() {
+        server_config.add_subprotocol(name).expect("a valid subprotocol");
+    }
     let req = server::parse_request(request, &server_config)
         .unwrap_or_else(|r| panic!("our server refuses our client's request: {r:?}"))
         .expect("the request is complete");
@@ -776,13 +865,11 @@ fn check_client_request(request: &[u8], config: &Config) -> String {
 }
 
 /// Runs the input as given, then the same stream in one piece on a plain session
-/// (server) or receiver without the streaming/pause options, and compares.
+/// (no streaming, no pauses, no direct reads; serving HTTP as asked), and compares.
 pub fn check(role: Role, data: &[u8]) {
     let p = Params::parse(role, data);
     let a = run(&p, &p.lengths, Mode::of(&p), "cut");
-    let reference_session = !p.http;
     let plain = Mode {
-        session: reference_session,
         streaming: false,
         pause: false,
         direct: false,
@@ -812,10 +899,15 @@ pub fn check(role: Role, data: &[u8]) {
     }
 }
 
-/// The events of the input run as given (for tests of the harness itself).
-pub fn events(role: Role, data: &[u8]) -> Vec<Ev> {
+/// The input run as given (for tests of the harness itself).
+pub fn outcome(role: Role, data: &[u8]) -> Outcome {
     let p = Params::parse(role, data);
-    run(&p, &p.lengths, Mode::of(&p), "cut").events
+    run(&p, &p.lengths, Mode::of(&p), "cut")
+}
+
+/// The events of the input run as given.
+pub fn events(role: Role, data: &[u8]) -> Vec<Ev> {
+    outcome(role, data).events
 }
 
 #[cfg(test)]
@@ -852,6 +944,35 @@ mod tests {
         assert_eq!(evs, [Ev::Http("GET".into(), "/index.html".into())]);
         let evs = super::events(Role::Client, &seed("session_client", "seed-own-response"));
         assert_eq!(evs, [Ev::HandshakeError]);
+    }
+
+    #[test]
+    fn the_options_take_effect() {
+        for (target, role, name) in [
+            ("session_server", Role::Server, "seed-session-direct"),
+            ("session_server", Role::Server, "seed-session-direct-paused"),
+            ("session_client", Role::Client, "seed-session-direct"),
+        ] {
+            let out = super::outcome(role, &seed(target, name));
+            assert!(out.direct_reads > 0, "{target} {name}: no direct read");
+            assert_eq!(out.events.len(), 10, "{target} {name}: {:?}", out.events);
+        }
+        for (target, role, name) in [
+            ("session_server", Role::Server, "seed-session-paused"),
+            ("session_server", Role::Server, "seed-session-direct-paused"),
+            ("session_client", Role::Client, "seed-session-streaming-paused"),
+        ] {
+            let out = super::outcome(role, &seed(target, name));
+            assert!(out.stopped_feeds > 0, "{target} {name}: no feed was stopped");
+            assert_eq!(out.events.len(), 10, "{target} {name}: {:?}", out.events);
+        }
+        // Streamed, the fragmented messages are reassembled by the harness into
+        // the same events.
+        let streamed = super::events(Role::Server, &seed("session_server", "seed-session-streaming-cut"));
+        assert_eq!(
+            streamed,
+            super::events(Role::Server, &seed("session_server", "seed-session"))
+        );
     }
 
     #[test]

@@ -106,6 +106,12 @@ impl wsconn_session_t {
     unsafe fn feeding(this: *mut Self, feed: impl FnOnce(&Session, &mut Callbacks<'_>) -> Result<(), Error>) -> i32 {
         // SAFETY: live per the caller; only shared references are made.
         let s = unsafe { &*this };
+        if s.feeding.get() {
+            // A callback fed its own session: refuse before touching the flag,
+            // which the outer feed still needs (a free requested later in that
+            // feed must wait for it).
+            return code(Failure::Session(Error::Reentrant));
+        }
         s.feeding.set(true);
         let result = feed(&s.session, &mut Callbacks { session: s, ptr: this });
         s.feeding.set(false);

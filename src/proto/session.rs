@@ -42,10 +42,10 @@ impl<F: FnMut(&Session, Event<'_>)> EventHandler for F {
 /// through [`Session::pending`] and [`Session::consume`].
 ///
 /// Every method takes `&self`, so a handler may call any of them on the session
-/// whose event it handles, with two exceptions: `feed`, `feed_eof` and
-/// `read_direct` return [`Error::Reentrant`] there (input is already being
-/// processed), and so does a send while the program holds the [`Ref`] that
-/// `pending` returned.
+/// whose event it handles, with two exceptions: `feed` and `feed_eof` return
+/// [`Error::Reentrant`] there (input is already being processed) and
+/// `read_direct` returns `None`; and a send fails with [`Error::Reentrant`]
+/// while the program holds the [`Ref`] that `pending` returned.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -207,8 +207,10 @@ impl Session {
     /// reassembled, saving the copy out of a read buffer. When a reassembled data
     /// frame has at least `min` payload bytes still to come, `read` is offered
     /// room for at most that payload (so it cannot take the next frame's bytes);
-    /// what it read is processed at once, with the same events as `feed`. `None`:
-    /// no such frame, read the usual way.
+    /// what it read is processed at once, with the same events as `feed` (a
+    /// protocol error fails the session as in `feed`: see [`Session::state`]).
+    /// `None`: no such frame, or input is already being processed (called from
+    /// a handler); read the usual way.
     ///
     /// # Safety
     /// `read` returns `Ok(n)` only after initializing the first `n` bytes of the

@@ -6,7 +6,8 @@
 //! alloc, realloc) over the measured messages. The goal is 0 per message.
 //!
 //! Scenarios, for 16 B, 1 KiB, 64 KiB and 1 MiB, text and binary:
-//!   session          wsconn::Session (Rust), one frame per feed, echo with tx.send
+//!   session          wsconn::Session (Rust), one frame per feed, echo with
+//!                    send_message (the message as delivered)
 //!   session_batch16  the same, 16 frames per feed (pipelined client)
 //!   session_split2   the same, each frame cut in two feeds (a partial read)
 //!   c_session        the C sans-IO API (what c-examples/epoll_echo uses):
@@ -164,12 +165,11 @@ impl Traffic {
 }
 
 fn config() -> Arc<Config> {
-    Arc::new(Config {
-        max_frame_size: 64 << 20,
-        max_message_size: 64 << 20,
-        max_output: 64 << 20,
-        ..Config::default()
-    })
+    let mut config = Config::default();
+    config.set_max_frame_size(64 << 20).unwrap();
+    config.set_max_message_size(64 << 20).unwrap();
+    config.set_max_output(64 << 20).unwrap();
+    Arc::new(config)
 }
 
 /// Runs `step` `warm` times, then `n` times counting allocations.
@@ -192,22 +192,23 @@ fn broken(what: &str) -> ! {
 }
 
 fn open_session() -> Session {
-    let mut s = Session::server(config());
+    let s = Session::server(config());
     let mut req = upgrade_request("127.0.0.1", "/");
     let mut opened = false;
-    s.feed(&mut req, |_, ev| opened |= matches!(ev, Event::Open { .. }))
-        .unwrap_or_else(|e| broken(&format!("handshake: {e}")));
+    s.feed(&mut req, &mut |_: &Session, ev: Event<'_>| {
+        opened |= matches!(ev, Event::Open { .. })
+    })
+    .unwrap_or_else(|e| broken(&format!("handshake: {e}")));
     if !opened {
         broken("the server session did not open");
     }
-    let n = s.sender().buffered();
-    s.sender().consume(n).unwrap();
+    s.consume(s.buffered()).unwrap();
     s
 }
 
 /// wsconn::Session: `frames` frames per feed, each frame cut into `pieces` feeds.
 fn rust_session(t: &Traffic, frames: usize, pieces: usize, warm: usize, n: usize) -> (u64, u64) {
-    let mut s = open_session();
+    let s = open_session();
     // One buffer per variant window: `frames` consecutive frames.
     let windows: Vec<Vec<u8>> = (0..VARIANTS)
         .map(|v| (0..frames).flat_map(|k| t.wire[(v + k) % VARIANTS].clone()).collect())
@@ -225,28 +226,32 @@ fn rust_session(t: &Traffic, frames: usize, pieces: usize, warm: usize, n: usize
         let mut start = 0;
         for p in 0..pieces {
             let end = if p + 1 == pieces { len } else { start + cut };
-            let res = s.feed(&mut buf[start..end], |tx, ev| {
-                if let Event::Message { kind, data } = ev {
-                    if let Err(e) = tx.send(kind, data) {
+            let res = s.feed(&mut buf[start..end], &mut |s: &Session, ev: Event<'_>| {
+                if let Event::Message(message) = ev {
+                    if let Err(e) = s.send_message(message) {
                         failed = Some(format!("send: {e}"));
                     }
                 }
             });
-            if let Err(e) = res {
-                broken(&format!("feed: {e}"));
+            match res {
+                Ok(used) if used == end - start => {}
+                Ok(used) => broken(&format!("feed used {used} of {} bytes", end - start)),
+                Err(e) => broken(&format!("feed: {e}")),
             }
             start = end;
         }
-        let tx = s.sender();
-        if tx.pending() != &expect[v][..] {
-            broken(&format!(
-                "session echo differs ({} bytes, expected {})",
-                tx.pending().len(),
-                expect[v].len()
-            ));
-        }
-        let out = tx.buffered();
-        tx.consume(out).unwrap();
+        let out = {
+            let pending = s.pending();
+            if *pending != expect[v][..] {
+                broken(&format!(
+                    "session echo differs ({} bytes, expected {})",
+                    pending.len(),
+                    expect[v].len()
+                ));
+            }
+            pending.len()
+        };
+        s.consume(out).unwrap();
     });
     if let Some(f) = failed {
         broken(&f);
