@@ -33,10 +33,14 @@
  *     everything is released.
  *   - Logging is off unless -v is given (gbase printed every message).
  *
- * Usage: echo_server [-t N] [-v] [-g] [-d DIR] [port]
+ * Usage: echo_server [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR] [port]
  *   port   default 9998; 0 picks a free port.  Binds 127.0.0.1.
- *   -t N   number of threads: accepted and ignored for now (one reactor)
- *   -v     log connections and messages to stderr
+ *   -t N   N threads, one reactor each, sharing the port (SO_REUSEPORT)
+ *   -v     log connections and messages to stderr, and the memory the
+ *          connections hold (every second, when it changed)
+ *   -m MIB memory budget of the whole server in MiB, split evenly among the
+ *          reactors (default: the library's, 256 MiB per reactor; 0: none)
+ *   -T MS  message timeout in ms (default: the library's, 60000; 0: none)
  *   -g     gbase mode: text echo through the read callback and wsconn_send()
  *   -d DIR directory holding index.html (default: the executable's directory,
  *          then the directory the example was compiled in)
@@ -88,6 +92,9 @@ static _Thread_local wsconn_reactor_t *r;
 static volatile sig_atomic_t running = 1;
 static int verbose;
 static int gbase_mode;
+static int threads = 1;
+static int budget_mib = -1;      /* -m; -1: the library's default */
+static long message_timeout = -1; /* -T; -1: the library's default */
 
 /* index.html, read at startup (NULL if it was not found). */
 static char *index_page;
@@ -436,10 +443,12 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-t N] [-v] [-g] [-d DIR] [port]   (default port %d)\n"
+            "usage: %s [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR] [port]   (default port %d)\n"
             "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
-            "  -v      log connections and messages\n"
+            "  -v      log connections, messages and memory held\n"
             "  -g      gbase mode: text-only echo via the read callback\n"
+            "  -m MIB  memory budget of the server in MiB, split among the reactors (0: none)\n"
+            "  -T MS   message timeout in ms (0: none)\n"
             "  -d DIR  directory of index.html\n",
             prog, DEFAULT_PORT);
 }
@@ -450,6 +459,7 @@ static void usage(const char *prog)
 
 struct worker {
     pthread_t thread;
+    int id;
     int port;
     int reuse_port;
     wsconn_acceptor_t *acc;
@@ -465,6 +475,19 @@ static int worker_listen(struct worker *w)
     if (r == NULL) {
         fprintf(stderr, "echo_server: wsconn_reactor_create failed\n");
         return -1;
+    }
+    if (budget_mib >= 0)
+        wsconn_reactor_set_memory_budget(r, ((size_t)budget_mib << 20) / (size_t)threads);
+    if (message_timeout >= 0) {
+        wsconn_config_t *config = wsconn_config_new();
+        if (config == NULL ||
+            wsconn_config_set_message_timeout(config, (uint32_t)message_timeout) != WSCONN_OK ||
+            wsconn_reactor_set_config(r, config) != WSCONN_OK) {
+            fprintf(stderr, "echo_server: cannot set the message timeout\n");
+            wsconn_config_free(config);
+            return -1;
+        }
+        wsconn_config_free(config);
     }
     w->acc = wsconn_acceptor_create(r);
     if (w->acc == NULL) {
@@ -483,6 +506,26 @@ static int worker_listen(struct worker *w)
     return 0;
 }
 
+/* With -v: the memory this thread's connections hold, once a second when it
+ * changed. */
+static void log_memory(int id)
+{
+    static _Thread_local time_t last;
+    static _Thread_local size_t last_buffered = (size_t)-1, last_waiting;
+    time_t now = time(NULL);
+    if (!verbose || now == last)
+        return;
+    last = now;
+    size_t buffered = 0, waiting = 0;
+    wsconn_reactor_memory(r, &buffered, &waiting);
+    if (buffered == last_buffered && waiting == last_waiting)
+        return;
+    last_buffered = buffered;
+    last_waiting = waiting;
+    fprintf(stderr, "echo_server: reactor %d memory: %zu bytes buffered, %zu connections waiting\n",
+            id, buffered, waiting);
+}
+
 /* The loop, then an orderly shutdown. Returns the exit status. */
 static int worker_run(struct worker *w)
 {
@@ -494,6 +537,7 @@ static int worker_run(struct worker *w)
             status = 1;
             break;
         }
+        log_memory(w->id);
     }
     LOG("shutting down\n");
     worker_cleanup(w);
@@ -550,9 +594,9 @@ static void worker_cleanup(struct worker *w)
 
 int main(int argc, char **argv)
 {
-    int port = DEFAULT_PORT, threads = 1, opt;
+    int port = DEFAULT_PORT, opt, timeout;
     const char *dir = NULL;
-    while ((opt = getopt(argc, argv, "t:vgd:h")) != -1) {
+    while ((opt = getopt(argc, argv, "t:vgm:T:d:h")) != -1) {
         switch (opt) {
         case 't':
             if (parse_int(optarg, 1, 1024, &threads) < 0) {
@@ -565,6 +609,19 @@ int main(int argc, char **argv)
             break;
         case 'g':
             gbase_mode = 1;
+            break;
+        case 'm':
+            if (parse_int(optarg, 0, 1 << 20, &budget_mib) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
+            break;
+        case 'T':
+            if (parse_int(optarg, 0, INT_MAX, &timeout) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
+            message_timeout = timeout;
             break;
         case 'd':
             dir = optarg;
@@ -609,6 +666,7 @@ int main(int argc, char **argv)
     if (workers == NULL)
         return 1;
     for (int i = 0; i < threads; i++) {
+        workers[i].id = i;
         workers[i].port = port;
         workers[i].reuse_port = threads > 1;
     }

@@ -499,6 +499,19 @@ int32_t wsconn_config_set_handshake_timeout(struct wsconn_config_t *config, uint
 int32_t wsconn_config_set_idle_timeout(struct wsconn_config_t *config, uint32_t ms);
 
 /**
+ * Sets how long a reactor connection may take to receive one message, from
+ * its first byte to its last, before it is closed with 1008 ("message
+ * timeout"; `wsconn_close_error` then gives `WSCONN_ERR_TIMEOUT`): a peer that
+ * starts a large message and stalls, even while answering pings, cannot hold
+ * the memory of its partial message for longer. Default 60000 ms; 0: never.
+ * Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_message_timeout(struct wsconn_config_t *config, uint32_t ms);
+
+/**
  * Keepalive: a reactor connection sends a ping after `ms` without input, and is
  * dropped (1006, "pong timeout") if no input follows within the pong timeout.
  * Default 0: no pings. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
@@ -882,6 +895,40 @@ int32_t wsconn_reactor_defer(const struct wsconn_reactor_t *reactor,
  */
 int32_t wsconn_reactor_set_config(struct wsconn_reactor_t *reactor,
                                   const struct wsconn_config_t *config);
+
+/**
+ * Limits the bytes that all connections of this reactor hold in buffers
+ * together: partial messages, frames cut by a read, queued output. Default 256
+ * MiB per reactor (a program running several reactors, one per thread, has
+ * one budget each); 0: no limit. Over the budget, a connection that holds
+ * memory is not read until memory is given back (its peer is slowed down by
+ * TCP; nothing is dropped or closed), except one at a time whose message keeps
+ * being read to its end, so large messages still complete one after the
+ * other. Connections that hold nothing keep being read: small messages flow.
+ * Each connection may pass the budget by one read (64 KiB) before it waits,
+ * and the holder by one message; set the message timeout
+ * (`wsconn_config_set_message_timeout`) so that a stalled holder ends.
+ * Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread.
+ */
+int32_t wsconn_reactor_set_memory_budget(struct wsconn_reactor_t *reactor, size_t bytes);
+
+/**
+ * Reports the reactor's memory use, for the program's metrics: `*buffered`
+ * gets the bytes its connections hold in buffers now (each connection's share
+ * rounded up to whole KiB), `*waiting` the number of connections not being
+ * read because the budget is spent. Either pointer may be NULL. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL` (reactor NULL).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread; `buffered` and
+ * `waiting` are NULL or point to writable `size_t`s.
+ */
+int32_t wsconn_reactor_memory(const struct wsconn_reactor_t *reactor,
+                              size_t *buffered,
+                              size_t *waiting);
 
 /**
  * A static, NUL-terminated English description of a `wsconn_result` code

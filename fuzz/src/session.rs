@@ -218,6 +218,8 @@ struct Recorder {
     tx_fragments: Option<MessageKind>,
     /// Streaming receive: the message being reassembled.
     partial: Option<(MessageKind, Vec<u8>)>,
+    /// The sum of `memory_change()` so far, as a memory budget keeps it.
+    charged: isize,
 }
 
 /// An event's `Debug`, cut to about 200 bytes (at a character boundary).
@@ -620,6 +622,17 @@ impl Recorder {
         true
     }
 
+    /// The memory changes summed are what the session holds (KiB-rounded), and
+    /// that covers its pending output.
+    fn check_memory(&mut self, s: &Session, call: &str) {
+        let what = &self.what;
+        self.charged += s.memory_change();
+        let memory = s.memory().expect("memory outside of a feed");
+        assert_eq!(self.charged, s.memory_reported() as isize, "{what}: memory changes summed after {call}");
+        assert_eq!(s.memory_reported(), memory.div_ceil(1024) * 1024, "{what}: memory reported after {call}");
+        assert!(memory >= s.buffered(), "{what}: memory {memory} < output {} after {call}", s.buffered());
+    }
+
     /// After each `feed`, `read_direct` or `feed_eof` call: its result matches the
     /// events (`None`: a direct read, whose errors only the `Error` event
     /// reports), and no output appeared outside of events but the 404 that ends
@@ -643,6 +656,7 @@ impl Recorder {
                 "{what}: output outside of events after {call}: {new:02x?}"
             );
         }
+        self.check_memory(s, call);
         let buffered = s.buffered();
         let full = buffered >= self.config.max_output() / 2;
         assert_eq!(s.is_full(), full, "{what}: is_full with {buffered} buffered");
@@ -738,6 +752,7 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
         what: what.to_owned(),
         request,
         seen: 0,
+        charged: 0,
         frames_start: None,
         events: Vec::new(),
         opened: false,
@@ -841,6 +856,10 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
             "{what}: output without a handshake: {output:02x?}"
         );
     }
+    // Ended and drained, the session holds nothing: a budget gets it all back.
+    s.consume(output.len()).expect("consume the output");
+    rec.check_memory(&s, "the end");
+    assert_eq!(rec.charged, 0, "{what}: memory still charged at the end");
     Outcome {
         events: rec.events,
         frames,

@@ -165,6 +165,26 @@ pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_conf
     }
 }
 
+/// Sets how long a reactor connection may take to receive one message, from
+/// its first byte to its last, before it is closed with 1008 ("message
+/// timeout"; `wsconn_close_error` then gives `WSCONN_ERR_TIMEOUT`): a peer that
+/// starts a large message and stalls, even while answering pings, cannot hold
+/// the memory of its partial message for longer. Default 60000 ms; 0: never.
+/// Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_message_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update_timeouts(config, |t| {
+            t.set_message_ms(ms);
+            Ok(())
+        })
+    }
+}
+
 /// Keepalive: a reactor connection sends a ping after `ms` without input, and is
 /// dropped (1006, "pong timeout") if no input follows within the pong timeout.
 /// Default 0: no pings. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.

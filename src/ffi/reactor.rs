@@ -127,3 +127,63 @@ pub unsafe extern "C" fn wsconn_reactor_set_config(reactor: *mut Reactor, config
         0
     })
 }
+
+/// Limits the bytes that all connections of this reactor hold in buffers
+/// together: partial messages, frames cut by a read, queued output. Default 256
+/// MiB per reactor (a program running several reactors, one per thread, has
+/// one budget each); 0: no limit. Over the budget, a connection that holds
+/// memory is not read until memory is given back (its peer is slowed down by
+/// TCP; nothing is dropped or closed), except one at a time whose message keeps
+/// being read to its end, so large messages still complete one after the
+/// other. Connections that hold nothing keep being read: small messages flow.
+/// Each connection may pass the budget by one read (64 KiB) before it waits,
+/// and the holder by one message; set the message timeout
+/// (`wsconn_config_set_message_timeout`) so that a stalled holder ends.
+/// Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `reactor` is NULL or a live reactor, on its own thread.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_reactor_set_memory_budget(reactor: *mut Reactor, bytes: usize) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or live per the caller.
+        let Some(reactor) = (unsafe { reactor.as_ref() }) else {
+            return code(Failure::Null);
+        };
+        reactor.set_memory_budget(bytes);
+        0
+    })
+}
+
+/// Reports the reactor's memory use, for the program's metrics: `*buffered`
+/// gets the bytes its connections hold in buffers now (each connection's share
+/// rounded up to whole KiB), `*waiting` the number of connections not being
+/// read because the budget is spent. Either pointer may be NULL. Returns
+/// `WSCONN_OK`, `WSCONN_ERR_NULL` (reactor NULL).
+///
+/// # Safety
+/// `reactor` is NULL or a live reactor, on its own thread; `buffered` and
+/// `waiting` are NULL or point to writable `size_t`s.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_reactor_memory(
+    reactor: *const Reactor,
+    buffered: *mut usize,
+    waiting: *mut usize,
+) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or live per the caller.
+        let Some(reactor) = (unsafe { reactor.as_ref() }) else {
+            return code(Failure::Null);
+        };
+        let usage = reactor.memory_usage();
+        // SAFETY: NULL or writable per the caller.
+        if let Some(out) = unsafe { buffered.as_mut() } {
+            *out = usage.buffered;
+        }
+        // SAFETY: NULL or writable per the caller.
+        if let Some(out) = unsafe { waiting.as_mut() } {
+            *out = usage.waiting;
+        }
+        0
+    })
+}

@@ -172,6 +172,20 @@ impl Receiver {
         }
     }
 
+    /// Bytes held for incomplete input (the handshake head, a frame or message
+    /// cut by a read); 0 when idle. Counts what is stored, not reserved
+    /// capacity: untouched reserved pages cost no memory.
+    pub fn memory(&self) -> usize {
+        self.part.as_deref().map_or(0, |p| {
+            std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len()
+        })
+    }
+
+    /// A data message has begun and not ended.
+    pub fn in_message(&self) -> bool {
+        self.part().message.is_some()
+    }
+
     /// Processes received bytes and returns how many were used: all of them,
     /// unless the handler stopped the feed (then the rest must be fed again later).
     /// Events go to `h`; on a failure the matching close frame or HTTP error is

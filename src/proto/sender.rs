@@ -72,6 +72,15 @@ impl Sender {
         self.out.len() - self.out_pos
     }
 
+    /// Bytes held: output not yet drained (and a fragmented send's state).
+    pub fn memory(&self) -> usize {
+        self.out.len()
+            + self
+                .fragments
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<OutgoingFragments>())
+    }
+
     /// Marks `n` pending bytes as written.
     pub fn consume(&mut self, n: usize) -> Result<()> {
         if n > self.buffered() {

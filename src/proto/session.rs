@@ -71,6 +71,9 @@ pub struct Session {
     state: Cell<State>,
     streaming: Cell<bool>,
     serve_http: Cell<bool>,
+    /// `memory` in KiB as of the last `memory_change` (fits the padding after
+    /// the flags above: the session does not grow).
+    reported_kib: Cell<u32>,
     /// Borrowed for the whole of a feed.
     rx: RefCell<Receiver>,
     /// Borrowed only inside one call, never while the program runs.
@@ -152,6 +155,7 @@ impl Session {
             state: Cell::new(State::Handshake),
             streaming: Cell::new(false),
             serve_http: Cell::new(false),
+            reported_kib: Cell::new(0),
             rx: RefCell::new(rx),
             tx: RefCell::new(tx),
         }
@@ -235,6 +239,39 @@ impl Session {
             let _ = unsafe { rx.direct_filled(n, &mut Feeding { session: self, handler }) };
         }
         Some(result)
+    }
+
+    // ------------------------------------------------------------ memory
+
+    /// Bytes held in buffers: incomplete input (the handshake head, a frame or
+    /// message cut by a read) and output not yet consumed. An idle session holds
+    /// none. `None` while input is being processed (inside a handler).
+    pub fn memory(&self) -> Option<usize> {
+        let rx = self.rx.try_borrow().ok()?;
+        let tx = self.tx.try_borrow().ok()?;
+        Some(rx.memory() + tx.memory())
+    }
+
+    /// How much [`Session::memory`] changed since the last call, in bytes
+    /// rounded up to whole KiB: what a program keeping a total over many sessions
+    /// adds (and gives back with [`Session::memory_reported`] when it drops the
+    /// session). 0 inside a handler (asked again later, nothing is lost).
+    pub fn memory_change(&self) -> isize {
+        let Some(now) = self.memory() else { return 0 };
+        let kib = u32::try_from(now.div_ceil(1024)).unwrap_or(u32::MAX);
+        let before = self.reported_kib.replace(kib);
+        (kib as isize - before as isize) * 1024
+    }
+
+    /// The total of the changes [`Session::memory_change`] reported so far.
+    pub fn memory_reported(&self) -> usize {
+        self.reported_kib.get() as usize * 1024
+    }
+
+    /// A data message has begun arriving and has not ended (false inside a
+    /// handler, where input is being processed).
+    pub fn receiving_message(&self) -> bool {
+        self.rx.try_borrow().is_ok_and(|rx| rx.in_message())
     }
 
     // ------------------------------------------------------------ output

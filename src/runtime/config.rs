@@ -15,6 +15,7 @@ pub struct Timeouts {
     ping_interval_ms: u32,
     pong_ms: u32,
     close_ms: u32,
+    message_ms: u32,
 }
 
 impl Default for Timeouts {
@@ -25,6 +26,7 @@ impl Default for Timeouts {
             ping_interval_ms: 0,
             pong_ms: 10_000,
             close_ms: 5_000,
+            message_ms: 60_000,
         }
     }
 }
@@ -62,6 +64,18 @@ impl Timeouts {
     /// Drop TCP when the closing handshake does not finish in time.
     pub fn close_ms(&self) -> u32 {
         self.close_ms
+    }
+
+    /// Close (1008) a connection whose message takes longer than this from its
+    /// first byte to its last, so that memory held by a stalled partial message
+    /// comes back; 0 = never.
+    pub fn message_ms(&self) -> u32 {
+        self.message_ms
+    }
+
+    /// 0 turns the message timeout off.
+    pub fn set_message_ms(&mut self, ms: u32) {
+        self.message_ms = ms;
     }
 
     /// [`Error::InvalidArgument`] for 0.

@@ -4,6 +4,7 @@
 //! [`acceptor::AcceptFn`]); nothing here knows C.
 
 pub mod acceptor;
+pub(crate) mod budget;
 pub mod config;
 pub mod connection;
 pub mod error;

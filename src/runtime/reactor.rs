@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::config::ConnConfig;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::resolver::{system_resolver, ResolveFn};
@@ -79,6 +80,15 @@ impl Remote {
 
 type SourcePtr = NonNull<dyn Source>;
 
+/// A reactor's memory use, for the program's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Bytes its connections hold in buffers.
+    pub buffered: usize,
+    /// Connections not read because the budget is spent.
+    pub waiting: usize,
+}
+
 pub struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
@@ -96,6 +106,7 @@ pub struct Reactor {
     /// Objects released during a dispatch, freed when it ends.
     graveyard: RefCell<Vec<SourcePtr>>,
     read_buffer: RefCell<Vec<u8>>,
+    budget: MemoryBudget,
     config: RefCell<Arc<ConnConfig>>,
     resolver: RefCell<ResolveFn>,
     dispatching: Cell<bool>,
@@ -127,6 +138,7 @@ impl Reactor {
             batch: RefCell::new(Vec::new()),
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
+            budget: MemoryBudget::default(),
             config: RefCell::new(Arc::default()),
             resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
@@ -232,6 +244,42 @@ impl Reactor {
 
     pub(crate) fn return_read_buffer(&self, buffer: Vec<u8>) {
         *self.read_buffer.borrow_mut() = buffer;
+    }
+
+    // ------------------------------------------------------------ memory
+
+    /// The budget its connections' buffers are held to.
+    pub(crate) fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Limits the bytes all connections of this reactor hold in buffers (0: no
+    /// limit). Over it, connections holding memory are not read until some is
+    /// given back, except one that keeps reading its message to its end.
+    pub fn set_memory_budget(&self, bytes: usize) {
+        if self.budget.set_limit(bytes) {
+            self.wake_waiting();
+        }
+    }
+
+    pub fn memory_budget(&self) -> usize {
+        self.budget.limit()
+    }
+
+    /// What the connections hold now: bytes buffered (KiB-rounded per
+    /// connection) and how many connections the budget keeps from reading.
+    pub fn memory_usage(&self) -> MemoryUsage {
+        MemoryUsage {
+            buffered: self.budget.used(),
+            waiting: self.budget.held_back(),
+        }
+    }
+
+    /// Reads again, in order, the connections that waited for memory.
+    pub(crate) fn wake_waiting(&self) {
+        for token in self.budget.take_waiting() {
+            self.mark_ready(Token(token as usize));
+        }
     }
 
     // ------------------------------------------------------------ scheduling

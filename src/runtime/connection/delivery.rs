@@ -32,8 +32,16 @@ impl<H: ConnHandler> Connection<H> {
                 self.arm_timer();
                 handler.on_open(self, path, subprotocol);
             }
-            Event::Message(message) => handler.on_message(self, message),
-            Event::Fragment { kind, data, fin } => handler.on_fragment(self, kind, data, fin),
+            Event::Message(message) => {
+                self.message_ended();
+                handler.on_message(self, message)
+            }
+            Event::Fragment { kind, data, fin } => {
+                if fin {
+                    self.message_ended();
+                }
+                handler.on_fragment(self, kind, data, fin)
+            }
             Event::Ping(data) => handler.on_ping(self, data),
             Event::Pong(data) => handler.on_pong(self, data),
             Event::Close { code, reason } => {

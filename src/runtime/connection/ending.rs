@@ -58,6 +58,10 @@ impl<H: ConnHandler> Connection<H> {
     fn deregister(&self) {
         if let Some((reactor, token)) = self.registered() {
             reactor.disarm_timer(token);
+            self.set_held_back(reactor.budget(), false);
+            if reactor.budget().forget(token.0 as u32) {
+                reactor.wake_waiting();
+            }
             let fd = self.fd.get();
             if fd >= 0 {
                 let _ = reactor.registry().deregister(&mut mio::unix::SourceFd(&fd));
@@ -74,20 +78,29 @@ impl<H: ConnHandler> Connection<H> {
         }
         self.fd.set(-1);
         match self.session.try_borrow_mut() {
-            Ok(mut session) => *session = None,
+            Ok(mut session) => {
+                if let Some(session) = session.take() {
+                    self.discharge(&session);
+                }
+            }
             // Its feed is running a handler: dropped when the feed returns.
             Err(_) => self.set(Flags::DROP_SESSION),
         }
-        if let Some(extra) = self.extra.borrow_mut().as_mut() {
-            extra.backlog = Vec::new();
-        }
+        let backlog = self
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .map_or(0, |e| std::mem::take(&mut e.backlog).len());
+        self.charge(-(backlog as isize));
     }
 
     /// Drops a session whose end came while its feed was running.
     pub(super) fn drop_session_if_asked(&self) {
         if self.has(Flags::DROP_SESSION) {
             if let Ok(mut session) = self.session.try_borrow_mut() {
-                *session = None;
+                if let Some(session) = session.take() {
+                    self.discharge(&session);
+                }
                 self.clear(Flags::DROP_SESSION);
             }
         }

@@ -66,6 +66,7 @@ impl<H: ConnHandler> Connection<H> {
             _ => return true,
         };
         let mut backlog = backlog;
+        self.charge(-(backlog.len() as isize));
         self.feed(&mut backlog);
         self.after_input();
         self.with_extra(|e| e.backlog.is_empty()).unwrap_or(true)
@@ -73,7 +74,7 @@ impl<H: ConnHandler> Connection<H> {
 
     fn read_socket(&self, reactor: &Reactor) {
         let mut reads = 0;
-        while self.can_read() && self.has(Flags::READABLE) {
+        while self.can_read() && self.has(Flags::READABLE) && self.budget_allows_read(reactor) {
             if reads == READS_PER_TURN {
                 self.schedule_ready();
                 break;
@@ -172,6 +173,7 @@ impl<H: ConnHandler> Connection<H> {
         if let Ok(used) = used {
             if used < data.len() && self.has(Flags::PAUSED) && !self.has(Flags::RELEASED) {
                 self.extra().backlog.extend_from_slice(&data[used..]);
+                self.charge((data.len() - used) as isize);
             }
         }
     }
@@ -187,6 +189,7 @@ impl<H: ConnHandler> Connection<H> {
 
     /// After input: the end of the session, if it came.
     pub(super) fn after_input(&self) {
+        self.account();
         if self.lifecycle.get() != Lifecycle::Running || self.has(Flags::RELEASED) {
             return;
         }

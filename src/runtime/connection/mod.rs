@@ -10,7 +10,8 @@
 //! and what is rarely needed sits in a box made on demand (`Extra`).
 //!
 //! The parts: `input` (reading and feeding the session), `output` (writing),
-//! `delivery` (session events to the handler), `timeouts` (the timers),
+//! `delivery` (session events to the handler), `memory` (the reactor's memory
+//! budget), `timeouts` (the timers),
 //! `ending` (close, stop, release), `connector` (the client side: resolve,
 //! connect).
 
@@ -18,6 +19,7 @@ mod connector;
 mod delivery;
 mod ending;
 mod input;
+mod memory;
 mod output;
 mod timeouts;
 
@@ -88,6 +90,10 @@ bitflags::bitflags! {
         const SERVE_HTTP = 1 << 12;
         /// The session is to be dropped once the feed running it returns.
         const DROP_SESSION = 1 << 13;
+        /// A data message is arriving (since `started_ms`): the message timer runs.
+        const IN_MESSAGE = 1 << 14;
+        /// Not read because the reactor's memory budget is spent.
+        const HELD_BACK = 1 << 15;
     }
 }
 
@@ -115,6 +121,8 @@ pub struct Connection<H: ConnHandler> {
     fd: Cell<RawFd>,
     token: Cell<u32>,
     /// Reactor milliseconds, truncated to 32 bits (compared with wrapping_sub).
+    /// When the connection began (for the handshake timeout), then when the
+    /// message being received began (for the message timeout).
     started_ms: Cell<u32>,
     last_input_ms: Cell<u32>,
     ping_sent_ms: Cell<u32>,
@@ -288,7 +296,9 @@ impl<H: ConnHandler> Connection<H> {
         session.set_streaming(self.has(Flags::STREAMING));
         session.set_serve_http(self.has(Flags::SERVE_HTTP));
         let mut slot = self.session.try_borrow_mut().map_err(|_| Error::Reentrant)?;
-        *slot = Some(session);
+        if let Some(old) = slot.replace(session) {
+            self.discharge(&old);
+        }
         self.clear(Flags::DROP_SESSION);
         Ok(())
     }

@@ -101,6 +101,7 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     fn after_flush(&self) {
+        self.account();
         let (buffered, max_output, full, wants_input) = match self.session() {
             Some(s) => (
                 s.buffered(),

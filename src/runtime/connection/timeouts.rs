@@ -1,5 +1,5 @@
-//! The connection's timers: handshake, idle, keepalive ping and pong, and the
-//! closing handshake. One deadline is armed in the reactor's wheel at a time:
+//! The connection's timers: handshake, idle, keepalive ping and pong, message,
+//! and the closing handshake. One deadline is armed in the reactor's wheel at a time:
 //! the next moment any of them must be checked.
 
 use crate::proto::close_code::CloseCode;
@@ -38,6 +38,9 @@ impl<H: ConnHandler> Connection<H> {
         } else if !closing {
             if t.idle_ms() > 0 {
                 consider(left(self.last_input_ms.get(), t.idle_ms()));
+            }
+            if t.message_ms() > 0 && self.has(Flags::IN_MESSAGE) {
+                consider(left(self.started_ms.get(), t.message_ms()));
             }
             if t.ping_interval_ms() > 0 {
                 match self.ping_sent_ms.get() {
@@ -88,6 +91,12 @@ impl<H: ConnHandler> Connection<H> {
         } else {
             if t.idle_ms() > 0 && self.since(self.last_input_ms.get()) >= t.idle_ms() as u64 {
                 let _ = self.close(CloseCode::GOING_AWAY.0, "idle timeout");
+            }
+            let in_message = self.has(Flags::IN_MESSAGE);
+            if in_message && t.message_ms() > 0 && self.since(self.started_ms.get()) >= t.message_ms() as u64 {
+                self.clear(Flags::IN_MESSAGE);
+                self.extra().close_error.get_or_insert(Error::Timeout("message"));
+                let _ = self.close(CloseCode::POLICY_VIOLATION.0, "message timeout");
             }
             if t.ping_interval_ms() > 0 && !self.has(Flags::CLOSING) {
                 let sent = self.ping_sent_ms.get();

@@ -1,0 +1,182 @@
+//! The memory budget of a reactor: the bytes its connections hold in buffers
+//! (partial messages, cut frames, queued output), summed, against a limit.
+//!
+//! Over the limit, a connection that holds memory is not read (TCP pushes back
+//! on its peer; nothing is dropped) until memory is given back, with one
+//! exception so that the server never deadlocks: one connection at a time, the
+//! holder, keeps reading its partial message until it ends. Connections that
+//! hold nothing keep being read, so small messages flow for everyone.
+
+use std::cell::{Cell, RefCell};
+
+/// The default budget of a reactor: 256 MiB. Enough for sixteen maximal (16 MiB)
+/// messages at once; small next to the memory of a machine serving thousands.
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+
+const NO_HOLDER: u32 = u32::MAX;
+
+/// The sum, the limit, and who waits for memory.
+#[derive(Debug)]
+pub(crate) struct MemoryBudget {
+    /// 0: no limit.
+    limit: Cell<usize>,
+    used: Cell<usize>,
+    /// The connection allowed to grow its partial message while over the limit.
+    holder: Cell<u32>,
+    /// Connections to read again when memory is given back, in the order they
+    /// stopped.
+    waiting: RefCell<Vec<u32>>,
+    /// Connections held back by the budget (woken ones too, until they read).
+    held_back: Cell<usize>,
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget {
+            limit: Cell::new(DEFAULT_MEMORY_BUDGET),
+            used: Cell::new(0),
+            holder: Cell::new(NO_HOLDER),
+            waiting: RefCell::new(Vec::new()),
+            held_back: Cell::new(0),
+        }
+    }
+}
+
+impl MemoryBudget {
+    pub fn limit(&self) -> usize {
+        self.limit.get()
+    }
+
+    /// Sets the limit (0: none). Returns true when connections that waited may
+    /// be read again.
+    pub fn set_limit(&self, limit: usize) -> bool {
+        self.limit.set(limit);
+        !self.exceeded()
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    /// How many connections are not read because of the budget.
+    pub fn held_back(&self) -> usize {
+        self.held_back.get()
+    }
+
+    /// A connection starts (true) or stops (false) being held back.
+    pub fn hold_back(&self, on: bool) {
+        let n = self.held_back.get();
+        self.held_back.set(if on { n + 1 } else { n.saturating_sub(1) });
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.borrow().len()
+    }
+
+    pub fn exceeded(&self) -> bool {
+        let limit = self.limit.get();
+        limit != 0 && self.used.get() >= limit
+    }
+
+    /// Adds a connection's change in held bytes. Returns true when this brought
+    /// the sum back under the limit while connections wait: wake them.
+    pub fn charge(&self, delta: isize) -> bool {
+        if delta == 0 {
+            return false;
+        }
+        let was_exceeded = self.exceeded();
+        let used = self.used.get().saturating_add_signed(delta);
+        self.used.set(used);
+        was_exceeded && !self.exceeded() && self.waiting() > 0
+    }
+
+    /// Whether the connection at `token` may keep growing its partial message
+    /// over the limit: yes if it holds that right, or takes it now that nobody does.
+    pub fn may_hold(&self, token: u32) -> bool {
+        match self.holder.get() {
+            NO_HOLDER => {
+                self.holder.set(token);
+                true
+            }
+            holder => holder == token,
+        }
+    }
+
+    /// The connection at `token` no longer needs the right to grow (its message
+    /// ended, or it stopped reading). Returns true when others wait for it.
+    pub fn release_holder(&self, token: u32) -> bool {
+        if self.holder.get() != token {
+            return false;
+        }
+        self.holder.set(NO_HOLDER);
+        self.waiting() > 0
+    }
+
+    /// The connection at `token` waits for memory (once in the list).
+    pub fn wait(&self, token: u32) {
+        let mut waiting = self.waiting.borrow_mut();
+        if !waiting.contains(&token) {
+            waiting.push(token);
+        }
+    }
+
+    /// The connection at `token` goes away: it neither waits nor holds.
+    pub fn forget(&self, token: u32) -> bool {
+        self.waiting.borrow_mut().retain(|&t| t != token);
+        self.release_holder(token)
+    }
+
+    /// Takes the waiting connections, in the order they stopped, to read again.
+    pub fn take_waiting(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.waiting.borrow_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_sum_and_waking_comes_when_the_sum_falls_under_the_limit() {
+        let b = MemoryBudget::default();
+        b.set_limit(100);
+        assert!(!b.charge(60));
+        assert!(!b.exceeded());
+        assert!(!b.charge(40));
+        assert!(b.exceeded());
+        b.wait(7);
+        b.wait(7);
+        assert_eq!(b.waiting(), 1);
+        assert!(b.charge(-10), "under the limit again with 7 waiting");
+        assert!(!b.exceeded());
+        assert_eq!(b.take_waiting(), vec![7]);
+        assert_eq!(b.used(), 90);
+        assert!(!b.charge(-90));
+        assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn one_holder_at_a_time() {
+        let b = MemoryBudget::default();
+        assert!(b.may_hold(1));
+        assert!(b.may_hold(1));
+        assert!(!b.may_hold(2));
+        b.wait(2);
+        assert!(!b.release_holder(2), "2 does not hold");
+        assert!(b.release_holder(1), "2 waits");
+        assert!(b.may_hold(2));
+        b.wait(4);
+        assert!(b.forget(2), "2 held and 4 waits");
+        assert!(b.may_hold(3));
+        assert!(!b.forget(4), "4 only waited");
+        assert_eq!(b.waiting(), 0);
+    }
+
+    #[test]
+    fn no_limit_is_never_exceeded() {
+        let b = MemoryBudget::default();
+        b.set_limit(0);
+        b.charge(isize::MAX);
+        assert!(!b.exceeded());
+    }
+}

@@ -1,0 +1,268 @@
+//! The reactor's memory budget from Rust: large messages from several clients
+//! at once all complete under a budget smaller than their sum (one keeps being
+//! read while the others wait), and every byte charged comes back however a
+//! connection ends: a clean close, a protocol error, EOF in mid-message, a stop.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::net::TcpStream;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wsconn::runtime::acceptor::Acceptor;
+use wsconn::runtime::connection::Connection;
+use wsconn::runtime::handler::ConnHandler;
+use wsconn::runtime::reactor::{MemoryUsage, Reactor};
+use wsconn::Message;
+
+// TEMPORARY until the testkit lands.
+struct FrameSpec {
+    b0: u8,
+}
+impl FrameSpec {
+    fn client(op: u8, fin: bool) -> FrameSpec {
+        FrameSpec {
+            b0: op | if fin { 0x80 } else { 0 },
+        }
+    }
+}
+fn frame(spec: FrameSpec, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![spec.b0];
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+    out
+}
+fn handshake(port: u16, path: &str) -> TcpStream {
+    use std::io::Read;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+    s
+}
+fn read_frame(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+    use std::io::Read;
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h)?;
+    let len = match h[1] & 127 {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l)?;
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l)?;
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    };
+    let mut p = vec![0; len];
+    s.read_exact(&mut p)?;
+    Ok((h[0] & 15, p))
+}
+
+const MIB: usize = 1 << 20;
+
+/// How a client ends its connection.
+type End = fn(&mut TcpStream);
+
+/// Echoes every message.
+struct Echo;
+
+impl ConnHandler for Echo {
+    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
+        conn.send_message(message).expect("echo accepted");
+    }
+}
+
+fn echo_server(reactor: &Reactor) -> (std::ptr::NonNull<Acceptor>, u16) {
+    let acceptor = Acceptor::create(reactor);
+    // SAFETY: just created, released at the end of the test.
+    let a = unsafe { acceptor.as_ref() };
+    a.set_on_accept(Some(Box::new(|reactor, fd| {
+        Connection::serve(reactor, fd, Echo).is_ok()
+    })));
+    a.start("127.0.0.1", 0).expect("listening");
+    (acceptor, a.port().expect("a port"))
+}
+
+/// A payload that tells its client and position apart.
+fn payload(client: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + client * 13 + i / 4099) as u8).collect()
+}
+
+/// Runs the reactor until `done` says so (checking the usage each turn).
+fn run(reactor: &Reactor, seconds: u64, mut done: impl FnMut(MemoryUsage) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done(reactor.memory_usage()) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out; usage {:?}",
+            reactor.memory_usage()
+        );
+        reactor.dispatch(20).expect("dispatch");
+    }
+}
+
+#[test]
+fn large_messages_from_many_clients_all_complete_under_a_small_budget() {
+    let reactor = Reactor::new().unwrap();
+    reactor.set_memory_budget(2 * MIB);
+    let (acceptor, port) = echo_server(&reactor);
+    let (done_tx, done_rx) = mpsc::channel();
+    let clients = 6;
+    let size = 3 * MIB;
+    for c in 0..clients {
+        let done_tx = done_tx.clone();
+        thread::spawn(move || {
+            let mut s = handshake(port, "/");
+            let data = payload(c, size);
+            // In 64 KiB frames: the server reassembles a fragmented message.
+            let chunks: Vec<&[u8]> = data.chunks(64 << 10).collect();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let opcode = if i == 0 { 2 } else { 0 };
+                s.write_all(&frame(FrameSpec::client(opcode, i + 1 == chunks.len()), chunk))
+                    .expect("send");
+            }
+            let (opcode, echo) = read_frame(&mut s).expect("the echo");
+            done_tx.send((c, opcode == 2 && echo == data)).unwrap();
+            s.write_all(&frame(FrameSpec::client(8, true), &1000u16.to_be_bytes()))
+                .unwrap();
+            let _ = read_frame(&mut s);
+        });
+    }
+    let mut results = Vec::new();
+    let mut most_waiting = 0;
+    run(&reactor, 60, |usage| {
+        most_waiting = most_waiting.max(usage.waiting);
+        results.extend(done_rx.try_iter());
+        results.len() == clients
+    });
+    assert!(results.iter().all(|&(_, whole)| whole), "echoes not whole: {results:?}");
+    assert!(most_waiting > 0, "the budget never held a connection back");
+    run(&reactor, 10, |usage| {
+        usage
+            == MemoryUsage {
+                buffered: 0,
+                waiting: 0,
+            }
+    });
+    // SAFETY: created by `echo_server`, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}
+
+#[test]
+fn every_byte_charged_comes_back_however_connections_end() {
+    let reactor = Reactor::new().unwrap();
+    let (acceptor, port) = echo_server(&reactor);
+    // Each client holds a partial message, then ends its way.
+    let ends: [(&str, End); 3] = [
+        ("eof in mid-message", |s| drop(s.shutdown(std::net::Shutdown::Both))),
+        ("protocol error", |s| {
+            // A new message inside the fragmented one: 1002.
+            s.write_all(&frame(FrameSpec::client(1, true), b"x")).unwrap();
+        }),
+        ("clean close", |s| {
+            s.write_all(&frame(FrameSpec::client(0, true), b"end")).unwrap();
+            s.write_all(&frame(FrameSpec::client(8, true), &1000u16.to_be_bytes()))
+                .unwrap();
+        }),
+    ];
+    // Clients on threads (the reactor runs on this one): each sends its
+    // partial message, then ends its way when told.
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = std::sync::Arc::new(std::sync::Mutex::new(go_rx));
+    let clients: Vec<_> = ends
+        .iter()
+        .map(|&(name, end)| {
+            let go_rx = std::sync::Arc::clone(&go_rx);
+            thread::spawn(move || {
+                let mut s = handshake(port, "/");
+                s.write_all(&frame(FrameSpec::client(2, false), &payload(0, 300_000)))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                go_rx.lock().unwrap().recv().unwrap();
+                end(&mut s);
+                // Until the server has dropped the connection.
+                while read_frame(&mut s).is_ok() {}
+            })
+        })
+        .collect();
+    // The partial messages are charged...
+    run(&reactor, 20, |usage| usage.buffered >= ends.len() * 300_000);
+    // ...and given back once each connection ended.
+    for _ in &ends {
+        go_tx.send(()).unwrap();
+    }
+    run(&reactor, 20, |usage| {
+        usage
+            == MemoryUsage {
+                buffered: 0,
+                waiting: 0,
+            }
+    });
+    run(&reactor, 20, |_| clients.iter().all(|c| c.is_finished()));
+    // SAFETY: created by `echo_server`, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}
+
+#[test]
+fn a_connection_released_in_mid_message_gives_its_memory_back() {
+    let reactor = Reactor::new().unwrap();
+    // Connections the program owns (and releases), not the reactor.
+    let conns: Rc<RefCell<Vec<NonNull<Connection<Echo>>>>> = Rc::default();
+    let acceptor = Acceptor::create(&reactor);
+    // SAFETY: just created, released at the end of the test.
+    let a = unsafe { acceptor.as_ref() };
+    let owned = Rc::clone(&conns);
+    a.set_on_accept(Some(Box::new(move |reactor, fd| {
+        let conn = Connection::create(reactor, Echo);
+        // SAFETY: just created; released by the test.
+        let c = unsafe { conn.as_ref() };
+        owned.borrow_mut().push(conn);
+        c.set_fd(fd).is_ok() && c.start().is_ok()
+    })));
+    a.start("127.0.0.1", 0).expect("listening");
+    let port = a.port().unwrap();
+    let client = thread::spawn(move || {
+        let mut s = handshake(port, "/");
+        s.write_all(&frame(FrameSpec::client(2, false), &payload(1, 200_000)))
+            .unwrap();
+        // Until the server drops the connection.
+        while read_frame(&mut s).is_ok() {}
+    });
+    run(&reactor, 20, |usage| usage.buffered >= 200_000);
+    for conn in conns.borrow_mut().drain(..) {
+        // SAFETY: from `create`, not used afterwards.
+        unsafe { Connection::release(conn.as_ptr()) };
+    }
+    assert_eq!(
+        reactor.memory_usage(),
+        MemoryUsage {
+            buffered: 0,
+            waiting: 0
+        }
+    );
+    run(&reactor, 20, |_| client.is_finished());
+    // SAFETY: not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}
