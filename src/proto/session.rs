@@ -463,6 +463,49 @@ mod tests {
     }
 
     #[test]
+    fn memory_counts_every_buffer_that_grows_and_returns_to_zero() {
+        let s = Session::server(Arc::new(Config::default()));
+        // A handshake head cut by a read is held.
+        s.feed(&mut REQUEST[..20].to_vec(), &mut ignore).unwrap();
+        assert!(s.memory().unwrap() >= 20);
+        s.feed(&mut REQUEST[20..].to_vec(), &mut ignore).unwrap();
+        // The 101 answer waits as output.
+        assert!(s.memory().unwrap() >= s.buffered() && s.buffered() > 0);
+        let mut charged = s.memory_change();
+        drain(&s);
+        charged += s.memory_change();
+        assert_eq!((s.memory(), charged), (Some(0), 0), "idle once drained");
+        // A message cut by a read: its bytes are held until it ends.
+        let payload = vec![b'a'; 3000];
+        let mut frame = vec![0x81, 0x80 | 126, (3000u16 >> 8) as u8, (3000 & 0xff) as u8, 0, 0, 0, 0];
+        frame.extend_from_slice(&payload);
+        s.feed(&mut frame[..1500].to_vec(), &mut ignore).unwrap();
+        assert!(s.receiving_message());
+        assert!(s.memory().unwrap() >= 1500 - 8);
+        charged += s.memory_change();
+        assert_eq!(charged, 2048, "1.5 KB held, counted in whole KiB");
+        let mut echoed = 0;
+        s.feed(&mut frame[1500..].to_vec(), &mut |s: &Session, e: Event<'_>| {
+            if let Event::Message(m) = e {
+                s.send_message(m).unwrap();
+                echoed += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(echoed, 1);
+        assert!(!s.receiving_message());
+        assert_eq!(s.memory().unwrap(), s.buffered(), "only the echo is held");
+        charged += s.memory_change();
+        assert_eq!(charged as usize, s.memory_reported());
+        // A failure mid-message drops the input held; draining drops the rest.
+        s.feed(&mut frame[..1000].to_vec(), &mut ignore).unwrap();
+        s.feed(&mut vec![0x81, 0x80, 0, 0, 0, 0], &mut ignore).unwrap_err();
+        drain(&s);
+        charged += s.memory_change();
+        assert_eq!((s.memory(), charged), (Some(0), 0), "nothing held after the end");
+    }
+
+    #[test]
     fn nothing_before_the_handshake() {
         let s = Session::server(Arc::new(Config::default()));
         assert_eq!(s.send(MessageKind::Text, b"hi"), Err(Error::NotOpen));
