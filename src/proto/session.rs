@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(charged as usize, s.memory_reported());
         // A failure mid-message drops the input held; draining drops the rest.
         s.feed(&mut frame[..1000].to_vec(), &mut ignore).unwrap();
-        s.feed(&mut vec![0x81, 0x80, 0, 0, 0, 0], &mut ignore).unwrap_err();
+        s.feed(&mut [0x81, 0x80, 0, 0, 0, 0], &mut ignore).unwrap_err();
         drain(&s);
         charged += s.memory_change();
         assert_eq!((s.memory(), charged), (Some(0), 0), "nothing held after the end");
