@@ -14,7 +14,7 @@ EXAMPLE ?= echo_server
 PORT    ?= 9998
 CARGO   ?= cargo
 PYTHON3 ?= python3
-# tests/c_example_interop.rs looks for the venv there.
+# The tests look for the venv there (testkit/src/python.rs).
 VENV     = target/venv
 
 build:

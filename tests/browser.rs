@@ -18,14 +18,11 @@
 //! when the test in the page has finished, in real time, bounded by the
 //! page's own 8 s timeout and by this test's timeout on chromium.
 
-mod support;
-
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
-use support::{build_examples, example, root, Server};
+use wsconn_testkit::{build_examples, example, find_on_path, read_on_thread, root, wait_until, LoggedServer};
 
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -34,10 +31,7 @@ fn find_chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("WSCONN_CHROMIUM") {
         return Some(PathBuf::from(p));
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|p| p.is_file())
+    find_on_path("chromium").or_else(|| find_on_path("chromium-browser"))
 }
 
 /// Kills chromium and every process it started (it runs in its own process
@@ -81,28 +75,14 @@ fn dump_dom(chromium: &Path, url: &str) -> Result<String, String> {
     let what = format!("{cmd:?}");
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}"))?;
     let pgid = child.id();
-    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let out = read_on_thread(child.stdout.take());
+    let err = read_on_thread(child.stderr.take());
 
-    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => thread::sleep(Duration::from_millis(50)),
-            Err(e) => {
-                kill_group(pgid);
-                return Err(format!("waiting for chromium: {e}"));
-            }
+    let status = match wait_until(&mut child, Instant::now() + CHROMIUM_TIMEOUT) {
+        Ok(status) => status,
+        Err(e) => {
+            kill_group(pgid);
+            return Err(format!("waiting for chromium: {e}"));
         }
     };
     // Helpers (zygote, renderer...) must not outlive the test.
@@ -146,7 +126,7 @@ fn index_page_passes_in_chromium() {
     };
     build_examples();
 
-    let mut server = Server::start(&example("echo_server"), &["0"], &[], "echo_server-browser");
+    let mut server = LoggedServer::start(&example("echo_server"), &["0"], &[], "echo_server-browser");
     let port = server.wait_for_port();
     let url = format!("http://127.0.0.1:{port}/");
 

@@ -6,10 +6,10 @@
 //! (which is installed into `target/venv` on first use) fails the test.
 //! Set `WSCONN_PYTHON` to use a Python that already has `websockets`.
 
-mod support;
-
 use std::time::Duration;
-use support::{build_asan_examples, build_examples, example, python_script, run, sanitizer_findings, Server, ASAN_ENV};
+use wsconn_testkit::{
+    build_asan_examples, build_examples, example, python_script, run, sanitizer_report, LoggedServer, SANITIZER_ENV,
+};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -23,7 +23,7 @@ fn interop_with(binary: &str, env: &[(&str, &str)]) {
     build_examples();
 
     // Port 0: the server picks a free port and prints it.
-    let mut server = Server::start(&example(binary), &["0"], env, binary);
+    let mut server = LoggedServer::start(&example(binary), &["0"], env, binary);
     let port = server.wait_for_port();
     server.wait_until_accepting(port);
 
@@ -46,8 +46,8 @@ fn interop_with(binary: &str, env: &[(&str, &str)]) {
 
     server.assert_running("during the checks");
     server.terminate();
-    if let Some(findings) = sanitizer_findings(&server.log()) {
-        panic!("{} reported:\n{findings}", server.name);
+    if let Some(line) = sanitizer_report(&server.log()) {
+        panic!("{} reported: {line}\n--- server log ---\n{}", server.name, server.log());
     }
 }
 
@@ -66,5 +66,5 @@ fn epoll_echo_static_interop() {
 #[test]
 fn epoll_echo_asan_interop() {
     build_asan_examples();
-    interop_with("epoll_echo_asan", ASAN_ENV);
+    interop_with("epoll_echo_asan", SANITIZER_ENV);
 }

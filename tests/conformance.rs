@@ -14,12 +14,10 @@
 //! Needs `python3` (3.8+, standard library only) and `make`/`cc` for the
 //! examples; nothing is skipped when they are missing.
 
-mod support;
-
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
-use support::{build_examples, example, root, run, Finished, Server};
+use wsconn_testkit::{build_examples, example, root, run, Finished, LoggedServer};
 
 /// The suite takes well under a minute per server; this bounds a hung run.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -74,7 +72,7 @@ fn suite_command(port: u16, name: &str) -> Command {
 }
 
 fn run_against(server_name: &'static str) -> Outcome {
-    let mut server = Server::start(
+    let mut server = LoggedServer::start(
         &example(server_name),
         &["0"],
         &[],

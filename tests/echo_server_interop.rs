@@ -8,14 +8,12 @@
 //!   sanitizer report (leaks included);
 //! - the C client against epoll_echo (the sans-IO server) and its failures.
 //!
-//! Nothing here is skipped (see `support`).
-
-mod support;
+//! Nothing here is skipped (see `wsconn-testkit`).
 
 use std::time::Duration;
-use support::{
+use wsconn_testkit::{
     build_asan_examples, build_examples, example, example_command, free_port, http_request, python_script, root, run,
-    run_with_input, sanitizer_findings, Finished, Server, ASAN_ENV,
+    run_with_input, sanitizer_report, Finished, LoggedServer, SANITIZER_ENV,
 };
 
 const PY_CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -39,7 +37,7 @@ impl Flavour {
 
     fn env(&self) -> &'static [(&'static str, &'static str)] {
         if self.asan {
-            ASAN_ENV
+            SANITIZER_ENV
         } else {
             &[]
         }
@@ -81,8 +79,8 @@ fn client_echoes(
             done.stdout
         ));
     }
-    if let Some(found) = sanitizer_findings(&done.stderr) {
-        return Err(format!("{what}: sanitizer report:\n{found}"));
+    if let Some(line) = sanitizer_report(&done.stderr) {
+        return Err(format!("{what}: sanitizer report: {line}\n{report}"));
     }
     Ok(())
 }
@@ -143,7 +141,7 @@ fn http_checks(port: u16) -> Vec<String> {
 /// Everything against one flavour of echo_server.
 fn echo_server_suite(f: Flavour) {
     f.build();
-    let mut server = Server::start(&example(f.server), &["0"], f.env(), f.server);
+    let mut server = LoggedServer::start(&example(f.server), &["0"], f.env(), f.server);
     let port = server.wait_for_port();
     let url = format!("ws://127.0.0.1:{port}/echo");
     let mut failures = Vec::new();
@@ -172,15 +170,15 @@ fn echo_server_suite(f: Flavour) {
     }
     server.assert_running("during the client checks");
 
-    // Shown if terminate() panics (a non-zero exit, e.g. a sanitizer abort).
+    // Shown if terminate() panics (a non-zero exit, e.g. a sanitizer's).
     for failure in &failures {
         eprintln!("check failed before the shutdown: {failure}");
     }
     server.terminate();
     let log = server.log();
     if f.asan {
-        if let Some(found) = sanitizer_findings(&log) {
-            failures.push(format!("sanitizer report from {}:\n{found}", f.server));
+        if let Some(line) = sanitizer_report(&log) {
+            failures.push(format!("sanitizer report from {}: {line}", f.server));
         }
     }
     assert!(
@@ -223,7 +221,7 @@ fn echo_server_asan() {
 #[test]
 fn echo_server_gbase_mode() {
     build_examples();
-    let mut server = Server::start(&example("echo_server"), &["-g", "0"], &[], "echo_server-g");
+    let mut server = LoggedServer::start(&example("echo_server"), &["-g", "0"], &[], "echo_server-g");
     let port = server.wait_for_port();
     let url = format!("ws://127.0.0.1:{port}/echo");
     let result = client_echoes("client", &[], &url, &["hello", "wörld", ""], None, "hello\nwörld\n\n");
@@ -238,7 +236,7 @@ fn echo_server_gbase_mode() {
 #[test]
 fn client_against_epoll_echo() {
     build_examples();
-    let mut server = Server::start(&example("epoll_echo"), &["0"], &[], "epoll_echo-client");
+    let mut server = LoggedServer::start(&example("epoll_echo"), &["0"], &[], "epoll_echo-client");
     let port = server.wait_for_port();
     let url = format!("ws://127.0.0.1:{port}/echo");
     let mut failures = Vec::new();
@@ -315,7 +313,7 @@ fn client_failures() {
 #[test]
 fn echo_server_two_threads() {
     build_examples();
-    let mut server = Server::start(&example("echo_server"), &["-t", "2", "0"], &[], "echo_server-t2");
+    let mut server = LoggedServer::start(&example("echo_server"), &["-t", "2", "0"], &[], "echo_server-t2");
     let port = server.wait_for_port();
     let mut py = python_script("echo_server_client.py");
     py.arg(format!("ws://127.0.0.1:{port}/echo"));

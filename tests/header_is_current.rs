@@ -6,11 +6,7 @@
 #[path = "../build/header.rs"]
 mod header;
 
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use wsconn_testkit::{root, rust_files};
 
 fn committed_header() -> String {
     std::fs::read_to_string(root().join("include/wsconn.h")).expect("include/wsconn.h exists")
@@ -18,26 +14,11 @@ fn committed_header() -> String {
 
 #[test]
 fn committed_header_matches_the_sources() {
-    let fresh = String::from_utf8(header::generate(&root())).expect("the header is UTF-8");
+    let fresh = String::from_utf8(header::generate(root())).expect("the header is UTF-8");
     assert!(
         committed_header() == fresh,
         "include/wsconn.h is stale: build outside CI (cargo build) to regenerate it, then commit it"
     );
-}
-
-/// Every `.rs` file under `dir`.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }
 
 #[test]

@@ -28,22 +28,21 @@
 //! libc calls std lacks (setrlimit, SO_LINGER) are declared below.
 #![cfg(all(target_os = "linux", target_pointer_width = "64"))]
 
-#[path = "runtime_support/mod.rs"]
-mod runtime_support;
-mod support;
-
 use std::ffi::{c_int, c_void};
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use runtime_support::{client_frame, Frame, ReadError, WsClient, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use wsconn_testkit::{
+    build_examples, client_frame, example, example_command, header, make_once, root, upgrade_request, wait_closed,
+    Frame, ReadError, WatchedProcess, WsClient, FIN, MASK, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT,
+};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -133,16 +132,8 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// Builds c-examples/ and tests/hostile/ (once per test process).
 fn build() {
-    support::build_examples();
-    static HOSTILE: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = HOSTILE.get_or_init(|| {
-        let mut make = Command::new("make");
-        make.arg("-C").arg(support::root().join("tests").join("hostile"));
-        support::run_ok(make, Duration::from_secs(900)).map(|_| ())
-    });
-    if let Err(e) = result {
-        panic!("make -C tests/hostile failed: {e}");
-    }
+    build_examples();
+    make_once("tests/hostile", &[]);
 }
 
 /// Memory of a process, from /proc/PID/status.
@@ -152,105 +143,20 @@ struct Mem {
     hwm_kib: u64,
 }
 
-/// A server process; killed when dropped (also when a test panics).
-struct Proc {
-    name: String,
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
+/// What these cases read of a server besides its output: its memory and
+/// open files from /proc, and a clean exit.
+trait Measured {
+    fn mem(&self) -> Mem;
+    /// The number of open file descriptors of the server.
+    fn fds(&self) -> usize;
+    /// Waits until the server has at most `max` fds open (the hostile
+    /// connections are closed); panics with the count otherwise.
+    fn wait_fds_at_most(&mut self, max: usize, timeout: Duration, what: &str);
+    /// SIGTERM, then requires exit status 0.
+    fn stop(&mut self);
 }
 
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let stderr: Arc<Mutex<String>> = Arc::default();
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let lines2 = Arc::clone(&lines);
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                lines2.lock().unwrap().push(line);
-            }
-        });
-        let stderr2 = Arc::clone(&stderr);
-        thread::spawn(move || {
-            let mut err = err;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                stderr2.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Proc {
-            name: name.to_owned(),
-            child,
-            lines,
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        let lines = self.lines.lock().unwrap();
-        let shown = if lines.len() > 60 {
-            &lines[lines.len() - 60..]
-        } else {
-            &lines[..]
-        };
-        format!(
-            "--- {} stdout ({} lines, last {}) ---\n{}\n--- {} stderr ---\n{}",
-            self.name,
-            lines.len(),
-            shown.len(),
-            shown.join("\n"),
-            self.name,
-            self.stderr.lock().unwrap()
-        )
-    }
-
-    fn count_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
-        self.lines.lock().unwrap().iter().filter(|l| pred(l)).count()
-    }
-
-    /// Waits for the "... listening on [127.0.0.1:]PORT" line.
-    fn wait_port(&mut self) -> u16 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let port = self.lines.lock().unwrap().iter().find_map(|l| {
-                let (_, rest) = l.split_once("listening on ")?;
-                rest.trim().rsplit(':').next()?.parse::<u16>().ok()
-            });
-            if let Some(port) = port {
-                return port;
-            }
-            self.assert_alive("before listening");
-            assert!(
-                Instant::now() < deadline,
-                "{} printed no port\n{}",
-                self.name,
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn assert_alive(&mut self, when: &str) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("{} died {when}: {status}\n{}", self.name, self.log());
-        }
-    }
-
+impl Measured for WatchedProcess {
     fn mem(&self) -> Mem {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}\n{}", self.log()));
@@ -267,7 +173,6 @@ impl Proc {
         }
     }
 
-    /// The number of open file descriptors of the server.
     fn fds(&self) -> usize {
         let path = format!("/proc/{}/fd", self.pid());
         std::fs::read_dir(&path)
@@ -275,8 +180,6 @@ impl Proc {
             .count()
     }
 
-    /// Waits until the server has at most `max` fds open (the hostile
-    /// connections are closed); panics with the count otherwise.
     fn wait_fds_at_most(&mut self, max: usize, timeout: Duration, what: &str) {
         let deadline = Instant::now() + timeout;
         loop {
@@ -284,7 +187,7 @@ impl Proc {
             if n <= max {
                 return;
             }
-            self.assert_alive(what);
+            self.assert_running(what);
             assert!(
                 Instant::now() < deadline,
                 "{what}: the server still has {n} fds open after {timeout:?} (expected at most {max}): \
@@ -295,51 +198,25 @@ impl Proc {
         }
     }
 
-    /// Sends SIG`name` (e.g. "STOP", "CONT") to the server.
-    fn signal(&self, name: &str) {
-        let mut kill = Command::new("sh");
-        kill.arg("-c").arg(format!("kill -{name} {}", self.pid()));
-        support::run_ok(kill, Duration::from_secs(10)).unwrap_or_else(|e| panic!("kill -{name} {}: {e}", self.name));
-    }
-
-    /// SIGTERM, then requires exit status 0.
-    fn terminate(&mut self) {
-        self.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(status.success(), "{} exited with {status}\n{}", self.name, self.log());
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                Ok(None) => panic!("{} still running 15 s after SIGTERM\n{}", self.name, self.log()),
-                Err(e) => panic!("waiting for {}: {e}", self.name),
-            }
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(&mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "{} exited with {status}\n{}", self.name, self.log());
     }
 }
 
 fn echo_server_path() -> PathBuf {
-    support::example("echo_server")
+    example("echo_server")
 }
 
 /// c-examples/echo_server on a free port; with `nofile`, started through
 /// `sh -c 'ulimit -n N && exec ...'` (echo_server does not raise its own
 /// limit).
-fn start_echo_server(nofile: Option<u64>) -> (Proc, u16) {
+fn start_echo_server(nofile: Option<u64>) -> (WatchedProcess, u16) {
     build();
     let binary = echo_server_path();
     let cmd = match nofile {
         None => {
-            let mut cmd = support::example_command(&binary);
+            let mut cmd = example_command(&binary);
             cmd.arg("0");
             cmd
         }
@@ -353,19 +230,19 @@ fn start_echo_server(nofile: Option<u64>) -> (Proc, u16) {
             cmd
         }
     };
-    let mut server = Proc::spawn("echo_server", cmd);
-    let port = server.wait_port();
+    let server = WatchedProcess::spawn("echo_server", cmd);
+    let port = server.port();
     (server, port)
 }
 
 /// tests/hostile/hostile_server with a handshake timeout.
-fn start_hostile_server(handshake_ms: u32) -> (Proc, u16) {
+fn start_hostile_server(handshake_ms: u32) -> (WatchedProcess, u16) {
     build();
-    let binary = support::root().join("tests").join("hostile").join("hostile_server");
+    let binary = root().join("tests").join("hostile").join("hostile_server");
     let mut cmd = Command::new(binary);
     cmd.arg("0").arg(handshake_ms.to_string());
-    let mut server = Proc::spawn("hostile_server", cmd);
-    let port = server.wait_port();
+    let server = WatchedProcess::spawn("hostile_server", cmd);
+    let port = server.port();
     (server, port)
 }
 
@@ -422,15 +299,15 @@ fn expect_close(client: &mut WsClient, within: Duration) -> (u16, Duration) {
         frame.payload
     );
     let code = u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
-    runtime_support::wait_closed(&mut client.stream, deadline + Duration::from_secs(2))
+    wait_closed(&mut client.stream, deadline + Duration::from_secs(2))
         .unwrap_or_else(|e| panic!("the server did not close TCP after its close frame {code}: {e}"));
     (code, took)
 }
 
 /// The server is alive and a new client gets 20 prompt echoes, then a clean
 /// close.
-fn assert_healthy(server: &mut Proc, port: u16, when: &str) {
-    server.assert_alive(when);
+fn assert_healthy(server: &mut WatchedProcess, port: u16, when: &str) {
+    server.assert_running(when);
     let mut client = WsClient::connect(port);
     let mut worst = Duration::ZERO;
     for i in 0..20 {
@@ -443,16 +320,8 @@ fn assert_healthy(server: &mut Proc, port: u16, when: &str) {
     client.send_close(1000).expect("send close");
     let (code, _) = expect_close(&mut client, Duration::from_secs(2));
     assert_eq!(code, 1000, "{when}: close reply");
-    server.assert_alive(when);
+    server.assert_running(when);
     println!("healthy {when}: 20 echoes, worst {worst:?}");
-}
-
-/// Frame header (client, masked) claiming `len` payload bytes, without payload.
-fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
-    let mut h = vec![0x80 | opcode, 0x80 | 127];
-    h.extend_from_slice(&len.to_be_bytes());
-    h.extend_from_slice(&[1, 2, 3, 4]);
-    h
 }
 
 /// How a raw exchange ended.
@@ -607,8 +476,9 @@ fn slowloris_half_open_handshakes_time_out_while_echoes_stay_prompt() {
             sent_something += 1;
         }
     }
-    let timed_out =
-        |server: &Proc| server.count_lines(|l| l.starts_with("close code=1006 established=0 reason=handshake timeout"));
+    let timed_out = |server: &WatchedProcess| {
+        server.count_lines(|l| l.starts_with("close code=1006 established=0 reason=handshake timeout"))
+    };
     let deadline = Instant::now() + Duration::from_secs(3);
     while timed_out(&server) < HOLDERS && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
@@ -628,7 +498,7 @@ fn slowloris_half_open_handshakes_time_out_while_echoes_stay_prompt() {
     assert_healthy(&mut server, port, "after the slowloris");
     let errors = server.count_lines(|l| l.starts_with("error"));
     assert_eq!(errors, 0, "{}", server.log());
-    server.terminate();
+    server.stop();
 }
 
 // ---------------------------------------------------------------------------
@@ -726,7 +596,7 @@ fn oversized_request_heads_get_431_and_close() {
 
     server.wait_fds_at_most(fds_before, Duration::from_secs(2), "after the oversized heads");
     assert_healthy(&mut server, port, "after the oversized heads");
-    server.terminate();
+    server.stop();
 }
 
 // ---------------------------------------------------------------------------
@@ -745,7 +615,7 @@ fn huge_frame_lengths_close_1009_at_once_without_allocating() {
     ] {
         for opcode in [OP_BINARY, OP_TEXT] {
             let mut c = WsClient::connect(port);
-            c.stream.write_all(&frame_header(opcode, len)).unwrap();
+            c.stream.write_all(&header(FIN | opcode, len, Some(MASK))).unwrap();
             let (code, took) = expect_close(&mut c, Duration::from_secs(1));
             println!("frame of {what} (opcode {opcode}): close {code} after {took:?}");
             assert!(
@@ -756,7 +626,9 @@ fn huge_frame_lengths_close_1009_at_once_without_allocating() {
     }
     // A length with the most significant bit set is a protocol error.
     let mut c = WsClient::connect(port);
-    c.stream.write_all(&frame_header(OP_BINARY, 1 << 63)).unwrap();
+    c.stream
+        .write_all(&header(FIN | OP_BINARY, 1 << 63, Some(MASK)))
+        .unwrap();
     let (code, _) = expect_close(&mut c, Duration::from_secs(1));
     assert_eq!(code, 1002, "frame length with the MSB set");
 
@@ -767,7 +639,7 @@ fn huge_frame_lengths_close_1009_at_once_without_allocating() {
     let start = Instant::now();
     for (i, c) in clients.iter_mut().enumerate() {
         let len = if i % 2 == 0 { i64::MAX as u64 } else { 1 << 30 };
-        c.stream.write_all(&frame_header(OP_BINARY, len)).unwrap();
+        c.stream.write_all(&header(FIN | OP_BINARY, len, Some(MASK))).unwrap();
     }
     for (i, c) in clients.iter_mut().enumerate() {
         let (code, _) = expect_close(c, Duration::from_secs(2));
@@ -794,7 +666,7 @@ fn huge_frame_lengths_close_1009_at_once_without_allocating() {
 
     server.wait_fds_at_most(fds_before, Duration::from_secs(2), "after the huge frames");
     assert_healthy(&mut server, port, "after the huge frames");
-    server.terminate();
+    server.stop();
 }
 
 // ---------------------------------------------------------------------------
@@ -826,7 +698,7 @@ fn ping_flood(payload: usize) {
     let mut data = vec![0x70u8; payload];
     for seq in 0..PINGS {
         data[..8].copy_from_slice(&seq.to_be_bytes());
-        wire.extend_from_slice(&client_frame(true, OP_PING, &data));
+        wire.extend_from_slice(&client_frame(FIN | OP_PING, &data));
     }
     let total = wire.len() as u64;
     let written = Arc::new(AtomicU64::new(0));
@@ -891,7 +763,7 @@ fn ping_flood(payload: usize) {
     };
     let flood_written = written.load(Ordering::SeqCst);
     let flood_time = start.elapsed();
-    server.assert_alive("during the ping flood");
+    server.assert_running("during the ping flood");
 
     // Now the flooder reads: pongs in order, ending with the last ping's, or
     // a close from the server.
@@ -969,7 +841,7 @@ fn ping_flood(payload: usize) {
     server.wait_fds_at_most(fds_before + 1, Duration::from_secs(3), "after the ping flood");
     assert_healthy(&mut server, port, "after the ping flood");
     drop(observer); // else echo_server waits 1 s for its close reply at exit
-    server.terminate();
+    server.stop();
 }
 
 // ---------------------------------------------------------------------------
@@ -1008,11 +880,11 @@ fn ten_thousand_connections_on_one_reactor() {
         clients.push(stream);
     }
     let connected = start.elapsed();
-    server.assert_alive("with 10,000 connections");
+    server.assert_running("with 10,000 connections");
     let with_conns = server.mem();
 
     for (i, s) in clients.iter_mut().enumerate() {
-        s.write_all(&client_frame(true, OP_TEXT, format!("message {i}").as_bytes()))
+        s.write_all(&client_frame(FIN | OP_TEXT, format!("message {i}").as_bytes()))
             .unwrap_or_else(|e| panic!("send on {i}: {e}"));
     }
     for (i, s) in clients.iter_mut().enumerate() {
@@ -1041,13 +913,12 @@ fn ten_thousand_connections_on_one_reactor() {
 
     // Close them all with a closing handshake.
     for (i, s) in clients.iter_mut().enumerate() {
-        s.write_all(&client_frame(true, OP_CLOSE, &1000u16.to_be_bytes()))
+        s.write_all(&client_frame(FIN | OP_CLOSE, &1000u16.to_be_bytes()))
             .unwrap_or_else(|e| panic!("close on {i}: {e}"));
     }
     for (i, s) in clients.iter_mut().enumerate() {
         read_expected(s, &[0x88, 2, 0x03, 0xe8]).unwrap_or_else(|e| panic!("close reply on {i}: {e}"));
-        runtime_support::wait_closed(s, Instant::now() + Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("TCP close on {i}: {e}"));
+        wait_closed(s, Instant::now() + Duration::from_secs(10)).unwrap_or_else(|e| panic!("TCP close on {i}: {e}"));
     }
     let closed = start.elapsed();
     drop(clients);
@@ -1058,20 +929,15 @@ fn ten_thousand_connections_on_one_reactor() {
         mib(after_close.rss_kib)
     );
     assert_healthy(&mut server, port, "after closing 10,000 connections");
-    server.terminate();
+    server.stop();
 }
 
 /// The opening handshake on a connected stream, reading byte by byte so that
 /// nothing after the head is consumed. (WsClient keeps a 256 KiB read
 /// buffer per client: too much for 10,000 of them.)
 fn raw_handshake(stream: &mut TcpStream) -> Result<(), String> {
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        runtime_support::KEY
-    );
     stream
-        .write_all(request.as_bytes())
+        .write_all(&upgrade_request("127.0.0.1", "/"))
         .map_err(|e| format!("write: {e}"))?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -1125,7 +991,7 @@ fn a_client_that_stops_reading_is_paused_then_gets_every_echo_in_order() {
 
     // ~3 s of 64 KiB messages, nothing read.
     let start = Instant::now();
-    let (mut seq, mut frame, mut off) = (0u32, client_frame(true, OP_BINARY, &big_message(0)), 0usize);
+    let (mut seq, mut frame, mut off) = (0u32, client_frame(FIN | OP_BINARY, &big_message(0)), 0usize);
     let (mut sent_bytes, mut last_progress, mut max_rss) = (0u64, Instant::now(), before.rss_kib);
     let mut last_sample = Instant::now();
     while start.elapsed() < Duration::from_secs(3) {
@@ -1136,7 +1002,7 @@ fn a_client_that_stops_reading_is_paused_then_gets_every_echo_in_order() {
                 last_progress = Instant::now();
                 if off == frame.len() {
                     seq += 1;
-                    frame = client_frame(true, OP_BINARY, &big_message(seq));
+                    frame = client_frame(FIN | OP_BINARY, &big_message(seq));
                     off = 0;
                 }
             }
@@ -1150,7 +1016,7 @@ fn a_client_that_stops_reading_is_paused_then_gets_every_echo_in_order() {
     }
     let stalled_for = last_progress.elapsed();
     let during = server.mem();
-    server.assert_alive("while the client did not read");
+    server.assert_running("while the client did not read");
     println!(
         "no-reading client: {seq} messages + {off} bytes ({:.1} MiB) sent in 3 s, writes stalled for the last \
          {stalled_for:?}; server VmRSS {:.1} MiB before, max sampled {:.1} MiB, VmHWM {:.1} -> {:.1} MiB",
@@ -1207,7 +1073,7 @@ fn a_client_that_stops_reading_is_paused_then_gets_every_echo_in_order() {
     assert_eq!(code, 1000);
     server.wait_fds_at_most(fds_before, Duration::from_secs(2), "after the no-reading client");
     assert_healthy(&mut server, port, "after the no-reading client");
-    server.terminate();
+    server.stop();
 }
 
 // ---------------------------------------------------------------------------
@@ -1237,7 +1103,7 @@ fn connected(port: u16) -> TcpStream {
 
 /// A 1,000-byte frame cut after its header and 500 bytes.
 fn half_frame() -> Vec<u8> {
-    let frame = client_frame(true, OP_BINARY, &[0x5a; 1000]);
+    let frame = client_frame(FIN | OP_BINARY, &[0x5a; 1000]);
     frame[..8 + 500].to_vec()
 }
 
@@ -1296,7 +1162,7 @@ const ABRUPT: &[Abrupt] = &[
         count: 20,
         open: opened,
         leave: |mut s| {
-            s.write_all(&client_frame(true, OP_BINARY, &vec![0xa5; MIB as usize]))
+            s.write_all(&client_frame(FIN | OP_BINARY, &vec![0xa5; MIB as usize]))
                 .unwrap();
             thread::sleep(Duration::from_millis(5));
             reset(s);
@@ -1307,7 +1173,7 @@ const ABRUPT: &[Abrupt] = &[
 
 /// Waits up to 2 s for the server's fd count to fall to `max`; returns how
 /// many over it remain.
-fn settle_fds(server: &mut Proc, max: usize) -> usize {
+fn settle_fds(server: &mut WatchedProcess, max: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let open = server.fds();
@@ -1369,7 +1235,7 @@ fn abrupt(case: &Abrupt, stopped: bool) -> Option<String> {
             }
         }
     }
-    server.assert_alive(case.what);
+    server.assert_running(case.what);
     // The server must notice every one of them and close its socket.
     let left = settle_fds(&mut server, fds_before);
     println!(
@@ -1381,7 +1247,7 @@ fn abrupt(case: &Abrupt, stopped: bool) -> Option<String> {
     echo_once(&mut normal, "after the resets", Duration::from_millis(500));
     assert_healthy(&mut server, port, case.what);
     drop(normal); // else echo_server waits 1 s for its close reply at exit
-    server.terminate();
+    server.stop();
     (left > 0).then(|| {
         format!(
             "{} x{}, {how}: the server still holds {left} of these connections 2 s later (it missed the \
@@ -1508,7 +1374,7 @@ fn garbage_before_the_handshake_gets_an_http_error_and_close() {
         ),
         (
             "a WebSocket frame instead of a request",
-            client_frame(true, OP_TEXT, b"hello"),
+            client_frame(FIN | OP_TEXT, b"hello"),
             &[400],
         ),
     ];
@@ -1525,7 +1391,7 @@ fn garbage_before_the_handshake_gets_an_http_error_and_close() {
         } else if end == End::Timeout {
             failures.push(format!("{what}: HTTP {status:?} but the connection stayed open"));
         }
-        server.assert_alive(what);
+        server.assert_running(what);
     }
     // A connection closed before sending anything: closed, nothing sent.
     let s = tcp(port);
@@ -1540,7 +1406,7 @@ fn garbage_before_the_handshake_gets_an_http_error_and_close() {
 
     server.wait_fds_at_most(fds_before, Duration::from_secs(3), "after the garbage");
     assert_healthy(&mut server, port, "after the garbage");
-    server.terminate();
+    server.stop();
     assert!(
         failures.is_empty(),
         "garbage before the handshake:\n{}",

@@ -4,27 +4,23 @@
 //! exported C function runs inside the panic boundary.
 
 use std::path::{Path, PathBuf};
+use wsconn_testkit::{root, rust_files};
 
 fn src() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")
+    root().join("src")
 }
 
 /// Every `.rs` file under `dir`, with its code (comment lines dropped: docs may
 /// name what the code must not use).
 fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(sources(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
+    rust_files(dir)
+        .into_iter()
+        .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap();
             let code: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
-            files.push((path, code.join("\n")));
-        }
-    }
-    assert!(!files.is_empty(), "no sources under {}", dir.display());
-    files
+            (path, code.join("\n"))
+        })
+        .collect()
 }
 
 /// Fails listing every file of `dir` whose code contains one of `forbidden`.

@@ -7,15 +7,15 @@
 //! deadlock), and a message that stalls past the message timeout ends with 1008
 //! although its client answers pings.
 
-mod support;
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::{Arc, Barrier, OnceLock, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::*;
+use wsconn_testkit::{
+    build_examples, example, header, Frame, LoggedServer, WsClient, FIN, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING,
+    OP_PONG, OP_TEXT,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -23,6 +23,9 @@ const MIB: usize = 1 << 20;
 /// (64 KiB each), the one message allowed past the budget (16 MiB), the
 /// per-thread buffers kept for reuse, and the allocator's slack.
 const MARGIN: usize = 64 * MIB;
+
+/// Generous: the server is loaded by the test's own clients on 2 cores.
+const ECHO_WAIT: Duration = Duration::from_secs(60);
 
 fn rss(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's /proc status");
@@ -34,62 +37,16 @@ fn rss(pid: u32) -> usize {
     kib * 1024
 }
 
-/// The header of a client frame (mask key 0: the payload goes as it is).
-fn header(first_byte: u8, len: usize) -> Vec<u8> {
-    let mut h = vec![first_byte];
-    match len {
-        0..=125 => h.push(0x80 | len as u8),
-        126..=0xFFFF => {
-            h.push(0x80 | 126);
-            h.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            h.push(0x80 | 127);
-            h.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    h.extend_from_slice(&[0; 4]);
-    h
+/// A client frame with mask key 0 (the payload goes as it is: cheap to send).
+fn frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = header(first_byte, payload.len() as u64, Some([0; 4]));
+    f.extend_from_slice(payload);
+    f
 }
 
-fn open(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).expect("the handshake answer");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    s
-}
-
-/// Reads one server frame: (first byte, payload).
-fn read_frame(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h)?;
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut l = [0u8; 2];
-            s.read_exact(&mut l)?;
-            u16::from_be_bytes(l) as usize
-        }
-        127 => {
-            let mut l = [0u8; 8];
-            s.read_exact(&mut l)?;
-            u64::from_be_bytes(l) as usize
-        }
-        n => n as usize,
-    };
-    let mut payload = vec![0; len];
-    s.read_exact(&mut payload)?;
-    Ok((h[0], payload))
+fn next_frame(c: &mut WsClient, wait: Duration) -> Frame {
+    c.read_frame(Instant::now() + wait)
+        .unwrap_or_else(|e| panic!("no frame: {e:?}"))
 }
 
 /// `len` bytes that differ from client to client (a shared pattern, computed
@@ -105,25 +62,34 @@ fn payload(client: usize, len: usize) -> Vec<u8> {
     data
 }
 
-fn start(args: &[&str], tag: &str) -> (Server, u16) {
+/// One test at a time: each sends gigabytes and measures a server's memory.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn start(args: &[&str], tag: &str) -> (LoggedServer, u16) {
     build_examples();
-    let mut server = Server::start(&example("echo_server"), args, &[], tag);
+    let mut server = LoggedServer::start(&example("echo_server"), args, &[], tag);
     let port = server.wait_for_port();
     (server, port)
 }
 
 /// 32-byte echoes on a fresh connection; each must come back within `limit`.
 fn echoes_stay_prompt(port: u16, count: usize, limit: Duration) {
-    let mut s = open(port);
-    s.set_read_timeout(Some(limit)).unwrap();
+    let mut c = WsClient::open(port, "/");
     for i in 0..count {
         let text = format!("prompt echo {i:020}");
         let started = Instant::now();
-        let mut frame = header(0x81, text.len());
-        frame.extend_from_slice(text.as_bytes());
-        s.write_all(&frame).unwrap();
-        let (b0, echo) = read_frame(&mut s).unwrap_or_else(|e| panic!("echo {i}: {e}"));
-        assert_eq!((b0, echo.as_slice()), (0x81, text.as_bytes()), "echo {i}");
+        c.send_text(&text).unwrap();
+        let echo = c
+            .read_frame(started + limit)
+            .unwrap_or_else(|e| panic!("echo {i}: {e:?}"));
+        assert_eq!(
+            (echo.opcode, echo.payload.as_slice()),
+            (OP_TEXT, text.as_bytes()),
+            "echo {i}"
+        );
         assert!(started.elapsed() < limit, "echo {i} took {:?}", started.elapsed());
         thread::sleep(Duration::from_millis(20));
     }
@@ -143,18 +109,20 @@ fn attack(args: &[&str], tag: &str, budget: usize) -> usize {
     let hold = finish.write().unwrap();
     let attackers: Vec<_> = (0..ATTACKERS)
         .map(|a| {
-            let mut s = open(port);
+            let mut c = WsClient::open(port, "/");
             let finish = Arc::clone(&finish);
             thread::spawn(move || {
                 let data = payload(a, SIZE);
-                s.write_all(&header(0x82, SIZE)).unwrap();
+                c.stream
+                    .write_all(&header(FIN | OP_BINARY, SIZE as u64, Some([0; 4])))
+                    .unwrap();
                 // Blocks while the server holds this connection back: TCP
                 // pushes back, which is the point.
-                s.write_all(&data[..SIZE / 2]).expect("first half");
+                c.stream.write_all(&data[..SIZE / 2]).expect("first half");
                 drop(finish.read().unwrap());
-                s.write_all(&data[SIZE / 2..]).expect("second half");
-                let (b0, echo) = read_frame(&mut s).expect("the echo");
-                b0 == 0x82 && echo == data
+                c.stream.write_all(&data[SIZE / 2..]).expect("second half");
+                let echo = next_frame(&mut c, ECHO_WAIT);
+                echo.opcode == OP_BINARY && echo.payload == data
             })
         })
         .collect();
@@ -193,12 +161,14 @@ fn attack(args: &[&str], tag: &str, budget: usize) -> usize {
 
 #[test]
 fn a_stalled_attack_stays_within_the_budget_and_loses_nothing() {
+    let _alone = one_at_a_time();
     let most = attack(&["-v", "-m", "256", "0"], "budget-attack", 256 * MIB);
     eprintln!("RSS growth under attack with a 256 MiB budget: {} MiB", most / MIB);
 }
 
 #[test]
 fn a_stalled_attack_stays_within_the_budget_with_two_reactors() {
+    let _alone = one_at_a_time();
     let most = attack(&["-v", "-t", "2", "-m", "256", "0"], "budget-attack-t2", 256 * MIB);
     eprintln!(
         "RSS growth under attack, 2 reactors, 256 MiB budget: {} MiB",
@@ -208,6 +178,7 @@ fn a_stalled_attack_stays_within_the_budget_with_two_reactors() {
 
 #[test]
 fn large_messages_all_complete_under_a_budget_smaller_than_their_sum() {
+    let _alone = one_at_a_time();
     const CLIENTS: usize = 20;
     const SIZE: usize = 16 * MIB;
     let (mut server, port) = start(&["-m", "64", "0"], "budget-no-deadlock");
@@ -216,13 +187,15 @@ fn large_messages_all_complete_under_a_budget_smaller_than_their_sum() {
         .map(|c| {
             let start = Arc::clone(&start);
             thread::spawn(move || {
-                let mut s = open(port);
+                let mut client = WsClient::open(port, "/");
                 let data = payload(c, SIZE);
                 start.wait();
-                s.write_all(&header(0x82, SIZE)).unwrap();
-                s.write_all(&data).expect("the message");
-                let (b0, echo) = read_frame(&mut s).expect("the echo");
-                b0 == 0x82 && echo == data
+                client
+                    .stream
+                    .write_all(&frame(FIN | OP_BINARY, &data))
+                    .expect("the message");
+                let echo = next_frame(&mut client, ECHO_WAIT);
+                echo.opcode == OP_BINARY && echo.payload == data
             })
         })
         .collect();
@@ -237,24 +210,20 @@ fn large_messages_all_complete_under_a_budget_smaller_than_their_sum() {
 
 #[test]
 fn a_message_stalled_past_the_message_timeout_ends_with_1008() {
+    let _alone = one_at_a_time();
     let (mut server, port) = start(&["-T", "1000", "0"], "budget-message-timeout");
-    let mut s = open(port);
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut c = WsClient::open(port, "/");
     // The first fragment of a message, then only pings (answered: the
     // connection is alive, the message is not).
-    let mut first = header(0x02, 1024);
-    first.extend_from_slice(&payload(0, 1024));
-    s.write_all(&first).unwrap();
+    c.stream.write_all(&frame(OP_BINARY, &payload(0, 1024))).unwrap();
     let started = Instant::now();
     let mut pongs = 0;
     let close = loop {
-        let mut ping = header(0x89, 4);
-        ping.extend_from_slice(b"ping");
-        s.write_all(&ping).unwrap();
-        let (b0, data) = read_frame(&mut s).expect("a pong or the close");
-        match b0 {
-            0x8a => pongs += 1,
-            0x88 => break data,
+        c.stream.write_all(&frame(FIN | OP_PING, b"ping")).unwrap();
+        let f = next_frame(&mut c, Duration::from_secs(10));
+        match f.opcode {
+            OP_PONG => pongs += 1,
+            OP_CLOSE => break f.payload,
             other => panic!("unexpected frame {other:#x}"),
         }
         assert!(
@@ -267,14 +236,11 @@ fn a_message_stalled_past_the_message_timeout_ends_with_1008() {
     assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1008);
     assert_eq!(&close[2..], b"message timeout");
     // A message whose fragments come in time is echoed.
-    let mut s = open(port);
-    let mut frame = header(0x01, 3);
-    frame.extend_from_slice(b"abc");
-    s.write_all(&frame).unwrap();
+    let mut c = WsClient::open(port, "/");
+    c.stream.write_all(&frame(OP_TEXT, b"abc")).unwrap();
     thread::sleep(Duration::from_millis(500));
-    let mut frame = header(0x80, 3);
-    frame.extend_from_slice(b"def");
-    s.write_all(&frame).unwrap();
-    assert_eq!(read_frame(&mut s).expect("the echo"), (0x81, b"abcdef".to_vec()));
+    c.stream.write_all(&frame(FIN | OP_CONT, b"def")).unwrap();
+    let echo = next_frame(&mut c, Duration::from_secs(10));
+    assert_eq!((echo.opcode, echo.payload.as_slice()), (OP_TEXT, &b"abcdef"[..]));
     server.assert_running("after the timeout");
 }

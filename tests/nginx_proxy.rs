@@ -10,8 +10,6 @@
 //! /var is touched.  Nothing is skipped: without nginx the test fails and says
 //! what to install (on Debian: apt-get install nginx).
 
-mod support;
-
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -19,7 +17,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{build_examples, example, free_port, http_request, python_script, root, run, run_ok, Server};
+use wsconn_testkit::{
+    build_examples, example, find_on_path, free_port, http_request, python_script, root, run, run_ok, signal,
+    wait_until, LoggedServer,
+};
 
 const PY_CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
 const NGINX_START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -28,9 +29,7 @@ const NGINX_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The nginx binary: `nginx` on PATH, else /usr/sbin/nginx (Debian's, often
 /// not on a non-root user's PATH).
 fn nginx_binary() -> PathBuf {
-    let on_path =
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).find(|p| p.is_file()));
-    let found = on_path.or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.is_file()));
+    let found = find_on_path("nginx").or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.is_file()));
     found.unwrap_or_else(|| {
         panic!("nginx not found (neither on PATH nor /usr/sbin/nginx): on Debian, apt-get install nginx")
     })
@@ -98,12 +97,6 @@ fn children_of(pid: u32) -> Vec<u32> {
             }) == Some(pid)
         })
         .collect()
-}
-
-fn signal(pid: u32, sig: &str) {
-    let mut kill = Command::new("sh");
-    kill.arg("-c").arg(format!("kill -{sig} {pid} 2>/dev/null"));
-    let _ = run(kill, Duration::from_secs(10));
 }
 
 /// A running nginx (master and workers); stopped on drop, also on panic.
@@ -201,18 +194,15 @@ impl Nginx {
             return;
         }
         let workers = children_of(self.child.id());
-        signal(self.child.id(), "TERM");
-        let deadline = Instant::now() + NGINX_STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
+        // Errors are ignored: the master may have exited meanwhile.
+        let _ = signal(self.child.id(), "TERM");
+        if let Ok(Some(_)) = wait_until(&mut self.child, Instant::now() + NGINX_STOP_TIMEOUT) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
         for w in workers {
-            signal(w, "KILL");
+            let _ = signal(w, "KILL");
         }
     }
 }
@@ -243,7 +233,7 @@ fn echo_server_behind_nginx() {
     build_examples();
     let python = python_script("echo_client.py"); // creates the venv first if needed
 
-    let mut server = Server::start(&example("echo_server"), &["0"], &[], "nginx-upstream-echo_server");
+    let mut server = LoggedServer::start(&example("echo_server"), &["0"], &[], "nginx-upstream-echo_server");
     let upstream_port = server.wait_for_port();
     server.wait_until_accepting(upstream_port);
 

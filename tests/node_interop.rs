@@ -12,19 +12,17 @@
 //! works alone.  Nothing is skipped: a missing `node` or `npm` fails the test
 //! (on Debian: apt-get install nodejs npm).
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::{build_examples, example, example_command, run, run_ok, Server};
+use wsconn_testkit::{build_examples, example, example_command, find_on_path, root, run, run_ok, LoggedServer};
 
 const NODE_CLIENT_TIMEOUT: Duration = Duration::from_secs(150);
 const C_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn node_dir() -> PathBuf {
-    support::root().join("tests").join("interop").join("node")
+    root().join("tests").join("interop").join("node")
 }
 
 fn tool_version(tool: &str) -> Result<String, String> {
@@ -67,10 +65,8 @@ fn node() -> PathBuf {
                 return Err(format!("npm ci succeeded but {} is missing", ws.display()));
             }
         }
-        // Server::start wants a path that exists: resolve `node` on PATH.
-        std::env::var_os("PATH")
-            .and_then(|p| std::env::split_paths(&p).map(|d| d.join("node")).find(|p| p.is_file()))
-            .ok_or_else(|| "node runs but is not found on PATH".to_string())
+        // LoggedServer::start wants a path that exists: resolve `node` on PATH.
+        find_on_path("node").ok_or_else(|| "node runs but is not found on PATH".to_string())
     });
     match result {
         Ok(p) => p.clone(),
@@ -89,7 +85,7 @@ fn node_script(script: &str) -> Command {
 fn node_client_against(server: &str) {
     build_examples();
     node();
-    let mut srv = Server::start(&example(server), &["0"], &[], &format!("node-client-{server}"));
+    let mut srv = LoggedServer::start(&example(server), &["0"], &[], &format!("node-client-{server}"));
     let port = srv.wait_for_port();
     srv.wait_until_accepting(port);
 
@@ -130,7 +126,7 @@ fn c_client_against_node_ws_server() {
     let node_path = node();
     let script = node_dir().join("server.mjs");
     let script = script.to_str().expect("UTF-8 path");
-    let mut srv = Server::start(&node_path, &[script, "0"], &[], "node-ws-server");
+    let mut srv = LoggedServer::start(&node_path, &[script, "0"], &[], "node-ws-server");
     let port = srv.wait_for_port();
     srv.wait_until_accepting(port);
 

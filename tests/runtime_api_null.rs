@@ -4,23 +4,21 @@
 //! run plain and with ASan + UBSan (leaks are errors). Also: the header
 //! compiles as C++11 and links (`tests/c/header_cpp.cpp`).
 
-mod runtime_support;
-
-use runtime_support::{program, root, run, sanitizer_env, sanitizer_report};
 use std::process::Command;
 use std::time::Duration;
+use wsconn_testkit::{build_test_programs, root, run, sanitizer_env, sanitizer_report, test_program};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn build() {
-    runtime_support::build(&["api_null", "api_null_asan", "header_cpp"]);
+    build_test_programs(&["api_null", "api_null_asan", "header_cpp"]);
 }
 
 /// Runs tests/c/<name>, requiring exit 0, "N passed, 0 failed" with N > 0
 /// and no sanitizer report.
 fn run_checks(name: &str) {
     build();
-    let mut cmd = Command::new(program(name));
+    let mut cmd = Command::new(test_program(name));
     sanitizer_env(&mut cmd);
     let done = run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     let report = done.report();
@@ -119,7 +117,7 @@ fn api_null_calls_every_header_function() {
 #[test]
 fn header_compiles_as_cpp() {
     build();
-    let done = run(Command::new(program("header_cpp")), TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let done = run(Command::new(test_program("header_cpp")), TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert!(done.status.success(), "header_cpp failed: {}", done.report());
     assert!(
         done.stdout.contains("from C++"),

@@ -5,11 +5,9 @@
 //! close frame 1000; the server's output buffer and its peak RSS stay bounded.
 //! Run against the plain and the ASan + UBSan builds.
 
-mod runtime_support;
-
-use runtime_support::{field, ReadError, Server, WsClient, OP_BINARY, OP_CLOSE};
 use std::thread;
 use std::time::{Duration, Instant};
+use wsconn_testkit::{build_test_programs, field, ReadError, WatchedProcess, WsClient, OP_BINARY, OP_CLOSE};
 
 /// The byte at offset `i` of message `seq`'s payload (after its 4-byte number),
 /// as `pattern_byte` in backpressure_server.c computes it.
@@ -25,8 +23,8 @@ struct Config {
 }
 
 fn backpressure(name: &str, args: &[&str], rss_limit_kib: i64) {
-    runtime_support::build(&["backpressure_server", "backpressure_server_asan"]);
-    let mut server = Server::start(name, args);
+    build_test_programs(&["backpressure_server", "backpressure_server_asan"]);
+    let mut server = WatchedProcess::start_test_server(name, args);
     let line = server.wait_line(Duration::from_secs(10), |l| l.starts_with("config "));
     let cfg = Config {
         messages: field(&line, "messages") as u32,
@@ -47,7 +45,7 @@ fn backpressure(name: &str, args: &[&str], rss_limit_kib: i64) {
             10
         };
 
-    let mut client = WsClient::connect(server.port);
+    let mut client = WsClient::connect(server.port());
     server.wait_line(Duration::from_secs(10), |l| l.starts_with("open "));
 
     // Not reading: the socket buffers fill, then the server's output.

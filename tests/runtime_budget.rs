@@ -4,8 +4,6 @@
 //! connection ends: a clean close, a protocol error, EOF in mid-message, a stop.
 
 use std::cell::RefCell;
-use std::io::Write;
-use std::net::TcpStream;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -18,73 +16,12 @@ use wsconn::runtime::handler::ConnHandler;
 use wsconn::runtime::reactor::{MemoryUsage, Reactor};
 use wsconn::Message;
 
-// TEMPORARY until the testkit lands.
-struct FrameSpec {
-    b0: u8,
-}
-impl FrameSpec {
-    fn client(op: u8, fin: bool) -> FrameSpec {
-        FrameSpec {
-            b0: op | if fin { 0x80 } else { 0 },
-        }
-    }
-}
-fn frame(spec: FrameSpec, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![spec.b0];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(payload);
-    out
-}
-fn handshake(port: u16, path: &str) -> TcpStream {
-    use std::io::Read;
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
-    s
-}
-fn read_frame(s: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
-    use std::io::Read;
-    let mut h = [0u8; 2];
-    s.read_exact(&mut h)?;
-    let len = match h[1] & 127 {
-        126 => {
-            let mut l = [0u8; 2];
-            s.read_exact(&mut l)?;
-            u16::from_be_bytes(l) as usize
-        }
-        127 => {
-            let mut l = [0u8; 8];
-            s.read_exact(&mut l)?;
-            u64::from_be_bytes(l) as usize
-        }
-        n => n as usize,
-    };
-    let mut p = vec![0; len];
-    s.read_exact(&mut p)?;
-    Ok((h[0] & 15, p))
-}
+use wsconn_testkit::{WsClient, OP_BINARY, OP_CONT, OP_TEXT};
 
 const MIB: usize = 1 << 20;
 
 /// How a client ends its connection.
-type End = fn(&mut TcpStream);
+type End = fn(&mut WsClient);
 
 /// Echoes every message.
 struct Echo;
@@ -104,6 +41,11 @@ fn echo_server(reactor: &Reactor) -> (std::ptr::NonNull<Acceptor>, u16) {
     })));
     a.start("127.0.0.1", 0).expect("listening");
     (acceptor, a.port().expect("a port"))
+}
+
+/// When a client stops waiting for a frame.
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(30)
 }
 
 /// A payload that tells its client and position apart.
@@ -135,20 +77,20 @@ fn large_messages_from_many_clients_all_complete_under_a_small_budget() {
     for c in 0..clients {
         let done_tx = done_tx.clone();
         thread::spawn(move || {
-            let mut s = handshake(port, "/");
+            let mut s = WsClient::open(port, "/");
             let data = payload(c, size);
             // In 64 KiB frames: the server reassembles a fragmented message.
             let chunks: Vec<&[u8]> = data.chunks(64 << 10).collect();
             for (i, chunk) in chunks.iter().enumerate() {
-                let opcode = if i == 0 { 2 } else { 0 };
-                s.write_all(&frame(FrameSpec::client(opcode, i + 1 == chunks.len()), chunk))
-                    .expect("send");
+                let opcode = if i == 0 { OP_BINARY } else { OP_CONT };
+                s.send_frame(i + 1 == chunks.len(), opcode, chunk).expect("send");
             }
-            let (opcode, echo) = read_frame(&mut s).expect("the echo");
-            done_tx.send((c, opcode == 2 && echo == data)).unwrap();
-            s.write_all(&frame(FrameSpec::client(8, true), &1000u16.to_be_bytes()))
+            let echo = s.read_frame(deadline()).expect("the echo");
+            done_tx
+                .send((c, echo.opcode == OP_BINARY && echo.payload == data))
                 .unwrap();
-            let _ = read_frame(&mut s);
+            s.send_close(1000).unwrap();
+            let _ = s.read_frame(deadline());
         });
     }
     let mut results = Vec::new();
@@ -177,15 +119,14 @@ fn every_byte_charged_comes_back_however_connections_end() {
     let (acceptor, port) = echo_server(&reactor);
     // Each client holds a partial message, then ends its way.
     let ends: [(&str, End); 3] = [
-        ("eof in mid-message", |s| drop(s.shutdown(std::net::Shutdown::Both))),
+        ("eof in mid-message", |s| s.shutdown()),
         ("protocol error", |s| {
             // A new message inside the fragmented one: 1002.
-            s.write_all(&frame(FrameSpec::client(1, true), b"x")).unwrap();
+            s.send_frame(true, OP_TEXT, b"x").unwrap();
         }),
         ("clean close", |s| {
-            s.write_all(&frame(FrameSpec::client(0, true), b"end")).unwrap();
-            s.write_all(&frame(FrameSpec::client(8, true), &1000u16.to_be_bytes()))
-                .unwrap();
+            s.send_frame(true, OP_CONT, b"end").unwrap();
+            s.send_close(1000).unwrap();
         }),
     ];
     // Clients on threads (the reactor runs on this one): each sends its
@@ -197,13 +138,13 @@ fn every_byte_charged_comes_back_however_connections_end() {
         .map(|&(name, end)| {
             let go_rx = std::sync::Arc::clone(&go_rx);
             thread::spawn(move || {
-                let mut s = handshake(port, "/");
-                s.write_all(&frame(FrameSpec::client(2, false), &payload(0, 300_000)))
+                let mut s = WsClient::open(port, "/");
+                s.send_frame(false, OP_BINARY, &payload(0, 300_000))
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
                 go_rx.lock().unwrap().recv().unwrap();
                 end(&mut s);
                 // Until the server has dropped the connection.
-                while read_frame(&mut s).is_ok() {}
+                while s.read_frame(deadline()).is_ok() {}
             })
         })
         .collect();
@@ -244,11 +185,10 @@ fn a_connection_released_in_mid_message_gives_its_memory_back() {
     a.start("127.0.0.1", 0).expect("listening");
     let port = a.port().unwrap();
     let client = thread::spawn(move || {
-        let mut s = handshake(port, "/");
-        s.write_all(&frame(FrameSpec::client(2, false), &payload(1, 200_000)))
-            .unwrap();
+        let mut s = WsClient::open(port, "/");
+        s.send_frame(false, OP_BINARY, &payload(1, 200_000)).unwrap();
         // Until the server drops the connection.
-        while read_frame(&mut s).is_ok() {}
+        while s.read_frame(deadline()).is_ok() {}
     });
     run(&reactor, 20, |usage| usage.buffered >= 200_000);
     for conn in conns.borrow_mut().drain(..) {

@@ -7,12 +7,13 @@
 //! - 50 half-open handshakes at once do not delay a normal client, and all
 //!   50 are closed by the timeout.
 
-mod runtime_support;
-
-use runtime_support::{wait_closed, Frame, ReadError, Server, WsClient, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use wsconn_testkit::{
+    build_test_programs, field, wait_closed, Frame, ReadError, WatchedProcess, WsClient, OP_CLOSE, OP_PING, OP_PONG,
+    OP_TEXT,
+};
 
 const HALF_HANDSHAKE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n";
 
@@ -21,13 +22,13 @@ const EARLIEST: Duration = Duration::from_millis(300);
 /// Closed by this.
 const LATEST: Duration = Duration::from_secs(3);
 
-fn server(asan: bool) -> Server {
-    runtime_support::build(&["timeout_server", "timeout_server_asan"]);
-    Server::start(if asan { "timeout_server_asan" } else { "timeout_server" }, &[])
+fn server(asan: bool) -> WatchedProcess {
+    build_test_programs(&["timeout_server", "timeout_server_asan"]);
+    WatchedProcess::start_test_server(if asan { "timeout_server_asan" } else { "timeout_server" }, &[])
 }
 
 /// SIGTERM; requires a clean exit and no sanitizer report.
-fn finish(mut server: Server) -> Vec<String> {
+fn finish(mut server: WatchedProcess) -> Vec<String> {
     server.assert_running("before SIGTERM");
     let status = server.terminate();
     server.assert_clean_exit(status);
@@ -39,12 +40,7 @@ fn closes(lines: &[String]) -> Vec<(i64, i64)> {
     lines
         .iter()
         .filter(|l| l.starts_with("close "))
-        .map(|l| {
-            (
-                runtime_support::field(l, "code"),
-                runtime_support::field(l, "established"),
-            )
-        })
+        .map(|l| (field(l, "code"), field(l, "established")))
         .collect()
 }
 
@@ -53,14 +49,14 @@ fn close_errors(lines: &[String]) -> Vec<i64> {
     lines
         .iter()
         .filter(|l| l.starts_with("close "))
-        .map(|l| runtime_support::field(l, "error"))
+        .map(|l| field(l, "error"))
         .collect()
 }
 
 /// Opens TCP, sends half a handshake; the server must close it in 0.3–3 s.
 fn half_handshake(asan: bool) {
     let server = server(asan);
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
     let start = Instant::now();
     stream.write_all(HALF_HANDSHAKE).expect("write half a handshake");
     let (closed_at, bytes) = wait_closed(&mut stream, start + LATEST)
@@ -95,7 +91,7 @@ fn half_handshake_is_closed_asan() {
 /// server drops the connection.
 fn unanswered_pings(asan: bool) {
     let server = server(asan);
-    let mut client = WsClient::connect(server.port);
+    let mut client = WsClient::connect(server.port());
     let start = Instant::now();
     let deadline = start + Duration::from_secs(5);
     let mut frames: Vec<Frame> = Vec::new();
@@ -194,7 +190,7 @@ fn echo(client: &mut WsClient, text: &str, within: Duration) -> Result<Duration,
 /// 1 s (longer than ping interval + pong timeout), and gets every echo.
 fn answered_pings(asan: bool) {
     let server = server(asan);
-    let mut client = WsClient::connect(server.port);
+    let mut client = WsClient::connect(server.port());
     let start = Instant::now();
     let mut pings = 0;
     let mut texts = Vec::new();
@@ -246,7 +242,7 @@ fn many_half_open(asan: bool) {
     let start = Instant::now();
     let mut half: Vec<TcpStream> = (0..HALF_OPEN)
         .map(|i| {
-            let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap_or_else(|e| panic!("connect {i}: {e}"));
+            let mut s = TcpStream::connect(("127.0.0.1", server.port())).unwrap_or_else(|e| panic!("connect {i}: {e}"));
             s.write_all(HALF_HANDSHAKE).expect("write half a handshake");
             s
         })
@@ -255,7 +251,7 @@ fn many_half_open(asan: bool) {
 
     // A normal client: prompt echoes while the 50 are pending and while
     // they time out (every 25 ms for 1 s after they opened).
-    let mut client = WsClient::connect(server.port);
+    let mut client = WsClient::connect(server.port());
     let mut slowest = Duration::ZERO;
     let mut echoes = 0;
     while opened.elapsed() < Duration::from_secs(1) {

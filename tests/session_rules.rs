@@ -1,8 +1,9 @@
 //! The session's protocol rules (RFC 6455 §5–7), checked on byte vectors.
 
-mod common;
-use common::*;
+mod session_driver;
+use session_driver::*;
 use wsconn::{Config, Error, Event, MessageKind, Session, State};
+use wsconn_testkit::{client_frame, server_frame, REQUEST};
 
 #[test]
 fn rfc_5_7_examples_to_a_server() {

@@ -54,7 +54,8 @@ use wsconn::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use wsconn::proto::mask::apply_mask;
 use wsconn::proto::utf8::Utf8Validator;
 use wsconn::{Config, Event, MessageKind, Session};
-use wsconn_bench::{ascii_payload, encode_frame, payload, upgrade_request, BINARY_KEY, OP_BINARY, OP_TEXT, TEXT_KEY};
+use wsconn_bench::{ascii_payload, payload, BINARY_KEY, TEXT_KEY};
+use wsconn_testkit::{frame, upgrade_request, FIN, OP_BINARY, OP_TEXT};
 
 const SIZES: [usize; 4] = [16, 1 << 10, 64 << 10, 1 << 20];
 
@@ -174,7 +175,7 @@ impl Case {
         }
     }
     fn wire(self) -> Vec<u8> {
-        encode_frame(self.opcode(), &self.payload(), Some(self.key()))
+        frame(FIN | self.opcode(), &self.payload(), Some(self.key()))
     }
 }
 

@@ -1,14 +1,10 @@
-//! Helpers shared by the benchmarks: payloads, frame encoding and the opening
-//! handshake, written independently of wsconn so the load generator does not
-//! test wsconn with wsconn's own code.
+//! Helpers shared by the benchmarks: payloads, the accept value and the peer
+//! servers' main loop. Frames and the handshake request come from
+//! `wsconn-testkit`; like it, this is written independently of wsconn so the
+//! load generator does not test wsconn with wsconn's own code.
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
-
-/// Opcodes of the two data frames.
-pub const OP_TEXT: u8 = 0x1;
-pub const OP_BINARY: u8 = 0x2;
-pub const OP_CLOSE: u8 = 0x8;
 
 /// A masking key for text payloads that keeps [`text_payload`] valid UTF-8 when
 /// applied: it only flips bits 0 and 4, which turn ASCII into ASCII, continuation
@@ -18,7 +14,7 @@ pub const OP_CLOSE: u8 = 0x8;
 /// does the whole work (the masked and unmasked states are both valid text).
 pub const TEXT_KEY: [u8; 4] = [0x11, 0x01, 0x10, 0x11];
 /// Any key does for binary payloads.
-pub const BINARY_KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+pub const BINARY_KEY: [u8; 4] = wsconn_testkit::MASK;
 
 /// JSON-like text, mostly ASCII with some 2-byte characters (Greek, Latin-1):
 /// a common shape for WebSocket text messages.
@@ -74,32 +70,6 @@ pub fn payload(binary: bool, len: usize, variant: usize) -> Vec<u8> {
     }
 }
 
-/// One final frame with the minimal length encoding; masked when `mask` is given.
-pub fn encode_frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(0x80 | opcode);
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n @ 0..=125 => out.push(mask_bit | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    match mask {
-        Some(key) => {
-            out.extend_from_slice(&key);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i & 3]));
-        }
-        None => out.extend_from_slice(payload),
-    }
-    out
-}
-
 /// The `Sec-WebSocket-Accept` value for `key` (RFC 6455 §4.2.2).
 pub fn accept_key(key: &str) -> String {
     let mut sha = Sha1::new();
@@ -108,26 +78,9 @@ pub fn accept_key(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
-/// The client's fixed handshake key (any 16 bytes, base64).
-pub const CLIENT_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// The opening handshake request a client sends.
-pub fn upgrade_request(host: &str, path: &str) -> Vec<u8> {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes()
-}
-
 /// The server's `101 Switching Protocols` answer to a request carrying `key`.
 pub fn upgrade_response(key: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        accept_key(key)
-    )
-    .into_bytes()
+    wsconn_testkit::upgrade_response(&accept_key(key))
 }
 
 /// Runs a peer echo server: `NAME PORT` on the command line, one thread
@@ -180,7 +133,7 @@ mod tests {
 
     #[test]
     fn rfc_accept_key() {
-        assert_eq!(accept_key(CLIENT_KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(accept_key(wsconn_testkit::KEY), wsconn_testkit::ACCEPT);
     }
 
     #[test]
@@ -200,18 +153,5 @@ mod tests {
     fn ascii_is_ascii() {
         let p = ascii_payload(1000, 3);
         assert!(p.len() == 1000 && p.is_ascii());
-    }
-
-    #[test]
-    fn frames_round_trip_lengths() {
-        for len in [0usize, 125, 126, 65535, 65536] {
-            let f = encode_frame(OP_BINARY, &vec![7; len], Some(BINARY_KEY));
-            let hdr = match len {
-                0..=125 => 2,
-                126..=0xFFFF => 4,
-                _ => 10,
-            };
-            assert_eq!(f.len(), hdr + 4 + len);
-        }
     }
 }

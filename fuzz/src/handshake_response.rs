@@ -3,12 +3,11 @@
 
 use wsconn::proto::handshake::{accept_key, client};
 use wsconn::Error;
+use wsconn_testkit::KEY;
 
 use crate::handshake_request::config_from;
 use crate::{contains, Reader};
 
-/// The RFC's `Sec-WebSocket-Key`; its accept value is `s3pPLMBiTxaQ9kYGzzhZRbK+xOo=`.
-pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const OTHER_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
 
 pub fn check(data: &[u8]) {

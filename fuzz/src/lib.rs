@@ -59,18 +59,13 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Whether `needle` occurs in `haystack`.
 /// The server's 101 answer to a client request with `key`, as the client
 /// harnesses put it before the stream.
 pub(crate) fn response_101(key: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        wsconn::proto::handshake::accept_key(key.as_bytes())
-    )
-    .into_bytes()
+    wsconn_testkit::upgrade_response(&wsconn::proto::handshake::accept_key(key.as_bytes()))
 }
 
+/// Whether `needle` occurs in `haystack`.
 pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -1,6 +1,8 @@
 //! Hand-made seeds for each target (written to `corpus/TARGET/seed-*` by
 //! `cargo run --example make_seeds`): the RFC 6455 examples and typical sessions.
 
+use wsconn_testkit::{MASK, REQUEST_WITH_SUBPROTOCOLS, RESPONSE};
+
 /// The targets, in the order `run-ci.sh` runs them.
 pub const TARGETS: &[&str] = &[
     "handshake_request",
@@ -12,40 +14,10 @@ pub const TARGETS: &[&str] = &[
     "ffi_session",
 ];
 
-/// The opening handshake of RFC 6455 §1.3.
-pub const RFC_REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n\
-Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
-/// The answer to [`RFC_REQUEST`].
-pub const RFC_RESPONSE: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
-
-/// The masking key of RFC 6455 §5.7.
-pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-
-/// A frame with first byte `b0` and `payload`, masked with [`MASK`] when `masked`.
-pub fn frame(b0: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let bit = if masked { 0x80 } else { 0 };
-    let mut out = vec![b0];
-    match payload.len() {
-        n @ 0..=125 => out.push(bit | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        out.extend_from_slice(&MASK);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
-    out
+/// A frame with first byte `b0` and `payload`, masked with the key of RFC 6455
+/// §5.7 when `masked`.
+fn frame(b0: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    wsconn_testkit::frame(b0, payload, masked.then_some(MASK))
 }
 
 /// A session input: flags, limits, chunk lengths, stream (see `session::Params`).
@@ -90,9 +62,9 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     match target {
         "handshake_request" => {
             // 0x1f40 = 8000: max_handshake_size 8001.
-            out.push(("rfc", with_cap(0x40, 0x1f, 0, RFC_REQUEST)));
-            out.push(("rfc-subprotocols", with_cap(0x40, 0x1f, 1, RFC_REQUEST)));
-            out.push(("rfc-cap-100", with_cap(99, 0, 0, RFC_REQUEST)));
+            out.push(("rfc", with_cap(0x40, 0x1f, 0, REQUEST_WITH_SUBPROTOCOLS)));
+            out.push(("rfc-subprotocols", with_cap(0x40, 0x1f, 1, REQUEST_WITH_SUBPROTOCOLS)));
+            out.push(("rfc-cap-100", with_cap(99, 0, 0, REQUEST_WITH_SUBPROTOCOLS)));
             out.push((
                 "plain-get",
                 with_cap(0x40, 0x1f, 0, b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -101,7 +73,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
                 "post",
                 with_cap(0x40, 0x1f, 0, b"POST /form HTTP/1.0\r\nContent-Length: 0\r\n\r\n"),
             ));
-            let v8 = String::from_utf8_lossy(RFC_REQUEST).replace("Version: 13", "Version: 8");
+            let v8 = String::from_utf8_lossy(REQUEST_WITH_SUBPROTOCOLS).replace("Version: 13", "Version: 8");
             out.push(("version-8", with_cap(0x40, 0x1f, 0, v8.as_bytes())));
             out.push((
                 "hixie-76",
@@ -119,17 +91,17 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
             out.push(("lf-only", with_cap(0x40, 0x1f, 1, bare)));
         }
         "handshake_response" => {
-            out.push(("rfc", with_cap(0x40, 0x1f, 0, RFC_RESPONSE)));
+            out.push(("rfc", with_cap(0x40, 0x1f, 0, RESPONSE)));
             let chat =
-                String::from_utf8_lossy(RFC_RESPONSE).replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+                String::from_utf8_lossy(RESPONSE).replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
             out.push(("subprotocol", with_cap(0x40, 0x1f, 1, chat.as_bytes())));
             out.push(("subprotocol-not-offered", with_cap(0x40, 0x1f, 0, chat.as_bytes())));
-            out.push(("cap-50", with_cap(49, 0, 0, RFC_RESPONSE)));
+            out.push(("cap-50", with_cap(49, 0, 0, RESPONSE)));
             out.push((
                 "not-101",
                 with_cap(0x40, 0x1f, 0, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
             ));
-            let ext = String::from_utf8_lossy(RFC_RESPONSE)
+            let ext = String::from_utf8_lossy(RESPONSE)
                 .replace("\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n");
             out.push(("extension", with_cap(0x40, 0x1f, 0, ext.as_bytes())));
         }
@@ -178,7 +150,7 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
             out.push(("truncated-end", u(&[2], b"\xce\xba\xe1\xbd")));
         }
         "session_server" => {
-            let mut stream = RFC_REQUEST.to_vec();
+            let mut stream = REQUEST_WITH_SUBPROTOCOLS.to_vec();
             stream.extend(sample_frames(true));
             let mut closing = stream.clone();
             closing.extend(close(1000, "bye", true));
@@ -190,14 +162,14 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
             out.push(("session-small-limits", session_input(0, 0b1010_1010, &[], &stream)));
             out.push(("session-direct", session_input(0x80, 0, &[90, 230, 5], &closing)));
             out.push(("session-direct-paused", session_input(0x84, 0, &[60, 17], &closing)));
-            let mut bad_utf8 = RFC_REQUEST.to_vec();
+            let mut bad_utf8 = REQUEST_WITH_SUBPROTOCOLS.to_vec();
             bad_utf8.extend(frame(0x01, "κόσμε".as_bytes(), true));
             bad_utf8.extend(frame(0x80, b"\xed\xa0\x80", true));
             out.push(("invalid-utf8", session_input(1, 0, &[], &bad_utf8)));
-            let mut bad_close = RFC_REQUEST.to_vec();
+            let mut bad_close = REQUEST_WITH_SUBPROTOCOLS.to_vec();
             bad_close.extend(close(1005, "", true));
             out.push(("bad-close-code", session_input(0, 0, &[], &bad_close)));
-            let mut unmasked = RFC_REQUEST.to_vec();
+            let mut unmasked = REQUEST_WITH_SUBPROTOCOLS.to_vec();
             unmasked.extend(frame(0x81, b"Hello", false));
             out.push(("unmasked", session_input(0, 0, &[], &unmasked)));
             let plain = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -220,7 +192,7 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
             out.push(("close-no-status", session_input(0, 0, &[], &frame(0x88, b"", false))));
             // Bit 4: no 101 is put first; the stream brings a response of its own
             // (refused: its accept value cannot match the client's random key).
-            out.push(("own-response", session_input(0x10, 0, &[], RFC_RESPONSE)));
+            out.push(("own-response", session_input(0x10, 0, &[], RESPONSE)));
         }
         "ffi_session" => {
             // One options byte (bit 0 client, bit 1 free in the callback of event

@@ -34,7 +34,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wsconn::{Config, Event, Session};
-use wsconn_bench::{encode_frame, payload, upgrade_request, OP_BINARY, OP_TEXT};
+use wsconn_bench::payload;
+use wsconn_testkit::{frame, upgrade_request, FIN, OP_BINARY, OP_TEXT};
 
 struct Counting;
 
@@ -157,9 +158,9 @@ impl Traffic {
             wire: payloads
                 .iter()
                 .enumerate()
-                .map(|(v, p)| encode_frame(op, p, Some([v as u8 + 1, 0x5a, 0xc3, 0x3c])))
+                .map(|(v, p)| frame(FIN | op, p, Some([v as u8 + 1, 0x5a, 0xc3, 0x3c])))
                 .collect(),
-            echo: payloads.iter().map(|p| encode_frame(op, p, None)).collect(),
+            echo: payloads.iter().map(|p| frame(FIN | op, p, None)).collect(),
         }
     }
 }

@@ -37,7 +37,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-use wsconn_bench::{accept_key, encode_frame, payload, upgrade_request, CLIENT_KEY, OP_BINARY, OP_CLOSE, OP_TEXT};
+use wsconn_bench::{accept_key, payload};
+use wsconn_testkit::{frame, upgrade_request, FIN, KEY, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT};
 
 /// Distinct payloads sent in turn on a connection, so that an echo delivered
 /// out of order, twice or to the wrong connection does not compare equal.
@@ -187,7 +188,13 @@ impl Plan {
         let frames = payloads
             .iter()
             .enumerate()
-            .map(|(v, p)| encode_frame(opcode, p, Some([0xa5 ^ v as u8, 0x3c, 0x5a, 0xc3 ^ (v as u8) << 3])))
+            .map(|(v, p)| {
+                frame(
+                    FIN | opcode,
+                    p,
+                    Some([0xa5 ^ v as u8, 0x3c, 0x5a, 0xc3 ^ (v as u8) << 3]),
+                )
+            })
             .collect::<Vec<Vec<u8>>>();
         // All frames have the same length (same size, same header form).
         let run = if frames[0].len() <= RUN_FRAME_MAX {
@@ -204,8 +211,8 @@ impl Plan {
             payloads,
             run,
             request: upgrade_request(&format!("{}:{}", a.host, a.port), &a.path),
-            accept: accept_key(CLIENT_KEY),
-            close_frame: encode_frame(OP_CLOSE, &1000u16.to_be_bytes(), Some([1, 2, 3, 4])),
+            accept: accept_key(KEY),
+            close_frame: frame(FIN | OP_CLOSE, &1000u16.to_be_bytes(), Some([1, 2, 3, 4])),
         }
     }
 
@@ -724,7 +731,7 @@ impl Bench {
             let (plan, rbuf) = (&self.plan, &self.rbuf);
             c.parse(plan, &rbuf[data_start..n], &mut out)?;
             for p in out.pings.drain(..) {
-                c.raw.extend_from_slice(&encode_frame(0xA, &p, Some([9, 8, 7, 6])));
+                c.raw.extend_from_slice(&frame(FIN | OP_PONG, &p, Some([9, 8, 7, 6])));
             }
             if out.messages > 0 {
                 self.on_echoes(c, out.messages, now)?;

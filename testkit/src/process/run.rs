@@ -1,18 +1,11 @@
-//! Running commands with a time limit and capturing their output; shared by
-//! the two test harnesses (`tests/support`, `tests/runtime_support`), which
-//! include this file as their `process` module.
-#![allow(dead_code)]
+//! Running a command to completion with a time limit, its output captured.
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The repository root.
-pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use super::exit::wait_until;
 
 /// Output of a finished command, for messages.
 pub struct Finished {
@@ -30,12 +23,9 @@ impl Finished {
     }
 }
 
-pub fn describe(cmd: &Command) -> String {
-    format!("{cmd:?}")
-}
-
-/// Reads a child's pipe to the end on a thread.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+/// Reads a child's pipe to the end on a thread, so that a chatty child
+/// cannot block on a full pipe.
+pub fn read_on_thread(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut buf = Vec::new();
         if let Some(mut p) = pipe {
@@ -48,7 +38,7 @@ fn drain(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String>
 /// Runs `cmd` to completion with `input` on its stdin (none: /dev/null),
 /// capturing its output; kills it after `timeout`.
 pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: Duration) -> Result<Finished, String> {
-    let what = describe(&cmd);
+    let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -56,8 +46,7 @@ pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: Duration)
         .spawn()
         .map_err(|e| format!("cannot start {what}: {e}"))?;
 
-    // Feed stdin and drain both pipes on threads so a chatty child cannot
-    // block on a full pipe.
+    // Feed stdin and read both pipes on threads.
     let feeder = match (input, child.stdin.take()) {
         (Some(data), Some(mut stdin)) => {
             let data = data.to_vec();
@@ -67,22 +56,14 @@ pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, timeout: Duration)
         }
         _ => None,
     };
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
+    let out = read_on_thread(child.stdout.take());
+    let err = read_on_thread(child.stderr.take());
 
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("waiting for {what}: {e}")),
-        }
-    };
+    let status = wait_until(&mut child, Instant::now() + timeout).map_err(|e| format!("waiting for {what}: {e}"))?;
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     if let Some(f) = feeder {
         let _ = f.join();
     }
@@ -104,26 +85,11 @@ pub fn run(cmd: Command, timeout: Duration) -> Result<Finished, String> {
 
 /// Runs `cmd` and requires exit status 0.
 pub fn run_ok(cmd: Command, timeout: Duration) -> Result<Finished, String> {
-    let what = describe(&cmd);
+    let what = format!("{cmd:?}");
     let done = run(cmd, timeout)?;
     if done.status.success() {
         Ok(done)
     } else {
         Err(format!("{what} failed: {}", done.report()))
     }
-}
-
-/// The first line of a sanitizer report in `stderr`, if any.
-pub fn sanitizer_report(stderr: &str) -> Option<String> {
-    const MARKERS: &[&str] = &[
-        "AddressSanitizer",
-        "LeakSanitizer",
-        "UndefinedBehaviorSanitizer",
-        "runtime error:",
-        "SUMMARY: ",
-    ];
-    stderr
-        .lines()
-        .find(|line| MARKERS.iter().any(|m| line.contains(m)))
-        .map(str::to_owned)
 }

@@ -1,13 +1,10 @@
-//! Helpers for driving sessions in memory: build frames, feed bytes, collect events.
-#![allow(dead_code)]
+//! Driving wsconn sessions in memory: feed bytes, collect events as owned
+//! values, read what a session wrote. The helpers that need wsconn's types;
+//! frames and the RFC samples come from `wsconn-testkit`.
 
 use std::sync::Arc;
 use wsconn::{Config, Event, Message, MessageKind, Session};
-
-pub const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
-Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
-pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+use wsconn_testkit::REQUEST;
 
 /// An event with owned data, to compare.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,41 +34,6 @@ impl From<Event<'_>> for Ev {
             Event::HttpRequest { method, path } => Ev::Http(method.into(), path.into()),
         }
     }
-}
-
-/// A frame as a client sends it: masked with `MASK`.
-pub fn client_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
-    frame(first_byte, payload, Some(MASK))
-}
-
-/// A frame as a server sends it: unmasked.
-pub fn server_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
-    frame(first_byte, payload, None)
-}
-
-pub fn frame(first_byte: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mut out = vec![first_byte];
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
-        n @ 0..=125 => out.push(mask_bit | n as u8),
-        n @ 126..=0xFFFF => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        out.splice(start..start, key);
-        for (i, b) in out[start + 4..].iter_mut().enumerate() {
-            *b ^= key[i % 4];
-        }
-    }
-    out
 }
 
 /// The default config with one change.
