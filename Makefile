@@ -1,12 +1,33 @@
 # wsconn: top-level tasks.
 #
-#   make build   the Rust library (target/release/libwsconn.{so,a},
-#                include/wsconn.h) and the C examples
-#   make run     build, then run c-examples/$(EXAMPLE) on port $(PORT)
-#                (default: echo_server 9998; open http://127.0.0.1:9998/)
-#   make test    formatting, clippy, build, and every test (`cargo test`)
-#   make venv    target/venv: a Python with `websockets`, for the interop tests
+#   make build      the Rust library (target/release/libwsconn.{so,a},
+#                   include/wsconn.h) and the C examples
+#   make run        build, then run c-examples/$(EXAMPLE) on port $(PORT)
+#                   (default: echo_server 9998; open http://127.0.0.1:9998/)
+#   make test       formatting, clippy, build, and every test (`cargo test`)
+#   make venv       target/venv: a Python with `websockets`, for the interop tests
+#   make install    the C library, as a C library is installed (below)
+#   make uninstall  removes what `make install` put there (same variables)
 #   make clean
+#
+# `make install` puts, under $(DESTDIR):
+#   $(INCLUDEDIR)/wsconn.h
+#   $(LIBDIR)/libwsconn.so.X.Y.Z, its links libwsconn.so.X (the soname) and
+#     libwsconn.so, and libwsconn.a (stripped: --strip-unneeded, -g)
+#   $(PKGCONFIGDIR)/wsconn.pc, $(CMAKEDIR)/wsconnConfig{,Version}.cmake
+#   $(MANDIR)/man3/wsconn.3, and in $(DOCDIR): README.md, CHANGELOG.md and
+#     the C examples' sources (examples/)
+# Variables (make install PREFIX=$HOME/.local; no root needed where PREFIX
+# is writable):
+#   PREFIX        /usr/local
+#   LIBDIR        $(PREFIX)/lib
+#   INCLUDEDIR    $(PREFIX)/include
+#   PKGCONFIGDIR  $(LIBDIR)/pkgconfig
+#   CMAKEDIR      $(LIBDIR)/cmake/wsconn
+#   MANDIR        $(PREFIX)/share/man
+#   DOCDIR        $(PREFIX)/share/doc/wsconn
+#   DESTDIR       empty; a staging root prepended to every path above (the
+#                 installed files still name the paths without it)
 
 # Seconds of fuzzing per target in `make test` (fuzz/README: how to fuzz for hours).
 FUZZ_SECONDS ?= 20
@@ -16,6 +37,26 @@ CARGO   ?= cargo
 PYTHON3 ?= python3
 # The tests look for the venv there (testkit/src/python.rs).
 VENV     = target/venv
+
+PREFIX       ?= /usr/local
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR     ?= $(LIBDIR)/cmake/wsconn
+MANDIR       ?= $(PREFIX)/share/man
+DOCDIR       ?= $(PREFIX)/share/doc/wsconn
+INSTALL      ?= install
+STRIP        ?= strip
+
+# The one version (Cargo.toml's [workspace.package]); the soname is its major.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+SO_FILE  = libwsconn.so.$(VERSION)
+SONAME   = libwsconn.so.$(MAJOR)
+# wsconn.pc, the CMake package and the man page, made for the paths above
+# (a directory of its own for installs that run side by side, as the tests do).
+GENERATED ?= target/install-files
+EXAMPLES  = $(wildcard c-examples/*.c) c-examples/index.html
 
 build:
 	$(CARGO) build --release
@@ -35,6 +76,42 @@ test: venv
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run-ci.sh
 	bash fuzz/run-miri.sh
 
+# The release build, generated files made for these paths, then the copies
+# (see the top of this file).
+install:
+	$(CARGO) build --release
+	VERSION=$(VERSION) PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR) \
+		CMAKEDIR=$(CMAKEDIR) CARGO=$(CARGO) PYTHON3=$(PYTHON3) \
+		sh packaging/generate.sh $(GENERATED)
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 644 include/wsconn.h $(DESTDIR)$(INCLUDEDIR)/wsconn.h
+	$(INSTALL) -m 755 target/release/libwsconn.so $(DESTDIR)$(LIBDIR)/$(SO_FILE)
+	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/$(SO_FILE)
+	ln -sfn $(SO_FILE) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libwsconn.so
+	$(INSTALL) -m 644 target/release/libwsconn.a $(DESTDIR)$(LIBDIR)/libwsconn.a
+	$(STRIP) -g $(DESTDIR)$(LIBDIR)/libwsconn.a
+	$(INSTALL) -m 644 $(GENERATED)/wsconn.pc $(DESTDIR)$(PKGCONFIGDIR)/wsconn.pc
+	$(INSTALL) -m 644 $(GENERATED)/wsconnConfig.cmake $(GENERATED)/wsconnConfigVersion.cmake \
+		$(DESTDIR)$(CMAKEDIR)
+	$(INSTALL) -m 644 $(GENERATED)/wsconn.3 $(DESTDIR)$(MANDIR)/man3/wsconn.3
+	$(INSTALL) -m 644 README.md CHANGELOG.md $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+
+# Removes exactly the files `make install` writes, then the directories that
+# are wsconn's own (shared ones such as $(LIBDIR) stay, even when empty).
+OWN_DIRS = $(wildcard $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR))
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/wsconn.h \
+		$(addprefix $(DESTDIR)$(LIBDIR)/,$(SO_FILE) $(SONAME) libwsconn.so libwsconn.a) \
+		$(DESTDIR)$(PKGCONFIGDIR)/wsconn.pc \
+		$(addprefix $(DESTDIR)$(CMAKEDIR)/,wsconnConfig.cmake wsconnConfigVersion.cmake) \
+		$(DESTDIR)$(MANDIR)/man3/wsconn.3 \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,README.md CHANGELOG.md) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
+	$(if $(OWN_DIRS),rmdir --ignore-fail-on-non-empty $(OWN_DIRS))
+
 venv:
 	@if ! $(VENV)/bin/python -c 'import websockets' 2>/dev/null; then \
 		echo "creating $(VENV) with websockets"; \
@@ -53,4 +130,4 @@ clean:
 	$(MAKE) -C c-examples clean
 	$(CARGO) clean
 
-.PHONY: build run test venv bench clean
+.PHONY: build run test install uninstall venv bench clean

@@ -1,7 +1,8 @@
-//! How include/wsconn.h is made: cbindgen over the whole crate, plus the
-//! `wsconn_result` enum written from its one list (`src/ffi/result_codes.rs`,
-//! where a macro makes the Rust enum that cbindgen cannot see). Used by
-//! build.rs and by the test that checks the committed header.
+//! How include/wsconn.h is made: cbindgen over the whole crate, plus what
+//! cbindgen cannot see: the version macros (from Cargo.toml's version), the
+//! `WSCONN_HAS_*` feature macros, and the `wsconn_result` enum written from its
+//! one list (`src/ffi/result_codes.rs`, where a macro makes the Rust enum).
+//! Used by build.rs and by the test that checks the committed header.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -40,6 +41,60 @@ fn doc_comment(out: &mut String, lines: &[&str], indent: &str) {
     let _ = writeln!(out, "{indent} */");
 }
 
+/// Cargo features that add optional parts to the C API. Each gets a
+/// `WSCONN_HAS_<NAME>` macro, 1 in a build with the feature, else 0, so that
+/// programs can `#if`. The committed header is that of a build without any.
+pub const C_FEATURES: &[&str] = &[];
+
+/// The version macros: this header's version, which `wsconn_version()`
+/// returns too when the header and the library match.
+fn version_macros() -> String {
+    let mut out = String::from("\n");
+    doc_comment(
+        &mut out,
+        &[" The version of the API this header declares (Cargo.toml's version)."],
+        "",
+    );
+    for (name, value) in [
+        ("MAJOR", env!("CARGO_PKG_VERSION_MAJOR")),
+        ("MINOR", env!("CARGO_PKG_VERSION_MINOR")),
+        ("PATCH", env!("CARGO_PKG_VERSION_PATCH")),
+    ] {
+        let _ = writeln!(out, "#define WSCONN_VERSION_{name} {value}");
+    }
+    let _ = writeln!(out, "#define WSCONN_VERSION_STRING \"{}\"", env!("CARGO_PKG_VERSION"));
+    out
+}
+
+/// A feature's name as cargo spells it in `CARGO_FEATURE_<NAME>` and the
+/// header in `WSCONN_HAS_<NAME>`.
+pub fn feature_name(feature: &str) -> String {
+    feature.to_uppercase().replace('-', "_")
+}
+
+/// `WSCONN_HAS_<NAME>` for each of `features`, 1 where `enabled` says so.
+pub fn feature_macros(features: &[&str], enabled: &dyn Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    if features.is_empty() {
+        return out;
+    }
+    out.push('\n');
+    doc_comment(
+        &mut out,
+        &[" Optional parts: 1 when the library was built with them, else 0."],
+        "",
+    );
+    for feature in features {
+        let _ = writeln!(
+            out,
+            "#define WSCONN_HAS_{} {}",
+            feature_name(feature),
+            u8::from(enabled(feature))
+        );
+    }
+    out
+}
+
 /// The `wsconn_result` enum in C, in the form cbindgen gives the other enums.
 fn result_enum() -> String {
     let mut out = String::from("\n");
@@ -59,10 +114,11 @@ fn result_enum() -> String {
     out
 }
 
-/// The header's text, generated from the sources under `crate_dir`.
-pub fn generate(crate_dir: &Path) -> Vec<u8> {
+/// The header's text, generated from the sources under `crate_dir`, for a
+/// build with the `C_FEATURES` that `enabled` names.
+pub fn generate(crate_dir: &Path, enabled: &dyn Fn(&str) -> bool) -> Vec<u8> {
     let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
-    config.after_includes = Some(result_enum());
+    config.after_includes = Some(version_macros() + &feature_macros(C_FEATURES, enabled) + &result_enum());
     let bindings = cbindgen::Builder::new()
         .with_crate(crate_dir)
         .with_config(config)

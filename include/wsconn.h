@@ -20,6 +20,14 @@
 #include <stdint.h>
 
 /**
+ * The version of the API this header declares (Cargo.toml's version).
+ */
+#define WSCONN_VERSION_MAJOR 0
+#define WSCONN_VERSION_MINOR 1
+#define WSCONN_VERSION_PATCH 0
+#define WSCONN_VERSION_STRING "0.1.0"
+
+/**
  * Return codes of wsconn functions: `WSCONN_OK` (0) or a negative error.
  * A call that fails changed nothing (a refused send queued nothing).
  */
@@ -938,8 +946,10 @@ int32_t wsconn_reactor_memory(const struct wsconn_reactor_t *reactor,
 const char *wsconn_strerror(int32_t code);
 
 /**
- * The library version as a static NUL-terminated string, e.g. "0.1.0".
- * Never NULL; must not be freed. Thread-safe.
+ * The library's version as a static NUL-terminated string, e.g. "0.1.0":
+ * the `WSCONN_VERSION_STRING` of the header it was built with, so a program
+ * can compare the two to find a library other than the one it was compiled
+ * against. Never NULL; must not be freed. Thread-safe.
  */
 const char *wsconn_version(void);
 

@@ -112,8 +112,10 @@ pub extern "C" fn wsconn_strerror(code: i32) -> *const c_char {
     })
 }
 
-/// The library version as a static NUL-terminated string, e.g. "0.1.0".
-/// Never NULL; must not be freed. Thread-safe.
+/// The library's version as a static NUL-terminated string, e.g. "0.1.0":
+/// the `WSCONN_VERSION_STRING` of the header it was built with, so a program
+/// can compare the two to find a library other than the one it was compiled
+/// against. Never NULL; must not be freed. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wsconn_version() -> *const c_char {
     ffi_boundary!(c"unknown".as_ptr(), {

@@ -10,6 +10,7 @@
 //! (installed into `target/venv` on first use) fails the test that needs it.
 
 mod frame;
+mod header;
 mod http;
 mod make;
 mod net;
@@ -23,6 +24,7 @@ mod sources;
 mod ws_client;
 
 pub use frame::*;
+pub use header::*;
 pub use http::*;
 pub use make::*;
 pub use net::*;
