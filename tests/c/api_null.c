@@ -763,6 +763,10 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_config_set_ping_interval(NULL, 1000), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_config_set_pong_timeout(NULL, 1000), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_config_set_close_timeout(NULL, 1000), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_message_timeout(NULL, 1000), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_message_timeout(cfg, 0), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_set_memory_budget(NULL, 1 << 20), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_memory(NULL, NULL, NULL), WSCONN_ERR_NULL);
     /* 0 is "off" for idle and ping, refused for the others. */
     CHECK_EQ(wsconn_config_set_handshake_timeout(cfg, 0), WSCONN_ERR_INVALID_ARGUMENT);
     CHECK_EQ(wsconn_config_set_pong_timeout(cfg, 0), WSCONN_ERR_INVALID_ARGUMENT);
