@@ -103,6 +103,52 @@ enum wsconn_result
    * start without an fd, release a reactor from inside its dispatch).
    */
   WSCONN_ERR_STATE = -16,
+  /**
+   * TLS was asked for (`wss://`, a TLS acceptor or option) but this build of
+   * the library has no TLS (cargo feature `tls` off).
+   */
+  WSCONN_ERR_TLS_NOT_BUILT = -17,
+  /**
+   * A TLS certificate or key file is missing, unreadable or not valid PEM, or
+   * the key does not match the certificate (nothing was changed).
+   */
+  WSCONN_ERR_TLS_CREDENTIALS = -18,
+  /**
+   * The system's trust store (on Debian /etc/ssl/certs/ca-certificates.crt)
+   * could not be read: install ca-certificates, or set a CA file.
+   */
+  WSCONN_ERR_TLS_TRUST_STORE = -19,
+  /**
+   * The peer's certificate is not signed by a trusted authority.
+   */
+  WSCONN_ERR_TLS_UNKNOWN_CA = -20,
+  /**
+   * The server's certificate is not valid for the host name of the URL.
+   */
+  WSCONN_ERR_TLS_NAME_MISMATCH = -21,
+  /**
+   * The peer's certificate has expired or is not valid yet.
+   */
+  WSCONN_ERR_TLS_EXPIRED = -22,
+  /**
+   * The peer's certificate was refused for another reason (revoked, bad
+   * signature, wrong usage…).
+   */
+  WSCONN_ERR_TLS_BAD_CERTIFICATE = -23,
+  /**
+   * The peer sent a TLS alert and ended the handshake (e.g. it does not trust
+   * our certificate, or wants a client certificate).
+   */
+  WSCONN_ERR_TLS_ALERT = -24,
+  /**
+   * The peer does not speak TLS (a plain server on a `wss://` port, or plain
+   * HTTP or garbage on a TLS port).
+   */
+  WSCONN_ERR_TLS_NOT_TLS = -25,
+  /**
+   * Any other TLS failure (no common version or cipher, a corrupt record…).
+   */
+  WSCONN_ERR_TLS_PROTOCOL = -26,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;

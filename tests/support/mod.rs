@@ -7,6 +7,7 @@
 //! use a Python that already has `websockets`.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod process;
 pub use process::*;
 

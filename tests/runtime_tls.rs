@@ -1,0 +1,277 @@
+//! TLS on the runtime, from Rust: `wss://` clients of a TLS acceptor on one
+//! reactor; each client failure reaching `on_close` as its own error; a
+//! certificate reload; plain HTTP and garbage on the TLS port.
+
+mod support;
+
+use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::certs::{Leaf, TestCa};
+use wsconn::runtime::acceptor::Acceptor;
+use wsconn::runtime::config::ConnConfig;
+use wsconn::runtime::connection::Connection;
+use wsconn::runtime::error::Error;
+use wsconn::runtime::handler::{ConnHandler, Ending};
+use wsconn::runtime::reactor::Reactor;
+use wsconn::runtime::tls::{ClientTls, ServerTls, TlsError};
+use wsconn::{Message, MessageKind};
+
+struct Echo;
+
+impl ConnHandler for Echo {
+    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
+        conn.send_message(message).expect("echo accepted");
+    }
+}
+
+/// A listening echo server serving `leaf` over TLS (or plain); returns its port.
+fn server(reactor: &Reactor, leaf: Option<&Leaf>) -> (NonNull<Acceptor>, u16) {
+    let acceptor = Acceptor::create(reactor);
+    // SAFETY: just created; released by the caller after the last dispatch.
+    let a = unsafe { acceptor.as_ref() };
+    if let Some(leaf) = leaf {
+        a.set_tls(Some(
+            ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap(),
+        ));
+    }
+    a.set_on_accept(Some(Box::new(|reactor, fd| {
+        Connection::serve(reactor, fd, Echo).is_ok()
+    })));
+    a.start("127.0.0.1", 0).expect("listening");
+    (acceptor, a.port().expect("a port"))
+}
+
+#[derive(Default)]
+struct Log {
+    opened: Cell<bool>,
+    echoes: Cell<usize>,
+    /// Keep echoing until told to close.
+    close_after: Cell<usize>,
+    ended: RefCell<Option<(u16, Option<Error>)>>,
+}
+
+struct Client(Rc<Log>);
+
+fn payload(i: usize) -> Vec<u8> {
+    (0..i * 997 % 100_000).map(|j| b'a' + ((i + j) % 26) as u8).collect()
+}
+
+impl ConnHandler for Client {
+    fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
+        self.0.opened.set(true);
+        conn.send(MessageKind::Binary, &payload(0)).unwrap();
+    }
+
+    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
+        let i = self.0.echoes.get();
+        assert_eq!(message.as_bytes(), payload(i), "echo {i}");
+        self.0.echoes.set(i + 1);
+        if i + 1 < self.0.close_after.get() {
+            conn.send(MessageKind::Binary, &payload(i + 1)).unwrap();
+        } else {
+            conn.close(1000, "done").unwrap();
+        }
+    }
+
+    fn on_close(&self, _conn: &Connection<Self>, ending: &Ending<'_>) {
+        *self.0.ended.borrow_mut() = Some((ending.code, ending.error));
+    }
+}
+
+/// A client of `url` trusting `ca` (None: the system's store), that closes
+/// after `echoes` echoes.
+fn client(reactor: &Reactor, url: &str, ca: Option<&str>, echoes: usize) -> (NonNull<Connection<Client>>, Rc<Log>) {
+    let log = Rc::new(Log::default());
+    log.close_after.set(echoes);
+    let conn = Connection::create(reactor, Client(Rc::clone(&log)));
+    // SAFETY: just created; released by the caller.
+    let c = unsafe { conn.as_ref() };
+    if let Some(ca) = ca {
+        let mut tls = ClientTls::default();
+        tls.set_ca_pem(ca.as_bytes()).unwrap();
+        let config = ConnConfig {
+            tls,
+            ..ConnConfig::default()
+        };
+        c.set_config(Arc::new(config)).unwrap();
+    }
+    c.connect(url).expect("connect accepted");
+    (conn, log)
+}
+
+fn run_until(reactor: &Reactor, seconds: u64, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        reactor.dispatch(50).expect("dispatch");
+    }
+}
+
+fn ended(log: &Log) -> Option<(u16, Option<Error>)> {
+    *log.ended.borrow()
+}
+
+/// Runs a client to its end; returns how it ended.
+fn outcome(reactor: &Reactor, url: &str, ca: Option<&str>) -> (bool, Option<(u16, Option<Error>)>) {
+    let (conn, log) = client(reactor, url, ca, 3);
+    run_until(reactor, 20, || log.ended.borrow().is_some());
+    // SAFETY: created by `client`, not used afterwards.
+    unsafe { Connection::release(conn.as_ptr()) };
+    (log.opened.get(), ended(&log))
+}
+
+#[test]
+fn wss_echo_with_a_trusted_ca_by_ip_and_by_name() {
+    let reactor = Reactor::new().unwrap();
+    let ca = TestCa::new("wsconn test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
+    let (acceptor, port) = server(&reactor, Some(&leaf));
+    let clients: Vec<_> = ["127.0.0.1", "localhost"]
+        .iter()
+        .flat_map(|host| (0..3).map(move |_| format!("wss://{host}:{port}/echo")))
+        .map(|url| client(&reactor, &url, Some(&ca.cert_pem), 30))
+        .collect();
+    run_until(&reactor, 60, || {
+        clients.iter().all(|(_, log)| log.ended.borrow().is_some())
+    });
+    for (conn, log) in clients {
+        assert_eq!(log.echoes.get(), 30);
+        assert_eq!(ended(&log), Some((1000, None)));
+        // SAFETY: created by `client`, not used afterwards.
+        unsafe { Connection::release(conn.as_ptr()) };
+    }
+    // SAFETY: created by `server`, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}
+
+#[test]
+fn each_client_failure_reaches_on_close_as_its_own_error() {
+    let reactor = Reactor::new().unwrap();
+    let ca = TestCa::new("wsconn test CA");
+    let other_ca = TestCa::new("another CA");
+    let good = ca.leaf(&["127.0.0.1"]);
+    let wrong_name = ca.leaf(&["other.example"]);
+    let expired = ca.expired_leaf(&["127.0.0.1"]);
+    let (good_acceptor, good_port) = server(&reactor, Some(&good));
+    let (name_acceptor, name_port) = server(&reactor, Some(&wrong_name));
+    let (expired_acceptor, expired_port) = server(&reactor, Some(&expired));
+    let (plain_acceptor, plain_port) = server(&reactor, None);
+    let tls_failure = |kind| (false, Some((1006, Some(Error::Tls(kind)))));
+    let url = |port: u16| format!("wss://127.0.0.1:{port}/");
+    assert_eq!(
+        outcome(&reactor, &url(good_port), Some(&other_ca.cert_pem)),
+        tls_failure(TlsError::UnknownCa)
+    );
+    // The system's store does not know the test CA either.
+    assert_eq!(
+        outcome(&reactor, &url(good_port), None),
+        tls_failure(TlsError::UnknownCa)
+    );
+    assert_eq!(
+        outcome(&reactor, &url(name_port), Some(&ca.cert_pem)),
+        tls_failure(TlsError::NameMismatch)
+    );
+    assert_eq!(
+        outcome(&reactor, &url(expired_port), Some(&ca.cert_pem)),
+        tls_failure(TlsError::Expired)
+    );
+    assert_eq!(
+        outcome(&reactor, &url(plain_port), Some(&ca.cert_pem)),
+        tls_failure(TlsError::NotTls)
+    );
+    // The server saw our alert (unknown CA) and goes on serving.
+    let (opened, end) = outcome(&reactor, &url(good_port), Some(&ca.cert_pem));
+    assert!(opened);
+    assert_eq!(end, Some((1000, None)));
+    // SAFETY: created by `server`, not used afterwards.
+    unsafe {
+        for a in [good_acceptor, name_acceptor, expired_acceptor, plain_acceptor] {
+            Acceptor::release(a.as_ptr());
+        }
+    }
+}
+
+#[test]
+fn a_reload_serves_the_new_certificate_while_old_connections_go_on() {
+    let reactor = Reactor::new().unwrap();
+    let old_ca = TestCa::new("old CA");
+    let new_ca = TestCa::new("new CA");
+    let (acceptor, port) = server(&reactor, Some(&old_ca.leaf(&["127.0.0.1"])));
+    // SAFETY: released at the end of the test.
+    let a = unsafe { acceptor.as_ref() };
+    let url = format!("wss://127.0.0.1:{port}/");
+    let (old, old_log) = client(&reactor, &url, Some(&old_ca.cert_pem), usize::MAX);
+    run_until(&reactor, 20, || old_log.echoes.get() > 5);
+    // A bad certificate is refused and changes nothing.
+    assert_eq!(
+        ServerTls::from_pem(b"not PEM", b"nor this").unwrap_err(),
+        TlsError::Credentials
+    );
+    let new_leaf = new_ca.leaf(&["127.0.0.1"]);
+    a.set_tls(Some(
+        ServerTls::from_pem(new_leaf.cert_pem.as_bytes(), new_leaf.key_pem.as_bytes()).unwrap(),
+    ));
+    let (opened, end) = outcome(&reactor, &url, Some(&new_ca.cert_pem));
+    assert!(opened);
+    assert_eq!(end, Some((1000, None)));
+    assert_eq!(
+        outcome(&reactor, &url, Some(&old_ca.cert_pem)),
+        (false, Some((1006, Some(Error::Tls(TlsError::UnknownCa)))))
+    );
+    // The connection made before the reload kept echoing all along.
+    let before = old_log.echoes.get();
+    run_until(&reactor, 20, || old_log.echoes.get() > before + 5);
+    assert!(ended(&old_log).is_none());
+    // SAFETY: created by `client`/`server`, not used afterwards.
+    unsafe {
+        Connection::release(old.as_ptr());
+        Acceptor::release(acceptor.as_ptr());
+    }
+}
+
+#[test]
+fn plain_http_and_garbage_on_the_tls_port_are_closed_while_others_go_on() {
+    let reactor = Reactor::new().unwrap();
+    let ca = TestCa::new("wsconn test CA");
+    let (acceptor, port) = server(&reactor, Some(&ca.leaf(&["127.0.0.1"])));
+    let url = format!("wss://127.0.0.1:{port}/");
+    let (busy, busy_log) = client(&reactor, &url, Some(&ca.cert_pem), usize::MAX);
+    run_until(&reactor, 20, || busy_log.echoes.get() > 2);
+    let flights: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        &[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8],
+        &[0u8; 4096],
+    ];
+    for flight in flights {
+        let peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        (&peer).write_all(flight).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let before = busy_log.echoes.get();
+        // The server closes it (after an alert, at most) and echoes meanwhile.
+        let closed = Cell::new(false);
+        run_until(&reactor, 20, || {
+            let mut buf = [0u8; 256];
+            loop {
+                match (&peer).read(&mut buf) {
+                    Ok(0) => closed.set(true),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed.set(true),
+                    Err(_) => {}
+                }
+                break;
+            }
+            closed.get() && busy_log.echoes.get() > before
+        });
+    }
+    assert!(ended(&busy_log).is_none());
+    // SAFETY: created by `client`/`server`, not used afterwards.
+    unsafe {
+        Connection::release(busy.as_ptr());
+        Acceptor::release(acceptor.as_ptr());
+    }
+}
