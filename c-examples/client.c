@@ -22,7 +22,9 @@
  * the whole exchange takes longer than the deadline (-T, default 30 s);
  * 2 on a usage error.
  *
- * Usage: client [-T SECONDS] [--ca FILE] ws[s]://HOST[:PORT]/PATH [MESSAGE...]
+ * Usage: client [-T SECONDS] [--ca FILE] [--cert FILE --key FILE]
+ *               ws[s]://HOST[:PORT]/PATH [MESSAGE...]
+ *   --cert/--key  client certificate chain and key (PEM), for servers that ask
  */
 
 #ifndef _GNU_SOURCE
@@ -170,16 +172,19 @@ static void usage(const char *prog)
             "usage: %s [-T SECONDS] [--ca FILE] ws[s]://HOST[:PORT]/PATH [MESSAGE...]\n"
             "  sends each MESSAGE (or each stdin line) as text, prints the replies\n"
             "  -T SECONDS  overall deadline (default %d)\n"
-            "  --ca FILE   wss://: trust the CA certificates of FILE (PEM) instead of the system's\n",
+            "  --ca FILE   wss://: trust the CA certificates of FILE (PEM) instead of the system's\n"
+            "  --cert FILE --key FILE  wss://: client certificate and key (PEM), for mutual TLS\n",
             prog, DEFAULT_DEADLINE_S);
 }
 
 int main(int argc, char **argv)
 {
     int deadline_s = DEFAULT_DEADLINE_S, opt;
-    const char *ca_file = NULL;
+    const char *ca_file = NULL, *cert_file = NULL, *key_file = NULL;
     static const struct option long_options[] = {
         {"ca", required_argument, NULL, 'C'},
+        {"cert", required_argument, NULL, 'E'},
+        {"key", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     while ((opt = getopt_long(argc, argv, "T:h", long_options, NULL)) != -1) {
@@ -187,6 +192,12 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'C':
             ca_file = optarg;
+            break;
+        case 'E':
+            cert_file = optarg;
+            break;
+        case 'K':
+            key_file = optarg;
             break;
         case 'T':
             errno = 0;
@@ -201,7 +212,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind >= argc) {
+    if (optind >= argc || (cert_file == NULL) != (key_file == NULL)) {
         usage(argv[0]);
         return 2;
     }
@@ -240,6 +251,14 @@ int main(int argc, char **argv)
         int tls = wsconn_config_set_tls_ca_file(cfg, ca_file);
         if (tls != WSCONN_OK) {
             fprintf(stderr, "client: CA file %s: error %d: %s\n", ca_file, tls, wsconn_strerror(tls));
+            goto out;
+        }
+    }
+    if (cert_file != NULL) {
+        int tls = wsconn_config_set_tls_client_cert(cfg, cert_file, key_file);
+        if (tls != WSCONN_OK) {
+            fprintf(stderr, "client: certificate %s, key %s: error %d: %s\n", cert_file, key_file, tls,
+                    wsconn_strerror(tls));
             goto out;
         }
     }

@@ -235,6 +235,40 @@ fn a_reload_serves_the_new_certificate_while_old_connections_go_on() {
 }
 
 #[test]
+fn the_handshake_timeout_covers_the_tls_handshake() {
+    let reactor = Reactor::new().unwrap();
+    let mut config = ConnConfig::default();
+    config.timeouts.set_handshake_ms(300).unwrap();
+    reactor.set_config(Arc::new(config));
+    let ca = TestCa::new("wsconn test CA");
+    let (acceptor, port) = server(&reactor, Some(&ca.leaf(&["127.0.0.1"])));
+    // Silent, and half a ClientHello: both are dropped at the timeout.
+    for flight in [&b""[..], &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01][..]] {
+        let peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        (&peer).write_all(flight).unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let started = Instant::now();
+        run_until(&reactor, 10, || closed(&peer));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+    }
+    // SAFETY: created by `server`, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}
+
+/// The server closed the connection (and sent nothing before).
+fn closed(peer: &std::net::TcpStream) -> bool {
+    match peer.peek(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => panic!("the server sent something"),
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+#[test]
 fn plain_http_and_garbage_on_the_tls_port_are_closed_while_others_go_on() {
     let reactor = Reactor::new().unwrap();
     let ca = TestCa::new("wsconn test CA");

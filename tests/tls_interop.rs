@@ -41,10 +41,14 @@ fn tls_echo_server(f: &Files, tag: &str) -> (Server, u16) {
     (server, port)
 }
 
-/// `c-examples/client [--ca CA] URL hello` to its end.
+/// `c-examples/client [--ca CA] URL hello world` to its end.
 fn client(url: &str, ca: Option<&str>) -> Finished {
+    client_with(url, ca, &[])
+}
+
+fn client_with(url: &str, ca: Option<&str>, args: &[&str]) -> Finished {
     let mut cmd = example_command(&example("client"));
-    cmd.args(["-T", "20"]);
+    cmd.args(["-T", "20"]).args(args);
     if let Some(ca) = ca {
         cmd.args(["--ca", ca]);
     }
@@ -159,6 +163,38 @@ fn the_c_client_speaks_wss_to_python_and_reports_each_failure() {
     );
     plain.assert_running("after the wss:// client");
     plain.terminate();
+}
+
+#[test]
+fn the_c_client_shows_its_certificate_to_a_server_that_asks() {
+    build_examples();
+    let dir = certs::dir("c-client-mtls");
+    let ca = TestCa::new("wsconn test CA");
+    let f = files(&dir, &ca, "");
+    let me = ca.leaf(&["client.example"]);
+    let my_cert = certs::write(&dir, "client-cert.pem", &me.cert_pem);
+    let my_key = certs::write(&dir, "client-key.pem", &me.key_pem);
+    let script = root_script("wss_echo_server.py");
+    let args = [script.as_str(), &f.cert, &f.key, &f.ca];
+    let mut server = Server::start(&python(), &args, &[], "python-wss-server-mtls");
+    let port = server.wait_for_port();
+    server.wait_until_accepting(port);
+    let url = format!("wss://localhost:{port}/echo");
+    assert_echoed(
+        &client_with(&url, Some(&f.ca), &["--cert", &my_cert, "--key", &my_key]),
+        &server,
+    );
+    // Without one, the server refuses it. Under TLS 1.3 the client has finished
+    // its handshake by then; Python's asyncio closes the socket without always
+    // sending its alert first, so the end is an alert (-24) or an EOF (-13).
+    let refused = client(&url, Some(&f.ca));
+    assert!(
+        !refused.status.success()
+            && !refused.stdout.contains("hello")
+            && (refused.stderr.contains("error -24:") || refused.stderr.contains("error -13:")),
+        "{}",
+        refused.report()
+    );
 }
 
 fn root_script(name: &str) -> String {

@@ -2,7 +2,9 @@
 """A wss:// echo server (Python `websockets` over the ssl module), for the
 wss:// client tests.
 
-Usage: wss_echo_server.py CERT.pem KEY.pem
+Usage: wss_echo_server.py CERT.pem KEY.pem [CLIENT_CA.pem]
+
+With CLIENT_CA.pem, clients must show a certificate it signed (mutual TLS).
 
 Listens on 127.0.0.1, on a free port, printed as
 "wss_echo_server listening on 127.0.0.1:PORT";
@@ -24,9 +26,12 @@ async def echo(ws, *_path):
         await ws.send(message)
 
 
-async def main(cert, key):
+async def main(cert, key, client_ca=None):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
+    if client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(client_ca)
     async with serve(echo, "127.0.0.1", 0, ssl=context) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(f"wss_echo_server listening on 127.0.0.1:{port}", flush=True)
@@ -34,4 +39,4 @@ async def main(cert, key):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:4]))

@@ -536,3 +536,19 @@ impl<H: ConnHandler> Source for Connection<H> {
         Connection::detach(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+    impl ConnHandler for Nothing {}
+
+    /// TLS (and whatever else is rare) lives in `Extra`: a plain connection must
+    /// not grow with it. The number is today's, on 64-bit targets.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_connection_stays_small() {
+        assert_eq!(std::mem::size_of::<Connection<Nothing>>(), 168);
+    }
+}
