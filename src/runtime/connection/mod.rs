@@ -544,6 +544,23 @@ mod tests {
     struct Nothing;
     impl ConnHandler for Nothing {}
 
+    /// Without the `tls` feature, `wss://` is refused at once with a clear error.
+    #[test]
+    #[cfg(not(feature = "tls"))]
+    fn wss_without_tls_built_in_is_refused() {
+        let reactor = Reactor::new().unwrap();
+        let conn = Connection::create(&reactor, Nothing);
+        // SAFETY: just created; released below and not used afterwards.
+        let c = unsafe { conn.as_ref() };
+        assert_eq!(
+            c.connect("wss://127.0.0.1:9/"),
+            Err(Error::Tls(tls::TlsError::NotBuilt))
+        );
+        assert_eq!(c.lifecycle(), Lifecycle::Idle);
+        // SAFETY: from `create`, not used afterwards.
+        unsafe { Connection::release(conn.as_ptr()) };
+    }
+
     /// TLS (and whatever else is rare) lives in `Extra`: a plain connection must
     /// not grow with it. The number is today's, on 64-bit targets.
     #[test]
