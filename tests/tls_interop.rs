@@ -114,18 +114,7 @@ fn the_c_client_speaks_wss_to_python_and_reports_each_failure() {
     let dir = certs::dir("c-client-wss");
     let ca = TestCa::new("wsconn test CA");
     let f = files(&dir, &ca, "");
-    let mut python_server = Server::start(
-        &python(),
-        &[
-            root_script("wss_echo_server.py").as_str(),
-            f.cert.as_str(),
-            f.key.as_str(),
-        ],
-        &[],
-        "python-wss-server",
-    );
-    let port = python_server.wait_for_port();
-    python_server.wait_until_accepting(port);
+    let (python_server, port) = python_wss_server(&[&f.cert, &f.key], "python-wss-server");
     assert_echoed(
         &client(&format!("wss://localhost:{port}/echo"), Some(&f.ca)),
         &python_server,
@@ -142,14 +131,7 @@ fn the_c_client_speaks_wss_to_python_and_reports_each_failure() {
     let wrong = ca.leaf(&["other.example"]);
     let wrong_cert = certs::write(&dir, "wrong-cert.pem", &wrong.cert_pem);
     let wrong_key = certs::write(&dir, "wrong-key.pem", &wrong.key_pem);
-    let mut wrong_server = Server::start(
-        &python(),
-        &[root_script("wss_echo_server.py").as_str(), &wrong_cert, &wrong_key],
-        &[],
-        "python-wss-server-wrong-name",
-    );
-    let wrong_port = wrong_server.wait_for_port();
-    wrong_server.wait_until_accepting(wrong_port);
+    let (_wrong_server, wrong_port) = python_wss_server(&[&wrong_cert, &wrong_key], "python-wss-server-wrong-name");
     assert_failed_with(&client(&format!("wss://localhost:{wrong_port}/echo"), Some(&f.ca)), -21);
     // A plain server on the port: not TLS.
     let mut plain = Server::start(&example("echo_server"), &["0"], &[], "plain-echo-server-for-wss");
@@ -174,11 +156,7 @@ fn the_c_client_shows_its_certificate_to_a_server_that_asks() {
     let me = ca.leaf(&["client.example"]);
     let my_cert = certs::write(&dir, "client-cert.pem", &me.cert_pem);
     let my_key = certs::write(&dir, "client-key.pem", &me.key_pem);
-    let script = root_script("wss_echo_server.py");
-    let args = [script.as_str(), &f.cert, &f.key, &f.ca];
-    let mut server = Server::start(&python(), &args, &[], "python-wss-server-mtls");
-    let port = server.wait_for_port();
-    server.wait_until_accepting(port);
+    let (server, port) = python_wss_server(&[&f.cert, &f.key, &f.ca], "python-wss-server-mtls");
     let url = format!("wss://localhost:{port}/echo");
     assert_echoed(
         &client_with(&url, Some(&f.ca), &["--cert", &my_cert, "--key", &my_key]),
@@ -197,13 +175,15 @@ fn the_c_client_shows_its_certificate_to_a_server_that_asks() {
     );
 }
 
-fn root_script(name: &str) -> String {
-    support::root()
-        .join("tests")
-        .join("interop")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+/// `tests/interop/wss_echo_server.py ARGS…`, listening; returns it and its port.
+fn python_wss_server(args: &[&str], tag: &str) -> (Server, u16) {
+    let script = support::root().join("tests").join("interop").join("wss_echo_server.py");
+    let script = script.to_string_lossy();
+    let args: Vec<&str> = std::iter::once(script.as_ref()).chain(args.iter().copied()).collect();
+    let mut server = Server::start(&python(), &args, &[], tag);
+    let port = server.wait_for_port();
+    server.wait_until_accepting(port);
+    (server, port)
 }
 
 #[test]
