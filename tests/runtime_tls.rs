@@ -309,3 +309,103 @@ fn plain_http_and_garbage_on_the_tls_port_are_closed_while_others_go_on() {
         Acceptor::release(acceptor.as_ptr());
     }
 }
+
+/// Floods its client with numbered 64 KiB messages up to `total`, pausing at
+/// `Full` and going on at the drain; records the most output it held.
+struct Flood {
+    sent: Cell<usize>,
+    total: usize,
+    most_buffered: Rc<Cell<usize>>,
+}
+
+impl Flood {
+    fn send_more(&self, conn: &Connection<Self>) {
+        while self.sent.get() < self.total {
+            let mut message = vec![(self.sent.get() % 251) as u8; 64 * 1024];
+            message[..8].copy_from_slice(&(self.sent.get() as u64).to_be_bytes());
+            match conn.send(MessageKind::Binary, &message) {
+                Ok(()) => self.sent.set(self.sent.get() + 1),
+                Err(Error::Session(wsconn::proto::error::Error::Full)) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+            let buffered = conn.buffered_amount();
+            self.most_buffered.set(self.most_buffered.get().max(buffered));
+        }
+    }
+}
+
+impl ConnHandler for Flood {
+    fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
+        self.send_more(conn);
+    }
+
+    fn on_drain(&self, conn: &Connection<Self>) {
+        self.send_more(conn);
+    }
+}
+
+/// Counts the numbered messages, in order.
+struct Sink(Rc<Cell<usize>>);
+
+impl ConnHandler for Sink {
+    fn on_message(&self, _conn: &Connection<Self>, message: Message<'_>) {
+        let n = u64::from_be_bytes(message.as_bytes()[..8].try_into().unwrap()) as usize;
+        assert_eq!(n, self.0.get(), "messages in order");
+        assert_eq!(message.as_bytes().len(), 64 * 1024);
+        self.0.set(n + 1);
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_holds_the_tls_server_to_its_max_output() {
+    const TOTAL: usize = 200; // 12.5 MiB, over ten times the max output
+    let reactor = Reactor::new().unwrap();
+    let mut config = ConnConfig::default();
+    Arc::make_mut(&mut config.protocol).set_max_output(1 << 20).unwrap();
+    let ca = TestCa::new("wsconn test CA");
+    config.tls.set_ca_pem(ca.cert_pem.as_bytes()).unwrap();
+    reactor.set_config(Arc::new(config));
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let acceptor = Acceptor::create(&reactor);
+    // SAFETY: just created; released at the end of the test.
+    let a = unsafe { acceptor.as_ref() };
+    a.set_tls(Some(
+        ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap(),
+    ));
+    let most_buffered = Rc::new(Cell::new(0));
+    let most = Rc::clone(&most_buffered);
+    a.set_on_accept(Some(Box::new(move |reactor, fd| {
+        let flood = Flood {
+            sent: Cell::new(0),
+            total: TOTAL,
+            most_buffered: Rc::clone(&most),
+        };
+        Connection::serve(reactor, fd, flood).is_ok()
+    })));
+    a.start("127.0.0.1", 0).unwrap();
+    let received = Rc::new(Cell::new(0));
+    let conn = Connection::create(&reactor, Sink(Rc::clone(&received)));
+    // SAFETY: just created; released at the end of the test.
+    let c = unsafe { conn.as_ref() };
+    c.connect(&format!("wss://127.0.0.1:{}/", a.port().unwrap())).unwrap();
+    run_until(&reactor, 20, || received.get() > 0);
+    c.pause_read().unwrap();
+    let paused = Instant::now();
+    while paused.elapsed() < Duration::from_secs(1) {
+        reactor.dispatch(20).unwrap();
+    }
+    // The server stopped at its max output (one message may pass it).
+    assert!(
+        most_buffered.get() <= (1 << 20) + 64 * 1024 + 64,
+        "{}",
+        most_buffered.get()
+    );
+    assert!(received.get() < TOTAL);
+    c.resume_read().unwrap();
+    run_until(&reactor, 60, || received.get() == TOTAL);
+    // SAFETY: created above, not used afterwards.
+    unsafe {
+        Connection::release(conn.as_ptr());
+        Acceptor::release(acceptor.as_ptr());
+    }
+}
