@@ -1230,6 +1230,25 @@ int32_t wsconn_acceptor_set_tls_pem(struct wsconn_acceptor_t *acceptor,
                                     size_t key_len);
 
 /**
+ * Adds a certificate for clients asking for `name` (SNI, case-insensitive;
+ * replacing one added before for it) to the TLS the acceptor serves: PEM
+ * chain at `cert_path`, PEM key at `key_path`. Other names, and clients that
+ * send none, keep getting the certificate of `wsconn_acceptor_set_tls`, which
+ * must come first (and which drops the names added: add them again after a
+ * reload). Applies to new connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (a string not UTF-8), `WSCONN_ERR_STATE` (no
+ * TLS set yet), `WSCONN_ERR_TLS_CREDENTIALS` (nothing changed),
+ * `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor; the strings are NULL or NUL-terminated.
+ */
+int32_t wsconn_acceptor_add_tls_name(struct wsconn_acceptor_t *acceptor,
+                                     const char *name,
+                                     const char *cert_path,
+                                     const char *key_path);
+
+/**
  * `wss://` clients made with this config trust the certificate authorities of
  * the PEM file at `path` instead of the system's store (by default, on Debian
  * /etc/ssl/certs/ca-certificates.crt, the one OpenSSL uses; the environment

@@ -235,6 +235,42 @@ fn a_reload_serves_the_new_certificate_while_old_connections_go_on() {
 }
 
 #[test]
+fn the_certificate_is_chosen_by_the_name_the_client_asks_for() {
+    let reactor = Reactor::new().unwrap();
+    reactor.set_resolver(Arc::new(|_: &str, port: u16| {
+        Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+    }));
+    let ca = TestCa::new("wsconn test CA");
+    let (acceptor, port) = server(&reactor, Some(&ca.leaf(&["default.test"])));
+    // SAFETY: released at the end of the test.
+    let a = unsafe { acceptor.as_ref() };
+    let (one, two) = (ca.leaf(&["a.test"]), ca.leaf(&["b.test"]));
+    let tls = a.tls().unwrap();
+    let tls = tls
+        .with_name_pem("a.test", one.cert_pem.as_bytes(), one.key_pem.as_bytes())
+        .unwrap();
+    let tls = tls
+        .with_name_pem("B.TEST", two.cert_pem.as_bytes(), two.key_pem.as_bytes())
+        .unwrap();
+    // A key that is not the certificate's is refused.
+    let mismatched = tls.with_name_pem("c.test", one.cert_pem.as_bytes(), two.key_pem.as_bytes());
+    assert_eq!(mismatched.unwrap_err(), TlsError::Credentials);
+    a.set_tls(Some(tls));
+    for name in ["a.test", "b.test", "default.test"] {
+        let (opened, end) = outcome(&reactor, &format!("wss://{name}:{port}/"), Some(&ca.cert_pem));
+        assert!(opened, "{name}");
+        assert_eq!(end, Some((1000, None)), "{name}");
+    }
+    // Any other name gets the default certificate, which is not for it.
+    assert_eq!(
+        outcome(&reactor, &format!("wss://c.test:{port}/"), Some(&ca.cert_pem)),
+        (false, Some((1006, Some(Error::Tls(TlsError::NameMismatch)))))
+    );
+    // SAFETY: created by `server`, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}
+
+#[test]
 fn the_handshake_timeout_covers_the_tls_handshake() {
     let reactor = Reactor::new().unwrap();
     let mut config = ConnConfig::default();

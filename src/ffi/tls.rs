@@ -106,6 +106,52 @@ pub unsafe extern "C" fn wsconn_acceptor_set_tls_pem(
     })
 }
 
+/// Adds a certificate for clients asking for `name` (SNI, case-insensitive;
+/// replacing one added before for it) to the TLS the acceptor serves: PEM
+/// chain at `cert_path`, PEM key at `key_path`. Other names, and clients that
+/// send none, keep getting the certificate of `wsconn_acceptor_set_tls`, which
+/// must come first (and which drops the names added: add them again after a
+/// reload). Applies to new connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+/// `WSCONN_ERR_INVALID_ARGUMENT` (a string not UTF-8), `WSCONN_ERR_STATE` (no
+/// TLS set yet), `WSCONN_ERR_TLS_CREDENTIALS` (nothing changed),
+/// `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).
+///
+/// # Safety
+/// `acceptor` is NULL or a live acceptor; the strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_acceptor_add_tls_name(
+    acceptor: *mut Acceptor,
+    name: *const c_char,
+    cert_path: *const c_char,
+    key_path: *const c_char,
+) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or live per the caller.
+        let Some(a) = (unsafe { acceptor.as_ref() }) else {
+            return code(Failure::Null);
+        };
+        // SAFETY: NULL or NUL-terminated per the caller.
+        let strings = unsafe { (str_arg(name), str_arg(cert_path), str_arg(key_path)) };
+        let (name, cert, key) = match strings {
+            (Ok(name), Ok(cert), Ok(key)) => (name, cert, key),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return code(e),
+        };
+        if !crate::runtime::tls::BUILT_IN {
+            return code(tls_failure(TlsError::NotBuilt));
+        }
+        let Some(tls) = a.tls() else {
+            return code(Error::State);
+        };
+        match tls.with_name_files(name, cert, key) {
+            Ok(tls) => {
+                a.set_tls(Some(tls));
+                0
+            }
+            Err(e) => code(tls_failure(e)),
+        }
+    })
+}
+
 /// Applies `change` to the client TLS settings of `config`.
 ///
 /// # Safety

@@ -68,6 +68,11 @@ impl Acceptor {
         self.tls.borrow().is_some()
     }
 
+    /// The TLS served now (to derive another from, e.g. with one more name).
+    pub fn tls(&self) -> Option<ServerTls> {
+        self.tls.borrow().clone()
+    }
+
     fn bind(&self, addr: SocketAddr) -> std::io::Result<TcpListener> {
         use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;

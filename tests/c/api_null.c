@@ -712,6 +712,7 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_acceptor_set_reuseport(NULL, 1), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_set_tls(NULL, "cert.pem", "key.pem"), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_set_tls_pem(NULL, (const uint8_t *)"x", 1, (const uint8_t *)"y", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_add_tls_name(NULL, "a.test", "c.pem", "k.pem"), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_release(NULL), WSCONN_OK);
 
     CHECK(wsconn_create(NULL) == NULL);
@@ -886,6 +887,8 @@ static void test_reactor_objects(void) {
     CHECK_EQ(wsconn_acceptor_set_tls_pem(acc, (const uint8_t *)"not PEM", 7, (const uint8_t *)"no", 2),
              WSCONN_ERR_TLS_CREDENTIALS);
     CHECK_EQ(wsconn_acceptor_set_tls_pem(acc, NULL, 1, NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_add_tls_name(acc, "a.test", "c.pem", "k.pem"), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_acceptor_add_tls_name(acc, NULL, "c.pem", "k.pem"), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_set_tls(acc, NULL, NULL), WSCONN_OK);
     /* SO_REUSEPORT: only before start; then two acceptors share one port. */
     CHECK_EQ(wsconn_acceptor_set_reuseport(acc, 1), WSCONN_ERR_STATE);

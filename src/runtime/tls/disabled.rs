@@ -20,6 +20,14 @@ impl ServerTls {
     pub fn from_files(_chain_path: &str, _key_path: &str) -> Result<ServerTls, TlsError> {
         Err(TlsError::NotBuilt)
     }
+
+    pub fn with_name_pem(&self, _name: &str, _chain: &[u8], _key: &[u8]) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn with_name_files(&self, _name: &str, _chain_path: &str, _key_path: &str) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
 }
 
 impl ClientTls {
