@@ -97,23 +97,13 @@ fn node_client_against(server: &str) {
 fn node_client_with(server: &str, tls: Option<&str>) {
     build_examples();
     node();
-    let mut args = vec![];
-    let mut ca_file = None;
-    if let Some(tag) = tls {
-        let dir = support::certs::dir(tag);
-        let ca = support::certs::TestCa::new("wsconn test CA");
-        let leaf = ca.leaf(&["localhost"]);
-        args.extend([
-            "--tls-cert".to_string(),
-            support::certs::write(&dir, "cert.pem", &leaf.cert_pem),
-        ]);
-        args.extend([
-            "--tls-key".to_string(),
-            support::certs::write(&dir, "key.pem", &leaf.key_pem),
-        ]);
-        ca_file = Some(support::certs::write(&dir, "ca.pem", &ca.cert_pem));
-    }
-    args.push("0".to_string());
+    let (args, ca_file) = match tls {
+        Some(tag) => {
+            let (args, ca) = support::certs::echo_server_tls_args(tag, &["localhost"]);
+            (args, Some(ca))
+        }
+        None => (vec!["0".to_string()], None),
+    };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let tag = format!("node-client-{server}{}", if tls.is_some() { "-tls" } else { "" });
     let mut srv = Server::start(&example(server), &args, &[], &tag);

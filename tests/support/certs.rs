@@ -78,3 +78,20 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
 }
+
+/// `echo_server` arguments serving TLS with a certificate for `names` from a
+/// new test CA (files under a directory named after `tag`), then "0" (any
+/// port); and the CA's file, for the client to trust.
+pub fn echo_server_tls_args(tag: &str, names: &[&str]) -> (Vec<String>, String) {
+    let dir = dir(tag);
+    let ca = TestCa::new("wsconn test CA");
+    let leaf = ca.leaf(names);
+    let args = vec![
+        "--tls-cert".to_string(),
+        write(&dir, "cert.pem", &leaf.cert_pem),
+        "--tls-key".to_string(),
+        write(&dir, "key.pem", &leaf.key_pem),
+        "0".to_string(),
+    ];
+    (args, write(&dir, "ca.pem", &ca.cert_pem))
+}
