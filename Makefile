@@ -4,7 +4,8 @@
 #                   include/wsconn.h) and the C examples
 #   make run        build, then run c-examples/$(EXAMPLE) on port $(PORT)
 #                   (default: echo_server 9998; open http://127.0.0.1:9998/)
-#   make test       formatting, clippy, build, and every test (`cargo test`)
+#   make test       formatting, clippy, build, and every test (`cargo test`, and
+#                   the library's unit tests without TLS)
 #   make venv       target/venv: a Python with `websockets`, for the interop tests
 #   make install    the C library, as a C library is installed (below)
 #   make uninstall  removes what `make install` put there (same variables)
@@ -73,6 +74,7 @@ test: venv
 	$(CARGO) build --release
 	$(MAKE) -C c-examples
 	$(CARGO) test
+	$(CARGO) test -p wsconn --no-default-features --lib
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run-ci.sh
 	bash fuzz/run-miri.sh
 

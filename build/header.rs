@@ -43,8 +43,11 @@ fn doc_comment(out: &mut String, lines: &[&str], indent: &str) {
 
 /// Cargo features that add optional parts to the C API. Each gets a
 /// `WSCONN_HAS_<NAME>` macro, 1 in a build with the feature, else 0, so that
-/// programs can `#if`. The committed header is that of a build without any.
-pub const C_FEATURES: &[&str] = &[];
+/// programs can `#if`. The committed header is that of the default build.
+pub const C_FEATURES: &[&str] = &["tls"];
+
+/// The `C_FEATURES` a default build has (Cargo.toml's `default`).
+pub const DEFAULT_C_FEATURES: &[&str] = &["tls"];
 
 /// The version macros: this header's version, which `wsconn_version()`
 /// returns too when the header and the library match.

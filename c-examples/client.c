@@ -1,13 +1,18 @@
 /*
  * client.c - a WebSocket client on the wsconn reactor API.
  *
- * Connects to a ws:// URL, sends each MESSAGE argument as a text message
+ * Connects to a ws:// or wss:// URL, sends each MESSAGE argument as a text message
  * (or, without arguments, each line of stdin), one at a time, printing every
  * reply on its own line.  After the last reply it closes with 1000 and exits
  * 0 when the server's close frame (code 1000) arrives.
  *
  *   client ws://127.0.0.1:9998/echo hello world
  *   printf 'one\ntwo\n' | client ws://127.0.0.1:9998/echo
+ *   client --ca ca.pem wss://localhost:9443/echo hello
+ *
+ * wss:// verifies the server against the system's trust store, or against
+ * the CA certificates of --ca FILE.  A failure prints the close error's code
+ * and text (e.g. "error -20: TLS: ... unknown authority").
  *
  * stdin is read to its end before connecting (messages are sent only once
  * all of them are known).  Binary replies are printed as hex.
@@ -17,7 +22,9 @@
  * the whole exchange takes longer than the deadline (-T, default 30 s);
  * 2 on a usage error.
  *
- * Usage: client [-T SECONDS] ws://HOST[:PORT]/PATH [MESSAGE...]
+ * Usage: client [-T SECONDS] [--ca FILE] [--cert FILE --key FILE]
+ *               ws[s]://HOST[:PORT]/PATH [MESSAGE...]
+ *   --cert/--key  client certificate chain and key (PEM), for servers that ask
  */
 
 #ifndef _GNU_SOURCE
@@ -25,6 +32,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -102,12 +110,12 @@ static void on_message(wsconn_t *c, void *arg, int type, const uint8_t *data,
 static void on_close_ex(wsconn_t *c, void *arg, int code, const char *reason,
                         size_t reason_len)
 {
-    (void)c;
     (void)arg;
     close_code = code;
+    int error = wsconn_close_error(c);
     if (!opened)
-        fprintf(stderr, "client: connection or handshake failed (%d %.*s)\n",
-                code, (int)reason_len, reason ? reason : "");
+        fprintf(stderr, "client: connection or handshake failed (%d %.*s): error %d: %s\n",
+                code, (int)reason_len, reason ? reason : "", error, wsconn_strerror(error));
     else if (code != 1000 || !closing)
         fprintf(stderr, "client: connection closed: %d %.*s\n", code,
                 (int)reason_len, reason ? reason : "");
@@ -161,18 +169,36 @@ oom:
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-T SECONDS] ws://HOST[:PORT]/PATH [MESSAGE...]\n"
+            "usage: %s [-T SECONDS] [--ca FILE] ws[s]://HOST[:PORT]/PATH [MESSAGE...]\n"
             "  sends each MESSAGE (or each stdin line) as text, prints the replies\n"
-            "  -T SECONDS  overall deadline (default %d)\n",
+            "  -T SECONDS  overall deadline (default %d)\n"
+            "  --ca FILE   wss://: trust the CA certificates of FILE (PEM) instead of the system's\n"
+            "  --cert FILE --key FILE  wss://: client certificate and key (PEM), for mutual TLS\n",
             prog, DEFAULT_DEADLINE_S);
 }
 
 int main(int argc, char **argv)
 {
     int deadline_s = DEFAULT_DEADLINE_S, opt;
-    while ((opt = getopt(argc, argv, "T:h")) != -1) {
+    const char *ca_file = NULL, *cert_file = NULL, *key_file = NULL;
+    static const struct option long_options[] = {
+        {"ca", required_argument, NULL, 'C'},
+        {"cert", required_argument, NULL, 'E'},
+        {"key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
+    };
+    while ((opt = getopt_long(argc, argv, "T:h", long_options, NULL)) != -1) {
         char *end;
         switch (opt) {
+        case 'C':
+            ca_file = optarg;
+            break;
+        case 'E':
+            cert_file = optarg;
+            break;
+        case 'K':
+            key_file = optarg;
+            break;
         case 'T':
             errno = 0;
             deadline_s = (int)strtol(optarg, &end, 10);
@@ -186,7 +212,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind >= argc) {
+    if (optind >= argc || (cert_file == NULL) != (key_file == NULL)) {
         usage(argv[0]);
         return 2;
     }
@@ -221,6 +247,21 @@ int main(int argc, char **argv)
         handshake_ms = (unsigned)deadline_s * 1000u;
     wsconn_config_set_handshake_timeout(cfg, handshake_ms);
     wsconn_config_set_close_timeout(cfg, 5000);
+    if (ca_file != NULL) {
+        int tls = wsconn_config_set_tls_ca_file(cfg, ca_file);
+        if (tls != WSCONN_OK) {
+            fprintf(stderr, "client: CA file %s: error %d: %s\n", ca_file, tls, wsconn_strerror(tls));
+            goto out;
+        }
+    }
+    if (cert_file != NULL) {
+        int tls = wsconn_config_set_tls_client_cert(cfg, cert_file, key_file);
+        if (tls != WSCONN_OK) {
+            fprintf(stderr, "client: certificate %s, key %s: error %d: %s\n", cert_file, key_file, tls,
+                    wsconn_strerror(tls));
+            goto out;
+        }
+    }
     wsconn_set_config(con, cfg);
 
     wsconn_set_build_func(con, on_build, NULL);
@@ -230,7 +271,7 @@ int main(int argc, char **argv)
 
     int rc = wsconn_connect(con, url);
     if (rc != WSCONN_OK) {
-        fprintf(stderr, "client: cannot connect to %s: %s\n", url,
+        fprintf(stderr, "client: cannot connect to %s: error %d: %s\n", url, rc,
                 wsconn_strerror(rc));
         goto out;
     }

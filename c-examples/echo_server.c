@@ -33,7 +33,8 @@
  *     everything is released.
  *   - Logging is off unless -v is given (gbase printed every message).
  *
- * Usage: echo_server [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR] [port]
+ * Usage: echo_server [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR]
+ *                    [--tls-cert FILE --tls-key FILE] [port]
  *   port   default 9998; 0 picks a free port.  Binds 127.0.0.1.
  *   -t N   N threads, one reactor each, sharing the port (SO_REUSEPORT)
  *   -v     log connections and messages to stderr, and the memory the
@@ -44,6 +45,10 @@
  *   -g     gbase mode: text echo through the read callback and wsconn_send()
  *   -d DIR directory holding index.html (default: the executable's directory,
  *          then the directory the example was compiled in)
+ *   --tls-cert FILE --tls-key FILE
+ *          serve TLS (wss:// and the page over https://) with this PEM
+ *          certificate chain and key; SIGHUP reloads both files (a bad file
+ *          keeps the certificate in place)
  */
 
 #ifndef _GNU_SOURCE
@@ -51,6 +56,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -95,6 +101,9 @@ static int gbase_mode;
 static int threads = 1;
 static int budget_mib = -1;      /* -m; -1: the library's default */
 static long message_timeout = -1; /* -T; -1: the library's default */
+static const char *tls_cert;        /* --tls-cert; NULL: plain */
+static const char *tls_key;         /* --tls-key */
+static volatile sig_atomic_t reloads; /* SIGHUPs received (each worker reloads once per) */
 
 /* index.html, read at startup (NULL if it was not found). */
 static char *index_page;
@@ -372,8 +381,10 @@ static int on_accept(int fd, void *arg)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    running = 0;
+    if (sig == SIGHUP)
+        reloads++;
+    else
+        running = 0;
 }
 
 /* Reads DIR/index.html into index_page.  Returns 0, or -1 if unreadable. */
@@ -443,13 +454,15 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR] [port]   (default port %d)\n"
+            "usage: %s [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR]\n"
+            "          [--tls-cert FILE --tls-key FILE] [port]   (default port %d)\n"
             "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
             "  -v      log connections, messages and memory held\n"
             "  -g      gbase mode: text-only echo via the read callback\n"
             "  -m MIB  memory budget of the server in MiB, split among the reactors (0: none)\n"
             "  -T MS   message timeout in ms (0: none)\n"
-            "  -d DIR  directory of index.html\n",
+            "  -d DIR  directory of index.html\n"
+            "  --tls-cert FILE --tls-key FILE  serve wss:// and https:// (SIGHUP reloads)\n",
             prog, DEFAULT_PORT);
 }
 
@@ -463,6 +476,7 @@ struct worker {
     int port;
     int reuse_port;
     wsconn_acceptor_t *acc;
+    sig_atomic_t reloads_done;
     int status;
 };
 
@@ -495,6 +509,14 @@ static int worker_listen(struct worker *w)
         return -1;
     }
     wsconn_acceptor_set_accept_func(w->acc, on_accept, NULL);
+    if (tls_cert != NULL) {
+        int tls = wsconn_acceptor_set_tls(w->acc, tls_cert, tls_key);
+        if (tls != WSCONN_OK) {
+            fprintf(stderr, "echo_server: TLS with %s and %s: %s\n", tls_cert, tls_key,
+                    wsconn_strerror(tls));
+            return -1;
+        }
+    }
     if (w->reuse_port)
         wsconn_acceptor_set_reuseport(w->acc, 1);
     int rc = wsconn_acceptor_start(w->acc, "127.0.0.1", w->port);
@@ -538,6 +560,13 @@ static int worker_run(struct worker *w)
             break;
         }
         log_memory(w->id);
+        if (w->reloads_done != reloads && tls_cert != NULL) {
+            /* New connections get the new certificate; running ones keep theirs. */
+            w->reloads_done = reloads;
+            int tls = wsconn_acceptor_set_tls(w->acc, tls_cert, tls_key);
+            printf("echo_server: thread %d: TLS reload: %s\n", w->id, wsconn_strerror(tls));
+            fflush(stdout);
+        }
     }
     LOG("shutting down\n");
     worker_cleanup(w);
@@ -596,8 +625,19 @@ int main(int argc, char **argv)
 {
     int port = DEFAULT_PORT, opt, timeout;
     const char *dir = NULL;
-    while ((opt = getopt(argc, argv, "t:vgm:T:d:h")) != -1) {
+    static const struct option long_options[] = {
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
+    };
+    while ((opt = getopt_long(argc, argv, "t:vgm:T:d:h", long_options, NULL)) != -1) {
         switch (opt) {
+        case 'C':
+            tls_cert = optarg;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
         case 't':
             if (parse_int(optarg, 1, 1024, &threads) < 0) {
                 usage(argv[0]);
@@ -631,7 +671,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (argc - optind > 1 ||
+    if ((tls_cert == NULL) != (tls_key == NULL) || argc - optind > 1 ||
         (argc - optind == 1 && parse_int(argv[optind], 0, 65535, &port) < 0)) {
         usage(argv[0]);
         return 2;
@@ -659,6 +699,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     /* Thread 0 (this one) binds first, so that port 0 resolves to one port
      * that the other threads then share (SO_REUSEPORT). */
@@ -673,7 +714,7 @@ int main(int argc, char **argv)
     int status = 1;
     if (worker_listen(&workers[0]) == 0) {
         port = wsconn_acceptor_port(workers[0].acc);
-        printf("echo_server listening on 127.0.0.1:%d\n", port);
+        printf("echo_server%s listening on 127.0.0.1:%d\n", tls_cert != NULL ? " (TLS)" : "", port);
         LOG("%d reactor threads\n", threads);
         fflush(stdout);
         int started = 1;

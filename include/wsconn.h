@@ -28,6 +28,11 @@
 #define WSCONN_VERSION_STRING "0.1.0"
 
 /**
+ * Optional parts: 1 when the library was built with them, else 0.
+ */
+#define WSCONN_HAS_TLS 1
+
+/**
  * Return codes of wsconn functions: `WSCONN_OK` (0) or a negative error.
  * A call that fails changed nothing (a refused send queued nothing).
  */
@@ -111,6 +116,52 @@ enum wsconn_result
    * start without an fd, release a reactor from inside its dispatch).
    */
   WSCONN_ERR_STATE = -16,
+  /**
+   * TLS was asked for (`wss://`, a TLS acceptor or option) but this build of
+   * the library has no TLS (cargo feature `tls` off).
+   */
+  WSCONN_ERR_TLS_NOT_BUILT = -17,
+  /**
+   * A TLS certificate or key file is missing, unreadable or not valid PEM, or
+   * the key does not match the certificate (nothing was changed).
+   */
+  WSCONN_ERR_TLS_CREDENTIALS = -18,
+  /**
+   * The system's trust store (on Debian /etc/ssl/certs/ca-certificates.crt)
+   * could not be read: install ca-certificates, or set a CA file.
+   */
+  WSCONN_ERR_TLS_TRUST_STORE = -19,
+  /**
+   * The peer's certificate is not signed by a trusted authority.
+   */
+  WSCONN_ERR_TLS_UNKNOWN_CA = -20,
+  /**
+   * The server's certificate is not valid for the host name of the URL.
+   */
+  WSCONN_ERR_TLS_NAME_MISMATCH = -21,
+  /**
+   * The peer's certificate has expired or is not valid yet.
+   */
+  WSCONN_ERR_TLS_EXPIRED = -22,
+  /**
+   * The peer's certificate was refused for another reason (revoked, bad
+   * signature, wrong usage…).
+   */
+  WSCONN_ERR_TLS_BAD_CERTIFICATE = -23,
+  /**
+   * The peer sent a TLS alert and ended the handshake (e.g. it does not trust
+   * our certificate, or wants a client certificate).
+   */
+  WSCONN_ERR_TLS_ALERT = -24,
+  /**
+   * The peer does not speak TLS (a plain server on a `wss://` port, or plain
+   * HTTP or garbage on a TLS port).
+   */
+  WSCONN_ERR_TLS_NOT_TLS = -25,
+  /**
+   * Any other TLS failure (no common version or cipher, a corrupt record…).
+   */
+  WSCONN_ERR_TLS_PROTOCOL = -26,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -186,6 +237,12 @@ typedef struct wsconn_config_t wsconn_config_t;
 /**
  * A WebSocket session over a connection the program owns (server or client
  * role). Not thread-safe: use a session from one thread at a time.
+ *
+ * Sessions know no TLS. Over TLS, the program runs its own TLS library on
+ * its socket: it feeds `wsconn_session_feed` the decrypted bytes, and
+ * encrypts what `wsconn_session_output` gives before writing it (then
+ * `wsconn_session_consume`). The reactor API does TLS itself
+ * (`wsconn_acceptor_set_tls`, `wss://` URLs).
  */
 typedef struct wsconn_session_t wsconn_session_t;
 
@@ -791,16 +848,21 @@ int32_t wsconn_pause_read(struct wsconn_t *con);
 int32_t wsconn_resume_read(struct wsconn_t *con);
 
 /**
- * Client role: connects to `url` ("ws://host[:port][/path]"; wss is not
- * supported yet): a host name is resolved on a worker thread (the reactor never
- * blocks), then the reactor connects without blocking, sends the opening
- * handshake, and calls the build callback — or the close callbacks (code 1006,
- * `wsconn_close_error` telling `WSCONN_ERR_IO` or `WSCONN_ERR_TIMEOUT`) if the
- * resolution, the connection or the handshake fails or the handshake timeout
- * passes first. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
- * `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (an IP address
- * that cannot be connected to at once), `WSCONN_ERR_STATE` (already started),
- * `WSCONN_ERR_REENTRANT` (as for `wsconn_start`).
+ * Client role: connects to `url` ("ws://host[:port][/path]", or "wss://…"
+ * over TLS: the server is verified against the system's trust store, or the
+ * config's `wsconn_config_set_tls_ca_file`, for the URL's host name, sent as
+ * SNI): a host name is resolved on a worker thread (the reactor never
+ * blocks), then the reactor connects without blocking, runs the TLS and
+ * opening handshakes, and calls the build callback — or the close callbacks
+ * (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
+ * `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
+ * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`,
+ * `_PROTOCOL`) if the resolution, the connection or a handshake fails or the
+ * handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
+ * (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
+ * (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
+ * `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`, `WSCONN_ERR_TLS_TRUST_STORE`.
  *
  * # Safety
  * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
@@ -1138,6 +1200,108 @@ int32_t wsconn_session_pong(struct wsconn_session_t *session, const uint8_t *dat
  * `session` is NULL or a live session; `reason` is NULL or a NUL-terminated string.
  */
 int32_t wsconn_session_close(struct wsconn_session_t *session, int code, const char *reason);
+
+/**
+ * Serves TLS (1.2 and 1.3, ALPN `http/1.1`) to the connections accepted from
+ * now on, with the PEM certificate chain (leaf first) at `cert_path` and the
+ * PEM private key at `key_path`; both NULL: plain again. Call it before
+ * `wsconn_acceptor_start` to listen with TLS, and again at any time to
+ * **reload** (e.g. a renewed certificate): connections already running keep
+ * the certificate they started with; if a file is bad, the one in place stays.
+ *
+ * A connection serves TLS when it is started on the accepted socket inside
+ * the accept callback (`wsconn_set_fd` + `wsconn_start`, as the examples do);
+ * started later, it runs plain.
+ *
+ * Returns `WSCONN_OK`, `WSCONN_ERR_NULL` (NULL `acceptor`, or one path NULL),
+ * `WSCONN_ERR_INVALID_ARGUMENT` (a path not UTF-8),
+ * `WSCONN_ERR_TLS_CREDENTIALS` (a file missing, unreadable, not PEM, or a key
+ * that does not match), `WSCONN_ERR_TLS_NOT_BUILT`. Reads the files
+ * synchronously. Not thread-safe: call on the acceptor's reactor thread (e.g.
+ * through `wsconn_reactor_defer` from elsewhere).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor; the paths are NULL or NUL-terminated.
+ */
+int32_t wsconn_acceptor_set_tls(struct wsconn_acceptor_t *acceptor,
+                                const char *cert_path,
+                                const char *key_path);
+
+/**
+ * Like `wsconn_acceptor_set_tls`, with the PEM certificate chain and private
+ * key in memory (copied; the buffers may be freed after the call). Also a
+ * reload. Returns `WSCONN_OK`, `WSCONN_ERR_NULL` (NULL `acceptor`, or a NULL
+ * buffer with a nonzero length), `WSCONN_ERR_TLS_CREDENTIALS` (not PEM, no
+ * certificate or key, or a key that does not match),
+ * `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor; each buffer holds its length in bytes.
+ */
+int32_t wsconn_acceptor_set_tls_pem(struct wsconn_acceptor_t *acceptor,
+                                    const uint8_t *cert_pem,
+                                    size_t cert_len,
+                                    const uint8_t *key_pem,
+                                    size_t key_len);
+
+/**
+ * Adds a certificate for clients asking for `name` (SNI, case-insensitive;
+ * replacing one added before for it) to the TLS the acceptor serves: PEM
+ * chain at `cert_path`, PEM key at `key_path`. Other names, and clients that
+ * send none, keep getting the certificate of `wsconn_acceptor_set_tls`, which
+ * must come first (and which drops the names added: add them again after a
+ * reload). Applies to new connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (a string not UTF-8), `WSCONN_ERR_STATE` (no
+ * TLS set yet), `WSCONN_ERR_TLS_CREDENTIALS` (nothing changed),
+ * `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor; the strings are NULL or NUL-terminated.
+ */
+int32_t wsconn_acceptor_add_tls_name(struct wsconn_acceptor_t *acceptor,
+                                     const char *name,
+                                     const char *cert_path,
+                                     const char *key_path);
+
+/**
+ * `wss://` clients made with this config trust the certificate authorities of
+ * the PEM file at `path` instead of the system's store (by default, on Debian
+ * /etc/ssl/certs/ca-certificates.crt, the one OpenSSL uses; the environment
+ * variable `SSL_CERT_FILE` overrides it). Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (path not UTF-8),
+ * `WSCONN_ERR_TLS_CREDENTIALS` (missing, unreadable, no certificate),
+ * `WSCONN_ERR_TLS_NOT_BUILT`; on error the config is unchanged.
+ *
+ * # Safety
+ * `config` is NULL or a live config; `path` is NULL or NUL-terminated.
+ */
+int32_t wsconn_config_set_tls_ca_file(struct wsconn_config_t *config, const char *path);
+
+/**
+ * `wss://` clients made with this config show this certificate chain and
+ * private key (PEM files) to servers that ask for one (mutual TLS). Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (a path not
+ * UTF-8), `WSCONN_ERR_TLS_CREDENTIALS`, `WSCONN_ERR_TLS_NOT_BUILT`; on error
+ * the config is unchanged.
+ *
+ * # Safety
+ * `config` is NULL or a live config; the paths are NULL or NUL-terminated.
+ */
+int32_t wsconn_config_set_tls_client_cert(struct wsconn_config_t *config,
+                                          const char *cert_path,
+                                          const char *key_path);
+
+/**
+ * **INSECURE — for tests only.** With nonzero `on`, `wss://` clients made
+ * with this config accept ANY server certificate, for any host name: anyone
+ * on the network path can then read and change all the traffic. Never ship
+ * a program with this on. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_TLS_NOT_BUILT`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_tls_insecure(struct wsconn_config_t *config, int32_t on);
 
 #ifdef __cplusplus
 }  // extern "C"

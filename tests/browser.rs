@@ -18,6 +18,8 @@
 //! when the test in the page has finished, in real time, bounded by the
 //! page's own 8 s timeout and by this test's timeout on chromium.
 
+mod certs;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -44,11 +46,12 @@ fn kill_group(pgid: u32) {
 }
 
 /// Runs chromium headless on `url` and returns the DOM it dumps.
-fn dump_dom(chromium: &Path, url: &str) -> Result<String, String> {
-    let profile = root()
-        .join("target")
-        .join("browser-test")
-        .join(format!("profile-{}", std::process::id()));
+fn dump_dom(chromium: &Path, url: &str, extra_args: &[&str]) -> Result<String, String> {
+    let profile = root().join("target").join("browser-test").join(format!(
+        "profile-{}-{}",
+        std::process::id(),
+        url.split(':').next().unwrap_or("")
+    ));
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile).map_err(|e| format!("create {}: {e}", profile.display()))?;
 
@@ -64,6 +67,7 @@ fn dump_dom(chromium: &Path, url: &str) -> Result<String, String> {
         "--disable-component-update",
         "--disable-sync",
     ])
+    .args(extra_args)
     .arg(format!("--user-data-dir={}", profile.display()))
     .arg("--dump-dom")
     .arg(url)
@@ -118,6 +122,17 @@ fn pre_text<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
 
 #[test]
 fn index_page_passes_in_chromium() {
+    page_passes(None);
+}
+
+/// Over `https://` and `wss://` (a test certificate, which chromium is told
+/// not to check).
+#[test]
+fn index_page_passes_in_chromium_over_tls() {
+    page_passes(Some("browser-tls"));
+}
+
+fn page_passes(tls: Option<&str>) {
     let Some(chromium) = find_chromium() else {
         panic!(
             "chromium not found on PATH: install chromium (apt-get install chromium), \
@@ -126,11 +141,23 @@ fn index_page_passes_in_chromium() {
     };
     build_examples();
 
-    let mut server = LoggedServer::start(&example("echo_server"), &["0"], &[], "echo_server-browser");
+    let args = match tls {
+        Some(tag) => certs::echo_server_tls_args(tag, &["127.0.0.1"]).0,
+        None => vec!["0".to_string()],
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let tag = format!("echo_server-browser{}", if tls.is_some() { "-tls" } else { "" });
+    let mut server = LoggedServer::start(&example("echo_server"), &args, &[], &tag);
     let port = server.wait_for_port();
-    let url = format!("http://127.0.0.1:{port}/");
+    let (url, extra_args) = match tls {
+        Some(_) => (
+            format!("https://127.0.0.1:{port}/"),
+            &["--ignore-certificate-errors"][..],
+        ),
+        None => (format!("http://127.0.0.1:{port}/"), &[][..]),
+    };
 
-    let dom = match dump_dom(&chromium, &url) {
+    let dom = match dump_dom(&chromium, &url, extra_args) {
         Ok(dom) => dom,
         Err(e) => panic!("{e}\n--- server log ---\n{}", server.log()),
     };

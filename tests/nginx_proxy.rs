@@ -3,12 +3,16 @@
 //! `proxy_http_version 1.1` and the Upgrade/Connection headers), the Python
 //! `websockets` client (`tests/interop/echo_client.py`) runs every echo check
 //! through the proxy, and a plain `GET /` through nginx returns the example's
-//! index page.
+//! index page. The same over TLS on either side: nginx terminating `wss://`
+//! in front of a plain echo_server, and nginx speaking TLS (verified against
+//! the test CA) to an echo_server serving it.
 //!
 //! nginx runs from a temporary directory (`-p DIR`, pid file, logs and temp
 //! paths inside it) as whatever user runs the tests; nothing under /etc or
 //! /var is touched.  Nothing is skipped: without nginx the test fails and says
 //! what to install (on Debian: apt-get install nginx).
+
+mod certs;
 
 use std::fs::{self, File};
 use std::net::{SocketAddr, TcpStream};
@@ -58,8 +62,17 @@ impl Drop for TempDir {
     }
 }
 
+/// Where TLS is used around nginx: nowhere, between the client and nginx, or
+/// between nginx and echo_server.
+#[derive(Clone, Copy, PartialEq)]
+enum Tls {
+    None,
+    Front,
+    Upstream,
+}
+
 /// Renders tests/nginx/nginx.conf.in into DIR/nginx.conf.
-fn render_config(dir: &Path, listen_port: u16, upstream_port: u16) -> PathBuf {
+fn render_config(dir: &Path, listen_port: u16, upstream_port: u16, tls: Tls) -> PathBuf {
     let template_path = root().join("tests").join("nginx").join("nginx.conf.in");
     let template =
         fs::read_to_string(&template_path).unwrap_or_else(|e| panic!("read {}: {e}", template_path.display()));
@@ -71,7 +84,9 @@ fn render_config(dir: &Path, listen_port: u16, upstream_port: u16) -> PathBuf {
     let config = template
         .replace("@DIR@", dir_str)
         .replace("@LISTEN_PORT@", &listen_port.to_string())
-        .replace("@UPSTREAM_PORT@", &upstream_port.to_string());
+        .replace("@UPSTREAM_PORT@", &upstream_port.to_string())
+        .replace("@LISTEN_TLS@", if tls == Tls::Front { " ssl" } else { "" })
+        .replace("@UPSTREAM_SCHEME@", if tls == Tls::Upstream { "https" } else { "http" });
     let leftover: Vec<&str> = config
         .lines()
         .filter(|l| !l.trim_start().starts_with('#') && l.contains('@'))
@@ -109,11 +124,11 @@ struct Nginx {
 impl Nginx {
     /// Validates and starts nginx with the rendered config in `dir`, on a
     /// free port (retrying if another process took the port meanwhile).
-    fn start(nginx: &Path, dir: &Path, upstream_port: u16) -> Nginx {
+    fn start(nginx: &Path, dir: &Path, upstream_port: u16, tls: Tls) -> Nginx {
         let mut last_error = String::new();
         for _attempt in 0..3 {
             let port = free_port();
-            let conf = render_config(dir, port, upstream_port);
+            let conf = render_config(dir, port, upstream_port, tls);
             let error_log = dir.join("error.log");
             let common = |cmd: &mut Command| {
                 cmd.arg("-p").arg(dir).arg("-c").arg(&conf).arg("-e").arg(&error_log);
@@ -229,22 +244,58 @@ fn wait_for_file(path: &Path, ok: impl Fn(&str) -> bool) -> bool {
 
 #[test]
 fn echo_server_behind_nginx() {
+    behind_nginx(Tls::None);
+}
+
+/// nginx terminates TLS: Python's `wss://` client, a plain echo_server.
+#[test]
+fn wss_to_nginx_in_front_of_a_plain_echo_server() {
+    behind_nginx(Tls::Front);
+}
+
+/// A plain client, nginx speaking TLS to an echo_server that serves it.
+#[test]
+fn nginx_in_front_of_a_tls_echo_server() {
+    behind_nginx(Tls::Upstream);
+}
+
+fn behind_nginx(tls: Tls) {
     let nginx = nginx_binary();
     build_examples();
     let python = python_script("echo_client.py"); // creates the venv first if needed
 
-    let mut server = LoggedServer::start(&example("echo_server"), &["0"], &[], "nginx-upstream-echo_server");
+    // A test CA and a certificate for nginx or echo_server (nginx reads the
+    // files whether it uses them or not).
+    let tmp = TempDir::new("nginx");
+    let ca = certs::TestCa::new("wsconn test CA");
+    let leaf = ca.leaf(&["localhost", "127.0.0.1"]);
+    let cert = certs::write(&tmp.0, "cert.pem", &leaf.cert_pem);
+    let key = certs::write(&tmp.0, "key.pem", &leaf.key_pem);
+    let ca_file = certs::write(&tmp.0, "ca.pem", &ca.cert_pem);
+
+    let mut args = vec!["0"];
+    if tls == Tls::Upstream {
+        args = vec!["--tls-cert", &cert, "--tls-key", &key, "0"];
+    }
+    let tag = match tls {
+        Tls::None => "nginx-upstream-echo_server",
+        Tls::Front => "nginx-tls-front-upstream-echo_server",
+        Tls::Upstream => "nginx-tls-upstream-echo_server",
+    };
+    let mut server = LoggedServer::start(&example("echo_server"), &args, &[], tag);
     let upstream_port = server.wait_for_port();
     server.wait_until_accepting(upstream_port);
 
-    let tmp = TempDir::new("nginx");
-    let mut proxy = Nginx::start(&nginx, &tmp.0, upstream_port);
+    let mut proxy = Nginx::start(&nginx, &tmp.0, upstream_port, tls);
     let port = proxy.port;
 
     // 1. WebSocket through the proxy: every check of the Python client.
-    let url = format!("ws://127.0.0.1:{port}/echo");
+    let url = match tls {
+        Tls::Front => format!("wss://localhost:{port}/echo"),
+        _ => format!("ws://127.0.0.1:{port}/echo"),
+    };
     let mut client = python;
-    client.arg(&url);
+    client.env("SSL_CERT_FILE", &ca_file).arg(&url);
     let done = run(client, PY_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n{}", proxy.logs()));
     let report = format!(
         "{}\n--- echo_server log ---\n{}{}",
@@ -262,6 +313,11 @@ fn echo_server_behind_nginx() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected summary {last:?}: {report}"));
     assert!(passed >= 12, "only {passed} checks passed: {report}");
+    if tls == Tls::Front {
+        proxy.stop();
+        server.assert_running("after the proxied checks");
+        return server.terminate();
+    }
 
     // 2. Plain HTTP through the proxy: the index page, and a 404.
     let index = fs::read(root().join("c-examples").join("index.html")).expect("read c-examples/index.html");

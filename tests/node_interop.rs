@@ -5,12 +5,16 @@
 //!   sends, ping/pong, 100 pipelined messages, close 1000 echoed) against
 //!   `c-examples/echo_server` (reactor API) and `c-examples/epoll_echo`
 //!   (sans-IO API);
+//! - the same over `wss://` against `echo_server --tls-cert --tls-key` (a test
+//!   CA trusted through `NODE_EXTRA_CA_CERTS`);
 //! - `c-examples/client` against `tests/interop/node/server.mjs`, an echo
 //!   server on `ws`.
 //!
 //! `node_modules` is installed with `npm ci` on first use, so `cargo test`
 //! works alone.  Nothing is skipped: a missing `node` or `npm` fails the test
 //! (on Debian: apt-get install nodejs npm).
+
+mod certs;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -83,14 +87,35 @@ fn node_script(script: &str) -> Command {
 /// Runs client.mjs against `ws://127.0.0.1:PORT/echo` served by `server` (a
 /// C example), and requires every check to pass.
 fn node_client_against(server: &str) {
+    node_client_with(server, None);
+}
+
+/// The same; with `tls`, over `wss://localhost` to a server given a
+/// certificate from a test CA that Node is told to trust.
+fn node_client_with(server: &str, tls: Option<&str>) {
     build_examples();
     node();
-    let mut srv = LoggedServer::start(&example(server), &["0"], &[], &format!("node-client-{server}"));
+    let (args, ca_file) = match tls {
+        Some(tag) => {
+            let (args, ca) = certs::echo_server_tls_args(tag, &["localhost"]);
+            (args, Some(ca))
+        }
+        None => (vec!["0".to_string()], None),
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let tag = format!("node-client-{server}{}", if tls.is_some() { "-tls" } else { "" });
+    let mut srv = LoggedServer::start(&example(server), &args, &[], &tag);
     let port = srv.wait_for_port();
     srv.wait_until_accepting(port);
 
-    let url = format!("ws://127.0.0.1:{port}/echo");
+    let url = match tls {
+        Some(_) => format!("wss://localhost:{port}/echo"),
+        None => format!("ws://127.0.0.1:{port}/echo"),
+    };
     let mut cmd = node_script("client.mjs");
+    if let Some(ca) = &ca_file {
+        cmd.env("NODE_EXTRA_CA_CERTS", ca);
+    }
     cmd.arg(&url);
     let done = run(cmd, NODE_CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n--- {server} log ---\n{}", srv.log()));
     let report = format!("{}\n--- {server} log ---\n{}", done.report(), srv.log());
@@ -113,6 +138,11 @@ fn node_client_against(server: &str) {
 #[test]
 fn node_ws_client_against_echo_server() {
     node_client_against("echo_server");
+}
+
+#[test]
+fn node_ws_client_over_wss_against_echo_server() {
+    node_client_with("echo_server", Some("node-wss-client"));
 }
 
 #[test]

@@ -421,16 +421,21 @@ pub unsafe extern "C" fn wsconn_resume_read(con: *mut Connection<CCallbacks>) ->
     unsafe { with_conn(con, |c| Ok(c.resume_read()?)) }
 }
 
-/// Client role: connects to `url` ("ws://host[:port][/path]"; wss is not
-/// supported yet): a host name is resolved on a worker thread (the reactor never
-/// blocks), then the reactor connects without blocking, sends the opening
-/// handshake, and calls the build callback — or the close callbacks (code 1006,
-/// `wsconn_close_error` telling `WSCONN_ERR_IO` or `WSCONN_ERR_TIMEOUT`) if the
-/// resolution, the connection or the handshake fails or the handshake timeout
-/// passes first. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
-/// `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO` (an IP address
-/// that cannot be connected to at once), `WSCONN_ERR_STATE` (already started),
-/// `WSCONN_ERR_REENTRANT` (as for `wsconn_start`).
+/// Client role: connects to `url` ("ws://host[:port][/path]", or "wss://…"
+/// over TLS: the server is verified against the system's trust store, or the
+/// config's `wsconn_config_set_tls_ca_file`, for the URL's host name, sent as
+/// SNI): a host name is resolved on a worker thread (the reactor never
+/// blocks), then the reactor connects without blocking, runs the TLS and
+/// opening handshakes, and calls the build callback — or the close callbacks
+/// (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
+/// `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
+/// `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`,
+/// `_PROTOCOL`) if the resolution, the connection or a handshake fails or the
+/// handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
+/// (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
+/// (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
+/// `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`, `WSCONN_ERR_TLS_TRUST_STORE`.
 ///
 /// # Safety
 /// `con` is NULL or a live connection; `url` is NULL or NUL-terminated.

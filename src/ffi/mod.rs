@@ -26,6 +26,7 @@ pub mod conn;
 pub mod reactor;
 pub mod result;
 pub mod session;
+pub mod tls;
 
 pub use acceptor::*;
 pub use callbacks::*;
@@ -34,6 +35,7 @@ pub use conn::*;
 pub use reactor::*;
 pub use result::*;
 pub use session::*;
+pub use tls::*;
 
 use std::ffi::{c_char, c_int, CStr};
 

@@ -6,6 +6,7 @@ use std::ffi::c_char;
 
 use crate::proto::error::Error as S;
 use crate::runtime::error::Error as R;
+use crate::runtime::tls::TlsError as T;
 
 /// Whatever a C entry point can fail with: the layers' errors, and the two
 /// that only the C boundary knows.

@@ -47,4 +47,30 @@ result_codes! {
     /// The call is not valid in the object's current state (e.g. start twice,
     /// start without an fd, release a reactor from inside its dispatch).
     WSCONN_ERR_STATE = -16, "not valid in the object's current state", [Runtime(R::State)];
+    /// TLS was asked for (`wss://`, a TLS acceptor or option) but this build of
+    /// the library has no TLS (cargo feature `tls` off).
+    WSCONN_ERR_TLS_NOT_BUILT = -17, "TLS is not built into this library", [Runtime(R::Tls(T::NotBuilt))];
+    /// A TLS certificate or key file is missing, unreadable or not valid PEM, or
+    /// the key does not match the certificate (nothing was changed).
+    WSCONN_ERR_TLS_CREDENTIALS = -18, "TLS certificate or key missing, unreadable or invalid", [Runtime(R::Tls(T::Credentials))];
+    /// The system's trust store (on Debian /etc/ssl/certs/ca-certificates.crt)
+    /// could not be read: install ca-certificates, or set a CA file.
+    WSCONN_ERR_TLS_TRUST_STORE = -19, "the system's TLS trust store could not be read", [Runtime(R::Tls(T::TrustStore))];
+    /// The peer's certificate is not signed by a trusted authority.
+    WSCONN_ERR_TLS_UNKNOWN_CA = -20, "TLS: the peer's certificate is signed by an unknown authority", [Runtime(R::Tls(T::UnknownCa))];
+    /// The server's certificate is not valid for the host name of the URL.
+    WSCONN_ERR_TLS_NAME_MISMATCH = -21, "TLS: the server's certificate does not match the host name", [Runtime(R::Tls(T::NameMismatch))];
+    /// The peer's certificate has expired or is not valid yet.
+    WSCONN_ERR_TLS_EXPIRED = -22, "TLS: the peer's certificate has expired or is not yet valid", [Runtime(R::Tls(T::Expired))];
+    /// The peer's certificate was refused for another reason (revoked, bad
+    /// signature, wrong usage…).
+    WSCONN_ERR_TLS_BAD_CERTIFICATE = -23, "TLS: the peer's certificate was refused", [Runtime(R::Tls(T::BadCertificate))];
+    /// The peer sent a TLS alert and ended the handshake (e.g. it does not trust
+    /// our certificate, or wants a client certificate).
+    WSCONN_ERR_TLS_ALERT = -24, "TLS: the peer sent an alert", [Runtime(R::Tls(T::Alert))];
+    /// The peer does not speak TLS (a plain server on a `wss://` port, or plain
+    /// HTTP or garbage on a TLS port).
+    WSCONN_ERR_TLS_NOT_TLS = -25, "TLS: the peer does not speak TLS", [Runtime(R::Tls(T::NotTls))];
+    /// Any other TLS failure (no common version or cipher, a corrupt record…).
+    WSCONN_ERR_TLS_PROTOCOL = -26, "TLS protocol failure", [Runtime(R::Tls(T::Protocol))];
 }

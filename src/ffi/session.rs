@@ -76,6 +76,12 @@ pub struct wsconn_session_callbacks_t {
 
 /// A WebSocket session over a connection the program owns (server or client
 /// role). Not thread-safe: use a session from one thread at a time.
+///
+/// Sessions know no TLS. Over TLS, the program runs its own TLS library on
+/// its socket: it feeds `wsconn_session_feed` the decrypted bytes, and
+/// encrypts what `wsconn_session_output` gives before writing it (then
+/// `wsconn_session_consume`). The reactor API does TLS itself
+/// (`wsconn_acceptor_set_tls`, `wss://` URLs).
 pub struct wsconn_session_t {
     session: Session,
     callbacks: wsconn_session_callbacks_t,

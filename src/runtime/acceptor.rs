@@ -10,6 +10,7 @@ use mio::{Interest, Token};
 
 use crate::runtime::error::{Error, Result};
 use crate::runtime::reactor::{Reactor, Source};
+use crate::runtime::tls::{self, ServerTls};
 use crate::runtime::transport::Socket;
 
 /// Called with the reactor and each accepted socket (non-blocking,
@@ -25,6 +26,8 @@ pub struct Acceptor {
     on_accept: Cell<Option<AcceptFn>>,
     released: Cell<bool>,
     reuse_port: Cell<bool>,
+    /// Served to each connection accepted from now on (swapped by a reload).
+    tls: RefCell<Option<ServerTls>>,
 }
 
 impl Acceptor {
@@ -38,6 +41,7 @@ impl Acceptor {
             on_accept: Cell::new(None),
             released: Cell::new(false),
             reuse_port: Cell::new(false),
+            tls: RefCell::new(None),
         })))
     }
 
@@ -49,6 +53,24 @@ impl Acceptor {
         }
         self.reuse_port.set(on);
         Ok(())
+    }
+
+    /// Serves TLS (`Some`) or plain (`None`) to the connections accepted from
+    /// now on; those already running keep what they started with. Called again
+    /// with a new certificate, this is the reload: build the `ServerTls` first,
+    /// so that a bad file leaves the one in place untouched.
+    pub fn set_tls(&self, tls: Option<ServerTls>) {
+        *self.tls.borrow_mut() = tls;
+    }
+
+    /// Whether accepted connections are served TLS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.borrow().is_some()
+    }
+
+    /// The TLS served now (to derive another from, e.g. with one more name).
+    pub fn tls(&self) -> Option<ServerTls> {
+        self.tls.borrow().clone()
     }
 
     fn bind(&self, addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -126,7 +148,9 @@ impl Acceptor {
                     let fd = stream.into_raw_fd();
                     let keep = match (self.on_accept.take(), self.reactor()) {
                         (Some(mut on_accept), Some(reactor)) => {
-                            let keep = on_accept(reactor, fd);
+                            // A connection started on `fd` in the callback serves TLS.
+                            let served = self.tls.borrow().clone();
+                            let keep = tls::while_accepting(fd, served.as_ref(), || on_accept(reactor, fd));
                             // Unless it set another one meanwhile.
                             let replaced = self.on_accept.take();
                             self.on_accept.set(replaced.or(Some(on_accept)));

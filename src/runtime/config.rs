@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::proto::config::Config;
 use crate::runtime::error::{Error, Result};
+use crate::runtime::tls::ClientTls;
 
 /// Timers of a reactor connection, in milliseconds. Every setter checks its
 /// value, so a `Timeouts` that exists is a valid one.
@@ -113,6 +114,8 @@ impl Timeouts {
 pub struct ConnConfig {
     pub protocol: Arc<Config>,
     pub timeouts: Timeouts,
+    /// How `wss://` clients verify servers (and show their own certificate).
+    pub tls: ClientTls,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! sockets, timers and the objects' own state.
 
 use crate::proto::error::Error as SessionError;
+use crate::runtime::tls::TlsError;
 
 /// An error of the runtime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +26,9 @@ pub enum Error {
     /// (e.g. `start` from inside one of its own callbacks after `stop`).
     #[error("not allowed from inside a callback of the same connection")]
     Reentrant,
+    /// TLS failed: its setup (files, trust store) or a handshake or record.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -12,5 +12,6 @@ pub mod handler;
 pub mod reactor;
 pub mod resolver;
 pub(crate) mod timers;
+pub mod tls;
 pub mod transport;
 pub mod url;

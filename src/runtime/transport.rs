@@ -1,5 +1,5 @@
-//! Socket I/O of reactor connections, behind a small trait so that a TLS layer can
-//! later sit between the socket and the session without touching the core.
+//! Socket I/O of reactor connections, behind a small trait: plain connections
+//! use it directly, TLS (`tls/stream.rs`) moves its records through it.
 
 use std::io;
 use std::mem::{ManuallyDrop, MaybeUninit};

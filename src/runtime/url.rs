@@ -1,30 +1,37 @@
-//! `ws://` URLs (RFC 6455 §3) for client connections.
+//! `ws://` and `wss://` URLs (RFC 6455 §3) for client connections.
 
 use crate::runtime::error::{Error, Result};
 
-/// The parts of a `ws://host[:port][/path][?query]` URL a client needs.
+/// The parts of a `ws[s]://host[:port][/path][?query]` URL a client needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
+    /// `wss://`: TLS, default port 443.
+    pub secure: bool,
     /// Host to resolve (IPv6 literals without brackets).
     pub host: String,
     pub port: u16,
     /// The request target: path and query, at least "/".
     pub path: String,
-    /// The `Host` header value: host, with `:port` when it is not 80.
+    /// The `Host` header value: host, with `:port` when it is not the default.
     pub host_header: String,
 }
 
 impl WsUrl {
-    /// Parses a `ws://` URL. `wss://` is refused (TLS is not built in yet), and so
-    /// are fragments, user info, and anything that is not printable ASCII.
+    /// Parses a `ws://` or `wss://` URL (whether TLS is built in is checked
+    /// when connecting). Fragments, user info, and anything that is not
+    /// printable ASCII are refused.
     pub fn parse(url: &str) -> Result<WsUrl> {
         if !url.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::InvalidArgument("not a ws:// URL"));
         }
-        let rest = match url.get(..5) {
-            Some(scheme) if scheme.eq_ignore_ascii_case("ws://") => &url[5..],
-            _ => return Err(Error::InvalidArgument("not a ws:// URL")),
+        let (secure, rest) = if url.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("ws://")) {
+            (false, &url[5..])
+        } else if url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("wss://")) {
+            (true, &url[6..])
+        } else {
+            return Err(Error::InvalidArgument("not a ws:// URL"));
         };
+        let default_port = if secure { 443 } else { 80 };
         if rest.contains('#') {
             return Err(Error::InvalidArgument("not a ws:// URL"));
         }
@@ -55,20 +62,21 @@ impl WsUrl {
             return Err(Error::InvalidArgument("not a ws:// URL"));
         }
         let port = match port_text {
-            None => 80,
+            None => default_port,
             Some(text) => text
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
                 .ok_or(Error::InvalidArgument("not a ws:// URL"))?,
         };
-        let host_header = match (authority.starts_with('['), port) {
-            (true, 80) => format!("[{host}]"),
-            (true, port) => format!("[{host}]:{port}"),
-            (false, 80) => host.to_owned(),
-            (false, port) => format!("{host}:{port}"),
+        let host_header = match (authority.starts_with('['), port == default_port) {
+            (true, true) => format!("[{host}]"),
+            (true, false) => format!("[{host}]:{port}"),
+            (false, true) => host.to_owned(),
+            (false, false) => format!("{host}:{port}"),
         };
         Ok(WsUrl {
+            secure,
             host: host.to_owned(),
             port,
             path,
@@ -101,6 +109,12 @@ mod tests {
         );
         let u = WsUrl::parse("ws://host?q").unwrap();
         assert_eq!(u.path, "/?q");
+        assert!(!u.secure);
+        let u = WsUrl::parse("WSS://example.com/x").unwrap();
+        assert!(u.secure);
+        assert_eq!((u.port, u.host_header.as_str()), (443, "example.com"));
+        let u = WsUrl::parse("wss://example.com:80/").unwrap();
+        assert_eq!(u.host_header, "example.com:80");
     }
 
     #[test]
@@ -109,7 +123,8 @@ mod tests {
             "",
             "ws://",
             "http://x/",
-            "wss://x/",
+            "wss://",
+            "wss:/x/",
             "ws://x:0/",
             "ws://x:70000/",
             "ws://x:port/",

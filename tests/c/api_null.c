@@ -710,6 +710,9 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_acceptor_port(NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_stop(NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_set_reuseport(NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_tls(NULL, "cert.pem", "key.pem"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_tls_pem(NULL, (const uint8_t *)"x", 1, (const uint8_t *)"y", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_add_tls_name(NULL, "a.test", "c.pem", "k.pem"), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_release(NULL), WSCONN_OK);
 
     CHECK(wsconn_create(NULL) == NULL);
@@ -778,6 +781,18 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_config_set_ping_interval(cfg, UINT32_MAX), WSCONN_OK);
     CHECK_EQ(wsconn_config_set_pong_timeout(cfg, UINT32_MAX), WSCONN_OK);
     CHECK_EQ(wsconn_config_set_close_timeout(cfg, UINT32_MAX), WSCONN_OK);
+
+    /* TLS options: NULLs, missing files (the config is left unchanged). */
+    CHECK_EQ(wsconn_config_set_tls_ca_file(NULL, "ca.pem"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_tls_ca_file(cfg, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_tls_ca_file(cfg, "/nonexistent/ca.pem"), WSCONN_ERR_TLS_CREDENTIALS);
+    CHECK_EQ(wsconn_config_set_tls_client_cert(NULL, "c.pem", "k.pem"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_tls_client_cert(cfg, "c.pem", NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_tls_client_cert(cfg, "/nonexistent/c.pem", "/nonexistent/k.pem"),
+             WSCONN_ERR_TLS_CREDENTIALS);
+    CHECK_EQ(wsconn_config_set_tls_insecure(NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_tls_insecure(cfg, 1), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_tls_insecure(cfg, 0), WSCONN_OK);
 
     wsconn_config_free(cfg);
     close(pipe_fds[0]);
@@ -866,6 +881,15 @@ static void test_reactor_objects(void) {
     if (rc6 == WSCONN_OK) CHECK(wsconn_acceptor_port(acc2) > 0);
     else printf("note: no IPv6 loopback here (wsconn_acceptor_start(::1) = %d)\n", rc6);
     CHECK_EQ(wsconn_acceptor_release(acc2), WSCONN_OK);
+    /* TLS: bad credentials change nothing; NULL, NULL is plain again. */
+    CHECK_EQ(wsconn_acceptor_set_tls(acc, "/nonexistent/c.pem", "/nonexistent/k.pem"), WSCONN_ERR_TLS_CREDENTIALS);
+    CHECK_EQ(wsconn_acceptor_set_tls(acc, "c.pem", NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_tls_pem(acc, (const uint8_t *)"not PEM", 7, (const uint8_t *)"no", 2),
+             WSCONN_ERR_TLS_CREDENTIALS);
+    CHECK_EQ(wsconn_acceptor_set_tls_pem(acc, NULL, 1, NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_add_tls_name(acc, "a.test", "c.pem", "k.pem"), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_acceptor_add_tls_name(acc, NULL, "c.pem", "k.pem"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_tls(acc, NULL, NULL), WSCONN_OK);
     /* SO_REUSEPORT: only before start; then two acceptors share one port. */
     CHECK_EQ(wsconn_acceptor_set_reuseport(acc, 1), WSCONN_ERR_STATE);
     {
@@ -921,7 +945,7 @@ static void test_reactor_objects(void) {
     CHECK_EQ(wsconn_set_config(c, NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_set_config(c, cfg), WSCONN_OK);
     /* Bad URLs: refused, and the connection stays unstarted. */
-    const char *bad_urls[] = {"", "http://x", "http://127.0.0.1:1/", "https://x/", "wss://127.0.0.1/", "ws://",
+    const char *bad_urls[] = {"", "http://x", "http://127.0.0.1:1/", "https://x/", "wss://", "wss://user@x/", "ws://",
                               "ws:/x", "ws:x", "ws://[::1", "ws://[::1]x/", "ws://:80/", "ws://x:0/",
                               "ws://x:-1/", "ws://x:70000/", "ws://x:port/", "ws://user@x/", "ws://x/#frag",
                               "ws://x/a b", "ws://x/\r\nX: y", "ws://\xff\xfe/", "ws://x/\xc3\x28",

@@ -13,10 +13,12 @@ use crate::runtime::connection::{Connection, Lifecycle};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::resolver;
+use crate::runtime::tls::Stream;
 use crate::runtime::url::WsUrl;
 
 impl<H: ConnHandler> Connection<H> {
-    /// Client role: connects to `url` (`ws://host[:port][/path]`). A host name
+    /// Client role: connects to `url` (`ws://host[:port][/path]`, or
+    /// `wss://` over TLS, verified as the config's `tls` says). A host name
     /// is resolved on a worker thread, so the reactor never blocks; then the TCP
     /// connect and the opening handshake run on the reactor. The handler's
     /// `on_open` follows, or `on_close` (1006) if any step fails or the
@@ -28,12 +30,19 @@ impl<H: ConnHandler> Connection<H> {
         let url = WsUrl::parse(url)?;
         let reactor = self.reactor().ok_or(Error::State)?;
         let config = self.config();
+        // Before anything else starts: a setup failure (no TLS built in, no
+        // trust store) is this call's error.
+        let stream = match url.secure {
+            true => Some(Stream::client(&config.tls, &url.host)?),
+            false => None,
+        };
         self.install_session(Session::client(
             Arc::clone(&config.protocol),
             &url.host_header,
             &url.path,
         )?)?;
         self.config.set(Some(config));
+        self.set_tls(stream);
         let token = reactor.add(self.as_source());
         match url.host.parse::<IpAddr>() {
             Ok(ip) => {

@@ -73,6 +73,7 @@ impl<H: ConnHandler> Connection<H> {
 
     /// Closes the socket and frees the session and its buffers.
     fn drop_socket(&self) {
+        self.end_tls();
         if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
             self.socket().close();
         }

@@ -73,6 +73,9 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     fn read_socket(&self, reactor: &Reactor) {
+        if self.is_tls() {
+            return self.read_tls_socket(reactor, READS_PER_TURN);
+        }
         let mut reads = 0;
         while self.can_read() && self.has(Flags::READABLE) && self.budget_allows_read(reactor) {
             if reads == READS_PER_TURN {
@@ -164,7 +167,7 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Gives input to the session; keeps what a pause left unprocessed.
-    fn feed(&self, data: &mut [u8]) {
+    pub(super) fn feed(&self, data: &mut [u8]) {
         let used = match self.session() {
             Some(session) => session.feed(data, &mut Delivery { conn: self }),
             None => return,
@@ -178,7 +181,7 @@ impl<H: ConnHandler> Connection<H> {
         }
     }
 
-    fn on_eof(&self) {
+    pub(super) fn on_eof(&self) {
         if let Some(session) = self.session() {
             let _ = session.feed_eof(&mut Delivery { conn: self });
         }

@@ -7,6 +7,7 @@ use std::io::ErrorKind;
 use mio::Interest;
 
 use crate::proto::close_code::CloseCode;
+use crate::runtime::connection::secure::TlsFlush;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
@@ -41,6 +42,14 @@ impl<H: ConnHandler> Connection<H> {
         self.clear(Flags::DIRTY);
         if self.lifecycle.get() != Lifecycle::Running || self.has(Flags::RELEASED) {
             return;
+        }
+        if self.is_tls() {
+            match self.flush_tls() {
+                TlsFlush::Done => {}
+                TlsFlush::Blocked => self.want_writable(true),
+                TlsFlush::Failed => return,
+            }
+            return self.after_flush();
         }
         loop {
             let written = {
@@ -111,7 +120,7 @@ impl<H: ConnHandler> Connection<H> {
             ),
             None => return,
         };
-        if buffered == 0 {
+        if buffered == 0 && !self.tls_output_waiting() {
             self.want_writable(false);
             if !wants_input {
                 self.finish_with_recorded_code();

@@ -1,0 +1,106 @@
+//! Without the `tls` feature: the same names, every constructor refusing with
+//! [`TlsError::NotBuilt`], and no stream that could exist.
+
+use std::os::fd::RawFd;
+
+use super::TlsError;
+use crate::runtime::transport::Socket;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTls;
+
+#[derive(Clone, Debug)]
+pub struct ServerTls;
+
+impl ServerTls {
+    pub fn from_pem(_chain: &[u8], _key: &[u8]) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn from_files(_chain_path: &str, _key_path: &str) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn with_name_pem(&self, _name: &str, _chain: &[u8], _key: &[u8]) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn with_name_files(&self, _name: &str, _chain_path: &str, _key_path: &str) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+}
+
+impl ClientTls {
+    pub fn set_ca_pem(&mut self, _pem: &[u8]) -> Result<(), TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn set_ca_file(&mut self, _path: &str) -> Result<(), TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn set_client_cert_pem(&mut self, _chain: &[u8], _key: &[u8]) -> Result<(), TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn set_client_cert_files(&mut self, _chain_path: &str, _key_path: &str) -> Result<(), TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn set_insecure(&mut self, _on: bool) -> Result<(), TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+}
+
+/// No TLS stream can exist in this build.
+pub(crate) enum Stream {}
+
+impl Stream {
+    pub(crate) fn server(_tls: &ServerTls) -> Result<Stream, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub(crate) fn client(_tls: &ClientTls, _host: &str) -> Result<Stream, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub(crate) fn read_records(&mut self, _socket: Socket) -> std::io::Result<usize> {
+        match *self {}
+    }
+
+    pub(crate) fn process(&mut self) -> Result<(), TlsError> {
+        match *self {}
+    }
+
+    pub(crate) fn read_plaintext(&mut self, _buf: &mut [u8]) -> usize {
+        match *self {}
+    }
+
+    pub(crate) fn write_plaintext(&mut self, _data: &[u8]) -> usize {
+        match *self {}
+    }
+
+    pub(crate) fn wants_write(&self) -> bool {
+        match *self {}
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        match *self {}
+    }
+
+    pub(crate) fn write_records(&mut self, _socket: Socket) -> std::io::Result<usize> {
+        match *self {}
+    }
+
+    pub(crate) fn close(&mut self, _socket: Socket) {
+        match *self {}
+    }
+}
+
+pub(crate) fn while_accepting<R>(_fd: RawFd, _tls: Option<&ServerTls>, f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+pub(crate) fn take_accepted(_fd: RawFd) -> Option<ServerTls> {
+    None
+}

@@ -1,0 +1,43 @@
+//! TLS between a connection's socket and its session (cargo feature `tls`:
+//! rustls with the ring provider). The session never sees TLS: reads go
+//! socket → rustls → plaintext → session, and the session's output goes
+//! session → rustls → records → socket (`connection/{input,output}.rs`).
+//!
+//! Without the feature the same names exist, every constructor fails with
+//! [`TlsError::NotBuilt`], and a TLS stream cannot exist (an empty enum), so
+//! the connection code has no `cfg` of its own.
+
+mod error;
+
+pub use error::TlsError;
+
+#[cfg(feature = "tls")]
+mod accepted;
+#[cfg(feature = "tls")]
+mod client;
+#[cfg(feature = "tls")]
+mod pem;
+#[cfg(feature = "tls")]
+mod server;
+#[cfg(feature = "tls")]
+mod stream;
+
+#[cfg(not(feature = "tls"))]
+mod disabled;
+
+#[cfg(feature = "tls")]
+pub(crate) use accepted::{take_accepted, while_accepting};
+#[cfg(feature = "tls")]
+pub use client::ClientTls;
+#[cfg(feature = "tls")]
+pub use server::ServerTls;
+#[cfg(feature = "tls")]
+pub(crate) use stream::Stream;
+
+#[cfg(not(feature = "tls"))]
+pub(crate) use disabled::{take_accepted, while_accepting, Stream};
+#[cfg(not(feature = "tls"))]
+pub use disabled::{ClientTls, ServerTls};
+
+/// Whether this build has TLS (the `tls` feature).
+pub const BUILT_IN: bool = cfg!(feature = "tls");

@@ -1,0 +1,90 @@
+//! The server side: certificate chains and keys made into a shared rustls
+//! config — a default one, and others chosen by the name the client asks for
+//! (SNI). An acceptor holds one and may swap it (reload) at any time: each
+//! connection keeps the config it started with.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use super::pem;
+use super::TlsError;
+
+/// A server's TLS identities and settings (TLS 1.2 and 1.3, ALPN
+/// `http/1.1`). Cheap to clone; changes make a new one.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub(super) config: Arc<rustls::ServerConfig>,
+    certificates: Arc<ByName>,
+}
+
+/// The certificate for each name, and the one for any other (or no) name.
+#[derive(Debug, Default, Clone)]
+struct ByName {
+    default: Option<Arc<CertifiedKey>>,
+    names: HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ByName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let named = hello
+            .server_name()
+            .and_then(|name| self.names.get(&name.to_ascii_lowercase()));
+        named.or(self.default.as_ref()).cloned()
+    }
+}
+
+/// A PEM chain and key checked to belong together.
+fn certified(chain: &[u8], key: &[u8]) -> Result<Arc<CertifiedKey>, TlsError> {
+    let (chain, key) = (pem::certificates(chain)?, pem::private_key(key)?);
+    CertifiedKey::from_der(chain, key, &pem::provider())
+        .map(Arc::new)
+        .map_err(|_| TlsError::Credentials)
+}
+
+impl ServerTls {
+    /// From a PEM certificate chain (leaf first) and a PEM private key, served
+    /// whatever name the client asks for.
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<ServerTls, TlsError> {
+        let certificates = ByName {
+            default: Some(certified(chain, key)?),
+            names: HashMap::new(),
+        };
+        ServerTls::build(certificates)
+    }
+
+    /// From the paths of a PEM certificate chain and a PEM private key.
+    pub fn from_files(chain_path: &str, key_path: &str) -> Result<ServerTls, TlsError> {
+        ServerTls::from_pem(&pem::read(chain_path)?, &pem::read(key_path)?)
+    }
+
+    /// The same, plus this chain and key for clients asking for `name` (SNI,
+    /// case-insensitive; replaces an earlier one for the name).
+    pub fn with_name_pem(&self, name: &str, chain: &[u8], key: &[u8]) -> Result<ServerTls, TlsError> {
+        let mut certificates = ByName::clone(&self.certificates);
+        certificates
+            .names
+            .insert(name.to_ascii_lowercase(), certified(chain, key)?);
+        ServerTls::build(certificates)
+    }
+
+    pub fn with_name_files(&self, name: &str, chain_path: &str, key_path: &str) -> Result<ServerTls, TlsError> {
+        self.with_name_pem(name, &pem::read(chain_path)?, &pem::read(key_path)?)
+    }
+
+    fn build(certificates: ByName) -> Result<ServerTls, TlsError> {
+        let certificates = Arc::new(certificates);
+        let mut config = rustls::ServerConfig::builder_with_provider(pem::provider())
+            .with_protocol_versions(pem::VERSIONS)
+            .map_err(|_| TlsError::Protocol)?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&certificates) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = pem::alpn();
+        Ok(ServerTls {
+            config: Arc::new(config),
+            certificates,
+        })
+    }
+}

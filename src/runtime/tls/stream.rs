@@ -1,0 +1,90 @@
+//! One connection's TLS state: a rustls connection moving bytes between the
+//! socket (records) and the session (plaintext), never blocking.
+
+use std::io::{self, Read, Write};
+
+use rustls::pki_types::ServerName;
+
+use super::{ClientTls, ServerTls, TlsError};
+use crate::runtime::transport::{Socket, Transport};
+
+/// The TLS side of a connection (boxed in the connection's rarely-used part,
+/// so plain connections do not grow).
+pub(crate) struct Stream(rustls::Connection);
+
+/// `Socket` as the `io::Read`/`io::Write` rustls moves records through.
+struct Io(Socket);
+
+impl Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream {
+    pub(crate) fn server(tls: &ServerTls) -> Result<Stream, TlsError> {
+        let conn = rustls::ServerConnection::new(std::sync::Arc::clone(&tls.config)).map_err(|e| TlsError::from(&e))?;
+        Ok(Stream(conn.into()))
+    }
+
+    /// A client for `host` (sent as SNI, and checked against the certificate;
+    /// an IP address is checked against the certificate's addresses).
+    pub(crate) fn client(tls: &ClientTls, host: &str) -> Result<Stream, TlsError> {
+        let name = ServerName::try_from(host.to_owned()).map_err(|_| TlsError::NameMismatch)?;
+        let conn = rustls::ClientConnection::new(tls.config()?, name).map_err(|e| TlsError::from(&e))?;
+        Ok(Stream(conn.into()))
+    }
+
+    /// Reads records from the socket (`Ok(0)`: the peer closed TCP).
+    pub(crate) fn read_records(&mut self, socket: Socket) -> io::Result<usize> {
+        self.0.read_tls(&mut Io(socket))
+    }
+
+    /// Decrypts what was read, and queues any handshake answer or alert.
+    pub(crate) fn process(&mut self) -> Result<(), TlsError> {
+        self.0.process_new_packets().map(|_| ()).map_err(|e| TlsError::from(&e))
+    }
+
+    /// Plaintext received, into `buf`; 0 when there is none (yet, or any more).
+    pub(crate) fn read_plaintext(&mut self, buf: &mut [u8]) -> usize {
+        // WouldBlock: none yet; UnexpectedEof: TCP closed without close_notify,
+        // which the socket's EOF reports anyway.
+        self.0.reader().read(buf).unwrap_or(0)
+    }
+
+    /// Takes plaintext to send (encrypted now, or once the handshake is done);
+    /// returns how much was taken.
+    pub(crate) fn write_plaintext(&mut self, data: &[u8]) -> usize {
+        self.0.writer().write(data).unwrap_or(0)
+    }
+
+    /// Records are waiting to be written to the socket.
+    pub(crate) fn wants_write(&self) -> bool {
+        self.0.wants_write()
+    }
+
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.0.is_handshaking()
+    }
+
+    /// Writes waiting records to the socket.
+    pub(crate) fn write_records(&mut self, socket: Socket) -> io::Result<usize> {
+        self.0.write_tls(&mut Io(socket))
+    }
+
+    /// Says goodbye (close_notify) if the socket has room; the TCP close follows.
+    pub(crate) fn close(&mut self, socket: Socket) {
+        self.0.send_close_notify();
+        let _ = self.write_records(socket);
+    }
+}

@@ -1,0 +1,181 @@
+//! Bytes held per idle connection on the server side, TLS and plain, counted
+//! by an allocator that keeps each thread's live bytes: the server's reactor
+//! runs on its own thread, so the clients' memory is not counted. Prints both
+//! numbers (for the table) and guards against the TLS state growing.
+
+mod certs;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use certs::TestCa;
+use wsconn::runtime::acceptor::Acceptor;
+use wsconn::runtime::config::ConnConfig;
+use wsconn::runtime::connection::Connection;
+use wsconn::runtime::handler::ConnHandler;
+use wsconn::runtime::reactor::Reactor;
+use wsconn::runtime::tls::{ClientTls, ServerTls};
+use wsconn::{Message, MessageKind};
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+struct PerThread;
+
+fn count(delta: isize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() + delta));
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// counting touches only a const thread-local (no allocation).
+unsafe impl GlobalAlloc for PerThread {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: PerThread = PerThread;
+
+const CONNECTIONS: usize = 200;
+
+struct Echo;
+
+impl ConnHandler for Echo {
+    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
+        conn.send_message(message).expect("echo accepted");
+    }
+}
+
+/// Sends one message, counts its echo, then stays idle.
+struct Client(Rc<Cell<usize>>);
+
+impl ConnHandler for Client {
+    fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
+        conn.send(MessageKind::Text, b"hello").unwrap();
+    }
+
+    fn on_message(&self, _conn: &Connection<Self>, _message: Message<'_>) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// The server's live bytes per idle connection, with `tls` served.
+fn bytes_per_idle_connection(tls: Option<(ServerTls, ClientTls)>) -> isize {
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = Arc::new(AtomicIsize::new(0));
+    let (port_tx, port_rx) = mpsc::channel();
+    let server_tls = tls.as_ref().map(|(s, _)| s.clone());
+    let server = {
+        let (stop, live) = (Arc::clone(&stop), Arc::clone(&live));
+        std::thread::spawn(move || {
+            let reactor = Reactor::new().unwrap();
+            let acceptor = Acceptor::create(&reactor);
+            // SAFETY: released below, after the last dispatch.
+            let a = unsafe { acceptor.as_ref() };
+            a.set_tls(server_tls);
+            a.set_on_accept(Some(Box::new(|reactor, fd| {
+                Connection::serve(reactor, fd, Echo).is_ok()
+            })));
+            a.start("127.0.0.1", 0).unwrap();
+            port_tx.send(a.port().unwrap()).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                reactor.dispatch(10).unwrap();
+                live.store(LIVE.with(Cell::get), Ordering::Relaxed);
+            }
+            // SAFETY: created above, not used afterwards.
+            unsafe { Acceptor::release(acceptor.as_ptr()) };
+        })
+    };
+    let port = port_rx.recv().unwrap();
+    let reactor = Reactor::new().unwrap();
+    let echoes = Rc::new(Cell::new(0));
+    let (scheme, config) = match tls {
+        Some((_, client)) => (
+            "wss",
+            ConnConfig {
+                tls: client,
+                ..ConnConfig::default()
+            },
+        ),
+        None => ("ws", ConnConfig::default()),
+    };
+    let config = Arc::new(config);
+    let connect = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|_| {
+                let conn = Connection::create(&reactor, Client(Rc::clone(&echoes)));
+                // SAFETY: just created; released at the end.
+                let c = unsafe { conn.as_ref() };
+                c.set_config(Arc::clone(&config)).unwrap();
+                c.connect(&format!("{scheme}://127.0.0.1:{port}/")).unwrap();
+                conn
+            })
+            .collect()
+    };
+    let run_until = |done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out");
+            reactor.dispatch(10).unwrap();
+        }
+    };
+    // One connection first, so that the server's per-thread spares exist.
+    let mut conns = connect(1);
+    run_until(&|| echoes.get() == 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = live.load(Ordering::Relaxed);
+    conns.extend(connect(CONNECTIONS));
+    run_until(&|| echoes.get() == CONNECTIONS + 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let after = live.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+    for conn in conns {
+        // SAFETY: created by `connect`, not used afterwards.
+        unsafe { Connection::release(conn.as_ptr()) };
+    }
+    (after - before) / CONNECTIONS as isize
+}
+
+#[test]
+fn idle_connection_memory_plain_and_tls() {
+    let ca = TestCa::new("wsconn test CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let server = ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
+    let mut client = ClientTls::default();
+    client.set_ca_pem(ca.cert_pem.as_bytes()).unwrap();
+    let plain = bytes_per_idle_connection(None);
+    let tls = bytes_per_idle_connection(Some((server, client)));
+    println!("bytes per idle server connection: plain {plain}, TLS {tls}");
+    // Plain: the connection and its session (the README says ~270 bytes).
+    assert!(plain < 1024, "plain idle connection: {plain} bytes");
+    // TLS adds rustls' state and whatever buffers it keeps once idle (about
+    // 8 KB when this was written).
+    assert!(tls < 16 * 1024, "TLS idle connection: {tls} bytes");
+}

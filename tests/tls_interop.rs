@@ -1,0 +1,232 @@
+//! TLS with other implementations, through the C examples: Python
+//! `websockets` as a `wss://` client of `echo_server --tls-cert --tls-key`
+//! (and its page over `https://`), `c-examples/client` against a Python
+//! `wss://` server, the client's failure codes, and a reload by SIGHUP.
+//! Certificates are made by the test (rcgen). Nothing is skipped.
+
+mod certs;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use certs::TestCa;
+use wsconn_testkit::{
+    build_examples, example, example_command, python, python_script, run, Finished, LoggedServer as Server,
+};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The certificate files of a test: a CA, and a server certificate it signed
+/// for 127.0.0.1 and localhost.
+struct Files {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn files(dir: &Path, ca: &TestCa, prefix: &str) -> Files {
+    let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+    Files {
+        ca: certs::write(dir, &format!("{prefix}ca.pem"), &ca.cert_pem),
+        cert: certs::write(dir, &format!("{prefix}cert.pem"), &leaf.cert_pem),
+        key: certs::write(dir, &format!("{prefix}key.pem"), &leaf.key_pem),
+    }
+}
+
+fn tls_echo_server(f: &Files, tag: &str) -> (Server, u16) {
+    build_examples();
+    let args = ["--tls-cert", &f.cert, "--tls-key", &f.key, "0"];
+    let mut server = Server::start(&example("echo_server"), &args, &[], tag);
+    let port = server.wait_for_port();
+    server.wait_until_accepting(port);
+    (server, port)
+}
+
+/// `c-examples/client [--ca CA] URL hello world` to its end.
+fn client(url: &str, ca: Option<&str>) -> Finished {
+    client_with(url, ca, &[])
+}
+
+fn client_with(url: &str, ca: Option<&str>, args: &[&str]) -> Finished {
+    let mut cmd = example_command(&example("client"));
+    cmd.args(["-T", "20"]).args(args);
+    if let Some(ca) = ca {
+        cmd.args(["--ca", ca]);
+    }
+    cmd.args([url, "hello", "world"]);
+    run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The client echoed both messages and closed cleanly.
+fn assert_echoed(done: &Finished, server: &Server) {
+    assert!(
+        done.status.success() && done.stdout.contains("hello") && done.stdout.contains("world"),
+        "client failed: {}\n--- server log ---\n{}",
+        done.report(),
+        server.log()
+    );
+}
+
+/// The client failed with `code` (its close error, printed as "error CODE:").
+fn assert_failed_with(done: &Finished, code: i32) {
+    assert!(
+        !done.status.success() && done.stderr.contains(&format!("error {code}:")),
+        "expected error {code}: {}",
+        done.report()
+    );
+}
+
+#[test]
+fn python_websockets_is_a_wss_client_of_echo_server_and_the_page_is_served_over_https() {
+    let dir = certs::dir("python-wss-client");
+    let f = files(&dir, &TestCa::new("wsconn test CA"), "");
+    let (mut server, port) = tls_echo_server(&f, "tls-echo-server-python");
+    let mut checks = python_script("echo_client.py");
+    // Python's ssl trusts the test CA through OpenSSL's SSL_CERT_FILE.
+    checks
+        .env("SSL_CERT_FILE", &f.ca)
+        .arg(format!("wss://localhost:{port}/echo"));
+    let done = run(checks, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        done.status.success(),
+        "{}\n--- server log ---\n{}",
+        done.report(),
+        server.log()
+    );
+    let mut page = Command::new(python());
+    page.env("SSL_CERT_FILE", &f.ca).args([
+        "-c",
+        "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())",
+        &format!("https://127.0.0.1:{port}/"),
+    ]);
+    let done = run(page, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        done.status.success() && done.stdout.contains("wss://"),
+        "the page over https: {}",
+        done.report()
+    );
+    server.assert_running("after the checks");
+    server.terminate();
+}
+
+#[test]
+fn the_c_client_speaks_wss_to_python_and_reports_each_failure() {
+    build_examples();
+    let dir = certs::dir("c-client-wss");
+    let ca = TestCa::new("wsconn test CA");
+    let f = files(&dir, &ca, "");
+    let (python_server, port) = python_wss_server(&[&f.cert, &f.key], "python-wss-server");
+    assert_echoed(
+        &client(&format!("wss://localhost:{port}/echo"), Some(&f.ca)),
+        &python_server,
+    );
+    assert_echoed(
+        &client(&format!("wss://127.0.0.1:{port}/echo"), Some(&f.ca)),
+        &python_server,
+    );
+    // Unknown CA: the system's store does not have the test CA.
+    assert_failed_with(&client(&format!("wss://localhost:{port}/echo"), None), -20);
+    let other = certs::write(&dir, "other-ca.pem", &TestCa::new("other").cert_pem);
+    assert_failed_with(&client(&format!("wss://localhost:{port}/echo"), Some(&other)), -20);
+    // Name mismatch: a certificate for another name.
+    let wrong = ca.leaf(&["other.example"]);
+    let wrong_cert = certs::write(&dir, "wrong-cert.pem", &wrong.cert_pem);
+    let wrong_key = certs::write(&dir, "wrong-key.pem", &wrong.key_pem);
+    let (_wrong_server, wrong_port) = python_wss_server(&[&wrong_cert, &wrong_key], "python-wss-server-wrong-name");
+    assert_failed_with(&client(&format!("wss://localhost:{wrong_port}/echo"), Some(&f.ca)), -21);
+    // A plain server on the port: not TLS.
+    let mut plain = Server::start(&example("echo_server"), &["0"], &[], "plain-echo-server-for-wss");
+    let plain_port = plain.wait_for_port();
+    plain.wait_until_accepting(plain_port);
+    assert_failed_with(&client(&format!("wss://127.0.0.1:{plain_port}/echo"), Some(&f.ca)), -25);
+    // A CA file that is not there.
+    assert_failed_with(
+        &client(&format!("wss://127.0.0.1:{port}/echo"), Some("/nonexistent.pem")),
+        -18,
+    );
+    plain.assert_running("after the wss:// client");
+    plain.terminate();
+}
+
+#[test]
+fn the_c_client_shows_its_certificate_to_a_server_that_asks() {
+    build_examples();
+    let dir = certs::dir("c-client-mtls");
+    let ca = TestCa::new("wsconn test CA");
+    let f = files(&dir, &ca, "");
+    let me = ca.leaf(&["client.example"]);
+    let my_cert = certs::write(&dir, "client-cert.pem", &me.cert_pem);
+    let my_key = certs::write(&dir, "client-key.pem", &me.key_pem);
+    let (server, port) = python_wss_server(&[&f.cert, &f.key, &f.ca], "python-wss-server-mtls");
+    let url = format!("wss://localhost:{port}/echo");
+    assert_echoed(
+        &client_with(&url, Some(&f.ca), &["--cert", &my_cert, "--key", &my_key]),
+        &server,
+    );
+    // Without one, the server refuses it. Under TLS 1.3 the client has finished
+    // its handshake by then; Python's asyncio closes the socket without always
+    // sending its alert first, so the end is an alert (-24) or an EOF (-13).
+    let refused = client(&url, Some(&f.ca));
+    assert!(
+        !refused.status.success()
+            && !refused.stdout.contains("hello")
+            && (refused.stderr.contains("error -24:") || refused.stderr.contains("error -13:")),
+        "{}",
+        refused.report()
+    );
+}
+
+/// `tests/interop/wss_echo_server.py ARGS…`, listening; returns it and its port.
+fn python_wss_server(args: &[&str], tag: &str) -> (Server, u16) {
+    let script = wsconn_testkit::root()
+        .join("tests")
+        .join("interop")
+        .join("wss_echo_server.py");
+    let script = script.to_string_lossy();
+    let args: Vec<&str> = std::iter::once(script.as_ref()).chain(args.iter().copied()).collect();
+    let mut server = Server::start(&python(), &args, &[], tag);
+    let port = server.wait_for_port();
+    server.wait_until_accepting(port);
+    (server, port)
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_a_bad_file_keeps_the_old_one() {
+    let dir = certs::dir("reload");
+    let old = files(&dir, &TestCa::new("old CA"), "old-");
+    let (mut server, port) = tls_echo_server(&old, "tls-echo-server-reload");
+    let url = format!("wss://127.0.0.1:{port}/echo");
+    assert_echoed(&client(&url, Some(&old.ca)), &server);
+    // New files in place of the served ones, then SIGHUP.
+    let new = files(&dir, &TestCa::new("new CA"), "new-");
+    std::fs::copy(&new.cert, &old.cert).unwrap();
+    std::fs::copy(&new.key, &old.key).unwrap();
+    hup_and_wait(&mut server, 1, "success");
+    assert_echoed(&client(&url, Some(&new.ca)), &server);
+    assert_failed_with(&client(&url, Some(&old.ca)), -20);
+    // A broken file: the reload fails and the new certificate stays.
+    std::fs::write(&old.cert, "not a certificate").unwrap();
+    hup_and_wait(&mut server, 2, "TLS certificate or key missing, unreadable or invalid");
+    assert_echoed(&client(&url, Some(&new.ca)), &server);
+    server.terminate();
+}
+
+/// Sends SIGHUP and waits for the `n`th reload line, which must say `outcome`.
+fn hup_and_wait(server: &mut Server, n: usize, outcome: &str) {
+    let mut kill = Command::new("sh");
+    kill.arg("-c").arg(format!("kill -HUP {}", server.pid()));
+    run(kill, TIMEOUT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        let reloads: Vec<&str> = log.lines().filter(|l| l.contains("TLS reload:")).collect();
+        if reloads.len() >= n {
+            assert!(reloads[n - 1].ends_with(outcome), "reload {n}: {}", reloads[n - 1]);
+            return;
+        }
+        server.assert_running("while reloading");
+        assert!(Instant::now() < deadline, "no reload line:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
