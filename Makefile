@@ -71,6 +71,7 @@ run: build
 test: venv
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
 	$(CARGO) build --release
 	$(MAKE) -C c-examples
 	$(CARGO) test

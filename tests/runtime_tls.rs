@@ -1,6 +1,7 @@
 //! TLS on the runtime, from Rust: `wss://` clients of a TLS acceptor on one
 //! reactor; each client failure reaching `on_close` as its own error; a
 //! certificate reload; plain HTTP and garbage on the TLS port.
+#![cfg(feature = "tls")]
 
 mod certs;
 

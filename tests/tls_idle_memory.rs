@@ -2,6 +2,7 @@
 //! by an allocator that keeps each thread's live bytes: the server's reactor
 //! runs on its own thread, so the clients' memory is not counted. Prints both
 //! numbers (for the table) and guards against the TLS state growing.
+#![cfg(feature = "tls")]
 
 mod certs;
 
