@@ -3,6 +3,8 @@
 //! read while the others wait), and every byte charged comes back however a
 //! connection ends: a clean close, a protocol error, EOF in mid-message, a stop.
 
+mod rust_echo;
+
 use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -10,11 +12,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rust_echo::{echo_server, Echo};
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::connection::Connection;
-use wsconn::runtime::handler::ConnHandler;
 use wsconn::runtime::reactor::{MemoryUsage, Reactor};
-use wsconn::Message;
 
 use wsconn_testkit::{WsClient, OP_BINARY, OP_CONT, OP_TEXT};
 
@@ -22,26 +23,6 @@ const MIB: usize = 1 << 20;
 
 /// How a client ends its connection.
 type End = fn(&mut WsClient);
-
-/// Echoes every message.
-struct Echo;
-
-impl ConnHandler for Echo {
-    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
-        conn.send_message(message).expect("echo accepted");
-    }
-}
-
-fn echo_server(reactor: &Reactor) -> (std::ptr::NonNull<Acceptor>, u16) {
-    let acceptor = Acceptor::create(reactor);
-    // SAFETY: just created, released at the end of the test.
-    let a = unsafe { acceptor.as_ref() };
-    a.set_on_accept(Some(Box::new(|reactor, fd| {
-        Connection::serve(reactor, fd, Echo).is_ok()
-    })));
-    a.start("127.0.0.1", 0).expect("listening");
-    (acceptor, a.port().expect("a port"))
-}
 
 /// When a client stops waiting for a frame.
 fn deadline() -> Instant {

@@ -2,6 +2,8 @@
 //! `ConnHandler`s on one reactor; and a client whose host name resolves slowly,
 //! which must not hold up the other connections of its reactor.
 
+mod rust_echo;
+
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -9,34 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rust_echo::echo_server;
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::connection::Connection;
 use wsconn::runtime::error::Error;
 use wsconn::runtime::handler::{ConnHandler, Ending};
 use wsconn::runtime::reactor::Reactor;
 use wsconn::{Message, MessageKind};
-
-/// The server side: every message back as it came.
-struct Echo;
-
-impl ConnHandler for Echo {
-    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
-        conn.send_message(message).expect("echo accepted");
-    }
-}
-
-/// A listening echo server on `reactor`; returns its port. The acceptor lives
-/// as long as the test (released by the caller).
-fn echo_server(reactor: &Reactor) -> (std::ptr::NonNull<Acceptor>, u16) {
-    let acceptor = Acceptor::create(reactor);
-    // SAFETY: just created, released by the caller after the last dispatch.
-    let a = unsafe { acceptor.as_ref() };
-    a.set_on_accept(Some(Box::new(|reactor, fd| {
-        Connection::serve(reactor, fd, Echo).is_ok()
-    })));
-    a.start("127.0.0.1", 0).expect("listening");
-    (acceptor, a.port().expect("a port"))
-}
 
 /// What a client saw.
 #[derive(Default)]

@@ -5,6 +5,8 @@
 
 mod certs;
 
+mod rust_echo;
+
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::ptr::NonNull;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certs::{Leaf, TestCa};
+use rust_echo::echo_server_with;
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::config::ConnConfig;
 use wsconn::runtime::connection::Connection;
@@ -22,29 +25,15 @@ use wsconn::runtime::reactor::Reactor;
 use wsconn::runtime::tls::{ClientTls, ServerTls, TlsError};
 use wsconn::{Message, MessageKind};
 
-struct Echo;
-
-impl ConnHandler for Echo {
-    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
-        conn.send_message(message).expect("echo accepted");
-    }
-}
-
 /// A listening echo server serving `leaf` over TLS (or plain); returns its port.
 fn server(reactor: &Reactor, leaf: Option<&Leaf>) -> (NonNull<Acceptor>, u16) {
-    let acceptor = Acceptor::create(reactor);
-    // SAFETY: just created; released by the caller after the last dispatch.
-    let a = unsafe { acceptor.as_ref() };
-    if let Some(leaf) = leaf {
-        a.set_tls(Some(
-            ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap(),
-        ));
-    }
-    a.set_on_accept(Some(Box::new(|reactor, fd| {
-        Connection::serve(reactor, fd, Echo).is_ok()
-    })));
-    a.start("127.0.0.1", 0).expect("listening");
-    (acceptor, a.port().expect("a port"))
+    echo_server_with(reactor, |a| {
+        if let Some(leaf) = leaf {
+            a.set_tls(Some(
+                ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap(),
+            ));
+        }
+    })
 }
 
 #[derive(Default)]
