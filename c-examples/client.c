@@ -22,8 +22,10 @@
  * the whole exchange takes longer than the deadline (-T, default 30 s);
  * 2 on a usage error.
  *
- * Usage: client [-T SECONDS] [--ca FILE] [--cert FILE --key FILE]
+ * Usage: client [-z] [-T SECONDS] [--ca FILE] [--cert FILE --key FILE]
  *               ws[s]://HOST[:PORT]/PATH [MESSAGE...]
+ *   -z            offer permessage-deflate; what the server agreed to is
+ *                 printed to stderr ("extensions: ...") once connected
  *   --cert/--key  client certificate chain and key (PEM), for servers that ask
  */
 
@@ -57,6 +59,9 @@ static int close_code = -1; /* from the close_ex callback */
 static int failed;
 
 /* Sends the next message, or starts the closing handshake after the last. */
+/* -z: offer permessage-deflate. */
+static int offer_deflate;
+
 static void send_next(void)
 {
     if (n_sent < n_messages) {
@@ -85,6 +90,11 @@ static void on_build(int fd, void *arg)
     (void)fd;
     (void)arg;
     opened = 1;
+    if (offer_deflate) {
+        char agreed[256];
+        wsconn_extensions(con, agreed, sizeof agreed);
+        fprintf(stderr, "extensions: %s\n", agreed);
+    }
     send_next();
 }
 
@@ -169,8 +179,9 @@ oom:
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-T SECONDS] [--ca FILE] ws[s]://HOST[:PORT]/PATH [MESSAGE...]\n"
+            "usage: %s [-z] [-T SECONDS] [--ca FILE] ws[s]://HOST[:PORT]/PATH [MESSAGE...]\n"
             "  sends each MESSAGE (or each stdin line) as text, prints the replies\n"
+            "  -z          offer permessage-deflate (prints what was agreed to stderr)\n"
             "  -T SECONDS  overall deadline (default %d)\n"
             "  --ca FILE   wss://: trust the CA certificates of FILE (PEM) instead of the system's\n"
             "  --cert FILE --key FILE  wss://: client certificate and key (PEM), for mutual TLS\n",
@@ -187,9 +198,12 @@ int main(int argc, char **argv)
         {"key", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
-    while ((opt = getopt_long(argc, argv, "T:h", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "zT:h", long_options, NULL)) != -1) {
         char *end;
         switch (opt) {
+        case 'z':
+            offer_deflate = 1;
+            break;
         case 'C':
             ca_file = optarg;
             break;
@@ -247,6 +261,8 @@ int main(int argc, char **argv)
         handshake_ms = (unsigned)deadline_s * 1000u;
     wsconn_config_set_handshake_timeout(cfg, handshake_ms);
     wsconn_config_set_close_timeout(cfg, 5000);
+    if (offer_deflate)
+        wsconn_config_set_deflate(cfg, WSCONN_DEFLATE_SHARED);
     if (ca_file != NULL) {
         int tls = wsconn_config_set_tls_ca_file(cfg, ca_file);
         if (tls != WSCONN_OK) {

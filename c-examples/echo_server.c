@@ -33,7 +33,8 @@
  *     everything is released.
  *   - Logging is off unless -v is given (gbase printed every message).
  *
- * Usage: echo_server [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR]
+ * Usage: echo_server [-t N] [-v] [-g] [-z] [-m MIB] [-T MS] [-d DIR]
+ *                    [--deflate-dedicated BITS]
  *                    [--tls-cert FILE --tls-key FILE] [port]
  *   port   default 9998; 0 picks a free port.  Binds 127.0.0.1.
  *   -t N   N threads, one reactor each, sharing the port (SO_REUSEPORT)
@@ -43,6 +44,11 @@
  *          reactors (default: the library's, 256 MiB per reactor; 0: none)
  *   -T MS  message timeout in ms (default: the library's, 60000; 0: none)
  *   -g     gbase mode: text echo through the read callback and wsconn_send()
+ *   -z     permessage-deflate in the shared mode: no context takeover, the
+ *          thread's streams serve every connection (no memory per connection)
+ *   --deflate-dedicated BITS
+ *          permessage-deflate with context takeover and BITS-bit windows
+ *          (8-15): each connection has its own streams
  *   -d DIR directory holding index.html (default: the executable's directory,
  *          then the directory the example was compiled in)
  *   --tls-cert FILE --tls-key FILE
@@ -100,6 +106,8 @@ static int verbose;
 static int gbase_mode;
 static int threads = 1;
 static int budget_mib = -1;      /* -m; -1: the library's default */
+static int deflate_mode;          /* -z, --deflate-dedicated; 0: WSCONN_DEFLATE_OFF */
+static int deflate_bits = 15;     /* --deflate-dedicated BITS */
 static long message_timeout = -1; /* -T; -1: the library's default */
 static const char *tls_cert;        /* --tls-cert; NULL: plain */
 static const char *tls_key;         /* --tls-key */
@@ -454,13 +462,18 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-t N] [-v] [-g] [-m MIB] [-T MS] [-d DIR]\n"
+            "usage: %s [-t N] [-v] [-g] [-z] [-m MIB] [-T MS] [-d DIR]\n"
+            "          [--deflate-dedicated BITS]\n"
             "          [--tls-cert FILE --tls-key FILE] [port]   (default port %d)\n"
             "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
             "  -v      log connections, messages and memory held\n"
             "  -g      gbase mode: text-only echo via the read callback\n"
             "  -m MIB  memory budget of the server in MiB, split among the reactors (0: none)\n"
             "  -T MS   message timeout in ms (0: none)\n"
+            "  -z      permessage-deflate, shared mode (no context takeover, no memory\n"
+            "          per connection)\n"
+            "  --deflate-dedicated BITS  permessage-deflate with context takeover and\n"
+            "          BITS-bit windows (8-15), streams per connection\n"
             "  -d DIR  directory of index.html\n"
             "  --tls-cert FILE --tls-key FILE  serve wss:// and https:// (SIGHUP reloads)\n",
             prog, DEFAULT_PORT);
@@ -492,12 +505,16 @@ static int worker_listen(struct worker *w)
     }
     if (budget_mib >= 0)
         wsconn_reactor_set_memory_budget(r, ((size_t)budget_mib << 20) / (size_t)threads);
-    if (message_timeout >= 0) {
+    if (message_timeout >= 0 || deflate_mode != WSCONN_DEFLATE_OFF) {
         wsconn_config_t *config = wsconn_config_new();
         if (config == NULL ||
-            wsconn_config_set_message_timeout(config, (uint32_t)message_timeout) != WSCONN_OK ||
+            (message_timeout >= 0 &&
+             wsconn_config_set_message_timeout(config, (uint32_t)message_timeout) != WSCONN_OK) ||
+            wsconn_config_set_deflate(config, deflate_mode) != WSCONN_OK ||
+            (deflate_mode == WSCONN_DEFLATE_DEDICATED &&
+             wsconn_config_set_deflate_window_bits(config, deflate_bits, deflate_bits) != WSCONN_OK) ||
             wsconn_reactor_set_config(r, config) != WSCONN_OK) {
-            fprintf(stderr, "echo_server: cannot set the message timeout\n");
+            fprintf(stderr, "echo_server: cannot set the message timeout or deflate\n");
             wsconn_config_free(config);
             return -1;
         }
@@ -628,10 +645,21 @@ int main(int argc, char **argv)
     static const struct option long_options[] = {
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
+        {"deflate-dedicated", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
-    while ((opt = getopt_long(argc, argv, "t:vgm:T:d:h", long_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "t:vgzm:T:d:h", long_options, NULL)) != -1) {
         switch (opt) {
+        case 'z':
+            deflate_mode = WSCONN_DEFLATE_SHARED;
+            break;
+        case 'D':
+            if (parse_int(optarg, 8, 15, &deflate_bits) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
+            deflate_mode = WSCONN_DEFLATE_DEDICATED;
+            break;
         case 'C':
             tls_cert = optarg;
             break;

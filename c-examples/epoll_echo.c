@@ -25,7 +25,8 @@
  *   - SIGINT/SIGTERM arrive through a signalfd and end the loop, after which
  *     every session, socket and allocation is released.
  *
- * Usage: epoll_echo [port]      (default 9001; 0 picks a free port)
+ * Usage: epoll_echo [-z] [port]   (default 9001; 0 picks a free port)
+ *   -z   permessage-deflate (shared mode: no context takeover)
  */
 
 #ifndef _GNU_SOURCE
@@ -51,6 +52,9 @@
 #define DEFAULT_PORT 9001
 #define READ_BUFFER_SIZE (64 * 1024)
 #define MAX_EVENTS 64
+
+/* The sessions' config: NULL (the defaults) unless -z asks for compression. */
+static wsconn_config_t *session_config;
 
 /*
  * Backpressure needs no code here: wsconn_session_want_read turns 0 while a
@@ -201,8 +205,8 @@ static void client_new(int fd)
     }
     c->fd = fd;
 
-    /* NULL config: default limits, no subprotocols. */
-    c->session = wsconn_session_server_new(NULL, &callbacks, c);
+    /* NULL config: default limits, no subprotocols, no compression. */
+    c->session = wsconn_session_server_new(session_config, &callbacks, c);
     if (c->session == NULL) {
         fprintf(stderr, "epoll_echo: wsconn_session_server_new failed\n");
         close(fd);
@@ -334,10 +338,23 @@ static int parse_port(const char *s, int *port)
 int main(int argc, char **argv)
 {
     int port = DEFAULT_PORT;
+    int deflate = argc > 1 && strcmp(argv[1], "-z") == 0;
+    if (deflate) {
+        argc--;
+        argv++;
+    }
     if (argc > 2 || (argc == 2 && parse_port(argv[1], &port) < 0)) {
-        fprintf(stderr, "usage: %s [port]   (default %d)\n", argv[0],
-                DEFAULT_PORT);
+        fprintf(stderr, "usage: epoll_echo [-z] [port]   (default %d)\n", DEFAULT_PORT);
         return 2;
+    }
+    if (deflate) {
+        session_config = wsconn_config_new();
+        if (session_config == NULL ||
+            wsconn_config_set_deflate(session_config, WSCONN_DEFLATE_SHARED) != WSCONN_OK) {
+            fprintf(stderr, "epoll_echo: cannot enable permessage-deflate\n");
+            wsconn_config_free(session_config);
+            return 1;
+        }
     }
 
     /* A write to a connection the peer has reset must return EPIPE, not
@@ -424,5 +441,6 @@ out:
         close(epoll_fd);
     if (signal_fd >= 0)
         close(signal_fd);
+    wsconn_config_free(session_config);
     return status;
 }

@@ -168,6 +168,38 @@ typedef int32_t wsconn_result;
 #endif // __cplusplus
 
 /**
+ * How permessage-deflate spends memory (`wsconn_config_set_deflate`).
+ */
+enum wsconn_deflate_mode
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * No compression: the extension is neither offered nor accepted.
+   */
+  WSCONN_DEFLATE_OFF = 0,
+  /**
+   * No context takeover either way: each message is compressed on its own
+   * with streams shared by the connections of a thread, so a compressed
+   * connection costs no more memory than a plain one (about 0.5 MiB per
+   * thread). Smaller ratios on small similar messages.
+   */
+  WSCONN_DEFLATE_SHARED = 1,
+  /**
+   * Context takeover: each connection has its own streams, made at its
+   * first compressed message and kept until it ends: up to about 430 KiB
+   * per connection with the default 15-bit windows and memory level 8
+   * (the compressor's hash table alone is 128 KiB), about 190 KiB with
+   * 9-bit windows and memory level 1. Best ratios.
+   */
+  WSCONN_DEFLATE_DEDICATED = 2,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_deflate_mode;
+#endif // __cplusplus
+
+/**
  * Message types for `on_message` and the send functions.
  */
 enum wsconn_msg_type
@@ -186,6 +218,32 @@ enum wsconn_msg_type
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_msg_type;
+#endif // __cplusplus
+
+/**
+ * Flags of `wsconn_send_ex` and `wsconn_session_send_ex`.
+ */
+enum wsconn_send_flags
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * Compress when permessage-deflate was agreed and the message reaches
+   * the configured minimum size (what `wsconn_send` does).
+   */
+  WSCONN_SEND_DEFAULT = 0,
+  /**
+   * Compress whatever the size (when agreed; an empty message never is).
+   */
+  WSCONN_SEND_COMPRESS = 1,
+  /**
+   * Do not compress (small or already compressed payloads).
+   */
+  WSCONN_SEND_NO_COMPRESS = 2,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_send_flags;
 #endif // __cplusplus
 
 /**
@@ -910,6 +968,119 @@ int32_t wsconn_http_respond(struct wsconn_t *con,
  * `con` is NULL or a live connection.
  */
 int32_t wsconn_close_error(const struct wsconn_t *con);
+
+/**
+ * Turns permessage-deflate (RFC 7692) on in `mode`, or off. A server
+ * accepts the first valid offer of a client and answers with what it will
+ * do; a client offers the extension. Both then compress messages of at least
+ * 64 bytes (`wsconn_config_set_deflate_min_size`) at level 1, and
+ * decompress what arrives within the max message size (a message that
+ * inflates beyond it closes the connection with 1009, before more than that
+ * is held). Resets the other deflate settings to the mode's defaults
+ * (15-bit windows, level 1, memory level 8). Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, or `WSCONN_ERR_INVALID_ARGUMENT` for an unknown mode.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_deflate(struct wsconn_config_t *config, int mode);
+
+/**
+ * Sets the largest LZ77 windows, as powers of two (8-15): `server_bits` for
+ * what the server compresses, `client_bits` for what the client compresses.
+ * A server keeps to the smaller of its own and what the client asks; it asks
+ * a client for `client_bits` when the client's offer allows it. A client
+ * offers both. Smaller windows cost less memory in the dedicated mode and
+ * compress less. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (outside 8-15), `WSCONN_ERR_NOT_OPEN`
+ * (deflate is off in this config).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_deflate_window_bits(struct wsconn_config_t *config,
+                                              int server_bits,
+                                              int client_bits);
+
+/**
+ * Sets whether each side keeps its compression context from one message to
+ * the next (nonzero: keep). Not keeping it is what lets a side use the
+ * thread's shared streams. A server always grants a client that asks it not
+ * to keep its context; a client offers what it is told. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_deflate_context_takeover(struct wsconn_config_t *config,
+                                                   int server_takeover,
+                                                   int client_takeover);
+
+/**
+ * Sets the zlib compression level (0-9; default 1, the fastest that
+ * compresses) and memory level (1-9; default 8: lower costs less memory per
+ * dedicated compressor and compresses less). Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NOT_OPEN`
+ * (deflate is off in this config).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_deflate_level(struct wsconn_config_t *config, int level, int mem_level);
+
+/**
+ * Sets the size below which messages are sent uncompressed (default 64
+ * bytes; 0 compresses every non-empty message). Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_deflate_min_size(struct wsconn_config_t *config, size_t bytes);
+
+/**
+ * Queues a whole message like `wsconn_send_text`/`wsconn_send_binary`
+ * (`type` is `WSCONN_MSG_TEXT` or `WSCONN_MSG_BINARY`), with `flags` from
+ * `wsconn_send_flags` choosing whether it is compressed. Returns as
+ * `wsconn_send`, and `WSCONN_ERR_INVALID_ARGUMENT` for unknown flags.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `data` points to `len` readable bytes.
+ */
+int32_t wsconn_send_ex(struct wsconn_t *con, int type, const void *data, size_t len, int flags);
+
+/**
+ * The sans-IO form of `wsconn_send_ex`. Returns as `wsconn_session_send`,
+ * and `WSCONN_ERR_INVALID_ARGUMENT` for unknown flags.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `data` points to `len` readable bytes.
+ */
+int32_t wsconn_session_send_ex(struct wsconn_session_t *session,
+                               int type,
+                               const uint8_t *data,
+                               size_t len,
+                               int flags);
+
+/**
+ * Writes the extensions in force, as the server's `Sec-WebSocket-Extensions`
+ * answered them (e.g. "permessage-deflate; server_no_context_takeover"), into
+ * `buf` (`size` bytes, NUL-terminated, truncated like snprintf; `buf` may be
+ * NULL when `size` is 0). An empty string: no extension, or not open yet.
+ * Returns the full length (without the NUL), or `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `buf` is NULL or has `size` writable bytes.
+ */
+int32_t wsconn_extensions(const struct wsconn_t *con, char *buf, size_t size);
+
+/**
+ * The sans-IO form of `wsconn_extensions`.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `buf` is NULL or has `size` writable bytes.
+ */
+int32_t wsconn_session_extensions(const struct wsconn_session_t *session, char *buf, size_t size);
 
 /**
  * Creates a reactor (an epoll/kqueue event loop with timers). It belongs to the

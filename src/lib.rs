@@ -19,6 +19,7 @@ pub mod ffi;
 
 pub use proto::close_code::CloseCode;
 pub use proto::config::Config;
+pub use proto::deflate::{Compress, DeflateConfig};
 pub use proto::error::{Error, Result};
 pub use proto::event::{Event, Message, MessageKind};
 pub use proto::role::Role;

@@ -46,7 +46,10 @@ pub unsafe extern "C" fn wsconn_config_free(config: *mut wsconn_config_t) {
 ///
 /// # Safety
 /// `config` is NULL or a live config.
-unsafe fn update(config: *mut wsconn_config_t, change: impl FnOnce(&mut Config) -> Result<(), Failure>) -> i32 {
+pub(crate) unsafe fn update(
+    config: *mut wsconn_config_t,
+    change: impl FnOnce(&mut Config) -> Result<(), Failure>,
+) -> i32 {
     ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or a live config, used by one thread at a time (documented).
         let Some(config) = (unsafe { config.as_mut() }) else {

@@ -17,7 +17,7 @@ use crate::runtime::reactor::Reactor;
 ///
 /// # Safety
 /// `con` is NULL or a live connection.
-unsafe fn with_conn(
+pub(crate) unsafe fn with_conn(
     con: *const Connection<CCallbacks>,
     f: impl FnOnce(&Connection<CCallbacks>) -> Result<(), Failure>,
 ) -> i32 {

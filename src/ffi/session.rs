@@ -94,6 +94,11 @@ pub struct wsconn_session_t {
 }
 
 impl wsconn_session_t {
+    /// The session inside.
+    pub(crate) fn session(&self) -> &Session {
+        &self.session
+    }
+
     fn new(session: Session, callbacks: Option<&wsconn_session_callbacks_t>, arg: *mut c_void) -> *mut Self {
         Box::into_raw(Box::new(wsconn_session_t {
             session,
@@ -283,7 +288,10 @@ pub unsafe extern "C" fn wsconn_session_free(session: *mut wsconn_session_t) {
 ///
 /// # Safety
 /// `session` is NULL or a live session.
-unsafe fn with_session(session: *const wsconn_session_t, f: impl FnOnce(&Session) -> Result<(), Failure>) -> i32 {
+pub(crate) unsafe fn with_session(
+    session: *const wsconn_session_t,
+    f: impl FnOnce(&Session) -> Result<(), Failure>,
+) -> i32 {
     ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller; only shared references are made.
         match unsafe { session.as_ref() } {

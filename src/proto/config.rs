@@ -1,6 +1,7 @@
 //! The protocol limits and options of a session. Every setter checks its value,
 //! so a `Config` that exists is a valid one.
 
+use crate::proto::deflate::DeflateConfig;
 use crate::proto::error::{Error, Result};
 
 /// Session options. Sessions hold it behind an `Arc`, so one value serves many.
@@ -11,6 +12,7 @@ pub struct Config {
     max_output: usize,
     max_handshake_size: usize,
     subprotocols: Vec<String>,
+    deflate: Option<DeflateConfig>,
 }
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -25,6 +27,7 @@ impl Default for Config {
             max_output: DEFAULT_MAX_OUTPUT,
             max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
             subprotocols: Vec::new(),
+            deflate: None,
         }
     }
 }
@@ -81,6 +84,21 @@ impl Config {
     /// client offered; a client offers all of them.
     pub fn subprotocols(&self) -> &[String] {
         &self.subprotocols
+    }
+
+    /// permessage-deflate: offered (client) or accepted (server) with these
+    /// settings; `None` (the default): neither.
+    pub fn deflate(&self) -> Option<&DeflateConfig> {
+        self.deflate.as_ref()
+    }
+
+    pub fn set_deflate(&mut self, deflate: Option<DeflateConfig>) {
+        self.deflate = deflate;
+    }
+
+    /// The deflate settings to change, made (shared mode) if there were none.
+    pub fn deflate_mut(&mut self) -> &mut DeflateConfig {
+        self.deflate.get_or_insert_with(DeflateConfig::default)
     }
 
     /// [`Error::InvalidArgument`] for 0.

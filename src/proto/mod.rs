@@ -8,6 +8,7 @@
 
 pub mod close_code;
 pub mod config;
+pub mod deflate;
 pub mod error;
 pub mod event;
 pub mod frame;

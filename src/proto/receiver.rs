@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::config::Config;
+use crate::proto::deflate::inflater::{self, Inflater, TAIL};
+use crate::proto::deflate::Agreed;
 use crate::proto::error::{Error, Result};
 use crate::proto::event::{Event, Message, MessageKind};
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
@@ -27,6 +29,9 @@ pub(crate) trait Link {
     fn role(&self) -> Role;
     fn state(&self) -> State;
     fn set_state(&mut self, state: State);
+    /// permessage-deflate, once agreed in the opening handshake.
+    fn deflate(&self) -> Option<Agreed>;
+    fn set_deflate(&mut self, agreed: Option<Agreed>);
     /// Deliver data messages piece by piece (`Event::Fragment`).
     fn streaming(&self) -> bool;
     /// Report plain HTTP requests (`Event::HttpRequest`) instead of refusing them.
@@ -64,6 +69,10 @@ struct Partial {
     message: Option<MessageKind>,
     /// That message is delivered piece by piece (streaming was on when it began).
     streamed: bool,
+    /// That message is compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// Bytes a compressed message inflated to so far.
+    inflated: usize,
     message_buf: Vec<u8>,
     /// Payload bytes of the data message being received, over all its frames.
     message_len: u64,
@@ -81,6 +90,8 @@ impl Partial {
             frame: None,
             message: None,
             streamed: false,
+            compressed: false,
+            inflated: 0,
             message_buf: Vec::new(),
             message_len: 0,
             control_buf: Vec::new(),
@@ -106,6 +117,10 @@ static IDLE: Partial = Partial::new();
 #[derive(Debug, Default)]
 pub(crate) struct Receiver {
     part: Option<Box<Partial>>,
+    /// permessage-deflate: the peer's stream, held for life with context
+    /// takeover, else only while a compressed message arrives (lent by the
+    /// thread's pool).
+    inflater: Option<Box<Inflater>>,
 }
 
 /// Reassembly buffers up to this size are kept for reuse (in the thread's pool).
@@ -132,6 +147,7 @@ impl Receiver {
                 client_request: Some(Box::new((key, path))),
                 ..Partial::new()
             })),
+            inflater: None,
         }
     }
 
@@ -157,6 +173,8 @@ impl Receiver {
             let mut part = self.part.take().expect("checked above");
             part.head = Vec::new();
             part.message_len = 0;
+            part.inflated = 0;
+            part.compressed = false;
             part.message_buf.clear();
             part.control_buf.clear();
             part.utf8.reset();
@@ -176,9 +194,11 @@ impl Receiver {
     /// cut by a read); 0 when idle. Counts what is stored, not reserved
     /// capacity: untouched reserved pages cost no memory.
     pub fn memory(&self) -> usize {
-        self.part.as_deref().map_or(0, |p| {
-            std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len()
-        })
+        let inflater = self.inflater.as_ref().map_or(0, |_| inflater::MEMORY);
+        inflater
+            + self.part.as_deref().map_or(0, |p| {
+                std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len()
+            })
     }
 
     /// A data message has begun and not ended.
@@ -296,7 +316,10 @@ impl Receiver {
                     h,
                 ),
                 Ok(Some(server::Parsed::Upgrade(req))) => {
-                    h.with_sender(|tx, _, _| server::write_accept(tx.buffer(), req.key, req.subprotocol));
+                    h.with_sender(|tx, _, _| {
+                        server::write_accept(tx.buffer(), req.key, req.subprotocol, req.deflate.as_ref())
+                    });
+                    h.set_deflate(req.deflate);
                     h.set_state(State::Open);
                     h.on_event(Event::Open {
                         path: req.path,
@@ -319,6 +342,7 @@ impl Receiver {
                         Ok(None)
                     }
                     Ok(Some(resp)) => {
+                        h.set_deflate(resp.deflate);
                         h.set_state(State::Open);
                         h.on_event(Event::Open {
                             path,
@@ -374,7 +398,9 @@ impl Receiver {
                 if let Some(key) = header.mask {
                     apply_mask(payload, key, 0);
                 }
-                if is_data {
+                if is_data && header.rsv != 0 {
+                    self.whole_compressed(header.opcode, payload, h)?;
+                } else if is_data {
                     self.whole_message(header.opcode, payload, h)?;
                 } else {
                     self.control_frame(header.opcode, payload, h)?;
@@ -385,6 +411,7 @@ impl Receiver {
                     let part = self.part_mut();
                     part.message = Some(kind_of(header.opcode));
                     part.streamed = streamed;
+                    part.compressed = header.rsv != 0;
                 }
                 let frame = PartialFrame {
                     opcode: header.opcode,
@@ -436,8 +463,17 @@ impl Receiver {
     /// The rules that need the session's state (§5.1–5.4) and the size limits,
     /// checked before any payload byte is stored.
     fn check_header<H: Link>(&self, header: &FrameHeader, h: &H) -> Result<()> {
-        if header.rsv != 0 {
+        // RSV1 is permessage-deflate's, once agreed: on the first frame of a
+        // compressed data message only (RFC 7692 §6). RSV2 and RSV3 are no one's.
+        let rsv1 = header.rsv & 0b100 != 0;
+        if header.rsv & 0b011 != 0 || (rsv1 && h.deflate().is_none()) {
             return Err(Error::Protocol("reserved bits set without a negotiated extension"));
+        }
+        if rsv1 && header.opcode.is_control() {
+            return Err(Error::Protocol("RSV1 set on a control frame"));
+        }
+        if rsv1 && header.opcode == OpCode::Continuation {
+            return Err(Error::Protocol("RSV1 set on a continuation frame"));
         }
         match (h.role(), header.mask.is_some()) {
             (Role::Server, false) => return Err(Error::Protocol("unmasked frame from a client")),
@@ -483,6 +519,96 @@ impl Receiver {
         Ok(())
     }
 
+    /// A complete, unfragmented compressed message lying in the input:
+    /// inflated into the reassembly buffer and delivered from there.
+    fn whole_compressed<H: Link>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
+        let streamed = h.streaming();
+        let part = self.part_mut();
+        part.message = Some(kind_of(opcode));
+        part.streamed = streamed;
+        part.compressed = true;
+        part.message_len = payload.len() as u64;
+        self.compressed_piece(payload, true, h)
+    }
+
+    /// The next piece of a compressed message's payload (unmasked), `last`
+    /// when it ends the message: inflated (within the message size limit),
+    /// validated as it comes out (text), and delivered, as one fragment
+    /// (streaming) or as the message once complete.
+    fn compressed_piece<H: Link>(&mut self, input: &[u8], last: bool, h: &mut H) -> Result<()> {
+        let agreed = h.deflate().expect("RSV1 is accepted only once deflate is agreed");
+        let peer = h.role().peer();
+        let (takeover, bits) = (!agreed.no_context_takeover(peer), agreed.window_bits(peer));
+        let max = h.config().max_message_size();
+        self.part_mut();
+        let Receiver { part, inflater } = self;
+        let part = part.as_deref_mut().expect("allocated above");
+        let inflater = inflater.get_or_insert_with(|| {
+            if takeover {
+                Inflater::new(bits)
+            } else {
+                Inflater::lend(bits)
+            }
+        });
+        let kind = part.message.expect("a compressed piece belongs to a message");
+        let mut budget = max.saturating_sub(part.inflated);
+        let before = budget;
+        let utf8 = &mut part.utf8;
+        // Fail fast: invalid text is refused as soon as it is inflated.
+        let mut check = |out: &mut Vec<u8>, start: usize| match kind {
+            MessageKind::Text => utf8.feed(&out[start..]).map_err(|_| Error::InvalidUtf8),
+            MessageKind::Binary => Ok(()),
+        };
+        let mut result = inflater.inflate(input, &mut part.message_buf, &mut budget, &mut check);
+        // An empty payload is an empty message: no tail is added, which
+        // would leave the stream inside a stored block.
+        if result.is_ok() && last && !inflater.ended() && part.message_len > 0 {
+            result = inflater.inflate(&TAIL, &mut part.message_buf, &mut budget, &mut check);
+        }
+        part.inflated += before - budget;
+        if result.is_ok() && last && kind == MessageKind::Text && part.utf8.finish().is_err() {
+            result = Err(Error::InvalidUtf8);
+        }
+        if let Err(error) = result {
+            return self.fail(error, h);
+        }
+        if last {
+            self.message_inflated(takeover);
+        }
+        let part = self.part_mut();
+        if part.streamed {
+            if !part.message_buf.is_empty() || last {
+                h.on_event(Event::Fragment {
+                    kind,
+                    data: &part.message_buf,
+                    fin: last,
+                });
+                self.part_mut().message_buf.clear();
+            }
+        } else if last {
+            deliver_message(h, kind, &part.message_buf);
+            self.part_mut().message_buf.clear();
+        }
+        Ok(())
+    }
+
+    /// A compressed message ended: the stream is given back (no context
+    /// takeover) or kept; one that ended with a final block starts afresh.
+    fn message_inflated(&mut self, takeover: bool) {
+        if !takeover {
+            if let Some(lent) = self.inflater.take() {
+                Inflater::give_back(lent);
+            }
+        } else if let Some(inflater) = self.inflater.as_deref_mut().filter(|i| i.ended()) {
+            inflater.reset();
+        }
+        let part = self.part_mut();
+        part.message = None;
+        part.message_len = 0;
+        part.inflated = 0;
+        part.compressed = false;
+    }
+
     /// Part of a frame's payload (possibly all of it, possibly empty).
     fn payload_chunk<H: Link>(&mut self, mut frame: PartialFrame, chunk: &mut [u8], h: &mut H) -> Result<()> {
         if self.reassembled_frame().is_some() {
@@ -500,6 +626,10 @@ impl Receiver {
         frame.remaining -= chunk.len() as u64;
         let done = frame.remaining == 0;
         self.part_mut().frame = if done { None } else { Some(frame) };
+        if !frame.opcode.is_control() && self.part().compressed {
+            self.part_mut().message_len += chunk.len() as u64;
+            return self.compressed_piece(chunk, done && frame.fin, h);
+        }
         if frame.opcode.is_control() {
             self.part_mut().control_buf.extend_from_slice(chunk);
             if done {
@@ -619,7 +749,8 @@ impl Receiver {
         let frame = self.part().frame?;
         // A frame in progress exists only while frames are received (ending
         // the session drops it).
-        (!self.part().streamed && !frame.opcode.is_control()).then_some(frame)
+        let part = self.part();
+        (!part.streamed && !part.compressed && !frame.opcode.is_control()).then_some(frame)
     }
 
     fn control_frame<H: Link>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
@@ -672,6 +803,7 @@ impl Receiver {
 
     fn drop_buffers(&mut self) {
         self.part = None;
+        self.inflater = None;
     }
 }
 

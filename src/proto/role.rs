@@ -6,3 +6,13 @@ pub enum Role {
     Server,
     Client,
 }
+
+impl Role {
+    /// The role of the other end.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Server => Role::Client,
+            Role::Client => Role::Server,
+        }
+    }
+}

@@ -3,6 +3,8 @@
 //! what may be sent (see `Session`); this part only encodes and keeps the bytes.
 
 use crate::proto::close_code::CloseCode;
+use crate::proto::deflate::deflater::Deflater;
+use crate::proto::deflate::{Agreed, DeflateConfig};
 use crate::proto::error::{Error, Result};
 use crate::proto::event::MessageKind;
 use crate::proto::frame::{FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
@@ -26,7 +28,13 @@ thread_local! {
     /// and its connections share a thread). Output thus costs an idle connection
     /// nothing and a busy one no allocation.
     static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Where a message is compressed before it is framed (its length goes
+    /// in the header first).
+    static COMPRESSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// RSV1: the message is compressed (permessage-deflate).
+const RSV1: u8 = 0b100;
 
 /// Takes the thread's spare output buffer (empty, maybe with capacity).
 fn take_spare() -> Vec<u8> {
@@ -59,6 +67,9 @@ pub(crate) struct Sender {
     out: Vec<u8>,
     out_pos: usize,
     fragments: Option<Box<OutgoingFragments>>,
+    /// permessage-deflate with context takeover: this side's compressor,
+    /// made at the first compressed message.
+    deflater: Option<Box<Deflater>>,
 }
 
 impl Sender {
@@ -74,7 +85,8 @@ impl Sender {
 
     /// Bytes held: output not yet drained (and a fragmented send's state).
     pub fn memory(&self) -> usize {
-        self.out.len()
+        self.deflater.as_ref().map_or(0, |d| d.memory())
+            + self.out.len()
             + self
                 .fragments
                 .as_ref()
@@ -115,7 +127,40 @@ impl Sender {
 
     /// Queues a whole message checked with `check_message`.
     pub fn write_message(&mut self, role: Role, kind: MessageKind, data: &[u8]) {
-        self.write_frame(role, true, opcode_of(kind), data);
+        self.write_frame(role, true, 0, opcode_of(kind), data);
+    }
+
+    /// Queues a whole message checked with `check_message`, compressed as
+    /// agreed. Without context takeover a message that would not shrink is
+    /// sent as it is; with it, the peer's window must see every compressed byte.
+    pub fn write_compressed(
+        &mut self,
+        role: Role,
+        kind: MessageKind,
+        data: &[u8],
+        agreed: &Agreed,
+        config: &DeflateConfig,
+    ) {
+        let bits = agreed.window_bits(role);
+        let (level, mem_level) = (config.level(), config.mem_level());
+        let mut packed = COMPRESSED.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        packed.clear();
+        if agreed.no_context_takeover(role) {
+            Deflater::compress_alone(bits, level, mem_level, data, &mut packed);
+            if packed.len() >= data.len() {
+                self.write_message(role, kind, data);
+            } else {
+                self.write_frame(role, true, RSV1, opcode_of(kind), &packed);
+            }
+        } else {
+            self.deflater
+                .get_or_insert_with(|| Deflater::new(bits, level, mem_level))
+                .compress(data, &mut packed);
+            self.write_frame(role, true, RSV1, opcode_of(kind), &packed);
+        }
+        if packed.capacity() <= SPARE_CAPACITY {
+            COMPRESSED.with(|c| *c.borrow_mut() = packed);
+        }
     }
 
     /// Queues a large server message checked with `check_message`, offering it
@@ -132,7 +177,7 @@ impl Sender {
         write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
     ) {
         // Server role: no mask.
-        self.write_header(Role::Server, true, opcode_of(kind), data.len(), 0);
+        self.write_header(Role::Server, true, 0, opcode_of(kind), data.len(), 0);
         let total = self.buffered() + data.len();
         let written = write(self.pending(), data).unwrap_or(0).min(total);
         let from_out = written.min(self.buffered());
@@ -177,7 +222,7 @@ impl Sender {
         } else {
             opcode_of(kind)
         };
-        self.write_frame(role, fin, opcode, data);
+        self.write_frame(role, fin, 0, opcode, data);
         Ok(())
     }
 
@@ -187,7 +232,7 @@ impl Sender {
             return Err(Error::InvalidArgument);
         }
         self.check_room(data.len(), max_output)?;
-        self.write_frame(role, true, opcode, data);
+        self.write_frame(role, true, 0, opcode, data);
         Ok(())
     }
 
@@ -195,7 +240,7 @@ impl Sender {
     /// it reads gets a pong for the latest pings only (RFC 6455 §5.5.3 allows it).
     pub fn auto_pong(&mut self, role: Role, data: &[u8], max_output: usize) {
         if self.check_room(data.len(), max_output).is_ok() {
-            self.write_frame(role, true, OpCode::Pong, data);
+            self.write_frame(role, true, 0, OpCode::Pong, data);
         }
     }
 
@@ -225,7 +270,7 @@ impl Sender {
             payload[2..2 + reason.len()].copy_from_slice(reason.as_bytes());
             2 + reason.len()
         };
-        self.write_frame(role, true, OpCode::Close, &payload[..len]);
+        self.write_frame(role, true, 0, OpCode::Close, &payload[..len]);
         self.fragments = None;
     }
 
@@ -245,8 +290,8 @@ impl Sender {
         Ok(())
     }
 
-    fn write_frame(&mut self, role: Role, fin: bool, opcode: OpCode, payload: &[u8]) {
-        let mask = self.write_header(role, fin, opcode, payload.len(), payload.len());
+    fn write_frame(&mut self, role: Role, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
+        let mask = self.write_header(role, fin, rsv, opcode, payload.len(), payload.len());
         match mask {
             Some(key) => extend_masked(&mut self.out, payload, key),
             None => self.out.extend_from_slice(payload),
@@ -259,6 +304,7 @@ impl Sender {
         &mut self,
         role: Role,
         fin: bool,
+        rsv: u8,
         opcode: OpCode,
         payload_len: usize,
         room: usize,
@@ -269,7 +315,7 @@ impl Sender {
         };
         let header = FrameHeader {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             payload_len: payload_len as u64,

@@ -9,6 +9,7 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use crate::proto::config::Config;
+use crate::proto::deflate::{Agreed, Compress};
 use crate::proto::error::{Error, Result};
 use crate::proto::event::{Event, Message, MessageKind};
 use crate::proto::frame::OpCode;
@@ -74,6 +75,8 @@ pub struct Session {
     /// `memory` in KiB as of the last `memory_change` (fits the padding after
     /// the flags above: the session does not grow).
     reported_kib: Cell<u32>,
+    /// permessage-deflate, once agreed.
+    deflate: Cell<Option<Agreed>>,
     /// Borrowed for the whole of a feed.
     rx: RefCell<Receiver>,
     /// Borrowed only inside one call, never while the program runs.
@@ -101,6 +104,14 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
 
     fn set_state(&mut self, state: State) {
         self.session.state.set(state);
+    }
+
+    fn deflate(&self) -> Option<Agreed> {
+        self.session.deflate.get()
+    }
+
+    fn set_deflate(&mut self, agreed: Option<Agreed>) {
+        self.session.deflate.set(agreed);
     }
 
     fn streaming(&self) -> bool {
@@ -138,7 +149,7 @@ impl Session {
         let key = client::new_key();
         let mut tx = Sender::default();
         let mut request = Vec::new();
-        client::write_request(&mut request, host, path, &key, config.subprotocols())?;
+        client::write_request(&mut request, host, path, &key, config.subprotocols(), config.deflate())?;
         tx.buffer().extend_from_slice(&request);
         Ok(Session::new(
             config,
@@ -156,6 +167,7 @@ impl Session {
             streaming: Cell::new(false),
             serve_http: Cell::new(false),
             reported_kib: Cell::new(0),
+            deflate: Cell::new(None),
             rx: RefCell::new(rx),
             tx: RefCell::new(tx),
         }
@@ -339,10 +351,48 @@ impl Session {
     /// Sends a message, e.g. one received (an echo costs no second UTF-8 check:
     /// the text's type says it is valid).
     pub fn send_message(&self, message: Message<'_>) -> Result<()> {
+        self.send_message_with(message, Compress::Auto)
+    }
+
+    /// Sends a message like `send_message`, choosing whether it is compressed
+    /// (when permessage-deflate was agreed; see [`Session::extensions`]).
+    pub fn send_message_with(&self, message: Message<'_>, compress: Compress) -> Result<()> {
         let mut tx = self.open_sender()?;
-        tx.check_message(message.as_bytes(), self.config.max_output())?;
-        tx.write_message(self.role, message.kind(), message.as_bytes());
+        let data = message.as_bytes();
+        tx.check_message(data, self.config.max_output())?;
+        match self.compression(data.len(), compress) {
+            Some((agreed, config)) => tx.write_compressed(self.role, message.kind(), data, &agreed, config),
+            None => tx.write_message(self.role, message.kind(), data),
+        }
         Ok(())
+    }
+
+    /// The agreement and settings to compress a message of `len` bytes
+    /// with, if it is to be compressed.
+    fn compression(&self, len: usize, compress: Compress) -> Option<(Agreed, &crate::proto::deflate::DeflateConfig)> {
+        let agreed = self.deflate.get()?;
+        let config = self.config.deflate()?;
+        // An empty message goes as it is: nothing to gain, and an empty
+        // compressed payload is the one form peers disagree on.
+        let wanted = len > 0
+            && match compress {
+                Compress::Auto => len >= config.min_size(),
+                Compress::Always => true,
+                Compress::Never => false,
+            };
+        wanted.then_some((agreed, config))
+    }
+
+    /// permessage-deflate as agreed in the opening handshake (`None`: not
+    /// offered, not accepted, or the handshake is not done).
+    pub fn deflate(&self) -> Option<Agreed> {
+        self.deflate.get()
+    }
+
+    /// The `Sec-WebSocket-Extensions` value in force: what the server
+    /// answered. Empty without extensions.
+    pub fn extensions(&self) -> String {
+        self.deflate.get().map(|a| a.response()).unwrap_or_default()
     }
 
     /// Sends a message like `send_message`, but a large one (server role) is
@@ -356,8 +406,10 @@ impl Session {
         write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
     ) -> Result<()> {
         let data = message.as_bytes();
-        if self.role == Role::Client || data.len() < DIRECT_SEND_MIN {
-            // A client's payload is masked, hence copied anyway.
+        let compressed = self.compression(data.len(), Compress::Auto).is_some();
+        if self.role == Role::Client || data.len() < DIRECT_SEND_MIN || compressed {
+            // A client's payload is masked, a compressed one is compressed:
+            // both copied anyway.
             return self.send_message(message);
         }
         let mut tx = self.open_sender()?;

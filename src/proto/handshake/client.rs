@@ -1,8 +1,9 @@
 //! Client side of the opening handshake: build the request (RFC 6455 §4.1) and
 //! check the server's response.
 
-use super::{accept_key, any_has_token, header_values, MAX_HEADERS};
+use super::{accept_key, any_has_token, extensions, header_values, MAX_HEADERS};
 use crate::proto::config::Config;
+use crate::proto::deflate::{negotiation, Agreed, DeflateConfig};
 use crate::proto::error::Error;
 use base64::Engine;
 
@@ -26,6 +27,7 @@ pub fn write_request(
     path: &str,
     key: &str,
     subprotocols: &[String],
+    deflate: Option<&DeflateConfig>,
 ) -> Result<(), Error> {
     if !is_plain(host) || !is_plain(path) || !path.starts_with('/') {
         return Err(Error::InvalidArgument);
@@ -42,6 +44,11 @@ pub fn write_request(
         out.extend_from_slice(subprotocols.join(", ").as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    if let Some(config) = deflate {
+        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        out.extend_from_slice(negotiation::offer(config).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(b"\r\n");
     Ok(())
 }
@@ -51,6 +58,8 @@ pub fn write_request(
 pub struct Response<'a> {
     /// The subprotocol the server selected (one of those offered).
     pub subprotocol: Option<&'a str>,
+    /// permessage-deflate, if offered and accepted.
+    pub deflate: Option<Agreed>,
     /// Length of the response head; bytes after it are frames.
     pub head_len: usize,
 }
@@ -87,11 +96,17 @@ pub fn parse_response<'c>(buf: &[u8], key: &str, config: &'c Config) -> Result<O
         (Some(value), None) if value.trim_ascii() == expected.as_bytes() => {}
         _ => return Err(Error::Handshake("wrong Sec-WebSocket-Accept")),
     }
-    if header_values(headers, "Sec-WebSocket-Extensions").next().is_some() {
-        return Err(Error::Handshake(
-            "the server selected an extension that was not offered",
-        ));
-    }
+    let answer = extensions::parse_headers(headers)
+        .map_err(|_| Error::Handshake("malformed Sec-WebSocket-Extensions in the response"))?;
+    let deflate = match config.deflate() {
+        Some(offered) => negotiation::check_response(&answer, offered)?,
+        None if answer.is_empty() => None,
+        None => {
+            return Err(Error::Handshake(
+                "the server selected an extension that was not offered",
+            ))
+        }
+    };
     let mut protocols = header_values(headers, "Sec-WebSocket-Protocol");
     let subprotocol = match (protocols.next(), protocols.next()) {
         (None, _) => None,
@@ -108,7 +123,11 @@ pub fn parse_response<'c>(buf: &[u8], key: &str, config: &'c Config) -> Result<O
         }
         (Some(_), Some(_)) => return Err(Error::Handshake("the server selected several subprotocols")),
     };
-    Ok(Some(Response { subprotocol, head_len }))
+    Ok(Some(Response {
+        subprotocol,
+        deflate,
+        head_len,
+    }))
 }
 
 #[cfg(test)]
@@ -134,7 +153,15 @@ mod tests {
     #[test]
     fn request_is_valid_for_our_server() {
         let mut out = Vec::new();
-        write_request(&mut out, "example.com:8080", "/chat?x=1", KEY, config().subprotocols()).unwrap();
+        write_request(
+            &mut out,
+            "example.com:8080",
+            "/chat?x=1",
+            KEY,
+            config().subprotocols(),
+            None,
+        )
+        .unwrap();
         let server_config = Config::with_subprotocols(&["superchat"]).unwrap();
         let req = crate::proto::handshake::server::parse_request(&out, &server_config)
             .unwrap()
@@ -147,10 +174,10 @@ mod tests {
     #[test]
     fn request_arguments_are_checked() {
         let mut out = Vec::new();
-        assert!(write_request(&mut out, "host\r\nX: y", "/", KEY, &[]).is_err());
-        assert!(write_request(&mut out, "host", "no-slash", KEY, &[]).is_err());
-        assert!(write_request(&mut out, "host", "/a b", KEY, &[]).is_err());
-        assert!(write_request(&mut out, "", "/", KEY, &[]).is_err());
+        assert!(write_request(&mut out, "host\r\nX: y", "/", KEY, &[], None).is_err());
+        assert!(write_request(&mut out, "host", "no-slash", KEY, &[], None).is_err());
+        assert!(write_request(&mut out, "host", "/a b", KEY, &[], None).is_err());
+        assert!(write_request(&mut out, "", "/", KEY, &[], None).is_err());
         assert!(out.is_empty(), "a refused request writes nothing");
     }
 
@@ -165,6 +192,7 @@ mod tests {
             r,
             Response {
                 subprotocol: None,
+                deflate: None,
                 head_len: RESPONSE.len()
             }
         );

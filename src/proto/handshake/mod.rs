@@ -1,6 +1,7 @@
 //! The opening handshake (RFC 6455 §4): server side, client side, and what both share.
 
 pub mod client;
+pub mod extensions;
 pub mod server;
 
 use base64::Engine;

@@ -1,8 +1,9 @@
 //! Server side of the opening handshake: validate the client's request (RFC 6455
 //! §4.2.1) and answer 101, or an HTTP error (§4.2.2, §4.4).
 
-use super::{accept_key, any_has_token, header_values, MAX_HEADERS};
+use super::{accept_key, any_has_token, extensions, header_values, MAX_HEADERS};
 use crate::proto::config::Config;
+use crate::proto::deflate::{negotiation, Agreed};
 use crate::proto::error::Error;
 use base64::Engine;
 
@@ -15,6 +16,8 @@ pub struct Request<'a> {
     pub key: &'a [u8],
     /// The subprotocol selected from the configured list, if the client offered one.
     pub subprotocol: Option<&'a str>,
+    /// permessage-deflate, if configured and offered (the first valid offer).
+    pub deflate: Option<Agreed>,
     /// Length of the request head; bytes after it are frames.
     pub head_len: usize,
 }
@@ -107,10 +110,13 @@ pub fn parse_head<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Parsed
         _ => return Err(reject(400, "Sec-WebSocket-Key is not 16 bytes in base64")),
     }
     let subprotocol = select_subprotocol(headers, config.subprotocols());
+    let offers = extensions::parse_headers(headers).map_err(|_| reject(400, "malformed Sec-WebSocket-Extensions"))?;
+    let deflate = config.deflate().and_then(|d| negotiation::accept(&offers, d));
     Ok(Some(Parsed::Upgrade(Request {
         path,
         key,
         subprotocol,
+        deflate,
         head_len,
     })))
 }
@@ -125,7 +131,7 @@ fn select_subprotocol<'c>(headers: &[httparse::Header<'_>], supported: &'c [Stri
 }
 
 /// Appends the 101 response to `out`.
-pub fn write_accept(out: &mut Vec<u8>, key: &[u8], subprotocol: Option<&str>) {
+pub fn write_accept(out: &mut Vec<u8>, key: &[u8], subprotocol: Option<&str>, deflate: Option<&Agreed>) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
@@ -133,6 +139,10 @@ pub fn write_accept(out: &mut Vec<u8>, key: &[u8], subprotocol: Option<&str>) {
     if let Some(name) = subprotocol {
         out.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
         out.extend_from_slice(name.as_bytes());
+    }
+    if let Some(agreed) = deflate {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        out.extend_from_slice(agreed.response().as_bytes());
     }
     out.extend_from_slice(b"\r\n\r\n");
 }
@@ -211,7 +221,7 @@ mod tests {
         assert_eq!(r.subprotocol, Some("superchat"));
         assert_eq!(r.head_len, RFC_REQUEST.len());
         let mut out = Vec::new();
-        write_accept(&mut out, r.key, r.subprotocol);
+        write_accept(&mut out, r.key, r.subprotocol, r.deflate.as_ref());
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
         assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));

@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use mio::Token;
 
+use crate::proto::deflate::Compress;
 use crate::proto::error::Error as SessionError;
 use crate::proto::event::{Message, MessageKind};
 use crate::proto::session::Session;
@@ -456,6 +457,19 @@ impl<H: ConnHandler> Connection<H> {
                 socket.write2(pending, payload)
             })
         })
+    }
+
+    /// Sends a message choosing whether it is compressed (permessage-deflate).
+    pub fn send_message_with(&self, message: Message<'_>, compress: Compress) -> Result<()> {
+        match compress {
+            Compress::Auto => self.send_message(message),
+            _ => self.with_session(|s| s.send_message_with(message, compress)),
+        }
+    }
+
+    /// The `Sec-WebSocket-Extensions` in force (empty: none, or not open).
+    pub fn extensions(&self) -> String {
+        self.session().map(|s| s.extensions()).unwrap_or_default()
     }
 
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {

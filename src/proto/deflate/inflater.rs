@@ -1,0 +1,273 @@
+//! Decompression of received messages, a bounded chunk at a time: the
+//! inflated size is checked against the message limit before more output
+//! room is made, so a small frame that inflates to gigabytes costs at most
+//! the limit.
+
+use std::cell::RefCell;
+
+use zlib_rs::{Inflate, InflateFlush, Status};
+
+use crate::proto::error::{Error, Result};
+
+/// What the peer's compressor leaves off every message (RFC 7692 §7.2.2).
+pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// Output produced per step (and checked against the limit).
+const CHUNK: usize = 16 << 10;
+/// Bytes a decompressor holds (its state and a 32 KiB window, whatever the
+/// window bits), as measured.
+pub const MEMORY: usize = 47 << 10;
+/// Idle decompressors kept per thread for connections without context takeover.
+const SPARES: usize = 2;
+
+thread_local! {
+    /// Decompressors of this thread lent to connections for one message at a
+    /// time (no context takeover), with their window bits.
+    // The boxes themselves are what is lent: sessions hold `Box<Inflater>`.
+    #[allow(clippy::vec_box)]
+    static POOL: RefCell<Vec<Box<Inflater>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A raw-deflate decompressor.
+pub struct Inflater {
+    stream: Inflate,
+    window_bits: u8,
+    /// The stream ended with a final block (BFINAL): a new message starts a
+    /// new stream.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater")
+            .field("window_bits", &self.window_bits)
+            .finish()
+    }
+}
+
+impl Inflater {
+    /// A decompressor for a peer compressing with `window_bits` (8-15).
+    pub fn new(window_bits: u8) -> Box<Inflater> {
+        Box::new(Inflater {
+            stream: Inflate::new(false, window_bits),
+            window_bits,
+            ended: false,
+        })
+    }
+
+    /// One from the thread's pool (or a new one), for one message.
+    pub fn lend(window_bits: u8) -> Box<Inflater> {
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let found = pool.iter().position(|i| i.window_bits == window_bits);
+            found.map(|at| pool.swap_remove(at))
+        })
+        .unwrap_or_else(|| Inflater::new(window_bits))
+    }
+
+    /// Gives a lent decompressor back, reset.
+    pub fn give_back(mut inflater: Box<Inflater>) {
+        inflater.reset();
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < SPARES {
+                pool.push(inflater);
+            }
+        });
+    }
+
+    /// Starts afresh: an empty window.
+    pub fn reset(&mut self) {
+        self.stream.reset(false);
+        self.ended = false;
+    }
+
+    /// Inflates `input`, appending the output to `out` a chunk of at most
+    /// 16 KiB at a time and calling `sink(out, start)` after each chunk with
+    /// where the new bytes start (it may take them out of `out`). `budget` is
+    /// how many more bytes the message may inflate to; going over it fails
+    /// with [`Error::MessageTooBig`] before the excess is stored. Invalid
+    /// compressed data fails with [`Error::Protocol`].
+    pub fn inflate(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        budget: &mut usize,
+        sink: &mut dyn FnMut(&mut Vec<u8>, usize) -> Result<()>,
+    ) -> Result<()> {
+        loop {
+            if input.is_empty() && self.ended {
+                return Ok(());
+            }
+            if self.ended {
+                return Err(Error::Protocol("data after the final deflate block"));
+            }
+            if *budget == 0 {
+                // One byte of room tells whether anything more would come out.
+                let mut probe = [0u8; 1];
+                let (used, made, _) = self.step(input, &mut probe)?;
+                if made > 0 {
+                    return Err(Error::MessageTooBig);
+                }
+                input = &input[used..];
+                if used == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            let room = CHUNK.min(*budget);
+            grow(out, room);
+            let start = out.len();
+            let spare = &mut out.spare_capacity_mut()[..room];
+            let (used, made, status) = self.step_uninit(input, spare)?;
+            // SAFETY: the decompressor initialized the first `made` bytes of
+            // the spare capacity it was given (`made <= room`).
+            unsafe { out.set_len(start + made) };
+            input = &input[used..];
+            *budget -= made;
+            if made > 0 {
+                sink(out, start)?;
+            }
+            if status == Status::StreamEnd {
+                self.ended = true;
+                continue;
+            }
+            if made < room && (input.is_empty() || used == 0) {
+                // All output is out: the rest of the input (if any) is a
+                // part of a code that needs more bytes.
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether the stream ended with a final block.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn step(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize, Status)> {
+        let (in0, out0) = (self.stream.total_in(), self.stream.total_out());
+        let status = self
+            .stream
+            .decompress(input, output, InflateFlush::SyncFlush)
+            .map_err(|_| Error::Protocol("invalid compressed data"))?;
+        Ok(self.progress(in0, out0, status))
+    }
+
+    fn step_uninit(
+        &mut self,
+        input: &[u8],
+        output: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Result<(usize, usize, Status)> {
+        let (in0, out0) = (self.stream.total_in(), self.stream.total_out());
+        let status = self
+            .stream
+            .decompress_uninit(input, output, InflateFlush::SyncFlush)
+            .map_err(|_| Error::Protocol("invalid compressed data"))?;
+        Ok(self.progress(in0, out0, status))
+    }
+
+    fn progress(&self, in0: u64, out0: u64, status: Status) -> (usize, usize, Status) {
+        let used = (self.stream.total_in() - in0) as usize;
+        let made = (self.stream.total_out() - out0) as usize;
+        (used, made, status)
+    }
+}
+
+/// Makes room for `room` more bytes, growing by at most double (never
+/// reserving far beyond what the message may still take).
+fn grow(out: &mut Vec<u8>, room: usize) {
+    if out.capacity() - out.len() < room {
+        let target = (out.capacity() * 2).max(out.len() + room);
+        out.reserve_exact(target - out.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::deflate::deflater::Deflater;
+
+    fn compress(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Deflater::new(15, 6, 8).compress(data, &mut out);
+        out
+    }
+
+    fn inflate_all(inflater: &mut Inflater, input: &[u8], limit: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut budget = limit;
+        inflater.inflate(input, &mut out, &mut budget, &mut |_, _| Ok(()))?;
+        inflater.inflate(&TAIL, &mut out, &mut budget, &mut |_, _| Ok(()))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn round_trip_in_one_piece_and_byte_by_byte() {
+        let text: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| format!("{{\"n\":{i}}},").into_bytes())
+            .collect();
+        let packed = compress(&text);
+        assert!(packed.len() * 3 < text.len());
+        assert_eq!(inflate_all(&mut Inflater::new(15), &packed, text.len()).unwrap(), text);
+        let mut inflater = Inflater::new(15);
+        let (mut out, mut budget) = (Vec::new(), text.len());
+        for byte in packed.iter().chain(&TAIL) {
+            inflater
+                .inflate(std::slice::from_ref(byte), &mut out, &mut budget, &mut |_, _| Ok(()))
+                .unwrap();
+        }
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn the_limit_is_exact_and_checked_before_storing() {
+        let data = vec![b'a'; 100_000];
+        let packed = compress(&data);
+        assert_eq!(
+            inflate_all(&mut Inflater::new(15), &packed, 100_000).unwrap().len(),
+            100_000
+        );
+        let mut out = Vec::new();
+        let mut budget = 99_999;
+        let mut inflater = Inflater::new(15);
+        let result = inflater
+            .inflate(&packed, &mut out, &mut budget, &mut |_, _| Ok(()))
+            .and_then(|_| inflater.inflate(&TAIL, &mut out, &mut budget, &mut |_, _| Ok(())));
+        assert_eq!(result, Err(Error::MessageTooBig));
+        assert!(out.len() <= 99_999 && out.capacity() <= 2 * 99_999);
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit() {
+        // 64 MiB of zeros packs into about 64 KiB; with a 1 MiB limit the
+        // output buffer never grows past twice the limit.
+        let packed = compress(&vec![0u8; 64 << 20]);
+        let mut out = Vec::new();
+        let mut budget = 1 << 20;
+        let result = Inflater::new(15).inflate(&packed, &mut out, &mut budget, &mut |_, _| Ok(()));
+        assert_eq!(result, Err(Error::MessageTooBig));
+        assert!(out.capacity() <= 2 << 20, "{}", out.capacity());
+    }
+
+    #[test]
+    fn garbage_and_data_after_a_final_block_are_refused() {
+        let mut out = Vec::new();
+        let mut budget = 1000;
+        let garbage = [0xff, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            Inflater::new(15).inflate(&garbage, &mut out, &mut budget, &mut |_, _| Ok(())),
+            Err(Error::Protocol(_))
+        ));
+        // A stored final block ("hi"), then more.
+        let final_block = [0x01, 0x02, 0x00, 0xfd, 0xff, b'h', b'i'];
+        let mut inflater = Inflater::new(15);
+        inflater
+            .inflate(&final_block, &mut out, &mut budget, &mut |_, _| Ok(()))
+            .unwrap();
+        assert!(inflater.ended());
+        assert_eq!(out, b"hi");
+        assert!(inflater
+            .inflate(&TAIL, &mut out, &mut budget, &mut |_, _| Ok(()))
+            .is_err());
+    }
+}
