@@ -122,7 +122,7 @@ fn check_upgrade(buf: &[u8], config: &Config, req: &server::Request<'_>) {
     }
     // Our own 101 answer satisfies our own client.
     let mut response = Vec::new();
-    server::write_accept(&mut response, req.key, req.subprotocol);
+    server::write_accept(&mut response, req.key, req.subprotocol, req.deflate.as_ref());
     let key = std::str::from_utf8(req.key).expect("a base64 key is ASCII");
     let mut client_config = Config::default();
     for name in config.subprotocols() {

@@ -16,12 +16,14 @@
 //!   the text.
 //! - `session_server`, `session_client`: see [`session::Params::parse`].
 //! - `ffi_session`: see [`ffi_session`].
+//! - `inflate`: see [`inflate`].
 
 pub mod ffi_session;
 pub mod frame_decode;
 pub mod frames;
 pub mod handshake_request;
 pub mod handshake_response;
+pub mod inflate;
 pub mod seeds;
 pub mod session;
 pub mod session_client;
@@ -52,6 +54,10 @@ impl<'a> Reader<'a> {
         let (head, rest) = self.data.split_at(n.min(self.data.len()));
         self.data = rest;
         head
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.data.is_empty()
     }
 
     pub(crate) fn rest(self) -> &'a [u8] {

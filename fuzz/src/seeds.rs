@@ -1,6 +1,7 @@
 //! Hand-made seeds for each target (written to `corpus/TARGET/seed-*` by
 //! `cargo run --example make_seeds`): the RFC 6455 examples and typical sessions.
 
+use wsconn::proto::deflate::deflater::Deflater;
 use wsconn_testkit::{MASK, REQUEST_WITH_SUBPROTOCOLS, RESPONSE};
 
 /// The targets, in the order `run-ci.sh` runs them.
@@ -12,6 +13,7 @@ pub const TARGETS: &[&str] = &[
     "session_server",
     "session_client",
     "ffi_session",
+    "inflate",
 ];
 
 /// A frame with first byte `b0` and `payload`, masked with the key of RFC 6455
@@ -45,10 +47,61 @@ fn sample_frames(masked: bool) -> Vec<u8> {
     out
 }
 
+/// Compressed messages (RSV1 on their first frame): the "Hello" of RFC 7692
+/// §7.2.3.1, whole and fragmented, and one a 9-bit window inflates.
+fn compressed_frames(masked: bool) -> Vec<u8> {
+    let f = |b0, p: &[u8]| frame(b0, p, masked);
+    let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    let mut out = f(0xc1, &hello);
+    out.extend(f(0x41, &hello[..3]));
+    out.extend(f(0x80, &hello[3..]));
+    let mut packed = Vec::new();
+    Deflater::new(9, 6, 8).compress(&[b'x'; 2000], &mut packed);
+    out.extend(f(0xc2, &packed));
+    out
+}
+
 fn close(code: u16, reason: &str, masked: bool) -> Vec<u8> {
     let mut payload = code.to_be_bytes().to_vec();
     payload.extend_from_slice(reason.as_bytes());
     frame(0x88, &payload, masked)
+}
+
+/// A raw deflate stream of `len` zero bytes (rounded down to a multiple of
+/// 258, plus one), as small as deflate makes it: one fixed-Huffman block of a
+/// literal 0, then matches of 258 bytes at distance 1 (13 bits each), then
+/// the empty stored block of a sync flush without its `00 00 ff ff`. Written
+/// by hand, not by the library's compressor.
+pub fn zero_bomb(len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    // Bits go LSB first; Huffman codes most significant bit first.
+    let mut put = |value: u32, n: u32, huffman: bool, out: &mut Vec<u8>| {
+        let v = if huffman {
+            value.reverse_bits() >> (32 - n)
+        } else {
+            value
+        };
+        acc |= v << bits;
+        bits += n;
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    };
+    put(0b010, 3, false, &mut out); // not final, fixed Huffman
+    put(0b0011_0000, 8, true, &mut out); // literal 0
+    for _ in 0..len / 258 {
+        put(0b1100_0101, 8, true, &mut out); // length 258 (code 285)
+        put(0, 5, true, &mut out); // distance 1
+    }
+    put(0, 7, true, &mut out); // end of block (256)
+    put(0, 3, false, &mut out); // not final, stored
+    if bits > 0 {
+        out.push(acc as u8);
+    }
+    out
 }
 
 /// `(name, bytes)` seeds for `target`.
@@ -176,6 +229,23 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
             out.push(("http-404", session_input(2, 0, &[10], plain)));
             out.push(("http-answered", session_input(0x0A, 0, &[], plain)));
             out.push(("rejected", session_input(0, 0, &[], b"GET / HTTP/1.0\r\n\r\n")));
+            // permessage-deflate offered and configured (bits 4-5 of the count
+            // byte): compressed messages in, plain echoes out.
+            let offer = String::from_utf8_lossy(REQUEST_WITH_SUBPROTOCOLS).replace(
+                "\r\n\r\n",
+                "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+            );
+            let mut deflated = offer.into_bytes();
+            deflated.extend(compressed_frames(true));
+            deflated.extend(close(1000, "bye", true));
+            for (name, bits, lengths) in [
+                ("deflate-shared", 0x10, &[][..]),
+                ("deflate-dedicated-cut", 0x20, &[9, 1]),
+            ] {
+                let mut input = session_input(1, 0, lengths, &deflated);
+                input[2] |= bits;
+                out.push((name, input));
+            }
         }
         "session_client" => {
             let mut stream = sample_frames(false);
@@ -193,6 +263,12 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
             // Bit 4: no 101 is put first; the stream brings a response of its own
             // (refused: its accept value cannot match the client's random key).
             out.push(("own-response", session_input(0x10, 0, &[], RESPONSE)));
+            // permessage-deflate (9-bit windows): the harness's 101 agrees.
+            let mut deflated = compressed_frames(false);
+            deflated.extend(close(1000, "", false));
+            let mut input = session_input(0, 0, &[], &deflated);
+            input[2] |= 0x30;
+            out.push(("deflate-dedicated-9", input));
         }
         "ffi_session" => {
             // One options byte (bit 0 client, bit 1 free in the callback of event
@@ -249,6 +325,95 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
                     0x67,
                 ],
             ));
+        }
+        "inflate" => {
+            // See `inflate`: mode, offer, windows, chunk lengths, body.
+            let input = |mode: u8, offer: u8, windows: u8, lengths: &[u8], body: &[u8]| {
+                let mut v = vec![mode, offer, windows, lengths.len() as u8];
+                v.extend_from_slice(lengths);
+                v.extend_from_slice(body);
+                v
+            };
+            let masked = |b0: u8, payload: &[u8]| frame(b0, payload, true);
+            let packed = |data: &[u8]| {
+                let mut out = Vec::new();
+                Deflater::compress_alone(15, 9, 8, data, &mut out);
+                out
+            };
+            // RFC 7692 §7.2.3.1: "Hello" compressed, RSV1 on a text frame.
+            let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+            let mut wire = masked(0xc1, &hello);
+            wire.extend(masked(0xc2, &packed(&[7; 300])));
+            wire.extend(close(1000, "", true));
+            out.push(("shared-hello", input(0x20, 0, 0, &[], &wire)));
+            out.push(("shared-hello-bytewise", input(0x30, 0x0f, 0x44, &[1], &wire)));
+            // Fragmented: RSV1 on the first frame only, a ping in between.
+            let text = "κόσμε, the same words again and again, κόσμε".repeat(20);
+            let p = packed(text.as_bytes());
+            let (a, b) = p.split_at(p.len() / 3);
+            let mut frags = masked(0x41, a);
+            frags.extend(masked(0x89, b"ping"));
+            frags.extend(masked(0x00, &b[..b.len() / 2]));
+            frags.extend(masked(0x80, &b[b.len() / 2..]));
+            out.push(("fragmented", input(0, 0x03, 0, &[], &frags)));
+            out.push(("fragmented-streaming", input(0x10, 0, 0, &[5, 64], &frags)));
+            // A bomb: 1 MiB of zeros in 6 KiB; the limit is 64 KiB.
+            let bomb = masked(0xc2, &zero_bomb(1 << 20));
+            out.push(("bomb", input(0, 0, 0, &[], &bomb)));
+            out.push(("bomb-streaming-dedicated", input(0x1f, 0, 0, &[200], &bomb)));
+            // RSV1 where it does not belong: a ping, a continuation.
+            out.push(("rsv1-ping", input(0, 0, 0, &[], &masked(0xc9, &hello))));
+            let mut cont = masked(0x01, b"He");
+            cont.extend(masked(0xc0, b"llo"));
+            out.push(("rsv1-continuation", input(0, 0, 0, &[], &cont)));
+            // RSV1 on a connection without the extension (the offer is
+            // invalid: server_max_window_bits=16).
+            out.push(("rsv1-declined", input(0, 0x04, 0x09, &[], &masked(0xc1, &hello))));
+            // A final stored block; then one with more data after it; then
+            // an invalid block type.
+            let stored = [0x01, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o'];
+            let mut fin = masked(0xc1, &stored);
+            fin.extend(masked(0xc1, &[&stored[..], &[0x00]].concat()));
+            out.push(("final-block", input(0x20, 0, 0, &[], &fin)));
+            out.push((
+                "invalid-block-type",
+                input(0, 0, 0, &[], &masked(0xc1, &[0x07, 0xff, 0xff])),
+            ));
+            // Invalid UTF-8, compressed.
+            out.push((
+                "invalid-utf8",
+                input(0, 0, 0, &[], &masked(0xc1, &packed(b"ok \xed\xa0\x80"))),
+            ));
+            // Context takeover (dedicated, 15 bits): the second message refers
+            // back into the first.
+            let mut own = Deflater::new(15, 6, 8);
+            let mut takeover = Vec::new();
+            for _ in 0..3 {
+                let mut p = Vec::new();
+                own.compress(text.as_bytes(), &mut p);
+                takeover.extend(masked(0xc1, &p));
+            }
+            out.push(("dedicated-15-takeover", input(0x2f, 0, 0, &[], &takeover)));
+            // Dedicated, 9-bit windows, offered by the client too.
+            out.push(("dedicated-9-offer", input(0x23, 0x1c, 0x11, &[], &wire)));
+            // Plain bodies, compressed by the harness as agreed.
+            let plain = |flags: u8, data: &[u8]| {
+                let mut v = vec![flags];
+                v.extend_from_slice(&(data.len() as u16).to_le_bytes());
+                v.extend_from_slice(data);
+                v
+            };
+            let mut body = plain(0, text.as_bytes());
+            body.extend(plain(0x0e, text.as_bytes()));
+            body.extend(plain(0x01, &[3; 5000]));
+            body.extend(plain(0x10, b"uncompressed"));
+            body.extend(plain(0x02, b""));
+            out.push(("plain-shared", input(0x40, 0, 0, &[], &body)));
+            out.push(("plain-dedicated-takeover", input(0x7b, 0x08, 0, &[17, 3], &body)));
+            let mut bad = body.clone();
+            bad.extend(plain(0x04, b"\xce\xba\xe1"));
+            out.push(("plain-invalid-utf8", input(0x43, 0x18, 0x11, &[], &bad)));
+            out.push(("plain-window-8", input(0x41, 0, 0, &[], &plain(0x07, &[0x61; 5000]))));
         }
         _ => panic!("unknown target {target}"),
     }

@@ -26,9 +26,12 @@
 
 use std::sync::Arc;
 
+use wsconn::proto::deflate::Agreed;
 use wsconn::proto::frame::OpCode;
 use wsconn::proto::handshake::server;
-use wsconn::{CloseCode, Config, Error, Event, EventHandler, Message, MessageKind, Role, Session, State};
+use wsconn::{
+    CloseCode, Config, DeflateConfig, Error, Event, EventHandler, Message, MessageKind, Role, Session, State,
+};
 
 use crate::frames::{check_close_payload, check_frame_sequence, parse_frames, Frame};
 use crate::{chunk_ranges, Reader};
@@ -39,7 +42,10 @@ pub const CLIENT_PATH: &str = "/chat";
 /// What an input asks for.
 ///
 /// Layout: `flags`, `limits`, a count byte `k`, then `k % 16` chunk lengths (used in
-/// turn to cut the stream; none: one piece), then the stream.
+/// turn to cut the stream; none: one piece), then the stream. Bits 4-5 of `k`:
+/// permessage-deflate configured (1 shared, 2 dedicated with 15-bit windows,
+/// 3 with 9-bit ones); received messages may then be compressed, the echoes
+/// are not (its `min_size` is out of reach), so the output model holds.
 ///
 /// `flags`: bit 0 streaming receive (`Session::set_streaming`: `Event::Fragment`);
 /// bit 1 serve plain HTTP (server, `Session::set_serve_http`); bit 2 the handler
@@ -72,8 +78,8 @@ impl Params {
         let mut r = Reader::new(data);
         let flags = r.byte();
         let limits = r.byte();
-        let count = r.byte() as usize % 16;
-        let lengths = r.take(count).to_vec();
+        let count = r.byte();
+        let lengths = r.take(count as usize % 16).to_vec();
         let pick = |shift: u32, values: [usize; 4]| values[(limits >> shift) as usize & 3];
         let mut config = Config::default();
         // A limit of 0 is refused by `Config` now (it would refuse everything). The
@@ -92,6 +98,16 @@ impl Params {
         config
             .set_max_handshake_size(pick(6, [8 << 10, 100, 300, 1000]))
             .expect("a valid limit");
+        let deflate = match count >> 4 & 3 {
+            0 => None,
+            1 => Some(DeflateConfig::shared()),
+            2 => DeflateConfig::dedicated(15).ok(),
+            _ => DeflateConfig::dedicated(9).ok(),
+        };
+        config.set_deflate(deflate.map(|mut d| {
+            d.set_min_size(usize::MAX);
+            d
+        }));
         if flags & 0x40 != 0 {
             for name in ["superchat", "chat"] {
                 config.add_subprotocol(name).expect("a valid subprotocol");
@@ -189,6 +205,7 @@ struct ExpectedRequest {
     key: Vec<u8>,
     path: String,
     subprotocol: Option<String>,
+    deflate: Option<Agreed>,
 }
 
 /// Watches the events and the output of one session.
@@ -276,7 +293,7 @@ impl Recorder {
                         assert_eq!(path, req.path, "{what}: Open path");
                         assert_eq!(subprotocol, req.subprotocol.as_deref(), "{what}: Open subprotocol");
                         let mut expected = Vec::new();
-                        server::write_accept(&mut expected, &req.key, subprotocol);
+                        server::write_accept(&mut expected, &req.key, subprotocol, req.deflate.as_ref());
                         assert_eq!(
                             String::from_utf8_lossy(&new),
                             String::from_utf8_lossy(&expected),
@@ -628,9 +645,21 @@ impl Recorder {
         let what = &self.what;
         self.charged += s.memory_change();
         let memory = s.memory().expect("memory outside of a feed");
-        assert_eq!(self.charged, s.memory_reported() as isize, "{what}: memory changes summed after {call}");
-        assert_eq!(s.memory_reported(), memory.div_ceil(1024) * 1024, "{what}: memory reported after {call}");
-        assert!(memory >= s.buffered(), "{what}: memory {memory} < output {} after {call}", s.buffered());
+        assert_eq!(
+            self.charged,
+            s.memory_reported() as isize,
+            "{what}: memory changes summed after {call}"
+        );
+        assert_eq!(
+            s.memory_reported(),
+            memory.div_ceil(1024) * 1024,
+            "{what}: memory reported after {call}"
+        );
+        assert!(
+            memory >= s.buffered(),
+            "{what}: memory {memory} < output {} after {call}",
+            s.buffered()
+        );
     }
 
     /// After each `feed`, `read_direct` or `feed_eof` call: its result matches the
@@ -717,9 +746,17 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
             s.consume(request.len()).expect("consume the request");
             assert_eq!(s.buffered(), 0);
             assert_eq!(s.consume(1), Err(Error::InvalidArgument), "consumed more than pending");
-            let key = check_client_request(&request, &config);
+            let (key, deflate) = check_client_request(&request, &config);
             if !p.raw_response {
-                stream.extend_from_slice(&crate::response_101(&key));
+                let mut response = crate::response_101(&key);
+                if let Some(agreed) = deflate {
+                    // The answer our server gives to the offer.
+                    response.truncate(response.len() - 2);
+                    response.extend_from_slice(
+                        format!("Sec-WebSocket-Extensions: {}\r\n\r\n", agreed.response()).as_bytes(),
+                    );
+                }
+                stream.extend_from_slice(&response);
             }
             s
         }
@@ -738,6 +775,7 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
                 key: req.key.to_vec(),
                 path: req.path.to_owned(),
                 subprotocol: req.subprotocol.map(str::to_owned),
+                deflate: req.deflate,
             }),
             _ => None,
         },
@@ -869,18 +907,25 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
     }
 }
 
-/// The client's request is one our server accepts; returns its key.
-fn check_client_request(request: &[u8], config: &Config) -> String {
+/// The client's request is one our server accepts (with the client's deflate
+/// settings, if any); returns its key and what our server would agree on.
+fn check_client_request(request: &[u8], config: &Config) -> (String, Option<Agreed>) {
     let mut server_config = Config::default();
     for name in config.subprotocols() {
         server_config.add_subprotocol(name).expect("a valid subprotocol");
     }
+    server_config.set_deflate(config.deflate().cloned());
     let req = server::parse_request(request, &server_config)
         .unwrap_or_else(|r| panic!("our server refuses our client's request: {r:?}"))
         .expect("the request is complete");
     assert_eq!(req.head_len, request.len());
     assert_eq!(req.path, CLIENT_PATH);
-    std::str::from_utf8(req.key).expect("ASCII key").to_owned()
+    assert_eq!(
+        req.deflate.is_some(),
+        config.deflate().is_some(),
+        "our server declines our offer"
+    );
+    (std::str::from_utf8(req.key).expect("ASCII key").to_owned(), req.deflate)
 }
 
 /// Runs the input as given, then the same stream in one piece on a plain session
@@ -992,6 +1037,25 @@ mod tests {
             streamed,
             super::events(Role::Server, &seed("session_server", "seed-session"))
         );
+    }
+
+    #[test]
+    fn compressed_messages_arrive_whole() {
+        for (target, role, name) in [
+            ("session_server", Role::Server, "seed-deflate-shared"),
+            ("session_server", Role::Server, "seed-deflate-dedicated-cut"),
+            ("session_client", Role::Client, "seed-deflate-dedicated-9"),
+        ] {
+            let evs = super::events(role, &seed(target, name));
+            let hello = Ev::Message(MessageKind::Text, b"Hello".to_vec());
+            assert_eq!(evs[1..3], [hello.clone(), hello], "{target} {name}");
+            assert_eq!(
+                evs[3],
+                Ev::Message(MessageKind::Binary, vec![b'x'; 2000]),
+                "{target} {name}"
+            );
+            assert!(matches!(evs[4], Ev::Close(1000, _)), "{target} {name}: {evs:?}");
+        }
     }
 
     #[test]

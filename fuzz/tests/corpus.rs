@@ -16,6 +16,7 @@ fn check_of(target: &str) -> Check {
         "session_server" => wsconn_fuzz::session_server::check,
         "session_client" => wsconn_fuzz::session_client::check,
         "ffi_session" => wsconn_fuzz::ffi_session::check,
+        "inflate" => wsconn_fuzz::inflate::check,
         _ => panic!("unknown target {target}"),
     }
 }
