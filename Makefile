@@ -124,8 +124,10 @@ venv:
 	fi
 
 # Benchmarks (not part of `make test`): wsconn against tokio-tungstenite,
-# fastwebsockets and libwebsockets, side by side. BENCH_ARGS=--quick for a
-# ~2 minute smoke run. Needs: apt-get install libwebsockets-dev pkg-config python3-venv
+# fastwebsockets and libwebsockets, side by side, and the permessage-deflate
+# rows against uWebSockets.js. BENCH_ARGS=--quick for a ~2 minute smoke run,
+# --no-deflate without the deflate rows, --deflate-only with only them.
+# Needs: apt-get install libwebsockets-dev pkg-config python3-venv
 bench:
 	bash benches/run.sh $(BENCH_ARGS)
 

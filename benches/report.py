@@ -9,7 +9,9 @@ Each run is one JSON line (wsbench's output plus server, workload, rep and the
 server's CPU use). For each workload and server the median over the repetitions
 is kept; ratios are wsconn's echo_server divided by the server: for messages/s
 and connections/s higher is better (>= 1.0: echo_server ahead), for latency and
-bytes per idle connection lower is better (<= 1.0: echo_server ahead).
+bytes per idle connection lower is better (<= 1.0: echo_server ahead). In the
+permessage-deflate tables (workloads z*) the ratio on a uWebSockets.js row is
+the echo_server of the same compression mode divided by it.
 
 The table needs only the standard library; the chart needs matplotlib (run.sh
 makes a venv with it).
@@ -25,7 +27,9 @@ import sys
 
 BASE = "echo_server"
 SERVER_ORDER = ["echo_server", "echo_server_t2", "epoll_echo", "tokio_tungstenite", "fastwebsockets",
-                "libwebsockets", "uwebsockets_js"]
+                "libwebsockets", "uwebsockets_js",
+                "echo_server_z", "uwebsockets_js_z", "echo_server_zd15", "uwebsockets_js_zd15",
+                "echo_server_zd9", "uwebsockets_js_zd9"]
 WORKLOADS = [
     ("1x1x32B", "1 conn x 1 in flight x 32 B (latency)"),
     ("100x16x32B", "100 conns x 16 in flight x 32 B"),
@@ -33,7 +37,16 @@ WORKLOADS = [
     ("10x1x1MiB", "10 conns x 1 in flight x 1 MiB"),
     ("connect", "connect rate: handshake + close, 8 concurrent clients"),
     ("idle", "idle connections: server RSS growth per connection"),
+    ("z100x16x1KiB", "permessage-deflate: 100 conns x 16 in flight x 1 KiB JSON-like text"),
+    ("z100x4x16KiB", "permessage-deflate: 100 conns x 4 in flight x 16 KiB JSON-like text"),
+    ("zidle", "permessage-deflate: idle connections, server RSS growth per connection (after echo: "
+              "after one compressed 1 KiB echo each)"),
 ]
+# permessage-deflate rows: the uWebSockets.js server of each mode and the
+# echo_server it is compared with (shared: no context takeover; dedicated:
+# context takeover with 15- or 9-bit windows).
+DEFLATE_BASE = {"uwebsockets_js_z": "echo_server_z", "uwebsockets_js_zd15": "echo_server_zd15",
+                "uwebsockets_js_zd9": "echo_server_zd9"}
 # (key, column title, format, higher_is_better)
 ECHO_COLS = [("msgs_per_s", "msgs/s", "{:,.0f}", True), ("mb_per_s", "MB/s", "{:,.1f}", True),
              ("p50_us", "p50 us", "{:,.1f}", False), ("p99_us", "p99 us", "{:,.1f}", False),
@@ -51,9 +64,16 @@ IDLE_GOAL_BYTES = 273
 def cols_for(workload):
     if workload == "connect":
         return CONNECT_COLS
-    if workload == "idle":
+    if workload in ("idle", "zidle"):
         return IDLE_COLS
     return ECHO_COLS
+
+
+def base_of(workload, server):
+    """The wsconn server a row is compared with (None: no ratio)."""
+    if workload.startswith("z"):
+        return DEFLATE_BASE.get(server)
+    return BASE
 
 
 def brief(line):
@@ -64,6 +84,8 @@ def brief(line):
     if not r.get("ok"):
         return "FAILED: " + str(r.get("error", "?"))
     util = f" (server CPU {r.get('server_cpu_util', 0):.0%}, generator {r.get('client_cpu_util', 0):.0%})"
+    if "echoes_compressed" in r:
+        util += f", {r['echoes_compressed']:,} echoes compressed"
     if r.get("mode") == "echo":
         return (f"{r['msgs_per_s']:,.0f} msgs/s, {r['mb_per_s']:,.1f} MB/s, p50 {r['p50_us']:.1f} us, "
                 f"p99 {r['p99_us']:.1f} us" + util)
@@ -111,8 +133,8 @@ def summarise(runs):
                 if vals:
                     cell[k] = statistics.median(vals)
     for w, servers in out.items():
-        base = servers.get(BASE, {})
         for s, cell in servers.items():
+            base = servers.get(base_of(w, s), {})
             ratios = {}
             for k, _, _, _ in cols_for(w):
                 if k in cell and k in base and cell[k]:
@@ -125,6 +147,8 @@ def goals(summary):
     met, missed = [], []
     fws = {w: summary.get(w, {}).get("fastwebsockets", {}) for w, _ in WORKLOADS}
     for w, k, bar in FWS_GOALS:
+        if not summary.get(w):
+            continue
         r = fws[w].get("ratio_echo_server", {}).get(k)
         if r is None:
             missed.append(f"{w}: no echo_server/fastwebsockets figure")
@@ -137,17 +161,27 @@ def goals(summary):
             f"idle: echo_server {b:,.0f} B per connection (goal <= {IDLE_GOAL_BYTES})")
     for w, _ in WORKLOADS:
         for s, cell in summary.get(w, {}).items():
-            if s in (BASE, "echo_server_t2"):
+            if s in (BASE, "echo_server_t2") or base_of(w, s) is None:
                 continue
             for k, title, _, higher in cols_for(w):
                 r = cell.get("ratio_echo_server", {}).get(k)
-                if r is None or k in ("mb_per_s", "p50_us", "p999_us", "cycle_p50_us",
-                                      "rss_per_conn_after_echo_b"):
+                # Compressed idle connections: what counts is after their echo
+                # (the compression state is made then).
+                skip = ("mb_per_s", "p50_us", "p999_us", "cycle_p50_us",
+                        "rss_per_conn_b" if w == "zidle" else "rss_per_conn_after_echo_b")
+                if r is None or k in skip:
                     continue
                 ahead = r >= 1.0 if higher else r <= 1.0
                 if not ahead:
-                    missed.append(f"{w}: echo_server behind {s} in {title} (ratio {r:.2f})")
+                    missed.append(f"{w}: {base_of(w, s)} behind {s} in {title} (ratio {r:.2f})")
     return met, missed
+
+
+def ratio_cols(workload):
+    """The columns whose ratio the table shows."""
+    cols = cols_for(workload)
+    keep = ("p99_us", "cycle_p99_us", "rss_per_conn_after_echo_b" if workload == "zidle" else "")
+    return cols[:1] + [c for c in cols if c[0] in keep]
 
 
 def print_table(summary, meta):
@@ -175,19 +209,22 @@ def print_table(summary, meta):
         cols = cols_for(w)
         print()
         print(f"{w}: {title}")
-        head = f"  {'server':<18}" + "".join(f"{c[1]:>18}" for c in cols)
-        head += "".join(f"{'ratio ' + c[1]:>20}" for c in cols[:1] + [c for c in cols if c[0] in ("p99_us", "cycle_p99_us")])
+        if w.startswith("z"):
+            print("  (ratio on a uwebsockets_js row: the echo_server row of the same mode / it)")
+        head = f"  {'server':<20}" + "".join(f"{c[1]:>18}" for c in cols)
+        widths = [max(20, len("ratio " + c[1]) + 2) for c in ratio_cols(w)]
+        head += "".join(f"{'ratio ' + c[1]:>{n}}" for c, n in zip(ratio_cols(w), widths))
         head += f"{'srv CPU':>9}{'gen CPU':>9}"
         print(head)
         order = [s for s in SERVER_ORDER if s in servers] + sorted(s for s in servers if s not in SERVER_ORDER)
         for s in order:
             cell = servers[s]
-            line = f"  {s:<18}"
+            line = f"  {s:<20}"
             for k, _, fmt, _ in cols:
                 line += f"{fmt.format(cell[k]) if k in cell else '-':>18}"
-            for k, _, _, _ in cols[:1] + [c for c in cols if c[0] in ("p99_us", "cycle_p99_us")]:
+            for (k, _, _, _), n in zip(ratio_cols(w), widths):
                 r = cell.get("ratio_echo_server", {}).get(k)
-                line += f"{'-' if r is None else f'{r:.2f}':>20}"
+                line += f"{'-' if r is None else f'{r:.2f}':>{n}}"
             for k in ("server_cpu_util", "client_cpu_util"):
                 line += f"{'-' if k not in cell else f'{cell[k]:.0%}':>9}"
             if cell.get("failed"):
@@ -209,7 +246,11 @@ def chart(summary, path, meta):
               ("100x4x16KiB", "msgs_per_s", "msgs/s, 100x4x16 KiB"),
               ("10x1x1MiB", "mb_per_s", "MB/s, 10x1x1 MiB"),
               ("connect", "connects_per_s", "connections/s (handshake + close)"),
-              ("idle", "rss_per_conn_b", "server RSS per idle connection, bytes (lower is better)")]
+              ("idle", "rss_per_conn_b", "server RSS per idle connection, bytes (lower is better)"),
+              ("z100x16x1KiB", "msgs_per_s", "permessage-deflate msgs/s, 100x16x1 KiB"),
+              ("z100x4x16KiB", "msgs_per_s", "permessage-deflate msgs/s, 100x4x16 KiB"),
+              ("zidle", "rss_per_conn_after_echo_b",
+               "permessage-deflate: RSS per connection after a compressed echo, bytes")]
     panels = [p for p in panels if summary.get(p[0])]
     if not panels:
         return False
@@ -218,7 +259,9 @@ def chart(summary, path, meta):
     fig, axes = plt.subplots(nrows, ncols, figsize=(13, 3.2 * nrows), squeeze=False)
     palette = {"echo_server": "#d62728", "echo_server_t2": "#ff9896", "epoll_echo": "#ff7f0e",
                "tokio_tungstenite": "#1f77b4", "fastwebsockets": "#2ca02c", "libwebsockets": "#9467bd",
-               "uwebsockets_js": "#8c564b"}
+               "uwebsockets_js": "#8c564b", "echo_server_z": "#d62728", "echo_server_zd15": "#e7969c",
+               "echo_server_zd9": "#ff9896", "uwebsockets_js_z": "#8c564b", "uwebsockets_js_zd15": "#c49c94",
+               "uwebsockets_js_zd9": "#d9b8b0"}
     for ax, (w, k, title) in zip(axes.flat, panels):
         servers = summary[w]
         names = [s for s in SERVER_ORDER if s in servers and k in servers[s]]
@@ -228,7 +271,7 @@ def chart(summary, path, meta):
             ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:,.0f}" if v >= 100 else f" {v:,.1f}",
                     va="center", fontsize=8)
         ax.set_title(title, fontsize=10)
-        if w == "idle" and vals and min(vals) > 0 and max(vals) / min(vals) > 50:
+        if w in ("idle", "zidle") and vals and min(vals) > 0 and max(vals) / min(vals) > 50:
             ax.set_xscale("log")
         ax.tick_params(labelsize=8)
         ax.margins(x=0.18)

@@ -15,6 +15,8 @@
 #                     on CPU 0) or none (no taskset)
 #   --no-codec        skip the criterion codec benchmarks and the allocation count
 #   --no-build        use what is built
+#   --no-deflate      skip the permessage-deflate rows
+#   --deflate-only    only the permessage-deflate rows (no codec benchmarks either)
 #
 # What it does: builds the library and C examples (make -C c-examples), the
 # benchmark package (cargo build --release in benches/: wsbench, the Rust peers,
@@ -27,10 +29,17 @@
 # size), connect rate, idle connections. Each measurement is repeated and the
 # median reported. Servers run round-robin within each repetition, so that the
 # machine's slow moments spread over all of them.
+# Then the permessage-deflate rows (RFC 7692; wsbench --deflate, JSON-like text):
+# 100x16x1KiB, 100x4x16KiB and idle connections after one compressed 1 KiB echo
+# each, for echo_server -z (shared), echo_server --deflate-dedicated 15 and 9,
+# and uWebSockets.js with SHARED_COMPRESSOR, DEDICATED_COMPRESSOR (15-bit
+# windows) and DEDICATED_COMPRESSOR_3KB (9 bits); ratios against the uWS row
+# of the same mode.
 #
 # Output: one table on stdout (each server's figures and wsconn's echo_server
 # ratio to it), benches/results/latest.json (everything, raw runs included) and
-# benches/results/latest.png (a chart; matplotlib in a venv, target/bench-venv).
+# benches/results/latest.png (a chart; matplotlib in a venv, target/bench-venv);
+# --deflate-only writes latest-deflate.json and .png instead.
 # Only 127.0.0.1 is used; every server and generator run has a time limit.
 
 set -euo pipefail
@@ -41,7 +50,7 @@ RESULTS="$HERE/results"
 TARGET="$HERE/target"
 VENV="$ROOT/target/bench-venv"
 
-QUICK=0 REPS=3 SECS=3 IDLE_CONNS=10000 BINARY=0 CODEC=1 BUILD=1 SERVERS="" PIN=split
+QUICK=0 REPS=3 SECS=3 IDLE_CONNS=10000 BINARY=0 CODEC=1 BUILD=1 SERVERS="" PIN=split DEFLATE=1 PLAIN=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -53,13 +62,19 @@ while [ $# -gt 0 ]; do
         --pin) PIN=$2; shift ;;
         --no-codec) CODEC=0 ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        --no-deflate) DEFLATE=0 ;;
+        --deflate-only) PLAIN=0 CODEC=0 ;;
+        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 if [ "$QUICK" = 1 ]; then
     REPS=1 SECS=1 IDLE_CONNS=1000
+fi
+if [ "$DEFLATE" = 0 ] && [ "$PLAIN" = 0 ]; then
+    echo "run.sh: --no-deflate and --deflate-only leave nothing to run" >&2
+    exit 2
 fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -204,8 +219,19 @@ SERVER_DEFS=(
 # uWebSockets.js ships binaries for Node 18-22 only: on another Node it is left
 # out, and the table says so.
 UWS_NOTE=""
+# permessage-deflate rows: wsconn's modes, and uWS's closest ones.
+DEFLATE_SERVER_DEFS=(
+    "echo_server_z|$ROOT/c-examples/echo_server -z PORT|$SERVER_CPU"
+    "echo_server_zd15|$ROOT/c-examples/echo_server --deflate-dedicated 15 PORT|$SERVER_CPU"
+    "echo_server_zd9|$ROOT/c-examples/echo_server --deflate-dedicated 9 PORT|$SERVER_CPU"
+)
 if (cd "$UWS_DIR" && node -e 'import("uws-pack").then(() => process.exit(0), () => process.exit(1))') 2>/dev/null; then
     SERVER_DEFS+=("uwebsockets_js|node $UWS_DIR/echo.mjs PORT|$SERVER_CPU")
+    DEFLATE_SERVER_DEFS+=(
+        "uwebsockets_js_z|node $UWS_DIR/echo.mjs PORT shared|$SERVER_CPU"
+        "uwebsockets_js_zd15|node $UWS_DIR/echo.mjs PORT dedicated|$SERVER_CPU"
+        "uwebsockets_js_zd9|node $UWS_DIR/echo.mjs PORT dedicated-9|$SERVER_CPU"
+    )
 else
     UWS_NOTE="uwebsockets_js not run: uws-pack does not load on node $(node --version 2>/dev/null || echo '(none)')"
     log "$UWS_NOTE"
@@ -223,13 +249,19 @@ if printf '%s\n' "$ES_HELP" | grep -q -- '-t N'; then
 fi
 [ -n "$T2_NOTE" ] && log "$T2_NOTE"
 if [ -n "$SERVERS" ]; then
-    keep=()
+    keep=() keep_z=()
     for def in "${SERVER_DEFS[@]}"; do
         case ",$SERVERS," in *",${def%%|*},"*) keep+=("$def") ;; esac
     done
-    [ ${#keep[@]} -gt 0 ] || die "--servers matched none of: $(printf '%s ' "${SERVER_DEFS[@]%%|*}")"
-    SERVER_DEFS=("${keep[@]}")
+    for def in "${DEFLATE_SERVER_DEFS[@]}"; do
+        case ",$SERVERS," in *",${def%%|*},"*) keep_z+=("$def") ;; esac
+    done
+    [ $((${#keep[@]} + ${#keep_z[@]})) -gt 0 ] ||
+        die "--servers matched none of: $(printf '%s ' "${SERVER_DEFS[@]%%|*}" "${DEFLATE_SERVER_DEFS[@]%%|*}")"
+    SERVER_DEFS=("${keep[@]}") DEFLATE_SERVER_DEFS=("${keep_z[@]}")
 fi
+[ "$PLAIN" = 1 ] || SERVER_DEFS=()
+[ "$DEFLATE" = 1 ] || DEFLATE_SERVER_DEFS=()
 
 KIND_ARGS=()
 [ "$BINARY" = 1 ] && KIND_ARGS=(--binary)
@@ -242,6 +274,14 @@ WORKLOADS=(
     "connect|connect --conns 8"
     "idle|idle --conns $IDLE_CONNS"
 )
+# JSON-like text whatever --binary says: random bytes do not compress.
+DEFLATE_WORKLOADS=(
+    "z100x16x1KiB|echo --deflate --conns 100 --inflight 16 --size 1024"
+    "z100x4x16KiB|echo --deflate --conns 100 --inflight 4 --size 16384"
+    "zidle|idle --deflate --conns $IDLE_CONNS --size 1024"
+)
+[ "$PLAIN" = 1 ] || WORKLOADS=()
+[ "$DEFLATE" = 1 ] || DEFLATE_WORKLOADS=()
 
 SERVER_PID=""
 cleanup() {
@@ -312,47 +352,60 @@ busy_pct() {
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_START=$(busy_pct)
 [ "$BUSY_START" -gt 15 ] && log "the machine is ${BUSY_START}% busy before the runs: other processes will compete with the servers"
-TOTAL=$((REPS * ${#WORKLOADS[@]} * ${#SERVER_DEFS[@]}))
+TOTAL=$((REPS * (${#WORKLOADS[@]} * ${#SERVER_DEFS[@]} + ${#DEFLATE_WORKLOADS[@]} * ${#DEFLATE_SERVER_DEFS[@]})))
 N=0
-log "servers: ${#SERVER_DEFS[@]}, workloads: ${#WORKLOADS[@]}, repetitions: $REPS ($TOTAL runs, $PIN_NOTE)"
+log "servers: ${#SERVER_DEFS[@]} (+${#DEFLATE_SERVER_DEFS[@]} with permessage-deflate), workloads: ${#WORKLOADS[@]} (+${#DEFLATE_WORKLOADS[@]}), repetitions: $REPS ($TOTAL runs, $PIN_NOTE)"
+
+# One measurement: run_one SERVER_DEF WORKLOAD REP (appends a line to $RAW).
+run_one() {
+    local def=$1 wl=$2 rep=$3
+    local wname=${wl%%|*} wargs=${wl#*|}
+    local sname=${def%%|*} rest=${def#*|}
+    local scmd=${rest%|*} scpus=${rest##*|}
+    local slog="$RESULTS/server-$STAMP.log" extra line rc alive
+    N=$((N + 1))
+    echo "=== $sname $wname rep $rep" >>"$slog"
+    if ! start_server "$scmd" "$scpus" "$slog.tmp"; then
+        cat "$slog.tmp" >>"$slog"
+        log "[$N/$TOTAL] $sname $wname: the server did not start (see $slog)"
+        printf '{"server":"%s","workload":"%s","rep":%d,"ok":false,"error":"server did not start"}\n' \
+            "$sname" "$wname" "$rep" >>"$RAW"
+        stop_server
+        return 0
+    fi
+    # --pid: wsbench reads the server's CPU time (and, for idle, its RSS).
+    extra=(--pid "$SERVER_PID")
+    case "$wname" in
+        idle|zidle) ;;
+        connect) extra+=(--seconds "$SECS") ;;
+        z*) extra+=(--seconds "$SECS") ;;
+        *) extra+=(--seconds "$SECS" "${KIND_ARGS[@]}") ;;
+    esac
+    set +e
+    # shellcheck disable=SC2086
+    line=$(timeout $((SECS + 180)) taskset -c "$CLIENT_CPU" "$WSBENCH" $wargs --port "$PORT" \
+        --label "$sname" "${extra[@]}" 2>>"$slog")
+    rc=$?
+    set -e
+    alive=1
+    kill -0 "$SERVER_PID" 2>/dev/null || alive=0
+    stop_server
+    cat "$slog.tmp" >>"$slog"
+    [ -n "$line" ] || line='{"ok":false,"error":"wsbench printed nothing (exit status '"$rc"')"}'
+    line="{\"server\":\"$sname\",\"workload\":\"$wname\",\"rep\":$rep,\"server_alive\":$alive,${line#\{}"
+    echo "$line" >>"$RAW"
+    log "[$N/$TOTAL] $sname $wname rep $rep: $(python3 "$HERE/report.py" --brief "$line")"
+}
+
 for rep in $(seq "$REPS"); do
     for wl in "${WORKLOADS[@]}"; do
-        wname=${wl%%|*} wargs=${wl#*|}
         for def in "${SERVER_DEFS[@]}"; do
-            sname=${def%%|*} rest=${def#*|}
-            scmd=${rest%|*} scpus=${rest##*|}
-            N=$((N + 1))
-            slog="$RESULTS/server-$STAMP.log"
-            echo "=== $sname $wname rep $rep" >>"$slog"
-            if ! start_server "$scmd" "$scpus" "$slog.tmp"; then
-                cat "$slog.tmp" >>"$slog"
-                log "[$N/$TOTAL] $sname $wname: the server did not start (see $slog)"
-                printf '{"server":"%s","workload":"%s","rep":%d,"ok":false,"error":"server did not start"}\n' \
-                    "$sname" "$wname" "$rep" >>"$RAW"
-                stop_server
-                continue
-            fi
-            # --pid: wsbench reads the server's CPU time (and, for idle, its RSS).
-            extra=(--pid "$SERVER_PID")
-            case "$wname" in
-                idle) ;;
-                connect) extra+=(--seconds "$SECS") ;;
-                *) extra+=(--seconds "$SECS" "${KIND_ARGS[@]}") ;;
-            esac
-            set +e
-            # shellcheck disable=SC2086
-            line=$(timeout $((SECS + 180)) taskset -c "$CLIENT_CPU" "$WSBENCH" $wargs --port "$PORT" \
-                --label "$sname" "${extra[@]}" 2>>"$slog")
-            rc=$?
-            set -e
-            alive=1
-            kill -0 "$SERVER_PID" 2>/dev/null || alive=0
-            stop_server
-            cat "$slog.tmp" >>"$slog"
-            [ -n "$line" ] || line='{"ok":false,"error":"wsbench printed nothing (exit status '"$rc"')"}'
-            line="{\"server\":\"$sname\",\"workload\":\"$wname\",\"rep\":$rep,\"server_alive\":$alive,${line#\{}"
-            echo "$line" >>"$RAW"
-            log "[$N/$TOTAL] $sname $wname rep $rep: $(python3 "$HERE/report.py" --brief "$line")"
+            run_one "$def" "$wl" "$rep"
+        done
+    done
+    for wl in "${DEFLATE_WORKLOADS[@]}"; do
+        for def in "${DEFLATE_SERVER_DEFS[@]}"; do
+            run_one "$def" "$wl" "$rep"
         done
     done
 done
@@ -361,7 +414,9 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_END=$(busy_pct)
 
 # --- report ------------------------------------------------------------------
-REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/latest.json" --png "$RESULTS/latest.png"
+LATEST=latest
+[ "$PLAIN" = 1 ] || LATEST=latest-deflate
+REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/$LATEST.json" --png "$RESULTS/$LATEST.png"
     --meta "reps=$REPS" --meta "seconds=$SECS" --meta "idle_conns=$IDLE_CONNS"
     --meta "kind=$([ "$BINARY" = 1 ] && echo binary || echo text)" --meta "pinning=$PIN_NOTE"
     --meta "quick=$QUICK" --meta "loadavg_start=$LOAD_START" --meta "loadavg_end=$LOAD_END"
@@ -385,5 +440,5 @@ else
 fi
 echo
 "$PY" "$HERE/report.py" "${REPORT_ARGS[@]}"
-cp "$RAW" "$RESULTS/latest-raw.jsonl"
-log "raw runs: $RAW; results: $RESULTS/latest.json, $RESULTS/latest.png"
+cp "$RAW" "$RESULTS/$LATEST-raw.jsonl"
+log "raw runs: $RAW; results: $RESULTS/$LATEST.json, $RESULTS/$LATEST.png"

@@ -3,6 +3,8 @@
 //! `wsconn-testkit`; like it, this is written independently of wsconn so the
 //! load generator does not test wsconn with wsconn's own code.
 
+pub mod deflate;
+
 use base64::Engine;
 use sha1::{Digest, Sha1};
 

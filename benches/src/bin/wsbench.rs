@@ -18,14 +18,19 @@
 //!   wsbench connect --port P [--conns C] [--seconds T] [--pid SERVER_PID]
 //!       C concurrent clients loop over: TCP connect, opening handshake, close
 //!       frame, the server's close frame, close. Reports cycles per second.
-//!   wsbench idle --port P --conns N --pid SERVER_PID [--settle-ms M]
+//!   wsbench idle --port P --conns N --pid SERVER_PID [--settle-ms M] [--size S]
 //!       Opens N connections (handshake done), reads the server's VmRSS from
 //!       /proc/PID/status before and after, reports the growth per connection,
 //!       then sends one message on every connection and checks every echo (and
 //!       reads VmRSS again).
 //!
 //! Common options: --host 127.0.0.1 (any 127.x.y.z), --path /, --label NAME
-//! (copied into the JSON). The JSON gives the generator's CPU use during the
+//! (copied into the JSON), --deflate (offer permessage-deflate, RFC 7692, as
+//! `permessage-deflate; client_max_window_bits`; the server must accept it.
+//! Every message is sent compressed, each on its own (a fresh stream, which
+//! every agreement allows) with the client window the server allows, and
+//! echoes with RSV1 are inflated, with the server's context kept unless it
+//! agreed to server_no_context_takeover, before they are compared). The JSON gives the generator's CPU use during the
 //! measured window (client_cpu_util, 1.0 = one core), and the server's
 //! (server_cpu_util) when --pid is given: the side near 1.0 is the limit.
 
@@ -37,6 +42,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use wsconn_bench::deflate::{self, Agreed, Inflater};
 use wsconn_bench::{accept_key, payload};
 use wsconn_testkit::{frame, upgrade_request, FIN, KEY, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT};
 
@@ -54,6 +60,8 @@ const MAX_IOV: usize = 64;
 const RUN_FRAME_MAX: usize = 1024;
 /// Messages in `Plan::run` (a multiple of VARIANTS).
 const RUN_MESSAGES: usize = 8 * VARIANTS;
+/// permessage-deflate's bit in the first byte of a frame.
+const RSV1: u8 = 0x40;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -71,6 +79,7 @@ struct Args {
     inflight: usize,
     size: usize,
     binary: bool,
+    deflate: bool,
     seconds: f64,
     warmup: Option<f64>,
     pid: Option<u32>,
@@ -84,7 +93,7 @@ fn usage(msg: &str) -> ! {
         "usage: wsbench echo --port P [--conns C] [--inflight N] [--size S] [--binary] [--seconds T] [--warmup W]\n\
          \x20      wsbench connect --port P [--conns C] [--seconds T]\n\
          \x20      wsbench idle --port P --conns N --pid SERVER_PID [--settle-ms M]\n\
-         common: [--host 127.x.y.z] [--path /] [--label NAME] [--pid SERVER_PID]"
+         common: [--host 127.x.y.z] [--path /] [--label NAME] [--pid SERVER_PID] [--deflate]"
     );
     std::process::exit(2);
 }
@@ -107,6 +116,7 @@ fn parse_args() -> Args {
         inflight: 1,
         size: 32,
         binary: false,
+        deflate: false,
         seconds: 3.0,
         warmup: None,
         pid: None,
@@ -133,6 +143,7 @@ fn parse_args() -> Args {
             "--inflight" => a.inflight = num("--inflight", it.next()),
             "--size" => a.size = num("--size", it.next()),
             "--binary" => a.binary = true,
+            "--deflate" => a.deflate = true,
             "--seconds" => a.seconds = num("--seconds", it.next()),
             "--warmup" => a.warmup = Some(num("--warmup", it.next())),
             "--pid" => a.pid = Some(num("--pid", it.next())),
@@ -179,6 +190,11 @@ struct Plan {
     request: Vec<u8>,
     accept: String,
     close_frame: Vec<u8>,
+    /// --deflate: permessage-deflate is offered.
+    deflate: bool,
+    /// What the first server answer agreed to (every answer must agree the
+    /// same): the frames are compressed for it.
+    agreed: Option<Agreed>,
 }
 
 impl Plan {
@@ -204,16 +220,54 @@ impl Plan {
         } else {
             Vec::new()
         };
+        let mut request = upgrade_request(&format!("{}:{}", a.host, a.port), &a.path);
+        if a.deflate {
+            request.truncate(request.len() - 2);
+            request.extend_from_slice(format!("Sec-WebSocket-Extensions: {}\r\n\r\n", deflate::OFFER).as_bytes());
+        }
         Plan {
             opcode,
             size: a.size,
             frames,
             payloads,
             run,
-            request: upgrade_request(&format!("{}:{}", a.host, a.port), &a.path),
+            request,
             accept: accept_key(KEY),
             close_frame: frame(FIN | OP_CLOSE, &1000u16.to_be_bytes(), Some([1, 2, 3, 4])),
+            deflate: a.deflate,
+            agreed: None,
         }
+    }
+
+    /// Takes a server's permessage-deflate answer: the first one makes the
+    /// frames compressed messages (RSV1, each compressed on its own within
+    /// the client window agreed); later ones must agree the same.
+    fn agree(&mut self, answer: Option<&str>) -> Result<(), String> {
+        let agreed = match (self.deflate, answer) {
+            (false, None) => return Ok(()),
+            (false, Some(a)) => return Err(format!("an extension was not offered but answered: {a:?}")),
+            (true, None) => return Err("the server declined permessage-deflate".into()),
+            (true, Some(a)) => deflate::parse_answer(a)?,
+        };
+        match self.agreed {
+            Some(first) if first == agreed => return Ok(()),
+            Some(first) => return Err(format!("deflate agreements differ: {first:?}, then {agreed:?}")),
+            None => {}
+        }
+        self.frames = self
+            .payloads
+            .iter()
+            .enumerate()
+            .map(|(v, p)| {
+                let packed = deflate::compress_alone(p, agreed.client_max_window_bits)?;
+                let mask = [0xa5 ^ v as u8, 0x3c, 0x5a, 0xc3 ^ (v as u8) << 3];
+                Ok(frame(FIN | RSV1 | self.opcode, &packed, Some(mask)))
+            })
+            .collect::<Result<_, String>>()?;
+        // Compressed frames differ in length: no contiguous run.
+        self.run = Vec::new();
+        self.agreed = Some(agreed);
+        Ok(())
     }
 
     fn variant(conn_id: usize, msg: u64) -> usize {
@@ -244,12 +298,18 @@ struct Rx {
     /// Payload bytes of the current message received so far.
     off: usize,
     ctrl: Vec<u8>,
+    /// The current message has RSV1: its payload is collected in `packed`
+    /// and inflated at its end.
+    compressed: bool,
+    packed: Vec<u8>,
 }
 
 /// What a chunk of input produced.
 #[derive(Default)]
 struct RxOut {
     messages: u64,
+    /// Of which compressed (RSV1).
+    compressed: u64,
     close: Option<u16>,
     pings: Vec<Vec<u8>>,
 }
@@ -274,11 +334,21 @@ struct Conn {
     rx: Rx,
     sent_at: VecDeque<u64>,
     got_close: bool,
+    /// The server's compression context (kept when it takes context over).
+    inflater: Option<Box<Inflater>>,
+}
+
+/// Decompression shared by all connections: a stream for servers that start
+/// every message afresh, and the output buffer.
+#[derive(Default)]
+struct Unpack {
+    shared: Inflater,
+    out: Vec<u8>,
 }
 
 impl Conn {
     /// Parses server bytes, checking echoes against the plan.
-    fn parse(&mut self, plan: &Plan, mut d: &[u8], out: &mut RxOut) -> Result<(), String> {
+    fn parse(&mut self, plan: &Plan, unpack: &mut Unpack, mut d: &[u8], out: &mut RxOut) -> Result<(), String> {
         while !d.is_empty() {
             let rx = &mut self.rx;
             match rx.left {
@@ -304,7 +374,9 @@ impl Conn {
                     if b1 & 0x80 != 0 {
                         return Err("the server sent a masked frame".into());
                     }
-                    if b0 & 0x70 != 0 {
+                    // RSV1 only on the first frame of a message, and only with deflate.
+                    let rsv1_ok = plan.agreed.is_some() && matches!(b0 & 0x0f, 0x1 | 0x2);
+                    if b0 & 0x30 != 0 || (b0 & RSV1 != 0 && !rsv1_ok) {
                         return Err(format!("RSV bits set in a server frame (0x{b0:02x})"));
                     }
                     let len = match b1 & 0x7f {
@@ -328,6 +400,8 @@ impl Conn {
                             }
                             rx.in_msg = true;
                             rx.off = 0;
+                            rx.compressed = b0 & RSV1 != 0;
+                            rx.packed.clear();
                         }
                         0x0 => {
                             if !rx.in_msg {
@@ -342,14 +416,21 @@ impl Conn {
                         }
                         op => return Err(format!("reserved opcode {op} from the server")),
                     }
-                    if rx.op < 0x8 && rx.off as u64 + len > plan.size as u64 {
+                    if rx.op < 0x8 && rx.compressed {
+                        // Compressed, an echo may be a little larger than sent.
+                        if (rx.packed.len() as u64 + len) > plan.size as u64 * 2 + 1024 {
+                            return Err(format!("compressed echo far longer than the {} bytes sent", plan.size));
+                        }
+                    } else if rx.op < 0x8 && rx.off as u64 + len > plan.size as u64 {
                         return Err(format!("echo longer than the {} bytes sent", plan.size));
                     }
                     rx.left = Some(len);
                 }
                 Some(left) => {
                     let take = (left.min(d.len() as u64)) as usize;
-                    if rx.op < 0x8 {
+                    if rx.op < 0x8 && rx.compressed {
+                        rx.packed.extend_from_slice(&d[..take]);
+                    } else if rx.op < 0x8 {
                         let v = Plan::variant(self.id, self.rx_msg);
                         if d[..take] != plan.payloads[v][rx.off..rx.off + take] {
                             return Err(format!(
@@ -373,6 +454,33 @@ impl Conn {
                 rx.left = None;
                 match rx.op {
                     0x0..=0x2 if rx.fin => {
+                        if rx.compressed {
+                            let v = Plan::variant(self.id, self.rx_msg);
+                            let agreed = plan.agreed.expect("RSV1 is accepted only with deflate");
+                            let inflater = if agreed.server_no_context_takeover {
+                                &mut unpack.shared
+                            } else {
+                                self.inflater.get_or_insert_with(Default::default)
+                            };
+                            let result = inflater.message(&rx.packed, &mut unpack.out, plan.size);
+                            if agreed.server_no_context_takeover {
+                                unpack.shared.reset();
+                            }
+                            result?;
+                            if unpack.out != plan.payloads[v] {
+                                return Err(format!(
+                                    "inflated echo ({} bytes) differs from message {} (variant {v})",
+                                    unpack.out.len(),
+                                    self.rx_msg
+                                ));
+                            }
+                            rx.off = unpack.out.len();
+                            rx.compressed = false;
+                            out.compressed += 1;
+                            if rx.packed.capacity() > 64 << 10 {
+                                rx.packed = Vec::new();
+                            }
+                        }
                         if rx.off != plan.size {
                             return Err(format!("echo of {} bytes instead of {}", rx.off, plan.size));
                         }
@@ -465,8 +573,9 @@ impl Conn {
     }
 }
 
-/// Checks the server's handshake response; returns its length.
-fn check_response(resp: &[u8], accept: &str) -> Result<Option<usize>, String> {
+/// Checks the server's handshake response; returns its length and its
+/// `Sec-WebSocket-Extensions` value, if any.
+fn check_response(resp: &[u8], accept: &str) -> Result<Option<(usize, Option<String>)>, String> {
     let Some(end) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
         if resp.len() > 16 << 10 {
             return Err("handshake response over 16 KiB".into());
@@ -479,14 +588,18 @@ fn check_response(resp: &[u8], accept: &str) -> Result<Option<usize>, String> {
     if !status.starts_with("HTTP/1.1 101") {
         return Err(format!("handshake refused: {status:?}"));
     }
-    let got = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("sec-websocket-accept"))
-        .map(|(_, v)| v.trim().to_owned());
+    let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let got = header("sec-websocket-accept");
     if got.as_deref() != Some(accept) {
         return Err(format!("bad Sec-WebSocket-Accept {got:?}"));
     }
-    Ok(Some(end + 4))
+    Ok(Some((end + 4, header("sec-websocket-extensions"))))
 }
 
 fn read_rss_kb(pid: u32) -> Result<u64, String> {
@@ -573,6 +686,7 @@ struct Bench {
     free: Vec<usize>,
     start: Instant,
     rbuf: Vec<u8>,
+    unpack: Unpack,
     next_id: usize,
     /// Connections to open still.
     to_open: usize,
@@ -593,6 +707,8 @@ struct Bench {
     idle_echoed: u64,
     /// Echoes received and verified, over the whole run.
     verified: u64,
+    /// Of which compressed (permessage-deflate).
+    compressed_echoes: u64,
     /// CPU seconds (ours, and the server's when --pid is given) at the start
     /// and the end of the measured window.
     cpu_at_start: Option<(f64, Option<f64>)>,
@@ -632,6 +748,7 @@ impl Bench {
             rx: Rx::default(),
             sent_at: VecDeque::with_capacity(self.a.inflight),
             got_close: false,
+            inflater: None,
         };
         self.next_id += 1;
         self.poll
@@ -714,9 +831,10 @@ impl Bench {
             let mut data_start = 0;
             if c.phase == Phase::Handshake {
                 c.hs_in.extend_from_slice(&self.rbuf[..n]);
-                let Some(len) = check_response(&c.hs_in, &self.plan.accept)? else {
+                let Some((len, extensions)) = check_response(&c.hs_in, &self.plan.accept)? else {
                     continue;
                 };
+                self.plan.agree(extensions.as_deref())?;
                 // Bytes after the response are frames.
                 let extra = c.hs_in.len() - len;
                 data_start = n - extra;
@@ -729,10 +847,11 @@ impl Bench {
             let mut out = RxOut::default();
             // Split borrow: parse reads the plan and the shared buffer.
             let (plan, rbuf) = (&self.plan, &self.rbuf);
-            c.parse(plan, &rbuf[data_start..n], &mut out)?;
+            c.parse(plan, &mut self.unpack, &rbuf[data_start..n], &mut out)?;
             for p in out.pings.drain(..) {
                 c.raw.extend_from_slice(&frame(FIN | OP_PONG, &p, Some([9, 8, 7, 6])));
             }
+            self.compressed_echoes += out.compressed;
             if out.messages > 0 {
                 self.on_echoes(c, out.messages, now)?;
             }
@@ -912,6 +1031,7 @@ fn run(a: Args) -> (Json, bool) {
         free: Vec::new(),
         start: Instant::now(),
         rbuf: vec![0u8; READ_BUF],
+        unpack: Unpack::default(),
         next_id: 0,
         to_open: 0,
         opening: 0,
@@ -927,6 +1047,7 @@ fn run(a: Args) -> (Json, bool) {
         closes_ok: 0,
         idle_echoed: 0,
         verified: 0,
+        compressed_echoes: 0,
         cpu_at_start: None,
         cpu_at_end: None,
         a,
@@ -1061,6 +1182,11 @@ fn run(a: Args) -> (Json, bool) {
             }
         }
         _ => j.num("client_cpu_util", cpu_seconds() / b.start.elapsed().as_secs_f64()),
+    }
+    if b.a.deflate {
+        let agreed = b.plan.agreed.map(|a| format!("{a:?}")).unwrap_or_default();
+        j.str("deflate", &agreed);
+        j.num("echoes_compressed", b.compressed_echoes as f64);
     }
     j.num("errors", b.errors as f64);
     let ok = b.errors == 0;
