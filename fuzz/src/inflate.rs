@@ -397,6 +397,19 @@ mod tests {
         inflater
             .inflate(&tail, &mut out, &mut budget, &mut |_, _| Ok(()))
             .unwrap();
-        assert!(out.len() == 1 + (64 << 10) / 258 * 258 && out.iter().all(|&b| b == 0));
+        assert!(out.len() == 1 + ((64 << 10) - 1) / 258 * 258 && out.iter().all(|&b| b == 0));
+        // Any literal: 9-bit codes too.
+        for byte in [b'x', 200] {
+            let mut inflater = wsconn::proto::deflate::inflater::Inflater::new(9);
+            let (mut out, mut budget) = (Vec::new(), usize::MAX);
+            let packed = crate::seeds::repeat_bomb(byte, 517);
+            inflater
+                .inflate(&packed, &mut out, &mut budget, &mut |_, _| Ok(()))
+                .unwrap();
+            inflater
+                .inflate(&tail, &mut out, &mut budget, &mut |_, _| Ok(()))
+                .unwrap();
+            assert_eq!(out, vec![byte; 517]);
+        }
     }
 }

@@ -48,16 +48,15 @@ fn sample_frames(masked: bool) -> Vec<u8> {
 }
 
 /// Compressed messages (RSV1 on their first frame): the "Hello" of RFC 7692
-/// §7.2.3.1, whole and fragmented, and one a 9-bit window inflates.
+/// §7.2.3.1, whole and fragmented, and 1807 bytes of `x` (any window
+/// inflates it). Made by hand: cheap under Miri.
 fn compressed_frames(masked: bool) -> Vec<u8> {
     let f = |b0, p: &[u8]| frame(b0, p, masked);
     let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
     let mut out = f(0xc1, &hello);
     out.extend(f(0x41, &hello[..3]));
     out.extend(f(0x80, &hello[3..]));
-    let mut packed = Vec::new();
-    Deflater::new(9, 6, 8).compress(&[b'x'; 2000], &mut packed);
-    out.extend(f(0xc2, &packed));
+    out.extend(f(0xc2, &repeat_bomb(b'x', 1 + 7 * 258)));
     out
 }
 
@@ -67,12 +66,17 @@ fn close(code: u16, reason: &str, masked: bool) -> Vec<u8> {
     frame(0x88, &payload, masked)
 }
 
-/// A raw deflate stream of `len` zero bytes (rounded down to a multiple of
-/// 258, plus one), as small as deflate makes it: one fixed-Huffman block of a
-/// literal 0, then matches of 258 bytes at distance 1 (13 bits each), then
-/// the empty stored block of a sync flush without its `00 00 ff ff`. Written
-/// by hand, not by the library's compressor.
+/// A raw deflate stream of `len` zero bytes (see [`repeat_bomb`]).
 pub fn zero_bomb(len: usize) -> Vec<u8> {
+    repeat_bomb(0, len)
+}
+
+/// A raw deflate stream of `len` bytes `byte` (`len - 1` rounded down to a
+/// multiple of 258, plus one), as small as deflate makes it: one
+/// fixed-Huffman block of the literal, then matches of 258 bytes at distance
+/// 1 (13 bits each), then the empty stored block of a sync flush without its
+/// `00 00 ff ff`. Written by hand, not by the library's compressor.
+pub fn repeat_bomb(byte: u8, len: usize) -> Vec<u8> {
     let mut out = Vec::new();
     let (mut acc, mut bits) = (0u32, 0u32);
     // Bits go LSB first; Huffman codes most significant bit first.
@@ -91,8 +95,12 @@ pub fn zero_bomb(len: usize) -> Vec<u8> {
         }
     };
     put(0b010, 3, false, &mut out); // not final, fixed Huffman
-    put(0b0011_0000, 8, true, &mut out); // literal 0
-    for _ in 0..len / 258 {
+                                    // Literals 0-143: codes 0x30-0xbf (8 bits); 144-255: 0x190-0x1ff (9).
+    match byte {
+        0..=143 => put(0x30 + u32::from(byte), 8, true, &mut out),
+        _ => put(0x190 + u32::from(byte - 144), 9, true, &mut out),
+    }
+    for _ in 0..len.saturating_sub(1) / 258 {
         put(0b1100_0101, 8, true, &mut out); // length 258 (code 285)
         put(0, 5, true, &mut out); // distance 1
     }

@@ -1051,7 +1051,7 @@ mod tests {
             assert_eq!(evs[1..3], [hello.clone(), hello], "{target} {name}");
             assert_eq!(
                 evs[3],
-                Ev::Message(MessageKind::Binary, vec![b'x'; 2000]),
+                Ev::Message(MessageKind::Binary, vec![b'x'; 1807]),
                 "{target} {name}"
             );
             assert!(matches!(evs[4], Ev::Close(1000, _)), "{target} {name}: {evs:?}");
