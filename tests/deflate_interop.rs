@@ -1,0 +1,607 @@
+//! permessage-deflate (RFC 7692) interop with Python's `websockets` and
+//! Node's `ws`, in both roles:
+//!
+//! - their clients (`tests/interop/deflate_peer.py client`,
+//!   `tests/interop/node/deflate_client.mjs`) against `echo_server -z` (shared
+//!   mode), `echo_server --deflate-dedicated 15` and `9` (context takeover)
+//!   and `epoll_echo -z` (sans-IO), each offering five parameter sets: the
+//!   server's exact answer is checked, and text and binary messages of 0 B to
+//!   1 MiB must come back equal and, from 1 KiB on, compressed;
+//! - `c-examples/client` (`-z`, `--deflate-dedicated 15` and `11`) against
+//!   their servers (`deflate_peer.py server`, `node/server.mjs PORT SET`) with
+//!   five server parameter sets: the client's `extensions:` line and the
+//!   server's answer must name the expected parameters, and the messages
+//!   (one of 100 KiB) must be echoed;
+//! - a decompression bomb (64 MiB and 1 GiB of zeros, compressed by zlib) sent
+//!   to `echo_server -z`: closed with 1009, the server's peak RSS bounded, and
+//!   it goes on serving.
+//!
+//! Each interop test prints its matrix (peer, role, parameters, outcome) to
+//! stderr (`--nocapture` shows it). Nothing is skipped: a missing `node`,
+//! `npm`, `python3` or `websockets` fails the test.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use wsconn_testkit::{
+    build_examples, client_frame, example, example_command, first_byte, node, node_dir, node_script, python,
+    python_script, root, run, run_with_input, LoggedServer, WsClient, OP_BINARY, OP_CLOSE, OP_TEXT,
+};
+
+const PEER_TIMEOUT: Duration = Duration::from_secs(120);
+const C_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The client parameter sets of both peers' client scripts, in this order.
+const CLIENT_SETS: [&str; 5] = [
+    "default",
+    "server_no_context_takeover",
+    "client_no_context_takeover",
+    "windows_10_9",
+    "server_window_8",
+];
+
+/// A wsconn server and its answer to each of [`CLIENT_SETS`] (as the peers'
+/// offers word them: a client window named without a value, as both do by
+/// default).
+struct WsconnServer {
+    program: &'static str,
+    args: &'static [&'static str],
+    answers: [&'static str; 5],
+}
+
+const SHARED_ANSWERS: [&str; 5] = [
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; \
+     client_max_window_bits=9",
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8",
+];
+
+const WSCONN_SERVERS: [WsconnServer; 4] = [
+    WsconnServer {
+        program: "echo_server",
+        args: &["-z"],
+        answers: SHARED_ANSWERS,
+    },
+    WsconnServer {
+        program: "echo_server",
+        args: &["--deflate-dedicated", "15"],
+        answers: [
+            "permessage-deflate",
+            "permessage-deflate; server_no_context_takeover",
+            "permessage-deflate; client_no_context_takeover",
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=8",
+        ],
+    },
+    WsconnServer {
+        program: "echo_server",
+        args: &["--deflate-dedicated", "9"],
+        answers: [
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9",
+            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9",
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=8; client_max_window_bits=9",
+        ],
+    },
+    WsconnServer {
+        program: "epoll_echo",
+        args: &["-z"],
+        answers: SHARED_ANSWERS,
+    },
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Python,
+    Node,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Peer::Python => "python websockets",
+            Peer::Node => "node ws",
+        }
+    }
+}
+
+/// One line of an interop matrix; printed together at the end of a test.
+struct Row {
+    peer: &'static str,
+    role: &'static str,
+    wsconn: String,
+    params: String,
+    agreed: String,
+    outcome: Result<(), String>,
+}
+
+/// Prints the matrix, then fails with every failed row.
+fn finish(title: &str, rows: &[Row]) {
+    let mut text = format!("\n{title}\n");
+    for r in rows {
+        let outcome = match &r.outcome {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("FAIL: {}", e.lines().next().unwrap_or_default()),
+        };
+        text.push_str(&format!(
+            "{} ({}) | {} | {} | {} | {outcome}\n",
+            r.peer, r.role, r.wsconn, r.params, r.agreed
+        ));
+    }
+    eprintln!("{text}");
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let e = r.outcome.as_ref().err()?;
+            Some(format!("{} ({}) | {} | {}: {e}", r.peer, r.role, r.wsconn, r.params))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The parameters of an extension header, whatever their order.
+fn params_of(header: &str) -> BTreeSet<String> {
+    header.split(';').map(|p| p.trim().to_ascii_lowercase()).collect()
+}
+
+/// Starts a wsconn example server on a free port; returns it and its port.
+fn start_wsconn(server: &WsconnServer, tag: &str) -> (LoggedServer, u16) {
+    let mut args = server.args.to_vec();
+    args.push("0");
+    let mut srv = LoggedServer::start(&example(server.program), &args, &[], tag);
+    let port = srv.wait_for_port();
+    srv.wait_until_accepting(port);
+    (srv, port)
+}
+
+/// The peer's client script against each wsconn server with every set.
+fn peer_clients_against_wsconn_servers(peer: Peer) {
+    build_examples();
+    let mut rows = Vec::new();
+    for (i, server) in WSCONN_SERVERS.iter().enumerate() {
+        let label = format!("{} {}", server.program, server.args.join(" "));
+        let (mut srv, port) = start_wsconn(server, &format!("deflate-{}-client-{i}", peer_tag(peer)));
+        let url = format!("ws://127.0.0.1:{port}/echo");
+        let mut cmd = match peer {
+            Peer::Python => {
+                let mut cmd = python_script("deflate_peer.py");
+                cmd.arg("client");
+                cmd
+            }
+            Peer::Node => node_script("deflate_client.mjs"),
+        };
+        cmd.arg(&url).args(CLIENT_SETS);
+        let done = run(cmd, PEER_TIMEOUT);
+        srv.assert_running("after the peer's client");
+        let report = match &done {
+            Ok(d) => format!("{}\n--- {label} log ---\n{}", d.report(), srv.log()),
+            Err(e) => format!("{e}\n--- {label} log ---\n{}", srv.log()),
+        };
+        let stdout = done.as_ref().map(|d| d.stdout.clone()).unwrap_or_default();
+        for (set, expected) in CLIENT_SETS.iter().zip(server.answers) {
+            let lines: Vec<&str> = stdout
+                .lines()
+                .filter_map(|l| l.strip_prefix(set)?.strip_prefix(' '))
+                .collect();
+            let agreed = lines
+                .iter()
+                .find_map(|l| l.strip_prefix("extensions: "))
+                .unwrap_or("(none)");
+            let oks = lines.iter().filter(|l| l.starts_with("ok ")).count();
+            let outcome = if agreed != expected {
+                Err(format!("answer {agreed:?}, expected {expected:?}\n{report}"))
+            } else if let Some(fail) = lines.iter().find(|l| l.starts_with("FAIL")) {
+                Err(format!("{fail}\n{report}"))
+            } else if oks != 11 {
+                Err(format!("{oks} of 11 checks passed\n{report}"))
+            } else {
+                Ok(())
+            };
+            rows.push(Row {
+                peer: peer.name(),
+                role: "client",
+                wsconn: label.clone(),
+                params: set.to_string(),
+                agreed: agreed.to_string(),
+                outcome,
+            });
+        }
+        srv.terminate();
+    }
+    finish(
+        &format!(
+            "{} client -> wsconn server (text+binary 0 B..1 MiB echoed)",
+            peer.name()
+        ),
+        &rows,
+    );
+}
+
+fn peer_tag(peer: Peer) -> &'static str {
+    match peer {
+        Peer::Python => "python",
+        Peer::Node => "node",
+    }
+}
+
+#[test]
+fn python_client_against_wsconn_servers() {
+    peer_clients_against_wsconn_servers(Peer::Python);
+}
+
+#[test]
+fn node_client_against_wsconn_servers() {
+    node();
+    peer_clients_against_wsconn_servers(Peer::Node);
+}
+
+/// The server parameter sets of both peers' server scripts.
+const SERVER_SETS: [&str; 5] = [
+    "default",
+    "server_no_context_takeover",
+    "client_no_context_takeover",
+    "server_window_9",
+    "client_window_10",
+];
+
+/// How `c-examples/client` offers the extension.
+const CLIENT_MODES: [&[&str]; 3] = [&["-z"], &["--deflate-dedicated", "15"], &["--deflate-dedicated", "11"]];
+
+/// What the client agrees with each server set ([`SERVER_SETS`] ×
+/// [`CLIENT_MODES`]), as it prints it; the servers answer the same
+/// parameters, in their own order.
+const CLIENT_AGREED: [[&str; 3]; 5] = [
+    [
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate",
+        "permessage-deflate; server_max_window_bits=11; client_max_window_bits=11",
+    ],
+    [
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover; server_max_window_bits=11; client_max_window_bits=11",
+    ],
+    [
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; client_no_context_takeover",
+        "permessage-deflate; client_no_context_takeover; server_max_window_bits=11; client_max_window_bits=11",
+    ],
+    [
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9",
+        "permessage-deflate; server_max_window_bits=9",
+        "permessage-deflate; server_max_window_bits=9; client_max_window_bits=11",
+    ],
+    [
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=10",
+        "permessage-deflate; client_max_window_bits=10",
+        "permessage-deflate; server_max_window_bits=11; client_max_window_bits=10",
+    ],
+];
+
+/// `size` bytes of JSON-like ASCII text: compressible, not trivially.
+fn json_like(size: usize, seed: usize) -> String {
+    let mut text = String::with_capacity(size + 100);
+    let mut i = seed;
+    while text.len() < size {
+        text.push_str(&format!(
+            "{{\"id\":{i},\"user\":\"user-{}\",\"tags\":[\"alpha\",\"beta\"],\"score\":{}}},",
+            i * 7919 % 10007,
+            i * 31 % 1000
+        ));
+        i += 1;
+    }
+    text.truncate(size);
+    text
+}
+
+/// What the C client sends (one stdin line each): one too short to be
+/// compressed, a repeated one (context takeover), non-ASCII, and 100 KiB.
+fn client_messages() -> Vec<String> {
+    vec![
+        "hello".to_string(),
+        json_like(1024, 1),
+        json_like(1024, 1),
+        "w\u{f6}rld \u{2713} \u{1f600} ".repeat(20),
+        json_like(100 << 10, 3),
+    ]
+}
+
+/// Starts the peer's echo server with `set`.
+fn start_peer_server(peer: Peer, set: &str) -> LoggedServer {
+    let tag = format!("deflate-{}-server-{set}", peer_tag(peer));
+    match peer {
+        Peer::Python => {
+            let mut cmd = python_script("deflate_peer.py");
+            cmd.args(["server", set]);
+            let log = root()
+                .join("target")
+                .join("c-example-interop")
+                .join(format!("{tag}.log"));
+            LoggedServer::spawn("deflate_peer.py", cmd, log)
+        }
+        Peer::Node => {
+            let script = node_dir().join("server.mjs");
+            LoggedServer::start(&node(), &[script.to_str().expect("UTF-8 path"), "0", set], &[], &tag)
+        }
+    }
+}
+
+/// Runs the C client in `mode` against `url`; returns what it agreed.
+fn c_client_echoes(mode: &[&str], url: &str, messages: &[String]) -> Result<String, String> {
+    let mut cmd = example_command(&example("client"));
+    cmd.args(mode).arg(url);
+    let input: String = messages.iter().map(|m| format!("{m}\n")).collect();
+    let done = run_with_input(cmd, Some(input.as_bytes()), C_CLIENT_TIMEOUT)?;
+    if !done.status.success() {
+        return Err(format!("client {mode:?} failed: {}", done.report()));
+    }
+    if done.stdout != input {
+        return Err(format!(
+            "client {mode:?}: the echoes differ ({} bytes, {} sent)",
+            done.stdout.len(),
+            input.len()
+        ));
+    }
+    done.stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("extensions: "))
+        .map(str::to_string)
+        .ok_or_else(|| format!("client {mode:?}: no \"extensions:\" line: {}", done.report()))
+}
+
+/// Checks the server's log after the three clients: its answers, the
+/// messages, and that they came compressed.
+fn check_peer_server_log(peer: Peer, log: &str, expected: &[&str; 3], messages: &[String]) -> Result<(), String> {
+    let answers: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("extensions: ")).collect();
+    let wanted: Vec<BTreeSet<String>> = expected.iter().map(|e| params_of(e)).collect();
+    if answers.iter().map(|a| params_of(a)).collect::<Vec<_>>() != wanted {
+        return Err(format!("the server answered {answers:?}, expected {expected:?}"));
+    }
+    let closes: Vec<&str> = log.lines().filter(|l| l.starts_with("close ")).collect();
+    if closes.len() != 3 || !closes.iter().all(|c| c.starts_with("close 1000")) {
+        return Err(format!("closes {closes:?}, expected three 1000"));
+    }
+    // The Python server tells whether each message came with RSV1: every
+    // one the client had to compress (its minimum size is 64 bytes) did.
+    let expected: Vec<String> = messages
+        .iter()
+        .map(|m| match peer {
+            Peer::Python if m.len() >= 64 => format!("message text {} compressed", m.len()),
+            Peer::Python => format!("message text {} plain", m.len()),
+            Peer::Node => format!("message text {}", m.len()),
+        })
+        .collect();
+    let seen: Vec<&str> = log.lines().filter(|l| l.starts_with("message ")).collect();
+    if seen.len() != 3 * expected.len() || seen.iter().zip(expected.iter().cycle()).any(|(s, e)| s != e) {
+        return Err(format!("messages {seen:?}, expected 3 times {expected:?}"));
+    }
+    // The Node server tells what it read off the wire: less than half the text.
+    if peer == Peer::Node {
+        let sent: usize = messages.iter().map(String::len).sum();
+        let wires: Vec<&str> = log.lines().filter_map(|l| l.strip_prefix("wire ")).collect();
+        if wires.len() != 3 {
+            return Err(format!("{} \"wire\" lines, expected 3", wires.len()));
+        }
+        for wire in wires {
+            let wire: usize = wire.parse().map_err(|_| format!("wire {wire:?}"))?;
+            if wire * 2 >= sent {
+                return Err(format!("{wire} bytes on the wire for {sent} of text: not compressed"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `c-examples/client` in each mode against the peer's server with each set.
+fn c_client_against_peer_servers(peer: Peer) {
+    build_examples();
+    let messages = client_messages();
+    let mut rows = Vec::new();
+    for (set, agreed) in SERVER_SETS.iter().zip(CLIENT_AGREED) {
+        let mut srv = start_peer_server(peer, set);
+        let port = srv.wait_for_port();
+        srv.wait_until_accepting(port);
+        let url = format!("ws://127.0.0.1:{port}/echo");
+        let mut outcomes = Vec::new();
+        for (mode, expected) in CLIENT_MODES.iter().zip(agreed) {
+            let outcome = c_client_echoes(mode, &url, &messages).and_then(|got| {
+                if got == expected {
+                    Ok(got)
+                } else {
+                    Err(format!("the client agreed {got:?}, expected {expected:?}"))
+                }
+            });
+            outcomes.push((mode.join(" "), expected, outcome));
+        }
+        // The closes are logged once the server has seen them.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while srv.log().lines().filter(|l| l.starts_with("close ")).count() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        srv.assert_running("after the clients");
+        let log = srv.log();
+        let server_check = check_peer_server_log(peer, &log, &agreed, &messages);
+        for (mode, expected, outcome) in outcomes {
+            let outcome = outcome
+                .and_then(|_| server_check.clone())
+                .map_err(|e| format!("{e}\n--- {} server log ---\n{log}", peer.name()));
+            rows.push(Row {
+                peer: peer.name(),
+                role: "server",
+                wsconn: format!("client {mode}"),
+                params: set.to_string(),
+                agreed: expected.to_string(),
+                outcome,
+            });
+        }
+        srv.terminate();
+    }
+    finish(
+        &format!(
+            "c-examples/client -> {} server (5 text messages, one of 100 KiB)",
+            peer.name()
+        ),
+        &rows,
+    );
+}
+
+#[test]
+fn c_client_against_python_server() {
+    c_client_against_peer_servers(Peer::Python);
+}
+
+#[test]
+fn c_client_against_node_server() {
+    node();
+    c_client_against_peer_servers(Peer::Node);
+}
+
+/// RSV1 in a frame's first byte.
+const RSV1: u8 = 0x40;
+
+/// `zeros_mib` MiB of zeros as one permessage-deflate payload: zlib's raw
+/// deflate of 64 MiB, sync-flushed, repeated (each copy only refers to
+/// itself, so the copies make one valid stream), without the final
+/// `00 00 ff ff`.
+fn zeros_bomb(zeros_mib: usize) -> Vec<u8> {
+    assert_eq!(zeros_mib % 64, 0);
+    let mut cmd = Command::new(python());
+    cmd.args([
+        "-c",
+        "import sys, zlib\n\
+         c = zlib.compressobj(9, zlib.DEFLATED, -15)\n\
+         sys.stdout.buffer.write(c.compress(bytes(64 << 20)) + c.flush(zlib.Z_SYNC_FLUSH))",
+    ]);
+    let out = cmd.output().expect("run python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let segment = out.stdout;
+    assert!(segment.ends_with(&[0, 0, 0xff, 0xff]), "not sync-flushed");
+    let mut payload = segment.repeat(zeros_mib / 64);
+    payload.truncate(payload.len() - 4);
+    payload
+}
+
+/// VmHWM (peak resident set) of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// A connection to `port` that agreed on permessage-deflate.
+fn deflate_client(port: u16) -> WsClient {
+    let (client, head) = WsClient::open_with(
+        port,
+        "/echo",
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nsec-websocket-extensions: permessage-deflate"),
+        "permessage-deflate not agreed: {head:?}"
+    );
+    client
+}
+
+/// Sends `payload` as one compressed binary frame (from another thread: the
+/// server may close before it has read it all) and returns the close code
+/// the server answers with.
+fn bomb_close_code(port: u16, payload: &[u8]) -> Result<u16, String> {
+    let mut client = deflate_client(port);
+    let wire = client_frame(first_byte(true, OP_BINARY) | RSV1, payload);
+    let mut writer = client.stream.try_clone().expect("clone the socket");
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(&wire);
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let result = match client.read_frame(deadline) {
+        Ok(f) if f.opcode == OP_CLOSE && f.payload.len() >= 2 => Ok(u16::from_be_bytes([f.payload[0], f.payload[1]])),
+        Ok(f) => Err(format!(
+            "expected a close frame, got opcode {} ({} bytes)",
+            f.opcode,
+            f.payload.len()
+        )),
+        Err(e) => Err(format!("no close frame: {e:?}")),
+    };
+    client.shutdown();
+    sending.join().expect("the sending thread");
+    result
+}
+
+#[test]
+fn inflate_bomb_against_echo_server() {
+    build_examples();
+    let server = WsconnServer {
+        program: "echo_server",
+        args: &["-z"],
+        answers: SHARED_ANSWERS,
+    };
+    let (mut srv, port) = start_wsconn(&server, "deflate-bomb");
+    // A first connection and echo, so that the peak includes them.
+    let mut warm = deflate_client(port);
+    warm.send_text(&json_like(16, 0)).unwrap();
+    let echo = warm.read_frame(Instant::now() + Duration::from_secs(10)).unwrap();
+    assert_eq!(echo.payload, json_like(16, 0).as_bytes());
+    warm.send_close(1000).unwrap();
+    let before = peak_rss_kib(srv.pid());
+
+    let mut rows = Vec::new();
+    for zeros_mib in [64, 1024] {
+        let payload = zeros_bomb(zeros_mib);
+        let started = Instant::now();
+        let outcome = match bomb_close_code(port, &payload) {
+            Ok(1009) => Ok(()),
+            Ok(code) => Err(format!("close code {code}, expected 1009")),
+            Err(e) => Err(e),
+        };
+        let grew = peak_rss_kib(srv.pid()).saturating_sub(before);
+        let outcome = outcome.and_then(|()| {
+            // The 16 MiB of the max message size, and room for the rest.
+            if grew < (16 + 40) << 10 {
+                Ok(())
+            } else {
+                Err(format!("the server's VmHWM grew by {} MiB", grew >> 10))
+            }
+        });
+        rows.push(Row {
+            peer: "raw client",
+            role: "client",
+            wsconn: "echo_server -z".to_string(),
+            params: format!("{zeros_mib} MiB of zeros in {} KiB", payload.len() >> 10),
+            agreed: format!("close 1009 in {:?}, VmHWM +{} KiB", started.elapsed(), grew),
+            outcome,
+        });
+        srv.assert_running("after a bomb");
+    }
+
+    // And it goes on serving (an echo under 64 bytes is sent uncompressed).
+    let mut after = deflate_client(port);
+    let text = json_like(40, 5);
+    after.send_text(&text).unwrap();
+    let echo = after.read_frame(Instant::now() + Duration::from_secs(10));
+    rows.push(Row {
+        peer: "raw client",
+        role: "client",
+        wsconn: "echo_server -z".to_string(),
+        params: "40 B echoed after the bombs".to_string(),
+        agreed: String::new(),
+        outcome: match echo {
+            Ok(f) if f.opcode == OP_TEXT && f.payload == text.as_bytes() => Ok(()),
+            other => Err(format!("echo {other:?}")),
+        },
+    });
+    srv.terminate();
+    finish("decompression bombs -> echo_server -z (max message 16 MiB)", &rows);
+}
