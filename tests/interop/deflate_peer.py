@@ -9,7 +9,8 @@ client: for each SET (see CLIENT_SETS), connects offering permessage-deflate
 with those parameters, prints "SET extensions: HEADER" (the server's
 Sec-WebSocket-Extensions), then echoes text and binary messages of 0, 16 B,
 1 KiB, 64 KiB and 1 MiB, one at a time, printing "SET ok KIND SIZE wire N"
-(N: bytes of the echo on the wire) or "SET FAIL ...", and closes with 1000.
+(N: bytes of the echo on the wire) or "SET FAIL ...", then a 64 KiB text
+sent in 4 frames ("SET ok fragmented text 65536 ..."), and closes with 1000.
 A compressible echo of 1 KiB or more must have come compressed (RSV1) and
 take less than 3/4 of its size on the wire (8-bit windows leave Huffman
 coding alone: about 0.56). The client is websockets'
@@ -77,10 +78,13 @@ def json_like(size, seed):
 
 
 def messages():
+    """(kind, data, fragments) of each message sent."""
     for size in SIZES:
-        yield "text", json_like(size, 1).encode()
+        yield "text", json_like(size, 1).encode(), 1
         # Binary: the text with every byte flipped, so not valid UTF-8.
-        yield "binary", bytes(b ^ 0xA5 for b in json_like(size, 2).encode())
+        yield "binary", bytes(b ^ 0xA5 for b in json_like(size, 2).encode()), 1
+    # One compressed message in 4 frames (RSV1 on the first only).
+    yield "text", json_like(64 * 1024, 3).encode(), 4
 
 
 def watch_rsv1(extension, seen):
@@ -149,11 +153,13 @@ class Client:
             raise RuntimeError("handshake failed: %r" % self.protocol.handshake_exc)
         return event.headers.get("Sec-WebSocket-Extensions", "")
 
-    def send(self, kind, data):
-        if kind == "text":
-            self.protocol.send_text(data)
-        else:
-            self.protocol.send_binary(data)
+    def send(self, kind, data, fragments):
+        step = max(1, -(-len(data) // fragments))
+        parts = [data[i : i + step] for i in range(0, len(data), step)] or [data]
+        first = self.protocol.send_text if kind == "text" else self.protocol.send_binary
+        first(parts[0], fin=len(parts) == 1)
+        for i, part in enumerate(parts[1:], 2):
+            self.protocol.send_continuation(part, fin=i == len(parts))
         self.flush()
 
     def receive(self):
@@ -195,10 +201,12 @@ def run_client(url, sets):
             failed += 1
             continue
         try:
-            for kind, data in messages():
+            for kind, data, fragments in messages():
                 what = "%s %d" % (kind, len(data))
+                if fragments > 1:
+                    what = "fragmented " + what
                 before, frames_before = client.wire_in, len(seen)
-                client.send(kind, data)
+                client.send(kind, data, fragments)
                 got_kind, got = client.receive()
                 wire = client.wire_in - before
                 if (got_kind, got) != (kind, data):

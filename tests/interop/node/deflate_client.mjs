@@ -7,7 +7,8 @@
 // parameters, prints "SET extensions: HEADER" (the server's
 // Sec-WebSocket-Extensions), then echoes text and binary messages of 0, 16 B,
 // 1 KiB, 64 KiB and 1 MiB, one at a time, printing "SET ok KIND SIZE wire N"
-// (N: bytes of the echo on the wire) or "SET FAIL ...", and closes with 1000.
+// (N: bytes of the echo on the wire) or "SET FAIL ...", then a 64 KiB text
+// sent in 4 frames ("SET ok fragmented text 65536 ..."), and closes with 1000.
 // A compressible echo of 1 KiB or more must take less than 3/4 of its size
 // on the wire (8-bit windows leave Huffman coding alone: about 0.56).  The
 // last line is "N passed, M failed"; the exit status is 0 only if none
@@ -24,6 +25,8 @@ const SETS = {
   client_no_context_takeover: { clientNoContextTakeover: true },
   windows_10_9: { serverMaxWindowBits: 10, clientMaxWindowBits: 9 },
   server_window_8: { serverMaxWindowBits: 8 },
+  // zlib has no 8-bit raw deflate: ws compresses with 9 bits even so.
+  client_window_8: { clientMaxWindowBits: 8 },
 };
 
 // `size` bytes of JSON-ish ASCII text: compressible, not trivially.
@@ -44,6 +47,8 @@ function* messages() {
     // Binary: the text with every byte flipped, so not valid UTF-8.
     yield { kind: 'binary', data: jsonLike(size, 2).map((b) => b ^ 0xa5) };
   }
+  // One compressed message in 4 frames (RSV1 on the first only).
+  yield { kind: 'text', data: jsonLike(64 * 1024, 3), fragments: 4 };
 }
 
 function withTimeout(promise, what) {
@@ -71,7 +76,7 @@ function open(url, params) {
   }), 'open');
 }
 
-function echo(ws, { kind, data }) {
+function echo(ws, { kind, data, fragments = 1 }) {
   return withTimeout(new Promise((resolve, reject) => {
     const onMessage = (got, isBinary) => {
       cleanup();
@@ -87,7 +92,12 @@ function echo(ws, { kind, data }) {
     };
     ws.on('message', onMessage);
     ws.on('close', onClose);
-    ws.send(data, { binary: kind === 'binary', compress: true });
+    const step = Math.ceil(data.length / fragments);
+    for (let at = 0; at < data.length || at === 0; at += step) {
+      const fin = at + step >= data.length;
+      ws.send(data.subarray(at, at + step), { binary: kind === 'binary', compress: true, fin });
+      if (fin) break;
+    }
   }), `echo of ${kind} ${data.length}`);
 }
 
@@ -124,7 +134,7 @@ for (const name of sets) {
   const { ws } = conn;
   try {
     for (const m of messages()) {
-      const what = `${m.kind} ${m.data.length}`;
+      const what = `${m.fragments ? 'fragmented ' : ''}${m.kind} ${m.data.length}`;
       const before = ws._socket.bytesRead;
       const { got, kind } = await echo(ws, m);
       const wire = ws._socket.bytesRead - before;
