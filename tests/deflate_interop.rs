@@ -12,7 +12,8 @@
 //!   their servers (`deflate_peer.py server`, `node/server.mjs PORT SET`) with
 //!   five server parameter sets: the client's `extensions:` line and the
 //!   server's answer must name the expected parameters, and the messages
-//!   (one of 100 KiB) must be echoed;
+//!   must be echoed (one of 100 KiB, which the servers send back in 4
+//!   frames);
 //! - decompression bombs (64 MiB and 1 GiB of zeros, compressed by zlib, in
 //!   one frame or many) sent to `echo_server -z`, `--deflate-dedicated 15`
 //!   and `epoll_echo -z`: closed with 1009, the server's peak RSS bounded, and
@@ -464,7 +465,7 @@ fn c_client_against_peer_servers(peer: Peer) {
     }
     finish(
         &format!(
-            "c-examples/client -> {} server (5 text messages, one of 100 KiB)",
+            "c-examples/client -> {} server (5 text messages; 100 KiB echoed in 4 frames)",
             peer.name()
         ),
         &rows,

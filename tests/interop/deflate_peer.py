@@ -18,7 +18,7 @@ sans-I/O protocol over a plain socket, so the wire bytes are in plain sight.
 The last line is "N passed, M failed"; exit status 0 only if none failed.
 
 server: serves on 127.0.0.1 (a free port) with the server parameters of SET
-(see SERVER_SETS), echoing every message; prints "deflate_peer listening on
+(see SERVER_SETS), echoing every message (from 64 KiB on, in 4 frames); prints "deflate_peer listening on
 127.0.0.1:PORT", then "extensions: HEADER" per connection (its answer),
 "message text|binary LENGTH compressed|plain" per message and
 "close CODE". Exits 0 on SIGTERM.
@@ -50,6 +50,9 @@ CLIENT_SETS = {
     "windows_10_9": {"server_max_window_bits": 10, "client_max_window_bits": 9},
     "server_window_8": {"server_max_window_bits": 8},
 }
+
+# The server echoes messages of this size or more in 4 frames.
+FRAGMENTED_ECHO = 64 * 1024
 
 SERVER_SETS = {
     "default": {},
@@ -258,7 +261,12 @@ async def run_server(name):
             kind = "text" if isinstance(message, str) else "binary"
             how = "compressed" if seen and seen[-1] else "plain"
             print("message %s %d %s" % (kind, len(data), how), flush=True)
-            await ws.send(message)
+            if len(message) >= FRAGMENTED_ECHO:
+                # One compressed message in 4 frames, for the client to inflate.
+                step = -(-len(message) // 4)
+                await ws.send([message[i : i + step] for i in range(0, len(message), step)])
+            else:
+                await ws.send(message)
         print("close %s" % ws.close_code, flush=True)
 
     factory = RecordingServerFactory(seen, **SERVER_SETS[name])
