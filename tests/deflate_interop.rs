@@ -17,7 +17,8 @@
 //! - decompression bombs (64 MiB and 1 GiB of zeros, compressed by zlib, in
 //!   one frame or many) sent to `echo_server -z`, `--deflate-dedicated 15`
 //!   and `epoll_echo -z`: closed with 1009, the server's peak RSS bounded, and
-//!   it goes on serving.
+//!   it goes on serving; and 1 GiB from a server to `c-examples/client`
+//!   (`-z`, `--deflate-dedicated 15`): closed with 1009, its peak RSS bounded.
 //!
 //! Each interop test prints its matrix (peer, role, parameters, outcome) to
 //! stderr (`--nocapture` shows it). Nothing is skipped: a missing `node`,
@@ -29,7 +30,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use wsconn_testkit::{
     build_examples, client_frame, example, example_command, first_byte, node, node_dir, node_script, python,
-    python_script, root, run, run_with_input, LoggedServer, WsClient, OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT,
+    python_script, root, run, run_with_input, server_frame, wait_until, KilledOnDrop, LoggedServer, WsClient,
+    OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT,
 };
 
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -533,13 +535,19 @@ fn deflate_client(port: u16) -> WsClient {
     client
 }
 
-/// `payload` as a compressed binary message, in one frame or in frames of
-/// `fragment` bytes (RSV1 on the first only).
+/// `payload` as a compressed binary message from a client (masked), in one
+/// frame or in frames of `fragment` bytes (RSV1 on the first only).
 fn bomb_frames(payload: &[u8], fragment: Option<usize>) -> Vec<u8> {
-    let Some(size) = fragment else {
-        return client_frame(first_byte(true, OP_BINARY) | RSV1, payload);
-    };
-    let chunks: Vec<&[u8]> = payload.chunks(size).collect();
+    frames_of(payload, fragment, client_frame)
+}
+
+/// The same from a server (unmasked).
+fn bomb_frames_from_server(payload: &[u8], fragment: Option<usize>) -> Vec<u8> {
+    frames_of(payload, fragment, server_frame)
+}
+
+fn frames_of(payload: &[u8], fragment: Option<usize>, frame: fn(u8, &[u8]) -> Vec<u8>) -> Vec<u8> {
+    let chunks: Vec<&[u8]> = payload.chunks(fragment.unwrap_or(payload.len())).collect();
     let mut wire = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         let fin = i + 1 == chunks.len();
@@ -547,7 +555,7 @@ fn bomb_frames(payload: &[u8], fragment: Option<usize>) -> Vec<u8> {
             0 => first_byte(fin, OP_BINARY) | RSV1,
             _ => first_byte(fin, OP_CONT),
         };
-        wire.extend(client_frame(first, chunk));
+        wire.extend(frame(first, chunk));
     }
     wire
 }
@@ -665,4 +673,133 @@ fn inflate_bombs_against_wsconn_servers() {
         rows.extend(bombs_against(server, tag, &bombs));
     }
     finish("decompression bombs -> wsconn servers (max message 16 MiB)", &rows);
+}
+
+/// The first close frame among the masked frames of `bytes`: its code, or
+/// `None` if none is complete yet.
+fn client_close_code(bytes: &[u8]) -> Option<u16> {
+    let mut at = 0;
+    while bytes.len() >= at + 2 {
+        let (b0, b1) = (bytes[at], bytes[at + 1]);
+        let (len, mut header) = match b1 & 0x7f {
+            126 => (
+                usize::from(u16::from_be_bytes(bytes.get(at + 2..at + 4)?.try_into().ok()?)),
+                4,
+            ),
+            127 => (
+                usize::try_from(u64::from_be_bytes(bytes.get(at + 2..at + 10)?.try_into().ok()?)).ok()?,
+                10,
+            ),
+            n => (usize::from(n), 2),
+        };
+        let mask: [u8; 4] = bytes.get(at + header..at + header + 4)?.try_into().ok()?;
+        header += 4;
+        let payload = bytes.get(at + header..at + header + len)?;
+        if b0 & 0x0f == OP_CLOSE && len >= 2 {
+            return Some(u16::from_be_bytes([payload[0] ^ mask[0], payload[1] ^ mask[1]]));
+        }
+        at += header + len;
+    }
+    None
+}
+
+/// `c-examples/client` in `mode` against a server that accepts its offer and
+/// sends `wire`: the client's close code and its peak RSS (KiB) right then.
+fn bomb_the_client(mode: &[&str], answer: &str, wire: Vec<u8>) -> Result<(u16, u64), String> {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut cmd = example_command(&example("client"));
+    cmd.args(mode)
+        .args(["-T", "20", &format!("ws://127.0.0.1:{port}/"), "hello"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut client = KilledOnDrop(cmd.spawn().map_err(|e| format!("start the client: {e}"))?);
+    let (mut sock, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = sock.read(&mut chunk).map_err(|e| format!("read the request: {e}"))?;
+        if n == 0 {
+            return Err("the client closed before its request".into());
+        }
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let request = String::from_utf8_lossy(&got).into_owned();
+    let key = request
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim())
+        })
+        .ok_or_else(|| format!("no key in {request:?}"))?;
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: {answer}\r\n\r\n",
+        wsconn::proto::handshake::accept_key(key.as_bytes())
+    );
+    sock.write_all(response.as_bytes())
+        .map_err(|e| format!("write the response: {e}"))?;
+    let mut writer = sock.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let _ = writer.write_all(&wire);
+    });
+    got.clear();
+    let code = loop {
+        if let Some(code) = client_close_code(&got) {
+            break code;
+        }
+        match sock.read(&mut chunk) {
+            Ok(0) => return Err("the client closed without a close frame".into()),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("no close frame: {e}")),
+        }
+    };
+    let peak = peak_rss_kib(client.0.id());
+    let _ = sock.shutdown(std::net::Shutdown::Both);
+    sending.join().unwrap();
+    match wait_until(&mut client.0, Instant::now() + Duration::from_secs(10)) {
+        Ok(Some(status)) if !status.success() => Ok((code, peak)),
+        other => Err(format!("the client's exit: {other:?} (expected a failure)")),
+    }
+}
+
+/// The same bombs, the other way: from a server to `c-examples/client`.
+#[test]
+fn inflate_bombs_against_c_client() {
+    build_examples();
+    let large = zeros_bomb(1024);
+    let mut rows = Vec::new();
+    for (mode, answer) in [
+        (
+            &["-z"][..],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        ),
+        (&["--deflate-dedicated", "15"][..], "permessage-deflate"),
+    ] {
+        for (what, fragment) in [("one frame", None), ("64 KiB frames", Some(64 << 10))] {
+            let wire = bomb_frames_from_server(&large, fragment);
+            let outcome = bomb_the_client(mode, answer, wire);
+            let agreed = match &outcome {
+                Ok((code, peak)) => format!("close {code}, VmHWM {} MiB", peak >> 10),
+                Err(_) => String::new(),
+            };
+            rows.push(Row {
+                peer: "raw server",
+                role: "server",
+                wsconn: format!("client {}", mode.join(" ")),
+                params: format!("1 GiB of zeros in {} KiB, {what}", large.len() >> 10),
+                agreed,
+                outcome: outcome.and_then(|(code, peak)| match code {
+                    // The 16 MiB of the max message size, and room for the rest.
+                    1009 if peak < (16 + 40) << 10 => Ok(()),
+                    1009 => Err(format!("the client's VmHWM reached {} MiB", peak >> 10)),
+                    _ => Err(format!("close code {code}, expected 1009")),
+                }),
+            });
+        }
+    }
+    finish("decompression bombs -> c-examples/client (max message 16 MiB)", &rows);
 }
