@@ -121,6 +121,14 @@ impl Peer {
         }
     }
 
+    /// The sets of [`SERVER_SETS`] its server script has.
+    fn server_sets(self) -> &'static [&'static str] {
+        match self {
+            Peer::Python => &SERVER_SETS[..5],
+            Peer::Node => &SERVER_SETS,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Peer::Python => "python websockets",
@@ -264,13 +272,16 @@ fn node_client_against_wsconn_servers() {
     peer_clients_against_wsconn_servers(Peer::Node);
 }
 
-/// The server parameter sets of both peers' server scripts.
-const SERVER_SETS: [&str; 5] = [
+/// The server parameter sets of the peers' server scripts. The last is
+/// Node's alone (as [`CLIENT_SETS`]' last): Python's `websockets` does not
+/// compress with 8-bit windows.
+const SERVER_SETS: [&str; 6] = [
     "default",
     "server_no_context_takeover",
     "client_no_context_takeover",
     "server_window_9",
     "client_window_10",
+    "server_window_8",
 ];
 
 /// How `c-examples/client` offers the extension.
@@ -279,7 +290,7 @@ const CLIENT_MODES: [&[&str]; 3] = [&["-z"], &["--deflate-dedicated", "15"], &["
 /// What the client agrees with each server set ([`SERVER_SETS`] ×
 /// [`CLIENT_MODES`]), as it prints it; the servers answer the same
 /// parameters, in their own order.
-const CLIENT_AGREED: [[&str; 3]; 5] = [
+const CLIENT_AGREED: [[&str; 3]; 6] = [
     [
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
         "permessage-deflate",
@@ -304,6 +315,11 @@ const CLIENT_AGREED: [[&str; 3]; 5] = [
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=10",
         "permessage-deflate; client_max_window_bits=10",
         "permessage-deflate; server_max_window_bits=11; client_max_window_bits=10",
+    ],
+    [
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8",
+        "permessage-deflate; server_max_window_bits=8",
+        "permessage-deflate; server_max_window_bits=8; client_max_window_bits=11",
     ],
 ];
 
@@ -426,7 +442,7 @@ fn c_client_against_peer_servers(peer: Peer) {
     build_examples();
     let messages = client_messages();
     let mut rows = Vec::new();
-    for (set, agreed) in SERVER_SETS.iter().zip(CLIENT_AGREED) {
+    for (set, agreed) in peer.server_sets().iter().zip(CLIENT_AGREED) {
         let mut srv = start_peer_server(peer, set);
         let port = srv.wait_for_port();
         srv.wait_until_accepting(port);

@@ -22,6 +22,8 @@ const DEFLATE_SETS = {
   client_no_context_takeover: { clientNoContextTakeover: true },
   server_window_9: { serverMaxWindowBits: 9 },
   client_window_10: { clientMaxWindowBits: 10 },
+  // zlib has no 8-bit raw deflate: ws compresses with 9 bits even so.
+  server_window_8: { serverMaxWindowBits: 8 },
 };
 
 const port = Number(process.argv[2] ?? 0);
