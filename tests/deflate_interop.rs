@@ -7,7 +7,8 @@
 //!   and `epoll_echo -z` (sans-IO), each offering five parameter sets (Node
 //!   six): the server's exact answer is checked, and text and binary messages
 //!   of 0 B to 1 MiB, and 64 KiB in 4 frames, must come back equal and, from
-//!   1 KiB on, compressed;
+//!   1 KiB on, compressed; and 20 Python connections interleave the halves of
+//!   their compressed messages;
 //! - `c-examples/client` (`-z`, `--deflate-dedicated 15` and `11`) against
 //!   their servers (`deflate_peer.py server`, `node/server.mjs PORT SET`) with
 //!   five server parameter sets: the client's `extensions:` line and the
@@ -243,6 +244,10 @@ fn peer_clients_against_wsconn_servers(peer: Peer) {
                 outcome,
             });
         }
+        if peer == Peer::Python {
+            rows.push(interleaved(&url, &label));
+            srv.assert_running("after the interleaved messages");
+        }
         srv.terminate();
     }
     finish(
@@ -252,6 +257,27 @@ fn peer_clients_against_wsconn_servers(peer: Peer) {
         ),
         &rows,
     );
+}
+
+/// Connections whose compressed messages arrive interleaved, each held
+/// half-inflated while the others go on: `deflate_peer.py interleaved`.
+fn interleaved(url: &str, label: &str) -> Row {
+    const CONNECTIONS: &str = "20";
+    let mut cmd = python_script("deflate_peer.py");
+    cmd.args(["interleaved", url, CONNECTIONS]);
+    let outcome = match run(cmd, PEER_TIMEOUT) {
+        Ok(done) if done.status.success() && done.stdout.contains("interleaved ok ") => Ok(()),
+        Ok(done) => Err(done.report()),
+        Err(e) => Err(e),
+    };
+    Row {
+        peer: Peer::Python.name(),
+        role: "client",
+        wsconn: label.to_string(),
+        params: format!("{CONNECTIONS} connections, 64 KiB texts in 2 frames interleaved"),
+        agreed: "default offer".to_string(),
+        outcome,
+    }
 }
 
 fn peer_tag(peer: Peer) -> &'static str {

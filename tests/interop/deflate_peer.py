@@ -3,6 +3,7 @@
 
 Usage:
   deflate_peer.py client ws://127.0.0.1:PORT/echo SET...
+  deflate_peer.py interleaved ws://127.0.0.1:PORT/echo N
   deflate_peer.py server SET
 
 client: for each SET (see CLIENT_SETS), connects offering permessage-deflate
@@ -16,6 +17,12 @@ take less than 3/4 of its size on the wire (8-bit windows leave Huffman
 coding alone: about 0.56). The client is websockets'
 sans-I/O protocol over a plain socket, so the wire bytes are in plain sight.
 The last line is "N passed, M failed"; exit status 0 only if none failed.
+
+interleaved: N connections with the default offer each send the first half
+of a compressed 64 KiB text (a frame without FIN), then each the second half,
+in the reverse order, and check their echoes: a server must keep each
+connection's inflation apart. Prints "interleaved ok N" or "interleaved FAIL
+...", and "N passed, M failed".
 
 server: serves on 127.0.0.1 (a free port) with the server parameters of SET
 (see SERVER_SETS), echoing every message (from 64 KiB on, in 4 frames); prints "deflate_peer listening on
@@ -238,6 +245,34 @@ def run_client(url, sets):
     return 0 if failed == 0 else 1
 
 
+def run_interleaved(url, n):
+    try:
+        clients = [Client(url, ClientPerMessageDeflateFactory()) for _ in range(n)]
+        answers = {c.handshake() for c in clients}
+        if not all(a.startswith("permessage-deflate") for a in answers):
+            raise RuntimeError("answers %r" % answers)
+        texts = [json_like(64 * 1024, 10 + i).encode() for i in range(n)]
+        for c, t in zip(clients, texts):
+            c.protocol.send_text(t[: len(t) // 2], fin=False)
+            c.flush()
+        for c, t in reversed(list(zip(clients, texts))):
+            c.protocol.send_continuation(t[len(t) // 2 :], fin=True)
+            c.flush()
+        for i, (c, t) in enumerate(zip(clients, texts)):
+            if c.receive() != ("text", t):
+                raise RuntimeError("connection %d: the echo differs" % i)
+        codes = [c.close() for c in clients]
+        if set(codes) != {1000}:
+            raise RuntimeError("close codes %r" % codes)
+    except Exception as e:  # noqa: BLE001
+        print("interleaved FAIL %r" % e, flush=True)
+        print("0 passed, 1 failed", flush=True)
+        return 1
+    print("interleaved ok %d" % n, flush=True)
+    print("1 passed, 0 failed", flush=True)
+    return 0
+
+
 class RecordingServerFactory(ServerPerMessageDeflateFactory):
     def __init__(self, seen, **params):
         super().__init__(**params)
@@ -283,6 +318,8 @@ async def run_server(name):
 def main(argv):
     if len(argv) >= 4 and argv[1] == "client" and all(s in CLIENT_SETS for s in argv[3:]):
         return run_client(argv[2], argv[3:])
+    if len(argv) == 4 and argv[1] == "interleaved" and argv[3].isdigit():
+        return run_interleaved(argv[2], int(argv[3]))
     if len(argv) == 3 and argv[1] == "server" and argv[2] in SERVER_SETS:
         return asyncio.run(run_server(argv[2]))
     print(__doc__, file=sys.stderr)
