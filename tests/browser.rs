@@ -5,7 +5,8 @@
 //! the outcome into `<pre id="result">`.  The test reads the DOM chromium
 //! dumps and requires `<pre id="result">PASS</pre>`.
 //!
-//! With `echo_server -z` the page is loaded as `/?deflate`: the browser's
+//! With `echo_server -z` or `--deflate-dedicated 15` the page is loaded as
+//! `/?deflate`: the browser's
 //! connection must have agreed on permessage-deflate, and a 1 MiB text
 //! message is echoed too.
 //!
@@ -134,6 +135,12 @@ fn index_page_passes_in_chromium() {
 #[test]
 fn index_page_passes_in_chromium_with_deflate() {
     page_passes(None, &["-z"], "?deflate");
+}
+
+/// permessage-deflate with context takeover both ways.
+#[test]
+fn index_page_passes_in_chromium_with_deflate_takeover() {
+    page_passes(None, &["--deflate-dedicated", "15"], "?deflate");
 }
 
 /// Over `https://` and `wss://` (a test certificate, which chromium is told
