@@ -366,10 +366,12 @@ fn json_like(size: usize, seed: usize) -> String {
 }
 
 /// What the C client sends (one stdin line each): one too short to be
-/// compressed, a repeated one (context takeover), non-ASCII, and 100 KiB.
+/// compressed, an empty one (which Python's server compresses), a repeated
+/// one (context takeover), non-ASCII, and 100 KiB.
 fn client_messages() -> Vec<String> {
     vec![
         "hello".to_string(),
+        String::new(),
         json_like(1024, 1),
         json_like(1024, 1),
         "w\u{f6}rld \u{2713} \u{1f600} ".repeat(20),
@@ -509,7 +511,7 @@ fn c_client_against_peer_servers(peer: Peer) {
     }
     finish(
         &format!(
-            "c-examples/client -> {} server (5 text messages; 100 KiB echoed in 4 frames)",
+            "c-examples/client -> {} server (6 text messages, one empty; 100 KiB echoed in 4 frames)",
             peer.name()
         ),
         &rows,
