@@ -4,8 +4,8 @@
 //! - their clients (`tests/interop/deflate_peer.py client`,
 //!   `tests/interop/node/deflate_client.mjs`) against `echo_server -z` (shared
 //!   mode), `echo_server --deflate-dedicated 15` and `9` (context takeover)
-//!   and `epoll_echo -z` (sans-IO), each offering five parameter sets (Node
-//!   six): the server's exact answer is checked, and text and binary messages
+//!   and `epoll_echo -z` (sans-IO), each offering six parameter sets (Node
+//!   seven): the server's exact answer is checked, and text and binary messages
 //!   of 0 B to 1 MiB, and 64 KiB in 4 frames, must come back equal and, from
 //!   1 KiB on, compressed; and 20 Python connections interleave the halves of
 //!   their compressed messages;
@@ -42,12 +42,13 @@ const C_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The last is Node's alone: asked for 8-bit windows, it compresses with 9
 /// bits (zlib has no 8-bit raw deflate), which a server must take; Python's
 /// `websockets` does not offer 8 bits for itself at all.
-const CLIENT_SETS: [&str; 6] = [
+const CLIENT_SETS: [&str; 7] = [
     "default",
     "server_no_context_takeover",
     "client_no_context_takeover",
     "windows_10_9",
     "server_window_8",
+    "no_client_window",
     "client_window_8",
 ];
 
@@ -57,16 +58,17 @@ const CLIENT_SETS: [&str; 6] = [
 struct WsconnServer {
     program: &'static str,
     args: &'static [&'static str],
-    answers: [&'static str; 6],
+    answers: [&'static str; 7],
 }
 
-const SHARED_ANSWERS: [&str; 6] = [
+const SHARED_ANSWERS: [&str; 7] = [
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; \
      client_max_window_bits=9",
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8",
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=8",
 ];
 
@@ -85,6 +87,7 @@ const WSCONN_SERVERS: [WsconnServer; 4] = [
             "permessage-deflate; client_no_context_takeover",
             "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9",
             "permessage-deflate; server_max_window_bits=8",
+            "permessage-deflate",
             "permessage-deflate; client_max_window_bits=8",
         ],
     },
@@ -97,6 +100,7 @@ const WSCONN_SERVERS: [WsconnServer; 4] = [
             "permessage-deflate; client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9",
             "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9",
             "permessage-deflate; server_max_window_bits=8; client_max_window_bits=9",
+            "permessage-deflate; server_max_window_bits=9",
             "permessage-deflate; server_max_window_bits=9; client_max_window_bits=8",
         ],
     },
@@ -117,7 +121,7 @@ impl Peer {
     /// The sets of [`CLIENT_SETS`] its client script offers.
     fn client_sets(self) -> &'static [&'static str] {
         match self {
-            Peer::Python => &CLIENT_SETS[..5],
+            Peer::Python => &CLIENT_SETS[..6],
             Peer::Node => &CLIENT_SETS,
         }
     }
@@ -509,6 +513,9 @@ fn c_client_against_peer_servers(peer: Peer) {
         }
         srv.terminate();
     }
+    if peer == Peer::Node {
+        rows.push(declined_by_node(&messages));
+    }
     finish(
         &format!(
             "c-examples/client -> {} server (6 text messages, one empty; 100 KiB echoed in 4 frames)",
@@ -516,6 +523,38 @@ fn c_client_against_peer_servers(peer: Peer) {
         ),
         &rows,
     );
+}
+
+/// A server without the extension declines the offer: the client goes on
+/// uncompressed.
+fn declined_by_node(messages: &[String]) -> Row {
+    let script = node_dir().join("server.mjs");
+    let mut srv = LoggedServer::start(
+        &node(),
+        &[script.to_str().expect("UTF-8 path"), "0"],
+        &[],
+        "deflate-node-server-off",
+    );
+    let port = srv.wait_for_port();
+    srv.wait_until_accepting(port);
+    let outcome = c_client_echoes(&["-z"], &format!("ws://127.0.0.1:{port}/echo"), messages).and_then(|agreed| {
+        if agreed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the client agreed {agreed:?} with a server without the extension"
+            ))
+        }
+    });
+    srv.terminate();
+    Row {
+        peer: Peer::Node.name(),
+        role: "server",
+        wsconn: "client -z".to_string(),
+        params: "perMessageDeflate: false".to_string(),
+        agreed: "(declined)".to_string(),
+        outcome,
+    }
 }
 
 #[test]

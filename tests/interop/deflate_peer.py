@@ -56,6 +56,8 @@ CLIENT_SETS = {
     "client_no_context_takeover": {"client_no_context_takeover": True},
     "windows_10_9": {"server_max_window_bits": 10, "client_max_window_bits": 9},
     "server_window_8": {"server_max_window_bits": 8},
+    # client_max_window_bits not offered: the server cannot narrow it.
+    "no_client_window": {"client_max_window_bits": None},
 }
 
 # The server echoes messages of this size or more in 4 frames.

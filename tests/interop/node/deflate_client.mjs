@@ -25,6 +25,8 @@ const SETS = {
   client_no_context_takeover: { clientNoContextTakeover: true },
   windows_10_9: { serverMaxWindowBits: 10, clientMaxWindowBits: 9 },
   server_window_8: { serverMaxWindowBits: 8 },
+  // client_max_window_bits not offered: the server cannot narrow it.
+  no_client_window: { clientMaxWindowBits: false },
   // zlib has no 8-bit raw deflate: ws compresses with 9 bits even so.
   client_window_8: { clientMaxWindowBits: 8 },
 };
