@@ -16,6 +16,8 @@ SECTIONS = {
     9: "Limits and big messages",
     10: "Miscellaneous",
     11: "Opening handshake",
+    12: "Compressed messages (--deflate)",
+    13: "Compression rules (--deflate)",
 }
 
 KiB = 1024

@@ -36,6 +36,7 @@ import s07_close  # noqa: E402
 import s09_limits  # noqa: E402
 import s10_misc  # noqa: E402
 import s11_handshake  # noqa: E402
+import s12_compression  # noqa: E402
 import utf8data  # noqa: E402
 
 MODULES = [s01_framing, s02_pingpong, s03_rsv, s04_opcodes, s05_fragmentation, s06_utf8,
@@ -48,10 +49,10 @@ BIG_COST = 8
 BIG_JOBS = 2
 
 
-def load_cases():
+def load_cases(deflate=False):
     if not registry.CASES:
         utf8data._selfcheck()
-        for m in MODULES:
+        for m in MODULES + ([s12_compression] if deflate else []):
             m.register()
     return sorted(registry.CASES, key=lambda c: c.sort_key())
 
@@ -124,6 +125,8 @@ def main():
     ap.add_argument("--filter", action="append", default=[],
                     help="run only cases whose id is PREFIX or starts with PREFIX. (repeatable; "
                          "comma-separated lists too)")
+    ap.add_argument("--deflate", action="store_true",
+                    help="add sections 12-13 (permessage-deflate; the server must have it on)")
     ap.add_argument("--list-markdown", action="store_true", help="print the case list as Markdown")
     ap.add_argument("--list", action="store_true", help="print the case ids and descriptions")
     ap.add_argument("--jobs", type=int, default=8, help="cases run concurrently (default 8)")
@@ -137,7 +140,7 @@ def main():
     args = ap.parse_args()
 
     filters = [f.strip() for spec in args.filter for f in spec.split(",") if f.strip()]
-    cases = selected(load_cases(), filters)
+    cases = selected(load_cases(args.deflate), filters)
     if args.list_markdown:
         list_markdown(cases)
         return 0

@@ -137,6 +137,7 @@ class Client:
         self.eof = False      # the server closed (FIN or RST)
         self.reset = False    # ... with an RST
         self.send_error = None  # the first error a send got (peer gone)
+        self.allow_rsv1 = False  # permessage-deflate agreed: RSV1 on data frames
 
     def close(self):
         try:
@@ -235,7 +236,7 @@ class Client:
             fin, rsv, op = bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F
             if b1 & 0x80:
                 raise Fail("the server sent a masked frame (header %s)" % show(head))
-            if rsv:
+            if rsv and not (rsv == 4 and self.allow_rsv1 and op in (TEXT, BINARY)):
                 raise Fail("the server sent RSV bits %d (header %s)" % (rsv, show(head)))
             if op not in OPCODE_NAMES:
                 raise Fail("the server sent reserved opcode %d (header %s)" % (op, show(head)))
