@@ -27,7 +27,12 @@ const SUITE_INNER_TIMEOUT_SECS: u32 = 240;
 /// A server run: (label, example, its arguments before the port, the suite's
 /// extra arguments). Compression runs get sections 12-13 only: sections
 /// 1-11 offer no extension, so they would repeat the plain runs.
-type Run = (&'static str, &'static str, &'static [&'static str], &'static [&'static str]);
+type Run = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
 
 const DEFLATE_ONLY: &[&str] = &["--deflate", "--filter", "12,13"];
 
@@ -35,7 +40,12 @@ const SERVERS: &[Run] = &[
     ("echo_server", "echo_server", &[], &[]),
     ("epoll_echo", "epoll_echo", &[], &[]),
     ("echo_server -z", "echo_server", &["-z"], DEFLATE_ONLY),
-    ("echo dedicated 9", "echo_server", &["--deflate-dedicated", "9"], DEFLATE_ONLY),
+    (
+        "echo dedicated 9",
+        "echo_server",
+        &["--deflate-dedicated", "9"],
+        DEFLATE_ONLY,
+    ),
     ("epoll_echo -z", "epoll_echo", &["-z"], DEFLATE_ONLY),
 ];
 

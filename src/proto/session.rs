@@ -75,8 +75,8 @@ pub struct Session {
     /// `memory` in KiB as of the last `memory_change` (fits the padding after
     /// the flags above: the session does not grow).
     reported_kib: Cell<u32>,
-    /// permessage-deflate, once agreed.
-    deflate: Cell<Option<Agreed>>,
+    /// permessage-deflate once agreed, packed (0: none) to fit the padding.
+    deflate: Cell<u16>,
     /// Borrowed for the whole of a feed.
     rx: RefCell<Receiver>,
     /// Borrowed only inside one call, never while the program runs.
@@ -107,11 +107,11 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
     }
 
     fn deflate(&self) -> Option<Agreed> {
-        self.session.deflate.get()
+        self.session.deflate()
     }
 
     fn set_deflate(&mut self, agreed: Option<Agreed>) {
-        self.session.deflate.set(agreed);
+        self.session.deflate.set(agreed.map_or(0, |a| a.pack()));
     }
 
     fn streaming(&self) -> bool {
@@ -167,7 +167,7 @@ impl Session {
             streaming: Cell::new(false),
             serve_http: Cell::new(false),
             reported_kib: Cell::new(0),
-            deflate: Cell::new(None),
+            deflate: Cell::new(0),
             rx: RefCell::new(rx),
             tx: RefCell::new(tx),
         }
@@ -370,7 +370,7 @@ impl Session {
     /// The agreement and settings to compress a message of `len` bytes
     /// with, if it is to be compressed.
     fn compression(&self, len: usize, compress: Compress) -> Option<(Agreed, &crate::proto::deflate::DeflateConfig)> {
-        let agreed = self.deflate.get()?;
+        let agreed = self.deflate()?;
         let config = self.config.deflate()?;
         // An empty message goes as it is: nothing to gain, and an empty
         // compressed payload is the one form peers disagree on.
@@ -386,13 +386,13 @@ impl Session {
     /// permessage-deflate as agreed in the opening handshake (`None`: not
     /// offered, not accepted, or the handshake is not done).
     pub fn deflate(&self) -> Option<Agreed> {
-        self.deflate.get()
+        Agreed::unpack(self.deflate.get())
     }
 
     /// The `Sec-WebSocket-Extensions` value in force: what the server
     /// answered. Empty without extensions.
     pub fn extensions(&self) -> String {
-        self.deflate.get().map(|a| a.response()).unwrap_or_default()
+        self.deflate().map(|a| a.response()).unwrap_or_default()
     }
 
     /// Sends a message like `send_message`, but a large one (server role) is
