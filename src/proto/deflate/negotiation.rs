@@ -56,7 +56,7 @@ impl Agreed {
 
     /// What [`Agreed::pack`] made; `None` for 0.
     pub fn unpack(packed: u16) -> Option<Agreed> {
-        (packed != 0).then(|| Agreed {
+        (packed != 0).then_some(Agreed {
             server_no_context_takeover: packed & 1 != 0,
             client_no_context_takeover: packed & 2 != 0,
             server_window_named: packed & 4 != 0,
