@@ -68,10 +68,10 @@ impl<F: FnMut(&Session, Event<'_>)> EventHandler for F {
 #[derive(Debug)]
 pub struct Session {
     config: Arc<Config>,
-    role: Role,
     state: Cell<State>,
-    streaming: Cell<bool>,
-    serve_http: Cell<bool>,
+    /// The role and the two switches, in one byte (see [`Options`]): with
+    /// the packed deflate agreement, the small fields fit one word.
+    options: Cell<Options>,
     /// `memory` in KiB as of the last `memory_change` (fits the padding after
     /// the flags above: the session does not grow).
     reported_kib: Cell<u32>,
@@ -81,6 +81,16 @@ pub struct Session {
     rx: RefCell<Receiver>,
     /// Borrowed only inside one call, never while the program runs.
     tx: RefCell<Sender>,
+}
+
+bitflags::bitflags! {
+    /// A session's role and switches.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Options: u8 {
+        const CLIENT = 1;
+        const STREAMING = 2;
+        const SERVE_HTTP = 4;
+    }
 }
 
 /// The session lent to its receiver during a feed.
@@ -95,7 +105,7 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
     }
 
     fn role(&self) -> Role {
-        self.session.role
+        self.session.role()
     }
 
     fn state(&self) -> State {
@@ -115,16 +125,16 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
     }
 
     fn streaming(&self) -> bool {
-        self.session.streaming.get()
+        self.session.options.get().contains(Options::STREAMING)
     }
 
     fn serves_http(&self) -> bool {
-        self.session.serve_http.get() && self.session.role == Role::Server
+        self.session.options.get().contains(Options::SERVE_HTTP) && self.session.role() == Role::Server
     }
 
     fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender, Role, usize) -> R) -> R {
         let s = self.session;
-        f(&mut s.tx.borrow_mut(), s.role, s.config.max_output())
+        f(&mut s.tx.borrow_mut(), s.role(), s.config.max_output())
     }
 
     fn on_event(&mut self, event: Event<'_>) {
@@ -162,10 +172,11 @@ impl Session {
     fn new(config: Arc<Config>, role: Role, rx: Receiver, tx: Sender) -> Session {
         Session {
             config,
-            role,
             state: Cell::new(State::Handshake),
-            streaming: Cell::new(false),
-            serve_http: Cell::new(false),
+            options: Cell::new(match role {
+                Role::Server => Options::empty(),
+                Role::Client => Options::CLIENT,
+            }),
             reported_kib: Cell::new(0),
             deflate: Cell::new(0),
             rx: RefCell::new(rx),
@@ -178,7 +189,17 @@ impl Session {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        if self.options.get().contains(Options::CLIENT) {
+            Role::Client
+        } else {
+            Role::Server
+        }
+    }
+
+    fn switch(&self, option: Options, on: bool) {
+        let mut options = self.options.get();
+        options.set(option, on);
+        self.options.set(options);
     }
 
     /// Where the session stands; exact at any time, also inside a handler.
@@ -191,13 +212,13 @@ impl Session {
     /// huge message in memory; the size limits still apply. A switch takes effect
     /// at the next message.
     pub fn set_streaming(&self, on: bool) {
-        self.streaming.set(on);
+        self.switch(Options::STREAMING, on);
     }
 
     /// Server role: report a request without `Upgrade: websocket` as
     /// `Event::HttpRequest` (the program may answer it) instead of answering 400.
     pub fn set_serve_http(&self, on: bool) {
-        self.serve_http.set(on);
+        self.switch(Options::SERVE_HTTP, on);
     }
 
     // ------------------------------------------------------------ input
@@ -361,8 +382,8 @@ impl Session {
         let data = message.as_bytes();
         tx.check_message(data, self.config.max_output())?;
         match self.compression(data.len(), compress) {
-            Some((agreed, config)) => tx.write_compressed(self.role, message.kind(), data, &agreed, config),
-            None => tx.write_message(self.role, message.kind(), data),
+            Some((agreed, config)) => tx.write_compressed(self.role(), message.kind(), data, &agreed, config),
+            None => tx.write_message(self.role(), message.kind(), data),
         }
         Ok(())
     }
@@ -407,7 +428,7 @@ impl Session {
     ) -> Result<()> {
         let data = message.as_bytes();
         let compressed = self.compression(data.len(), Compress::Auto).is_some();
-        if self.role == Role::Client || data.len() < DIRECT_SEND_MIN || compressed {
+        if self.role() == Role::Client || data.len() < DIRECT_SEND_MIN || compressed {
             // A client's payload is masked, a compressed one is compressed:
             // both copied anyway.
             return self.send_message(message);
@@ -423,19 +444,19 @@ impl Session {
     /// validated across fragments; an invalid fragment is refused and queues nothing.
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
         self.open_sender()?
-            .send_fragment(self.role, kind, data, fin, self.config.max_output())
+            .send_fragment(self.role(), kind, data, fin, self.config.max_output())
     }
 
     /// Sends a ping (payload at most 125 bytes).
     pub fn ping(&self, data: &[u8]) -> Result<()> {
         self.open_sender()?
-            .send_control(self.role, OpCode::Ping, data, self.config.max_output())
+            .send_control(self.role(), OpCode::Ping, data, self.config.max_output())
     }
 
     /// Sends an unsolicited pong (pings are answered automatically).
     pub fn pong(&self, data: &[u8]) -> Result<()> {
         self.open_sender()?
-            .send_control(self.role, OpCode::Pong, data, self.config.max_output())
+            .send_control(self.role(), OpCode::Pong, data, self.config.max_output())
     }
 
     /// Starts the closing handshake. `code` must be valid on the wire, or 1005 for
@@ -444,7 +465,7 @@ impl Session {
     pub fn close(&self, code: u16, reason: &str) -> Result<()> {
         let mut tx = self.open_sender()?;
         let code = Sender::check_close(code, reason)?;
-        tx.queue_close(self.role, code, reason);
+        tx.queue_close(self.role(), code, reason);
         self.state.set(State::CloseSent);
         Ok(())
     }
