@@ -587,6 +587,11 @@ impl Receiver {
             deliver_message(h, kind, &part.message_buf);
             self.part_mut().message_buf.clear();
         }
+        if last && takeover {
+            // The state outlives the message (it holds the decompressor): its
+            // buffer does not, or every idle connection would keep one.
+            self.part_mut().message_buf = Vec::new();
+        }
         Ok(())
     }
 
