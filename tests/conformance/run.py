@@ -17,6 +17,7 @@ import argparse
 import concurrent.futures
 import os
 import socket
+import ssl
 import sys
 import time
 import traceback
@@ -127,6 +128,8 @@ def main():
                          "comma-separated lists too)")
     ap.add_argument("--deflate", action="store_true",
                     help="add sections 12-13 (permessage-deflate; the server must have it on)")
+    ap.add_argument("--tls-ca", metavar="FILE",
+                    help="connect over TLS, trusting the CA certificates of FILE (PEM)")
     ap.add_argument("--list-markdown", action="store_true", help="print the case list as Markdown")
     ap.add_argument("--list", action="store_true", help="print the case ids and descriptions")
     ap.add_argument("--jobs", type=int, default=8, help="cases run concurrently (default 8)")
@@ -153,6 +156,12 @@ def main():
     if not cases:
         ap.error("no case matches %s" % filters)
     wsclient.PROMPT = args.prompt
+    if args.tls_ca:
+        wsclient.TLS = ssl.create_default_context(cafile=args.tls_ca)
+        skipped = [c.id for c in cases if c.tcp_only]
+        cases = [c for c in cases if not c.tcp_only]
+        if skipped:
+            print("not run over TLS (they half-close TCP under the TLS stream): %s" % ", ".join(skipped))
 
     try:
         socket.create_connection(("127.0.0.1", args.port), timeout=5).close()
