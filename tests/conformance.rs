@@ -15,7 +15,6 @@
 //! examples; nothing is skipped when they are missing.
 
 #[cfg(feature = "tls")]
-#[allow(dead_code)]
 mod certs;
 
 use std::io::Write;
