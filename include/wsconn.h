@@ -1379,6 +1379,8 @@ int32_t wsconn_session_close(struct wsconn_session_t *session, int code, const c
  * `wsconn_acceptor_start` to listen with TLS, and again at any time to
  * **reload** (e.g. a renewed certificate): connections already running keep
  * the certificate they started with; if a file is bad, the one in place stays.
+ * A reload replaces the default certificate and keeps those added by name
+ * (`wsconn_acceptor_add_tls_name`; add one again to renew it).
  *
  * A connection serves TLS when it is started on the accepted socket inside
  * the accept callback (`wsconn_set_fd` + `wsconn_start`, as the examples do);
@@ -1420,8 +1422,8 @@ int32_t wsconn_acceptor_set_tls_pem(struct wsconn_acceptor_t *acceptor,
  * replacing one added before for it) to the TLS the acceptor serves: PEM
  * chain at `cert_path`, PEM key at `key_path`. Other names, and clients that
  * send none, keep getting the certificate of `wsconn_acceptor_set_tls`, which
- * must come first (and which drops the names added: add them again after a
- * reload). Applies to new connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * must come first (a reload through it keeps the names added). Applies to new
+ * connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
  * `WSCONN_ERR_INVALID_ARGUMENT` (a string not UTF-8), `WSCONN_ERR_STATE` (no
  * TLS set yet), `WSCONN_ERR_TLS_CREDENTIALS` (nothing changed),
  * `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).
