@@ -85,6 +85,23 @@ impl Transport for Socket {
 }
 
 impl Socket {
+    /// Writes `bufs` in order in one call (gathered); returns the bytes taken.
+    pub fn write_vectored(self, bufs: &[std::io::IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: an all-zero msghdr is valid (no address, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec on Unix (documented by std).
+        msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+        msg.msg_iovlen = bufs.len() as _;
+        // SAFETY: the iovecs point to slices readable for their lengths and
+        // alive during the call (sendmsg only reads them); the fd is open.
+        let n = unsafe { libc::sendmsg(self.0, &msg, SEND_FLAGS) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     /// Runs `f` on the socket as a `mio` stream without taking ownership.
     fn with_stream<R>(self, f: impl FnOnce(&mio::net::TcpStream) -> R) -> R {
         // SAFETY: the fd is an open socket owned by the connection; ManuallyDrop
