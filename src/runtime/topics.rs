@@ -261,7 +261,7 @@ impl Reactor {
     /// another thread): from now on publishes on either reach the subscribers
     /// of both (and of every reactor in the group).
     pub fn share_topics_with(&self, other: &Remote) {
-        self.remote().set_group(other.group());
+        self.remote().join_group_of(other);
     }
 
     /// Subscribers of `topic` on this reactor.
@@ -298,6 +298,13 @@ impl Reactor {
 }
 
 impl Remote {
+    /// THREAD-SAFE: this reactor joins the group of `other`.
+    pub fn join_group_of(&self, other: &Remote) {
+        if !self.same_reactor(other) {
+            self.set_group(other.group());
+        }
+    }
+
     /// THREAD-SAFE: publishes `message` to `topic` on every reactor of this
     /// one's group (this one included), each delivering on its own thread,
     /// through its job queue, in the order published.
