@@ -934,6 +934,17 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
 int32_t wsconn_connect(struct wsconn_t *con, const char *url);
 
 /**
+ * Inside the build callback: the request target the client asked for (server
+ * role, e.g. "/room/lobby?x=1") or the path requested (client role), a
+ * NUL-terminated string valid until the callback returns. NULL elsewhere, or
+ * if `con` is NULL.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_request_path(const struct wsconn_t *con);
+
+/**
  * The subprotocol selected in the handshake, or NULL (none, or not open yet).
  * The string belongs to the connection and lives as long as it.
  *

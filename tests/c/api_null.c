@@ -1311,6 +1311,8 @@ static void test_pubsub_null(void) {
 
     wsconn_reactor_t *r = wsconn_reactor_create();
     wsconn_t *c = wsconn_create(r);
+    CHECK(wsconn_request_path(NULL) == NULL);
+    CHECK(wsconn_request_path(c) == NULL); /* only inside the build callback */
     CHECK_EQ(wsconn_subscribe(c, NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_subscribe(c, "t"), WSCONN_ERR_STATE); /* not started */
     CHECK_EQ(wsconn_subscribe(c, "\xff"), WSCONN_ERR_INVALID_ARGUMENT);

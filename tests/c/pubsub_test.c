@@ -245,6 +245,8 @@ struct conn {
 static void server_build(int fd, void *arg) {
     (void)fd;
     struct conn *k = arg;
+    const char *path = wsconn_request_path(k->con);
+    if (path == NULL || strcmp(path, "/room") != 0) k->srv->errors++;
     if (wsconn_subscribe(k->con, k->srv->topic) != WSCONN_OK) k->srv->errors++;
     if (wsconn_subscribe(k->con, k->srv->topic) != WSCONN_OK) k->srv->errors++; /* twice is once */
     if (!wsconn_is_subscribed(k->con, k->srv->topic)) k->srv->errors++;
