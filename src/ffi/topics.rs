@@ -26,6 +26,25 @@ pub enum wsconn_slow_policy {
     WSCONN_SLOW_CLOSE = 1,
 }
 
+/// Runs `f` on a live object and a topic argument, mapping NULL, a topic that
+/// is not UTF-8, and panics to codes.
+///
+/// # Safety
+/// `object` is NULL or live; `topic` is NULL or a NUL-terminated string.
+unsafe fn with_topic<T>(object: *const T, topic: *const c_char, f: impl FnOnce(&T, &str) -> i32) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or live per the caller.
+        let Some(object) = (unsafe { object.as_ref() }) else {
+            return code(Failure::Null);
+        };
+        // SAFETY: NULL or NUL-terminated per the caller.
+        match unsafe { str_arg(topic) } {
+            Ok(topic) => f(object, topic),
+            Err(e) => code(e),
+        }
+    })
+}
+
 /// Converts a count to the non-negative int a publish returns.
 fn count(n: usize) -> i32 {
     n.min(i32::MAX as usize) as i32
@@ -43,21 +62,13 @@ fn count(n: usize) -> i32 {
 /// NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_subscribe(con: *mut Connection<CCallbacks>, topic: *const c_char) -> i32 {
-    ffi_boundary!(code(Failure::Panic), {
-        // SAFETY: NULL or live per the caller.
-        let Some(conn) = (unsafe { con.as_ref() }) else {
-            return code(Failure::Null);
-        };
-        // SAFETY: NULL or NUL-terminated per the caller.
-        let topic = match unsafe { str_arg(topic) } {
-            Ok(t) => t,
-            Err(e) => return code(e),
-        };
-        match conn.subscribe(topic) {
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_topic(con, topic, |conn, topic| match conn.subscribe(topic) {
             Ok(_) => 0,
             Err(e) => code(e),
-        }
-    })
+        })
+    }
 }
 
 /// Ends the connection's subscription to `topic` (if it had one). Returns
@@ -68,20 +79,13 @@ pub unsafe extern "C" fn wsconn_subscribe(con: *mut Connection<CCallbacks>, topi
 /// NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_unsubscribe(con: *mut Connection<CCallbacks>, topic: *const c_char) -> i32 {
-    ffi_boundary!(code(Failure::Panic), {
-        // SAFETY: NULL or live per the caller.
-        let Some(conn) = (unsafe { con.as_ref() }) else {
-            return code(Failure::Null);
-        };
-        // SAFETY: NULL or NUL-terminated per the caller.
-        match unsafe { str_arg(topic) } {
-            Ok(topic) => {
-                conn.unsubscribe(topic);
-                0
-            }
-            Err(e) => code(e),
-        }
-    })
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_topic(con, topic, |conn, topic| {
+            conn.unsubscribe(topic);
+            0
+        })
+    }
 }
 
 /// 1 if the connection subscribes to `topic`, 0 if not (or an argument is NULL).
@@ -277,22 +281,16 @@ pub unsafe extern "C" fn wsconn_topic_count(reactor: *const Reactor) -> usize {
 /// a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_topic_set_policy(reactor: *mut Reactor, topic: *const c_char, policy: c_int) -> i32 {
-    ffi_boundary!(code(Failure::Panic), {
-        // SAFETY: NULL or live per the caller.
-        let Some(reactor) = (unsafe { reactor.as_ref() }) else {
-            return code(Failure::Null);
-        };
-        // SAFETY: NULL or NUL-terminated per the caller.
-        let topic = match unsafe { str_arg(topic) } {
-            Ok(t) => t,
-            Err(e) => return code(e),
-        };
-        let policy = match policy {
-            p if p == wsconn_slow_policy::WSCONN_SLOW_SKIP as c_int => SlowPolicy::Skip,
-            p if p == wsconn_slow_policy::WSCONN_SLOW_CLOSE as c_int => SlowPolicy::Close,
-            _ => return code(Error::InvalidArgument),
-        };
-        reactor.set_topic_policy(topic, policy);
-        0
-    })
+    let policy = match policy {
+        p if p == wsconn_slow_policy::WSCONN_SLOW_SKIP as c_int => SlowPolicy::Skip,
+        p if p == wsconn_slow_policy::WSCONN_SLOW_CLOSE as c_int => SlowPolicy::Close,
+        _ => return code(Error::InvalidArgument),
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe {
+        with_topic(reactor, topic, |reactor, topic| {
+            reactor.set_topic_policy(topic, policy);
+            0
+        })
+    }
 }
