@@ -127,10 +127,13 @@ venv:
 	fi
 
 # Benchmarks (not part of `make test`): wsconn against tokio-tungstenite,
-# fastwebsockets and libwebsockets, side by side. BENCH_ARGS=--quick for a
-# ~2 minute smoke run. Needs: apt-get install libwebsockets-dev pkg-config python3-venv
+# fastwebsockets and libwebsockets, side by side; then publish/subscribe
+# fan-out against uWebSockets.js and the Redis relay (benches/fanout.sh).
+# BENCH_ARGS=--quick for a ~2 minute smoke run of the first, FANOUT_ARGS=--quick
+# for the second. Needs: apt-get install libwebsockets-dev pkg-config python3-venv
 bench:
 	bash benches/run.sh $(BENCH_ARGS)
+	bash benches/fanout.sh $(FANOUT_ARGS)
 
 clean:
 	$(MAKE) -C c-examples clean
