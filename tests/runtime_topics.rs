@@ -134,7 +134,7 @@ fn published_frames_keep_their_place_among_a_connection_s_own_output() {
     let port = port_rx.recv().unwrap();
     let mut client = WsClient::open(port, "/");
     let deadline = || Instant::now() + Duration::from_secs(10);
-    let mut read = |client: &mut WsClient| text(&client.read_frame(deadline()).unwrap());
+    let read = |client: &mut WsClient| text(&client.read_frame(deadline()).unwrap());
 
     client.send_text("around").unwrap();
     for expected in ["before", "published", "after"] {
