@@ -124,6 +124,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
     fn one_shot_fires_once_and_periodic_repeats_until_stopped() {
         let reactor = Reactor::new().unwrap();
         let fired = Rc::new(Cell::new(0));
@@ -153,6 +154,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
     fn a_timer_may_release_itself_and_outlive_its_reactor() {
         let reactor = Reactor::new().unwrap();
         let timer = UserTimer::create(
