@@ -1408,6 +1408,84 @@ static void test_deflate(void) {
     wsconn_session_free(client);
 }
 
+/* ------------------------------------------------------------------ */
+/* Topics, fd watches and timers: NULL and bad values.                  */
+
+static void watch_noop(wsconn_reactor_t *r, int fd, int events, void *arg) {
+    (void)r; (void)fd; (void)events; (void)arg;
+}
+
+static void timer_noop(wsconn_timer_t *t, void *arg) {
+    (void)t; (void)arg;
+}
+
+static void test_pubsub_null(void) {
+    CHECK_EQ(wsconn_subscribe(NULL, "t"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_unsubscribe(NULL, "t"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_is_subscribed(NULL, "t"), 0);
+    CHECK_EQ(wsconn_publish(NULL, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish_except(NULL, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish_async(NULL, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_share_topics(NULL, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_topic_subscribers(NULL, "t"), 0);
+    CHECK_EQ(wsconn_topic_count(NULL), 0);
+    CHECK_EQ(wsconn_topic_set_policy(NULL, "t", WSCONN_SLOW_CLOSE), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_watch(NULL, 0, WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_unwatch(NULL, 0), WSCONN_ERR_NULL);
+    CHECK(wsconn_timer_create(NULL, timer_noop, NULL) == NULL);
+    CHECK_EQ(wsconn_timer_start(NULL, 1, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_timer_stop(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_timer_release(NULL), WSCONN_OK);
+
+    wsconn_reactor_t *r = wsconn_reactor_create();
+    wsconn_t *c = wsconn_create(r);
+    CHECK(wsconn_request_path(NULL) == NULL);
+    CHECK(wsconn_request_path(c) == NULL); /* only inside the build callback */
+    CHECK_EQ(wsconn_subscribe(c, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_subscribe(c, "t"), WSCONN_ERR_STATE); /* not started */
+    CHECK_EQ(wsconn_subscribe(c, "\xff"), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_unsubscribe(c, "t"), WSCONN_OK);
+    CHECK_EQ(wsconn_is_subscribed(c, "t"), 0);
+    CHECK_EQ(wsconn_publish_except(c, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_publish(r, NULL, WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish(r, "t", 7, "x", 1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_publish(r, "t", WSCONN_MSG_TEXT, "\xff", 1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_publish(r, "t", WSCONN_MSG_BINARY, NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish(r, "t", WSCONN_MSG_BINARY, NULL, 0), 0);
+    CHECK_EQ(wsconn_publish_async(r, "t", 0, "x", 1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_publish_async(r, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_share_topics(r, r), WSCONN_OK);
+    CHECK_EQ(wsconn_topic_set_policy(r, "t", 9), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_topic_set_policy(r, "t", WSCONN_SLOW_CLOSE), WSCONN_OK);
+    CHECK_EQ(wsconn_topic_subscribers(r, "t"), 0);
+    CHECK_EQ(wsconn_topic_count(r), 0);
+    CHECK_EQ(wsconn_reactor_watch(r, -1, WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_watch(r, 0, 8, watch_noop, NULL), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_watch(r, 0, WSCONN_WATCH_READ, NULL, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_unwatch(r, 12345), WSCONN_ERR_STATE);
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    CHECK_EQ(wsconn_reactor_watch(r, fds[0], WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_watch(r, fds[0], 0, watch_noop, NULL), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_unwatch(r, fds[0]), WSCONN_OK);
+    /* Watched when the reactor goes: freed with it, the fd stays open. */
+    CHECK_EQ(wsconn_reactor_watch(r, fds[0], WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_OK);
+    CHECK(wsconn_timer_create(r, NULL, NULL) == NULL);
+    wsconn_timer_t *t = wsconn_timer_create(r, timer_noop, NULL);
+    CHECK(t != NULL);
+    CHECK_EQ(wsconn_timer_start(t, 1000, 0), WSCONN_OK);
+    CHECK_EQ(wsconn_timer_stop(t), WSCONN_OK);
+    CHECK_EQ(wsconn_timer_start(t, 1000, 10), WSCONN_OK);
+    CHECK_EQ(wsconn_release(c), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_dispatch(r, 0) >= 0, 1); /* runs the async publish: nobody */
+    CHECK_EQ(wsconn_reactor_release(r), WSCONN_OK);
+    CHECK_EQ(wsconn_timer_start(t, 1, 0), WSCONN_ERR_STATE); /* its reactor is gone */
+    CHECK_EQ(wsconn_timer_release(t), WSCONN_OK);
+    CHECK_EQ(fd_is_open(fds[0]), 1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void) {
     test_strerror_version();
     test_config();
@@ -1424,5 +1502,6 @@ int main(void) {
     test_reactor_pair(2);
     test_connect_refused();
     test_reactor_released_first();
+    test_pubsub_null();
     return test_summary();
 }
