@@ -2,7 +2,7 @@
 #
 #   make build      the Rust library (target/release/libwsconn.{so,a},
 #                   include/wsconn.h) and the C examples
-#   make run        build, then run c-examples/$(EXAMPLE) on port $(PORT)
+#   make run        build the library and c-examples/$(EXAMPLE), run it on port $(PORT)
 #                   (default: echo_server 9998; open http://127.0.0.1:9998/)
 #   make test       formatting, clippy, build, and every test (`cargo test`, and
 #                   the library's unit tests without TLS)
@@ -57,13 +57,16 @@ SONAME   = libwsconn.so.$(MAJOR)
 # wsconn.pc, the CMake package and the man page, made for the paths above
 # (a directory of its own for installs that run side by side, as the tests do).
 GENERATED ?= target/install-files
-EXAMPLES  = $(wildcard c-examples/*.c) c-examples/index.html
+EXAMPLES  = $(wildcard c-examples/*.c c-examples/*.h) c-examples/index.html
 
 build:
 	$(CARGO) build --release
 	$(MAKE) -C c-examples
 
-run: build
+# Builds only the example it runs (chat_server needs libhiredis-dev, echo_server nothing).
+run:
+	$(CARGO) build --release
+	$(MAKE) -C c-examples $(EXAMPLE)
 	exec ./c-examples/$(EXAMPLE) $(PORT)
 
 # The interop tests would create the venv themselves; doing it here first
@@ -125,11 +128,14 @@ venv:
 
 # Benchmarks (not part of `make test`): wsconn against tokio-tungstenite,
 # fastwebsockets and libwebsockets, side by side, and the permessage-deflate
-# rows against uWebSockets.js. BENCH_ARGS=--quick for a ~2 minute smoke run,
-# --no-deflate without the deflate rows, --deflate-only with only them.
+# rows against uWebSockets.js; then publish/subscribe fan-out against
+# uWebSockets.js and the Redis relay (benches/fanout.sh). BENCH_ARGS=--quick
+# for a ~2 minute smoke run of the first (--no-deflate without the deflate
+# rows, --deflate-only with only them), FANOUT_ARGS=--quick for the second.
 # Needs: apt-get install libwebsockets-dev pkg-config python3-venv
 bench:
 	bash benches/run.sh $(BENCH_ARGS)
+	bash benches/fanout.sh $(FANOUT_ARGS)
 
 clean:
 	$(MAKE) -C c-examples clean

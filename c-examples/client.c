@@ -22,10 +22,14 @@
  * the whole exchange takes longer than the deadline (-T, default 30 s);
  * 2 on a usage error.
  *
- * Usage: client [-z] [-T SECONDS] [--ca FILE] [--cert FILE --key FILE]
- *               ws[s]://HOST[:PORT]/PATH [MESSAGE...]
- *   -z            offer permessage-deflate; what the server agreed to is
- *                 printed to stderr ("extensions: ...") once connected
+ * Usage: client [-z] [--deflate-dedicated BITS] [-T SECONDS] [--ca FILE]
+ *               [--cert FILE --key FILE] ws[s]://HOST[:PORT]/PATH [MESSAGE...]
+ *   -z            offer permessage-deflate in the shared mode (no context
+ *                 takeover); what the server agreed to is printed to stderr
+ *                 ("extensions: ...") once connected
+ *   --deflate-dedicated BITS
+ *                 offer permessage-deflate with context takeover and BITS-bit
+ *                 windows (8-15) both ways, printed the same way
  *   --cert/--key  client certificate chain and key (PEM), for servers that ask
  */
 
@@ -58,10 +62,11 @@ static int done;         /* the connection is over */
 static int close_code = -1; /* from the close_ex callback */
 static int failed;
 
-/* Sends the next message, or starts the closing handshake after the last. */
-/* -z: offer permessage-deflate. */
-static int offer_deflate;
+/* -z, --deflate-dedicated: offer permessage-deflate; 0: WSCONN_DEFLATE_OFF. */
+static int deflate_mode;
+static int deflate_bits = 15; /* --deflate-dedicated BITS */
 
+/* Sends the next message, or starts the closing handshake after the last. */
 static void send_next(void)
 {
     if (n_sent < n_messages) {
@@ -90,7 +95,7 @@ static void on_build(int fd, void *arg)
     (void)fd;
     (void)arg;
     opened = 1;
-    if (offer_deflate) {
+    if (deflate_mode != WSCONN_DEFLATE_OFF) {
         char agreed[256];
         wsconn_extensions(con, agreed, sizeof agreed);
         fprintf(stderr, "extensions: %s\n", agreed);
@@ -179,9 +184,12 @@ oom:
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-z] [-T SECONDS] [--ca FILE] ws[s]://HOST[:PORT]/PATH [MESSAGE...]\n"
+            "usage: %s [-z] [--deflate-dedicated BITS] [-T SECONDS] [--ca FILE]\n"
+            "          ws[s]://HOST[:PORT]/PATH [MESSAGE...]\n"
             "  sends each MESSAGE (or each stdin line) as text, prints the replies\n"
-            "  -z          offer permessage-deflate (prints what was agreed to stderr)\n"
+            "  -z          offer permessage-deflate, shared mode (prints what was agreed to stderr)\n"
+            "  --deflate-dedicated BITS  offer permessage-deflate with context takeover and\n"
+            "              BITS-bit windows (8-15)\n"
             "  -T SECONDS  overall deadline (default %d)\n"
             "  --ca FILE   wss://: trust the CA certificates of FILE (PEM) instead of the system's\n"
             "  --cert FILE --key FILE  wss://: client certificate and key (PEM), for mutual TLS\n",
@@ -196,13 +204,23 @@ int main(int argc, char **argv)
         {"ca", required_argument, NULL, 'C'},
         {"cert", required_argument, NULL, 'E'},
         {"key", required_argument, NULL, 'K'},
+        {"deflate-dedicated", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     while ((opt = getopt_long(argc, argv, "zT:h", long_options, NULL)) != -1) {
         char *end;
         switch (opt) {
         case 'z':
-            offer_deflate = 1;
+            deflate_mode = WSCONN_DEFLATE_SHARED;
+            break;
+        case 'D':
+            errno = 0;
+            deflate_bits = (int)strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || deflate_bits < 8 || deflate_bits > 15) {
+                usage(argv[0]);
+                return 2;
+            }
+            deflate_mode = WSCONN_DEFLATE_DEDICATED;
             break;
         case 'C':
             ca_file = optarg;
@@ -261,8 +279,13 @@ int main(int argc, char **argv)
         handshake_ms = (unsigned)deadline_s * 1000u;
     wsconn_config_set_handshake_timeout(cfg, handshake_ms);
     wsconn_config_set_close_timeout(cfg, 5000);
-    if (offer_deflate)
-        wsconn_config_set_deflate(cfg, WSCONN_DEFLATE_SHARED);
+    if (deflate_mode != WSCONN_DEFLATE_OFF &&
+        (wsconn_config_set_deflate(cfg, deflate_mode) != WSCONN_OK ||
+         (deflate_mode == WSCONN_DEFLATE_DEDICATED &&
+          wsconn_config_set_deflate_window_bits(cfg, deflate_bits, deflate_bits) != WSCONN_OK))) {
+        fprintf(stderr, "client: cannot set permessage-deflate\n");
+        goto out;
+    }
     if (ca_file != NULL) {
         int tls = wsconn_config_set_tls_ca_file(cfg, ca_file);
         if (tls != WSCONN_OK) {

@@ -247,6 +247,31 @@ typedef int32_t wsconn_send_flags;
 #endif // __cplusplus
 
 /**
+ * What happens to a slow subscriber of a topic (`wsconn_topic_set_policy`):
+ * one whose output (replies, published messages) is over its max output
+ * (`wsconn_config_set_max_output`) when a message is published to it, or who
+ * has published messages waiting while its reactor is over its memory budget.
+ */
+enum wsconn_slow_policy
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * It misses this message (the default); later ones reach it once its
+   * output has room. Its drain callback runs when the output has drained.
+   */
+  WSCONN_SLOW_SKIP = 0,
+  /**
+   * It is closed with 1008 (policy violation), after the output it has.
+   */
+  WSCONN_SLOW_CLOSE = 1,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_slow_policy;
+#endif // __cplusplus
+
+/**
  * What `wsconn_session_state` returns.
  */
 enum wsconn_state
@@ -276,6 +301,27 @@ enum wsconn_state
 typedef int32_t wsconn_state;
 #endif // __cplusplus
 
+/**
+ * The events of a watched fd (`wsconn_reactor_watch`), OR-ed together.
+ */
+enum wsconn_watch_events
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * Readable (or hung up, or an error is pending).
+   */
+  WSCONN_WATCH_READ = 1,
+  /**
+   * Writable (or an error is pending).
+   */
+  WSCONN_WATCH_WRITE = 2,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_watch_events;
+#endif // __cplusplus
+
 typedef struct wsconn_acceptor_t wsconn_acceptor_t;
 
 /**
@@ -285,6 +331,11 @@ typedef struct wsconn_acceptor_t wsconn_acceptor_t;
 typedef struct wsconn_t wsconn_t;
 
 typedef struct wsconn_reactor_t wsconn_reactor_t;
+
+/**
+ * A program's timer, owned by the program (`create` … `release`).
+ */
+typedef struct wsconn_timer_t wsconn_timer_t;
 
 /**
  * Session options. Sessions copy what they need when created, so a config may be
@@ -455,6 +506,19 @@ typedef struct wsconn_session_callbacks_t {
   wsconn_on_close on_close;
   wsconn_on_error on_error;
 } wsconn_session_callbacks_t;
+
+/**
+ * A watched fd is ready: `events` is what it is ready for, among those asked
+ * (`WSCONN_WATCH_READ`, `WSCONN_WATCH_WRITE`). Level-triggered: called again
+ * on later turns while the fd stays ready. May call `wsconn_reactor_watch`
+ * and `wsconn_reactor_unwatch` (on this fd too) and anything else of the reactor.
+ */
+typedef void (*wsconn_watch_func)(struct wsconn_reactor_t *reactor, int fd, int events, void *arg);
+
+/**
+ * A timer fired. May start, stop or release this timer (or others).
+ */
+typedef void (*wsconn_timer_func)(struct wsconn_timer_t *timer, void *arg);
 
 #ifdef __cplusplus
 extern "C" {
@@ -928,6 +992,17 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
 int32_t wsconn_connect(struct wsconn_t *con, const char *url);
 
 /**
+ * Inside the build callback: the request target the client asked for (server
+ * role, e.g. "/room/lobby?x=1") or the path requested (client role), a
+ * NUL-terminated string valid until the callback returns. NULL elsewhere, or
+ * if `con` is NULL.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_request_path(const struct wsconn_t *con);
+
+/**
  * The subprotocol selected in the handshake, or NULL (none, or not open yet).
  * The string belongs to the connection and lives as long as it.
  *
@@ -1379,6 +1454,8 @@ int32_t wsconn_session_close(struct wsconn_session_t *session, int code, const c
  * `wsconn_acceptor_start` to listen with TLS, and again at any time to
  * **reload** (e.g. a renewed certificate): connections already running keep
  * the certificate they started with; if a file is bad, the one in place stays.
+ * A reload replaces the default certificate and keeps those added by name
+ * (`wsconn_acceptor_add_tls_name`; add one again to renew it).
  *
  * A connection serves TLS when it is started on the accepted socket inside
  * the accept callback (`wsconn_set_fd` + `wsconn_start`, as the examples do);
@@ -1420,8 +1497,8 @@ int32_t wsconn_acceptor_set_tls_pem(struct wsconn_acceptor_t *acceptor,
  * replacing one added before for it) to the TLS the acceptor serves: PEM
  * chain at `cert_path`, PEM key at `key_path`. Other names, and clients that
  * send none, keep getting the certificate of `wsconn_acceptor_set_tls`, which
- * must come first (and which drops the names added: add them again after a
- * reload). Applies to new connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * must come first (a reload through it keeps the names added). Applies to new
+ * connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
  * `WSCONN_ERR_INVALID_ARGUMENT` (a string not UTF-8), `WSCONN_ERR_STATE` (no
  * TLS set yet), `WSCONN_ERR_TLS_CREDENTIALS` (nothing changed),
  * `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).
@@ -1473,6 +1550,208 @@ int32_t wsconn_config_set_tls_client_cert(struct wsconn_config_t *config,
  * `config` is NULL or a live config.
  */
 int32_t wsconn_config_set_tls_insecure(struct wsconn_config_t *config, int32_t on);
+
+/**
+ * Subscribes the connection to `topic` (a NUL-terminated UTF-8 string; any
+ * bytes, compared exactly) on its reactor. Subscribing twice is once. The
+ * subscription ends with `wsconn_unsubscribe`, or when the connection closes,
+ * stops or is released. Returns `WSCONN_OK`; `WSCONN_ERR_STATE` (not started,
+ * or already closed); `WSCONN_ERR_INVALID_ARGUMENT` (topic not UTF-8);
+ * `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection, on its reactor's thread; `topic` is
+ * NULL or a NUL-terminated string.
+ */
+int32_t wsconn_subscribe(struct wsconn_t *con, const char *topic);
+
+/**
+ * Ends the connection's subscription to `topic` (if it had one). Returns
+ * `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT` (topic not UTF-8), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection, on its reactor's thread; `topic` is
+ * NULL or a NUL-terminated string.
+ */
+int32_t wsconn_unsubscribe(struct wsconn_t *con, const char *topic);
+
+/**
+ * 1 if the connection subscribes to `topic`, 0 if not (or an argument is NULL).
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `topic` is NULL or a NUL-terminated string.
+ */
+int wsconn_is_subscribed(const struct wsconn_t *con, const char *topic);
+
+/**
+ * Publishes a message to every subscriber of `topic`: framed once (an
+ * unmasked, uncompressed frame), the same bytes queued to each subscriber of
+ * this reactor now (written at the end of the turn, in order with what else is
+ * sent to it), and to the subscribers of the reactors sharing its topics
+ * (`wsconn_reactor_share_topics`) during their next dispatch. `type` is
+ * `WSCONN_MSG_TEXT` (valid UTF-8) or `WSCONN_MSG_BINARY`; `data` is copied.
+ * Subscribers that are not open yet, or closing, are passed over; slow ones
+ * meet the topic's policy (`wsconn_topic_set_policy`). Client-role and TLS
+ * subscribers get a copy of the message (masked or encrypted for them), with
+ * the same rules. Returns the number of subscribers of this reactor the message
+ * was queued for (>= 0), or `WSCONN_ERR_INVALID_ARGUMENT` (bad type, text not
+ * UTF-8), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread (from another thread
+ * use `wsconn_publish_async`); `topic` is NULL or a NUL-terminated string;
+ * `data` points to `len` readable bytes.
+ */
+int32_t wsconn_publish(struct wsconn_reactor_t *reactor,
+                       const char *topic,
+                       int type,
+                       const void *data,
+                       size_t len);
+
+/**
+ * Like `wsconn_publish` on the connection's reactor, to every subscriber but
+ * `sender` (which need not subscribe). Returns as `wsconn_publish`, or
+ * `WSCONN_ERR_STATE` when `sender` is not running on a reactor.
+ *
+ * # Safety
+ * `sender` is NULL or a live connection, on its reactor's thread; the other
+ * arguments as for `wsconn_publish`.
+ */
+int32_t wsconn_publish_except(struct wsconn_t *sender,
+                              const char *topic,
+                              int type,
+                              const void *data,
+                              size_t len);
+
+/**
+ * THREAD-SAFE: publishes from any thread. The message is framed once (here)
+ * and handed to `reactor` and to every reactor sharing its topics, each
+ * queueing it for its subscribers during its next dispatch, in the order
+ * published. Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_IO` (the reactor could not be woken).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor that is not being released; the other
+ * arguments as for `wsconn_publish`.
+ */
+int32_t wsconn_publish_async(const struct wsconn_reactor_t *reactor,
+                             const char *topic,
+                             int type,
+                             const void *data,
+                             size_t len);
+
+/**
+ * THREAD-SAFE: makes `reactor` share topics with `other` (each usually on a
+ * thread of its own, as with `echo_server -t N`): a publish on either reaches
+ * the subscribers of both, and of every reactor that shares with them. A
+ * reactor leaves its group when released. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` and `other` are NULL or live reactors that are not being released.
+ */
+int32_t wsconn_reactor_share_topics(const struct wsconn_reactor_t *reactor,
+                                    const struct wsconn_reactor_t *other);
+
+/**
+ * Subscribers of `topic` on this reactor (0 if an argument is NULL).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread; `topic` is NULL or
+ * a NUL-terminated string.
+ */
+size_t wsconn_topic_subscribers(const struct wsconn_reactor_t *reactor, const char *topic);
+
+/**
+ * Topics with at least one subscriber on this reactor (0 if NULL).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread.
+ */
+size_t wsconn_topic_count(const struct wsconn_reactor_t *reactor);
+
+/**
+ * Sets what happens to slow subscribers of `topic` on this reactor (a
+ * `wsconn_slow_policy`; set it on each reactor sharing the topic). The policy
+ * holds for the topic whether or not it has subscribers now. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread; `topic` is NULL or
+ * a NUL-terminated string.
+ */
+int32_t wsconn_topic_set_policy(struct wsconn_reactor_t *reactor, const char *topic, int policy);
+
+/**
+ * Has the reactor watch `fd`, one of the program's file descriptors (it stays
+ * the program's: close it after `wsconn_reactor_unwatch`), for `events`
+ * (`WSCONN_WATCH_READ | WSCONN_WATCH_WRITE`; 0 keeps the watch, asking for
+ * nothing). `func(reactor, fd, ready, arg)` runs on the reactor's thread
+ * during a dispatch while the fd is ready. Called again for an fd already
+ * watched, it changes its events, `func` and `arg` (the way an adapter for a
+ * client library adds and removes read and write interest). Returns
+ * `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT` (negative fd, unknown events),
+ * `WSCONN_ERR_IO` (the poll refused the fd, e.g. a regular file),
+ * `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread; `fd` stays open
+ * while watched.
+ */
+int32_t wsconn_reactor_watch(struct wsconn_reactor_t *reactor,
+                             int fd,
+                             int events,
+                             wsconn_watch_func func,
+                             void *arg);
+
+/**
+ * Stops watching `fd` (safe inside its callback). Returns `WSCONN_OK`,
+ * `WSCONN_ERR_STATE` (not watched), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread.
+ */
+int32_t wsconn_reactor_unwatch(struct wsconn_reactor_t *reactor, int fd);
+
+/**
+ * Creates a stopped timer on `reactor`, calling `func(timer, arg)` on the
+ * reactor's thread when it fires. Release it with `wsconn_timer_release`
+ * (before the reactor, or after: a released reactor leaves its timers
+ * stopped). Returns NULL if `reactor` or `func` is NULL.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread.
+ */
+struct wsconn_timer_t *wsconn_timer_create(struct wsconn_reactor_t *reactor,
+                                           wsconn_timer_func func,
+                                           void *arg);
+
+/**
+ * Starts (or restarts) the timer: it fires after `delay_ms` milliseconds, then
+ * every `interval_ms` (0: once). The reactor's timer wheel ticks every 8 ms:
+ * a timer fires at its time or up to one tick later. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_STATE` (its reactor was released), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `timer` is NULL or a live timer, on its reactor's thread.
+ */
+int32_t wsconn_timer_start(struct wsconn_timer_t *timer, uint64_t delay_ms, uint64_t interval_ms);
+
+/**
+ * Stops the timer (it may be started again). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `timer` is NULL or a live timer, on its reactor's thread.
+ */
+int32_t wsconn_timer_stop(struct wsconn_timer_t *timer);
+
+/**
+ * Stops and frees the timer; safe inside its own callback. NULL is a no-op.
+ * Returns `WSCONN_OK`.
+ *
+ * # Safety
+ * `timer` is NULL or a live timer, on its reactor's thread, not used afterwards.
+ */
+int32_t wsconn_timer_release(struct wsconn_timer_t *timer);
 
 #ifdef __cplusplus
 }  // extern "C"

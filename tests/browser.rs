@@ -5,6 +5,11 @@
 //! the outcome into `<pre id="result">`.  The test reads the DOM chromium
 //! dumps and requires `<pre id="result">PASS</pre>`.
 //!
+//! With `echo_server -z` or `--deflate-dedicated 15` the page is loaded as
+//! `/?deflate`: the browser's
+//! connection must have agreed on permessage-deflate, and a 1 MiB text
+//! message is echoed too.
+//!
 //! Chromium is required: without it the test fails (it is not skipped), so
 //! that CI cannot pass without running it.  `.ci/run` installs it; set
 //! `WSCONN_CHROMIUM` to use another binary.
@@ -50,7 +55,8 @@ fn dump_dom(chromium: &Path, url: &str, extra_args: &[&str]) -> Result<String, S
     let profile = root().join("target").join("browser-test").join(format!(
         "profile-{}-{}",
         std::process::id(),
-        url.split(':').next().unwrap_or("")
+        // One per page loaded at once: the tests of this file run in parallel.
+        url.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
     ));
     let _ = std::fs::remove_dir_all(&profile);
     std::fs::create_dir_all(&profile).map_err(|e| format!("create {}: {e}", profile.display()))?;
@@ -122,17 +128,31 @@ fn pre_text<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
 
 #[test]
 fn index_page_passes_in_chromium() {
-    page_passes(None);
+    page_passes(None, &[], "");
+}
+
+/// permessage-deflate in the shared mode, as browsers offer it.
+#[test]
+fn index_page_passes_in_chromium_with_deflate() {
+    page_passes(None, &["-z"], "?deflate");
+}
+
+/// permessage-deflate with context takeover both ways.
+#[test]
+fn index_page_passes_in_chromium_with_deflate_takeover() {
+    page_passes(None, &["--deflate-dedicated", "15"], "?deflate");
 }
 
 /// Over `https://` and `wss://` (a test certificate, which chromium is told
 /// not to check).
 #[test]
 fn index_page_passes_in_chromium_over_tls() {
-    page_passes(Some("browser-tls"));
+    page_passes(Some("browser-tls"), &[], "");
 }
 
-fn page_passes(tls: Option<&str>) {
+/// Loads the index page (with `query`) from echo_server started with
+/// `server_args`, over TLS with the certificate tagged `tls`.
+fn page_passes(tls: Option<&str>, server_args: &[&str], query: &str) {
     let Some(chromium) = find_chromium() else {
         panic!(
             "chromium not found on PATH: install chromium (apt-get install chromium), \
@@ -145,16 +165,24 @@ fn page_passes(tls: Option<&str>) {
         Some(tag) => certs::echo_server_tls_args(tag, &["127.0.0.1"]).0,
         None => vec!["0".to_string()],
     };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let tag = format!("echo_server-browser{}", if tls.is_some() { "-tls" } else { "" });
+    let args: Vec<&str> = server_args
+        .iter()
+        .copied()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let tag = format!(
+        "echo_server-browser{}{}",
+        if tls.is_some() { "-tls" } else { "" },
+        server_args.concat()
+    );
     let mut server = LoggedServer::start(&example("echo_server"), &args, &[], &tag);
     let port = server.wait_for_port();
     let (url, extra_args) = match tls {
         Some(_) => (
-            format!("https://127.0.0.1:{port}/"),
+            format!("https://127.0.0.1:{port}/{query}"),
             &["--ignore-certificate-errors"][..],
         ),
-        None => (format!("http://127.0.0.1:{port}/"), &[][..]),
+        None => (format!("http://127.0.0.1:{port}/{query}"), &[][..]),
     };
 
     let dom = match dump_dom(&chromium, &url, extra_args) {

@@ -14,6 +14,9 @@
 //! Needs `python3` (3.8+, standard library only) and `make`/`cc` for the
 //! examples; nothing is skipped when they are missing.
 
+#[cfg(feature = "tls")]
+mod certs;
+
 use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
@@ -24,7 +27,55 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Passed to run.py: unfinished cases fail after this many seconds.
 const SUITE_INNER_TIMEOUT_SECS: u32 = 240;
 
-const SERVERS: &[&str] = &["echo_server", "epoll_echo"];
+/// A server run: label, example, its arguments (the port last), the
+/// suite's extra arguments.
+struct Run {
+    label: &'static str,
+    program: &'static str,
+    server_args: Vec<String>,
+    suite_args: Vec<String>,
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Both servers plain; three with compression, for sections 12-13 only
+/// (sections 1-11 offer no extension, so they would repeat the plain runs);
+/// echo_server over TLS for sections 1-11.
+fn runs() -> Vec<Run> {
+    let run = |label, program, server_args: &[&str], suite_args: &[&str]| Run {
+        label,
+        program,
+        server_args: strings(server_args),
+        suite_args: strings(suite_args),
+    };
+    let deflate_only = ["--deflate", "--filter", "12,13"];
+    #[allow(unused_mut)]
+    let mut runs = vec![
+        run("echo_server", "echo_server", &["0"], &[]),
+        run("epoll_echo", "epoll_echo", &["0"], &[]),
+        run("echo_server -z", "echo_server", &["-z", "0"], &deflate_only),
+        run(
+            "echo dedicated 9",
+            "echo_server",
+            &["--deflate-dedicated", "9", "0"],
+            &deflate_only,
+        ),
+        run("epoll_echo -z", "epoll_echo", &["-z", "0"], &deflate_only),
+    ];
+    #[cfg(feature = "tls")]
+    {
+        let (server_args, ca) = certs::echo_server_tls_args("conformance", &["127.0.0.1"]);
+        runs.push(Run {
+            label: "echo_server TLS",
+            program: "echo_server",
+            server_args,
+            suite_args: vec!["--tls-ca".into(), ca],
+        });
+    }
+    runs
+}
 
 /// One server's outcome.
 struct Outcome {
@@ -71,18 +122,18 @@ fn suite_command(port: u16, name: &str) -> Command {
     cmd
 }
 
-fn run_against(server_name: &'static str) -> Outcome {
-    let mut server = LoggedServer::start(
-        &example(server_name),
-        &["0"],
-        &[],
-        &format!("conformance-{server_name}"),
-    );
+fn run_against(r: &Run) -> Outcome {
+    let server_name = r.label;
+    let args: Vec<&str> = r.server_args.iter().map(String::as_str).collect();
+    let log_name = format!("conformance-{}", server_name.replace([' ', '-'], "_"));
+    let mut server = LoggedServer::start(&example(r.program), &args, &[], &log_name);
     let port = server.wait_for_port();
     server.wait_until_accepting(port);
 
     let mut problems = Vec::new();
-    let result: Result<Finished, String> = run(suite_command(port, server_name), SUITE_TIMEOUT);
+    let mut command = suite_command(port, server_name);
+    command.args(&r.suite_args);
+    let result: Result<Finished, String> = run(command, SUITE_TIMEOUT);
     let output = match &result {
         Ok(done) => {
             let last = done.stdout.lines().last().unwrap_or_default().to_string();
@@ -181,7 +232,7 @@ fn combined_table(outcomes: &[Outcome]) -> String {
 #[test]
 fn conformance_suite_against_both_servers() {
     build_examples();
-    let outcomes: Vec<Outcome> = SERVERS.iter().map(|name| run_against(name)).collect();
+    let outcomes: Vec<Outcome> = runs().iter().map(run_against).collect();
 
     let mut report = String::new();
     for o in &outcomes {

@@ -120,7 +120,7 @@ fn expected_files(lib: &str, include: &str) -> BTreeSet<String> {
     ]
     .into();
     for example in files(&root().join("c-examples")) {
-        if example.ends_with(".c") {
+        if example.ends_with(".c") || example.ends_with(".h") {
             expected.insert(format!("share/doc/wsconn/examples/{example}"));
         }
     }

@@ -256,6 +256,19 @@ fn the_certificate_is_chosen_by_the_name_the_client_asks_for() {
         outcome(&reactor, &format!("wss://c.test:{port}/"), Some(&ca.cert_pem)),
         (false, Some((1006, Some(Error::Tls(TlsError::NameMismatch)))))
     );
+    // A reload of the default certificate keeps the names.
+    let renewed = ca.leaf(&["default.test", "c.test"]);
+    let reloaded = a
+        .tls()
+        .unwrap()
+        .with_default_pem(renewed.cert_pem.as_bytes(), renewed.key_pem.as_bytes())
+        .unwrap();
+    a.set_tls(Some(reloaded));
+    for name in ["a.test", "b.test", "c.test", "default.test"] {
+        let (opened, end) = outcome(&reactor, &format!("wss://{name}:{port}/"), Some(&ca.cert_pem));
+        assert!(opened, "{name} after the reload");
+        assert_eq!(end, Some((1000, None)), "{name} after the reload");
+    }
     // SAFETY: created by `server`, not used afterwards.
     unsafe { Acceptor::release(acceptor.as_ptr()) };
 }

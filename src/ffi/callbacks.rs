@@ -210,6 +210,19 @@ fn lending<R>(text: &str, call: impl FnOnce() -> R) -> R {
     call()
 }
 
+thread_local! {
+    /// The request path of the connection whose build callback runs.
+    static OPEN_PATH: RefCell<Option<(usize, CString)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the request path of `conn` if its build callback is running.
+pub(crate) fn with_open_path<R>(conn: *const Connection<CCallbacks>, f: impl FnOnce(Option<&CString>) -> R) -> R {
+    OPEN_PATH.with(|p| {
+        let path = p.borrow();
+        f(path.as_ref().filter(|(c, _)| *c == conn as usize).map(|(_, path)| path))
+    })
+}
+
 /// The message a send function was given: the text lent to the running
 /// message callback is known valid; other text is checked.
 pub(crate) fn message_arg(kind: MessageKind, data: &[u8]) -> Result<Message<'_>, crate::proto::error::Error> {
@@ -321,12 +334,17 @@ fn con_ptr(conn: &Connection<CCallbacks>) -> *mut Connection<CCallbacks> {
 }
 
 impl ConnHandler for CCallbacks {
-    fn on_open(&self, conn: &Connection<CCallbacks>, _path: &str, subprotocol: Option<&str>) {
+    fn on_open(&self, conn: &Connection<CCallbacks>, path: &str, subprotocol: Option<&str>) {
         if let Some(name) = subprotocol.and_then(|p| CString::new(p).ok()) {
             *self.ensure_extra().subprotocol.borrow_mut() = Some(name);
         }
         if let Some(f) = self.table.get().build {
+            // The path is lent for the callback only: kept, it would cost every
+            // connection memory.
+            let lent = CString::new(path).ok().map(|p| (con_ptr(conn) as usize, p));
+            let previous = OPEN_PATH.with(|p| p.replace(lent));
             f(conn.fd(), self.arg_of(Slot::Build));
+            OPEN_PATH.with(|p| p.replace(previous));
         }
     }
 

@@ -445,6 +445,23 @@ pub unsafe extern "C" fn wsconn_connect(con: *mut Connection<CCallbacks>, url: *
     unsafe { with_conn(con, |c| Ok(c.connect(str_arg(url)?)?)) }
 }
 
+/// Inside the build callback: the request target the client asked for (server
+/// role, e.g. "/room/lobby?x=1") or the path requested (client role), a
+/// NUL-terminated string valid until the callback returns. NULL elsewhere, or
+/// if `con` is NULL.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_request_path(con: *const Connection<CCallbacks>) -> *const c_char {
+    ffi_boundary!(std::ptr::null(), {
+        if con.is_null() {
+            return std::ptr::null();
+        }
+        with_open_path(con, |path| path.map_or(std::ptr::null(), |p| p.as_ptr()))
+    })
+}
+
 /// The subprotocol selected in the handshake, or NULL (none, or not open yet).
 /// The string belongs to the connection and lives as long as it.
 ///

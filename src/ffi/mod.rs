@@ -28,6 +28,8 @@ pub mod reactor;
 pub mod result;
 pub mod session;
 pub mod tls;
+pub mod topics;
+pub mod watch;
 
 pub use acceptor::*;
 pub use callbacks::*;
@@ -38,6 +40,8 @@ pub use reactor::*;
 pub use result::*;
 pub use session::*;
 pub use tls::*;
+pub use topics::*;
+pub use watch::*;
 
 use std::ffi::{c_char, c_int, CStr};
 

@@ -14,16 +14,20 @@ use crate::runtime::acceptor::Acceptor;
 use crate::runtime::error::Error;
 use crate::runtime::tls::{ClientTls, ServerTls, TlsError};
 
-/// Serves `tls` (or plain for `None`) on `acceptor`.
+/// Serves `tls` (or plain for `None`) on `acceptor`; `tls` gets what the
+/// acceptor serves now, so that a reload can keep its names.
 ///
 /// # Safety
 /// `acceptor` is NULL or a live acceptor.
-unsafe fn serve(acceptor: *mut Acceptor, tls: impl FnOnce() -> Result<Option<ServerTls>, Failure>) -> i32 {
+unsafe fn serve(
+    acceptor: *mut Acceptor,
+    tls: impl FnOnce(Option<ServerTls>) -> Result<Option<ServerTls>, Failure>,
+) -> i32 {
     // SAFETY: NULL or live per the caller.
     let Some(acceptor) = (unsafe { acceptor.as_ref() }) else {
         return code(Failure::Null);
     };
-    match tls() {
+    match tls(acceptor.tls()) {
         Ok(tls) => {
             acceptor.set_tls(tls);
             0
@@ -42,6 +46,8 @@ fn tls_failure(e: TlsError) -> Failure {
 /// `wsconn_acceptor_start` to listen with TLS, and again at any time to
 /// **reload** (e.g. a renewed certificate): connections already running keep
 /// the certificate they started with; if a file is bad, the one in place stays.
+/// A reload replaces the default certificate and keeps those added by name
+/// (`wsconn_acceptor_add_tls_name`; add one again to renew it).
 ///
 /// A connection serves TLS when it is started on the accepted socket inside
 /// the accept callback (`wsconn_set_fd` + `wsconn_start`, as the examples do);
@@ -65,13 +71,17 @@ pub unsafe extern "C" fn wsconn_acceptor_set_tls(
     ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         unsafe {
-            serve(acceptor, || {
+            serve(acceptor, |now| {
                 if cert_path.is_null() && key_path.is_null() {
                     return Ok(None);
                 }
                 // SAFETY: NULL or NUL-terminated per the caller.
                 let (cert, key) = (str_arg(cert_path)?, str_arg(key_path)?);
-                ServerTls::from_files(cert, key).map(Some).map_err(tls_failure)
+                let tls = match now {
+                    Some(now) => now.with_default_files(cert, key),
+                    None => ServerTls::from_files(cert, key),
+                };
+                tls.map(Some).map_err(tls_failure)
             })
         }
     })
@@ -97,10 +107,14 @@ pub unsafe extern "C" fn wsconn_acceptor_set_tls_pem(
     ffi_boundary!(code(Failure::Panic), {
         // SAFETY: NULL or live per the caller.
         unsafe {
-            serve(acceptor, || {
+            serve(acceptor, |now| {
                 // SAFETY: each buffer holds its length per the caller.
                 let (cert, key) = (bytes_arg(cert_pem, cert_len)?, bytes_arg(key_pem, key_len)?);
-                ServerTls::from_pem(cert, key).map(Some).map_err(tls_failure)
+                let tls = match now {
+                    Some(now) => now.with_default_pem(cert, key),
+                    None => ServerTls::from_pem(cert, key),
+                };
+                tls.map(Some).map_err(tls_failure)
             })
         }
     })
@@ -110,8 +124,8 @@ pub unsafe extern "C" fn wsconn_acceptor_set_tls_pem(
 /// replacing one added before for it) to the TLS the acceptor serves: PEM
 /// chain at `cert_path`, PEM key at `key_path`. Other names, and clients that
 /// send none, keep getting the certificate of `wsconn_acceptor_set_tls`, which
-/// must come first (and which drops the names added: add them again after a
-/// reload). Applies to new connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+/// must come first (a reload through it keeps the names added). Applies to new
+/// connections. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
 /// `WSCONN_ERR_INVALID_ARGUMENT` (a string not UTF-8), `WSCONN_ERR_STATE` (no
 /// TLS set yet), `WSCONN_ERR_TLS_CREDENTIALS` (nothing changed),
 /// `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).

@@ -74,6 +74,10 @@ struct Partial {
     /// Bytes a compressed message inflated to so far.
     inflated: usize,
     message_buf: Vec<u8>,
+    /// permessage-deflate: the peer's stream, held for life with context
+    /// takeover (keeping this state alive), else only while a compressed
+    /// message arrives (lent by the thread's pool).
+    inflater: Option<Box<Inflater>>,
     /// Payload bytes of the data message being received, over all its frames.
     message_len: u64,
     control_buf: Vec<u8>,
@@ -93,6 +97,7 @@ impl Partial {
             compressed: false,
             inflated: 0,
             message_buf: Vec::new(),
+            inflater: None,
             message_len: 0,
             control_buf: Vec::new(),
             utf8: Utf8Validator::new(),
@@ -106,6 +111,7 @@ impl Partial {
             && self.header_len == 0
             && self.frame.is_none()
             && self.message.is_none()
+            && self.inflater.is_none()
     }
 }
 
@@ -117,10 +123,6 @@ static IDLE: Partial = Partial::new();
 #[derive(Debug, Default)]
 pub(crate) struct Receiver {
     part: Option<Box<Partial>>,
-    /// permessage-deflate: the peer's stream, held for life with context
-    /// takeover, else only while a compressed message arrives (lent by the
-    /// thread's pool).
-    inflater: Option<Box<Inflater>>,
 }
 
 /// Reassembly buffers up to this size are kept for reuse (in the thread's pool).
@@ -147,7 +149,6 @@ impl Receiver {
                 client_request: Some(Box::new((key, path))),
                 ..Partial::new()
             })),
-            inflater: None,
         }
     }
 
@@ -194,11 +195,10 @@ impl Receiver {
     /// cut by a read); 0 when idle. Counts what is stored, not reserved
     /// capacity: untouched reserved pages cost no memory.
     pub fn memory(&self) -> usize {
-        let inflater = self.inflater.as_ref().map_or(0, |_| inflater::MEMORY);
-        inflater
-            + self.part.as_deref().map_or(0, |p| {
-                std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len()
-            })
+        self.part.as_deref().map_or(0, |p| {
+            let inflater = p.inflater.as_ref().map_or(0, |_| inflater::MEMORY);
+            std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len() + inflater
+        })
     }
 
     /// A data message has begun and not ended.
@@ -540,10 +540,8 @@ impl Receiver {
         let peer = h.role().peer();
         let (takeover, bits) = (!agreed.no_context_takeover(peer), agreed.window_bits(peer));
         let max = h.config().max_message_size();
-        self.part_mut();
-        let Receiver { part, inflater } = self;
-        let part = part.as_deref_mut().expect("allocated above");
-        let inflater = inflater.get_or_insert_with(|| {
+        let part = self.part_mut();
+        let inflater = part.inflater.get_or_insert_with(|| {
             if takeover {
                 Inflater::new(bits)
             } else {
@@ -589,20 +587,25 @@ impl Receiver {
             deliver_message(h, kind, &part.message_buf);
             self.part_mut().message_buf.clear();
         }
+        if last && takeover {
+            // The state outlives the message (it holds the decompressor): its
+            // buffer does not, or every idle connection would keep one.
+            self.part_mut().message_buf = Vec::new();
+        }
         Ok(())
     }
 
     /// A compressed message ended: the stream is given back (no context
     /// takeover) or kept; one that ended with a final block starts afresh.
     fn message_inflated(&mut self, takeover: bool) {
+        let part = self.part_mut();
         if !takeover {
-            if let Some(lent) = self.inflater.take() {
+            if let Some(lent) = part.inflater.take() {
                 Inflater::give_back(lent);
             }
-        } else if let Some(inflater) = self.inflater.as_deref_mut().filter(|i| i.ended()) {
+        } else if let Some(inflater) = part.inflater.as_deref_mut().filter(|i| i.ended()) {
             inflater.reset();
         }
-        let part = self.part_mut();
         part.message = None;
         part.message_len = 0;
         part.inflated = 0;
@@ -803,7 +806,6 @@ impl Receiver {
 
     fn drop_buffers(&mut self) {
         self.part = None;
-        self.inflater = None;
     }
 }
 

@@ -62,14 +62,21 @@ struct OutgoingFragments {
     utf8: Utf8Validator,
 }
 
+/// What few senders hold, boxed so that the others pay one pointer for it.
+#[derive(Debug, Default)]
+struct Rare {
+    /// A fragmented message being sent.
+    fragments: Option<OutgoingFragments>,
+    /// permessage-deflate with context takeover: this side's compressor,
+    /// made at the first compressed message.
+    deflater: Option<Box<Deflater>>,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Sender {
     out: Vec<u8>,
     out_pos: usize,
-    fragments: Option<Box<OutgoingFragments>>,
-    /// permessage-deflate with context takeover: this side's compressor,
-    /// made at the first compressed message.
-    deflater: Option<Box<Deflater>>,
+    rare: Option<Box<Rare>>,
 }
 
 impl Sender {
@@ -83,14 +90,28 @@ impl Sender {
         self.out.len() - self.out_pos
     }
 
-    /// Bytes held: output not yet drained (and a fragmented send's state).
+    /// Bytes held: output not yet drained, a fragmented send's state, a compressor.
     pub fn memory(&self) -> usize {
-        self.deflater.as_ref().map_or(0, |d| d.memory())
-            + self.out.len()
-            + self
-                .fragments
-                .as_ref()
-                .map_or(0, |_| std::mem::size_of::<OutgoingFragments>())
+        self.out.len()
+            + self.rare.as_deref().map_or(0, |rare| {
+                std::mem::size_of::<Rare>() + rare.deflater.as_ref().map_or(0, |d| d.memory())
+            })
+    }
+
+    fn fragments(&self) -> Option<&OutgoingFragments> {
+        self.rare.as_deref()?.fragments.as_ref()
+    }
+
+    /// Sets the fragmented send in progress, dropping the box once it holds nothing.
+    fn set_fragments(&mut self, fragments: Option<OutgoingFragments>) {
+        if fragments.is_none() && self.rare.is_none() {
+            return;
+        }
+        let rare = self.rare.get_or_insert_with(Box::default);
+        rare.fragments = fragments;
+        if rare.fragments.is_none() && rare.deflater.is_none() {
+            self.rare = None;
+        }
     }
 
     /// Marks `n` pending bytes as written.
@@ -119,7 +140,7 @@ impl Sender {
     /// Whether a whole message may be queued: no fragmented message in
     /// progress, room in the output.
     pub fn check_message(&self, data: &[u8], max_output: usize) -> Result<()> {
-        if self.fragments.is_some() {
+        if self.fragments().is_some() {
             return Err(Error::InvalidArgument);
         }
         self.check_room(data.len(), max_output)
@@ -153,7 +174,9 @@ impl Sender {
                 self.write_frame(role, true, RSV1, opcode_of(kind), &packed);
             }
         } else {
-            self.deflater
+            self.rare
+                .get_or_insert_with(Box::default)
+                .deflater
                 .get_or_insert_with(|| Deflater::new(bits, level, mem_level))
                 .compress(data, &mut packed);
             self.write_frame(role, true, RSV1, opcode_of(kind), &packed);
@@ -199,12 +222,12 @@ impl Sender {
         fin: bool,
         max_output: usize,
     ) -> Result<()> {
-        let continuing = match &self.fragments {
+        let continuing = match self.fragments() {
             Some(f) if f.kind != kind => return Err(Error::InvalidArgument),
             Some(_) => true,
             None => false,
         };
-        let mut utf8 = self.fragments.as_ref().map(|f| f.utf8.clone()).unwrap_or_default();
+        let mut utf8 = self.fragments().map(|f| f.utf8.clone()).unwrap_or_default();
         if kind == MessageKind::Text {
             utf8.feed(data).map_err(|_| Error::InvalidArgument)?;
             if fin {
@@ -212,11 +235,7 @@ impl Sender {
             }
         }
         self.check_room(data.len(), max_output)?;
-        match (&mut self.fragments, fin) {
-            (_, true) => self.fragments = None,
-            (Some(f), false) => f.utf8 = utf8,
-            (None, false) => self.fragments = Some(Box::new(OutgoingFragments { kind, utf8 })),
-        }
+        self.set_fragments((!fin).then_some(OutgoingFragments { kind, utf8 }));
         let opcode = if continuing {
             OpCode::Continuation
         } else {
@@ -271,12 +290,12 @@ impl Sender {
             2 + reason.len()
         };
         self.write_frame(role, true, 0, OpCode::Close, &payload[..len]);
-        self.fragments = None;
+        self.set_fragments(None);
     }
 
-    /// Nothing more will be sent.
+    /// Nothing more will be sent: what is held for sending goes.
     pub fn end(&mut self) {
-        self.fragments = None;
+        self.rare = None;
     }
 
     /// A send is refused when output is waiting and this frame would take it over

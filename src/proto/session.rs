@@ -68,19 +68,29 @@ impl<F: FnMut(&Session, Event<'_>)> EventHandler for F {
 #[derive(Debug)]
 pub struct Session {
     config: Arc<Config>,
-    role: Role,
     state: Cell<State>,
-    streaming: Cell<bool>,
-    serve_http: Cell<bool>,
+    /// The role and the two switches, in one byte (see [`Options`]): with
+    /// the packed deflate agreement, the small fields fit one word.
+    options: Cell<Options>,
     /// `memory` in KiB as of the last `memory_change` (fits the padding after
     /// the flags above: the session does not grow).
     reported_kib: Cell<u32>,
-    /// permessage-deflate, once agreed.
-    deflate: Cell<Option<Agreed>>,
+    /// permessage-deflate once agreed, packed (0: none) to fit the padding.
+    deflate: Cell<u16>,
     /// Borrowed for the whole of a feed.
     rx: RefCell<Receiver>,
     /// Borrowed only inside one call, never while the program runs.
     tx: RefCell<Sender>,
+}
+
+bitflags::bitflags! {
+    /// A session's role and switches.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Options: u8 {
+        const CLIENT = 1;
+        const STREAMING = 2;
+        const SERVE_HTTP = 4;
+    }
 }
 
 /// The session lent to its receiver during a feed.
@@ -95,7 +105,7 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
     }
 
     fn role(&self) -> Role {
-        self.session.role
+        self.session.role()
     }
 
     fn state(&self) -> State {
@@ -107,24 +117,24 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
     }
 
     fn deflate(&self) -> Option<Agreed> {
-        self.session.deflate.get()
+        self.session.deflate()
     }
 
     fn set_deflate(&mut self, agreed: Option<Agreed>) {
-        self.session.deflate.set(agreed);
+        self.session.deflate.set(agreed.map_or(0, |a| a.pack()));
     }
 
     fn streaming(&self) -> bool {
-        self.session.streaming.get()
+        self.session.options.get().contains(Options::STREAMING)
     }
 
     fn serves_http(&self) -> bool {
-        self.session.serve_http.get() && self.session.role == Role::Server
+        self.session.options.get().contains(Options::SERVE_HTTP) && self.session.role() == Role::Server
     }
 
     fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender, Role, usize) -> R) -> R {
         let s = self.session;
-        f(&mut s.tx.borrow_mut(), s.role, s.config.max_output())
+        f(&mut s.tx.borrow_mut(), s.role(), s.config.max_output())
     }
 
     fn on_event(&mut self, event: Event<'_>) {
@@ -162,12 +172,13 @@ impl Session {
     fn new(config: Arc<Config>, role: Role, rx: Receiver, tx: Sender) -> Session {
         Session {
             config,
-            role,
             state: Cell::new(State::Handshake),
-            streaming: Cell::new(false),
-            serve_http: Cell::new(false),
+            options: Cell::new(match role {
+                Role::Server => Options::empty(),
+                Role::Client => Options::CLIENT,
+            }),
             reported_kib: Cell::new(0),
-            deflate: Cell::new(None),
+            deflate: Cell::new(0),
             rx: RefCell::new(rx),
             tx: RefCell::new(tx),
         }
@@ -178,7 +189,17 @@ impl Session {
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        if self.options.get().contains(Options::CLIENT) {
+            Role::Client
+        } else {
+            Role::Server
+        }
+    }
+
+    fn switch(&self, option: Options, on: bool) {
+        let mut options = self.options.get();
+        options.set(option, on);
+        self.options.set(options);
     }
 
     /// Where the session stands; exact at any time, also inside a handler.
@@ -191,13 +212,13 @@ impl Session {
     /// huge message in memory; the size limits still apply. A switch takes effect
     /// at the next message.
     pub fn set_streaming(&self, on: bool) {
-        self.streaming.set(on);
+        self.switch(Options::STREAMING, on);
     }
 
     /// Server role: report a request without `Upgrade: websocket` as
     /// `Event::HttpRequest` (the program may answer it) instead of answering 400.
     pub fn set_serve_http(&self, on: bool) {
-        self.serve_http.set(on);
+        self.switch(Options::SERVE_HTTP, on);
     }
 
     // ------------------------------------------------------------ input
@@ -361,8 +382,8 @@ impl Session {
         let data = message.as_bytes();
         tx.check_message(data, self.config.max_output())?;
         match self.compression(data.len(), compress) {
-            Some((agreed, config)) => tx.write_compressed(self.role, message.kind(), data, &agreed, config),
-            None => tx.write_message(self.role, message.kind(), data),
+            Some((agreed, config)) => tx.write_compressed(self.role(), message.kind(), data, &agreed, config),
+            None => tx.write_message(self.role(), message.kind(), data),
         }
         Ok(())
     }
@@ -370,7 +391,7 @@ impl Session {
     /// The agreement and settings to compress a message of `len` bytes
     /// with, if it is to be compressed.
     fn compression(&self, len: usize, compress: Compress) -> Option<(Agreed, &crate::proto::deflate::DeflateConfig)> {
-        let agreed = self.deflate.get()?;
+        let agreed = self.deflate()?;
         let config = self.config.deflate()?;
         // An empty message goes as it is: nothing to gain, and an empty
         // compressed payload is the one form peers disagree on.
@@ -386,13 +407,13 @@ impl Session {
     /// permessage-deflate as agreed in the opening handshake (`None`: not
     /// offered, not accepted, or the handshake is not done).
     pub fn deflate(&self) -> Option<Agreed> {
-        self.deflate.get()
+        Agreed::unpack(self.deflate.get())
     }
 
     /// The `Sec-WebSocket-Extensions` value in force: what the server
     /// answered. Empty without extensions.
     pub fn extensions(&self) -> String {
-        self.deflate.get().map(|a| a.response()).unwrap_or_default()
+        self.deflate().map(|a| a.response()).unwrap_or_default()
     }
 
     /// Sends a message like `send_message`, but a large one (server role) is
@@ -407,7 +428,7 @@ impl Session {
     ) -> Result<()> {
         let data = message.as_bytes();
         let compressed = self.compression(data.len(), Compress::Auto).is_some();
-        if self.role == Role::Client || data.len() < DIRECT_SEND_MIN || compressed {
+        if self.role() == Role::Client || data.len() < DIRECT_SEND_MIN || compressed {
             // A client's payload is masked, a compressed one is compressed:
             // both copied anyway.
             return self.send_message(message);
@@ -423,19 +444,19 @@ impl Session {
     /// validated across fragments; an invalid fragment is refused and queues nothing.
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
         self.open_sender()?
-            .send_fragment(self.role, kind, data, fin, self.config.max_output())
+            .send_fragment(self.role(), kind, data, fin, self.config.max_output())
     }
 
     /// Sends a ping (payload at most 125 bytes).
     pub fn ping(&self, data: &[u8]) -> Result<()> {
         self.open_sender()?
-            .send_control(self.role, OpCode::Ping, data, self.config.max_output())
+            .send_control(self.role(), OpCode::Ping, data, self.config.max_output())
     }
 
     /// Sends an unsolicited pong (pings are answered automatically).
     pub fn pong(&self, data: &[u8]) -> Result<()> {
         self.open_sender()?
-            .send_control(self.role, OpCode::Pong, data, self.config.max_output())
+            .send_control(self.role(), OpCode::Pong, data, self.config.max_output())
     }
 
     /// Starts the closing handshake. `code` must be valid on the wire, or 1005 for
@@ -444,7 +465,7 @@ impl Session {
     pub fn close(&self, code: u16, reason: &str) -> Result<()> {
         let mut tx = self.open_sender()?;
         let code = Sender::check_close(code, reason)?;
-        tx.queue_close(self.role, code, reason);
+        tx.queue_close(self.role(), code, reason);
         self.state.set(State::CloseSent);
         Ok(())
     }

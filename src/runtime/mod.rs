@@ -13,5 +13,8 @@ pub mod reactor;
 pub mod resolver;
 pub(crate) mod timers;
 pub mod tls;
+pub mod topics;
 pub mod transport;
 pub mod url;
+pub mod user_timer;
+pub mod watch;

@@ -23,6 +23,8 @@ use crate::runtime::config::ConnConfig;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::resolver::{system_resolver, ResolveFn};
 use crate::runtime::timers::{TimerLinks, TimerWheel};
+use crate::runtime::topics::{Delivery, Published, TopicGroup, Topics};
+use crate::runtime::watch::Watches;
 
 /// Size of the read buffer shared by every connection of a reactor.
 pub const READ_BUFFER_SIZE: usize = 64 << 10;
@@ -45,6 +47,12 @@ pub(crate) trait Source {
     }
     /// A name resolution it asked for (`request`) finished.
     fn on_resolved(&self, _request: u32, _addrs: io::Result<Vec<SocketAddr>>) {}
+    /// A message published to a topic it subscribes to (connections only).
+    fn deliver(&self, _frame: &Arc<Published>) -> Delivery {
+        Delivery::NotOpen
+    }
+    /// Its output was full for a topic whose policy closes slow subscribers.
+    fn close_slow(&self) {}
     /// The reactor is going away: close the socket, run no handler. Returns
     /// true when the object belongs to the reactor (which then frees it).
     fn detach(&self) -> bool;
@@ -57,6 +65,8 @@ pub type Job = Box<dyn FnOnce(&Reactor) + Send>;
 struct Shared {
     jobs: Mutex<Vec<Job>>,
     waker: Waker,
+    /// The reactors its publishes reach (itself alone at first).
+    group: Mutex<Arc<TopicGroup>>,
 }
 
 impl Shared {
@@ -75,6 +85,26 @@ impl Remote {
     /// the order deferred, and wakes the reactor if it is waiting.
     pub fn defer(&self, job: Job) -> Result<()> {
         self.0.defer(job)
+    }
+
+    /// Whether both handles are of the same reactor.
+    pub fn same_reactor(&self, other: &Remote) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The group of reactors this one publishes to.
+    pub(crate) fn group(&self) -> Arc<TopicGroup> {
+        Arc::clone(&self.0.group.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Moves this reactor into `group` (leaving its former one).
+    pub(crate) fn set_group(&self, group: Arc<TopicGroup>) {
+        let old = std::mem::replace(
+            &mut *self.0.group.lock().unwrap_or_else(|e| e.into_inner()),
+            Arc::clone(&group),
+        );
+        old.leave(self);
+        group.join(self.clone());
     }
 }
 
@@ -107,6 +137,8 @@ pub struct Reactor {
     graveyard: RefCell<Vec<SourcePtr>>,
     read_buffer: RefCell<Vec<u8>>,
     budget: MemoryBudget,
+    topics: Topics,
+    watches: Watches,
     config: RefCell<Arc<ConnConfig>>,
     resolver: RefCell<ResolveFn>,
     dispatching: Cell<bool>,
@@ -122,13 +154,14 @@ impl Reactor {
             .try_clone()
             .map_err(|_| Error::Io("creating the poll"))?;
         let waker = Waker::new(poll.registry(), WAKER_TOKEN).map_err(|_| Error::Io("creating the poll"))?;
-        Ok(Reactor {
+        let reactor = Reactor {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
             registry,
             shared: Arc::new(Shared {
                 jobs: Mutex::new(Vec::new()),
                 waker,
+                group: Mutex::new(Arc::default()),
             }),
             slots: RefCell::new(Vec::new()),
             free_slots: RefCell::new(Vec::new()),
@@ -139,12 +172,16 @@ impl Reactor {
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
             budget: MemoryBudget::default(),
+            topics: Topics::default(),
+            watches: Watches::default(),
             config: RefCell::new(Arc::default()),
             resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
             start: Instant::now(),
             now_ms: Cell::new(0),
-        })
+        };
+        reactor.remote().group().join(reactor.remote());
+        Ok(reactor)
     }
 
     pub fn registry(&self) -> &Registry {
@@ -163,6 +200,14 @@ impl Reactor {
 
     fn update_now(&self) {
         self.now_ms.set(self.start.elapsed().as_millis() as u64);
+    }
+
+    /// The current time (between turns, the clock is read again).
+    pub(crate) fn current_ms(&self) -> u64 {
+        if !self.is_dispatching() {
+            self.update_now();
+        }
+        self.now_ms()
     }
 
     /// The options connections created on this reactor start with.
@@ -216,7 +261,7 @@ impl Reactor {
         }
     }
 
-    fn source(&self, index: usize) -> Option<&dyn Source> {
+    pub(crate) fn source(&self, index: usize) -> Option<&dyn Source> {
         let source = self.slots.borrow().get(index).copied().flatten()?;
         // SAFETY: slots hold live objects: a released one leaves its slot at once
         // and is freed only when the dispatch ends (see `bury`).
@@ -244,6 +289,16 @@ impl Reactor {
 
     pub(crate) fn return_read_buffer(&self, buffer: Vec<u8>) {
         *self.read_buffer.borrow_mut() = buffer;
+    }
+
+    /// Its topics and their subscribers.
+    pub(crate) fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The program's file descriptors it watches.
+    pub(crate) fn watches(&self) -> &Watches {
+        &self.watches
     }
 
     // ------------------------------------------------------------ memory
@@ -334,6 +389,16 @@ impl Reactor {
         // `shared` is set at creation and never changes.
         let shared: &Arc<Shared> = unsafe { &*std::ptr::addr_of!((*reactor).shared) };
         shared.defer(job)
+    }
+
+    /// Thread-safe: a handle to `reactor` for this thread.
+    ///
+    /// # Safety
+    /// As for [`Reactor::defer_on`].
+    pub unsafe fn remote_of(reactor: *const Reactor) -> Remote {
+        // SAFETY: as in `defer_on`: only the thread-safe `shared` field is read.
+        let shared: &Arc<Shared> = unsafe { &*std::ptr::addr_of!((*reactor).shared) };
+        Remote(Arc::clone(shared))
     }
 
     fn run_jobs(&self) -> usize {
@@ -444,6 +509,7 @@ impl Reactor {
     /// Detaches every registered object (their sockets are closed, no handlers
     /// run); objects the program owns can still be released afterwards.
     pub fn detach_all(&self) {
+        self.watches.forget_all();
         let slots = std::mem::take(&mut *self.slots.borrow_mut());
         for source in slots.into_iter().flatten() {
             // SAFETY: live while in a slot.
@@ -458,6 +524,8 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
+        let remote = self.remote();
+        remote.group().leave(&remote);
         self.detach_all();
     }
 }

@@ -1,7 +1,7 @@
 //! Socket I/O of reactor connections, behind a small trait: plain connections
 //! use it directly, TLS (`tls/stream.rs`) moves its records through it.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::os::fd::{FromRawFd, RawFd};
 
@@ -49,28 +49,7 @@ impl Transport for Socket {
     }
 
     fn write2(&self, first: &[u8], second: &[u8]) -> io::Result<usize> {
-        let mut iov = [
-            libc::iovec {
-                iov_base: first.as_ptr().cast_mut().cast(),
-                iov_len: first.len(),
-            },
-            libc::iovec {
-                iov_base: second.as_ptr().cast_mut().cast(),
-                iov_len: second.len(),
-            },
-        ];
-        // SAFETY: an all-zero msghdr is valid (no address, no control data).
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = iov.len() as _;
-        // SAFETY: the iovecs point to `first` and `second`, readable for their
-        // lengths and alive during the call (sendmsg only reads them); the fd is open.
-        let n = unsafe { libc::sendmsg(self.0, &msg, SEND_FLAGS) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        self.write_vectored(&[IoSlice::new(first), IoSlice::new(second)])
     }
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -85,6 +64,23 @@ impl Transport for Socket {
 }
 
 impl Socket {
+    /// Writes `bufs` in order in one call (gathered); returns the bytes taken.
+    pub fn write_vectored(self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: an all-zero msghdr is valid (no address, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is ABI-compatible with iovec on Unix (documented by std).
+        msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+        msg.msg_iovlen = bufs.len() as _;
+        // SAFETY: the iovecs point to slices readable for their lengths and
+        // alive during the call (sendmsg only reads them); the fd is open.
+        let n = unsafe { libc::sendmsg(self.0, &msg, SEND_FLAGS) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     /// Runs `f` on the socket as a `mio` stream without taking ownership.
     fn with_stream<R>(self, f: impl FnOnce(&mio::net::TcpStream) -> R) -> R {
         // SAFETY: the fd is an open socket owned by the connection; ManuallyDrop

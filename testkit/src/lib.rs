@@ -7,13 +7,15 @@
 //! use it without a dependency cycle. std only, so Miri runs it too.
 //!
 //! Nothing here skips: a missing `make`, compiler, `python3` or `websockets`
-//! (installed into `target/venv` on first use) fails the test that needs it.
+//! (installed into `target/venv` on first use), `node` or `ws` (installed
+//! into `tests/interop/node` on first use) fails the test that needs it.
 
 mod frame;
 mod header;
 mod http;
 mod make;
 mod net;
+mod node;
 mod paths;
 mod process;
 mod programs;
@@ -28,6 +30,7 @@ pub use header::*;
 pub use http::*;
 pub use make::*;
 pub use net::*;
+pub use node::*;
 pub use paths::*;
 pub use process::*;
 pub use programs::*;

@@ -1280,6 +1280,212 @@ static void test_reactor_released_first(void) {
     CHECK_EQ(wsconn_acceptor_release(acc), WSCONN_OK);
 }
 
+/* ------------------------------------------------------------------ */
+/* permessage-deflate: the config switches and their argument checks, */
+/* then a client and a server session agreeing in memory and sending  */
+/* compressed messages each way, with the per-message flags.           */
+
+struct inbox {
+    int messages;
+    size_t len;
+    uint8_t data[8192];
+};
+
+static void cb_inbox(wsconn_session_t *s, void *arg, int type, const uint8_t *data, size_t len) {
+    (void)s;
+    (void)type;
+    struct inbox *box = arg;
+    box->messages++;
+    box->len = len < sizeof box->data ? len : sizeof box->data;
+    memcpy(box->data, data, box->len);
+}
+
+/* Moves everything `from` queued into `to`; returns the bytes moved. */
+static size_t pump(wsconn_session_t *from, wsconn_session_t *to) {
+    const uint8_t *out = NULL;
+    size_t len = wsconn_session_output(from, &out);
+    if (len == 0) return 0;
+    uint8_t *copy = malloc(len);
+    CHECK(copy != NULL);
+    if (!copy) return 0;
+    memcpy(copy, out, len);
+    CHECK_EQ(wsconn_session_consume(from, len), WSCONN_OK);
+    CHECK_EQ(wsconn_session_feed(to, copy, len), WSCONN_OK);
+    free(copy);
+    return len;
+}
+
+static void test_deflate(void) {
+    CHECK_EQ(wsconn_config_set_deflate(NULL, WSCONN_DEFLATE_SHARED), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_deflate_window_bits(NULL, 10, 10), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_deflate_context_takeover(NULL, 1, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_deflate_level(NULL, 1, 8), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_deflate_min_size(NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_send_ex(NULL, WSCONN_MSG_TEXT, "x", 1, WSCONN_SEND_COMPRESS), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_send_ex(NULL, WSCONN_MSG_TEXT, (const uint8_t *)"x", 1, 0), WSCONN_ERR_NULL);
+    char text[256];
+    CHECK_EQ(wsconn_extensions(NULL, text, sizeof text), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_extensions(NULL, text, sizeof text), WSCONN_ERR_NULL);
+
+    wsconn_config_t *cfg = wsconn_config_new();
+    /* Settings of a mode need the mode on first. */
+    CHECK_EQ(wsconn_config_set_deflate_window_bits(cfg, 10, 10), WSCONN_ERR_NOT_OPEN);
+    CHECK_EQ(wsconn_config_set_deflate_min_size(cfg, 0), WSCONN_ERR_NOT_OPEN);
+    CHECK_EQ(wsconn_config_set_deflate(cfg, 3), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_deflate(cfg, -1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_deflate(cfg, WSCONN_DEFLATE_DEDICATED), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_deflate_window_bits(cfg, 7, 10), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_deflate_window_bits(cfg, 10, 16), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_deflate_window_bits(cfg, -1, 10), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_deflate_level(cfg, 10, 8), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_deflate_level(cfg, 1, 0), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_deflate_window_bits(cfg, 10, 11), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_deflate_level(cfg, 6, 4), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_deflate_context_takeover(cfg, 1, 0), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_deflate_min_size(cfg, 32), WSCONN_OK);
+
+    struct inbox at_server, at_client;
+    memset(&at_server, 0, sizeof at_server);
+    memset(&at_client, 0, sizeof at_client);
+    wsconn_session_callbacks_t cb;
+    memset(&cb, 0, sizeof cb);
+    cb.on_message = cb_inbox;
+    wsconn_session_t *server = wsconn_session_server_new(cfg, &cb, &at_server);
+    wsconn_session_t *client = wsconn_session_client_new(cfg, "localhost", "/", &cb, &at_client);
+    wsconn_config_free(cfg);
+    CHECK(server != NULL && client != NULL);
+    if (!server || !client) return;
+    /* Before the handshake: nothing agreed. */
+    CHECK_EQ(wsconn_session_extensions(server, text, sizeof text), 0);
+    CHECK(pump(client, server) > 0);
+    CHECK(pump(server, client) > 0);
+    CHECK_EQ(wsconn_session_state(client), WSCONN_STATE_OPEN);
+    const char *agreed = "permessage-deflate; client_no_context_takeover; server_max_window_bits=10; "
+                         "client_max_window_bits=11";
+    CHECK_EQ(wsconn_session_extensions(server, text, sizeof text), (int)strlen(agreed));
+    CHECK(strcmp(text, agreed) == 0);
+    CHECK_EQ(wsconn_session_extensions(client, text, sizeof text), (int)strlen(agreed));
+    CHECK(strcmp(text, agreed) == 0);
+    /* snprintf-like: truncated, NUL-terminated, the full length returned. */
+    char small[8];
+    CHECK_EQ(wsconn_session_extensions(client, small, sizeof small), (int)strlen(agreed));
+    CHECK(strcmp(small, "permess") == 0);
+    CHECK_EQ(wsconn_session_extensions(client, NULL, 0), (int)strlen(agreed));
+
+    /* 4 KiB of repetitive text each way: compressed (RSV1), far smaller. */
+    static char json[4096];
+    for (size_t i = 0; i < sizeof json; i++) json[i] = "{\"id\":1,\"ok\":true},"[i % 19];
+    CHECK_EQ(wsconn_session_send(server, WSCONN_MSG_TEXT, (const uint8_t *)json, sizeof json), WSCONN_OK);
+    const uint8_t *out = NULL;
+    size_t wire = wsconn_session_output(server, &out);
+    CHECK(wire > 0 && wire < sizeof json / 4);
+    CHECK(wire > 0 && (out[0] & 0x40) != 0);
+    pump(server, client);
+    CHECK_EQ(at_client.messages, 1);
+    CHECK_EQ(at_client.len, sizeof json);
+    CHECK(memcmp(at_client.data, json, sizeof json) == 0);
+    CHECK_EQ(wsconn_session_send_ex(client, WSCONN_MSG_BINARY, (const uint8_t *)json, sizeof json, 0), WSCONN_OK);
+    pump(client, server);
+    CHECK_EQ(at_server.messages, 1);
+    CHECK_EQ(at_server.len, sizeof json);
+    /* WSCONN_SEND_NO_COMPRESS: as is; WSCONN_SEND_COMPRESS: even under min_size. */
+    CHECK_EQ(wsconn_session_send_ex(server, WSCONN_MSG_TEXT, (const uint8_t *)json, 100, WSCONN_SEND_NO_COMPRESS),
+             WSCONN_OK);
+    CHECK_EQ(wsconn_session_output(server, &out), 102);
+    CHECK_EQ(out[0], 0x81);
+    pump(server, client);
+    CHECK_EQ(wsconn_session_send_ex(server, WSCONN_MSG_TEXT, (const uint8_t *)json, 20, WSCONN_SEND_COMPRESS),
+             WSCONN_OK);
+    CHECK(wsconn_session_output(server, &out) > 0 && out[0] == 0xc1);
+    pump(server, client);
+    CHECK_EQ(at_client.messages, 3);
+    CHECK_EQ(at_client.len, 20);
+    CHECK_EQ(wsconn_session_send_ex(server, WSCONN_MSG_TEXT, (const uint8_t *)"x", 1, 3), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_session_send_ex(server, WSCONN_MSG_TEXT, (const uint8_t *)"\xff", 1, 0),
+             WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_session_output(server, &out), 0);
+    wsconn_session_free(server);
+    wsconn_session_free(client);
+}
+
+/* ------------------------------------------------------------------ */
+/* Topics, fd watches and timers: NULL and bad values.                  */
+
+static void watch_noop(wsconn_reactor_t *r, int fd, int events, void *arg) {
+    (void)r; (void)fd; (void)events; (void)arg;
+}
+
+static void timer_noop(wsconn_timer_t *t, void *arg) {
+    (void)t; (void)arg;
+}
+
+static void test_pubsub_null(void) {
+    CHECK_EQ(wsconn_subscribe(NULL, "t"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_unsubscribe(NULL, "t"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_is_subscribed(NULL, "t"), 0);
+    CHECK_EQ(wsconn_publish(NULL, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish_except(NULL, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish_async(NULL, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_share_topics(NULL, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_topic_subscribers(NULL, "t"), 0);
+    CHECK_EQ(wsconn_topic_count(NULL), 0);
+    CHECK_EQ(wsconn_topic_set_policy(NULL, "t", WSCONN_SLOW_CLOSE), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_watch(NULL, 0, WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_unwatch(NULL, 0), WSCONN_ERR_NULL);
+    CHECK(wsconn_timer_create(NULL, timer_noop, NULL) == NULL);
+    CHECK_EQ(wsconn_timer_start(NULL, 1, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_timer_stop(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_timer_release(NULL), WSCONN_OK);
+
+    wsconn_reactor_t *r = wsconn_reactor_create();
+    wsconn_t *c = wsconn_create(r);
+    CHECK(wsconn_request_path(NULL) == NULL);
+    CHECK(wsconn_request_path(c) == NULL); /* only inside the build callback */
+    CHECK_EQ(wsconn_subscribe(c, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_subscribe(c, "t"), WSCONN_ERR_STATE); /* not started */
+    CHECK_EQ(wsconn_subscribe(c, "\xff"), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_unsubscribe(c, "t"), WSCONN_OK);
+    CHECK_EQ(wsconn_is_subscribed(c, "t"), 0);
+    CHECK_EQ(wsconn_publish_except(c, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_publish(r, NULL, WSCONN_MSG_TEXT, "x", 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish(r, "t", 7, "x", 1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_publish(r, "t", WSCONN_MSG_TEXT, "\xff", 1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_publish(r, "t", WSCONN_MSG_BINARY, NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_publish(r, "t", WSCONN_MSG_BINARY, NULL, 0), 0);
+    CHECK_EQ(wsconn_publish_async(r, "t", 0, "x", 1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_publish_async(r, "t", WSCONN_MSG_TEXT, "x", 1), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_share_topics(r, r), WSCONN_OK);
+    CHECK_EQ(wsconn_topic_set_policy(r, "t", 9), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_topic_set_policy(r, "t", WSCONN_SLOW_CLOSE), WSCONN_OK);
+    CHECK_EQ(wsconn_topic_subscribers(r, "t"), 0);
+    CHECK_EQ(wsconn_topic_count(r), 0);
+    CHECK_EQ(wsconn_reactor_watch(r, -1, WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_watch(r, 0, 8, watch_noop, NULL), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_watch(r, 0, WSCONN_WATCH_READ, NULL, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_unwatch(r, 12345), WSCONN_ERR_STATE);
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    CHECK_EQ(wsconn_reactor_watch(r, fds[0], WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_watch(r, fds[0], 0, watch_noop, NULL), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_unwatch(r, fds[0]), WSCONN_OK);
+    /* Watched when the reactor goes: freed with it, the fd stays open. */
+    CHECK_EQ(wsconn_reactor_watch(r, fds[0], WSCONN_WATCH_READ, watch_noop, NULL), WSCONN_OK);
+    CHECK(wsconn_timer_create(r, NULL, NULL) == NULL);
+    wsconn_timer_t *t = wsconn_timer_create(r, timer_noop, NULL);
+    CHECK(t != NULL);
+    CHECK_EQ(wsconn_timer_start(t, 1000, 0), WSCONN_OK);
+    CHECK_EQ(wsconn_timer_stop(t), WSCONN_OK);
+    CHECK_EQ(wsconn_timer_start(t, 1000, 10), WSCONN_OK);
+    CHECK_EQ(wsconn_release(c), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_dispatch(r, 0) >= 0, 1); /* runs the async publish: nobody */
+    CHECK_EQ(wsconn_reactor_release(r), WSCONN_OK);
+    CHECK_EQ(wsconn_timer_start(t, 1, 0), WSCONN_ERR_STATE); /* its reactor is gone */
+    CHECK_EQ(wsconn_timer_release(t), WSCONN_OK);
+    CHECK_EQ(fd_is_open(fds[0]), 1);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void) {
     test_strerror_version();
     test_config();
@@ -1289,11 +1495,13 @@ int main(void) {
     test_reentrant_feed();
     test_full_queues_nothing();
     test_tampered_echo_is_refused();
+    test_deflate();
     test_reactor_null();
     test_reactor_objects();
     test_reactor_pair(0);
     test_reactor_pair(2);
     test_connect_refused();
     test_reactor_released_first();
+    test_pubsub_null();
     return test_summary();
 }

@@ -16,6 +16,8 @@ SECTIONS = {
     9: "Limits and big messages",
     10: "Miscellaneous",
     11: "Opening handshake",
+    12: "Compressed messages (--deflate)",
+    13: "Compression rules (--deflate)",
 }
 
 KiB = 1024
@@ -25,11 +27,14 @@ MAX_MESSAGE = 16 * MiB
 
 
 class Case:
-    def __init__(self, cid, description, func, cost):
+    def __init__(self, cid, description, func, cost, tcp_only):
         self.id = cid
         self.description = description
         self.func = func
         self.cost = cost  # rough relative run time, to start slow cases first
+        # It acts on TCP under the WebSocket bytes (a half-close): over TLS
+        # the same act is a TLS-level one, so the case is not run there.
+        self.tcp_only = tcp_only
         self.section = int(cid.split(".")[0])
 
     def sort_key(self):
@@ -39,10 +44,10 @@ class Case:
 CASES = []
 
 
-def add(cid, description, func, cost=1):
+def add(cid, description, func, cost=1, tcp_only=False):
     if any(c.id == cid for c in CASES):
         raise ValueError("duplicate case id " + cid)
-    CASES.append(Case(cid, description, func, cost))
+    CASES.append(Case(cid, description, func, cost, tcp_only))
 
 
 class Context:

@@ -17,6 +17,7 @@ import argparse
 import concurrent.futures
 import os
 import socket
+import ssl
 import sys
 import time
 import traceback
@@ -36,6 +37,7 @@ import s07_close  # noqa: E402
 import s09_limits  # noqa: E402
 import s10_misc  # noqa: E402
 import s11_handshake  # noqa: E402
+import s12_compression  # noqa: E402
 import utf8data  # noqa: E402
 
 MODULES = [s01_framing, s02_pingpong, s03_rsv, s04_opcodes, s05_fragmentation, s06_utf8,
@@ -48,10 +50,10 @@ BIG_COST = 8
 BIG_JOBS = 2
 
 
-def load_cases():
+def load_cases(deflate=False):
     if not registry.CASES:
         utf8data._selfcheck()
-        for m in MODULES:
+        for m in MODULES + ([s12_compression] if deflate else []):
             m.register()
     return sorted(registry.CASES, key=lambda c: c.sort_key())
 
@@ -124,6 +126,10 @@ def main():
     ap.add_argument("--filter", action="append", default=[],
                     help="run only cases whose id is PREFIX or starts with PREFIX. (repeatable; "
                          "comma-separated lists too)")
+    ap.add_argument("--deflate", action="store_true",
+                    help="add sections 12-13 (permessage-deflate; the server must have it on)")
+    ap.add_argument("--tls-ca", metavar="FILE",
+                    help="connect over TLS, trusting the CA certificates of FILE (PEM)")
     ap.add_argument("--list-markdown", action="store_true", help="print the case list as Markdown")
     ap.add_argument("--list", action="store_true", help="print the case ids and descriptions")
     ap.add_argument("--jobs", type=int, default=8, help="cases run concurrently (default 8)")
@@ -137,7 +143,7 @@ def main():
     args = ap.parse_args()
 
     filters = [f.strip() for spec in args.filter for f in spec.split(",") if f.strip()]
-    cases = selected(load_cases(), filters)
+    cases = selected(load_cases(args.deflate), filters)
     if args.list_markdown:
         list_markdown(cases)
         return 0
@@ -150,6 +156,12 @@ def main():
     if not cases:
         ap.error("no case matches %s" % filters)
     wsclient.PROMPT = args.prompt
+    if args.tls_ca:
+        wsclient.TLS = ssl.create_default_context(cafile=args.tls_ca)
+        skipped = [c.id for c in cases if c.tcp_only]
+        cases = [c for c in cases if not c.tcp_only]
+        if skipped:
+            print("not run over TLS (they half-close TCP under the TLS stream): %s" % ", ".join(skipped))
 
     try:
         socket.create_connection(("127.0.0.1", args.port), timeout=5).close()

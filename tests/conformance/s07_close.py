@@ -110,14 +110,15 @@ def register():
             c.expect_tcp_close("after the client half-closed TCP without a close frame")
         return run
     add("7.1.9", "client half-closes TCP (FIN) in the middle of a frame, in a later segment → "
-        "the server closes TCP", half_close(frame(TEXT, b"y" * 1000)[:100], False))
+        "the server closes TCP", half_close(frame(TEXT, b"y" * 1000)[:100], False), tcp_only=True)
     add("7.1.10", "client sends part of a frame and FIN in the same TCP segment → the server "
         "closes TCP (the FIN is not lost after a short read)",
-        half_close(frame(TEXT, b"y" * 1000)[:100], True))
+        half_close(frame(TEXT, b"y" * 1000)[:100], True), tcp_only=True)
     add("7.1.11", "client sends a complete text message and FIN in the same TCP segment → echo, "
-        "then the server closes TCP", half_close(frame(TEXT, b"complete"), True, echo=b"complete"))
+        "then the server closes TCP", half_close(frame(TEXT, b"complete"), True, echo=b"complete"),
+        tcp_only=True)
     add("7.1.12", "client sends FIN alone right after the handshake → the server closes TCP",
-        half_close(b"", False))
+        half_close(b"", False), tcp_only=True)
 
     def server_closes_first(ctx):
         c = ctx.client()

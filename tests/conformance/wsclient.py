@@ -12,6 +12,7 @@ import base64
 import hashlib
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -127,16 +128,27 @@ def request(port, key="dGhlIHNhbXBsZSBub25jZQ==", path="/conformance", extra="")
             "Sec-WebSocket-Version: 13\r\n%s\r\n" % (path, port, key, extra)).encode()
 
 
+# An ssl.SSLContext when the suite runs over TLS (run.py --tls-ca FILE).
+TLS = None
+
+# What a read or write may raise when the server drops the connection: over
+# TLS, an abrupt end is an SSL error rather than a reset.
+DROPPED = (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
 class Client:
     def __init__(self, port):
         self.port = port
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if TLS is not None:
+            self.sock = TLS.wrap_socket(self.sock, server_hostname="127.0.0.1")
         self.buf = bytearray()
         self.pos = 0          # parse position in buf
         self.eof = False      # the server closed (FIN or RST)
         self.reset = False    # ... with an RST
         self.send_error = None  # the first error a send got (peer gone)
+        self.allow_rsv1 = False  # permessage-deflate agreed: RSV1 on data frames
 
     def close(self):
         try:
@@ -168,7 +180,7 @@ class Client:
                 pos += n
                 if delay and pos < len(data):
                     time.sleep(delay)
-        except (BrokenPipeError, ConnectionResetError) as e:
+        except (BrokenPipeError,) + DROPPED as e:
             self.send_error = e
         except socket.timeout:
             raise Fail("sending %d bytes timed out after %.0f s (the server stopped reading)"
@@ -194,7 +206,7 @@ class Client:
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(min(max(1 << 16, want - (len(self.buf) - self.pos)), 1 << 22))
-            except ConnectionResetError:
+            except DROPPED:
                 self.eof = self.reset = True
                 return False
             if not chunk:
@@ -235,7 +247,7 @@ class Client:
             fin, rsv, op = bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F
             if b1 & 0x80:
                 raise Fail("the server sent a masked frame (header %s)" % show(head))
-            if rsv:
+            if rsv and not (rsv == 4 and self.allow_rsv1 and op in (TEXT, BINARY)):
                 raise Fail("the server sent RSV bits %d (header %s)" % (rsv, show(head)))
             if op not in OPCODE_NAMES:
                 raise Fail("the server sent reserved opcode %d (header %s)" % (op, show(head)))

@@ -169,6 +169,8 @@ mod tests {
     }
 
     #[test]
+    // Large inputs: minutes under Miri; the small cases cover the unsafe code.
+    #[cfg_attr(miri, ignore)]
     fn context_takeover_reuses_the_window() {
         let message = b"the same sentence, again and again and again".repeat(3);
         let mut d = Deflater::new(15, 6, 8);
@@ -179,6 +181,8 @@ mod tests {
     }
 
     #[test]
+    // Large inputs: minutes under Miri; the small cases cover the unsafe code.
+    #[cfg_attr(miri, ignore)]
     fn every_window_size_is_kept_to() {
         // Back-references never reach further than the agreed window: the
         // output inflates with a decompressor of exactly that window.

@@ -202,6 +202,8 @@ mod tests {
     }
 
     #[test]
+    // Large inputs: minutes under Miri; the small cases cover the unsafe code.
+    #[cfg_attr(miri, ignore)]
     fn round_trip_in_one_piece_and_byte_by_byte() {
         let text: Vec<u8> = (0..100_000u32)
             .flat_map(|i| format!("{{\"n\":{i}}},").into_bytes())
@@ -220,6 +222,8 @@ mod tests {
     }
 
     #[test]
+    // Large inputs: minutes under Miri; the small cases cover the unsafe code.
+    #[cfg_attr(miri, ignore)]
     fn the_limit_is_exact_and_checked_before_storing() {
         let data = vec![b'a'; 100_000];
         let packed = compress(&data);
@@ -238,6 +242,8 @@ mod tests {
     }
 
     #[test]
+    // Large inputs: minutes under Miri; the small cases cover the unsafe code.
+    #[cfg_attr(miri, ignore)]
     fn a_bomb_stops_at_the_limit() {
         // 64 MiB of zeros packs into about 64 KiB; with a 1 MiB limit the
         // output buffer never grows past twice the limit.

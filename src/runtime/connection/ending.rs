@@ -57,6 +57,7 @@ impl<H: ConnHandler> Connection<H> {
 
     fn deregister(&self) {
         if let Some((reactor, token)) = self.registered() {
+            self.leave_topics(reactor, token.0 as u32);
             reactor.disarm_timer(token);
             self.set_held_back(reactor.budget(), false);
             if reactor.budget().forget(token.0 as u32) {
@@ -74,6 +75,7 @@ impl<H: ConnHandler> Connection<H> {
     /// Closes the socket and frees the session and its buffers.
     fn drop_socket(&self) {
         self.end_tls();
+        self.clear_published();
         if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
             self.socket().close();
         }

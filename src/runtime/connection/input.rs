@@ -203,6 +203,7 @@ impl<H: ConnHandler> Connection<H> {
 
     pub(super) fn begin_closing(&self) {
         if !self.has(Flags::CLOSING) {
+            self.drop_waiting_frames();
             self.set(Flags::CLOSING);
             self.closing_since_ms.set(self.now32());
             self.arm_timer();

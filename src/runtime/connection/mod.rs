@@ -13,7 +13,8 @@
 //! `delivery` (session events to the handler), `memory` (the reactor's memory
 //! budget), `timeouts` (the timers),
 //! `ending` (close, stop, release), `connector` (the client side: resolve,
-//! connect), `secure` (TLS between the socket and the session).
+//! connect), `secure` (TLS between the socket and the session), `published`
+//! (topics it subscribes to, published frames waiting for its socket).
 
 mod connector;
 mod delivery;
@@ -21,6 +22,7 @@ mod ending;
 mod input;
 mod memory;
 mod output;
+mod published;
 mod secure;
 mod timeouts;
 
@@ -111,6 +113,8 @@ struct Extra {
     resolve_request: u32,
     /// TLS between the socket and the session (boxed: rustls' state is large).
     tls: Option<Box<Stream>>,
+    /// Its topics and the published frames waiting for its socket.
+    subscriber: published::Subscriber,
 }
 
 /// A WebSocket connection on a reactor: a socket, its session, the program's
@@ -402,9 +406,10 @@ impl<H: ConnHandler> Connection<H> {
         }
     }
 
-    /// Output bytes queued and not yet written (over TLS, not yet encrypted).
+    /// Output bytes queued and not yet written (over TLS, not yet encrypted),
+    /// published frames included.
     pub fn buffered_amount(&self) -> usize {
-        self.session().map_or(0, |s| s.buffered())
+        self.session().map_or(0, |s| s.buffered()) + self.published_bytes()
     }
 
     /// What ended the connection (`None` for a completed closing handshake, or
@@ -446,8 +451,9 @@ impl<H: ConnHandler> Connection<H> {
     /// from its bytes, behind what output waits (unless the socket is known to
     /// be full).
     pub fn send_message(&self, message: Message<'_>) -> Result<()> {
-        // Over TLS, every byte goes through the records.
-        let socket_full = self.has(Flags::WRITE_INTEREST | Flags::RELEASED) || self.is_tls();
+        // Over TLS, every byte goes through the records; published frames
+        // waiting go first.
+        let socket_full = self.has(Flags::WRITE_INTEREST | Flags::RELEASED) || self.is_tls() || self.has_published();
         let socket = self.socket();
         self.with_session(|s| {
             s.send_direct(message, |pending, payload| {
@@ -473,7 +479,9 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
-        self.with_session(|s| s.send_fragment(kind, data, fin))
+        self.with_session(|s| s.send_fragment(kind, data, fin))?;
+        self.fragment_sent(fin);
+        Ok(())
     }
 
     pub fn ping(&self, data: &[u8]) -> Result<()> {
@@ -544,6 +552,17 @@ impl<H: ConnHandler> Source for Connection<H> {
 
     fn on_resolved(&self, request: u32, addrs: std::io::Result<Vec<std::net::SocketAddr>>) {
         self.resolved(request, addrs);
+    }
+
+    fn deliver(&self, frame: &Arc<crate::runtime::topics::Published>) -> crate::runtime::topics::Delivery {
+        self.deliver_published(frame)
+    }
+
+    fn close_slow(&self) {
+        let _ = self.close(
+            crate::proto::close_code::CloseCode::POLICY_VIOLATION.0,
+            "slow subscriber",
+        );
     }
 
     fn detach(&self) -> bool {

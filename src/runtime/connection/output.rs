@@ -7,6 +7,7 @@ use std::io::ErrorKind;
 use mio::Interest;
 
 use crate::proto::close_code::CloseCode;
+use crate::runtime::connection::published::PublishedFlush;
 use crate::runtime::connection::secure::TlsFlush;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
@@ -50,6 +51,16 @@ impl<H: ConnHandler> Connection<H> {
                 TlsFlush::Failed => return,
             }
             return self.after_flush();
+        }
+        if self.has_published() {
+            match self.flush_published() {
+                PublishedFlush::Done => {}
+                PublishedFlush::Blocked => {
+                    self.want_writable(true);
+                    return self.after_flush();
+                }
+                PublishedFlush::Failed => return,
+            }
         }
         loop {
             let written = {
@@ -113,14 +124,14 @@ impl<H: ConnHandler> Connection<H> {
         self.account();
         let (buffered, max_output, full, wants_input) = match self.session() {
             Some(s) => (
-                s.buffered(),
+                s.buffered() + self.published_bytes(),
                 s.config().max_output(),
                 s.is_full(),
                 s.state().wants_input(),
             ),
             None => return,
         };
-        if buffered == 0 && !self.tls_output_waiting() {
+        if buffered == 0 && !self.tls_output_waiting() && !self.has_published() {
             self.want_writable(false);
             if !wants_input {
                 self.finish_with_recorded_code();

@@ -32,6 +32,14 @@ impl ServerTls {
     pub fn with_name_files(&self, _name: &str, _chain_path: &str, _key_path: &str) -> Result<ServerTls, TlsError> {
         Err(TlsError::NotBuilt)
     }
+
+    pub fn with_default_pem(&self, _chain: &[u8], _key: &[u8]) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn with_default_files(&self, _chain_path: &str, _key_path: &str) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
 }
 
 impl ClientTls {

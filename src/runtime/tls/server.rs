@@ -70,6 +70,18 @@ impl ServerTls {
         ServerTls::build(certificates)
     }
 
+    /// The same names, with this chain and key for the others: a reload of
+    /// the default certificate that keeps the certificates chosen by name.
+    pub fn with_default_pem(&self, chain: &[u8], key: &[u8]) -> Result<ServerTls, TlsError> {
+        let mut certificates = ByName::clone(&self.certificates);
+        certificates.default = Some(certified(chain, key)?);
+        ServerTls::build(certificates)
+    }
+
+    pub fn with_default_files(&self, chain_path: &str, key_path: &str) -> Result<ServerTls, TlsError> {
+        self.with_default_pem(&pem::read(chain_path)?, &pem::read(key_path)?)
+    }
+
     pub fn with_name_files(&self, name: &str, chain_path: &str, key_path: &str) -> Result<ServerTls, TlsError> {
         self.with_name_pem(name, &pem::read(chain_path)?, &pem::read(key_path)?)
     }

@@ -38,6 +38,12 @@ impl WsClient {
 
     /// Connects to 127.0.0.1:port and completes the opening handshake for `path`.
     pub fn open(port: u16, path: &str) -> WsClient {
+        WsClient::open_with(port, path, "").0
+    }
+
+    /// The same with `extra_headers` (lines ending in CRLF) in the request;
+    /// also returns the response head.
+    pub fn open_with(port: u16, path: &str, extra_headers: &str) -> (WsClient, String) {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to {port}: {e}"));
         stream.set_nodelay(true).unwrap();
         let mut client = WsClient {
@@ -45,13 +51,23 @@ impl WsClient {
             buf: VecDeque::new(),
             chunk: vec![0u8; 256 * 1024],
         };
-        client.handshake(path);
-        client
+        let head = client.handshake_with(path, extra_headers);
+        (client, head)
     }
 
     /// Sends the request for `path`, reads the response head and checks it.
     pub fn handshake(&mut self, path: &str) {
-        let request = upgrade_request("127.0.0.1", path);
+        self.handshake_with(path, "");
+    }
+
+    /// The same with `extra_headers` (lines ending in CRLF) in the request;
+    /// returns the response head.
+    pub fn handshake_with(&mut self, path: &str, extra_headers: &str) -> String {
+        let mut request = upgrade_request("127.0.0.1", path);
+        // Before the empty line that ends the head.
+        request.truncate(request.len() - 2);
+        request.extend_from_slice(extra_headers.as_bytes());
+        request.extend_from_slice(b"\r\n");
         self.stream.write_all(&request).expect("write the handshake");
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut head = Vec::new();
@@ -77,6 +93,7 @@ impl WsClient {
             "no Sec-WebSocket-Accept {ACCEPT}: {text:?}"
         );
         self.buf.extend(&head[end..]);
+        text
     }
 
     /// Writes a masked frame.

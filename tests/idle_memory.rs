@@ -1,9 +1,10 @@
-//! Bytes held per idle connection on the server side, TLS and plain, counted
-//! by an allocator that keeps each thread's live bytes: the server's reactor
-//! runs on its own thread, so the clients' memory is not counted. Prints both
-//! numbers (for the issue's table) and guards against the TLS state growing.
-#![cfg(feature = "tls")]
+//! Bytes held per idle connection on the server side — plain, TLS, and with
+//! permessage-deflate in each mode after one compressed exchange — counted by
+//! an allocator that keeps each thread's live bytes: the server's reactor runs
+//! on its own thread, so the clients' memory is not counted. Prints the
+//! numbers (for the README's table) and guards against them growing.
 
+#[cfg(feature = "tls")]
 mod certs;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "tls")]
 use certs::TestCa;
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::config::ConnConfig;
@@ -20,7 +22,7 @@ use wsconn::runtime::connection::Connection;
 use wsconn::runtime::handler::ConnHandler;
 use wsconn::runtime::reactor::Reactor;
 use wsconn::runtime::tls::{ClientTls, ServerTls};
-use wsconn::{Message, MessageKind};
+use wsconn::{Config, DeflateConfig, Message, MessageKind};
 
 thread_local! {
     static LIVE: Cell<isize> = const { Cell::new(0) };
@@ -76,9 +78,17 @@ impl ConnHandler for Echo {
 /// Sends one message, counts its echo, then stays idle.
 struct Client(Rc<Cell<usize>>);
 
+/// What each client sends: 1 KiB of JSON-like text, compressed when agreed.
+fn greeting() -> String {
+    (0..60)
+        .map(|i| format!("{{\"id\":{i},\"ok\":true}},"))
+        .collect::<String>()[..1000]
+        .to_owned()
+}
+
 impl ConnHandler for Client {
     fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
-        conn.send(MessageKind::Text, b"hello").unwrap();
+        conn.send(MessageKind::Text, greeting().as_bytes()).unwrap();
     }
 
     fn on_message(&self, _conn: &Connection<Self>, _message: Message<'_>) {
@@ -86,16 +96,29 @@ impl ConnHandler for Client {
     }
 }
 
-/// The server's live bytes per idle connection, with `tls` served.
-fn bytes_per_idle_connection(tls: Option<(ServerTls, ClientTls)>) -> isize {
+/// A connection config with permessage-deflate set as given.
+fn with_deflate(deflate: &Option<DeflateConfig>) -> ConnConfig {
+    let mut protocol = Config::default();
+    protocol.set_deflate(deflate.clone());
+    ConnConfig {
+        protocol: Arc::new(protocol),
+        ..ConnConfig::default()
+    }
+}
+
+/// The server's live bytes per idle connection, with `tls` served and
+/// `deflate` on both sides.
+fn bytes_per_idle_connection(tls: Option<(ServerTls, ClientTls)>, deflate: Option<DeflateConfig>) -> isize {
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicIsize::new(0));
     let (port_tx, port_rx) = mpsc::channel();
     let server_tls = tls.as_ref().map(|(s, _)| s.clone());
+    let server_config = Arc::new(with_deflate(&deflate));
     let server = {
         let (stop, live) = (Arc::clone(&stop), Arc::clone(&live));
         std::thread::spawn(move || {
             let reactor = Reactor::new().unwrap();
+            reactor.set_config(server_config);
             let acceptor = Acceptor::create(&reactor);
             // SAFETY: released below, after the last dispatch.
             let a = unsafe { acceptor.as_ref() };
@@ -121,10 +144,10 @@ fn bytes_per_idle_connection(tls: Option<(ServerTls, ClientTls)>) -> isize {
             "wss",
             ConnConfig {
                 tls: client,
-                ..ConnConfig::default()
+                ..with_deflate(&deflate)
             },
         ),
-        None => ("ws", ConnConfig::default()),
+        None => ("ws", with_deflate(&deflate)),
     };
     let config = Arc::new(config);
     let connect = |n: usize| -> Vec<_> {
@@ -165,18 +188,49 @@ fn bytes_per_idle_connection(tls: Option<(ServerTls, ClientTls)>) -> isize {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn idle_connection_memory_plain_and_tls() {
     let ca = TestCa::new("wsconn test CA");
     let leaf = ca.leaf(&["127.0.0.1"]);
     let server = ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
     let mut client = ClientTls::default();
     client.set_ca_pem(ca.cert_pem.as_bytes()).unwrap();
-    let plain = bytes_per_idle_connection(None);
-    let tls = bytes_per_idle_connection(Some((server, client)));
+    let plain = bytes_per_idle_connection(None, None);
+    let tls = bytes_per_idle_connection(Some((server, client)), None);
     println!("bytes per idle server connection: plain {plain}, TLS {tls}");
     // Plain: the connection and its session (the README says ~270 bytes).
     assert!(plain < 1024, "plain idle connection: {plain} bytes");
     // TLS adds rustls' state and whatever buffers it keeps once idle (about
     // 8 KB when this was written).
     assert!(tls < 16 * 1024, "TLS idle connection: {tls} bytes");
+}
+
+#[test]
+fn idle_connection_memory_with_permessage_deflate() {
+    let plain = bytes_per_idle_connection(None, None);
+    let shared = bytes_per_idle_connection(None, Some(DeflateConfig::shared()));
+    let dedicated = DeflateConfig::dedicated(15).unwrap();
+    let mut small = DeflateConfig::dedicated(9).unwrap();
+    small.set_mem_level(1).unwrap();
+    let (dedicated_bytes, small_bytes) = (
+        bytes_per_idle_connection(None, Some(dedicated.clone())),
+        bytes_per_idle_connection(None, Some(small.clone())),
+    );
+    println!(
+        "bytes per idle server connection after one compressed message each way: plain {plain}, \
+         shared {shared}, dedicated 15-bit {dedicated_bytes}, dedicated 9-bit mem 1 {small_bytes}"
+    );
+    // The shared mode keeps nothing per connection once a message is done:
+    // what it costs is the 2-byte agreement, inside the session's padding.
+    assert!(shared < 1024, "shared mode: {shared} bytes per idle connection");
+    assert!(shared - plain < 64, "shared {shared} vs plain {plain}");
+    // A dedicated connection keeps its compressor and decompressor, about
+    // what the config says it costs.
+    for (bytes, config) in [(dedicated_bytes, &dedicated), (small_bytes, &small)] {
+        let expected = config.connection_memory() as isize;
+        assert!(
+            bytes > expected / 2 && bytes < expected * 3 / 2,
+            "dedicated: {bytes} bytes per idle connection, expected about {expected}"
+        );
+    }
 }

@@ -1,0 +1,358 @@
+//! A subscriber's side of publish/subscribe: its topics, and the published
+//! frames waiting for its socket. A frame is shared by every subscriber (one
+//! reference each, no copy) and written from where it lies, gathered with the
+//! session's own output in one `sendmsg`, in the order things were sent.
+//!
+//! Order: each queued frame records how many bytes of session output were
+//! queued before it (counted from the previous frame), so replies, pings and
+//! closes interleave with published frames exactly as they were sent. A frame
+//! published while the program sends a fragmented message waits for its last
+//! fragment (a data frame cannot go in between); if the message is abandoned
+//! (a close), such frames are dropped.
+//!
+//! Connections that cannot take the shared bytes get a copy through their
+//! session instead: client-role connections (each frame masked with its own
+//! key) and TLS ones (encrypted per connection).
+//!
+//! Backpressure: a subscriber whose output (session output plus published
+//! frames) would pass its max output is slow; so is one with frames waiting
+//! while the reactor is over its memory budget. Queued bytes are charged to
+//! the budget as if each subscriber held a copy.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, IoSlice};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::proto::close_code::CloseCode;
+use crate::proto::error::Error as SessionError;
+use crate::proto::event::Message;
+use crate::proto::role::Role;
+use crate::proto::state::State;
+use crate::runtime::connection::{Connection, Flags, Lifecycle};
+use crate::runtime::error::{Error, Result};
+use crate::runtime::handler::ConnHandler;
+use crate::runtime::reactor::Reactor;
+use crate::runtime::topics::{Delivery, Published};
+
+/// Buffers gathered into one `sendmsg`.
+const MAX_GATHER: usize = 64;
+
+/// A frame waiting for the socket.
+#[derive(Debug)]
+struct Queued {
+    frame: Arc<Published>,
+    written: usize,
+    /// Session output bytes to write before it (after the frame ahead of it);
+    /// `None`: all session output up to the end of the fragmented message
+    /// being sent.
+    after: Option<usize>,
+}
+
+/// A connection's subscriptions and published frames.
+#[derive(Debug, Default)]
+pub(super) struct Subscriber {
+    topics: Vec<Rc<str>>,
+    frames: VecDeque<Queued>,
+    /// Frame bytes not yet written (what the budget is charged).
+    bytes: usize,
+    /// Sum of the `after` of the frames queued.
+    session_ahead: usize,
+    /// The program is sending a fragmented message.
+    fragmenting: bool,
+}
+
+/// What a pass of writing published frames came to.
+pub(super) enum PublishedFlush {
+    /// Every frame is written (session output may remain).
+    Done,
+    /// The socket is full.
+    Blocked,
+    /// The connection ended.
+    Failed,
+}
+
+impl<H: ConnHandler> Connection<H> {
+    // ------------------------------------------------------------ subscriptions
+
+    /// Subscribes to `topic` on this connection's reactor. Returns false if it
+    /// was subscribed already. `State` when the connection is not running.
+    pub fn subscribe(&self, topic: &str) -> Result<bool> {
+        let (reactor, token) = self.registered().ok_or(Error::State)?;
+        if self.lifecycle.get() != Lifecycle::Running {
+            return Err(Error::State);
+        }
+        match reactor.topics().subscribe(topic, token.0 as u32) {
+            Some(name) => {
+                self.extra().subscriber.topics.push(name);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Returns whether it was subscribed.
+    pub fn unsubscribe(&self, topic: &str) -> bool {
+        let Some((reactor, token)) = self.registered() else {
+            return false;
+        };
+        let removed = reactor.topics().unsubscribe(topic, token.0 as u32);
+        if removed {
+            self.extra().subscriber.topics.retain(|t| &**t != topic);
+        }
+        removed
+    }
+
+    pub fn is_subscribed(&self, topic: &str) -> bool {
+        self.with_extra(|e| e.subscriber.topics.iter().any(|t| &**t == topic))
+            .unwrap_or(false)
+    }
+
+    /// How many topics it subscribes to.
+    pub fn subscriptions(&self) -> usize {
+        self.with_extra(|e| e.subscriber.topics.len()).unwrap_or(0)
+    }
+
+    /// Leaving the reactor: every subscription ends.
+    pub(super) fn leave_topics(&self, reactor: &Reactor, token: u32) {
+        let topics = match self.extra.borrow_mut().as_mut() {
+            Some(extra) => std::mem::take(&mut extra.subscriber.topics),
+            None => return,
+        };
+        for topic in topics {
+            reactor.topics().unsubscribe(&topic, token);
+        }
+    }
+
+    /// Publishes to `topic` on this connection's reactor (and its group), to
+    /// every subscriber but this connection. Returns how many subscribers of
+    /// this reactor got it.
+    pub fn publish_to_others(&self, topic: &str, message: Message<'_>) -> Result<usize> {
+        let (reactor, token) = self.registered().ok_or(Error::State)?;
+        Ok(reactor.publish(topic, message, Some(token.0 as u32)))
+    }
+
+    // ------------------------------------------------------------ delivery
+
+    /// Queues a published frame, or says why not.
+    pub(super) fn deliver_published(&self, frame: &Arc<Published>) -> Delivery {
+        if self.has(Flags::RELEASED) || self.established().is_err() {
+            return Delivery::NotOpen;
+        }
+        let (role, buffered, max_output) = match self.session() {
+            Some(s) => (s.role(), s.buffered(), s.config().max_output()),
+            None => return Delivery::NotOpen,
+        };
+        if role == Role::Client || self.is_tls() {
+            return match self.send_message(frame.message()) {
+                Ok(()) => Delivery::Queued,
+                Err(Error::Session(SessionError::Full)) => Delivery::Full,
+                Err(_) => Delivery::NotOpen,
+            };
+        }
+        let len = frame.frame().len();
+        let queued = self.published_bytes();
+        let total = buffered + queued;
+        let over_budget = queued > 0 && self.reactor().is_some_and(|r| r.budget().exceeded());
+        if (total > 0 && total.saturating_add(len) > max_output) || over_budget {
+            self.set(Flags::DRAIN_WANTED);
+            return Delivery::Full;
+        }
+        {
+            let mut extra = self.extra();
+            let s = &mut extra.subscriber;
+            let after = if s.fragmenting {
+                None
+            } else {
+                let after = buffered.saturating_sub(s.session_ahead);
+                s.session_ahead += after;
+                Some(after)
+            };
+            s.frames.push_back(Queued {
+                frame: Arc::clone(frame),
+                written: 0,
+                after,
+            });
+            s.bytes += len;
+        }
+        self.charge(len as isize);
+        self.schedule_flush();
+        Delivery::Queued
+    }
+
+    /// Published bytes waiting for the socket.
+    pub(super) fn published_bytes(&self) -> usize {
+        self.with_extra(|e| e.subscriber.bytes).unwrap_or(0)
+    }
+
+    pub(super) fn has_published(&self) -> bool {
+        self.with_extra(|e| !e.subscriber.frames.is_empty()).unwrap_or(false)
+    }
+
+    /// The program sent a fragment: frames published meanwhile wait for the
+    /// last one, then go after it.
+    pub(super) fn fragment_sent(&self, fin: bool) {
+        let buffered = self.session().map_or(0, |s| s.buffered());
+        let mut extra = self.extra.borrow_mut();
+        let s = match extra.as_mut() {
+            Some(extra) => &mut extra.subscriber,
+            None if fin => return,
+            None => &mut extra.get_or_insert_with(Box::default).subscriber,
+        };
+        s.fragmenting = !fin;
+        if fin {
+            for queued in s.frames.iter_mut().filter(|q| q.after.is_none()) {
+                let after = buffered.saturating_sub(s.session_ahead);
+                s.session_ahead += after;
+                queued.after = Some(after);
+            }
+        }
+    }
+
+    /// A close is under way: frames waiting for the end of an abandoned
+    /// fragmented message will never be sent.
+    pub(super) fn drop_waiting_frames(&self) {
+        let dropped = match self.extra.borrow_mut().as_mut() {
+            Some(extra) => {
+                let s = &mut extra.subscriber;
+                s.fragmenting = false;
+                let before = s.bytes;
+                s.frames.retain(|q| q.after.is_some());
+                s.bytes = s.frames.iter().map(|q| q.frame.frame().len() - q.written).sum();
+                before - s.bytes
+            }
+            None => return,
+        };
+        self.charge(-(dropped as isize));
+    }
+
+    /// The socket is gone: the frames are dropped and their charge given back.
+    pub(super) fn clear_published(&self) {
+        let dropped = match self.extra.borrow_mut().as_mut() {
+            Some(extra) => {
+                let s = &mut extra.subscriber;
+                s.frames.clear();
+                s.session_ahead = 0;
+                s.fragmenting = false;
+                std::mem::take(&mut s.bytes)
+            }
+            None => return,
+        };
+        self.charge(-(dropped as isize));
+    }
+
+    // ------------------------------------------------------------ writing
+
+    /// Writes the frames, with the session output around them, in order, until
+    /// none is left or the socket is full.
+    pub(super) fn flush_published(&self) -> PublishedFlush {
+        if !self.state().is_some_and(|s| s == State::Open) || self.has(Flags::CLOSING) {
+            self.drop_waiting_frames();
+        }
+        while self.has_published() {
+            let written = {
+                let Some(session) = self.session() else {
+                    return PublishedFlush::Done;
+                };
+                let pending = session.pending();
+                let extra = self.extra.borrow();
+                let Some(extra) = extra.as_ref() else {
+                    return PublishedFlush::Done;
+                };
+                let mut gather: [IoSlice<'_>; MAX_GATHER] = [IoSlice::new(&[]); MAX_GATHER];
+                let count = gather_output(&pending, &extra.subscriber.frames, &mut gather);
+                if count == 0 {
+                    return PublishedFlush::Done;
+                }
+                self.socket().write_vectored(&gather[..count])
+            };
+            match written {
+                Ok(n) => self.consume_output(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return PublishedFlush::Blocked,
+                Err(_) => {
+                    self.finish(CloseCode::ABNORMAL.0, "write failed", Some(Error::Io("write")));
+                    return PublishedFlush::Failed;
+                }
+            }
+        }
+        PublishedFlush::Done
+    }
+
+    /// `n` bytes of gathered output were written: session bytes and frames, in
+    /// the order `gather_output` laid them out.
+    fn consume_output(&self, mut n: usize) {
+        let mut written_frames = 0;
+        {
+            let Some(session) = self.session() else { return };
+            let mut extra = self.extra.borrow_mut();
+            let Some(extra) = extra.as_mut() else { return };
+            let s = &mut extra.subscriber;
+            while n > 0 {
+                let ahead = match s.frames.front() {
+                    Some(Queued { after: Some(a), .. }) => *a,
+                    _ => usize::MAX,
+                };
+                let from_session = n.min(ahead).min(session.buffered());
+                if from_session > 0 {
+                    session.consume(from_session).expect("at most what is pending");
+                    n -= from_session;
+                    if let Some(Queued { after: Some(a), .. }) = s.frames.front_mut() {
+                        *a -= from_session;
+                        s.session_ahead -= from_session;
+                    }
+                }
+                let Some(front) = s.frames.front_mut() else { break };
+                if n == 0 || front.after != Some(0) {
+                    break;
+                }
+                let len = front.frame.frame().len();
+                let from_frame = n.min(len - front.written);
+                front.written += from_frame;
+                n -= from_frame;
+                s.bytes -= from_frame;
+                written_frames += from_frame;
+                if front.written == len {
+                    s.frames.pop_front();
+                }
+            }
+        }
+        self.charge(-(written_frames as isize));
+    }
+}
+
+/// Lays out, in order, the session output and the frames after it: session
+/// bytes up to the first frame, the frame, the session bytes up to the next…
+/// Returns how many buffers it filled.
+fn gather_output<'a>(pending: &'a [u8], frames: &'a VecDeque<Queued>, gather: &mut [IoSlice<'a>]) -> usize {
+    let capacity = gather.len();
+    let mut count = 0;
+    let mut push = |slice: &'a [u8]| {
+        if !slice.is_empty() {
+            gather[count] = IoSlice::new(slice);
+            count += 1;
+        }
+        count
+    };
+    let mut used = 0;
+    let mut pos = 0;
+    let mut all_frames = true;
+    for queued in frames {
+        if used + 2 > capacity {
+            all_frames = false;
+            break;
+        }
+        let Some(after) = queued.after else {
+            // Everything the session holds goes before it.
+            break;
+        };
+        let end = (pos + after).min(pending.len());
+        push(&pending[pos..end]);
+        pos = end;
+        used = push(&queued.frame.frame()[queued.written..]);
+    }
+    if all_frames && used < capacity {
+        used = push(&pending[pos..]);
+    }
+    used
+}

@@ -1,0 +1,401 @@
+//! Publish/subscribe: a reactor's topics (which connections subscribe to what),
+//! the frame a publish encodes once for all of them, and the group of reactors
+//! (one per thread) whose subscribers a publish reaches.
+//!
+//! A publish frames the message once; every subscriber's output queue holds a
+//! reference to those bytes, not a copy (see `connection/published.rs`). A
+//! subscriber whose output is over its limit is slow: the topic's policy skips
+//! it for that message or closes it with 1008. Subscriptions are kept by
+//! connection token and end when the connection leaves the reactor.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use crate::proto::event::{Message, MessageKind};
+use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::runtime::error::Result;
+use crate::runtime::reactor::{Reactor, Remote};
+
+/// A message framed once for every subscriber: an unmasked, uncompressed
+/// server frame (valid whatever extensions a connection negotiated).
+#[derive(Debug)]
+pub struct Published {
+    frame: Box<[u8]>,
+    header_len: usize,
+    kind: MessageKind,
+}
+
+impl Published {
+    /// Frames `message` (its text already checked by its type).
+    pub fn new(message: Message<'_>) -> Arc<Published> {
+        let (kind, payload) = match message {
+            Message::Text(text) => (MessageKind::Text, text.as_bytes()),
+            Message::Binary(bytes) => (MessageKind::Binary, bytes),
+        };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: match kind {
+                MessageKind::Text => OpCode::Text,
+                MessageKind::Binary => OpCode::Binary,
+            },
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let header_len = header.encode(&mut head);
+        let mut frame = Vec::with_capacity(header_len + payload.len());
+        frame.extend_from_slice(&head[..header_len]);
+        frame.extend_from_slice(payload);
+        Arc::new(Published {
+            frame: frame.into_boxed_slice(),
+            header_len,
+            kind,
+        })
+    }
+
+    /// The whole frame, as written to a plain server connection.
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
+    }
+
+    /// The message, for connections that cannot take the shared frame (client
+    /// role: masked; TLS: encrypted) and send a copy.
+    pub fn message(&self) -> Message<'_> {
+        let payload = &self.frame[self.header_len..];
+        match self.kind {
+            // SAFETY: the payload of a text frame came from a `&str` in `new`.
+            MessageKind::Text => Message::Text(unsafe { std::str::from_utf8_unchecked(payload) }),
+            MessageKind::Binary => Message::Binary(payload),
+        }
+    }
+}
+
+/// What happens to a subscriber whose output is over its limit (the
+/// connection's max output) when a message is published to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlowPolicy {
+    /// It does not get this message; later ones reach it once it has room.
+    #[default]
+    Skip,
+    /// It is closed with 1008 (policy violation).
+    Close,
+}
+
+/// How a delivery to one subscriber went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued for the socket.
+    Queued,
+    /// Not open (handshake not done, or closing): nothing queued, no policy.
+    NotOpen,
+    /// Output over its limit: nothing queued, the topic's policy applies.
+    Full,
+}
+
+/// The subscribers of one topic on one reactor, by connection token.
+#[derive(Debug, Default)]
+struct Topic {
+    members: Vec<u32>,
+    /// Where each member sits in `members` (removal in constant time).
+    index: HashMap<u32, usize>,
+}
+
+/// A reactor's topics.
+#[derive(Debug, Default)]
+pub(crate) struct Topics {
+    topics: RefCell<HashMap<Rc<str>, Topic>>,
+    policies: RefCell<HashMap<Box<str>, SlowPolicy>>,
+}
+
+impl Topics {
+    /// Adds `token` to `topic`. Returns the topic's name to keep (for
+    /// `unsubscribe`) when it was not subscribed yet.
+    pub fn subscribe(&self, topic: &str, token: u32) -> Option<Rc<str>> {
+        let mut topics = self.topics.borrow_mut();
+        let name = match topics.get_key_value(topic) {
+            Some((name, _)) => Rc::clone(name),
+            None => Rc::from(topic),
+        };
+        let entry = topics.entry(Rc::clone(&name)).or_default();
+        if entry.index.contains_key(&token) {
+            return None;
+        }
+        entry.index.insert(token, entry.members.len());
+        entry.members.push(token);
+        Some(name)
+    }
+
+    /// Removes `token` from `topic`; a topic left without subscribers goes.
+    /// Returns whether it was subscribed.
+    pub fn unsubscribe(&self, topic: &str, token: u32) -> bool {
+        let mut topics = self.topics.borrow_mut();
+        let Some(entry) = topics.get_mut(topic) else {
+            return false;
+        };
+        let Some(at) = entry.index.remove(&token) else {
+            return false;
+        };
+        entry.members.swap_remove(at);
+        if let Some(&moved) = entry.members.get(at) {
+            entry.index.insert(moved, at);
+        }
+        if entry.members.is_empty() {
+            topics.remove(topic);
+        }
+        true
+    }
+
+    /// Subscribers of `topic` on this reactor.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.topics.borrow().get(topic).map_or(0, |t| t.members.len())
+    }
+
+    /// Topics with at least one subscriber on this reactor.
+    pub fn count(&self) -> usize {
+        self.topics.borrow().len()
+    }
+
+    pub fn policy(&self, topic: &str) -> SlowPolicy {
+        self.policies.borrow().get(topic).copied().unwrap_or_default()
+    }
+
+    pub fn set_policy(&self, topic: &str, policy: SlowPolicy) {
+        let mut policies = self.policies.borrow_mut();
+        match policy {
+            SlowPolicy::Skip => {
+                policies.remove(topic);
+            }
+            other => {
+                policies.insert(topic.into(), other);
+            }
+        }
+    }
+
+    /// Runs `deliver` on each subscriber of `topic` but `except`; returns the
+    /// tokens for which it answered `Full`, and how many got the message.
+    /// `deliver` must not change the topics.
+    pub fn each_subscriber(
+        &self,
+        topic: &str,
+        except: Option<u32>,
+        mut deliver: impl FnMut(u32) -> Delivery,
+    ) -> (usize, Vec<u32>) {
+        let topics = self.topics.borrow();
+        let Some(entry) = topics.get(topic) else {
+            return (0, Vec::new());
+        };
+        let mut queued = 0;
+        let mut full = Vec::new();
+        for &token in &entry.members {
+            if Some(token) == except {
+                continue;
+            }
+            match deliver(token) {
+                Delivery::Queued => queued += 1,
+                Delivery::Full => full.push(token),
+                Delivery::NotOpen => {}
+            }
+        }
+        (queued, full)
+    }
+}
+
+/// Reactors (one per thread) that publish to each other's subscribers: a
+/// publish on one is delivered by the others on their own threads, through
+/// their job queues (in the order published).
+#[derive(Default)]
+pub(crate) struct TopicGroup {
+    members: Mutex<Vec<Remote>>,
+}
+
+impl TopicGroup {
+    pub fn join(&self, remote: Remote) {
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        if !members.iter().any(|m| m.same_reactor(&remote)) {
+            members.push(remote);
+        }
+    }
+
+    pub fn leave(&self, remote: &Remote) {
+        let mut members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members.retain(|m| !m.same_reactor(remote));
+    }
+
+    /// The members, but `except` (the reactor publishing on its own thread).
+    pub fn others(&self, except: Option<&Remote>) -> Vec<Remote> {
+        let members = self.members.lock().unwrap_or_else(|e| e.into_inner());
+        members
+            .iter()
+            .filter(|m| !except.is_some_and(|e| m.same_reactor(e)))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Reactor {
+    /// Publishes `message` to `topic`, on the reactor's thread: framed once,
+    /// queued now for this reactor's subscribers (but the connection at
+    /// `except`), and for the other reactors of its group through their job
+    /// queues. Returns how many subscribers of this reactor got it.
+    pub fn publish(&self, topic: &str, message: Message<'_>, except: Option<u32>) -> usize {
+        let frame = Published::new(message);
+        let remote = self.remote();
+        let others = remote.group().others(Some(&remote));
+        if !others.is_empty() {
+            let topic: Arc<str> = Arc::from(topic);
+            for other in others {
+                let (topic, frame) = (Arc::clone(&topic), Arc::clone(&frame));
+                // A reactor that stopped taking jobs has left the group: nothing to reach.
+                let _ = other.defer(Box::new(move |r| {
+                    r.deliver_published(&topic, &frame, None);
+                }));
+            }
+        }
+        self.deliver_published(topic, &frame, except)
+    }
+
+    /// Joins the group of `other` (a handle to another reactor, maybe on
+    /// another thread): from now on publishes on either reach the subscribers
+    /// of both (and of every reactor in the group).
+    pub fn share_topics_with(&self, other: &Remote) {
+        self.remote().join_group_of(other);
+    }
+
+    /// Subscribers of `topic` on this reactor.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.topics().subscribers(topic)
+    }
+
+    /// Topics with subscribers on this reactor.
+    pub fn topic_count(&self) -> usize {
+        self.topics().count()
+    }
+
+    /// What happens to slow subscribers of `topic` on this reactor.
+    pub fn set_topic_policy(&self, topic: &str, policy: SlowPolicy) {
+        self.topics().set_policy(topic, policy);
+    }
+
+    /// Queues `frame` for the subscribers of `topic` (but `except`), applying
+    /// the topic's policy to those with no room. Returns how many got it.
+    pub(crate) fn deliver_published(&self, topic: &str, frame: &Arc<Published>, except: Option<u32>) -> usize {
+        let (queued, full) = self.topics().each_subscriber(topic, except, |token| {
+            self.source(token as usize)
+                .map_or(Delivery::NotOpen, |s| s.deliver(frame))
+        });
+        if !full.is_empty() && self.topics().policy(topic) == SlowPolicy::Close {
+            for token in full {
+                if let Some(source) = self.source(token as usize) {
+                    source.close_slow();
+                }
+            }
+        }
+        queued
+    }
+}
+
+impl Remote {
+    /// THREAD-SAFE: this reactor joins the group of `other`.
+    pub fn join_group_of(&self, other: &Remote) {
+        if !self.same_reactor(other) {
+            self.set_group(other.group());
+        }
+    }
+
+    /// THREAD-SAFE: publishes `message` to `topic` on every reactor of this
+    /// one's group (this one included), each delivering on its own thread,
+    /// through its job queue, in the order published.
+    pub fn publish(&self, topic: &str, message: Message<'_>) -> Result<()> {
+        let frame = Published::new(message);
+        let topic: Arc<str> = Arc::from(topic);
+        let mut result = Ok(());
+        for member in self.group().others(None) {
+            let (topic, frame) = (Arc::clone(&topic), Arc::clone(&frame));
+            let deferred = member.defer(Box::new(move |r| {
+                r.deliver_published(&topic, &frame, None);
+            }));
+            if member.same_reactor(self) {
+                result = deferred;
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_counted_once_and_topics_go_with_their_last_subscriber() {
+        let t = Topics::default();
+        assert!(t.subscribe("a", 1).is_some());
+        assert!(t.subscribe("a", 1).is_none(), "twice is once");
+        assert!(t.subscribe("a", 2).is_some());
+        assert!(t.subscribe("b", 1).is_some());
+        assert_eq!((t.subscribers("a"), t.subscribers("b"), t.count()), (2, 1, 2));
+        assert!(t.unsubscribe("a", 1));
+        assert!(!t.unsubscribe("a", 1));
+        assert!(!t.unsubscribe("zzz", 1));
+        assert_eq!(t.subscribers("a"), 1);
+        assert!(t.unsubscribe("b", 1));
+        assert_eq!(t.count(), 1);
+        assert_eq!(t.subscribers("b"), 0);
+    }
+
+    #[test]
+    fn removal_keeps_every_other_member_reachable() {
+        let t = Topics::default();
+        for token in 0..100 {
+            t.subscribe("x", token);
+        }
+        for token in (0..100).step_by(3) {
+            assert!(t.unsubscribe("x", token));
+        }
+        let mut seen = Vec::new();
+        let (queued, full) = t.each_subscriber("x", Some(1), |token| {
+            seen.push(token);
+            if token == 2 {
+                Delivery::Full
+            } else {
+                Delivery::Queued
+            }
+        });
+        seen.sort_unstable();
+        let expected: Vec<u32> = (0..100).filter(|n| n % 3 != 0 && *n != 1).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(full, vec![2]);
+        assert_eq!(queued, expected.len() - 1);
+        for token in expected {
+            assert!(t.unsubscribe("x", token));
+        }
+        assert!(t.unsubscribe("x", 1));
+        assert_eq!(t.count(), 0);
+    }
+
+    #[test]
+    fn policies_default_to_skip() {
+        let t = Topics::default();
+        assert_eq!(t.policy("a"), SlowPolicy::Skip);
+        t.set_policy("a", SlowPolicy::Close);
+        assert_eq!(t.policy("a"), SlowPolicy::Close);
+        assert_eq!(t.policy("b"), SlowPolicy::Skip);
+        t.set_policy("a", SlowPolicy::Skip);
+        assert_eq!(t.policy("a"), SlowPolicy::Skip);
+    }
+
+    #[test]
+    fn a_message_is_framed_once_unmasked() {
+        let p = Published::new(Message::Text("hello"));
+        assert_eq!(p.frame(), b"\x81\x05hello");
+        assert_eq!(p.message(), Message::Text("hello"));
+        let big = vec![7u8; 70_000];
+        let p = Published::new(Message::Binary(&big));
+        assert_eq!(&p.frame()[..2], &[0x82, 127]);
+        assert_eq!(p.frame().len(), 10 + 70_000);
+        assert_eq!(p.message(), Message::Binary(&big[..]));
+    }
+}
