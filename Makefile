@@ -31,7 +31,7 @@
 #                 installed files still name the paths without it)
 
 # Seconds of fuzzing per target in `make test` (fuzz/README: how to fuzz for hours).
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 10
 EXAMPLE ?= echo_server
 PORT    ?= 9998
 CARGO   ?= cargo

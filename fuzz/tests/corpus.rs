@@ -93,9 +93,10 @@ fn committed_corpus_passes_every_check() {
             .collect();
         inputs.sort();
         if sample {
-            // Every 8th file, the smallest first: enough to exercise each path.
+            // Every 8th file, the smallest first, five per target: each path
+            // is exercised, in minutes (the whole corpus runs natively).
             inputs.sort_by_key(|(_, b)| b.len());
-            inputs = inputs.into_iter().step_by(8).take(12).collect();
+            inputs = inputs.into_iter().step_by(8).take(5).collect();
         }
         replay(target, inputs);
     }

@@ -230,6 +230,8 @@ mod tests {
     }
 
     #[test]
+    // Safe code over many inputs: long under Miri, which has nothing to find in it.
+    #[cfg_attr(miri, ignore)]
     fn every_prefix_is_incomplete() {
         for len in 0..RFC_REQUEST.len() {
             assert_eq!(parse(&RFC_REQUEST[..len]), Ok(None), "prefix {len}");
