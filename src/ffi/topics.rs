@@ -134,11 +134,10 @@ pub unsafe extern "C" fn wsconn_publish(
             return code(Failure::Null);
         };
         // SAFETY: forwarded caller guarantees.
-        match unsafe { publish_args(topic, r#type, data, len) } {
-            Ok((topic, kind, data)) => match message_arg(kind, data) {
-                Ok(message) => count(reactor.publish(topic, message, None)),
-                Err(e) => code(e),
-            },
+        let published = unsafe { publish_args(topic, r#type, data, len) }
+            .and_then(|(topic, kind, data)| Ok(reactor.publish(topic, message_arg(kind, data)?, None)));
+        match published {
+            Ok(n) => count(n),
             Err(e) => code(e),
         }
     })
