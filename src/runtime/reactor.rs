@@ -30,6 +30,9 @@ use crate::runtime::watch::Watches;
 pub const READ_BUFFER_SIZE: usize = 64 << 10;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+/// Writes between two looks at the sockets while a turn's output is written
+/// (see `flush_dirty`).
+const POLL_WHILE_FLUSHING: usize = 128;
 
 /// What the reactor drives: its connections and acceptors.
 pub(crate) trait Source {
@@ -445,6 +448,15 @@ impl Reactor {
         if let Some(wait) = self.timers.next_wait(self.now_ms()) {
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
+        let mut handled = self.poll_and_handle(timeout)?;
+        handled += self.run_list(&self.ready, |s| s.on_ready());
+        handled += self.run_timers();
+        Ok(handled)
+    }
+
+    /// Waits at most `timeout` for I/O and runs the handlers of what happened.
+    /// Returns the number of events handled.
+    fn poll_and_handle(&self, timeout: Option<Duration>) -> Result<usize> {
         let mut events = std::mem::replace(&mut *self.events.borrow_mut(), Events::with_capacity(0));
         let polled = self.poll.borrow_mut().poll(&mut events, timeout);
         if let Err(e) = polled {
@@ -469,14 +481,12 @@ impl Reactor {
             }
         }
         *self.events.borrow_mut() = events;
-        handled += self.run_list(&self.ready, |s| s.on_ready());
-        handled += self.run_timers();
         Ok(handled)
     }
 
     /// Runs `f` on the objects listed in `list` so far (those it adds go to the
     /// next batch), reusing one vector's memory from turn to turn.
-    fn run_list(&self, list: &RefCell<Vec<usize>>, f: impl Fn(&dyn Source)) -> usize {
+    fn run_list(&self, list: &RefCell<Vec<usize>>, mut f: impl FnMut(&dyn Source)) -> usize {
         let mut batch = std::mem::take(&mut *self.batch.borrow_mut());
         std::mem::swap(&mut batch, &mut *list.borrow_mut());
         let count = batch.len();
@@ -493,7 +503,22 @@ impl Reactor {
         count
     }
 
+    /// Writes the output of the turn. A long batch (a publish to thousands of
+    /// subscribers) looks at the sockets every `POLL_WHILE_FLUSHING` writes:
+    /// input that arrived meanwhile (the next messages of a publisher) is
+    /// handled at once, so the subscribers not yet written get it in the same
+    /// write. Only the first batch does, so that a flood of input cannot keep
+    /// the turn from ending (timers, reads deferred to the next turn).
     fn flush_dirty(&self) {
+        let mut written = 0usize;
+        self.run_list(&self.dirty, |s| {
+            s.flush();
+            written += 1;
+            if written % POLL_WHILE_FLUSHING == 0 {
+                // An error here shows again at the next turn's poll.
+                let _ = self.poll_and_handle(Some(Duration::ZERO));
+            }
+        });
         while self.run_list(&self.dirty, |s| s.flush()) > 0 {}
     }
 
