@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rust_echo::echo_server;
+use rust_echo::{echo_server, run_until};
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::connection::Connection;
 use wsconn::runtime::error::Error;
@@ -103,14 +103,6 @@ fn client(
 }
 
 /// Dispatches until `done` or the deadline.
-fn run_until(reactor: &Reactor, seconds: u64, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out");
-        reactor.dispatch(50).expect("dispatch");
-    }
-}
-
 #[test]
 fn echo_server_and_clients_in_rust_only() {
     let reactor = Reactor::new().unwrap();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certs::{Leaf, TestCa};
-use rust_echo::echo_server_with;
+use rust_echo::{echo_server_with, run_until};
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::config::ConnConfig;
 use wsconn::runtime::connection::Connection;
@@ -92,14 +92,6 @@ fn client(reactor: &Reactor, url: &str, ca: Option<&str>, echoes: usize) -> (Non
     }
     c.connect(url).expect("connect accepted");
     (conn, log)
-}
-
-fn run_until(reactor: &Reactor, seconds: u64, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out");
-        reactor.dispatch(50).expect("dispatch");
-    }
 }
 
 fn ended(log: &Log) -> Option<(u16, Option<Error>)> {

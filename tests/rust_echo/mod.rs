@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::ptr::NonNull;
+use std::time::{Duration, Instant};
 
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::connection::Connection;
@@ -37,4 +38,13 @@ pub fn echo_server_with(reactor: &Reactor, configure: impl FnOnce(&Acceptor)) ->
 /// A plain listening echo server on `reactor`.
 pub fn echo_server(reactor: &Reactor) -> (NonNull<Acceptor>, u16) {
     echo_server_with(reactor, |_| {})
+}
+
+/// Dispatches `reactor` until `done` says so; fails after `seconds`.
+pub fn run_until(reactor: &Reactor, seconds: u64, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        reactor.dispatch(50).expect("dispatch");
+    }
 }
