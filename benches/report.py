@@ -212,6 +212,8 @@ def print_table(summary, meta):
         print(meta["t2"])
     if meta.get("uws"):
         print(meta["uws"])
+    if meta.get("tls"):
+        print(meta["tls"])
     for w, title in WORKLOADS:
         servers = summary.get(w)
         if not servers:

@@ -470,6 +470,8 @@ REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/$LATEST.json" --png "$RESULTS/$LATEST
     --meta "busy_start_pct=$BUSY_START" --meta "busy_end_pct=$BUSY_END")
 [ -n "$T2_NOTE" ] && REPORT_ARGS+=(--meta "t2=$T2_NOTE")
 [ -n "$UWS_NOTE" ] && REPORT_ARGS+=(--meta "uws=$UWS_NOTE")
+[ ${#TLS_WORKLOADS[@]} -gt 0 ] && REPORT_ARGS+=(--meta "tls=TLS rows: ECDSA P-256 test certificate; \
+wsbench on rustls (ring), its default preferences (TLS 1.3, X25519, AES-256-GCM first), no resumption")
 [ -n "$CODEC_JSON" ] && REPORT_ARGS+=(--codec "$CODEC_JSON")
 [ -n "$ALLOC_TXT" ] && REPORT_ARGS+=(--alloc "$ALLOC_TXT")
 
