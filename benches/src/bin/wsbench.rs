@@ -32,8 +32,9 @@
 //! echoes with RSV1 are inflated, with the server's context kept unless it
 //! agreed to server_no_context_takeover, before they are compared), --tls CA_FILE
 //! (wss://: TLS over every connection, rustls trusting the PEM certificates of
-//! CA_FILE, a full handshake each time; each connect cycle then includes the TLS
-//! handshake). The JSON gives the generator's CPU use during the
+//! CA_FILE, a full handshake each time, the chain and the server's signature
+//! checked on the first handshake with each certificate; each connect cycle
+//! then includes the TLS handshake). The JSON gives the generator's CPU use during the
 //! measured window (client_cpu_util, 1.0 = one core), and the server's
 //! (server_cpu_util) when --pid is given: the side near 1.0 is the limit.
 
