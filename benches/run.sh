@@ -461,7 +461,8 @@ BUSY_END=$(busy_pct)
 # --- report ------------------------------------------------------------------
 LATEST=latest
 if [ "$PLAIN" = 0 ]; then
-    LATEST=latest$([ "$DEFLATE" = 1 ] && echo -deflate)$([ "$TLS" = 1 ] && echo -tls)
+    [ "$DEFLATE" = 0 ] || LATEST=$LATEST-deflate
+    [ "$TLS" = 0 ] || LATEST=$LATEST-tls
 fi
 REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/$LATEST.json" --png "$RESULTS/$LATEST.png"
     --meta "reps=$REPS" --meta "seconds=$SECS" --meta "idle_conns=$IDLE_CONNS"
