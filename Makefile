@@ -127,12 +127,13 @@ venv:
 	fi
 
 # Benchmarks (not part of `make test`): wsconn against tokio-tungstenite,
-# fastwebsockets and libwebsockets, side by side, and the permessage-deflate
-# rows against uWebSockets.js; then publish/subscribe fan-out against
-# uWebSockets.js and the Redis relay (benches/fanout.sh). BENCH_ARGS=--quick
-# for a ~2 minute smoke run of the first (--no-deflate without the deflate
-# rows, --deflate-only with only them), FANOUT_ARGS=--quick for the second.
-# Needs: apt-get install libwebsockets-dev pkg-config python3-venv
+# fastwebsockets and libwebsockets, side by side, the permessage-deflate rows
+# against uWebSockets.js and the TLS (wss://) rows against libwebsockets on
+# OpenSSL; then publish/subscribe fan-out against uWebSockets.js and the Redis
+# relay (benches/fanout.sh). BENCH_ARGS=--quick for a ~2 minute smoke run of
+# the first (--no-deflate / --no-tls without the deflate / TLS rows,
+# --deflate-only / --tls-only with only them), FANOUT_ARGS=--quick for the
+# second. Needs: apt-get install libwebsockets-dev pkg-config python3-venv openssl
 bench:
 	bash benches/run.sh $(BENCH_ARGS)
 	bash benches/fanout.sh $(FANOUT_ARGS)

@@ -11,7 +11,9 @@ is kept; ratios are wsconn's echo_server divided by the server: for messages/s
 and connections/s higher is better (>= 1.0: echo_server ahead), for latency and
 bytes per idle connection lower is better (<= 1.0: echo_server ahead). In the
 permessage-deflate tables (workloads z*) the ratio on a uWebSockets.js row is
-the echo_server of the same compression mode divided by it.
+the echo_server of the same compression mode divided by it; in the TLS tables
+(workloads tls*, wss://) the ratio on the libwebsockets_tls row is
+echo_server_tls divided by it.
 
 The table needs only the standard library; the chart needs matplotlib (run.sh
 makes a venv with it).
@@ -29,7 +31,7 @@ BASE = "echo_server"
 SERVER_ORDER = ["echo_server", "echo_server_t2", "epoll_echo", "tokio_tungstenite", "fastwebsockets",
                 "libwebsockets", "uwebsockets_js",
                 "echo_server_z", "uwebsockets_js_z", "echo_server_zd15", "uwebsockets_js_zd15",
-                "echo_server_zd9", "uwebsockets_js_zd9"]
+                "echo_server_zd9", "uwebsockets_js_zd9", "echo_server_tls", "libwebsockets_tls"]
 WORKLOADS = [
     ("1x1x32B", "1 conn x 1 in flight x 32 B (latency)"),
     ("100x16x32B", "100 conns x 16 in flight x 32 B"),
@@ -41,12 +43,18 @@ WORKLOADS = [
     ("z100x4x16KiB", "permessage-deflate: 100 conns x 4 in flight x 16 KiB JSON-like text"),
     ("zidle", "permessage-deflate: idle connections, server RSS growth per connection (after echo: "
               "after one compressed 1 KiB echo each)"),
+    ("tls100x16x32B", "TLS (wss://): 100 conns x 16 in flight x 32 B"),
+    ("tls100x4x16KiB", "TLS (wss://): 100 conns x 4 in flight x 16 KiB"),
+    ("tlsconnect", "TLS handshake rate: TCP connect, full TLS handshake, upgrade, close; 16 concurrent clients"),
+    ("tlsidle", "TLS idle connections: server RSS growth per connection"),
 ]
 # permessage-deflate rows: the uWebSockets.js server of each mode and the
 # echo_server it is compared with (shared: no context takeover; dedicated:
 # context takeover with 15- or 9-bit windows).
 DEFLATE_BASE = {"uwebsockets_js_z": "echo_server_z", "uwebsockets_js_zd15": "echo_server_zd15",
                 "uwebsockets_js_zd9": "echo_server_zd9"}
+# TLS rows: libwebsockets on OpenSSL against echo_server on rustls.
+TLS_BASE = {"libwebsockets_tls": "echo_server_tls"}
 # (key, column title, format, higher_is_better)
 ECHO_COLS = [("msgs_per_s", "msgs/s", "{:,.0f}", True), ("mb_per_s", "MB/s", "{:,.1f}", True),
              ("p50_us", "p50 us", "{:,.1f}", False), ("p99_us", "p99 us", "{:,.1f}", False),
@@ -62,9 +70,9 @@ IDLE_GOAL_BYTES = 273
 
 
 def cols_for(workload):
-    if workload == "connect":
+    if workload in ("connect", "tlsconnect"):
         return CONNECT_COLS
-    if workload in ("idle", "zidle"):
+    if workload in ("idle", "zidle", "tlsidle"):
         return IDLE_COLS
     return ECHO_COLS
 
@@ -73,6 +81,8 @@ def base_of(workload, server):
     """The wsconn server a row is compared with (None: no ratio)."""
     if workload.startswith("z"):
         return DEFLATE_BASE.get(server)
+    if workload.startswith("tls"):
+        return TLS_BASE.get(server)
     return BASE
 
 
@@ -202,6 +212,8 @@ def print_table(summary, meta):
         print(meta["t2"])
     if meta.get("uws"):
         print(meta["uws"])
+    if meta.get("tls"):
+        print(meta["tls"])
     for w, title in WORKLOADS:
         servers = summary.get(w)
         if not servers:
@@ -211,6 +223,8 @@ def print_table(summary, meta):
         print(f"{w}: {title}")
         if w.startswith("z"):
             print("  (ratio on a uwebsockets_js row: the echo_server row of the same mode / it)")
+        if w.startswith("tls"):
+            print("  (ratio on the libwebsockets_tls row: echo_server_tls / it)")
         head = f"  {'server':<20}" + "".join(f"{c[1]:>18}" for c in cols)
         widths = [max(20, len("ratio " + c[1]) + 2) for c in ratio_cols(w)]
         head += "".join(f"{'ratio ' + c[1]:>{n}}" for c, n in zip(ratio_cols(w), widths))
@@ -250,7 +264,11 @@ def chart(summary, path, meta):
               ("z100x16x1KiB", "msgs_per_s", "permessage-deflate msgs/s, 100x16x1 KiB"),
               ("z100x4x16KiB", "msgs_per_s", "permessage-deflate msgs/s, 100x4x16 KiB"),
               ("zidle", "rss_per_conn_after_echo_b",
-               "permessage-deflate: RSS per connection after a compressed echo, bytes")]
+               "permessage-deflate: RSS per connection after a compressed echo, bytes"),
+              ("tls100x16x32B", "msgs_per_s", "TLS msgs/s, 100x16x32 B"),
+              ("tls100x4x16KiB", "msgs_per_s", "TLS msgs/s, 100x4x16 KiB"),
+              ("tlsconnect", "connects_per_s", "TLS handshakes/s (connect, handshake, upgrade, close)"),
+              ("tlsidle", "rss_per_conn_b", "TLS: server RSS per idle connection, bytes (lower is better)")]
     panels = [p for p in panels if summary.get(p[0])]
     if not panels:
         return False
@@ -261,7 +279,7 @@ def chart(summary, path, meta):
                "tokio_tungstenite": "#1f77b4", "fastwebsockets": "#2ca02c", "libwebsockets": "#9467bd",
                "uwebsockets_js": "#8c564b", "echo_server_z": "#d62728", "echo_server_zd15": "#e7969c",
                "echo_server_zd9": "#ff9896", "uwebsockets_js_z": "#8c564b", "uwebsockets_js_zd15": "#c49c94",
-               "uwebsockets_js_zd9": "#d9b8b0"}
+               "uwebsockets_js_zd9": "#d9b8b0", "echo_server_tls": "#d62728", "libwebsockets_tls": "#9467bd"}
     for ax, (w, k, title) in zip(axes.flat, panels):
         servers = summary[w]
         names = [s for s in SERVER_ORDER if s in servers and k in servers[s]]
@@ -271,7 +289,7 @@ def chart(summary, path, meta):
             ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {v:,.0f}" if v >= 100 else f" {v:,.1f}",
                     va="center", fontsize=8)
         ax.set_title(title, fontsize=10)
-        if w in ("idle", "zidle") and vals and min(vals) > 0 and max(vals) / min(vals) > 50:
+        if w in ("idle", "zidle", "tlsidle") and vals and min(vals) > 0 and max(vals) / min(vals) > 50:
             ax.set_xscale("log")
         ax.tick_params(labelsize=8)
         ax.margins(x=0.18)

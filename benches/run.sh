@@ -17,6 +17,8 @@
 #   --no-build        use what is built
 #   --no-deflate      skip the permessage-deflate rows
 #   --deflate-only    only the permessage-deflate rows (no codec benchmarks either)
+#   --no-tls          skip the TLS (wss://) rows
+#   --tls-only        only the TLS rows (no codec benchmarks either)
 #
 # What it does: builds the library and C examples (make -C c-examples), the
 # benchmark package (cargo build --release in benches/: wsbench, the Rust peers,
@@ -35,11 +37,19 @@
 # and uWebSockets.js with SHARED_COMPRESSOR, DEDICATED_COMPRESSOR (15-bit
 # windows) and DEDICATED_COMPRESSOR_3KB (9 bits); ratios against the uWS row
 # of the same mode.
+# Then the TLS rows (wss://; wsbench --tls CA, rustls, a full handshake per
+# connection): 100x16x32B, 100x4x16KiB, handshake rate (16 clients looping over
+# TCP connect, TLS handshake, upgrade, close) and idle TLS connections, for
+# echo_server --tls-cert/--tls-key (rustls) and the libwebsockets peer with the
+# same certificate (OpenSSL); ratios echo_server / libwebsockets. The ECDSA
+# P-256 test CA and server certificate (127.0.0.1, localhost) are made with
+# the openssl CLI into benches/target/tls (benches/tls_certs.sh).
 #
 # Output: one table on stdout (each server's figures and wsconn's echo_server
 # ratio to it), benches/results/latest.json (everything, raw runs included) and
 # benches/results/latest.png (a chart; matplotlib in a venv, target/bench-venv);
-# --deflate-only writes latest-deflate.json and .png instead.
+# --deflate-only / --tls-only write latest-deflate.* / latest-tls.* instead
+# (latest-deflate-tls.* with both sections and no plain rows).
 # Only 127.0.0.1 is used; every server and generator run has a time limit.
 
 set -euo pipefail
@@ -50,7 +60,7 @@ RESULTS="$HERE/results"
 TARGET="$HERE/target"
 VENV="$ROOT/target/bench-venv"
 
-QUICK=0 REPS=3 SECS=3 IDLE_CONNS=10000 BINARY=0 CODEC=1 BUILD=1 SERVERS="" PIN=split DEFLATE=1 PLAIN=1
+QUICK=0 REPS=3 SECS=3 IDLE_CONNS=10000 BINARY=0 CODEC=1 BUILD=1 SERVERS="" PIN=split DEFLATE=1 PLAIN=1 TLS=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -63,8 +73,10 @@ while [ $# -gt 0 ]; do
         --no-codec) CODEC=0 ;;
         --no-build) BUILD=0 ;;
         --no-deflate) DEFLATE=0 ;;
-        --deflate-only) PLAIN=0 CODEC=0 ;;
-        -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+        --deflate-only) PLAIN=0 CODEC=0 TLS=0 ;;
+        --no-tls) TLS=0 ;;
+        --tls-only) PLAIN=0 CODEC=0 DEFLATE=0 ;;
+        -h|--help) sed -n '2,53p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -72,8 +84,8 @@ done
 if [ "$QUICK" = 1 ]; then
     REPS=1 SECS=1 IDLE_CONNS=1000
 fi
-if [ "$DEFLATE" = 0 ] && [ "$PLAIN" = 0 ]; then
-    echo "run.sh: --no-deflate and --deflate-only leave nothing to run" >&2
+if [ "$DEFLATE" = 0 ] && [ "$PLAIN" = 0 ] && [ "$TLS" = 0 ]; then
+    echo "run.sh: these options leave nothing to run (--deflate-only, --tls-only, --no-deflate, --no-tls)" >&2
     exit 2
 fi
 
@@ -87,6 +99,7 @@ command -v cargo >/dev/null || die "cargo is needed"
 if [ "$BUILD" = 1 ]; then
     packages=()
     command -v taskset >/dev/null || packages+=(util-linux)
+    [ "$TLS" = 0 ] || command -v openssl >/dev/null || packages+=(openssl)
     command -v pkg-config >/dev/null || packages+=(pkg-config)
     pkg-config --exists libwebsockets 2>/dev/null || packages+=(libwebsockets-dev)
     command -v node >/dev/null || packages+=(nodejs)
@@ -151,6 +164,12 @@ for f in "$WSBENCH" "$ROOT/c-examples/echo_server" "$ROOT/c-examples/epoll_echo"
     "$TARGET/release/tokio_tungstenite_echo" "$TARGET/release/fastwebsockets_echo" "$LWS_BIN"; do
     [ -x "$f" ] || die "$f is not built (run without --no-build)"
 done
+
+# --- TLS test certificates ---------------------------------------------------------
+TLS_DIR="$TARGET/tls"
+if [ "$TLS" = 1 ]; then
+    bash "$HERE/tls_certs.sh" "$TLS_DIR" || die "could not make the TLS test certificates in $TLS_DIR"
+fi
 
 # --- machine -----------------------------------------------------------------
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -225,6 +244,12 @@ DEFLATE_SERVER_DEFS=(
     "echo_server_zd15|$ROOT/c-examples/echo_server --deflate-dedicated 15 PORT|$SERVER_CPU"
     "echo_server_zd9|$ROOT/c-examples/echo_server --deflate-dedicated 9 PORT|$SERVER_CPU"
 )
+# TLS rows: the same certificate for wsconn (rustls) and libwebsockets (OpenSSL).
+TLS_FILES="--tls-cert $TLS_DIR/server.pem --tls-key $TLS_DIR/server.key"
+TLS_SERVER_DEFS=(
+    "echo_server_tls|$ROOT/c-examples/echo_server $TLS_FILES PORT|$SERVER_CPU"
+    "libwebsockets_tls|$LWS_BIN $TLS_FILES PORT|$SERVER_CPU"
+)
 if (cd "$UWS_DIR" && node -e 'import("uws-pack").then(() => process.exit(0), () => process.exit(1))') 2>/dev/null; then
     SERVER_DEFS+=("uwebsockets_js|node $UWS_DIR/echo.mjs PORT|$SERVER_CPU")
     DEFLATE_SERVER_DEFS+=(
@@ -249,19 +274,24 @@ if printf '%s\n' "$ES_HELP" | grep -q -- '-t N'; then
 fi
 [ -n "$T2_NOTE" ] && log "$T2_NOTE"
 if [ -n "$SERVERS" ]; then
-    keep=() keep_z=()
+    keep=() keep_z=() keep_tls=()
     for def in "${SERVER_DEFS[@]}"; do
         case ",$SERVERS," in *",${def%%|*},"*) keep+=("$def") ;; esac
     done
     for def in "${DEFLATE_SERVER_DEFS[@]}"; do
         case ",$SERVERS," in *",${def%%|*},"*) keep_z+=("$def") ;; esac
     done
-    [ $((${#keep[@]} + ${#keep_z[@]})) -gt 0 ] ||
-        die "--servers matched none of: $(printf '%s ' "${SERVER_DEFS[@]%%|*}" "${DEFLATE_SERVER_DEFS[@]%%|*}")"
-    SERVER_DEFS=("${keep[@]}") DEFLATE_SERVER_DEFS=("${keep_z[@]}")
+    for def in "${TLS_SERVER_DEFS[@]}"; do
+        case ",$SERVERS," in *",${def%%|*},"*) keep_tls+=("$def") ;; esac
+    done
+    [ $((${#keep[@]} + ${#keep_z[@]} + ${#keep_tls[@]})) -gt 0 ] ||
+        die "--servers matched none of: $(printf '%s ' "${SERVER_DEFS[@]%%|*}" "${DEFLATE_SERVER_DEFS[@]%%|*}" \
+            "${TLS_SERVER_DEFS[@]%%|*}")"
+    SERVER_DEFS=("${keep[@]}") DEFLATE_SERVER_DEFS=("${keep_z[@]}") TLS_SERVER_DEFS=("${keep_tls[@]}")
 fi
 [ "$PLAIN" = 1 ] || SERVER_DEFS=()
 [ "$DEFLATE" = 1 ] || DEFLATE_SERVER_DEFS=()
+[ "$TLS" = 1 ] || TLS_SERVER_DEFS=()
 
 KIND_ARGS=()
 [ "$BINARY" = 1 ] && KIND_ARGS=(--binary)
@@ -280,8 +310,17 @@ DEFLATE_WORKLOADS=(
     "z100x4x16KiB|echo --deflate --conns 100 --inflight 4 --size 16384"
     "zidle|idle --deflate --conns $IDLE_CONNS --size 1024"
 )
+# wss://: wsbench trusts the test CA; 16 clients for the handshake rate.
+TLS_CA="$TLS_DIR/ca.pem"
+TLS_WORKLOADS=(
+    "tls100x16x32B|echo --tls $TLS_CA --conns 100 --inflight 16 --size 32"
+    "tls100x4x16KiB|echo --tls $TLS_CA --conns 100 --inflight 4 --size 16384"
+    "tlsconnect|connect --tls $TLS_CA --conns 16"
+    "tlsidle|idle --tls $TLS_CA --conns $IDLE_CONNS"
+)
 [ "$PLAIN" = 1 ] || WORKLOADS=()
 [ "$DEFLATE" = 1 ] || DEFLATE_WORKLOADS=()
+[ "$TLS" = 1 ] || TLS_WORKLOADS=()
 
 SERVER_PID=""
 cleanup() {
@@ -352,9 +391,10 @@ busy_pct() {
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_START=$(busy_pct)
 [ "$BUSY_START" -gt 15 ] && log "the machine is ${BUSY_START}% busy before the runs: other processes will compete with the servers"
-TOTAL=$((REPS * (${#WORKLOADS[@]} * ${#SERVER_DEFS[@]} + ${#DEFLATE_WORKLOADS[@]} * ${#DEFLATE_SERVER_DEFS[@]})))
+TOTAL=$((REPS * (${#WORKLOADS[@]} * ${#SERVER_DEFS[@]} + ${#DEFLATE_WORKLOADS[@]} * ${#DEFLATE_SERVER_DEFS[@]} +
+    ${#TLS_WORKLOADS[@]} * ${#TLS_SERVER_DEFS[@]})))
 N=0
-log "servers: ${#SERVER_DEFS[@]} (+${#DEFLATE_SERVER_DEFS[@]} with permessage-deflate), workloads: ${#WORKLOADS[@]} (+${#DEFLATE_WORKLOADS[@]}), repetitions: $REPS ($TOTAL runs, $PIN_NOTE)"
+log "servers: ${#SERVER_DEFS[@]} (+${#DEFLATE_SERVER_DEFS[@]} with permessage-deflate, +${#TLS_SERVER_DEFS[@]} with TLS), workloads: ${#WORKLOADS[@]} (+${#DEFLATE_WORKLOADS[@]}, +${#TLS_WORKLOADS[@]}), repetitions: $REPS ($TOTAL runs, $PIN_NOTE)"
 
 # One measurement: run_one SERVER_DEF WORKLOAD REP (appends a line to $RAW).
 run_one() {
@@ -376,8 +416,8 @@ run_one() {
     # --pid: wsbench reads the server's CPU time (and, for idle, its RSS).
     extra=(--pid "$SERVER_PID")
     case "$wname" in
-        idle|zidle) ;;
-        connect) extra+=(--seconds "$SECS") ;;
+        idle|zidle|tlsidle) ;;
+        connect|tlsconnect) extra+=(--seconds "$SECS") ;;
         z*) extra+=(--seconds "$SECS") ;;
         *) extra+=(--seconds "$SECS" "${KIND_ARGS[@]}") ;;
     esac
@@ -408,6 +448,11 @@ for rep in $(seq "$REPS"); do
             run_one "$def" "$wl" "$rep"
         done
     done
+    for wl in "${TLS_WORKLOADS[@]}"; do
+        for def in "${TLS_SERVER_DEFS[@]}"; do
+            run_one "$def" "$wl" "$rep"
+        done
+    done
 done
 rm -f "$RESULTS/server-$STAMP.log.tmp"
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -415,7 +460,10 @@ BUSY_END=$(busy_pct)
 
 # --- report ------------------------------------------------------------------
 LATEST=latest
-[ "$PLAIN" = 1 ] || LATEST=latest-deflate
+if [ "$PLAIN" = 0 ]; then
+    [ "$DEFLATE" = 0 ] || LATEST=$LATEST-deflate
+    [ "$TLS" = 0 ] || LATEST=$LATEST-tls
+fi
 REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/$LATEST.json" --png "$RESULTS/$LATEST.png"
     --meta "reps=$REPS" --meta "seconds=$SECS" --meta "idle_conns=$IDLE_CONNS"
     --meta "kind=$([ "$BINARY" = 1 ] && echo binary || echo text)" --meta "pinning=$PIN_NOTE"
@@ -423,6 +471,8 @@ REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/$LATEST.json" --png "$RESULTS/$LATEST
     --meta "busy_start_pct=$BUSY_START" --meta "busy_end_pct=$BUSY_END")
 [ -n "$T2_NOTE" ] && REPORT_ARGS+=(--meta "t2=$T2_NOTE")
 [ -n "$UWS_NOTE" ] && REPORT_ARGS+=(--meta "uws=$UWS_NOTE")
+[ ${#TLS_WORKLOADS[@]} -gt 0 ] && REPORT_ARGS+=(--meta "tls=TLS rows: ECDSA P-256 test certificate; \
+wsbench on rustls (ring), its default preferences (TLS 1.3, X25519, AES-256-GCM first), no resumption")
 [ -n "$CODEC_JSON" ] && REPORT_ARGS+=(--codec "$CODEC_JSON")
 [ -n "$ALLOC_TXT" ] && REPORT_ARGS+=(--alloc "$ALLOC_TXT")
 

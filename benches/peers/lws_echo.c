@@ -1,7 +1,10 @@
 /*
  * lws_echo.c - WebSocket echo server on libwebsockets, a peer for wsbench.
  *
- * Usage: lws_echo PORT        (binds 127.0.0.1; 0 is not supported by lws here)
+ * Usage: lws_echo [--tls-cert FILE --tls-key FILE] PORT
+ *        (binds 127.0.0.1; 0 is not supported by lws here). With the PEM
+ *        certificate chain and key it serves wss:// (lws on OpenSSL), the same
+ *        echo over TLS.
  * Build: cc -O2 -o lws_echo lws_echo.c $(pkg-config --cflags --libs libwebsockets)
  *        (Debian: apt-get install libwebsockets-dev)
  *
@@ -148,14 +151,29 @@ static void on_signal(int sig)
         lws_cancel_service(context);
 }
 
+static int usage(const char *prog)
+{
+    fprintf(stderr, "usage: %s [--tls-cert FILE --tls-key FILE] PORT\n", prog);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    char *end = NULL;
-    long port = argc == 2 ? strtol(argv[1], &end, 10) : -1;
-    if (argc != 2 || !end || *end || port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: %s PORT\n", argv[0]);
-        return 2;
+    const char *cert = NULL, *key = NULL, *port_arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--tls-cert") && i + 1 < argc)
+            cert = argv[++i];
+        else if (!strcmp(argv[i], "--tls-key") && i + 1 < argc)
+            key = argv[++i];
+        else if (!port_arg)
+            port_arg = argv[i];
+        else
+            return usage(argv[0]);
     }
+    char *end = NULL;
+    long port = port_arg ? strtol(port_arg, &end, 10) : -1;
+    if (!port_arg || !end || *end || port <= 0 || port > 65535 || !cert != !key)
+        return usage(argv[0]);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -167,13 +185,18 @@ int main(int argc, char **argv)
     info.iface = "127.0.0.1";
     info.protocols = protocols;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cert;
+        info.ssl_private_key_filepath = key;
+    }
     /* Any URL path is the echo protocol (wsbench sends no subprotocol). */
     context = lws_create_context(&info);
     if (!context) {
         fprintf(stderr, "lws_echo: lws_create_context failed\n");
         return 1;
     }
-    printf("lws_echo listening on 127.0.0.1:%ld\n", port);
+    printf("lws_echo listening on 127.0.0.1:%ld%s\n", port, cert ? " (TLS)" : "");
     fflush(stdout);
     while (!interrupted && lws_service(context, 0) >= 0)
         ;

@@ -4,6 +4,7 @@
 //! load generator does not test wsconn with wsconn's own code.
 
 pub mod deflate;
+pub mod tls;
 
 use base64::Engine;
 use sha1::{Digest, Sha1};

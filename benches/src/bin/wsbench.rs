@@ -30,7 +30,11 @@
 //! Every message is sent compressed, each on its own (a fresh stream, which
 //! every agreement allows) with the client window the server allows, and
 //! echoes with RSV1 are inflated, with the server's context kept unless it
-//! agreed to server_no_context_takeover, before they are compared). The JSON gives the generator's CPU use during the
+//! agreed to server_no_context_takeover, before they are compared), --tls CA_FILE
+//! (wss://: TLS over every connection, rustls trusting the PEM certificates of
+//! CA_FILE, a full handshake each time, the chain and the server's signature
+//! checked on the first handshake with each certificate; each connect cycle
+//! then includes the TLS handshake). The JSON gives the generator's CPU use during the
 //! measured window (client_cpu_util, 1.0 = one core), and the server's
 //! (server_cpu_util) when --pid is given: the side near 1.0 is the limit.
 
@@ -43,6 +47,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use wsconn_bench::deflate::{self, Agreed, Inflater};
+use wsconn_bench::tls::{TlsClient, Transport};
 use wsconn_bench::{accept_key, payload};
 use wsconn_testkit::{frame, upgrade_request, FIN, KEY, OP_BINARY, OP_CLOSE, OP_PONG, OP_TEXT};
 
@@ -80,6 +85,8 @@ struct Args {
     size: usize,
     binary: bool,
     deflate: bool,
+    /// wss://: the CA file to trust.
+    tls: Option<String>,
     seconds: f64,
     warmup: Option<f64>,
     pid: Option<u32>,
@@ -93,7 +100,7 @@ fn usage(msg: &str) -> ! {
         "usage: wsbench echo --port P [--conns C] [--inflight N] [--size S] [--binary] [--seconds T] [--warmup W]\n\
          \x20      wsbench connect --port P [--conns C] [--seconds T]\n\
          \x20      wsbench idle --port P --conns N --pid SERVER_PID [--settle-ms M]\n\
-         common: [--host 127.x.y.z] [--path /] [--label NAME] [--pid SERVER_PID] [--deflate]"
+         common: [--host 127.x.y.z] [--path /] [--label NAME] [--pid SERVER_PID] [--deflate] [--tls CA_FILE]"
     );
     std::process::exit(2);
 }
@@ -117,6 +124,7 @@ fn parse_args() -> Args {
         size: 32,
         binary: false,
         deflate: false,
+        tls: None,
         seconds: 3.0,
         warmup: None,
         pid: None,
@@ -144,6 +152,7 @@ fn parse_args() -> Args {
             "--size" => a.size = num("--size", it.next()),
             "--binary" => a.binary = true,
             "--deflate" => a.deflate = true,
+            "--tls" => a.tls = Some(it.next().unwrap_or_else(|| usage("--tls needs a CA file"))),
             "--seconds" => a.seconds = num("--seconds", it.next()),
             "--warmup" => a.warmup = Some(num("--warmup", it.next())),
             "--pid" => a.pid = Some(num("--pid", it.next())),
@@ -315,7 +324,7 @@ struct RxOut {
 }
 
 struct Conn {
-    sock: TcpStream,
+    sock: Transport,
     id: usize,
     phase: Phase,
     opened_ns: u64,
@@ -513,6 +522,9 @@ impl Conn {
     /// Writes what is queued: raw bytes first, then messages (writev of the
     /// pre-encoded frames). Ok(true) when everything was written.
     fn flush(&mut self, plan: &Plan) -> std::io::Result<bool> {
+        if !self.sock.push()? {
+            return Ok(false);
+        }
         while self.raw_pos < self.raw.len() {
             match self.sock.write(&self.raw[self.raw_pos..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
@@ -681,6 +693,8 @@ struct Bench {
     a: Args,
     plan: Plan,
     addr: SocketAddr,
+    /// wss://: every connection's TLS settings.
+    tls: Option<TlsClient>,
     poll: Poll,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -728,7 +742,8 @@ impl Bench {
     }
 
     fn open_one(&mut self) -> Result<(), String> {
-        let sock = TcpStream::connect(self.addr).map_err(|e| format!("connect: {e}"))?;
+        let tcp = TcpStream::connect(self.addr).map_err(|e| format!("connect: {e}"))?;
+        let sock = Transport::new(tcp, self.tls.as_ref())?;
         let idx = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -753,7 +768,7 @@ impl Bench {
         self.next_id += 1;
         self.poll
             .registry()
-            .register(&mut conn.sock, Token(idx), Interest::READABLE | Interest::WRITABLE)
+            .register(&mut conn.sock.tcp, Token(idx), Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| format!("register: {e}"))?;
         self.conns[idx] = Some(conn);
         self.opening += 1;
@@ -772,7 +787,7 @@ impl Bench {
 
     fn drop_conn(&mut self, idx: usize) {
         if let Some(mut c) = self.conns[idx].take() {
-            let _ = self.poll.registry().deregister(&mut c.sock);
+            let _ = self.poll.registry().deregister(&mut c.sock.tcp);
             match c.phase {
                 Phase::Connecting | Phase::Handshake => self.opening -= 1,
                 _ => self.open -= 1,
@@ -801,15 +816,15 @@ impl Bench {
     /// Ok(false): the connection is finished and is to be dropped.
     fn service_conn(&mut self, c: &mut Conn) -> Result<bool, String> {
         if c.phase == Phase::Connecting {
-            if let Ok(Some(e)) | Err(e) = c.sock.take_error() {
+            if let Ok(Some(e)) | Err(e) = c.sock.tcp.take_error() {
                 return Err(format!("connect: {e}"));
             }
-            match c.sock.peer_addr() {
+            match c.sock.tcp.peer_addr() {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(true),
                 Err(e) => return Err(format!("connect: {e}")),
             }
-            c.sock.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+            c.sock.tcp.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
             c.phase = Phase::Handshake;
             c.raw.extend_from_slice(&self.plan.request);
         }
@@ -1023,9 +1038,12 @@ impl Bench {
 fn run(a: Args) -> (Json, bool) {
     let plan = Plan::new(&a);
     let addr = SocketAddr::V4(SocketAddrV4::new(a.host, a.port));
+    let tls = a.tls.as_deref().map(|ca| TlsClient::new(ca, a.host.into()));
+    let tls = tls.transpose().unwrap_or_else(|e| usage(&e));
     let mut b = Bench {
         plan,
         addr,
+        tls,
         poll: Poll::new().expect("epoll"),
         conns: Vec::new(),
         free: Vec::new(),
@@ -1067,6 +1085,7 @@ fn run(a: Args) -> (Json, bool) {
         j.str("label", &label);
     }
     j.num("conns", b.a.conns as f64);
+    j.bool("tls", b.tls.is_some());
     let secs = b.a.seconds;
     let ns = |s: f64| (s * 1e9) as u64;
     let result: Result<(), String> = (|| match mode {
