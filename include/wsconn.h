@@ -1512,6 +1512,19 @@ int32_t wsconn_acceptor_add_tls_name(struct wsconn_acceptor_t *acceptor,
                                      const char *key_path);
 
 /**
+ * How many TLS handshakes the connections accepted by `acceptor` refused: a
+ * plain HTTP request or garbage on the TLS port, no protocol version or
+ * cipher in common, a bad record. Each such connection was closed (its close
+ * callback gets `WSCONN_ERR_TLS_PROTOCOL` or a more precise TLS code); the
+ * count spans reloads. 0 for a NULL `acceptor`, one that never served TLS,
+ * or a build without TLS. Not thread-safe (the acceptor's thread).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor.
+ */
+uint64_t wsconn_acceptor_tls_refused(const struct wsconn_acceptor_t *acceptor);
+
+/**
  * `wss://` clients made with this config trust the certificate authorities of
  * the PEM file at `path` instead of the system's store (by default, on Debian
  * /etc/ssl/certs/ca-certificates.crt, the one OpenSSL uses; the environment

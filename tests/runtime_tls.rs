@@ -1,6 +1,7 @@
 //! TLS on the runtime, from Rust: `wss://` clients of a TLS acceptor on one
 //! reactor; each client failure reaching `on_close` as its own error; a
-//! certificate reload; plain HTTP and garbage on the TLS port.
+//! certificate reload; plain HTTP and garbage on the TLS port (closed, and
+//! counted by the acceptor).
 #![cfg(feature = "tls")]
 
 mod certs;
@@ -312,7 +313,17 @@ fn plain_http_and_garbage_on_the_tls_port_are_closed_while_others_go_on() {
         &[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8],
         &[0u8; 4096],
     ];
-    for flight in flights {
+    // SAFETY: created by `server`, released below.
+    let a = unsafe { acceptor.as_ref() };
+    assert_eq!(a.tls_refused(), 0, "the busy client's handshake was not refused");
+    for (i, flight) in flights.into_iter().enumerate() {
+        if i == 2 {
+            // A reload keeps the count.
+            let leaf = ca.leaf(&["127.0.0.1"]);
+            a.set_tls(Some(
+                ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap(),
+            ));
+        }
         let peer = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         (&peer).write_all(flight).unwrap();
         peer.set_nonblocking(true).unwrap();
@@ -332,6 +343,7 @@ fn plain_http_and_garbage_on_the_tls_port_are_closed_while_others_go_on() {
             }
             closed.get() && busy_log.echoes.get() > before
         });
+        assert_eq!(a.tls_refused(), i as u64 + 1, "refusals counted after flight {i}");
     }
     assert!(ended(&busy_log).is_none());
     // SAFETY: created by `client`/`server`, not used afterwards.

@@ -166,6 +166,23 @@ pub unsafe extern "C" fn wsconn_acceptor_add_tls_name(
     })
 }
 
+/// How many TLS handshakes the connections accepted by `acceptor` refused: a
+/// plain HTTP request or garbage on the TLS port, no protocol version or
+/// cipher in common, a bad record. Each such connection was closed (its close
+/// callback gets `WSCONN_ERR_TLS_PROTOCOL` or a more precise TLS code); the
+/// count spans reloads. 0 for a NULL `acceptor`, one that never served TLS,
+/// or a build without TLS. Not thread-safe (the acceptor's thread).
+///
+/// # Safety
+/// `acceptor` is NULL or a live acceptor.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_acceptor_tls_refused(acceptor: *const Acceptor) -> u64 {
+    ffi_boundary!(0, {
+        // SAFETY: NULL or live per the caller.
+        unsafe { acceptor.as_ref() }.map_or(0, Acceptor::tls_refused)
+    })
+}
+
 /// Applies `change` to the client TLS settings of `config`.
 ///
 /// # Safety

@@ -4,6 +4,8 @@ use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{IntoRawFd, RawFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use mio::net::TcpListener;
 use mio::{Interest, Token};
@@ -28,6 +30,8 @@ pub struct Acceptor {
     reuse_port: Cell<bool>,
     /// Served to each connection accepted from now on (swapped by a reload).
     tls: RefCell<Option<ServerTls>>,
+    /// TLS handshakes refused by the connections it accepted.
+    tls_refused: Arc<AtomicU64>,
 }
 
 impl Acceptor {
@@ -42,6 +46,7 @@ impl Acceptor {
             released: Cell::new(false),
             reuse_port: Cell::new(false),
             tls: RefCell::new(None),
+            tls_refused: Arc::default(),
         })))
     }
 
@@ -60,7 +65,14 @@ impl Acceptor {
     /// with a new certificate, this is the reload: build the `ServerTls` first,
     /// so that a bad file leaves the one in place untouched.
     pub fn set_tls(&self, tls: Option<ServerTls>) {
-        *self.tls.borrow_mut() = tls;
+        *self.tls.borrow_mut() = tls.map(|t| t.counting_refusals_in(&self.tls_refused));
+    }
+
+    /// TLS handshakes that the connections it accepted refused (a plain HTTP
+    /// request or garbage on the TLS port, no protocol or cipher in common, a
+    /// bad record), whatever certificate was served then.
+    pub fn tls_refused(&self) -> u64 {
+        self.tls_refused.load(Ordering::Relaxed)
     }
 
     /// Whether accepted connections are served TLS.

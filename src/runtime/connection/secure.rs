@@ -115,7 +115,10 @@ impl<H: ConnHandler> Connection<H> {
     /// Sends the alert rustls queued, then ends with the TLS error.
     fn fail_tls(&self, kind: TlsError) {
         let socket = self.socket();
-        self.with_tls(|t| t.write_records(socket));
+        self.with_tls(|t| {
+            t.count_refusal();
+            t.write_records(socket)
+        });
         self.finish(CloseCode::ABNORMAL.0, "TLS failed", Some(Error::Tls(kind)));
     }
 

@@ -4,6 +4,7 @@
 //! connection keeps the config it started with.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -18,6 +19,9 @@ use super::TlsError;
 pub struct ServerTls {
     pub(super) config: Arc<rustls::ServerConfig>,
     certificates: Arc<ByName>,
+    /// Handshakes refused (not TLS, bad records, nothing in common), shared
+    /// by the configs an acceptor serves in turn (see `counting_refusals_in`).
+    pub(super) refused: Arc<AtomicU64>,
 }
 
 /// The certificate for each name, and the one for any other (or no) name.
@@ -97,6 +101,19 @@ impl ServerTls {
         Ok(ServerTls {
             config: Arc::new(config),
             certificates,
+            refused: Arc::default(),
         })
+    }
+
+    /// The same, counting its refused handshakes in `counter` (an acceptor's
+    /// count, kept across reloads).
+    pub(crate) fn counting_refusals_in(mut self, counter: &Arc<AtomicU64>) -> ServerTls {
+        self.refused = Arc::clone(counter);
+        self
+    }
+
+    /// Handshakes refused so far by connections started with this config.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 }

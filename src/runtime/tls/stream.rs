@@ -2,6 +2,8 @@
 //! socket (records) and the session (plaintext), never blocking.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
 
@@ -10,7 +12,11 @@ use crate::runtime::transport::{Socket, Transport};
 
 /// The TLS side of a connection (boxed in the connection's rarely-used part,
 /// so plain connections do not grow).
-pub(crate) struct Stream(rustls::Connection);
+pub(crate) struct Stream {
+    conn: rustls::Connection,
+    /// Where a server counts the handshakes it refuses.
+    refused: Option<Arc<AtomicU64>>,
+}
 
 /// `Socket` as the `io::Read`/`io::Write` rustls moves records through.
 struct Io(Socket);
@@ -33,8 +39,11 @@ impl Write for Io {
 
 impl Stream {
     pub(crate) fn server(tls: &ServerTls) -> Result<Stream, TlsError> {
-        let conn = rustls::ServerConnection::new(std::sync::Arc::clone(&tls.config)).map_err(|e| TlsError::from(&e))?;
-        Ok(Stream(conn.into()))
+        let conn = rustls::ServerConnection::new(Arc::clone(&tls.config)).map_err(|e| TlsError::from(&e))?;
+        Ok(Stream {
+            conn: conn.into(),
+            refused: Some(Arc::clone(&tls.refused)),
+        })
     }
 
     /// A client for `host` (sent as SNI, and checked against the certificate;
@@ -42,49 +51,62 @@ impl Stream {
     pub(crate) fn client(tls: &ClientTls, host: &str) -> Result<Stream, TlsError> {
         let name = ServerName::try_from(host.to_owned()).map_err(|_| TlsError::NameMismatch)?;
         let conn = rustls::ClientConnection::new(tls.config()?, name).map_err(|e| TlsError::from(&e))?;
-        Ok(Stream(conn.into()))
+        Ok(Stream {
+            conn: conn.into(),
+            refused: None,
+        })
     }
 
     /// Reads records from the socket (`Ok(0)`: the peer closed TCP).
     pub(crate) fn read_records(&mut self, socket: Socket) -> io::Result<usize> {
-        self.0.read_tls(&mut Io(socket))
+        self.conn.read_tls(&mut Io(socket))
     }
 
     /// Decrypts what was read, and queues any handshake answer or alert.
     pub(crate) fn process(&mut self) -> Result<(), TlsError> {
-        self.0.process_new_packets().map(|_| ()).map_err(|e| TlsError::from(&e))
+        self.conn
+            .process_new_packets()
+            .map(|_| ())
+            .map_err(|e| TlsError::from(&e))
     }
 
     /// Plaintext received, into `buf`; 0 when there is none (yet, or any more).
     pub(crate) fn read_plaintext(&mut self, buf: &mut [u8]) -> usize {
         // WouldBlock: none yet; UnexpectedEof: TCP closed without close_notify,
         // which the socket's EOF reports anyway.
-        self.0.reader().read(buf).unwrap_or(0)
+        self.conn.reader().read(buf).unwrap_or(0)
     }
 
     /// Takes plaintext to send (encrypted now, or once the handshake is done);
     /// returns how much was taken.
     pub(crate) fn write_plaintext(&mut self, data: &[u8]) -> usize {
-        self.0.writer().write(data).unwrap_or(0)
+        self.conn.writer().write(data).unwrap_or(0)
     }
 
     /// Records are waiting to be written to the socket.
     pub(crate) fn wants_write(&self) -> bool {
-        self.0.wants_write()
+        self.conn.wants_write()
     }
 
     pub(crate) fn is_handshaking(&self) -> bool {
-        self.0.is_handshaking()
+        self.conn.is_handshaking()
     }
 
     /// Writes waiting records to the socket.
     pub(crate) fn write_records(&mut self, socket: Socket) -> io::Result<usize> {
-        self.0.write_tls(&mut Io(socket))
+        self.conn.write_tls(&mut Io(socket))
+    }
+
+    /// The handshake failed: a server counts it as refused.
+    pub(crate) fn count_refusal(&self) {
+        if let Some(refused) = self.refused.as_ref().filter(|_| self.conn.is_handshaking()) {
+            refused.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Says goodbye (close_notify) if the socket has room; the TCP close follows.
     pub(crate) fn close(&mut self, socket: Socket) {
-        self.0.send_close_notify();
+        self.conn.send_close_notify();
         let _ = self.write_records(socket);
     }
 }
