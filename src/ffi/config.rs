@@ -63,7 +63,7 @@ pub(crate) unsafe fn update(
 ///
 /// # Safety
 /// `config` is NULL or a live config.
-unsafe fn update_timeouts(
+pub(crate) unsafe fn update_timeouts(
     config: *mut wsconn_config_t,
     change: impl FnOnce(&mut Timeouts) -> Result<(), Failure>,
 ) -> i32 {

@@ -16,8 +16,9 @@ pub const MAX_WINDOW_BITS: u8 = 15;
 ///   streams shared by all the connections of a thread, so a compressed
 ///   connection costs no more memory than a plain one.
 /// - [`DeflateConfig::dedicated`]: context takeover, each connection with its
-///   own streams (allocated at its first compressed message, kept until it
-///   ends): better ratios on small similar messages, at
+///   own streams (allocated at its first compressed message, trimmed to the
+///   peer's window once idle: see `Session::trim_compression`): better
+///   ratios on small similar messages, at
 ///   [`DeflateConfig::connection_memory`] bytes per active connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
