@@ -63,7 +63,7 @@ pub(crate) unsafe fn update(
 ///
 /// # Safety
 /// `config` is NULL or a live config.
-pub(crate) unsafe fn update_timeouts(
+unsafe fn update_timeouts(
     config: *mut wsconn_config_t,
     change: impl FnOnce(&mut Timeouts) -> Result<(), Failure>,
 ) -> i32 {
@@ -74,6 +74,20 @@ pub(crate) unsafe fn update_timeouts(
         };
         code_of(change(&mut config.inner.timeouts))
     })
+}
+
+/// Sets a timeout for which any value is valid (0 turns it off).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+pub(crate) unsafe fn set_optional_timeout(config: *mut wsconn_config_t, set: fn(&mut Timeouts, u32), ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update_timeouts(config, |t| {
+            set(t, ms);
+            Ok(())
+        })
+    }
 }
 
 /// Sets the largest frame payload accepted from the peer (a larger one closes the
@@ -160,12 +174,7 @@ pub unsafe extern "C" fn wsconn_config_set_handshake_timeout(config: *mut wsconn
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            t.set_idle_ms(ms);
-            Ok(())
-        })
-    }
+    unsafe { set_optional_timeout(config, Timeouts::set_idle_ms, ms) }
 }
 
 /// Sets how long a reactor connection may take to receive one message, from
@@ -180,12 +189,7 @@ pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_conf
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_message_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            t.set_message_ms(ms);
-            Ok(())
-        })
-    }
+    unsafe { set_optional_timeout(config, Timeouts::set_message_ms, ms) }
 }
 
 /// Keepalive: a reactor connection sends a ping after `ms` without input, and is
@@ -197,12 +201,7 @@ pub unsafe extern "C" fn wsconn_config_set_message_timeout(config: *mut wsconn_c
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_ping_interval(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            t.set_ping_interval_ms(ms);
-            Ok(())
-        })
-    }
+    unsafe { set_optional_timeout(config, Timeouts::set_ping_interval_ms, ms) }
 }
 
 /// Sets how long a keepalive ping may go unanswered (no input at all) before the

@@ -4,13 +4,14 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use super::callbacks::{message_arg, CCallbacks};
-use super::config::{update, update_timeouts, wsconn_config_t};
+use super::config::{set_optional_timeout, update, wsconn_config_t};
 use super::conn::with_conn;
 use super::result::{code, Failure};
 use super::session::{with_session, wsconn_session_t};
 use super::{bytes_arg, kind_arg};
 use crate::proto::deflate::{Compress, DeflateConfig};
 use crate::proto::error::Error;
+use crate::runtime::config::Timeouts;
 use crate::runtime::connection::Connection;
 
 /// How permessage-deflate spends memory (`wsconn_config_set_deflate`).
@@ -211,12 +212,7 @@ pub unsafe extern "C" fn wsconn_config_set_deflate_min_size(config: *mut wsconn_
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_deflate_idle_ms(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            t.set_deflate_idle_ms(ms);
-            Ok(())
-        })
-    }
+    unsafe { set_optional_timeout(config, Timeouts::set_deflate_idle_ms, ms) }
 }
 
 /// The sans-IO form of the trim `wsconn_config_set_deflate_idle_ms` sets up:
