@@ -210,7 +210,7 @@ impl Receiver {
     /// Whether `trim_compression` would drop a stream now.
     pub fn can_trim_compression(&self) -> bool {
         let part = self.part();
-        !part.compressed && part.inflater.as_ref().is_some_and(|i| i.is_live())
+        !part.compressed && part.inflater.as_ref().is_some_and(|i| i.can_trim())
     }
 
     /// Context takeover between messages: trims the peer's stream to the

@@ -145,6 +145,7 @@ mod tests {
         assert_eq!(t, Timeouts::default());
         t.set_idle_ms(0);
         t.set_ping_interval_ms(0);
+        t.set_deflate_idle_ms(0);
         t.set_pong_ms(1).unwrap();
         assert_eq!(t.pong_ms(), 1);
     }
