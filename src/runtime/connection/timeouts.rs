@@ -1,6 +1,7 @@
 //! The connection's timers: handshake, idle, keepalive ping and pong, message,
-//! the trim of idle compression streams, and the closing handshake. One deadline is armed in the reactor's wheel at a time:
-//! the next moment any of them must be checked.
+//! the trim of idle compression streams, and the closing handshake. One
+//! deadline is armed in the reactor's wheel at a time: the next moment any of
+//! them must be checked.
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::state::State;
