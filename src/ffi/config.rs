@@ -81,13 +81,14 @@ unsafe fn update_timeouts(
 /// # Safety
 /// `config` is NULL or a live config.
 pub(crate) unsafe fn set_optional_timeout(config: *mut wsconn_config_t, set: fn(&mut Timeouts, u32), ms: u32) -> i32 {
-    // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            set(t, ms);
-            Ok(())
-        })
-    }
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or a live config, used by one thread at a time (documented).
+        let Some(config) = (unsafe { config.as_mut() }) else {
+            return code(Failure::Null);
+        };
+        set(&mut config.inner.timeouts, ms);
+        code_of(Ok::<(), Failure>(()))
+    })
 }
 
 /// Sets the largest frame payload accepted from the peer (a larger one closes the
