@@ -151,9 +151,10 @@ impl DeflateConfig {
         self.min_size = bytes;
     }
 
-    /// Bytes a connection holds for compression once it has sent and received
-    /// a compressed message, in the worst case (the largest windows the peer
-    /// may choose): 0 in the shared mode; in a dedicated one, a compressor
+    /// Bytes a connection holds for compression while it sends and receives
+    /// compressed messages (until an idle trim, see `Session::trim_compression`),
+    /// in the worst case (the largest windows the peer may choose): 0 in the
+    /// shared mode; in a dedicated one, a compressor
     /// (about 132 KiB + 4 × 2^window_bits + 7 × 2^(mem_level + 6)) and a
     /// decompressor (about 47 KiB, whatever the window) for each direction
     /// that keeps its context.
