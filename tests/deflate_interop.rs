@@ -8,7 +8,9 @@
 //!   seven): the server's exact answer is checked, and text and binary messages
 //!   of 0 B to 1 MiB, and 64 KiB in 4 frames, must come back equal and, from
 //!   1 KiB on, compressed; and 20 Python connections interleave the halves of
-//!   their compressed messages;
+//!   their compressed messages, and against the dedicated servers a Python
+//!   client repeats a message after pauses longer than the servers' compression
+//!   idle time (back-references across their trim);
 //! - `c-examples/client` (`-z`, `--deflate-dedicated 15` and `11`) against
 //!   their servers (`deflate_peer.py server`, `node/server.mjs PORT SET`) with
 //!   five server parameter sets: the client's `extensions:` line and the
@@ -252,6 +254,10 @@ fn peer_clients_against_wsconn_servers(peer: Peer) {
         if peer == Peer::Python {
             rows.push(interleaved(&url, &label));
             srv.assert_running("after the interleaved messages");
+            if server.args[0] == "--deflate-dedicated" {
+                rows.push(idle(&url, &label));
+                srv.assert_running("after the idle pauses");
+            }
         }
         srv.terminate();
     }
@@ -264,14 +270,13 @@ fn peer_clients_against_wsconn_servers(peer: Peer) {
     );
 }
 
-/// Connections whose compressed messages arrive interleaved, each held
-/// half-inflated while the others go on: `deflate_peer.py interleaved`.
-fn interleaved(url: &str, label: &str) -> Row {
-    const CONNECTIONS: &str = "20";
+/// A row for `deflate_peer.py MODE URL ARG`, which prints "MODE ok N" when
+/// its check passes.
+fn python_check(mode: &str, url: &str, arg: &str, label: &str, params: String) -> Row {
     let mut cmd = python_script("deflate_peer.py");
-    cmd.args(["interleaved", url, CONNECTIONS]);
+    cmd.args([mode, url, arg]);
     let outcome = match run(cmd, PEER_TIMEOUT) {
-        Ok(done) if done.status.success() && done.stdout.contains("interleaved ok ") => Ok(()),
+        Ok(done) if done.status.success() && done.stdout.contains(&format!("{mode} ok ")) => Ok(()),
         Ok(done) => Err(done.report()),
         Err(e) => Err(e),
     };
@@ -279,10 +284,28 @@ fn interleaved(url: &str, label: &str) -> Row {
         peer: Peer::Python.name(),
         role: "client",
         wsconn: label.to_string(),
-        params: format!("{CONNECTIONS} connections, 64 KiB texts in 2 frames interleaved"),
+        params,
         agreed: "default offer".to_string(),
         outcome,
     }
+}
+
+/// Connections whose compressed messages arrive interleaved, each held
+/// half-inflated while the others go on: `deflate_peer.py interleaved`.
+fn interleaved(url: &str, label: &str) -> Row {
+    const CONNECTIONS: &str = "20";
+    let params = format!("{CONNECTIONS} connections, 64 KiB texts in 2 frames interleaved");
+    python_check("interleaved", url, CONNECTIONS, label, params)
+}
+
+/// Pauses longer than the server's compression idle time (1 s by default)
+/// between messages the client compresses with back-references into earlier
+/// ones: the server trims its streams and restores the client's window
+/// (`deflate_peer.py idle`).
+fn idle(url: &str, label: &str) -> Row {
+    const PAUSE_MS: &str = "1500";
+    let params = format!("a text repeated after pauses of {PAUSE_MS} ms (the server trims between)");
+    python_check("idle", url, PAUSE_MS, label, params)
 }
 
 fn peer_tag(peer: Peer) -> &'static str {

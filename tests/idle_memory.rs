@@ -1,5 +1,6 @@
 //! Bytes held per idle connection on the server side — plain, TLS, and with
-//! permessage-deflate in each mode after one compressed exchange — counted by
+//! permessage-deflate in each mode after one compressed exchange, with the
+//! dedicated streams kept or trimmed once idle — counted by
 //! an allocator that keeps each thread's live bytes: the server's reactor runs
 //! on its own thread, so the clients' memory is not counted. Prints the
 //! numbers (for the README's table) and guards against them growing.
@@ -96,24 +97,37 @@ impl ConnHandler for Client {
     }
 }
 
-/// A connection config with permessage-deflate set as given.
-fn with_deflate(deflate: &Option<DeflateConfig>) -> ConnConfig {
+/// Compression streams of idle connections are kept for their whole life…
+const NEVER_TRIM: u32 = 0;
+/// …or trimmed after this long without a message (well within the time the
+/// connections are left idle before they are counted).
+const TRIM_MS: u32 = 20;
+
+/// A connection config with permessage-deflate set as given, its streams
+/// trimmed after `trim_ms` idle.
+fn with_deflate(deflate: &Option<DeflateConfig>, trim_ms: u32) -> ConnConfig {
     let mut protocol = Config::default();
     protocol.set_deflate(deflate.clone());
-    ConnConfig {
+    let mut config = ConnConfig {
         protocol: Arc::new(protocol),
         ..ConnConfig::default()
-    }
+    };
+    config.timeouts.set_deflate_idle_ms(trim_ms);
+    config
 }
 
 /// The server's live bytes per idle connection, with `tls` served and
-/// `deflate` on both sides.
-fn bytes_per_idle_connection(tls: Option<(ServerTls, ClientTls)>, deflate: Option<DeflateConfig>) -> isize {
+/// `deflate` on both sides (streams trimmed after `trim_ms` idle).
+fn bytes_per_idle_connection(
+    tls: Option<(ServerTls, ClientTls)>,
+    deflate: Option<DeflateConfig>,
+    trim_ms: u32,
+) -> isize {
     let stop = Arc::new(AtomicBool::new(false));
     let live = Arc::new(AtomicIsize::new(0));
     let (port_tx, port_rx) = mpsc::channel();
     let server_tls = tls.as_ref().map(|(s, _)| s.clone());
-    let server_config = Arc::new(with_deflate(&deflate));
+    let server_config = Arc::new(with_deflate(&deflate, trim_ms));
     let server = {
         let (stop, live) = (Arc::clone(&stop), Arc::clone(&live));
         std::thread::spawn(move || {
@@ -144,10 +158,10 @@ fn bytes_per_idle_connection(tls: Option<(ServerTls, ClientTls)>, deflate: Optio
             "wss",
             ConnConfig {
                 tls: client,
-                ..with_deflate(&deflate)
+                ..with_deflate(&deflate, trim_ms)
             },
         ),
-        None => ("ws", with_deflate(&deflate)),
+        None => ("ws", with_deflate(&deflate, trim_ms)),
     };
     let config = Arc::new(config);
     let connect = |n: usize| -> Vec<_> {
@@ -195,8 +209,8 @@ fn idle_connection_memory_plain_and_tls() {
     let server = ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
     let mut client = ClientTls::default();
     client.set_ca_pem(ca.cert_pem.as_bytes()).unwrap();
-    let plain = bytes_per_idle_connection(None, None);
-    let tls = bytes_per_idle_connection(Some((server, client)), None);
+    let plain = bytes_per_idle_connection(None, None, NEVER_TRIM);
+    let tls = bytes_per_idle_connection(Some((server, client)), None, NEVER_TRIM);
     println!("bytes per idle server connection: plain {plain}, TLS {tls}");
     // Plain: the connection and its session (the README says ~270 bytes).
     assert!(plain < 1024, "plain idle connection: {plain} bytes");
@@ -207,30 +221,41 @@ fn idle_connection_memory_plain_and_tls() {
 
 #[test]
 fn idle_connection_memory_with_permessage_deflate() {
-    let plain = bytes_per_idle_connection(None, None);
-    let shared = bytes_per_idle_connection(None, Some(DeflateConfig::shared()));
+    let plain = bytes_per_idle_connection(None, None, NEVER_TRIM);
+    let shared = bytes_per_idle_connection(None, Some(DeflateConfig::shared()), NEVER_TRIM);
     let dedicated = DeflateConfig::dedicated(15).unwrap();
     let mut small = DeflateConfig::dedicated(9).unwrap();
     small.set_mem_level(1).unwrap();
-    let (dedicated_bytes, small_bytes) = (
-        bytes_per_idle_connection(None, Some(dedicated.clone())),
-        bytes_per_idle_connection(None, Some(small.clone())),
-    );
+    let kept = |config: &DeflateConfig, trim_ms| bytes_per_idle_connection(None, Some(config.clone()), trim_ms);
+    let (dedicated_bytes, small_bytes) = (kept(&dedicated, NEVER_TRIM), kept(&small, NEVER_TRIM));
+    let (dedicated_trimmed, small_trimmed) = (kept(&dedicated, TRIM_MS), kept(&small, TRIM_MS));
     println!(
         "bytes per idle server connection after one compressed message each way: plain {plain}, \
-         shared {shared}, dedicated 15-bit {dedicated_bytes}, dedicated 9-bit mem 1 {small_bytes}"
+         shared {shared}, dedicated 15-bit {dedicated_bytes} ({dedicated_trimmed} trimmed), \
+         dedicated 9-bit mem 1 {small_bytes} ({small_trimmed} trimmed)"
     );
     // The shared mode keeps nothing per connection once a message is done:
     // what it costs is the 2-byte agreement, inside the session's padding.
     assert!(shared < 1024, "shared mode: {shared} bytes per idle connection");
     assert!(shared - plain < 64, "shared {shared} vs plain {plain}");
-    // A dedicated connection keeps its compressor and decompressor, about
-    // what the config says it costs.
+    // Untrimmed, a dedicated connection keeps its compressor and
+    // decompressor, about what the config says it costs.
     for (bytes, config) in [(dedicated_bytes, &dedicated), (small_bytes, &small)] {
         let expected = config.connection_memory() as isize;
         assert!(
             bytes > expected / 2 && bytes < expected * 3 / 2,
             "dedicated: {bytes} bytes per idle connection, expected about {expected}"
         );
+    }
+    // Trimmed, it keeps the client's window: the 1000 bytes of its message
+    // (15-bit), or the last 512 of them (9-bit), and a few hundred bytes of
+    // state around them.
+    let message = greeting().len() as isize;
+    for (trimmed, window) in [(dedicated_trimmed, message), (small_trimmed, 512)] {
+        assert!(
+            trimmed - plain >= window && trimmed - plain < window + 2048,
+            "trimmed: {trimmed} bytes per idle connection (plain {plain}), window {window}"
+        );
+        assert!(trimmed < 4096, "trimmed: {trimmed} bytes per idle connection");
     }
 }

@@ -13,7 +13,8 @@
 //! Also checked: `wsconn_session_state` inside every callback, feeding from a
 //! callback refused with `WSCONN_ERR_REENTRANT`, an echo of changed (invalid)
 //! text refused with `WSCONN_ERR_INVALID_ARGUMENT`, zero limits refused by the
-//! config setters without changing the value set before.
+//! config setters without changing the value set before; and
+//! `wsconn_session_trim_compression` after every other feed, changing no event.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr;
@@ -305,7 +306,7 @@ pub fn run(data: &[u8]) -> (Vec<Ev>, bool) {
         wsconn_config_free(config);
         stream.extend_from_slice(&p.stream);
         let mut live = true;
-        for range in chunk_ranges(stream.len(), &p.lengths) {
+        for (i, range) in chunk_ranges(stream.len(), &p.lengths).into_iter().enumerate() {
             let mut chunk = stream[range].to_vec();
             let rc = wsconn_session_feed(s, chunk.as_mut_ptr(), chunk.len());
             let rec = &mut *arg.cast::<Recorder>();
@@ -315,6 +316,10 @@ pub fn run(data: &[u8]) -> (Vec<Ev>, bool) {
                 break;
             }
             assert_eq!(rc, rec.call_error.take().unwrap_or(0), "feed's result and on_error");
+            // Trimming the compression streams between feeds changes no event.
+            if i % 2 == 1 {
+                assert_eq!(wsconn_session_trim_compression(s), 0, "trim between feeds");
+            }
             if drain_each {
                 drain(s, &mut output, true);
             }

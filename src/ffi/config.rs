@@ -76,6 +76,21 @@ unsafe fn update_timeouts(
     })
 }
 
+/// Sets a timeout for which any value is valid (0 turns it off).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+pub(crate) unsafe fn set_optional_timeout(config: *mut wsconn_config_t, set: fn(&mut Timeouts, u32), ms: u32) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or a live config, used by one thread at a time (documented).
+        let Some(config) = (unsafe { config.as_mut() }) else {
+            return code(Failure::Null);
+        };
+        set(&mut config.inner.timeouts, ms);
+        code_of(Ok::<(), Failure>(()))
+    })
+}
+
 /// Sets the largest frame payload accepted from the peer (a larger one closes the
 /// connection with 1009). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, or
 /// `WSCONN_ERR_INVALID_ARGUMENT` for 0.
@@ -160,12 +175,7 @@ pub unsafe extern "C" fn wsconn_config_set_handshake_timeout(config: *mut wsconn
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            t.set_idle_ms(ms);
-            Ok(())
-        })
-    }
+    unsafe { set_optional_timeout(config, Timeouts::set_idle_ms, ms) }
 }
 
 /// Sets how long a reactor connection may take to receive one message, from
@@ -180,12 +190,7 @@ pub unsafe extern "C" fn wsconn_config_set_idle_timeout(config: *mut wsconn_conf
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_message_timeout(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            t.set_message_ms(ms);
-            Ok(())
-        })
-    }
+    unsafe { set_optional_timeout(config, Timeouts::set_message_ms, ms) }
 }
 
 /// Keepalive: a reactor connection sends a ping after `ms` without input, and is
@@ -197,12 +202,7 @@ pub unsafe extern "C" fn wsconn_config_set_message_timeout(config: *mut wsconn_c
 #[no_mangle]
 pub unsafe extern "C" fn wsconn_config_set_ping_interval(config: *mut wsconn_config_t, ms: u32) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe {
-        update_timeouts(config, |t| {
-            t.set_ping_interval_ms(ms);
-            Ok(())
-        })
-    }
+    unsafe { set_optional_timeout(config, Timeouts::set_ping_interval_ms, ms) }
 }
 
 /// Sets how long a keepalive ping may go unanswered (no input at all) before the

@@ -4,13 +4,14 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use super::callbacks::{message_arg, CCallbacks};
-use super::config::{update, wsconn_config_t};
+use super::config::{set_optional_timeout, update, wsconn_config_t};
 use super::conn::with_conn;
 use super::result::{code, Failure};
 use super::session::{with_session, wsconn_session_t};
 use super::{bytes_arg, kind_arg};
 use crate::proto::deflate::{Compress, DeflateConfig};
 use crate::proto::error::Error;
+use crate::runtime::config::Timeouts;
 use crate::runtime::connection::Connection;
 
 /// How permessage-deflate spends memory (`wsconn_config_set_deflate`).
@@ -25,10 +26,13 @@ pub enum wsconn_deflate_mode {
     /// thread). Smaller ratios on small similar messages.
     WSCONN_DEFLATE_SHARED = 1,
     /// Context takeover: each connection has its own streams, made at its
-    /// first compressed message and kept until it ends: up to about 430 KiB
-    /// per connection with the default 15-bit windows and memory level 8
-    /// (the compressor's hash table alone is 128 KiB), about 190 KiB with
-    /// 9-bit windows and memory level 1. Best ratios.
+    /// first compressed message: up to about 430 KiB per connection with the
+    /// default 15-bit windows and memory level 8 (the compressor's hash table
+    /// alone is 128 KiB), about 190 KiB with 9-bit windows and memory level 1.
+    /// Best ratios. A reactor connection quiet for a second gives the streams
+    /// back, keeping only the window the peer may refer to (a few KiB; see
+    /// `wsconn_config_set_deflate_idle_ms`); a sans-IO session does so when
+    /// the program calls `wsconn_session_trim_compression`.
     WSCONN_DEFLATE_DEDICATED = 2,
 }
 
@@ -190,6 +194,42 @@ pub unsafe extern "C" fn wsconn_config_set_deflate_min_size(config: *mut wsconn_
             Ok(())
         })
     }
+}
+
+/// Sets how long a reactor connection with context takeover
+/// (`WSCONN_DEFLATE_DEDICATED`) may go without a message in or out before its
+/// compression streams are trimmed: the compressor is dropped and the
+/// decompressor reduced to the peer's window, the last min(bytes received
+/// inflated, 2^window_bits) bytes. An idle connection then holds a few KiB
+/// instead of 180-430 KiB (about 1 KiB after one 1 KiB message each way,
+/// 32 KiB at most). The next compressed message makes a new compressor and
+/// restores the window: messages still decode exactly, the first one after a
+/// trim compresses a little less. Default 1000 ms; 0: never trim (the streams
+/// live as long as the connection). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_deflate_idle_ms(config: *mut wsconn_config_t, ms: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_optional_timeout(config, Timeouts::set_deflate_idle_ms, ms) }
+}
+
+/// The sans-IO form of the trim `wsconn_config_set_deflate_idle_ms` sets up:
+/// gives back the memory of the session's compression streams (context
+/// takeover), keeping only the peer's window (a few KiB instead of 180-430
+/// KiB). Call it when the session has been quiet for a while, not after every
+/// message (the next compressed message makes a new compressor). Safe between
+/// feeds at any time: a compressed message being received keeps its
+/// decompressor. Nothing to do without context takeover. Returns `WSCONN_OK`,
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback).
+///
+/// # Safety
+/// `session` is NULL or a live session.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_trim_compression(session: *mut wsconn_session_t) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { with_session(session, |s| Ok(s.trim_compression()?)) }
 }
 
 /// Queues a whole message like `wsconn_send_text`/`wsconn_send_binary`

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::config::Config;
-use crate::proto::deflate::inflater::{self, Inflater, TAIL};
+use crate::proto::deflate::inflater::{Inflater, TAIL};
 use crate::proto::deflate::Agreed;
 use crate::proto::error::{Error, Result};
 use crate::proto::event::{Event, Message, MessageKind};
@@ -74,9 +74,10 @@ struct Partial {
     /// Bytes a compressed message inflated to so far.
     inflated: usize,
     message_buf: Vec<u8>,
-    /// permessage-deflate: the peer's stream, held for life with context
-    /// takeover (keeping this state alive), else only while a compressed
-    /// message arrives (lent by the thread's pool).
+    /// permessage-deflate: the peer's stream, held with context takeover
+    /// (keeping this state alive; trimmed to its window when idle, see
+    /// `Receiver::trim_compression`), else only while a compressed message
+    /// arrives (lent by the thread's pool).
     inflater: Option<Box<Inflater>>,
     /// Payload bytes of the data message being received, over all its frames.
     message_len: u64,
@@ -196,7 +197,7 @@ impl Receiver {
     /// capacity: untouched reserved pages cost no memory.
     pub fn memory(&self) -> usize {
         self.part.as_deref().map_or(0, |p| {
-            let inflater = p.inflater.as_ref().map_or(0, |_| inflater::MEMORY);
+            let inflater = p.inflater.as_ref().map_or(0, |i| i.memory());
             std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len() + inflater
         })
     }
@@ -204,6 +205,28 @@ impl Receiver {
     /// A data message has begun and not ended.
     pub fn in_message(&self) -> bool {
         self.part().message.is_some()
+    }
+
+    /// Whether `trim_compression` would drop a stream now.
+    pub fn can_trim_compression(&self) -> bool {
+        let part = self.part();
+        !part.compressed && part.inflater.as_ref().is_some_and(|i| i.can_trim())
+    }
+
+    /// Context takeover between messages: trims the peer's stream to the
+    /// window its next message may refer to (nothing if that is empty). A
+    /// compressed message under way keeps its stream: it is mid-block.
+    pub fn trim_compression(&mut self) {
+        let Some(part) = self.part.as_deref_mut().filter(|p| !p.compressed) else {
+            return;
+        };
+        if let Some(inflater) = part.inflater.as_deref_mut() {
+            inflater.trim();
+            if inflater.is_empty() {
+                part.inflater = None;
+            }
+        }
+        self.release_idle_part();
     }
 
     /// Processes received bytes and returns how many were used: all of them,

@@ -68,7 +68,7 @@ struct Rare {
     /// A fragmented message being sent.
     fragments: Option<OutgoingFragments>,
     /// permessage-deflate with context takeover: this side's compressor,
-    /// made at the first compressed message.
+    /// made at the first compressed message (and again after a trim).
     deflater: Option<Box<Deflater>>,
 }
 
@@ -111,6 +111,24 @@ impl Sender {
         rare.fragments = fragments;
         if rare.fragments.is_none() && rare.deflater.is_none() {
             self.rare = None;
+        }
+    }
+
+    /// Whether a compressor is held.
+    pub fn holds_deflater(&self) -> bool {
+        self.rare.as_ref().is_some_and(|rare| rare.deflater.is_some())
+    }
+
+    /// Drops the compressor: a sender may always stop referring to earlier
+    /// messages (RFC 7692 §7.2.1), so the next compressed message simply
+    /// starts a new stream, which any peer decodes. Fragmented messages are
+    /// sent uncompressed, so none is ever cut by this.
+    pub fn trim_compression(&mut self) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.deflater = None;
+            if rare.fragments.is_none() {
+                self.rare = None;
+            }
         }
     }
 

@@ -301,6 +301,37 @@ impl Session {
         self.reported_kib.get() as usize * 1024
     }
 
+    /// permessage-deflate with context takeover: gives back the memory of
+    /// this session's compression streams, keeping only what RFC 7692 obliges
+    /// it to keep. The compressor is dropped (the next compressed message
+    /// starts a new stream; the peer decodes it as usual); the peer's
+    /// decompressor is reduced to its window, the last
+    /// min(bytes inflated, 2^window_bits) bytes it produced (about 1 KiB after
+    /// a 1 KiB message, 32 KiB at most), and restored at the next compressed
+    /// message. An idle connection thus goes from about 180-430 KiB to a few
+    /// KiB; the cost is a new compressor and a restored window at the next
+    /// message, and a smaller ratio on it: call this when the session has
+    /// been idle for a while, not after every message.
+    ///
+    /// Safe to call at any time between feeds: a compressed message being
+    /// received keeps its decompressor (this is then a no-op for it), and
+    /// fragmented messages are never compressed when sent. Nothing to do
+    /// without context takeover. [`Error::Reentrant`] inside a handler.
+    pub fn trim_compression(&self) -> Result<()> {
+        let mut rx = self.rx.try_borrow_mut().map_err(|_| Error::Reentrant)?;
+        let mut tx = self.sender()?;
+        rx.trim_compression();
+        tx.trim_compression();
+        Ok(())
+    }
+
+    /// Whether [`Session::trim_compression`] would give memory back now
+    /// (`true` inside a handler, where the receiver cannot be looked at).
+    pub fn can_trim_compression(&self) -> bool {
+        let deflater = self.tx.try_borrow().map_or(true, |tx| tx.holds_deflater());
+        deflater || self.rx.try_borrow().map_or(true, |rx| rx.can_trim_compression())
+    }
+
     /// A data message has begun arriving and has not ended (false inside a
     /// handler, where input is being processed).
     pub fn receiving_message(&self) -> bool {

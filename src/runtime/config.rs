@@ -17,6 +17,7 @@ pub struct Timeouts {
     pong_ms: u32,
     close_ms: u32,
     message_ms: u32,
+    deflate_idle_ms: u32,
 }
 
 impl Default for Timeouts {
@@ -28,6 +29,7 @@ impl Default for Timeouts {
             pong_ms: 10_000,
             close_ms: 5_000,
             message_ms: 60_000,
+            deflate_idle_ms: 1_000,
         }
     }
 }
@@ -72,6 +74,18 @@ impl Timeouts {
     /// comes back; 0 = never.
     pub fn message_ms(&self) -> u32 {
         self.message_ms
+    }
+
+    /// permessage-deflate with context takeover: trim the connection's
+    /// compression streams (`Session::trim_compression`) once no message has
+    /// gone in or out for this long; 0 = never (keep them for life).
+    pub fn deflate_idle_ms(&self) -> u32 {
+        self.deflate_idle_ms
+    }
+
+    /// 0 keeps compression streams for the connection's life.
+    pub fn set_deflate_idle_ms(&mut self, ms: u32) {
+        self.deflate_idle_ms = ms;
     }
 
     /// 0 turns the message timeout off.
@@ -131,6 +145,7 @@ mod tests {
         assert_eq!(t, Timeouts::default());
         t.set_idle_ms(0);
         t.set_ping_interval_ms(0);
+        t.set_deflate_idle_ms(0);
         t.set_pong_ms(1).unwrap();
         assert_eq!(t.pong_ms(), 1);
     }

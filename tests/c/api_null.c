@@ -1323,6 +1323,8 @@ static void test_deflate(void) {
     CHECK_EQ(wsconn_config_set_deflate_context_takeover(NULL, 1, 1), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_config_set_deflate_level(NULL, 1, 8), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_config_set_deflate_min_size(NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_deflate_idle_ms(NULL, 10), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_trim_compression(NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_send_ex(NULL, WSCONN_MSG_TEXT, "x", 1, WSCONN_SEND_COMPRESS), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_session_send_ex(NULL, WSCONN_MSG_TEXT, (const uint8_t *)"x", 1, 0), WSCONN_ERR_NULL);
     char text[256];
@@ -1345,6 +1347,7 @@ static void test_deflate(void) {
     CHECK_EQ(wsconn_config_set_deflate_level(cfg, 6, 4), WSCONN_OK);
     CHECK_EQ(wsconn_config_set_deflate_context_takeover(cfg, 1, 0), WSCONN_OK);
     CHECK_EQ(wsconn_config_set_deflate_min_size(cfg, 32), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_deflate_idle_ms(cfg, 0), WSCONN_OK);
 
     struct inbox at_server, at_client;
     memset(&at_server, 0, sizeof at_server);
@@ -1406,6 +1409,16 @@ static void test_deflate(void) {
     CHECK_EQ(wsconn_session_send_ex(server, WSCONN_MSG_TEXT, (const uint8_t *)"\xff", 1, 0),
              WSCONN_ERR_INVALID_ARGUMENT);
     CHECK_EQ(wsconn_session_output(server, &out), 0);
+    /* Trimmed between messages (server: its compressor; client: the server's
+       stream down to its window), both still decode what follows. */
+    CHECK_EQ(wsconn_session_trim_compression(server), WSCONN_OK);
+    CHECK_EQ(wsconn_session_trim_compression(client), WSCONN_OK);
+    CHECK_EQ(wsconn_session_send(server, WSCONN_MSG_TEXT, (const uint8_t *)json, sizeof json), WSCONN_OK);
+    CHECK_EQ(wsconn_session_trim_compression(client), WSCONN_OK);
+    pump(server, client);
+    CHECK_EQ(at_client.messages, 4);
+    CHECK_EQ(at_client.len, sizeof json);
+    CHECK(memcmp(at_client.data, json, sizeof json) == 0);
     wsconn_session_free(server);
     wsconn_session_free(client);
 }

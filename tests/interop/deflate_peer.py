@@ -4,6 +4,7 @@
 Usage:
   deflate_peer.py client ws://127.0.0.1:PORT/echo SET...
   deflate_peer.py interleaved ws://127.0.0.1:PORT/echo N
+  deflate_peer.py idle ws://127.0.0.1:PORT/echo PAUSE_MS
   deflate_peer.py server SET
 
 client: for each SET (see CLIENT_SETS), connects offering permessage-deflate
@@ -23,6 +24,14 @@ of a compressed 64 KiB text (a frame without FIN), then each the second half,
 in the reverse order, and check their echoes: a server must keep each
 connection's inflation apart. Prints "interleaved ok N" or "interleaved FAIL
 ...", and "N passed, M failed".
+
+idle: with the default offer (context takeover both ways), sends a 200-byte
+text, then the same text again after each of three pauses of PAUSE_MS (longer
+than the server's compression idle time, so that the server trims its streams
+in between). The client's compressor keeps its context, so the repeats go as
+back-references into the window the server kept across its trim: each must
+take under a quarter of its size on the wire and come back equal. Prints
+"idle ok 3" or "idle FAIL ...", and "N passed, M failed".
 
 server: serves on 127.0.0.1 (a free port) with the server parameters of SET
 (see SERVER_SETS), echoing every message (from 64 KiB on, in 4 frames); prints "deflate_peer listening on
@@ -131,6 +140,7 @@ class Client:
         self.sock = socket.create_connection((uri.host, uri.port), timeout=TIMEOUT)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.wire_in = 0
+        self.wire_out = 0
         self.events = []
         self.protocol.send_request(self.protocol.connect())
         self.flush()
@@ -138,6 +148,7 @@ class Client:
     def flush(self):
         for data in self.protocol.data_to_send():
             if data:
+                self.wire_out += len(data)
                 self.sock.sendall(data)
 
     def next_event(self):
@@ -247,32 +258,59 @@ def run_client(url, sets):
     return 0 if failed == 0 else 1
 
 
-def run_interleaved(url, n):
+def report(name, check):
+    """Runs `check` (which returns the count it checked, or raises) and prints
+    "NAME ok COUNT" or "NAME FAIL ...", then the tally; returns the exit status."""
     try:
-        clients = [Client(url, ClientPerMessageDeflateFactory()) for _ in range(n)]
-        answers = {c.handshake() for c in clients}
-        if not all(a.startswith("permessage-deflate") for a in answers):
-            raise RuntimeError("answers %r" % answers)
-        texts = [json_like(64 * 1024, 10 + i).encode() for i in range(n)]
-        for c, t in zip(clients, texts):
-            c.protocol.send_text(t[: len(t) // 2], fin=False)
-            c.flush()
-        for c, t in reversed(list(zip(clients, texts))):
-            c.protocol.send_continuation(t[len(t) // 2 :], fin=True)
-            c.flush()
-        for i, (c, t) in enumerate(zip(clients, texts)):
-            if c.receive() != ("text", t):
-                raise RuntimeError("connection %d: the echo differs" % i)
-        codes = [c.close() for c in clients]
-        if set(codes) != {1000}:
-            raise RuntimeError("close codes %r" % codes)
+        count = check()
     except Exception as e:  # noqa: BLE001
-        print("interleaved FAIL %r" % e, flush=True)
+        print("%s FAIL %r" % (name, e), flush=True)
         print("0 passed, 1 failed", flush=True)
         return 1
-    print("interleaved ok %d" % n, flush=True)
+    print("%s ok %d" % (name, count), flush=True)
     print("1 passed, 0 failed", flush=True)
     return 0
+
+
+def interleaved(url, n):
+    clients = [Client(url, ClientPerMessageDeflateFactory()) for _ in range(n)]
+    answers = {c.handshake() for c in clients}
+    if not all(a.startswith("permessage-deflate") for a in answers):
+        raise RuntimeError("answers %r" % answers)
+    texts = [json_like(64 * 1024, 10 + i).encode() for i in range(n)]
+    for c, t in zip(clients, texts):
+        c.protocol.send_text(t[: len(t) // 2], fin=False)
+        c.flush()
+    for c, t in reversed(list(zip(clients, texts))):
+        c.protocol.send_continuation(t[len(t) // 2 :], fin=True)
+        c.flush()
+    for i, (c, t) in enumerate(zip(clients, texts)):
+        if c.receive() != ("text", t):
+            raise RuntimeError("connection %d: the echo differs" % i)
+    codes = [c.close() for c in clients]
+    if set(codes) != {1000}:
+        raise RuntimeError("close codes %r" % codes)
+    return n
+
+
+def idle(url, pause_ms):
+    rounds = 3
+    client = Client(url, ClientPerMessageDeflateFactory())
+    client.handshake()
+    text = json_like(200, 7).encode()
+    for i in range(rounds + 1):
+        if i > 0:
+            time.sleep(pause_ms / 1000)
+        before = client.wire_out
+        client.send("text", text, 1)
+        if client.receive() != ("text", text):
+            raise RuntimeError("message %d: the echo differs" % i)
+        wire = client.wire_out - before
+        if i > 0 and wire * 4 >= len(text):
+            raise RuntimeError("message %d took %d bytes on the wire: no back-reference" % (i, wire))
+    if client.close() != 1000:
+        raise RuntimeError("close code %r" % client.protocol.close_code)
+    return rounds
 
 
 class RecordingServerFactory(ServerPerMessageDeflateFactory):
@@ -321,7 +359,9 @@ def main(argv):
     if len(argv) >= 4 and argv[1] == "client" and all(s in CLIENT_SETS for s in argv[3:]):
         return run_client(argv[2], argv[3:])
     if len(argv) == 4 and argv[1] == "interleaved" and argv[3].isdigit():
-        return run_interleaved(argv[2], int(argv[3]))
+        return report("interleaved", lambda: interleaved(argv[2], int(argv[3])))
+    if len(argv) == 4 and argv[1] == "idle" and argv[3].isdigit():
+        return report("idle", lambda: idle(argv[2], int(argv[3])))
     if len(argv) == 3 and argv[1] == "server" and argv[2] in SERVER_SETS:
         return asyncio.run(run_server(argv[2]))
     print(__doc__, file=sys.stderr)

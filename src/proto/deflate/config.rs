@@ -16,8 +16,9 @@ pub const MAX_WINDOW_BITS: u8 = 15;
 ///   streams shared by all the connections of a thread, so a compressed
 ///   connection costs no more memory than a plain one.
 /// - [`DeflateConfig::dedicated`]: context takeover, each connection with its
-///   own streams (allocated at its first compressed message, kept until it
-///   ends): better ratios on small similar messages, at
+///   own streams (allocated at its first compressed message, trimmed to the
+///   peer's window once idle: see `Session::trim_compression`): better
+///   ratios on small similar messages, at
 ///   [`DeflateConfig::connection_memory`] bytes per active connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
@@ -150,9 +151,10 @@ impl DeflateConfig {
         self.min_size = bytes;
     }
 
-    /// Bytes a connection holds for compression once it has sent and received
-    /// a compressed message, in the worst case (the largest windows the peer
-    /// may choose): 0 in the shared mode; in a dedicated one, a compressor
+    /// Bytes a connection holds for compression while it sends and receives
+    /// compressed messages (until an idle trim, see `Session::trim_compression`),
+    /// in the worst case (the largest windows the peer may choose): 0 in the
+    /// shared mode; in a dedicated one, a compressor
     /// (about 132 KiB + 4 × 2^window_bits + 7 × 2^(mem_level + 6)) and a
     /// decompressor (about 47 KiB, whatever the window) for each direction
     /// that keeps its context.

@@ -27,13 +27,23 @@ thread_local! {
     static POOL: RefCell<Vec<Box<Inflater>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A raw-deflate decompressor.
+/// A raw-deflate decompressor. With context takeover it may be trimmed
+/// between messages to the window the peer may still refer to (see
+/// [`Inflater::trim`]), and comes back to life at the next message.
 pub struct Inflater {
-    stream: Inflate,
+    /// `None` while trimmed.
+    stream: Option<Inflate>,
+    /// While trimmed: the last bytes inflated, at most a window's worth.
+    window: Box<[u8]>,
+    /// Bytes of window the live stream was given when it was restored.
+    restored: usize,
     window_bits: u8,
     /// The stream ended with a final block (BFINAL): a new message starts a
     /// new stream.
     ended: bool,
+    /// The window could not be read back: the stream stays live until it
+    /// starts afresh.
+    pinned: bool,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -48,9 +58,12 @@ impl Inflater {
     /// A decompressor for a peer compressing with `window_bits` (8-15).
     pub fn new(window_bits: u8) -> Box<Inflater> {
         Box::new(Inflater {
-            stream: Inflate::new(false, window_bits),
+            stream: Some(Inflate::new(false, window_bits)),
+            window: Box::default(),
+            restored: 0,
             window_bits,
             ended: false,
+            pinned: false,
         })
     }
 
@@ -77,8 +90,69 @@ impl Inflater {
 
     /// Starts afresh: an empty window.
     pub fn reset(&mut self) {
-        self.stream.reset(false);
+        if let Some(stream) = self.stream.as_mut() {
+            stream.reset(false);
+        }
+        self.window = Box::default();
+        self.restored = 0;
         self.ended = false;
+        self.pinned = false;
+    }
+
+    /// Between messages: keeps only what the peer's next message may refer
+    /// to (its last `min(inflated, 2^window_bits)` bytes of output) and drops
+    /// the stream; the next message restores the window into a new one, which
+    /// decodes exactly as the old one would have. Kept live (and not tried
+    /// again) if the window cannot be read back: the peer did not end its
+    /// last message between blocks, as RFC 7692 asks, and a peer that does
+    /// so only spoils its own messages.
+    pub fn trim(&mut self) {
+        let Some(stream) = self.stream.as_mut().filter(|_| !self.pinned) else {
+            return;
+        };
+        let seen = (self.restored as u64 + stream.total_out()).min(1 << self.window_bits);
+        match super::window::read_back(stream, seen as usize) {
+            Some(window) => {
+                self.stream = None;
+                self.window = window;
+                self.restored = 0;
+            }
+            None => self.pinned = true,
+        }
+    }
+
+    /// Whether a trim would drop the stream.
+    pub fn can_trim(&self) -> bool {
+        self.stream.is_some() && !self.pinned
+    }
+
+    /// Trimmed with nothing to remember: the decompressor may go.
+    pub fn is_empty(&self) -> bool {
+        self.stream.is_none() && self.window.is_empty()
+    }
+
+    /// Bytes held: a stream, or the window kept in its place.
+    pub fn memory(&self) -> usize {
+        std::mem::size_of::<Inflater>()
+            + match self.stream {
+                Some(_) => MEMORY,
+                None => self.window.len(),
+            }
+    }
+
+    /// The stream, restored with the kept window if it was trimmed.
+    fn stream(&mut self) -> &mut Inflate {
+        if self.stream.is_none() {
+            let mut stream = Inflate::new(false, self.window_bits);
+            if !self.window.is_empty() {
+                // A raw stream takes a dictionary at any time before its data.
+                let set = stream.set_dictionary(&self.window);
+                debug_assert!(set.is_ok(), "{set:?}");
+            }
+            self.restored = std::mem::take(&mut self.window).len();
+            self.stream = Some(stream);
+        }
+        self.stream.as_mut().expect("made above")
     }
 
     /// Inflates `input`, appending the output to `out` a chunk of at most
@@ -145,9 +219,9 @@ impl Inflater {
     }
 
     fn step(&mut self, input: &[u8], output: &mut [u8]) -> Result<(usize, usize, Status)> {
-        let (in0, out0) = (self.stream.total_in(), self.stream.total_out());
-        let status = self
-            .stream
+        let stream = self.stream();
+        let (in0, out0) = (stream.total_in(), stream.total_out());
+        let status = stream
             .decompress(input, output, InflateFlush::SyncFlush)
             .map_err(|_| Error::Protocol("invalid compressed data"))?;
         Ok(self.progress(in0, out0, status))
@@ -158,17 +232,18 @@ impl Inflater {
         input: &[u8],
         output: &mut [std::mem::MaybeUninit<u8>],
     ) -> Result<(usize, usize, Status)> {
-        let (in0, out0) = (self.stream.total_in(), self.stream.total_out());
-        let status = self
-            .stream
+        let stream = self.stream();
+        let (in0, out0) = (stream.total_in(), stream.total_out());
+        let status = stream
             .decompress_uninit(input, output, InflateFlush::SyncFlush)
             .map_err(|_| Error::Protocol("invalid compressed data"))?;
         Ok(self.progress(in0, out0, status))
     }
 
-    fn progress(&self, in0: u64, out0: u64, status: Status) -> (usize, usize, Status) {
-        let used = (self.stream.total_in() - in0) as usize;
-        let made = (self.stream.total_out() - out0) as usize;
+    fn progress(&mut self, in0: u64, out0: u64, status: Status) -> (usize, usize, Status) {
+        let stream = self.stream();
+        let used = (stream.total_in() - in0) as usize;
+        let made = (stream.total_out() - out0) as usize;
         (used, made, status)
     }
 }
@@ -253,6 +328,35 @@ mod tests {
         let result = Inflater::new(15).inflate(&packed, &mut out, &mut budget, &mut |_, _| Ok(()));
         assert_eq!(result, Err(Error::MessageTooBig));
         assert!(out.capacity() <= 2 << 20, "{}", out.capacity());
+    }
+
+    #[test]
+    // Large inputs: minutes under Miri; the small cases cover the unsafe code.
+    #[cfg_attr(miri, ignore)]
+    fn a_trimmed_stream_decodes_messages_that_refer_to_its_window() {
+        for bits in [9, 15] {
+            let mut deflater = Deflater::new(bits, 6, 8);
+            let mut inflater = Inflater::new(bits);
+            let mut seen = 0;
+            for i in 0..6 {
+                let text = format!("message {i}: the same words, again and again. ").repeat(20);
+                let mut packed = Vec::new();
+                deflater.compress(text.as_bytes(), &mut packed);
+                assert_eq!(
+                    inflate_all(&mut inflater, &packed, usize::MAX).unwrap(),
+                    text.as_bytes()
+                );
+                seen += text.len();
+                inflater.trim();
+                assert!(!inflater.can_trim() && !inflater.is_empty());
+                let window = seen.min(1 << bits);
+                assert_eq!(inflater.memory(), std::mem::size_of::<Inflater>() + window);
+            }
+        }
+        // Nothing inflated yet: nothing to keep.
+        let mut fresh = Inflater::new(15);
+        fresh.trim();
+        assert!(fresh.is_empty());
     }
 
     #[test]

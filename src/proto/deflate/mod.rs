@@ -7,6 +7,7 @@ pub mod config;
 pub mod deflater;
 pub mod inflater;
 pub mod negotiation;
+mod window;
 
 pub use config::DeflateConfig;
 pub use negotiation::Agreed;

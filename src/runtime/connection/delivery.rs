@@ -34,12 +34,14 @@ impl<H: ConnHandler> Connection<H> {
             }
             Event::Message(message) => {
                 self.message_ended();
+                self.message_passed();
                 handler.on_message(self, message)
             }
             Event::Fragment { kind, data, fin } => {
                 if fin {
                     self.message_ended();
                 }
+                self.message_passed();
                 handler.on_fragment(self, kind, data, fin)
             }
             Event::Ping(data) => handler.on_ping(self, data),

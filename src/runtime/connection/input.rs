@@ -205,7 +205,7 @@ impl<H: ConnHandler> Connection<H> {
         if !self.has(Flags::CLOSING) {
             self.drop_waiting_frames();
             self.set(Flags::CLOSING);
-            self.closing_since_ms.set(self.now32());
+            self.mark_ms.set(self.now32());
             self.arm_timer();
         }
     }

@@ -135,7 +135,11 @@ pub struct Connection<H: ConnHandler> {
     started_ms: Cell<u32>,
     last_input_ms: Cell<u32>,
     ping_sent_ms: Cell<u32>,
-    closing_since_ms: Cell<u32>,
+    /// Until the close: when the last message went in or out (compression
+    /// streams are trimmed after a quiet while). From the close on: when the
+    /// close began (for the close timeout). One field, as a closing
+    /// connection trims nothing.
+    mark_ms: Cell<u32>,
     flags: Cell<Flags>,
     close_code: Cell<u16>,
     lifecycle: Cell<Lifecycle>,
@@ -158,7 +162,7 @@ impl<H: ConnHandler> Connection<H> {
             started_ms: Cell::new(0),
             last_input_ms: Cell::new(0),
             ping_sent_ms: Cell::new(0),
-            closing_since_ms: Cell::new(0),
+            mark_ms: Cell::new(0),
             flags: Cell::new(Flags::empty()),
             close_code: Cell::new(0),
             lifecycle: Cell::new(Lifecycle::Idle),
@@ -381,6 +385,7 @@ impl<H: ConnHandler> Connection<H> {
         let now = self.now32();
         self.started_ms.set(now);
         self.last_input_ms.set(now);
+        self.mark_ms.set(now);
         self.ping_sent_ms.set(0);
         self.arm_timer();
     }
@@ -462,14 +467,20 @@ impl<H: ConnHandler> Connection<H> {
                 }
                 socket.write2(pending, payload)
             })
-        })
+        })?;
+        self.message_passed();
+        Ok(())
     }
 
     /// Sends a message choosing whether it is compressed (permessage-deflate).
     pub fn send_message_with(&self, message: Message<'_>, compress: Compress) -> Result<()> {
         match compress {
             Compress::Auto => self.send_message(message),
-            _ => self.with_session(|s| s.send_message_with(message, compress)),
+            _ => {
+                self.with_session(|s| s.send_message_with(message, compress))?;
+                self.message_passed();
+                Ok(())
+            }
         }
     }
 
@@ -481,6 +492,7 @@ impl<H: ConnHandler> Connection<H> {
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
         self.with_session(|s| s.send_fragment(kind, data, fin))?;
         self.fragment_sent(fin);
+        self.message_passed();
         Ok(())
     }
 

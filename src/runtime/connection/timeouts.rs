@@ -1,6 +1,7 @@
 //! The connection's timers: handshake, idle, keepalive ping and pong, message,
-//! and the closing handshake. One deadline is armed in the reactor's wheel at a time:
-//! the next moment any of them must be checked.
+//! the trim of idle compression streams, and the closing handshake. One
+//! deadline is armed in the reactor's wheel at a time: the next moment any of
+//! them must be checked.
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::state::State;
@@ -42,6 +43,9 @@ impl<H: ConnHandler> Connection<H> {
             if t.message_ms() > 0 && self.has(Flags::IN_MESSAGE) {
                 consider(left(self.started_ms.get(), t.message_ms()));
             }
+            if t.deflate_idle_ms() > 0 && self.can_trim_compression() {
+                consider(left(self.mark_ms.get(), t.deflate_idle_ms()));
+            }
             if t.ping_interval_ms() > 0 {
                 match self.ping_sent_ms.get() {
                     0 => consider(left(self.last_input_ms.get(), t.ping_interval_ms())),
@@ -50,9 +54,43 @@ impl<H: ConnHandler> Connection<H> {
             }
         }
         if closing {
-            consider(left(self.closing_since_ms.get(), t.close_ms()));
+            consider(left(self.mark_ms.get(), t.close_ms()));
         }
         wait
+    }
+
+    /// Whether the session holds compression streams a trim would drop.
+    fn can_trim_compression(&self) -> bool {
+        self.session().is_some_and(|s| s.can_trim_compression())
+    }
+
+    /// Trims the idle session's compression streams and gives the memory
+    /// back to the budget.
+    fn trim_compression(&self) {
+        if let Some(session) = self.session() {
+            let _ = session.trim_compression();
+        }
+        self.account();
+    }
+
+    /// A message went in or out. With context takeover, the compression
+    /// streams are trimmed once the connection has been quiet for the
+    /// configured while: that while starts again now, and the timer is brought
+    /// forward if it would fire later than its end.
+    pub(super) fn message_passed(&self) {
+        let takeover = self
+            .session()
+            .and_then(|s| s.deflate())
+            .is_some_and(|a| !(a.server_no_context_takeover && a.client_no_context_takeover));
+        let Some(reactor) = self.reactor().filter(|_| takeover) else {
+            return;
+        };
+        self.mark_ms.set(self.now32());
+        let idle = self.config().timeouts.deflate_idle_ms();
+        let due = reactor.now_ms() + idle as u64;
+        if idle > 0 && self.timer.deadline().map_or(true, |armed| armed > due) {
+            self.arm_timer();
+        }
     }
 
     /// Puts this connection in the reactor's timer wheel for its next deadline
@@ -80,7 +118,7 @@ impl<H: ConnHandler> Connection<H> {
                 return;
             }
         } else if self.has(Flags::CLOSING) {
-            if self.since(self.closing_since_ms.get()) >= t.close_ms() as u64 {
+            if self.since(self.mark_ms.get()) >= t.close_ms() as u64 {
                 let code = match self.close_code.get() {
                     0 => CloseCode::ABNORMAL.0,
                     code => code,
@@ -91,6 +129,10 @@ impl<H: ConnHandler> Connection<H> {
         } else {
             if t.idle_ms() > 0 && self.since(self.last_input_ms.get()) >= t.idle_ms() as u64 {
                 let _ = self.close(CloseCode::GOING_AWAY.0, "idle timeout");
+            }
+            let idle = t.deflate_idle_ms();
+            if idle > 0 && self.since(self.mark_ms.get()) >= idle as u64 && self.can_trim_compression() {
+                self.trim_compression();
             }
             let in_message = self.has(Flags::IN_MESSAGE);
             if in_message && t.message_ms() > 0 && self.since(self.started_ms.get()) >= t.message_ms() as u64 {
