@@ -3,6 +3,7 @@
 //! `wsconn-testkit`; like it, this is written independently of wsconn so the
 //! load generator does not test wsconn with wsconn's own code.
 
+pub mod cpu;
 pub mod deflate;
 pub mod tls;
 
