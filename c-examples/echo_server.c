@@ -35,7 +35,7 @@
  *
  * Usage: echo_server [-t N] [-v] [-g] [-z] [-m MIB] [-T MS] [-d DIR]
  *                    [--deflate-dedicated BITS]
- *                    [--tls-cert FILE --tls-key FILE] [port]
+ *                    [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [port]
  *   port   default 9998; 0 picks a free port.  Binds 127.0.0.1.
  *   -t N   N threads, one reactor each, sharing the port (SO_REUSEPORT)
  *   -v     log connections and messages to stderr, and the memory the
@@ -55,6 +55,9 @@
  *          serve TLS (wss:// and the page over https://) with this PEM
  *          certificate chain and key; SIGHUP reloads both files (a bad file
  *          keeps the certificate in place)
+ *   --tls-client-ca FILE
+ *          mutual TLS: clients must show a certificate signed by an
+ *          authority of this PEM file
  */
 
 #ifndef _GNU_SOURCE
@@ -111,6 +114,7 @@ static int deflate_bits = 15;     /* --deflate-dedicated BITS */
 static long message_timeout = -1; /* -T; -1: the library's default */
 static const char *tls_cert;        /* --tls-cert; NULL: plain */
 static const char *tls_key;         /* --tls-key */
+static const char *tls_client_ca;   /* --tls-client-ca; NULL: none asked for */
 static volatile sig_atomic_t reloads; /* SIGHUPs received (each worker reloads once per) */
 
 /* index.html, read at startup (NULL if it was not found). */
@@ -464,7 +468,8 @@ static void usage(const char *prog)
     fprintf(stderr,
             "usage: %s [-t N] [-v] [-g] [-z] [-m MIB] [-T MS] [-d DIR]\n"
             "          [--deflate-dedicated BITS]\n"
-            "          [--tls-cert FILE --tls-key FILE] [port]   (default port %d)\n"
+            "          [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [port]\n"
+            "          (default port %d)\n"
             "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
             "  -v      log connections, messages and memory held\n"
             "  -g      gbase mode: text-only echo via the read callback\n"
@@ -475,7 +480,8 @@ static void usage(const char *prog)
             "  --deflate-dedicated BITS  permessage-deflate with context takeover and\n"
             "          BITS-bit windows (8-15), streams per connection\n"
             "  -d DIR  directory of index.html\n"
-            "  --tls-cert FILE --tls-key FILE  serve wss:// and https:// (SIGHUP reloads)\n",
+            "  --tls-cert FILE --tls-key FILE  serve wss:// and https:// (SIGHUP reloads)\n"
+            "  --tls-client-ca FILE  mutual TLS: require client certificates signed by it\n",
             prog, DEFAULT_PORT);
 }
 
@@ -532,6 +538,13 @@ static int worker_listen(struct worker *w)
             fprintf(stderr, "echo_server: TLS with %s and %s: %s\n", tls_cert, tls_key,
                     wsconn_strerror(tls));
             return -1;
+        }
+        if (tls_client_ca != NULL) {
+            tls = wsconn_acceptor_set_tls_client_ca(w->acc, tls_client_ca);
+            if (tls != WSCONN_OK) {
+                fprintf(stderr, "echo_server: client CA %s: %s\n", tls_client_ca, wsconn_strerror(tls));
+                return -1;
+            }
         }
     }
     if (w->reuse_port)
@@ -645,6 +658,7 @@ int main(int argc, char **argv)
     static const struct option long_options[] = {
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
+        {"tls-client-ca", required_argument, NULL, 'A'},
         {"deflate-dedicated", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
@@ -665,6 +679,9 @@ int main(int argc, char **argv)
             break;
         case 'K':
             tls_key = optarg;
+            break;
+        case 'A':
+            tls_client_ca = optarg;
             break;
         case 't':
             if (parse_int(optarg, 1, 1024, &threads) < 0) {
@@ -699,7 +716,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if ((tls_cert == NULL) != (tls_key == NULL) || argc - optind > 1 ||
+    if ((tls_cert == NULL) != (tls_key == NULL) || (tls_client_ca != NULL && tls_cert == NULL) ||
+        argc - optind > 1 ||
         (argc - optind == 1 && parse_int(argv[optind], 0, 65535, &port) < 0)) {
         usage(argv[0]);
         return 2;

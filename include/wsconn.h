@@ -1547,6 +1547,24 @@ int32_t wsconn_acceptor_add_tls_name(struct wsconn_acceptor_t *acceptor,
                                      const char *key_path);
 
 /**
+ * Mutual TLS: from now on, every client of `acceptor` must show a certificate
+ * signed by one of the authorities in the PEM file at `ca_path` (any
+ * certificate they sign is accepted; the handshake of a client without one,
+ * or with another, is refused and counted by `wsconn_acceptor_tls_refused`).
+ * NULL `ca_path`: no client certificate asked for again. Reloads
+ * (`wsconn_acceptor_set_tls`) and names added later keep the setting.
+ * Connections already running are not affected. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (path not UTF-8),
+ * `WSCONN_ERR_STATE` (the acceptor serves no TLS yet),
+ * `WSCONN_ERR_TLS_CREDENTIALS` (missing, unreadable, no certificate; nothing
+ * changed), `WSCONN_ERR_TLS_NOT_BUILT`. Not thread-safe (the acceptor's thread).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor; `ca_path` is NULL or NUL-terminated.
+ */
+int32_t wsconn_acceptor_set_tls_client_ca(struct wsconn_acceptor_t *acceptor, const char *ca_path);
+
+/**
  * How many TLS handshakes the connections accepted by `acceptor` refused: a
  * plain HTTP request or garbage on the TLS port, no protocol version or
  * cipher in common, a bad record. Each such connection was closed (its close

@@ -452,3 +452,80 @@ fn a_client_that_stops_reading_holds_the_tls_server_to_its_max_output() {
         Acceptor::release(acceptor.as_ptr());
     }
 }
+
+/// Runs a client of `url` trusting `ca` and showing `identity` (if any) to
+/// its end: whether it opened, how it ended, its echoes.
+fn outcome_with_identity(
+    reactor: &Reactor,
+    url: &str,
+    ca: &str,
+    identity: Option<&Leaf>,
+) -> (bool, Option<Error>, usize) {
+    let log = Rc::new(Log::default());
+    log.close_after.set(3);
+    let conn = Connection::create(reactor, Client(Rc::clone(&log)));
+    // SAFETY: just created; released below.
+    let c = unsafe { conn.as_ref() };
+    let mut tls = ClientTls::default();
+    tls.set_ca_pem(ca.as_bytes()).unwrap();
+    if let Some(leaf) = identity {
+        tls.set_client_cert_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes())
+            .unwrap();
+    }
+    c.set_config(Arc::new(ConnConfig {
+        tls,
+        ..ConnConfig::default()
+    }))
+    .unwrap();
+    c.connect(url).expect("connect accepted");
+    run_until(reactor, 20, || log.ended.borrow().is_some());
+    // SAFETY: created above, not used afterwards.
+    unsafe { Connection::release(conn.as_ptr()) };
+    let error = ended(&log).and_then(|(_, e)| e);
+    (log.opened.get(), error, log.echoes.get())
+}
+
+#[test]
+fn a_server_requiring_client_certificates_takes_only_those_its_ca_signed() {
+    let reactor = Reactor::new().unwrap();
+    let ca = TestCa::new("wsconn server CA");
+    let client_ca = TestCa::new("wsconn client CA");
+    let (acceptor, port) = server(&reactor, Some(&ca.leaf(&["127.0.0.1"])));
+    // SAFETY: created by `server`, released below.
+    let a = unsafe { acceptor.as_ref() };
+    let required = a
+        .tls()
+        .unwrap()
+        .with_client_ca_pem(Some(client_ca.cert_pem.as_bytes()))
+        .unwrap();
+    assert!(required.requires_client_certificate());
+    a.set_tls(Some(required));
+    let url = format!("wss://127.0.0.1:{port}/");
+
+    let (opened, error, echoes) =
+        outcome_with_identity(&reactor, &url, &ca.cert_pem, Some(&client_ca.leaf(&["client"])));
+    assert!(opened && error.is_none() && echoes == 3, "{opened} {error:?} {echoes}");
+    assert_eq!(a.tls_refused(), 0);
+
+    for (i, identity) in [None, Some(ca.leaf(&["client"]))].iter().enumerate() {
+        let (opened, error, _) = outcome_with_identity(&reactor, &url, &ca.cert_pem, identity.as_ref());
+        assert!(!opened, "client {i} opened");
+        assert!(matches!(error, Some(Error::Tls(_))), "client {i}: {error:?}");
+        // The server's side of the refusal ends on its next turns.
+        run_until(&reactor, 20, || a.tls_refused() == i as u64 + 1);
+    }
+
+    // A reload keeps the requirement; NULL lifts it.
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let reloaded = a
+        .tls()
+        .unwrap()
+        .with_default_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes())
+        .unwrap();
+    assert!(reloaded.requires_client_certificate());
+    a.set_tls(Some(reloaded.with_client_ca_pem(None).unwrap()));
+    let (opened, error, echoes) = outcome_with_identity(&reactor, &url, &ca.cert_pem, None);
+    assert!(opened && error.is_none() && echoes == 3, "{opened} {error:?} {echoes}");
+    // SAFETY: created by `server`, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}

@@ -1,7 +1,8 @@
 //! TLS with other implementations, through the C examples: Python
 //! `websockets` as a `wss://` client of `echo_server --tls-cert --tls-key`
 //! (and its page over `https://`), `c-examples/client` against a Python
-//! `wss://` server, the client's failure codes, and a reload by SIGHUP.
+//! `wss://` server, the client's failure codes, mutual TLS both ways, and a
+//! reload by SIGHUP.
 //! Certificates are made by the test (rcgen). Nothing is skipped.
 
 mod certs;
@@ -167,13 +168,64 @@ fn the_c_client_shows_its_certificate_to_a_server_that_asks() {
     // Without one, the server refuses it. Under TLS 1.3 the client has finished
     // its handshake by then; Python's asyncio closes the socket without always
     // sending its alert first, so the end is an alert (-24) or an EOF (-13).
-    let refused = client(&url, Some(&f.ca));
+    assert_refused(&client(&url, Some(&f.ca)));
+}
+
+/// The client was refused before its upgrade: a TLS alert (-24) or, when the
+/// server's close overtook it, an EOF (-13).
+fn assert_refused(done: &Finished) {
     assert!(
-        !refused.status.success()
-            && !refused.stdout.contains("hello")
-            && (refused.stderr.contains("error -24:") || refused.stderr.contains("error -13:")),
+        !done.status.success()
+            && !done.stdout.contains("hello")
+            && (done.stderr.contains("error -24:") || done.stderr.contains("error -13:")),
         "{}",
-        refused.report()
+        done.report()
+    );
+}
+
+#[test]
+fn echo_server_requires_client_certificates_signed_by_its_client_ca() {
+    build_examples();
+    let dir = certs::dir("echo-server-mtls");
+    let ca = TestCa::new("wsconn test CA");
+    let client_ca = TestCa::new("wsconn client CA");
+    let f = files(&dir, &ca, "");
+    let client_ca_file = certs::write(&dir, "client-ca.pem", &client_ca.cert_pem);
+    let identity = |leaf: certs::Leaf, name: &str| {
+        (
+            certs::write(&dir, &format!("{name}-cert.pem"), &leaf.cert_pem),
+            certs::write(&dir, &format!("{name}-key.pem"), &leaf.key_pem),
+        )
+    };
+    let (good_cert, good_key) = identity(client_ca.leaf(&["client.example"]), "good");
+    let (other_cert, other_key) = identity(ca.leaf(&["client.example"]), "other");
+    let args = [
+        "--tls-cert",
+        &f.cert,
+        "--tls-key",
+        &f.key,
+        "--tls-client-ca",
+        &client_ca_file,
+        "0",
+    ];
+    let mut server = Server::start(&example("echo_server"), &args, &[], "echo-server-mtls");
+    let port = server.wait_for_port();
+    server.wait_until_accepting(port);
+    let url = format!("wss://localhost:{port}/echo");
+    assert_echoed(
+        &client_with(&url, Some(&f.ca), &["--cert", &good_cert, "--key", &good_key]),
+        &server,
+    );
+    assert_refused(&client(&url, Some(&f.ca)));
+    assert_refused(&client_with(
+        &url,
+        Some(&f.ca),
+        &["--cert", &other_cert, "--key", &other_key],
+    ));
+    // Still serving the clients it takes.
+    assert_echoed(
+        &client_with(&url, Some(&f.ca), &["--cert", &good_cert, "--key", &good_key]),
+        &server,
     );
 }
 

@@ -714,6 +714,7 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_acceptor_set_tls_pem(NULL, (const uint8_t *)"x", 1, (const uint8_t *)"y", 1), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_add_tls_name(NULL, "a.test", "c.pem", "k.pem"), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_tls_refused(NULL), 0);
+    CHECK_EQ(wsconn_acceptor_set_tls_client_ca(NULL, "ca.pem"), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_release(NULL), WSCONN_OK);
 
     CHECK(wsconn_create(NULL) == NULL);
@@ -890,6 +891,8 @@ static void test_reactor_objects(void) {
     CHECK_EQ(wsconn_acceptor_set_tls_pem(acc, NULL, 1, NULL, 0), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_acceptor_add_tls_name(acc, "a.test", "c.pem", "k.pem"), WSCONN_ERR_STATE);
     CHECK_EQ(wsconn_acceptor_add_tls_name(acc, NULL, "c.pem", "k.pem"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_tls_client_ca(acc, "ca.pem"), WSCONN_ERR_STATE); /* no TLS served yet */
+    CHECK_EQ(wsconn_acceptor_set_tls_client_ca(acc, NULL), WSCONN_ERR_STATE);
     CHECK_EQ(wsconn_acceptor_set_tls(acc, NULL, NULL), WSCONN_OK);
     CHECK_EQ(wsconn_acceptor_tls_refused(acc), 0); /* none refused on this port */
     /* SO_REUSEPORT: only before start; then two acceptors share one port. */

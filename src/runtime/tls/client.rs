@@ -74,11 +74,7 @@ fn default_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
 impl ClientTls {
     /// Trusts the authorities of a PEM file's certificates instead of the system's.
     pub fn set_ca_pem(&mut self, pem_data: &[u8]) -> Result<(), TlsError> {
-        let mut store = RootCertStore::empty();
-        let (added, _) = store.add_parsable_certificates(pem::certificates(pem_data)?);
-        if added == 0 {
-            return Err(TlsError::Credentials);
-        }
+        let store = pem::roots(pem_data)?;
         self.rebuild(|t| t.roots = Some(Arc::new(store)))
     }
 

@@ -37,6 +37,18 @@ impl ServerTls {
         Err(TlsError::NotBuilt)
     }
 
+    pub fn with_client_ca_pem(&self, _ca_pem: Option<&[u8]>) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn with_client_ca_file(&self, _ca_path: Option<&str>) -> Result<ServerTls, TlsError> {
+        Err(TlsError::NotBuilt)
+    }
+
+    pub fn requires_client_certificate(&self) -> bool {
+        false
+    }
+
     pub(crate) fn counting_refusals_in(self, _counter: &std::sync::Arc<std::sync::atomic::AtomicU64>) -> ServerTls {
         self
     }

@@ -21,6 +21,16 @@ pub(super) fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError
     PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::Credentials)
 }
 
+/// The authorities of a PEM file's certificates (at least one usable).
+pub(super) fn roots(pem: &[u8]) -> Result<rustls::RootCertStore, TlsError> {
+    let mut store = rustls::RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(certificates(pem)?);
+    if added == 0 {
+        return Err(TlsError::Credentials);
+    }
+    Ok(store)
+}
+
 /// A file's bytes; any failure to read it is a credentials error.
 pub(super) fn read(path: &str) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|_| TlsError::Credentials)

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
 
 use super::pem;
 use super::TlsError;
@@ -19,6 +20,9 @@ use super::TlsError;
 pub struct ServerTls {
     pub(super) config: Arc<rustls::ServerConfig>,
     certificates: Arc<ByName>,
+    /// Authorities a client certificate must be signed by (mutual TLS);
+    /// `None`: no client certificate asked for.
+    client_roots: Option<Arc<RootCertStore>>,
     /// Handshakes refused (not TLS, bad records, nothing in common), shared
     /// by the configs an acceptor serves in turn (see `counting_refusals_in`).
     pub(super) refused: Arc<AtomicU64>,
@@ -56,7 +60,7 @@ impl ServerTls {
             default: Some(certified(chain, key)?),
             names: HashMap::new(),
         };
-        ServerTls::build(certificates)
+        ServerTls::build(certificates, None)
     }
 
     /// From the paths of a PEM certificate chain and a PEM private key.
@@ -71,7 +75,7 @@ impl ServerTls {
         certificates
             .names
             .insert(name.to_ascii_lowercase(), certified(chain, key)?);
-        ServerTls::build(certificates)
+        ServerTls::build(certificates, self.client_roots.clone())
     }
 
     /// The same names, with this chain and key for the others: a reload of
@@ -79,7 +83,7 @@ impl ServerTls {
     pub fn with_default_pem(&self, chain: &[u8], key: &[u8]) -> Result<ServerTls, TlsError> {
         let mut certificates = ByName::clone(&self.certificates);
         certificates.default = Some(certified(chain, key)?);
-        ServerTls::build(certificates)
+        ServerTls::build(certificates, self.client_roots.clone())
     }
 
     pub fn with_default_files(&self, chain_path: &str, key_path: &str) -> Result<ServerTls, TlsError> {
@@ -90,17 +94,46 @@ impl ServerTls {
         self.with_name_pem(name, &pem::read(chain_path)?, &pem::read(key_path)?)
     }
 
-    fn build(certificates: ByName) -> Result<ServerTls, TlsError> {
+    /// The same certificates, requiring from each client a certificate signed
+    /// by one of the authorities in `ca_pem` (mutual TLS); `None`: no client
+    /// certificate asked for.
+    pub fn with_client_ca_pem(&self, ca_pem: Option<&[u8]>) -> Result<ServerTls, TlsError> {
+        let roots = ca_pem.map(pem::roots).transpose()?.map(Arc::new);
+        ServerTls::build(ByName::clone(&self.certificates), roots)
+    }
+
+    pub fn with_client_ca_file(&self, ca_path: Option<&str>) -> Result<ServerTls, TlsError> {
+        match ca_path {
+            Some(path) => self.with_client_ca_pem(Some(&pem::read(path)?)),
+            None => self.with_client_ca_pem(None),
+        }
+    }
+
+    /// Whether clients must show a certificate.
+    pub fn requires_client_certificate(&self) -> bool {
+        self.client_roots.is_some()
+    }
+
+    fn build(certificates: ByName, client_roots: Option<Arc<RootCertStore>>) -> Result<ServerTls, TlsError> {
         let certificates = Arc::new(certificates);
-        let mut config = rustls::ServerConfig::builder_with_provider(pem::provider())
+        let builder = rustls::ServerConfig::builder_with_provider(pem::provider())
             .with_protocol_versions(pem::VERSIONS)
-            .map_err(|_| TlsError::Protocol)?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::clone(&certificates) as Arc<dyn ResolvesServerCert>);
+            .map_err(|_| TlsError::Protocol)?;
+        let builder = match &client_roots {
+            Some(roots) => {
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), pem::provider())
+                    .build()
+                    .map_err(|_| TlsError::Credentials)?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::clone(&certificates) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = pem::alpn();
         Ok(ServerTls {
             config: Arc::new(config),
             certificates,
+            client_roots,
             refused: Arc::default(),
         })
     }
