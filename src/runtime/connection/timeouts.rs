@@ -78,6 +78,11 @@ impl<H: ConnHandler> Connection<H> {
     /// configured while: that while starts again now, and the timer is brought
     /// forward if it would fire later than its end.
     pub(super) fn message_passed(&self) {
+        // Once closing, `mark_ms` times the close: messages the peer still
+        // sends must not put its end off.
+        if self.has(Flags::CLOSING) {
+            return;
+        }
         let takeover = self
             .session()
             .and_then(|s| s.deflate())
