@@ -4,8 +4,12 @@
 #                   include/wsconn.h) and the C examples
 #   make run        build the library and c-examples/$(EXAMPLE), run it on port $(PORT)
 #                   (default: echo_server 9998; open http://127.0.0.1:9998/)
-#   make test       formatting, clippy, build, and every test (`cargo test`, and
-#                   the library's unit tests without TLS)
+#   make test       installs what the tests need (`make deps`), then formatting,
+#                   clippy, build, and every test (`cargo test`, and the
+#                   library's unit tests without TLS)
+#   make deps       tests/deps.sh: the Debian packages, Rust components and cargo
+#                   tools the tests need, installed where missing (quiet when all
+#                   are there; names them and stops when it cannot install)
 #   make venv       target/venv: a Python with `websockets`, for the interop tests
 #   make install    the C library, as a C library is installed (below)
 #   make uninstall  removes what `make install` put there (same variables)
@@ -65,13 +69,14 @@ build:
 
 # Builds only the example it runs (chat_server needs libhiredis-dev, echo_server nothing).
 run:
+	$(if $(filter chat_server,$(EXAMPLE)),bash tests/deps.sh hiredis)
 	$(CARGO) build --release
 	$(MAKE) -C c-examples $(EXAMPLE)
 	exec ./c-examples/$(EXAMPLE) $(PORT)
 
 # The interop tests would create the venv themselves; doing it here first
 # keeps `cargo test` output free of pip and surfaces a pip failure early.
-test: venv
+test: deps venv
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
@@ -118,6 +123,9 @@ uninstall:
 		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
 	$(if $(OWN_DIRS),rmdir --ignore-fail-on-non-empty $(OWN_DIRS))
 
+deps:
+	@bash tests/deps.sh
+
 venv:
 	@if ! $(VENV)/bin/python -c 'import websockets' 2>/dev/null; then \
 		echo "creating $(VENV) with websockets"; \
@@ -142,4 +150,4 @@ clean:
 	$(MAKE) -C c-examples clean
 	$(CARGO) clean
 
-.PHONY: build run test install uninstall venv bench clean
+.PHONY: build run test deps install uninstall venv bench clean
