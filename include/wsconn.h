@@ -333,6 +333,65 @@ typedef struct wsconn_acceptor_t wsconn_acceptor_t;
  */
 typedef struct wsconn_t wsconn_t;
 
+/**
+ * The event loop of one thread: its connections, acceptors, watched fds and
+ * timers, and the jobs other threads hand it.
+ *
+ * A reactor never moves: the objects made on it keep its address, so
+ * [`Reactor::new`] returns it pinned in a box. The box itself moves freely,
+ * and `&reactor` is a `&Reactor` wherever one is asked for:
+ *
+ * ```
+ * use std::os::fd::AsRawFd;
+ * use std::pin::Pin;
+ * use std::rc::Rc;
+ * use wsconn::runtime::reactor::Reactor;
+ * use wsconn::runtime::watch::READABLE;
+ *
+ * struct Server {
+ *     reactor: Pin<Box<Reactor>>,
+ * }
+ * let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+ * let reactor = Reactor::new().unwrap();
+ * reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+ * let server = Server { reactor }; // the box moved, the reactor did not
+ * fn turn(reactor: &Reactor) -> usize {
+ *     reactor.dispatch(0).unwrap()
+ * }
+ * assert_eq!(turn(&server.reactor), 0);
+ * ```
+ *
+ * Moving the reactor itself (into a struct, another box, out of its pin)
+ * does not compile, so no object is left pointing where it was:
+ *
+ * ```compile_fail
+ * use std::os::fd::AsRawFd;
+ * use std::rc::Rc;
+ * use wsconn::runtime::reactor::Reactor;
+ * use wsconn::runtime::watch::READABLE;
+ *
+ * struct Server {
+ *     reactor: Reactor,
+ * }
+ * let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+ * let reactor = Reactor::new().unwrap();
+ * reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+ * let server = Server { reactor };
+ * ```
+ *
+ * ```compile_fail
+ * use wsconn::runtime::reactor::Reactor;
+ * let reactor = Reactor::new().unwrap();
+ * let moved: Reactor = *std::pin::Pin::into_inner(reactor);
+ * ```
+ *
+ * ```compile_fail
+ * use wsconn::runtime::reactor::Reactor;
+ * let mut a = Reactor::new().unwrap();
+ * let mut b = Reactor::new().unwrap();
+ * std::mem::swap(&mut *a, &mut *b);
+ * ```
+ */
 typedef struct wsconn_reactor_t wsconn_reactor_t;
 
 /**

@@ -34,7 +34,9 @@ impl DeferredCall {
 pub extern "C" fn wsconn_reactor_create() -> *mut Reactor {
     ffi_boundary!(std::ptr::null_mut(), {
         match Reactor::new() {
-            Ok(reactor) => Box::into_raw(Box::new(reactor)),
+            // SAFETY: the reactor stays pinned: C only ever holds this pointer,
+            // and wsconn_reactor_release drops it where it is (Box::from_raw).
+            Ok(reactor) => Box::into_raw(unsafe { std::pin::Pin::into_inner_unchecked(reactor) }),
             Err(_) => std::ptr::null_mut(),
         }
     })

@@ -11,7 +11,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::marker::PhantomPinned;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -122,6 +124,63 @@ pub struct MemoryUsage {
     pub waiting: usize,
 }
 
+/// The event loop of one thread: its connections, acceptors, watched fds and
+/// timers, and the jobs other threads hand it.
+///
+/// A reactor never moves: the objects made on it keep its address, so
+/// [`Reactor::new`] returns it pinned in a box. The box itself moves freely,
+/// and `&reactor` is a `&Reactor` wherever one is asked for:
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use std::pin::Pin;
+/// use std::rc::Rc;
+/// use wsconn::runtime::reactor::Reactor;
+/// use wsconn::runtime::watch::READABLE;
+///
+/// struct Server {
+///     reactor: Pin<Box<Reactor>>,
+/// }
+/// let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let reactor = Reactor::new().unwrap();
+/// reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+/// let server = Server { reactor }; // the box moved, the reactor did not
+/// fn turn(reactor: &Reactor) -> usize {
+///     reactor.dispatch(0).unwrap()
+/// }
+/// assert_eq!(turn(&server.reactor), 0);
+/// ```
+///
+/// Moving the reactor itself (into a struct, another box, out of its pin)
+/// does not compile, so no object is left pointing where it was:
+///
+/// ```compile_fail
+/// use std::os::fd::AsRawFd;
+/// use std::rc::Rc;
+/// use wsconn::runtime::reactor::Reactor;
+/// use wsconn::runtime::watch::READABLE;
+///
+/// struct Server {
+///     reactor: Reactor,
+/// }
+/// let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let reactor = Reactor::new().unwrap();
+/// reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+/// let server = Server { reactor };
+/// ```
+///
+/// ```compile_fail
+/// use wsconn::runtime::reactor::Reactor;
+/// let reactor = Reactor::new().unwrap();
+/// let moved: Reactor = *std::pin::Pin::into_inner(reactor);
+/// ```
+///
+/// ```compile_fail
+/// use wsconn::runtime::reactor::Reactor;
+/// let mut a = Reactor::new().unwrap();
+/// let mut b = Reactor::new().unwrap();
+/// std::mem::swap(&mut *a, &mut *b);
+/// ```
 pub struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
@@ -147,10 +206,15 @@ pub struct Reactor {
     dispatching: Cell<bool>,
     start: Instant,
     now_ms: Cell<u64>,
+    /// Objects keep the reactor's address: it must not move (see `new`).
+    _pinned: PhantomPinned,
 }
 
 impl Reactor {
-    pub fn new() -> Result<Reactor> {
+    /// A new reactor, pinned: connections, acceptors, watches and timers made
+    /// on it keep its address, so it stays where it is until dropped (which
+    /// detaches them). Pass `&reactor` where a `&Reactor` is asked for.
+    pub fn new() -> Result<Pin<Box<Reactor>>> {
         let poll = Poll::new().map_err(|_| Error::Io("creating the poll"))?;
         let registry = poll
             .registry()
@@ -182,9 +246,10 @@ impl Reactor {
             dispatching: Cell::new(false),
             start: Instant::now(),
             now_ms: Cell::new(0),
+            _pinned: PhantomPinned,
         };
         reactor.remote().group().join(reactor.remote());
-        Ok(reactor)
+        Ok(Box::pin(reactor))
     }
 
     pub fn registry(&self) -> &Registry {

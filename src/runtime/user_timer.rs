@@ -39,7 +39,8 @@ impl UserTimer {
     }
 
     fn registered(&self) -> Option<(&Reactor, Token)> {
-        // SAFETY: the reactor outlives its timers or sets this pointer to NULL.
+        // SAFETY: the reactor is pinned (it never moves) and outlives its timers
+        // or sets this pointer to NULL.
         let reactor = unsafe { self.reactor.get().as_ref() }?;
         Some((reactor, Token(self.token.get() as usize)))
     }

@@ -50,8 +50,8 @@ fn interest(events: u32) -> Option<Interest> {
 
 impl Watch {
     fn reactor(&self) -> &Reactor {
-        // SAFETY: a watch lives in its reactor's slots and map; the reactor frees
-        // it (or detaches it) before going away.
+        // SAFETY: a watch lives in its reactor's slots and map; the reactor is
+        // pinned (it never moves) and frees it (or detaches it) before going away.
         unsafe { &*self.reactor }
     }
 

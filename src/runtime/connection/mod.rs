@@ -189,8 +189,9 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     pub(crate) fn reactor(&self) -> Option<&Reactor> {
-        // SAFETY: the reactor outlives the connections made on it (documented) and
-        // detaches them (setting this pointer to NULL) if it is dropped first.
+        // SAFETY: the reactor is pinned (it never moves), outlives the
+        // connections made on it (documented) and detaches them (setting this
+        // pointer to NULL) if it is dropped first.
         unsafe { self.reactor.get().as_ref() }
     }
 
