@@ -102,7 +102,8 @@ impl Remote {
         Arc::clone(&self.0.group.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Moves this reactor into `group` (leaving its former one).
+    /// Moves this reactor into `group` (leaving its former one); the caller
+    /// holds the lock on group changes (see `topics.rs`).
     pub(crate) fn set_group(&self, group: Arc<TopicGroup>) {
         let old = std::mem::replace(
             &mut *self.0.group.lock().unwrap_or_else(|e| e.into_inner()),
@@ -614,8 +615,7 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
-        let remote = self.remote();
-        remote.group().leave(&remote);
+        self.remote().leave_group();
         self.detach_all();
     }
 }
