@@ -46,7 +46,9 @@ pub extern "C" fn wsconn_reactor_create() -> *mut Reactor {
 /// until something happens) for socket events, handles them and the due timers
 /// (callbacks run inside), then writes the output of the turn, one write per
 /// connection. Returns the number of events handled (0 on timeout), or
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`.
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`,
+/// `WSCONN_ERR_PANIC` (a bug in wsconn was caught; the reactor may be
+/// dispatched again).
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor, on its own thread.

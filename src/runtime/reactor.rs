@@ -32,6 +32,8 @@ use crate::runtime::watch::Watches;
 pub const READ_BUFFER_SIZE: usize = 64 << 10;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+/// Events taken from the poll at once.
+const EVENTS_PER_POLL: usize = 1024;
 /// Writes between two looks at the sockets while a turn's output is written
 /// (see `flush_dirty`).
 const POLL_WHILE_FLUSHING: usize = 128;
@@ -224,7 +226,7 @@ impl Reactor {
         let waker = Waker::new(poll.registry(), WAKER_TOKEN).map_err(|_| Error::Io("creating the poll"))?;
         let reactor = Reactor {
             poll: RefCell::new(poll),
-            events: RefCell::new(Events::with_capacity(1024)),
+            events: RefCell::new(Events::with_capacity(EVENTS_PER_POLL)),
             registry,
             shared: Arc::new(Shared {
                 jobs: Mutex::new(Vec::new()),
@@ -492,14 +494,25 @@ impl Reactor {
     /// Runs one turn: waits at most `timeout_ms` (negative: until something
     /// happens) for I/O, handles it and the due timers, then writes the output of
     /// the turn. Returns the number of events handled.
+    ///
+    /// A panic in a handler unwinds out of `dispatch`; a program that catches
+    /// it may dispatch again (what the rest of that turn had to handle may be
+    /// lost: a connection whose event it was is read again when more arrives).
     pub fn dispatch(&self, timeout_ms: i32) -> Result<usize> {
         if self.dispatching.replace(true) {
             return Err(Error::Reentrant);
         }
+        /// Ends the dispatch even when a handler's panic unwinds through it.
+        struct Dispatching<'a>(&'a Cell<bool>);
+        impl Drop for Dispatching<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _dispatching = Dispatching(&self.dispatching);
         let result = self.turn(timeout_ms);
         self.flush_dirty();
         self.free_graveyard();
-        self.dispatching.set(false);
         result
     }
 
@@ -524,6 +537,10 @@ impl Reactor {
     /// Returns the number of events handled.
     fn poll_and_handle(&self, timeout: Option<Duration>) -> Result<usize> {
         let mut events = std::mem::replace(&mut *self.events.borrow_mut(), Events::with_capacity(0));
+        if events.capacity() == 0 {
+            // Never given back: a handler's panic unwound through the last turn.
+            events = Events::with_capacity(EVENTS_PER_POLL);
+        }
         let polled = self.poll.borrow_mut().poll(&mut events, timeout);
         if let Err(e) = polled {
             *self.events.borrow_mut() = events;
