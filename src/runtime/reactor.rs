@@ -70,16 +70,51 @@ pub type Job = Box<dyn FnOnce(&Reactor) + Send>;
 
 /// What the reactor shares with other threads.
 struct Shared {
-    jobs: Mutex<Vec<Job>>,
+    jobs: Mutex<Jobs>,
     waker: Waker,
     /// The reactors its publishes reach (itself alone at first).
     group: Mutex<Arc<TopicGroup>>,
 }
 
+/// The jobs waiting for the reactor's thread.
+#[derive(Default)]
+struct Jobs {
+    queue: Vec<Job>,
+    /// The reactor is gone: nothing will run them.
+    closed: bool,
+}
+
 impl Shared {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        // A job runs outside the lock: a panic cannot leave the queue half-changed.
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `job` and wakes the reactor, or changes nothing: a job that
+    /// could not be queued, or the reactor not woken for, is not kept.
     fn defer(&self, job: Job) -> Result<()> {
-        self.jobs.lock().map_err(|_| Error::State)?.push(job);
-        self.waker.wake().map_err(|_| Error::Io("waking the reactor"))
+        let mut jobs = self.jobs();
+        if jobs.closed {
+            return Err(Error::State);
+        }
+        jobs.queue.push(job);
+        // Woken under the lock: the reactor cannot take the job meanwhile, so
+        // on failure the job is still the last one, and taken back.
+        if self.waker.wake().is_err() {
+            jobs.queue.pop();
+            return Err(Error::Io("waking the reactor"));
+        }
+        Ok(())
+    }
+
+    /// The reactor goes away: later defers fail, waiting jobs are dropped.
+    fn close(&self) {
+        let waiting = {
+            let mut jobs = self.jobs();
+            jobs.closed = true;
+            std::mem::take(&mut jobs.queue)
+        };
+        drop(waiting);
     }
 }
 
@@ -89,7 +124,9 @@ pub struct Remote(Arc<Shared>);
 
 impl Remote {
     /// Queues `job` to run on the reactor's thread during a later dispatch, in
-    /// the order deferred, and wakes the reactor if it is waiting.
+    /// the order deferred, and wakes the reactor if it is waiting. On failure
+    /// nothing is queued (the job is dropped): `State` once the reactor is
+    /// gone, `Io` if it could not be woken.
     pub fn defer(&self, job: Job) -> Result<()> {
         self.0.defer(job)
     }
@@ -229,7 +266,7 @@ impl Reactor {
             events: RefCell::new(Events::with_capacity(EVENTS_PER_POLL)),
             registry,
             shared: Arc::new(Shared {
-                jobs: Mutex::new(Vec::new()),
+                jobs: Mutex::default(),
                 waker,
                 group: Mutex::new(Arc::default()),
             }),
@@ -473,7 +510,7 @@ impl Reactor {
     }
 
     fn run_jobs(&self) -> usize {
-        let batch = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch = std::mem::take(&mut self.shared.jobs().queue);
         let count = batch.len();
         for job in batch {
             job(self);
@@ -633,6 +670,39 @@ impl Reactor {
 impl Drop for Reactor {
     fn drop(&mut self) {
         self.remote().leave_group();
+        self.shared.close();
         self.detach_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job that counts its runs; the Arc's count shows whether the queue
+    /// still holds it.
+    fn counting_job(runs: &Arc<std::sync::atomic::AtomicUsize>) -> Job {
+        let runs = Arc::clone(runs);
+        Box::new(move |_| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "epoll: not run under Miri")]
+    fn a_job_runs_once_and_a_refused_one_is_not_kept() {
+        let reactor = Reactor::new().unwrap();
+        let remote = reactor.remote();
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        remote.defer(counting_job(&runs)).unwrap();
+        assert_eq!(Arc::strong_count(&runs), 2, "queued");
+        reactor.dispatch(1000).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(Arc::strong_count(&runs), 1, "run and dropped");
+        drop(reactor);
+        // Nobody will run it: refused, and nothing of it kept.
+        assert_eq!(remote.defer(counting_job(&runs)), Err(Error::State));
+        assert_eq!(Arc::strong_count(&runs), 1, "a refused job is not queued");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }
