@@ -474,7 +474,8 @@ typedef void (*wsconn_fragment_func)(struct wsconn_t *con,
  * 1009…); 1000 after a plain HTTP exchange; 1006 when TCP dropped, an I/O error
  * or a timeout ended it without a closing handshake (`wsconn_close_error`
  * tells which). `reason` is NUL-terminated. Called before the close callback,
- * with the socket still open.
+ * with the socket still open. The connection may be released inside: the
+ * close callback still follows, with the socket (open until it returns).
  */
 typedef void (*wsconn_close_ex_func)(struct wsconn_t *con,
                                      void *arg,
