@@ -369,8 +369,13 @@ impl Reactor {
         }
     }
 
+    /// The object registered at `index`, as the slot holds it.
+    fn slot(&self, index: usize) -> Option<SourcePtr> {
+        self.slots.borrow().get(index).copied().flatten()
+    }
+
     pub(crate) fn source(&self, index: usize) -> Option<&dyn Source> {
-        let source = self.slots.borrow().get(index).copied().flatten()?;
+        let source = self.slot(index)?;
         // SAFETY: slots hold live objects: a released one leaves its slot at once
         // and is freed only when the dispatch ends (see `bury`).
         Some(unsafe { source.as_ref() })
@@ -459,7 +464,7 @@ impl Reactor {
 
     fn links_of(&self, token: u32) -> Option<&TimerLinks> {
         // SAFETY: see `source`; the links live as long as their object.
-        let source = self.slots.borrow().get(token as usize).copied().flatten()?;
+        let source = self.slot(token as usize)?;
         unsafe { source.as_ref() }.timer_links()
     }
 
@@ -475,10 +480,23 @@ impl Reactor {
 
     fn run_timers(&self) -> usize {
         let due = self.timers.expire(self.now_ms(), |t| self.links_of(t));
-        for &token in &due {
-            // A handler of an earlier timer may have released it: its slot is empty then.
-            if let Some(source) = self.source(token as usize) {
-                source.on_timer();
+        // Each due object as it is now: a handler of an earlier timer may
+        // release it (its slot is then empty) or release it and make another
+        // object that takes its slot, which must not fire in its stead. An
+        // object released during the dispatch is freed only when it ends, so
+        // no new one can have its address meanwhile.
+        let due: Vec<(usize, SourcePtr)> = due
+            .iter()
+            .filter_map(|&token| Some((token as usize, self.slot(token as usize)?)))
+            .collect();
+        for &(token, object) in &due {
+            if self
+                .slot(token)
+                .is_some_and(|now| std::ptr::addr_eq(now.as_ptr(), object.as_ptr()))
+            {
+                if let Some(source) = self.source(token) {
+                    source.on_timer();
+                }
             }
         }
         due.len()
