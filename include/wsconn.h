@@ -162,6 +162,16 @@ enum wsconn_result
    * Any other TLS failure (no common version or cipher, a corrupt record…).
    */
   WSCONN_ERR_TLS_PROTOCOL = -26,
+  /**
+   * A permessage-deflate setting was given to a config with compression off
+   * (`wsconn_config_set_deflate` first; nothing was changed).
+   */
+  WSCONN_ERR_DEFLATE_OFF = -27,
+  /**
+   * The peer sent more than the TLS layer buffers at once (a handshake
+   * message over 64 KiB): the connection was ended.
+   */
+  WSCONN_ERR_TLS_BUFFER_FULL = -28,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -1042,7 +1052,7 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
  * (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
  * `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
  * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`,
- * `_PROTOCOL`) if the resolution, the connection or a handshake fails or the
+ * `_PROTOCOL`, `_BUFFER_FULL`) if the resolution, the connection or a handshake fails or the
  * handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
  * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
  * (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
@@ -1099,8 +1109,15 @@ int32_t wsconn_http_respond(struct wsconn_t *con,
  * `WSCONN_ERR_TIMEOUT` (handshake, pong or close timeout), `WSCONN_ERR_IO`
  * (resolution, connect, read or write failed), `WSCONN_ERR_PROTOCOL`,
  * `WSCONN_ERR_INVALID_UTF8`, `WSCONN_ERR_MESSAGE_TOO_BIG` (the peer broke the
- * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; or
- * `WSCONN_ERR_NULL`.
+ * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; over
+ * TLS, what the TLS handshake or a record failed with:
+ * `WSCONN_ERR_TLS_UNKNOWN_CA`, `WSCONN_ERR_TLS_NAME_MISMATCH`,
+ * `WSCONN_ERR_TLS_EXPIRED`, `WSCONN_ERR_TLS_BAD_CERTIFICATE` (the peer's
+ * certificate), `WSCONN_ERR_TLS_ALERT` (the peer refused ours, or the
+ * handshake), `WSCONN_ERR_TLS_NOT_TLS`, `WSCONN_ERR_TLS_PROTOCOL`,
+ * `WSCONN_ERR_TLS_BUFFER_FULL`, and for a `wss://` client
+ * `WSCONN_ERR_TLS_TRUST_STORE` (the system's trust store could not be read);
+ * or `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `con` is NULL or a live connection.
@@ -1130,8 +1147,7 @@ int32_t wsconn_config_set_deflate(struct wsconn_config_t *config, int mode);
  * a client for `client_bits` when the client's offer allows it. A client
  * offers both. Smaller windows cost less memory in the dedicated mode and
  * compress less. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
- * `WSCONN_ERR_INVALID_ARGUMENT` (outside 8-15), `WSCONN_ERR_NOT_OPEN`
- * (deflate is off in this config).
+ * `WSCONN_ERR_INVALID_ARGUMENT` (outside 8-15), `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.
@@ -1145,7 +1161,7 @@ int32_t wsconn_config_set_deflate_window_bits(struct wsconn_config_t *config,
  * the next (nonzero: keep). Not keeping it is what lets a side use the
  * thread's shared streams. A server always grants a client that asks it not
  * to keep its context; a client offers what it is told. Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.
@@ -1158,8 +1174,7 @@ int32_t wsconn_config_set_deflate_context_takeover(struct wsconn_config_t *confi
  * Sets the zlib compression level (0-9; default 1, the fastest that
  * compresses) and memory level (1-9; default 8: lower costs less memory per
  * dedicated compressor and compresses less). Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NOT_OPEN`
- * (deflate is off in this config).
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.
@@ -1169,7 +1184,7 @@ int32_t wsconn_config_set_deflate_level(struct wsconn_config_t *config, int leve
 /**
  * Sets the size below which messages are sent uncompressed (default 64
  * bytes; 0 compresses every non-empty message). Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.

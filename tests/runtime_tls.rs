@@ -529,3 +529,54 @@ fn a_server_requiring_client_certificates_takes_only_those_its_ca_signed() {
     // SAFETY: created by `server`, not used afterwards.
     unsafe { Acceptor::release(acceptor.as_ptr()) };
 }
+
+/// Records how each connection it serves ended.
+struct EndRecorder(Rc<RefCell<Vec<Option<Error>>>>);
+
+impl ConnHandler for EndRecorder {
+    fn on_close(&self, _conn: &Connection<Self>, ending: &Ending<'_>) {
+        self.0.borrow_mut().push(ending.error);
+    }
+}
+
+/// A ClientHello that claims the largest handshake message rustls takes
+/// (64 KiB), sent in full records: more than its buffer holds. The server
+/// refuses it as a TLS failure of its own kind, not as a socket error.
+#[test]
+fn a_handshake_message_over_the_tls_buffers_ends_with_its_own_error() {
+    let reactor = Reactor::new().unwrap();
+    let ca = TestCa::new("wsconn test CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let ends = Rc::new(RefCell::new(Vec::new()));
+    let acceptor = Acceptor::create(&reactor);
+    // SAFETY: released below.
+    let a = unsafe { acceptor.as_ref() };
+    a.set_tls(Some(
+        ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap(),
+    ));
+    let recorded = Rc::clone(&ends);
+    a.set_on_accept(Some(Box::new(move |reactor, fd| {
+        Connection::serve(reactor, fd, EndRecorder(Rc::clone(&recorded))).is_ok()
+    })));
+    a.start("127.0.0.1", 0).unwrap();
+    let peer = std::net::TcpStream::connect(("127.0.0.1", a.port().unwrap())).unwrap();
+    let mut body = vec![1u8, 0x00, 0xff, 0xff];
+    body.resize(4 + 0xffff, 0x41);
+    let writer = std::thread::spawn(move || {
+        for record in body.chunks(16 * 1024) {
+            let mut flight = vec![0x16, 0x03, 0x01];
+            flight.extend_from_slice(&(record.len() as u16).to_be_bytes());
+            flight.extend_from_slice(record);
+            if (&peer).write_all(&flight).is_err() {
+                break;
+            }
+        }
+        peer
+    });
+    run_until(&reactor, 20, || !ends.borrow().is_empty());
+    drop(writer.join().unwrap());
+    assert_eq!(*ends.borrow(), vec![Some(Error::Tls(TlsError::BufferFull))]);
+    assert_eq!(a.tls_refused(), 1, "counted as a refused handshake");
+    // SAFETY: created above, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}

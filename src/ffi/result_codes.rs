@@ -73,4 +73,10 @@ result_codes! {
     WSCONN_ERR_TLS_NOT_TLS = -25, "TLS: the peer does not speak TLS", [Runtime(R::Tls(T::NotTls))];
     /// Any other TLS failure (no common version or cipher, a corrupt record…).
     WSCONN_ERR_TLS_PROTOCOL = -26, "TLS protocol failure", [Runtime(R::Tls(T::Protocol))];
+    /// A permessage-deflate setting was given to a config with compression off
+    /// (`wsconn_config_set_deflate` first; nothing was changed).
+    WSCONN_ERR_DEFLATE_OFF = -27, "permessage-deflate is off in this config", [Session(S::DeflateOff)];
+    /// The peer sent more than the TLS layer buffers at once (a handshake
+    /// message over 64 KiB): the connection was ended.
+    WSCONN_ERR_TLS_BUFFER_FULL = -28, "TLS: the peer's records overflowed the TLS buffers", [Runtime(R::Tls(T::BufferFull))];
 }

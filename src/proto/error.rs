@@ -28,6 +28,9 @@ pub enum Error {
     HandshakeTooLarge,
     #[error("the peer closed the TCP connection without a close handshake")]
     Eof,
+    /// A compression setting was changed on a config with compression off.
+    #[error("permessage-deflate is off in this config")]
+    DeflateOff,
 }
 
 impl Error {

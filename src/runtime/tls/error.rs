@@ -36,6 +36,10 @@ pub enum TlsError {
     /// Any other TLS failure (no common version or cipher, a broken record…).
     #[error("TLS protocol failure")]
     Protocol,
+    /// The peer sent more than the TLS layer buffers at once (a handshake
+    /// message over 64 KiB).
+    #[error("TLS: the peer's records overflowed the TLS buffers")]
+    BufferFull,
 }
 
 #[cfg(feature = "tls")]

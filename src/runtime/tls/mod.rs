@@ -41,3 +41,10 @@ pub use disabled::{ClientTls, ServerTls};
 
 /// Whether this build has TLS (the `tls` feature).
 pub const BUILT_IN: bool = cfg!(feature = "tls");
+
+/// What a failed read of TLS records means: the socket's errors carry an
+/// errno; one without is the TLS layer refusing to buffer more of what the
+/// peer sent (a handshake message over its 64 KiB), which is the peer's doing.
+pub(crate) fn read_refusal(error: &std::io::Error) -> Option<TlsError> {
+    error.raw_os_error().is_none().then_some(TlsError::BufferFull)
+}
