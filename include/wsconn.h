@@ -1057,7 +1057,10 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
  * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
  * (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
  * (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
- * `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`, `WSCONN_ERR_TLS_TRUST_STORE`.
+ * `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`. The system's trust store is read by
+ * the first `wss://` connection that needs it, on a worker thread, and kept;
+ * if it cannot be read, that connection's close callbacks get
+ * `WSCONN_ERR_TLS_TRUST_STORE` (and the next connection reads it again).
  *
  * # Safety
  * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.

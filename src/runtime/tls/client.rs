@@ -51,24 +51,37 @@ impl PartialEq for ClientTls {
 
 impl Eq for ClientTls {}
 
-/// The system's trust store, read once per process (the files OpenSSL reads:
-/// on Debian /etc/ssl/certs/ca-certificates.crt; `SSL_CERT_FILE` overrides).
+/// The system's trust store (the files OpenSSL reads: on Debian
+/// /etc/ssl/certs/ca-certificates.crt; `SSL_CERT_FILE` overrides), kept once
+/// read: a failed read is tried again by the next caller.
 fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
-    static ROOTS: OnceLock<Option<Arc<RootCertStore>>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let mut store = RootCertStore::empty();
-            store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            (!store.is_empty()).then(|| Arc::new(store))
-        })
-        .clone()
-        .ok_or(TlsError::TrustStore)
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    if let Some(roots) = ROOTS.get() {
+        return Ok(Arc::clone(roots));
+    }
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if store.is_empty() {
+        return Err(TlsError::TrustStore);
+    }
+    Ok(Arc::clone(ROOTS.get_or_init(|| Arc::new(store))))
 }
 
-/// The default config (system store, no client certificate), built once.
+/// The default config (system store, no client certificate), once built.
+static DEFAULT: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
 fn default_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    static DEFAULT: OnceLock<Result<Arc<rustls::ClientConfig>, TlsError>> = OnceLock::new();
-    DEFAULT.get_or_init(|| ClientTls::default().build()).clone()
+    if let Some(config) = DEFAULT.get() {
+        return Ok(Arc::clone(config));
+    }
+    let built = ClientTls::default().build()?;
+    Ok(Arc::clone(DEFAULT.get_or_init(|| built)))
+}
+
+/// Reads the system's trust store if it was not read yet: blocking file
+/// reads, for a worker thread (see [`ClientTls::waits_for_system_store`]).
+pub(crate) fn load_system_store() -> Result<(), TlsError> {
+    default_config().map(drop)
 }
 
 impl ClientTls {
@@ -131,6 +144,14 @@ impl ClientTls {
         };
         config.alpn_protocols = pem::alpn();
         Ok(Arc::new(config))
+    }
+
+    /// Whether connecting with these settings needs the system's trust store
+    /// read first (the default settings, before a read succeeded): a
+    /// connection has it read off the reactor's thread, by
+    /// [`load_system_store`]. (A setter reads it where it is called.)
+    pub(crate) fn waits_for_system_store(&self) -> bool {
+        self.config.is_none() && DEFAULT.get().is_none()
     }
 
     /// The rustls config to connect with.

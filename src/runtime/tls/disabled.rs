@@ -82,6 +82,10 @@ impl ClientTls {
     pub fn set_insecure(&mut self, _on: bool) -> Result<(), TlsError> {
         Err(TlsError::NotBuilt)
     }
+
+    pub(crate) fn waits_for_system_store(&self) -> bool {
+        false
+    }
 }
 
 /// No TLS stream can exist in this build.
@@ -131,6 +135,10 @@ impl Stream {
     pub(crate) fn count_refusal(&self) {
         match *self {}
     }
+}
+
+pub(crate) fn load_system_store() -> Result<(), TlsError> {
+    Err(TlsError::NotBuilt)
 }
 
 pub(crate) fn while_accepting<R>(_fd: RawFd, _tls: Option<&ServerTls>, f: impl FnOnce() -> R) -> R {

@@ -28,6 +28,8 @@ mod disabled;
 #[cfg(feature = "tls")]
 pub(crate) use accepted::{take_accepted, while_accepting};
 #[cfg(feature = "tls")]
+pub(crate) use client::load_system_store;
+#[cfg(feature = "tls")]
 pub use client::ClientTls;
 #[cfg(feature = "tls")]
 pub use server::ServerTls;
@@ -35,7 +37,7 @@ pub use server::ServerTls;
 pub(crate) use stream::Stream;
 
 #[cfg(not(feature = "tls"))]
-pub(crate) use disabled::{take_accepted, while_accepting, Stream};
+pub(crate) use disabled::{load_system_store, take_accepted, while_accepting, Stream};
 #[cfg(not(feature = "tls"))]
 pub use disabled::{ClientTls, ServerTls};
 
