@@ -172,6 +172,13 @@ enum wsconn_result
    * message over 64 KiB): the connection was ended.
    */
   WSCONN_ERR_TLS_BUFFER_FULL = -28,
+  /**
+   * The server's certificate is a CA certificate (CA:TRUE) signed by another
+   * authority: a CA's, not a server's. (A self-signed one, as `openssl req
+   * -x509` makes, is trusted when the CA file holds exactly it; not in the
+   * file, it is `WSCONN_ERR_TLS_UNKNOWN_CA`.)
+   */
+  WSCONN_ERR_TLS_CA_CERTIFICATE = -29,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -1051,8 +1058,8 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
  * opening handshakes, and calls the build callback — or the close callbacks
  * (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
  * `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
- * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`,
- * `_PROTOCOL`, `_BUFFER_FULL`) if the resolution, the connection or a handshake fails or the
+ * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_CA_CERTIFICATE`, `_ALERT`,
+ * `_NOT_TLS`, `_PROTOCOL`, `_BUFFER_FULL`) if the resolution, the connection or a handshake fails or the
  * handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
  * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
  * (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
@@ -1065,7 +1072,8 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
  * # Safety
  * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
  */
-int32_t wsconn_connect(struct wsconn_t *con, const char *url);
+int32_t wsconn_connect(struct wsconn_t *con,
+                       const char *url);
 
 /**
  * Inside the build callback: the request target the client asked for (server
@@ -1115,9 +1123,10 @@ int32_t wsconn_http_respond(struct wsconn_t *con,
  * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; over
  * TLS, what the TLS handshake or a record failed with:
  * `WSCONN_ERR_TLS_UNKNOWN_CA`, `WSCONN_ERR_TLS_NAME_MISMATCH`,
- * `WSCONN_ERR_TLS_EXPIRED`, `WSCONN_ERR_TLS_BAD_CERTIFICATE` (the peer's
- * certificate), `WSCONN_ERR_TLS_ALERT` (the peer refused ours, or the
- * handshake), `WSCONN_ERR_TLS_NOT_TLS`, `WSCONN_ERR_TLS_PROTOCOL`,
+ * `WSCONN_ERR_TLS_EXPIRED`, `WSCONN_ERR_TLS_BAD_CERTIFICATE`,
+ * `WSCONN_ERR_TLS_CA_CERTIFICATE` (the peer's certificate),
+ * `WSCONN_ERR_TLS_ALERT` (the peer refused ours, or the handshake),
+ * `WSCONN_ERR_TLS_NOT_TLS`, `WSCONN_ERR_TLS_PROTOCOL`,
  * `WSCONN_ERR_TLS_BUFFER_FULL`, and for a `wss://` client
  * `WSCONN_ERR_TLS_TRUST_STORE` (the system's trust store could not be read);
  * or `WSCONN_ERR_NULL`.
@@ -1665,7 +1674,10 @@ uint64_t wsconn_acceptor_tls_refused(const struct wsconn_acceptor_t *acceptor);
  * `wss://` clients made with this config trust the certificate authorities of
  * the PEM file at `path` instead of the system's store (by default, on Debian
  * /etc/ssl/certs/ca-certificates.crt, the one OpenSSL uses; the environment
- * variable `SSL_CERT_FILE` overrides it). Returns `WSCONN_OK`,
+ * variable `SSL_CERT_FILE` overrides it). A server whose certificate is
+ * byte for byte one of the file's is trusted as itself once its validity,
+ * name and usage check out, even if it is marked CA:TRUE (as the self-signed
+ * certificates of `openssl req -x509` are). Returns `WSCONN_OK`,
  * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (path not UTF-8),
  * `WSCONN_ERR_TLS_CREDENTIALS` (missing, unreadable, no certificate),
  * `WSCONN_ERR_TLS_NOT_BUILT`; on error the config is unchanged.

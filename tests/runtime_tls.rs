@@ -179,6 +179,77 @@ fn each_client_failure_reaches_on_close_as_its_own_error() {
     }
 }
 
+/// A server whose certificate is self-signed and marked CA:TRUE (what
+/// `openssl req -x509` makes): trusted when the client's CA file holds that
+/// very certificate, after the name and validity checks; otherwise refused
+/// with the precise reason.
+#[test]
+fn a_self_signed_ca_certificate_in_the_ca_file_is_trusted_as_the_server_s() {
+    let reactor = Reactor::new().unwrap();
+    let own = certs::self_signed_ca(&["127.0.0.1", "localhost"], false);
+    let expired = certs::self_signed_ca(&["127.0.0.1"], true);
+    let stranger = certs::self_signed_ca(&["127.0.0.1"], false);
+    let root = TestCa::new("wsconn test root");
+    let intermediate = root.ca_leaf(&["127.0.0.1"]);
+    let (own_acceptor, own_port) = server(&reactor, Some(&own));
+    let (stranger_acceptor, stranger_port) = server(&reactor, Some(&stranger));
+    let (expired_acceptor, expired_port) = server(&reactor, Some(&expired));
+    let (intermediate_acceptor, intermediate_port) = server(&reactor, Some(&intermediate));
+    let tls_failure = |kind| (false, Some((1006, Some(Error::Tls(kind)))));
+
+    let (opened, end) = outcome(&reactor, &format!("wss://127.0.0.1:{own_port}/"), Some(&own.cert_pem));
+    assert!(opened, "refused: {end:?}");
+    assert_eq!(end, Some((1000, None)));
+    let (opened, end) = outcome(&reactor, &format!("wss://localhost:{own_port}/"), Some(&own.cert_pem));
+    assert!(opened, "refused by name: {end:?}");
+    // Among other certificates of the file too.
+    let file = format!("{}{}", stranger.cert_pem, own.cert_pem);
+    let (opened, _) = outcome(&reactor, &format!("wss://127.0.0.1:{own_port}/"), Some(&file));
+    assert!(opened);
+
+    // The name and the validity are still checked.
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://localhost:{stranger_port}/"),
+            Some(&stranger.cert_pem)
+        ),
+        tls_failure(TlsError::NameMismatch)
+    );
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://127.0.0.1:{expired_port}/"),
+            Some(&expired.cert_pem)
+        ),
+        tls_failure(TlsError::Expired)
+    );
+    // Not the certificate of the file: self-signed by an unknown authority.
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://127.0.0.1:{own_port}/"),
+            Some(&stranger.cert_pem)
+        ),
+        tls_failure(TlsError::UnknownCa)
+    );
+    // A CA certificate, signed by a trusted one, is no server's certificate.
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://127.0.0.1:{intermediate_port}/"),
+            Some(&root.cert_pem)
+        ),
+        tls_failure(TlsError::CaCertificate)
+    );
+    // SAFETY: created by `server`, not used afterwards.
+    unsafe {
+        for a in [own_acceptor, stranger_acceptor, expired_acceptor, intermediate_acceptor] {
+            Acceptor::release(a.as_ptr());
+        }
+    }
+}
+
 #[test]
 fn a_reload_serves_the_new_certificate_while_old_connections_go_on() {
     let reactor = Reactor::new().unwrap();

@@ -79,4 +79,9 @@ result_codes! {
     /// The peer sent more than the TLS layer buffers at once (a handshake
     /// message over 64 KiB): the connection was ended.
     WSCONN_ERR_TLS_BUFFER_FULL = -28, "TLS: the peer's records overflowed the TLS buffers", [Runtime(R::Tls(T::BufferFull))];
+    /// The server's certificate is a CA certificate (CA:TRUE) signed by another
+    /// authority: a CA's, not a server's. (A self-signed one, as `openssl req
+    /// -x509` makes, is trusted when the CA file holds exactly it; not in the
+    /// file, it is `WSCONN_ERR_TLS_UNKNOWN_CA`.)
+    WSCONN_ERR_TLS_CA_CERTIFICATE = -29, "TLS: the server's certificate is a CA certificate, not one for a server", [Runtime(R::Tls(T::CaCertificate))];
 }

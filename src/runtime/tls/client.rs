@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::pem;
+use super::verifier::Verifier;
 use super::TlsError;
 
 /// A client's TLS settings. The default verifies servers against the system's
@@ -17,7 +18,7 @@ use super::TlsError;
 #[derive(Clone, Default)]
 pub struct ClientTls {
     /// Trusted authorities in place of the system's.
-    roots: Option<Arc<RootCertStore>>,
+    roots: Option<Arc<CaFile>>,
     /// Certificate chain and key shown to servers that ask (mutual TLS).
     identity: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
     insecure: bool,
@@ -33,6 +34,13 @@ impl std::fmt::Debug for ClientTls {
             .field("insecure", &self.insecure)
             .finish()
     }
+}
+
+/// The authorities of a CA file, and its certificates as they are in it (one
+/// of them may be a server's own: see `verifier.rs`).
+struct CaFile {
+    roots: Arc<RootCertStore>,
+    certificates: Vec<CertificateDer<'static>>,
 }
 
 /// Equal when built from the same settings (the same shared parts).
@@ -87,8 +95,11 @@ pub(crate) fn load_system_store() -> Result<(), TlsError> {
 impl ClientTls {
     /// Trusts the authorities of a PEM file's certificates instead of the system's.
     pub fn set_ca_pem(&mut self, pem_data: &[u8]) -> Result<(), TlsError> {
-        let store = pem::roots(pem_data)?;
-        self.rebuild(|t| t.roots = Some(Arc::new(store)))
+        let ca_file = CaFile {
+            roots: Arc::new(pem::roots(pem_data)?),
+            certificates: pem::certificates(pem_data)?,
+        };
+        self.rebuild(|t| t.roots = Some(Arc::new(ca_file)))
     }
 
     pub fn set_ca_file(&mut self, path: &str) -> Result<(), TlsError> {
@@ -130,11 +141,12 @@ impl ClientTls {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
         } else {
-            let roots = match &self.roots {
-                Some(roots) => Arc::clone(roots),
-                None => system_roots()?,
+            let (roots, certificates) = match &self.roots {
+                Some(file) => (Arc::clone(&file.roots), file.certificates.clone()),
+                None => (system_roots()?, Vec::new()),
             };
-            builder.with_root_certificates(roots)
+            let verifier = Verifier::new(roots, certificates, provider).map_err(|_| TlsError::Credentials)?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
         };
         let mut config = match &self.identity {
             Some(identity) => builder

@@ -21,6 +21,8 @@ mod pem;
 mod server;
 #[cfg(feature = "tls")]
 mod stream;
+#[cfg(feature = "tls")]
+mod verifier;
 
 #[cfg(not(feature = "tls"))]
 mod disabled;
