@@ -7,6 +7,10 @@ use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::{ConnHandler, Ending};
 use crate::runtime::timers::NO_TOKEN;
 
+/// Input left unread that is read away before the socket closes (beyond it,
+/// the close resets the connection).
+const UNREAD_INPUT_DISCARDED: usize = 256 << 10;
+
 impl<H: ConnHandler> Connection<H> {
     /// Ends the connection: deregisters and closes the socket, and tells the
     /// handler (once), with the socket still open meanwhile. `error` is what
@@ -77,6 +81,8 @@ impl<H: ConnHandler> Connection<H> {
         self.end_tls();
         self.clear_published();
         if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
+            // The close frame just sent must not be lost to a reset.
+            self.socket().discard_input(UNREAD_INPUT_DISCARDED);
             self.socket().close();
         }
         self.fd.set(-1);
