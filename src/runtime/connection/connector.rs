@@ -114,7 +114,7 @@ impl<H: ConnHandler> Connection<H> {
         }
         let Some((_, token)) = self.registered() else { return };
         if let Err(e) = self.make_waiting_tls() {
-            return self.finish(CloseCode::ABNORMAL.0, "TLS setup failed", Some(e));
+            return self.finish(CloseCode::ABNORMAL.0, &e.to_string(), Some(e));
         }
         let addr = match addrs.ok().and_then(|a| a.into_iter().next()) {
             Some(addr) => addr,

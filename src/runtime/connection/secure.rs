@@ -122,7 +122,8 @@ impl<H: ConnHandler> Connection<H> {
             t.count_refusal();
             t.write_records(socket)
         });
-        self.finish(CloseCode::ABNORMAL.0, "TLS failed", Some(Error::Tls(kind)));
+        // The reason says which failure (the close_ex callback's `reason`).
+        self.finish(CloseCode::ABNORMAL.0, &kind.to_string(), Some(Error::Tls(kind)));
     }
 
     /// Encrypts the session's output and writes the records.
