@@ -310,6 +310,33 @@ typedef int32_t wsconn_state;
 #endif // __cplusplus
 
 /**
+ * What the upgrade callback returns when it did not decide inside.
+ */
+enum wsconn_upgrade
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * Accept with the defaults: the configured subprotocol selection, no
+   * extra header line.
+   */
+  WSCONN_UPGRADE_ACCEPT = 0,
+  /**
+   * Decide later with `wsconn_upgrade_accept` / `wsconn_upgrade_reject`
+   * (`wsconn_session_upgrade_*` for a session), on the same thread.
+   */
+  WSCONN_UPGRADE_PENDING = 1,
+  /**
+   * Refuse with 403 Forbidden (any value not listed here does too).
+   */
+  WSCONN_UPGRADE_REJECT = 2,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_upgrade;
+#endif // __cplusplus
+
+/**
  * The events of a watched fd (`wsconn_reactor_watch`), OR-ed together.
  */
 enum wsconn_watch_events
@@ -1437,6 +1464,131 @@ int32_t wsconn_reactor_set_memory_budget(struct wsconn_reactor_t *reactor, size_
 int32_t wsconn_reactor_memory(const struct wsconn_reactor_t *reactor,
                               size_t *buffered,
                               size_t *waiting);
+
+/**
+ * While an upgrade is being decided (inside the upgrade callback, or later
+ * while it is pending): the request's method ("GET"); NULL otherwise or for
+ * NULL `con`. Valid until the decision is taken or the connection ends.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_request_method(const struct wsconn_t *con);
+
+/**
+ * While an upgrade is being decided: the request target as sent (e.g.
+ * "/chat?access_token=abc"); NULL otherwise. Valid as for the method.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_request_target(const struct wsconn_t *con);
+
+/**
+ * While an upgrade is being decided: the value of header `name`
+ * (case-insensitive), line `index` of that name (0 is the first; repeated
+ * lines such as Cookie follow in order), NUL-terminated, as sent without
+ * the spaces around it; NULL if there is no such line, no upgrade is being
+ * decided, or an argument is NULL. Valid as for the method.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `name` is NULL or NUL-terminated.
+ */
+const char *wsconn_request_header(const struct wsconn_t *con, const char *name, size_t index);
+
+/**
+ * While an upgrade is being decided: the number of header lines of the
+ * request (walk them with `wsconn_request_header_at`); `WSCONN_ERR_STATE`
+ * when none is being decided, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int wsconn_request_header_count(const struct wsconn_t *con);
+
+/**
+ * While an upgrade is being decided: header line `index` (0 to the count
+ * minus 1, in the order received) into `*name` and `*value`
+ * (NUL-terminated, valid as for the method). Returns `WSCONN_OK`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (no such line), `WSCONN_ERR_STATE` (none
+ * being decided), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `name` and `value` are NULL or writable.
+ */
+int wsconn_request_header_at(const struct wsconn_t *con,
+                             size_t index,
+                             const char **name,
+                             const char **value);
+
+/**
+ * While an upgrade is being decided: subprotocol `index` (from 0) the
+ * client offered, in its order over all its Sec-WebSocket-Protocol lines,
+ * copied into `buf` (`size` bytes, NUL-terminated, truncated like snprintf;
+ * `buf` may be NULL when `size` is 0). Returns its full length, or
+ * `WSCONN_ERR_INVALID_ARGUMENT` (no such offer), `WSCONN_ERR_STATE` (none
+ * being decided), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `buf` is NULL or `size` writable bytes.
+ */
+int wsconn_request_subprotocol(const struct wsconn_t *con, size_t index, char *buf, size_t size);
+
+/**
+ * `wsconn_request_method` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+const char *wsconn_session_request_method(const struct wsconn_session_t *session);
+
+/**
+ * `wsconn_request_target` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+const char *wsconn_session_request_target(const struct wsconn_session_t *session);
+
+/**
+ * `wsconn_request_header` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `name` is NULL or NUL-terminated.
+ */
+const char *wsconn_session_request_header(const struct wsconn_session_t *session,
+                                          const char *name,
+                                          size_t index);
+
+/**
+ * `wsconn_request_header_count` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+int wsconn_session_request_header_count(const struct wsconn_session_t *session);
+
+/**
+ * `wsconn_request_header_at` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `name` and `value` are NULL or writable.
+ */
+int wsconn_session_request_header_at(const struct wsconn_session_t *session,
+                                     size_t index,
+                                     const char **name,
+                                     const char **value);
+
+/**
+ * `wsconn_request_subprotocol` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `buf` is NULL or `size` writable bytes.
+ */
+int wsconn_session_request_subprotocol(const struct wsconn_session_t *session,
+                                       size_t index,
+                                       char *buf,
+                                       size_t size);
 
 /**
  * A static, NUL-terminated English description of a `wsconn_result` code

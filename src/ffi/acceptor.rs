@@ -267,7 +267,10 @@ pub unsafe extern "C" fn wsconn_accepted_free(accepted: *mut wsconn_accepted_t) 
 /// `con` is NULL or a live connection; `accepted` is NULL or live, not used
 /// afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn wsconn_set_accepted(con: *mut Connection<CCallbacks>, accepted: *mut wsconn_accepted_t) -> i32 {
+pub unsafe extern "C" fn wsconn_set_accepted(
+    con: *mut Connection<CCallbacks>,
+    accepted: *mut wsconn_accepted_t,
+) -> i32 {
     ffi_boundary!(code(Failure::Panic), {
         if accepted.is_null() {
             return code(Failure::Null);

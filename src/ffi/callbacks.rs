@@ -13,11 +13,11 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::{Mutex, OnceLock};
 
 use crate::ffi::kind_code;
+use crate::ffi::request::{lending_request, upgrade_decision};
 use crate::proto::close_code::CloseCode;
 use crate::proto::event::{Message, MessageKind};
-use crate::runtime::connection::Connection;
-use crate::ffi::request::{lending_request, upgrade_decision};
 use crate::proto::handshake::request::UpgradeRequest;
+use crate::runtime::connection::Connection;
 use crate::runtime::handler::{ConnHandler, Ending, UpgradeDecision};
 
 /// gbase's read callback: a complete message (`buffer` is not NUL-terminated,
@@ -370,7 +370,9 @@ impl ConnHandler for CCallbacks {
         let Some(f) = self.table.get().upgrade else {
             return UpgradeDecision::Accept;
         };
-        let answer = lending_request(con_ptr(conn) as usize, request, || f(con_ptr(conn), self.arg_of(Slot::Upgrade)));
+        let answer = lending_request(con_ptr(conn) as usize, request, || {
+            f(con_ptr(conn), self.arg_of(Slot::Upgrade))
+        });
         upgrade_decision(answer)
     }
 

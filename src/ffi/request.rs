@@ -10,8 +10,9 @@
 use std::cell::Cell;
 use std::ffi::{c_char, c_int};
 
+use super::result::{code, Failure};
 use super::session::wsconn_session_t;
-use super::str_arg;
+use super::{copy_out, str_arg};
 use crate::ffi::callbacks::CCallbacks;
 use crate::proto::handshake::request::UpgradeRequest;
 use crate::runtime::connection::Connection;
@@ -116,8 +117,12 @@ unsafe fn header(request: &UpgradeRequest, name: *const c_char, index: usize) ->
 ///
 /// # Safety
 /// `name` and `value` are NULL or writable.
-unsafe fn header_at(request: &UpgradeRequest, index: usize, name: *mut *const c_char, value: *mut *const c_char) -> i32 {
-    use super::result::{code, Failure};
+unsafe fn header_at(
+    request: &UpgradeRequest,
+    index: usize,
+    name: *mut *const c_char,
+    value: *mut *const c_char,
+) -> i32 {
     if name.is_null() || value.is_null() {
         return code(Failure::Null);
     }
@@ -138,142 +143,237 @@ fn subprotocol(request: &UpgradeRequest, index: usize) -> Option<String> {
     request.subprotocols().nth(index).map(str::to_owned)
 }
 
-/// Defines the request accessors of one kind of owner (connection, session).
-macro_rules! request_accessors {
-    ($owner:ty, $of:ident, $method:ident, $target:ident, $header:ident, $count:ident, $at:ident, $sub:ident) => {
-        /// The request's method ("GET"), or NULL when no upgrade is being
-        /// decided (or the argument is NULL). Valid until the decision is
-        /// taken or the connection ends.
-        ///
-        /// # Safety
-        /// The first argument is NULL or live.
-        #[no_mangle]
-        pub unsafe extern "C" fn $method(owner: *const $owner) -> *const c_char {
-            ffi_boundary!(std::ptr::null(), {
-                // SAFETY: forwarded caller guarantee.
-                unsafe { $of(owner, |r| c_str(r.method_with_nul())) }.unwrap_or(std::ptr::null())
-            })
-        }
-
-        /// The request target as sent (e.g. "/chat?token=abc"), or NULL when
-        /// no upgrade is being decided. Valid as for the method.
-        ///
-        /// # Safety
-        /// The first argument is NULL or live.
-        #[no_mangle]
-        pub unsafe extern "C" fn $target(owner: *const $owner) -> *const c_char {
-            ffi_boundary!(std::ptr::null(), {
-                // SAFETY: forwarded caller guarantee.
-                unsafe { $of(owner, |r| c_str(r.target_with_nul())) }.unwrap_or(std::ptr::null())
-            })
-        }
-
-        /// The value of the request's header `name` (case-insensitive), line
-        /// `index` of that name (0 is the first; repeated lines such as
-        /// Cookie follow in order), NUL-terminated, as sent (without the
-        /// surrounding spaces); NULL if there is no such line, no upgrade is
-        /// being decided, or an argument is NULL. Valid as for the method.
-        ///
-        /// # Safety
-        /// The first argument is NULL or live; `name` is NULL or NUL-terminated.
-        #[no_mangle]
-        pub unsafe extern "C" fn $header(owner: *const $owner, name: *const c_char, index: usize) -> *const c_char {
-            ffi_boundary!(std::ptr::null(), {
-                // SAFETY: forwarded caller guarantees.
-                unsafe { $of(owner, |r| header(r, name, index)) }.unwrap_or(std::ptr::null())
-            })
-        }
-
-        /// Number of header lines of the request (to walk them with the
-        /// `_header_at` function), or `WSCONN_ERR_STATE` when no upgrade is
-        /// being decided, `WSCONN_ERR_NULL`.
-        ///
-        /// # Safety
-        /// The first argument is NULL or live.
-        #[no_mangle]
-        pub unsafe extern "C" fn $count(owner: *const $owner) -> c_int {
-            use super::result::{code, Failure};
-            ffi_boundary!(code(Failure::Panic), {
-                if owner.is_null() {
-                    return code(Failure::Null);
-                }
-                // SAFETY: forwarded caller guarantee.
-                unsafe { $of(owner, |r| r.header_count().min(c_int::MAX as usize) as c_int) }
-                    .unwrap_or_else(|| code(crate::runtime::error::Error::State))
-            })
-        }
-
-        /// Header line `index` (0 to the count - 1, in the order received):
-        /// sets `*name` and `*value` (NUL-terminated, valid as for the
-        /// method). Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT` (no
-        /// such line), `WSCONN_ERR_STATE` (no upgrade being decided),
-        /// `WSCONN_ERR_NULL`.
-        ///
-        /// # Safety
-        /// The first argument is NULL or live; `name` and `value` are NULL or writable.
-        #[no_mangle]
-        pub unsafe extern "C" fn $at(
-            owner: *const $owner,
-            index: usize,
-            name: *mut *const c_char,
-            value: *mut *const c_char,
-        ) -> c_int {
-            use super::result::{code, Failure};
-            ffi_boundary!(code(Failure::Panic), {
-                if owner.is_null() {
-                    return code(Failure::Null);
-                }
-                // SAFETY: forwarded caller guarantees.
-                unsafe { $of(owner, |r| header_at(r, index, name, value)) }
-                    .unwrap_or_else(|| code(crate::runtime::error::Error::State))
-            })
-        }
-
-        /// Subprotocol `index` (from 0) the client offered, in its order, over
-        /// all its Sec-WebSocket-Protocol lines: copied into `buf` (`size`
-        /// bytes, NUL-terminated, truncated like snprintf; `buf` may be NULL
-        /// when `size` is 0). Returns its full length, or
-        /// `WSCONN_ERR_INVALID_ARGUMENT` (no such offer), `WSCONN_ERR_STATE`
-        /// (no upgrade being decided), `WSCONN_ERR_NULL`.
-        ///
-        /// # Safety
-        /// The first argument is NULL or live; `buf` is NULL or `size` writable bytes.
-        #[no_mangle]
-        pub unsafe extern "C" fn $sub(owner: *const $owner, index: usize, buf: *mut c_char, size: usize) -> c_int {
-            use super::result::{code, Failure};
-            ffi_boundary!(code(Failure::Panic), {
-                if owner.is_null() || (buf.is_null() && size > 0) {
-                    return code(Failure::Null);
-                }
-                // SAFETY: forwarded caller guarantee.
-                match unsafe { $of(owner, |r| subprotocol(r, index)) } {
-                    None => code(crate::runtime::error::Error::State),
-                    Some(None) => code(crate::proto::error::Error::InvalidArgument),
-                    Some(Some(name)) => super::copy_out(&name, buf, size),
-                }
-            })
-        }
-    };
+fn method(r: &UpgradeRequest) -> *const c_char {
+    c_str(r.method_with_nul())
 }
 
-request_accessors!(
-    Connection<CCallbacks>,
-    of_conn,
-    wsconn_request_method,
-    wsconn_request_target,
-    wsconn_request_header,
-    wsconn_request_header_count,
-    wsconn_request_header_at,
-    wsconn_request_subprotocol
-);
+fn target(r: &UpgradeRequest) -> *const c_char {
+    c_str(r.target_with_nul())
+}
 
-request_accessors!(
-    wsconn_session_t,
-    of_session,
-    wsconn_session_request_method,
-    wsconn_session_request_target,
-    wsconn_session_request_header,
-    wsconn_session_request_header_count,
-    wsconn_session_request_header_at,
-    wsconn_session_request_subprotocol
-);
+fn count_code(count: Option<usize>) -> c_int {
+    match count {
+        Some(n) => n.min(c_int::MAX as usize) as c_int,
+        None => code(crate::runtime::error::Error::State),
+    }
+}
+
+fn at_code(result: Option<c_int>) -> c_int {
+    result.unwrap_or_else(|| code(crate::runtime::error::Error::State))
+}
+
+fn subprotocol_code(found: Option<Option<String>>, buf: *mut c_char, size: usize) -> c_int {
+    match found {
+        None => code(crate::runtime::error::Error::State),
+        Some(None) => code(crate::proto::error::Error::InvalidArgument),
+        Some(Some(name)) => copy_out(&name, buf, size),
+    }
+}
+
+/// While an upgrade is being decided (inside the upgrade callback, or later
+/// while it is pending): the request's method ("GET"); NULL otherwise or for
+/// NULL `con`. Valid until the decision is taken or the connection ends.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_request_method(con: *const Connection<CCallbacks>) -> *const c_char {
+    // SAFETY: forwarded caller guarantee.
+    ffi_boundary!(std::ptr::null(), {
+        unsafe { of_conn(con, method) }.unwrap_or(std::ptr::null())
+    })
+}
+
+/// While an upgrade is being decided: the request target as sent (e.g.
+/// "/chat?access_token=abc"); NULL otherwise. Valid as for the method.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_request_target(con: *const Connection<CCallbacks>) -> *const c_char {
+    // SAFETY: forwarded caller guarantee.
+    ffi_boundary!(std::ptr::null(), {
+        unsafe { of_conn(con, target) }.unwrap_or(std::ptr::null())
+    })
+}
+
+/// While an upgrade is being decided: the value of header `name`
+/// (case-insensitive), line `index` of that name (0 is the first; repeated
+/// lines such as Cookie follow in order), NUL-terminated, as sent without
+/// the spaces around it; NULL if there is no such line, no upgrade is being
+/// decided, or an argument is NULL. Valid as for the method.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `name` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_request_header(
+    con: *const Connection<CCallbacks>,
+    name: *const c_char,
+    index: usize,
+) -> *const c_char {
+    ffi_boundary!(std::ptr::null(), {
+        // SAFETY: forwarded caller guarantees.
+        unsafe { of_conn(con, |r| header(r, name, index)) }.unwrap_or(std::ptr::null())
+    })
+}
+
+/// While an upgrade is being decided: the number of header lines of the
+/// request (walk them with `wsconn_request_header_at`); `WSCONN_ERR_STATE`
+/// when none is being decided, `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_request_header_count(con: *const Connection<CCallbacks>) -> c_int {
+    ffi_boundary!(code(Failure::Panic), {
+        if con.is_null() {
+            return code(Failure::Null);
+        }
+        // SAFETY: forwarded caller guarantee.
+        count_code(unsafe { of_conn(con, UpgradeRequest::header_count) })
+    })
+}
+
+/// While an upgrade is being decided: header line `index` (0 to the count
+/// minus 1, in the order received) into `*name` and `*value`
+/// (NUL-terminated, valid as for the method). Returns `WSCONN_OK`,
+/// `WSCONN_ERR_INVALID_ARGUMENT` (no such line), `WSCONN_ERR_STATE` (none
+/// being decided), `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `name` and `value` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_request_header_at(
+    con: *const Connection<CCallbacks>,
+    index: usize,
+    name: *mut *const c_char,
+    value: *mut *const c_char,
+) -> c_int {
+    ffi_boundary!(code(Failure::Panic), {
+        if con.is_null() {
+            return code(Failure::Null);
+        }
+        // SAFETY: forwarded caller guarantees.
+        at_code(unsafe { of_conn(con, |r| header_at(r, index, name, value)) })
+    })
+}
+
+/// While an upgrade is being decided: subprotocol `index` (from 0) the
+/// client offered, in its order over all its Sec-WebSocket-Protocol lines,
+/// copied into `buf` (`size` bytes, NUL-terminated, truncated like snprintf;
+/// `buf` may be NULL when `size` is 0). Returns its full length, or
+/// `WSCONN_ERR_INVALID_ARGUMENT` (no such offer), `WSCONN_ERR_STATE` (none
+/// being decided), `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `con` is NULL or a live connection; `buf` is NULL or `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_request_subprotocol(
+    con: *const Connection<CCallbacks>,
+    index: usize,
+    buf: *mut c_char,
+    size: usize,
+) -> c_int {
+    ffi_boundary!(code(Failure::Panic), {
+        if con.is_null() || (buf.is_null() && size > 0) {
+            return code(Failure::Null);
+        }
+        // SAFETY: forwarded caller guarantee.
+        subprotocol_code(unsafe { of_conn(con, |r| subprotocol(r, index)) }, buf, size)
+    })
+}
+
+/// `wsconn_request_method` for a sans-IO server session.
+///
+/// # Safety
+/// `session` is NULL or a live session.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_request_method(session: *const wsconn_session_t) -> *const c_char {
+    // SAFETY: forwarded caller guarantee.
+    ffi_boundary!(std::ptr::null(), {
+        unsafe { of_session(session, method) }.unwrap_or(std::ptr::null())
+    })
+}
+
+/// `wsconn_request_target` for a sans-IO server session.
+///
+/// # Safety
+/// `session` is NULL or a live session.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_request_target(session: *const wsconn_session_t) -> *const c_char {
+    // SAFETY: forwarded caller guarantee.
+    ffi_boundary!(std::ptr::null(), {
+        unsafe { of_session(session, target) }.unwrap_or(std::ptr::null())
+    })
+}
+
+/// `wsconn_request_header` for a sans-IO server session.
+///
+/// # Safety
+/// `session` is NULL or a live session; `name` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_request_header(
+    session: *const wsconn_session_t,
+    name: *const c_char,
+    index: usize,
+) -> *const c_char {
+    ffi_boundary!(std::ptr::null(), {
+        // SAFETY: forwarded caller guarantees.
+        unsafe { of_session(session, |r| header(r, name, index)) }.unwrap_or(std::ptr::null())
+    })
+}
+
+/// `wsconn_request_header_count` for a sans-IO server session.
+///
+/// # Safety
+/// `session` is NULL or a live session.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_request_header_count(session: *const wsconn_session_t) -> c_int {
+    ffi_boundary!(code(Failure::Panic), {
+        if session.is_null() {
+            return code(Failure::Null);
+        }
+        // SAFETY: forwarded caller guarantee.
+        count_code(unsafe { of_session(session, UpgradeRequest::header_count) })
+    })
+}
+
+/// `wsconn_request_header_at` for a sans-IO server session.
+///
+/// # Safety
+/// `session` is NULL or a live session; `name` and `value` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_request_header_at(
+    session: *const wsconn_session_t,
+    index: usize,
+    name: *mut *const c_char,
+    value: *mut *const c_char,
+) -> c_int {
+    ffi_boundary!(code(Failure::Panic), {
+        if session.is_null() {
+            return code(Failure::Null);
+        }
+        // SAFETY: forwarded caller guarantees.
+        at_code(unsafe { of_session(session, |r| header_at(r, index, name, value)) })
+    })
+}
+
+/// `wsconn_request_subprotocol` for a sans-IO server session.
+///
+/// # Safety
+/// `session` is NULL or a live session; `buf` is NULL or `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_request_subprotocol(
+    session: *const wsconn_session_t,
+    index: usize,
+    buf: *mut c_char,
+    size: usize,
+) -> c_int {
+    ffi_boundary!(code(Failure::Panic), {
+        if session.is_null() || (buf.is_null() && size > 0) {
+            return code(Failure::Null);
+        }
+        // SAFETY: forwarded caller guarantee.
+        subprotocol_code(unsafe { of_session(session, |r| subprotocol(r, index)) }, buf, size)
+    })
+}

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use super::result::{code, code_of, Failure};
 use super::{bytes_arg, bytes_arg_mut, kind_arg, kind_code, str_arg, wsconn_config_t};
+use crate::ffi::request::{lending_request, upgrade_decision};
 use crate::proto::config::Config;
 use crate::proto::error::Error;
 use crate::proto::event::{Event, Message};
-use crate::proto::session::{EventHandler, Session};
 use crate::proto::session::Subprotocol;
+use crate::proto::session::{EventHandler, Session};
 use crate::proto::state::State;
-use crate::ffi::request::{lending_request, upgrade_decision};
 use crate::runtime::handler::UpgradeDecision;
 
 /// What `wsconn_session_state` returns.
@@ -130,7 +130,10 @@ impl wsconn_session_t {
     ///
     /// # Safety
     /// `this` is a live session.
-    pub(crate) unsafe fn feeding(this: *mut Self, feed: impl FnOnce(&Session, &mut Callbacks<'_>) -> Result<(), Error>) -> i32 {
+    pub(crate) unsafe fn feeding(
+        this: *mut Self,
+        feed: impl FnOnce(&Session, &mut Callbacks<'_>) -> Result<(), Error>,
+    ) -> i32 {
         // SAFETY: live per the caller; only shared references are made.
         let s = unsafe { &*this };
         if s.feeding.get() {
@@ -172,7 +175,9 @@ impl EventHandler for Callbacks<'_> {
                 }
             }
             Event::Upgrade(request) => {
-                let (Some(f), up_arg) = self.session.upgrade.get() else { return };
+                let (Some(f), up_arg) = self.session.upgrade.get() else {
+                    return;
+                };
                 let answer = lending_request(s as usize, request, || f(s, up_arg));
                 if self.session.session.state() == State::Deciding {
                     let _ = match upgrade_decision(answer) {

@@ -12,6 +12,9 @@ use ppp::{v1, v2, HeaderResult, PartialResult};
 /// 16 bytes and its addresses and TLVs (a balancer sends a few hundred).
 pub const MAX_HEADER_LEN: usize = 4096;
 
+/// The longest v1 line, CRLF included (HAProxy's spec).
+const V1_MAX_LEN: usize = 107;
+
 /// What the bytes received so far are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyHeader {
@@ -29,6 +32,16 @@ pub enum ProxyHeader {
 /// Parses the start of a connection's bytes.
 pub fn parse(buf: &[u8]) -> ProxyHeader {
     let buf = &buf[..buf.len().min(MAX_HEADER_LEN)];
+    // A v1 line is judged once whole (ppp refuses some of its prefixes).
+    let v1_prefix = b"PROXY ";
+    let n = buf.len().min(v1_prefix.len());
+    if buf[..n] == v1_prefix[..n] && !buf.contains(&b'\n') {
+        return if buf.len() < V1_MAX_LEN {
+            ProxyHeader::Incomplete
+        } else {
+            ProxyHeader::Invalid
+        };
+    }
     let parsed = HeaderResult::parse(buf);
     if parsed.is_incomplete() {
         return if buf.len() >= MAX_HEADER_LEN {
@@ -95,7 +108,7 @@ mod tests {
             parse(b"PROXY UNKNOWN\r\n"),
             ProxyHeader::Complete { len: 15, source: None }
         );
-        for cut in 0..line.len() - 20 {
+        for cut in 0..43 {
             assert_eq!(parse(&line[..cut]), ProxyHeader::Incomplete, "cut at {cut}");
         }
         assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), ProxyHeader::Invalid);
@@ -110,15 +123,12 @@ mod tests {
             "127.0.0.1:9998".parse::<SocketAddr>().unwrap(),
         )
             .into();
-        let header = v2::Builder::with_addresses(
-            v2::Version::Two | v2::Command::Proxy,
-            v2::Protocol::Stream,
-            addresses,
-        )
-        .write_tlv(v2::Type::NoOp, &[0; 10])
-        .unwrap()
-        .build()
-        .unwrap();
+        let header =
+            v2::Builder::with_addresses(v2::Version::Two | v2::Command::Proxy, v2::Protocol::Stream, addresses)
+                .write_tlv(v2::Type::NoOp, &[0; 10])
+                .unwrap()
+                .build()
+                .unwrap();
         let mut stream = header.clone();
         stream.extend_from_slice(b"\x16\x03\x01");
         assert_eq!(

@@ -14,9 +14,9 @@ use crate::proto::event::{Event, Message, MessageKind};
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::proto::handshake::request::UpgradeRequest;
 use crate::proto::handshake::{client, may_be_complete, server};
-use crate::proto::sender::Answering;
 use crate::proto::mask::apply_mask;
 use crate::proto::role::Role;
+use crate::proto::sender::Answering;
 use crate::proto::sender::Sender;
 use crate::proto::state::State;
 use crate::proto::utf8::Utf8Validator;
@@ -209,7 +209,12 @@ impl Receiver {
         self.part.as_deref().map_or(0, |p| {
             let inflater = p.inflater.as_ref().map_or(0, |i| i.memory());
             let pending = p.pending.as_ref().map_or(0, |r| r.memory());
-            std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len() + inflater + pending
+            std::mem::size_of::<Partial>()
+                + p.head.len()
+                + p.message_buf.len()
+                + p.control_buf.len()
+                + inflater
+                + pending
         })
     }
 

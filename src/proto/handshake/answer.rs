@@ -31,7 +31,9 @@ const REJECT_RESERVED: &[&str] = &["Connection", "Content-Length", "Transfer-Enc
 /// A field value: visible bytes, spaces, tabs and obs-text (RFC 9110 §5.5);
 /// no CR, LF, NUL or other control byte.
 fn is_field_value(value: &[u8]) -> bool {
-    value.iter().all(|&b| b == b'\t' || b == b' ' || b.is_ascii_graphic() || b >= 0x80)
+    value
+        .iter()
+        .all(|&b| b == b'\t' || b == b' ' || b.is_ascii_graphic() || b >= 0x80)
 }
 
 /// [`Error::InvalidArgument`] unless every line is a token and a clean value
@@ -107,7 +109,10 @@ mod tests {
             assert_eq!(check_reject(403, &[bad]), Err(Error::InvalidArgument), "{bad:?}");
             assert_eq!(check_accept(&[bad]), Err(Error::InvalidArgument), "{bad:?}");
         }
-        assert_eq!(check_accept(&[h("Sec-WebSocket-Accept", "x")]), Err(Error::InvalidArgument));
+        assert_eq!(
+            check_accept(&[h("Sec-WebSocket-Accept", "x")]),
+            Err(Error::InvalidArgument)
+        );
         assert_eq!(check_reject(401, &[h("Upgrade", "websocket")]), Ok(()));
         assert_eq!(check_accept(&[h("Set-Cookie", "a=b; Path=/\t; \u{e9}")]), Ok(()));
         for status in [0, 200, 399, 600, 101] {

@@ -85,8 +85,19 @@ mod tests {
         assert_eq!(normalize("http://[::1]:8080").as_deref(), Some("http://[::1]:8080"));
         assert_eq!(normalize("app://x").as_deref(), Some("app://x"));
         for bad in [
-            "", "null", "example.com", "http://", "http://a.b/", "http://a.b/x", "http://u@a.b",
-            "http://a.b:", "http://a.b:x", "http://a.b:99999", "1http://a", "http://a b", "http://[::1",
+            "",
+            "null",
+            "example.com",
+            "http://",
+            "http://a.b/",
+            "http://a.b/x",
+            "http://u@a.b",
+            "http://a.b:",
+            "http://a.b:x",
+            "http://a.b:99999",
+            "1http://a",
+            "http://a b",
+            "http://[::1",
         ] {
             assert_eq!(normalize(bad), None, "{bad:?}");
         }
@@ -104,7 +115,10 @@ mod tests {
         assert!(!pass(&["https://evil.example"], false));
         assert!(!pass(&["https://good.example.evil"], false));
         assert!(!pass(&["null"], false));
-        assert!(!pass(&["https://good.example", "https://good.example"], false), "one Origin only");
+        assert!(
+            !pass(&["https://good.example", "https://good.example"], false),
+            "one Origin only"
+        );
         assert!(pass(&[], false), "non-browser clients pass");
         assert!(!pass(&[], true), "unless one is required");
         assert!(allowed(&[], false, ["https://any".as_bytes()].into_iter()));

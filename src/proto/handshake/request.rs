@@ -18,10 +18,8 @@ impl UpgradeRequest {
     /// A copy of a parsed request (httparse refuses NUL bytes in a head, so
     /// no string is cut short by its terminator).
     pub(crate) fn new(method: &str, target: &str, headers: &[httparse::Header<'_>]) -> UpgradeRequest {
-        let size = method.len()
-            + target.len()
-            + 2
-            + headers.iter().map(|h| h.name.len() + h.value.len() + 2).sum::<usize>();
+        let size =
+            method.len() + target.len() + 2 + headers.iter().map(|h| h.name.len() + h.value.len() + 2).sum::<usize>();
         let mut request = UpgradeRequest {
             text: Vec::with_capacity(size),
             starts: Vec::with_capacity(2 + 2 * headers.len()),

@@ -75,11 +75,7 @@ pub fn parse_head<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Parsed
 /// [`parse_head`], with a copy of a valid upgrade request when `copy` is set
 /// (for a program that reads it while it decides). Refuses with 403 a
 /// request whose `Origin` the config does not allow.
-pub fn parse_head_copying<'a>(
-    buf: &'a [u8],
-    config: &'a Config,
-    copy: bool,
-) -> Result<Option<Parsed<'a>>, Rejection> {
+pub fn parse_head_copying<'a>(buf: &'a [u8], config: &'a Config, copy: bool) -> Result<Option<Parsed<'a>>, Rejection> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {

@@ -144,7 +144,11 @@ mod tests {
         assert!(limits.admit(Some(a)).is_none(), "per address");
         let t3 = limits.admit(Some(b)).unwrap();
         assert!(limits.admit(Some("10.0.0.3".parse().unwrap())).is_none(), "in all");
-        assert_eq!(limits.count(Some("10.0.0.2".parse().unwrap())), (3, 1), "v4-mapped is v4");
+        assert_eq!(
+            limits.count(Some("10.0.0.2".parse().unwrap())),
+            (3, 1),
+            "v4-mapped is v4"
+        );
         drop(t3);
         let mut later = limits.admit(None).unwrap();
         assert!(!later.attach(a), "a's two places are taken");

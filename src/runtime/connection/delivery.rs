@@ -2,13 +2,13 @@
 //! of them (the close code and reason it will report).
 
 use crate::proto::close_code::CloseCode;
+use crate::proto::error::Error as SessionError;
 use crate::proto::event::Event;
 use crate::proto::session::{EventHandler, Session};
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::refusal::Refusal;
-use crate::proto::error::Error as SessionError;
 
 /// The event handler a connection gives its session during a feed.
 pub(super) struct Delivery<'a, H: ConnHandler> {

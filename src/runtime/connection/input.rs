@@ -169,7 +169,9 @@ impl<H: ConnHandler> Connection<H> {
     /// How much of a read buffer of `len` bytes input may fill now (less
     /// while an upgrade is being decided: its early bytes are bounded).
     pub(super) fn input_room(&self, len: usize) -> usize {
-        self.session().and_then(|s| s.input_room()).map_or(len, |room| room.min(len))
+        self.session()
+            .and_then(|s| s.input_room())
+            .map_or(len, |room| room.min(len))
     }
 
     /// Gives input to the session; keeps what a pause left unprocessed.
