@@ -208,8 +208,8 @@ pub fn reason_phrase(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
-        400..=499 => "Client Error",
-        500..=599 => "Server Error",
+        s if (400..500).contains(&s) => "Client Error",
+        s if (500..600).contains(&s) => "Server Error",
         _ => "Status",
     }
 }

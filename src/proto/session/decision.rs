@@ -108,3 +108,115 @@ impl Session {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::proto::config::Config;
+    use crate::proto::event::{Event, Message};
+
+    const REQUEST: &[u8] = b"GET /r?t=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+        Sec-WebSocket-Protocol: a, b\r\n\r\n";
+    /// A masked text frame "hi" (key 0).
+    const HI: &[u8] = &[0x81, 0x82, 0, 0, 0, 0, b'h', b'i'];
+
+    fn deciding() -> Session {
+        let mut config = Config::default();
+        config.add_subprotocol("b").unwrap();
+        let s = Session::server(Arc::new(config));
+        s.set_decides_upgrades(true);
+        s
+    }
+
+    #[test]
+    fn pending_keeps_the_request_and_early_frames_until_accepted() {
+        let s = deciding();
+        let mut input = [REQUEST, HI].concat();
+        let mut asked = 0;
+        s.feed(&mut input, &mut |_: &Session, e: Event<'_>| {
+            if let Event::Upgrade(r) = e {
+                assert_eq!(r.target(), "/r?t=1");
+                asked += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!((asked, s.state(), s.buffered()), (1, State::Deciding, 0));
+        assert_eq!(s.upgrade_request().unwrap().header("host", 0), Some(&b"x"[..]));
+        assert_eq!(s.input_room(), Some(8192 - HI.len()));
+        assert_eq!(s.send_text("no"), Err(Error::NotOpen));
+        assert_eq!(
+            s.accept_upgrade(Subprotocol::Named("c"), &[]),
+            Err(Error::InvalidArgument)
+        );
+        s.accept_upgrade(
+            Subprotocol::Named("a"),
+            &[Header {
+                name: "Set-Cookie",
+                value: b"k=v",
+            }],
+        )
+        .unwrap();
+        assert_eq!(s.accept_upgrade(Subprotocol::Default, &[]), Err(Error::InvalidArgument));
+        let mut events = Vec::new();
+        s.feed(&mut [], &mut |s: &Session, e: Event<'_>| match e {
+            Event::Open { path, subprotocol } => events.push(format!("open {path} {subprotocol:?}")),
+            Event::Message(Message::Text(t)) => {
+                events.push(format!("text {t}"));
+                s.send_text(t).unwrap();
+            }
+            _ => {}
+        })
+        .unwrap();
+        assert_eq!(events, ["open /r?t=1 Some(\"a\")", "text hi"]);
+        assert!(s
+            .pending()
+            .ends_with(b"Sec-WebSocket-Protocol: a\r\nSet-Cookie: k=v\r\n\r\n\x81\x02hi"));
+        assert_eq!(s.upgrade_request().map(|_| ()), None);
+    }
+
+    #[test]
+    fn decided_inside_the_event_or_refused_later() {
+        let s = deciding();
+        s.feed(&mut REQUEST.to_vec(), &mut |s: &Session, e: Event<'_>| {
+            if let Event::Upgrade(_) = e {
+                s.reject_upgrade(
+                    401,
+                    &[Header {
+                        name: "WWW-Authenticate",
+                        value: b"Bearer",
+                    }],
+                    b"no",
+                )
+                .unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(s.state(), State::Closed);
+        assert!(s
+            .pending()
+            .starts_with(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\n"));
+        assert_eq!(s.accept_upgrade(Subprotocol::Default, &[]), Err(Error::Closed));
+
+        let s = deciding();
+        s.feed(&mut REQUEST.to_vec(), &mut |_: &Session, _: Event<'_>| {})
+            .unwrap();
+        s.reject_upgrade(503, &[], b"").unwrap();
+        assert_eq!(
+            &*s.pending(),
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        assert!(!s.wants_read());
+
+        // Early bytes beyond the handshake limit fail the handshake (431).
+        let s = deciding();
+        let mut input = [REQUEST, &[0u8; 9000][..]].concat();
+        assert_eq!(
+            s.feed(&mut input, &mut |_: &Session, _: Event<'_>| {}),
+            Err(Error::HandshakeTooLarge)
+        );
+        assert!(s.pending().starts_with(b"HTTP/1.1 431 "));
+    }
+}
