@@ -647,7 +647,7 @@ mod tests {
         let c = unsafe { conn.as_ref() };
         assert_eq!(
             c.connect("wss://127.0.0.1:9/"),
-            Err(Error::Tls(tls::TlsError::NotBuilt))
+            Err(Error::Tls(crate::runtime::tls::TlsError::NotBuilt))
         );
         assert_eq!(c.lifecycle(), Lifecycle::Idle);
         // SAFETY: from `create`, not used afterwards.
