@@ -73,4 +73,7 @@ result_codes! {
     WSCONN_ERR_TLS_NOT_TLS = -25, "TLS: the peer does not speak TLS", [Runtime(R::Tls(T::NotTls))];
     /// Any other TLS failure (no common version or cipher, a corrupt record…).
     WSCONN_ERR_TLS_PROTOCOL = -26, "TLS protocol failure", [Runtime(R::Tls(T::Protocol))];
+    /// The server refused the upgrade: its origin is not allowed (403), or
+    /// the program rejected it (`wsconn_upgrade_reject`); see `wsconn_close_error`.
+    WSCONN_ERR_REFUSED = -27, "the upgrade was refused (origin not allowed, or by the program)", [Session(S::OriginNotAllowed), Session(S::UpgradeRefused(_))];
 }

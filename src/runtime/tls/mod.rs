@@ -12,8 +12,6 @@ mod error;
 pub use error::TlsError;
 
 #[cfg(feature = "tls")]
-mod accepted;
-#[cfg(feature = "tls")]
 mod client;
 #[cfg(feature = "tls")]
 mod pem;
@@ -26,8 +24,6 @@ mod stream;
 mod disabled;
 
 #[cfg(feature = "tls")]
-pub(crate) use accepted::{take_accepted, while_accepting};
-#[cfg(feature = "tls")]
 pub use client::ClientTls;
 #[cfg(feature = "tls")]
 pub use server::ServerTls;
@@ -35,7 +31,7 @@ pub use server::ServerTls;
 pub(crate) use stream::Stream;
 
 #[cfg(not(feature = "tls"))]
-pub(crate) use disabled::{take_accepted, while_accepting, Stream};
+pub(crate) use disabled::Stream;
 #[cfg(not(feature = "tls"))]
 pub use disabled::{ClientTls, ServerTls};
 
