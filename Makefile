@@ -146,8 +146,17 @@ bench:
 	bash benches/run.sh $(BENCH_ARGS)
 	bash benches/fanout.sh $(FANOUT_ARGS)
 
+# The regression guard: every row of wsconn's servers in benches/results/latest.json
+# against BASE (a results file saved from an earlier `make bench` on this
+# machine), flagged when more than 5 % worse. Before a change:
+#   cp benches/results/latest.json /tmp/base.json
+# after it: make bench && make bench-compare BASE=/tmp/base.json
+BASE ?= benches/results/baseline.json
+bench-compare:
+	python3 benches/compare.py $(BASE) benches/results/latest.json
+
 clean:
 	$(MAKE) -C c-examples clean
 	$(CARGO) clean
 
-.PHONY: build run test deps install uninstall venv bench clean
+.PHONY: build run test deps install uninstall venv bench bench-compare clean

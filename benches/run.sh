@@ -469,7 +469,8 @@ REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/$LATEST.json" --png "$RESULTS/$LATEST
     --meta "reps=$REPS" --meta "seconds=$SECS" --meta "idle_conns=$IDLE_CONNS"
     --meta "kind=$([ "$BINARY" = 1 ] && echo binary || echo text)" --meta "pinning=$PIN_NOTE"
     --meta "quick=$QUICK" --meta "loadavg_start=$LOAD_START" --meta "loadavg_end=$LOAD_END"
-    --meta "busy_start_pct=$BUSY_START" --meta "busy_end_pct=$BUSY_END")
+    --meta "busy_start_pct=$BUSY_START" --meta "busy_end_pct=$BUSY_END"
+    --meta "commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)")
 [ -n "$T2_NOTE" ] && REPORT_ARGS+=(--meta "t2=$T2_NOTE")
 [ -n "$UWS_NOTE" ] && REPORT_ARGS+=(--meta "uws=$UWS_NOTE")
 [ ${#TLS_WORKLOADS[@]} -gt 0 ] && REPORT_ARGS+=(--meta "tls=TLS rows: ECDSA P-256 test certificate; \

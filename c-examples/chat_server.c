@@ -2,7 +2,7 @@
  * chat_server.c - chat rooms on wsconn's publish/subscribe, optionally
  * relayed between several servers ("nodes") through Redis.
  *
- *   chat_server [-t N] [-v] [--redis HOST:PORT] [port]
+ *   chat_server [-t N] [-v] [--redis HOST:PORT] [--allow-origin ORIGIN]... [--auth-token TOKEN] [port]
  *
  * A client connects to ws://HOST:PORT/room/NAME; each text message it sends
  * is published to topic NAME and reaches everyone in the room, itself
@@ -29,6 +29,7 @@
  * "redis subscribed" each time the relay is (re)established.
  */
 #include "wsconn.h"
+#include "auth.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -206,6 +207,11 @@ static void relay_on_first_thread(void *arg)
 /* ------------------------------------------------------------------------ */
 /* Room members.                                                            */
 
+#define MAX_ORIGINS 16
+static const char *allowed_origins[MAX_ORIGINS]; /* --allow-origin */
+static int origin_count;
+static const char *auth_token; /* --auth-token */
+
 struct member {
     wsconn_t *con;
     char room[MAX_ROOM + 1];
@@ -262,6 +268,17 @@ static void on_close(wsconn_t *con, void *arg, int code, const char *reason, siz
     free(m);
 }
 
+/* --auth-token: a member shows the token (see auth.h), or gets 401. */
+static int on_upgrade(wsconn_t *con, void *arg)
+{
+    (void)arg;
+    if (!auth_has_token(con, auth_token))
+        auth_refuse(con);
+    return WSCONN_UPGRADE_ACCEPT;
+}
+
+/* The connection owns fd from wsconn_set_fd on: when the start fails,
+ * releasing it closes fd, and the negative return does not close it again. */
 static int on_accept(int fd, void *arg)
 {
     (void)arg;
@@ -272,6 +289,8 @@ static int on_accept(int fd, void *arg)
     wsconn_set_build_func(m->con, on_build, m);
     wsconn_set_message_func(m->con, on_message, m);
     wsconn_set_close_ex_func(m->con, on_close, m);
+    if (auth_token != NULL)
+        wsconn_set_upgrade_func(m->con, on_upgrade, m);
     wsconn_set_fd(m->con, fd);
     int rc = wsconn_start(m->con);
     if (rc != WSCONN_OK) {
@@ -336,7 +355,8 @@ static void make_node_id(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: chat_server [-t N] [-v] [--redis HOST:PORT] [port]\n");
+    fprintf(stderr, "usage: chat_server [-t N] [-v] [--redis HOST:PORT] [--allow-origin ORIGIN]...\n"
+                    "                   [--auth-token TOKEN] [port]\n");
     return 2;
 }
 
@@ -361,6 +381,12 @@ int main(int argc, char **argv)
             redis_port = atoi(colon + 1);
             if (redis_port <= 0 || redis_port > 65535)
                 return usage();
+        } else if (strcmp(argv[i], "--allow-origin") == 0 && i + 1 < argc) {
+            if (origin_count == MAX_ORIGINS)
+                return usage();
+            allowed_origins[origin_count++] = argv[++i];
+        } else if (strcmp(argv[i], "--auth-token") == 0 && i + 1 < argc) {
+            auth_token = argv[++i];
         } else if (argv[i][0] != '-') {
             port = atoi(argv[i]);
             if (port < 0 || port > 65535)
@@ -383,6 +409,17 @@ int main(int argc, char **argv)
             return 1;
         if (i > 0)
             wsconn_reactor_share_topics(reactors[i], reactors[0]);
+        if (origin_count > 0) {
+            wsconn_config_t *config = wsconn_config_new();
+            for (int o = 0; o < origin_count; o++)
+                if (wsconn_config_add_allowed_origin(config, allowed_origins[o]) != WSCONN_OK) {
+                    fprintf(stderr, "chat_server: not an origin (scheme://host[:port]): %s\n",
+                            allowed_origins[o]);
+                    return 2;
+                }
+            wsconn_reactor_set_config(reactors[i], config);
+            wsconn_config_free(config);
+        }
         workers[i].acc = wsconn_acceptor_create(reactors[i]);
         wsconn_acceptor_set_accept_func(workers[i].acc, on_accept, NULL);
         if (threads > 1)

@@ -58,6 +58,21 @@
  *   --tls-client-ca FILE
  *          mutual TLS: clients must show a certificate signed by an
  *          authority of this PEM file
+ *   --allow-origin ORIGIN (repeatable)
+ *          browsers may connect only from pages of these origins
+ *          (scheme://host[:port]); others get 403
+ *   --auth-token TOKEN
+ *          clients must show TOKEN ("Authorization: Bearer TOKEN", or
+ *          "access_token=TOKEN" in the URL's query); others get 401
+ *   --auth-delay MS
+ *          decide the token check MS ms later, on a reactor timer, as a
+ *          server asking a database would (the handshake waits meanwhile)
+ *   --max-conns-per-ip N
+ *          at most N connections at once from one address (IPv6: /64)
+ *   --proxy-protocol
+ *          expect a PROXY protocol header (v1 or v2) from a load balancer
+ *          on each connection: its client address counts for the limits
+ *          and the log
  */
 
 #ifndef _GNU_SOURCE
@@ -77,6 +92,7 @@
 #include <unistd.h>
 
 #include "wsconn.h"
+#include "auth.h"
 
 #define DEFAULT_PORT 9998
 
@@ -99,6 +115,8 @@ struct ws_ctx {
     int fd;
     struct pending *head, *tail; /* echoes waiting for room, oldest first */
     int paused;                  /* reading paused until the queue is sent */
+    wsconn_timer_t *decide_timer; /* --auth-delay: the decision to come */
+    int authorized;              /* --auth-token: the request carried it */
 };
 
 /* One reactor per thread (-t N): the reactor and the connection table are
@@ -116,6 +134,13 @@ static const char *tls_cert;        /* --tls-cert; NULL: plain */
 static const char *tls_key;         /* --tls-key */
 static const char *tls_client_ca;   /* --tls-client-ca; NULL: none asked for */
 static volatile sig_atomic_t reloads; /* SIGHUPs received (each worker reloads once per) */
+#define MAX_ORIGINS 16
+static const char *allowed_origins[MAX_ORIGINS]; /* --allow-origin */
+static int origin_count;
+static const char *auth_token;    /* --auth-token; NULL: anyone */
+static int auth_delay_ms = -1;    /* --auth-delay; -1: decide at once */
+static int max_conns_per_ip;      /* --max-conns-per-ip; 0: no limit */
+static int proxy_protocol;        /* --proxy-protocol */
 
 /* index.html, read at startup (NULL if it was not found). */
 static char *index_page;
@@ -188,6 +213,7 @@ static void ctx_free(struct ws_ctx *ctx)
         ctx->head = p->next;
         free(p);
     }
+    wsconn_timer_release(ctx->decide_timer); /* a decision still to come */
     wsconn_release(ctx->con);
     free(ctx);
 }
@@ -299,8 +325,40 @@ static void on_message(wsconn_t *con, void *arg, int type, const uint8_t *data,
 
 static void on_build(int fd, void *arg)
 {
-    (void)arg;
-    LOG("fd[%d] complete handshake\n", fd);
+    struct ws_ctx *ctx = arg;
+    char ip[64];
+    int port = wsconn_peer_address(ctx->con, ip, sizeof ip);
+    if (port >= 0)
+        LOG("fd[%d] complete handshake, peer %s port %d\n", fd, ip, port);
+    else
+        LOG("fd[%d] complete handshake\n", fd);
+}
+
+/* --auth-delay: the decision taken later, on the reactor's thread. */
+static void on_decide(wsconn_timer_t *timer, void *arg)
+{
+    struct ws_ctx *ctx = arg;
+    ctx->decide_timer = NULL;
+    wsconn_timer_release(timer);
+    int rc = ctx->authorized ? wsconn_upgrade_accept(ctx->con, NULL, NULL, 0) : auth_refuse(ctx->con);
+    if (rc != WSCONN_OK)
+        LOG("fd[%d] late decision: %s\n", ctx->fd, wsconn_strerror(rc));
+}
+
+/* --auth-token: who may connect, decided before any byte of the answer. */
+static int on_upgrade(wsconn_t *con, void *arg)
+{
+    struct ws_ctx *ctx = arg;
+    ctx->authorized = auth_token == NULL || auth_has_token(con, auth_token);
+    if (auth_delay_ms >= 0) {
+        ctx->decide_timer = wsconn_timer_create(r, on_decide, ctx);
+        if (ctx->decide_timer != NULL &&
+            wsconn_timer_start(ctx->decide_timer, (uint64_t)auth_delay_ms, 0) == WSCONN_OK)
+            return WSCONN_UPGRADE_PENDING;
+    }
+    if (!ctx->authorized)
+        auth_refuse(con);
+    return WSCONN_UPGRADE_ACCEPT;
 }
 
 /* Called just before on_close, with the close code: only for the log.
@@ -370,6 +428,8 @@ static int on_accept(int fd, void *arg)
     wsconn_set_close_ex_func(ctx->con, on_close_ex, ctx);
     wsconn_set_drain_func(ctx->con, on_drain, ctx);
     wsconn_set_http_func(ctx->con, on_http, ctx);
+    if (auth_token != NULL || auth_delay_ms >= 0)
+        wsconn_set_upgrade_func(ctx->con, on_upgrade, ctx);
 
     wsconn_set_fd(ctx->con, fd); /* the wsconn_t owns (and closes) fd now */
     if (table_add(fd, ctx) != 0) {
@@ -468,7 +528,9 @@ static void usage(const char *prog)
     fprintf(stderr,
             "usage: %s [-t N] [-v] [-g] [-z] [-m MIB] [-T MS] [-d DIR]\n"
             "          [--deflate-dedicated BITS]\n"
-            "          [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [port]\n"
+            "          [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
+            "          [--allow-origin ORIGIN]... [--auth-token TOKEN [--auth-delay MS]]\n"
+            "          [--max-conns-per-ip N] [--proxy-protocol] [port]\n"
             "          (default port %d)\n"
             "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
             "  -v      log connections, messages and memory held\n"
@@ -481,7 +543,14 @@ static void usage(const char *prog)
             "          BITS-bit windows (8-15), streams per connection\n"
             "  -d DIR  directory of index.html\n"
             "  --tls-cert FILE --tls-key FILE  serve wss:// and https:// (SIGHUP reloads)\n"
-            "  --tls-client-ca FILE  mutual TLS: require client certificates signed by it\n",
+            "  --tls-client-ca FILE  mutual TLS: require client certificates signed by it\n"
+            "  --allow-origin ORIGIN  only pages of ORIGIN (scheme://host[:port]) may connect\n"
+            "          (repeatable); others get 403\n"
+            "  --auth-token TOKEN  require \"Authorization: Bearer TOKEN\" or access_token=TOKEN\n"
+            "          in the query; others get 401\n"
+            "  --auth-delay MS  decide the token check MS ms later (pending handshake)\n"
+            "  --max-conns-per-ip N  at most N connections from one address (IPv6: /64)\n"
+            "  --proxy-protocol  expect a PROXY protocol v1/v2 header from a load balancer\n",
             prog, DEFAULT_PORT);
 }
 
@@ -511,8 +580,15 @@ static int worker_listen(struct worker *w)
     }
     if (budget_mib >= 0)
         wsconn_reactor_set_memory_budget(r, ((size_t)budget_mib << 20) / (size_t)threads);
-    if (message_timeout >= 0 || deflate_mode != WSCONN_DEFLATE_OFF) {
+    if (message_timeout >= 0 || deflate_mode != WSCONN_DEFLATE_OFF || origin_count > 0) {
         wsconn_config_t *config = wsconn_config_new();
+        for (int i = 0; config != NULL && i < origin_count; i++)
+            if (wsconn_config_add_allowed_origin(config, allowed_origins[i]) != WSCONN_OK) {
+                fprintf(stderr, "echo_server: not an origin (scheme://host[:port]): %s\n",
+                        allowed_origins[i]);
+                wsconn_config_free(config);
+                return -1;
+            }
         if (config == NULL ||
             (message_timeout >= 0 &&
              wsconn_config_set_message_timeout(config, (uint32_t)message_timeout) != WSCONN_OK) ||
@@ -549,6 +625,11 @@ static int worker_listen(struct worker *w)
     }
     if (w->reuse_port)
         wsconn_acceptor_set_reuseport(w->acc, 1);
+    if (wsconn_acceptor_set_limits(w->acc, 0, (uint32_t)max_conns_per_ip) != WSCONN_OK ||
+        wsconn_acceptor_set_proxy_protocol(w->acc, proxy_protocol) != WSCONN_OK) {
+        fprintf(stderr, "echo_server: cannot set the limits or PROXY protocol\n");
+        return -1;
+    }
     int rc = wsconn_acceptor_start(w->acc, "127.0.0.1", w->port);
     if (rc != WSCONN_OK) {
         fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%d: %s\n", w->port,
@@ -660,6 +741,11 @@ int main(int argc, char **argv)
         {"tls-key", required_argument, NULL, 'K'},
         {"tls-client-ca", required_argument, NULL, 'A'},
         {"deflate-dedicated", required_argument, NULL, 'D'},
+        {"allow-origin", required_argument, NULL, 'O'},
+        {"auth-token", required_argument, NULL, 'U'},
+        {"auth-delay", required_argument, NULL, 'L'},
+        {"max-conns-per-ip", required_argument, NULL, 'P'},
+        {"proxy-protocol", no_argument, NULL, 'X'},
         {NULL, 0, NULL, 0},
     };
     while ((opt = getopt_long(argc, argv, "t:vgzm:T:d:h", long_options, NULL)) != -1) {
@@ -676,6 +762,31 @@ int main(int argc, char **argv)
             break;
         case 'C':
             tls_cert = optarg;
+            break;
+        case 'O':
+            if (origin_count == MAX_ORIGINS) {
+                usage(argv[0]);
+                return 2;
+            }
+            allowed_origins[origin_count++] = optarg;
+            break;
+        case 'U':
+            auth_token = optarg;
+            break;
+        case 'L':
+            if (parse_int(optarg, 0, INT_MAX, &auth_delay_ms) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
+            break;
+        case 'P':
+            if (parse_int(optarg, 0, INT_MAX, &max_conns_per_ip) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
+            break;
+        case 'X':
+            proxy_protocol = 1;
             break;
         case 'K':
             tls_key = optarg;

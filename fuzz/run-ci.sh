@@ -15,7 +15,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")"
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
-ALL_TARGETS="handshake_request handshake_response frame_decode utf8 session_server session_client ffi_session inflate"
+ALL_TARGETS="handshake_request handshake_response frame_decode utf8 session_server session_client ffi_session inflate proxy_header"
 FUZZ_TARGETS="${FUZZ_TARGETS:-$ALL_TARGETS}"
 export RUSTC_BOOTSTRAP=1
 

@@ -163,22 +163,27 @@ enum wsconn_result
    */
   WSCONN_ERR_TLS_PROTOCOL = -26,
   /**
+   * The server refused the upgrade: its origin is not allowed (403), or
+   * the program rejected it (`wsconn_upgrade_reject`); see `wsconn_close_error`.
+   */
+  WSCONN_ERR_REFUSED = -27,
+  /**
    * A permessage-deflate setting was given to a config with compression off
    * (`wsconn_config_set_deflate` first; nothing was changed).
    */
-  WSCONN_ERR_DEFLATE_OFF = -27,
+  WSCONN_ERR_DEFLATE_OFF = -28,
   /**
    * The peer sent more than the TLS layer buffers at once (a handshake
    * message over 64 KiB): the connection was ended.
    */
-  WSCONN_ERR_TLS_BUFFER_FULL = -28,
+  WSCONN_ERR_TLS_BUFFER_FULL = -29,
   /**
    * The server's certificate is a CA certificate (CA:TRUE) signed by another
    * authority: a CA's, not a server's. (A self-signed one, as `openssl req
    * -x509` makes, is trusted when the CA file holds exactly it; not in the
    * file, it is `WSCONN_ERR_TLS_UNKNOWN_CA`.)
    */
-  WSCONN_ERR_TLS_CA_CERTIFICATE = -29,
+  WSCONN_ERR_TLS_CA_CERTIFICATE = -30,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -322,6 +327,33 @@ typedef int32_t wsconn_state;
 #endif // __cplusplus
 
 /**
+ * What the upgrade callback returns when it did not decide inside.
+ */
+enum wsconn_upgrade
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * Accept with the defaults: the configured subprotocol selection, no
+   * extra header line.
+   */
+  WSCONN_UPGRADE_ACCEPT = 0,
+  /**
+   * Decide later with `wsconn_upgrade_accept` / `wsconn_upgrade_reject`
+   * (`wsconn_session_upgrade_*` for a session), on the same thread.
+   */
+  WSCONN_UPGRADE_PENDING = 1,
+  /**
+   * Refuse with 403 Forbidden (any value not listed here does too).
+   */
+  WSCONN_UPGRADE_REJECT = 2,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_upgrade;
+#endif // __cplusplus
+
+/**
  * The events of a watched fd (`wsconn_reactor_watch`), OR-ed together.
  */
 enum wsconn_watch_events
@@ -417,6 +449,15 @@ typedef struct wsconn_reactor_t wsconn_reactor_t;
 typedef struct wsconn_timer_t wsconn_timer_t;
 
 /**
+ * An accepted socket with what its acceptor decided for it (TLS, the
+ * PROXY protocol address, its place in the limits), taken out of the accept
+ * callback to start a connection on elsewhere. May be passed to another
+ * thread. Give it to a connection with `wsconn_set_accepted`, or free it
+ * with `wsconn_accepted_free` (which closes the socket).
+ */
+typedef struct wsconn_accepted_t wsconn_accepted_t;
+
+/**
  * Session options. Sessions copy what they need when created, so a config may be
  * changed or freed afterwards. Not thread-safe: use from one thread at a time.
  */
@@ -435,9 +476,19 @@ typedef struct wsconn_config_t wsconn_config_t;
 typedef struct wsconn_session_t wsconn_session_t;
 
 /**
- * Called with each accepted socket (non-blocking, TCP_NODELAY). Return a
- * negative value to have it closed; otherwise the socket belongs to the program
- * (typically given to a `wsconn_t` with `wsconn_set_fd`).
+ * Called with each accepted socket (non-blocking, TCP_NODELAY), past the
+ * acceptor's limits and PROXY header. Who owns the fd afterwards, one rule:
+ * once `wsconn_set_fd` gave it to a connection inside this callback (or
+ * `wsconn_accepted_take` took it), the connection (the taken object) owns
+ * it and closes it, whatever the callback returns — so a program whose
+ * `wsconn_start` failed releases its connection (which closes the fd) and
+ * may return -1 without a double close. Otherwise a negative return has
+ * the acceptor close it, and any other leaves the bare fd to the program.
+ * A connection started on the fd inside the callback gets the acceptor's
+ * TLS, the client's address from the PROXY header and its place in the
+ * limits; to start it elsewhere (another reactor's thread), take it with
+ * `wsconn_accepted_take`: a bare fd kept past the callback has none of them
+ * (on a TLS acceptor it would speak plain WebSocket).
  */
 typedef int (*wsconn_accept_func)(int fd, void *arg);
 
@@ -588,6 +639,37 @@ typedef struct wsconn_session_callbacks_t {
 } wsconn_session_callbacks_t;
 
 /**
+ * The upgrade callback (server role): a valid WebSocket upgrade request
+ * was parsed (its `Origin` allowed by the config) and no byte of the
+ * response is written yet. Read the request with `wsconn_request_method`,
+ * `wsconn_request_target`, `wsconn_request_header`, `wsconn_peer_address`,
+ * `wsconn_tls_server_name`, …; decide inside with `wsconn_upgrade_accept` or
+ * `wsconn_upgrade_reject` (the return value is then ignored), or return a
+ * `wsconn_upgrade`: `WSCONN_UPGRADE_ACCEPT` (accept with the defaults),
+ * `WSCONN_UPGRADE_PENDING` (decide later, on the reactor's thread, before
+ * the handshake timeout), `WSCONN_UPGRADE_REJECT` (or any other value:
+ * refuse with 403 Forbidden).
+ */
+typedef int (*wsconn_upgrade_func)(struct wsconn_t *con, void *arg);
+
+/**
+ * A header line of an answer: `name` a token, `value` free of CR, LF, NUL
+ * and other control bytes but tab; both NUL-terminated, read during the
+ * call only.
+ */
+typedef struct wsconn_header_t {
+  const char *name;
+  const char *value;
+} wsconn_header_t;
+
+/**
+ * Called when a server session's upgrade request is to be decided (see
+ * `wsconn_session_set_upgrade_func`); returns a `wsconn_upgrade` unless it
+ * decided inside.
+ */
+typedef int (*wsconn_session_upgrade_func)(struct wsconn_session_t *session, void *arg);
+
+/**
  * A watched fd is ready: `events` is what it is ready for, among those asked
  * (`WSCONN_WATCH_READ`, `WSCONN_WATCH_WRITE`). Level-triggered: called again
  * on later turns while the fd stays ready. May call `wsconn_reactor_watch`
@@ -674,6 +756,79 @@ int32_t wsconn_acceptor_release(struct wsconn_acceptor_t *acceptor);
  * `acceptor` is NULL or a live acceptor.
  */
 int32_t wsconn_acceptor_set_reuseport(struct wsconn_acceptor_t *acceptor, int32_t on);
+
+/**
+ * Limits the connections the acceptor feeds at once: `max_total` in all and
+ * `max_per_address` from one client address (IPv6 clients by /64); 0 is no
+ * limit. Over either, a new socket is closed at accept, before TLS or any
+ * read (behind PROXY protocol, as soon as its header named the client). A
+ * connection holds its place from its start on the socket (in the accept
+ * callback, or through `wsconn_accepted_take`) until it closes. Before
+ * `wsconn_acceptor_start` only. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_STATE` (already listening).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor.
+ */
+int32_t wsconn_acceptor_set_limits(struct wsconn_acceptor_t *acceptor,
+                                   uint32_t max_total,
+                                   uint32_t max_per_address);
+
+/**
+ * Expects (nonzero `on`) a PROXY protocol header, version 1 or 2, at the
+ * start of every accepted socket, as a load balancer (haproxy `send-proxy`,
+ * `send-proxy-v2`) sends it: it is read first (before TLS), at most 4 KiB,
+ * within the handshake timeout of the reactor's config; the client address
+ * it gives is the connection's for the limits and `wsconn_peer_address`
+ * (a LOCAL header, e.g. a health check, keeps the socket's). A socket
+ * without a valid header is closed. Only for a port that trusted balancers
+ * alone can reach. Before `wsconn_acceptor_start` only. Returns as
+ * `wsconn_acceptor_set_limits`.
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor.
+ */
+int32_t wsconn_acceptor_set_proxy_protocol(struct wsconn_acceptor_t *acceptor, int32_t on);
+
+/**
+ * Inside the accept callback of `fd` only: takes the accepted socket with
+ * what the acceptor decided for it, to start a connection on later or on
+ * another reactor's thread (`wsconn_set_accepted`). The socket is the
+ * object's from now on (the callback's return value no longer matters for
+ * it). NULL outside that callback or for another fd.
+ */
+struct wsconn_accepted_t *wsconn_accepted_take(int fd);
+
+/**
+ * The socket of an accepted object, or -1 for NULL.
+ *
+ * # Safety
+ * `accepted` is NULL or live.
+ */
+int wsconn_accepted_fd(const struct wsconn_accepted_t *accepted);
+
+/**
+ * Frees an accepted object that was not given to a connection, closing its
+ * socket. NULL is a no-op.
+ *
+ * # Safety
+ * `accepted` is NULL or live, not used afterwards.
+ */
+void wsconn_accepted_free(struct wsconn_accepted_t *accepted);
+
+/**
+ * Gives a connection (not started) the accepted socket and its acceptor's
+ * decisions, on the connection's thread: `wsconn_start` then serves it as
+ * the acceptor would have (TLS, the PROXY address, its place in the limits).
+ * The object is consumed, whatever the result (on failure its socket is
+ * closed). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`
+ * (the connection runs).
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `accepted` is NULL or live, not used
+ * afterwards.
+ */
+int32_t wsconn_set_accepted(struct wsconn_t *con, struct wsconn_accepted_t *accepted);
 
 /**
  * Creates a config holding the defaults: max frame and message 16 MiB, max
@@ -809,6 +964,34 @@ int32_t wsconn_config_set_pong_timeout(struct wsconn_config_t *config, uint32_t 
 int32_t wsconn_config_set_close_timeout(struct wsconn_config_t *config, uint32_t ms);
 
 /**
+ * Server: allows upgrade requests whose `Origin` is `origin`, given as
+ * scheme://host[:port] (e.g. "https://chat.example.com"; scheme and host
+ * compared case-insensitively, a scheme's default port the same as none; no
+ * path). Once one is added, a request with another origin (or several
+ * Origin lines) is refused with 403 before the upgrade callback runs
+ * (`wsconn_close_error` gives `WSCONN_ERR_REFUSED`): a web page elsewhere
+ * cannot make its visitors' browsers connect with their cookies. Requests
+ * without `Origin` (non-browser clients) pass unless
+ * `wsconn_config_set_require_origin`. No origin added: any passes. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (not of
+ * that form).
+ *
+ * # Safety
+ * `config` is NULL or a live config; `origin` is NULL or NUL-terminated.
+ */
+int32_t wsconn_config_add_allowed_origin(struct wsconn_config_t *config, const char *origin);
+
+/**
+ * Server: with nonzero `on`, an upgrade request without `Origin` is refused
+ * with 403 too (browsers always send it). Default 0. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_require_origin(struct wsconn_config_t *config, int32_t on);
+
+/**
  * Creates a connection on `reactor` (which must outlive it), with the reactor's
  * current options. Give it a socket with `wsconn_set_fd` + `wsconn_start`
  * (server) or call `wsconn_connect` (client). Release it with `wsconn_release`.
@@ -926,8 +1109,9 @@ int wsconn_fd(const struct wsconn_t *con);
 
 /**
  * Gives the connection a connected socket (e.g. from the accept callback); the
- * connection owns it from now on and closes it. Ignored if `con` is NULL, `fd`
- * is negative, or the connection is running.
+ * connection owns it from now on and closes it (inside the accept callback,
+ * whatever the callback then returns: see `wsconn_accept_func`). Ignored if
+ * `con` is NULL, `fd` is negative, or the connection is running.
  *
  * # Safety
  * `con` is NULL or a live connection.
@@ -1373,6 +1557,131 @@ int32_t wsconn_reactor_set_memory_budget(struct wsconn_reactor_t *reactor, size_
 int32_t wsconn_reactor_memory(const struct wsconn_reactor_t *reactor,
                               size_t *buffered,
                               size_t *waiting);
+
+/**
+ * While an upgrade is being decided (inside the upgrade callback, or later
+ * while it is pending): the request's method ("GET"); NULL otherwise or for
+ * NULL `con`. Valid until the decision is taken or the connection ends.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_request_method(const struct wsconn_t *con);
+
+/**
+ * While an upgrade is being decided: the request target as sent (e.g.
+ * "/chat?access_token=abc"); NULL otherwise. Valid as for the method.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_request_target(const struct wsconn_t *con);
+
+/**
+ * While an upgrade is being decided: the value of header `name`
+ * (case-insensitive), line `index` of that name (0 is the first; repeated
+ * lines such as Cookie follow in order), NUL-terminated, as sent without
+ * the spaces around it; NULL if there is no such line, no upgrade is being
+ * decided, or an argument is NULL. Valid as for the method.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `name` is NULL or NUL-terminated.
+ */
+const char *wsconn_request_header(const struct wsconn_t *con, const char *name, size_t index);
+
+/**
+ * While an upgrade is being decided: the number of header lines of the
+ * request (walk them with `wsconn_request_header_at`); `WSCONN_ERR_STATE`
+ * when none is being decided, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int wsconn_request_header_count(const struct wsconn_t *con);
+
+/**
+ * While an upgrade is being decided: header line `index` (0 to the count
+ * minus 1, in the order received) into `*name` and `*value`
+ * (NUL-terminated, valid as for the method). Returns `WSCONN_OK`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (no such line), `WSCONN_ERR_STATE` (none
+ * being decided), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `name` and `value` are NULL or writable.
+ */
+int wsconn_request_header_at(const struct wsconn_t *con,
+                             size_t index,
+                             const char **name,
+                             const char **value);
+
+/**
+ * While an upgrade is being decided: subprotocol `index` (from 0) the
+ * client offered, in its order over all its Sec-WebSocket-Protocol lines,
+ * copied into `buf` (`size` bytes, NUL-terminated, truncated like snprintf;
+ * `buf` may be NULL when `size` is 0). Returns its full length, or
+ * `WSCONN_ERR_INVALID_ARGUMENT` (no such offer), `WSCONN_ERR_STATE` (none
+ * being decided), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `buf` is NULL or `size` writable bytes.
+ */
+int wsconn_request_subprotocol(const struct wsconn_t *con, size_t index, char *buf, size_t size);
+
+/**
+ * `wsconn_request_method` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+const char *wsconn_session_request_method(const struct wsconn_session_t *session);
+
+/**
+ * `wsconn_request_target` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+const char *wsconn_session_request_target(const struct wsconn_session_t *session);
+
+/**
+ * `wsconn_request_header` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `name` is NULL or NUL-terminated.
+ */
+const char *wsconn_session_request_header(const struct wsconn_session_t *session,
+                                          const char *name,
+                                          size_t index);
+
+/**
+ * `wsconn_request_header_count` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+int wsconn_session_request_header_count(const struct wsconn_session_t *session);
+
+/**
+ * `wsconn_request_header_at` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `name` and `value` are NULL or writable.
+ */
+int wsconn_session_request_header_at(const struct wsconn_session_t *session,
+                                     size_t index,
+                                     const char **name,
+                                     const char **value);
+
+/**
+ * `wsconn_request_subprotocol` for a sans-IO server session.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `buf` is NULL or `size` writable bytes.
+ */
+int wsconn_session_request_subprotocol(const struct wsconn_session_t *session,
+                                       size_t index,
+                                       char *buf,
+                                       size_t size);
 
 /**
  * A static, NUL-terminated English description of a `wsconn_result` code
@@ -1844,6 +2153,170 @@ size_t wsconn_topic_count(const struct wsconn_reactor_t *reactor);
  * a NUL-terminated string.
  */
 int32_t wsconn_topic_set_policy(struct wsconn_reactor_t *reactor, const char *topic, int policy);
+
+/**
+ * Sets the upgrade callback (`wsconn_upgrade_func`) and its `arg`: with one
+ * set before `wsconn_start`, each valid upgrade request waits for the
+ * program's decision before any byte of the response (without one, every
+ * valid upgrade is accepted, as before). Plain HTTP requests still go to the
+ * HTTP callback; requests whose `Origin` the config refuses never reach it.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+void wsconn_set_upgrade_func(struct wsconn_t *con, wsconn_upgrade_func func, void *arg);
+
+/**
+ * Accepts the upgrade being decided, inside the upgrade callback or later
+ * (on the reactor's thread): the 101 answer carries `subprotocol` (NULL: the
+ * first of the config's the client offered, as without a callback; "":
+ * none; a name: one the client offered) and the `count` lines of `headers`
+ * (e.g. Set-Cookie) after the library's; the connection then opens (the
+ * build callback runs, then the messages the client sent meanwhile). The
+ * library's own lines may not be given (Upgrade, Connection,
+ * Sec-WebSocket-*, Content-Length, Transfer-Encoding). Returns `WSCONN_OK`;
+ * `WSCONN_ERR_INVALID_ARGUMENT` (a name that is not a token, a value with
+ * CR, LF, NUL or another control byte, a reserved line, a subprotocol not
+ * offered, or no decision pending: already decided, no upgrade callback);
+ * `WSCONN_ERR_CLOSED` (the connection ended meanwhile: the client left, the
+ * handshake timed out; the close callbacks already ran); `WSCONN_ERR_NULL`.
+ * A failed call changed nothing.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `subprotocol` is NULL or
+ * NUL-terminated; `headers` points to `count` valid headers.
+ */
+int32_t wsconn_upgrade_accept(struct wsconn_t *con,
+                              const char *subprotocol,
+                              const struct wsconn_header_t *headers,
+                              size_t count);
+
+/**
+ * Rejects the upgrade being decided, inside the upgrade callback or later:
+ * the answer is exactly `HTTP/1.1 <status> <reason>`, the `count` lines of
+ * `headers` in order (e.g. `WWW-Authenticate: Bearer`; give `Content-Type`
+ * with a body), `Content-Length`, `Connection: close`, a blank line and the
+ * `len` bytes of `body` (copied; NULL when `len` is 0). `status` is
+ * 400-599. The connection closes once the answer is written: the close
+ * callbacks run (code 1006, `wsconn_close_error` giving
+ * `WSCONN_ERR_REFUSED`). Returns as `wsconn_upgrade_accept` (here only
+ * Connection, Content-Length and Transfer-Encoding are reserved).
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `headers` points to `count` valid
+ * headers; `body` to `len` readable bytes.
+ */
+int32_t wsconn_upgrade_reject(struct wsconn_t *con,
+                              int status,
+                              const struct wsconn_header_t *headers,
+                              size_t count,
+                              const void *body,
+                              size_t len);
+
+/**
+ * Whether an upgrade decision is pending on the connection: 1 yes, 0 no
+ * (also for NULL).
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int wsconn_upgrade_pending(const struct wsconn_t *con);
+
+/**
+ * Refuses now, with `status` (400-599, e.g. 503 when draining before a
+ * shutdown), every upgrade on `reactor` whose decision is still pending.
+ * Returns how many, or `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
+ * On the reactor's thread only.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor.
+ */
+int32_t wsconn_reactor_refuse_pending(struct wsconn_reactor_t *reactor, int status);
+
+/**
+ * The client's address (server role; the server's for a client): its IP as
+ * text into `buf` (`size` bytes, NUL-terminated; "192.0.2.7", "2001:db8::1";
+ * an IPv4 client of an IPv6 socket as IPv4; 46 bytes always suffice) and its
+ * port as the return value. Behind an acceptor reading PROXY headers
+ * (`wsconn_acceptor_set_proxy_protocol`), the address the header gave.
+ * Available from the accept of the socket to its close. Returns the port
+ * (0-65535), or `WSCONN_ERR_STATE` (no socket), `WSCONN_ERR_INVALID_ARGUMENT`
+ * (`buf` too small), `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `buf` is NULL or `size` writable bytes.
+ */
+int32_t wsconn_peer_address(const struct wsconn_t *con, char *buf, size_t size);
+
+/**
+ * Over TLS (server role): the host name the client asked for (SNI), or
+ * NULL (none sent, not TLS, handshake not done, or NULL `con`).
+ * NUL-terminated; owned by the connection, valid until it is released or
+ * started again.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+const char *wsconn_tls_server_name(const struct wsconn_t *con);
+
+/**
+ * Over TLS: certificate `index` of the peer's verified chain in DER (0 is
+ * its own, then its issuers as sent): a server sees the client's under
+ * mutual TLS (`wsconn_acceptor_set_tls_client_ca`). Sets `*len` and returns
+ * the bytes, owned by the connection and valid until it closes; NULL when
+ * there is none (no such index, no client certificate, not TLS) or an
+ * argument is NULL.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `len` is NULL or writable.
+ */
+const uint8_t *wsconn_tls_peer_certificate(const struct wsconn_t *con, size_t index, size_t *len);
+
+/**
+ * Sets a server session's upgrade callback and its `arg`, before its first
+ * feed: each valid upgrade request then waits for the program's decision,
+ * as for a reactor connection (`wsconn_upgrade_func`): read it with
+ * `wsconn_session_request_*`, decide inside with `wsconn_session_upgrade_accept`
+ * / `_reject` or return a `wsconn_upgrade`. While the decision is pending,
+ * `wsconn_session_feed` keeps the client's bytes up to the max handshake
+ * size (`wsconn_session_want_read` turns 0 there; more fails the handshake
+ * with 431). NULL `session` is ignored.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+void wsconn_session_set_upgrade_func(struct wsconn_session_t *session,
+                                     wsconn_session_upgrade_func func,
+                                     void *arg);
+
+/**
+ * `wsconn_upgrade_accept` for a session: queues the 101; outside the upgrade
+ * callback, `on_open` and then the messages the client sent meanwhile are
+ * delivered inside this call. Returns as `wsconn_upgrade_accept` (plus the
+ * codes of `wsconn_session_feed` for those messages).
+ *
+ * # Safety
+ * As `wsconn_upgrade_accept`, for a session.
+ */
+int32_t wsconn_session_upgrade_accept(struct wsconn_session_t *session,
+                                      const char *subprotocol,
+                                      const struct wsconn_header_t *headers,
+                                      size_t count);
+
+/**
+ * `wsconn_upgrade_reject` for a session: the answer is queued and the
+ * session closes (write the output, then close the socket). Returns as
+ * `wsconn_upgrade_reject`.
+ *
+ * # Safety
+ * As `wsconn_upgrade_reject`, for a session.
+ */
+int32_t wsconn_session_upgrade_reject(struct wsconn_session_t *session,
+                                      int status,
+                                      const struct wsconn_header_t *headers,
+                                      size_t count,
+                                      const void *body,
+                                      size_t len);
 
 /**
  * Has the reactor watch `fd`, one of the program's file descriptors (it stays

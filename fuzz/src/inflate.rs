@@ -205,6 +205,7 @@ impl Seen {
     fn on_event(&mut self, s: &Session, event: Event<'_>) {
         match event {
             Event::Open { .. } => self.opened = true,
+            Event::Upgrade(_) => panic!("no upgrade decision was asked for"),
             Event::Message(m) => {
                 let data = m.as_bytes();
                 assert!(data.len() <= MAX_MESSAGE, "message of {} bytes", data.len());

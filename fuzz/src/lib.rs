@@ -17,6 +17,7 @@
 //! - `session_server`, `session_client`: see [`session::Params::parse`].
 //! - `ffi_session`: see [`ffi_session`].
 //! - `inflate`: see [`inflate`].
+//! - `proxy_header`: the bytes a balancer sends first.
 
 pub mod ffi_session;
 pub mod frame_decode;
@@ -24,6 +25,7 @@ pub mod frames;
 pub mod handshake_request;
 pub mod handshake_response;
 pub mod inflate;
+pub mod proxy_header;
 pub mod seeds;
 pub mod session;
 pub mod session_client;

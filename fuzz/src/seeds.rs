@@ -14,6 +14,7 @@ pub const TARGETS: &[&str] = &[
     "session_client",
     "ffi_session",
     "inflate",
+    "proxy_header",
 ];
 
 /// A frame with first byte `b0` and `payload`, masked with the key of RFC 6455
@@ -333,6 +334,24 @@ sec-websocket-key:   AAAAAAAAAAAAAAAAAAAAAA==  \nsec-websocket-version: 13\n\n";
                     0x67,
                 ],
             ));
+        }
+        "proxy_header" => {
+            let v2_ipv4 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x07\x7f\x00\x00\x01\x9c\x40\x00\x50";
+            let v2_local = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+            let lines: [(&str, &[u8]); 6] = [
+                (
+                    "v1-tcp4",
+                    b"PROXY TCP4 192.0.2.7 127.0.0.1 56324 9998\r\nGET / HTTP/1.1\r\n",
+                ),
+                ("v1-tcp6", b"PROXY TCP6 2001:db8::1 ::1 4000 443\r\n\x16\x03\x01"),
+                ("v1-unknown", b"PROXY UNKNOWN\r\n"),
+                ("v2-ipv4", v2_ipv4),
+                ("v2-local", v2_local),
+                ("not-proxy", b"GET / HTTP/1.1\r\n\r\n"),
+            ];
+            for (name, bytes) in lines {
+                out.push((name, bytes.to_vec()));
+            }
         }
         "inflate" => {
             // See `inflate`: mode, offer, windows, chunk lengths, body.

@@ -276,6 +276,7 @@ impl Recorder {
         self.seen = s.buffered();
         self.check_inside(s, &event);
         match event {
+            Event::Upgrade(_) => panic!("{what}: no upgrade decision was asked for"),
             Event::Open { path, subprotocol } => {
                 assert!(!self.opened, "{what}: second Open");
                 self.opened = true;
@@ -500,6 +501,7 @@ impl Recorder {
                 State::Open
             }
             Event::HttpRequest { .. } => State::HttpRequest,
+            Event::Upgrade(_) => State::Deciding,
             // A client that got the close frame waits for the server to close TCP (§7.1.1).
             Event::Close { .. } if self.role == Role::Client => State::AwaitingEof,
             Event::Close { .. } | Event::Error(_) => State::Closed,

@@ -17,6 +17,7 @@ fn check_of(target: &str) -> Check {
         "session_client" => wsconn_fuzz::session_client::check,
         "ffi_session" => wsconn_fuzz::ffi_session::check,
         "inflate" => wsconn_fuzz::inflate::check,
+        "proxy_header" => wsconn_fuzz::proxy_header::check,
         _ => panic!("unknown target {target}"),
     }
 }

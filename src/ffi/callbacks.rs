@@ -13,10 +13,12 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::{Mutex, OnceLock};
 
 use crate::ffi::kind_code;
+use crate::ffi::request::{lending_request, upgrade_decision};
 use crate::proto::close_code::CloseCode;
 use crate::proto::event::{Message, MessageKind};
+use crate::proto::handshake::request::UpgradeRequest;
 use crate::runtime::connection::Connection;
-use crate::runtime::handler::{ConnHandler, Ending};
+use crate::runtime::handler::{ConnHandler, Ending, UpgradeDecision};
 
 /// gbase's read callback: a complete message (`buffer` is not NUL-terminated,
 /// read-only). Returns the bytes consumed: bytes left unconsumed are delivered
@@ -84,6 +86,18 @@ pub type wsconn_http_func = Option<
     ) -> c_int,
 >;
 
+/// The upgrade callback (server role): a valid WebSocket upgrade request
+/// was parsed (its `Origin` allowed by the config) and no byte of the
+/// response is written yet. Read the request with `wsconn_request_method`,
+/// `wsconn_request_target`, `wsconn_request_header`, `wsconn_peer_address`,
+/// `wsconn_tls_server_name`, …; decide inside with `wsconn_upgrade_accept` or
+/// `wsconn_upgrade_reject` (the return value is then ignored), or return a
+/// `wsconn_upgrade`: `WSCONN_UPGRADE_ACCEPT` (accept with the defaults),
+/// `WSCONN_UPGRADE_PENDING` (decide later, on the reactor's thread, before
+/// the handshake timeout), `WSCONN_UPGRADE_REJECT` (or any other value:
+/// refuse with 403 Forbidden).
+pub type wsconn_upgrade_func = Option<extern "C" fn(con: *mut Connection<CCallbacks>, arg: *mut c_void) -> c_int>;
+
 /// Defines the callback table from the one list of a connection's callbacks:
 /// its fields, the empty table, and a slot per callback for its `arg`.
 macro_rules! callback_table {
@@ -133,6 +147,7 @@ callback_table! {
     Drain: drain: wsconn_drain_func,
     Pong: pong: wsconn_pong_func,
     Http: http: wsconn_http_func,
+    Upgrade: upgrade: wsconn_upgrade_func,
 }
 
 /// The one copy of each table in use (tables are few: one per combination of
@@ -163,6 +178,8 @@ struct CExtra {
     /// Bytes the gbase read callback did not consume.
     read_tail: RefCell<Vec<u8>>,
     subprotocol: RefCell<Option<CString>>,
+    /// The TLS server name (SNI) as a C string, made on first ask.
+    server_name: RefCell<Option<CString>>,
 }
 
 /// The runtime handler of a C connection: calls its C callbacks.
@@ -253,6 +270,7 @@ impl CCallbacks {
                 args: std::array::from_fn(|_| Cell::new(common)),
                 read_tail: RefCell::new(Vec::new()),
                 subprotocol: RefCell::new(None),
+                server_name: RefCell::new(None),
             });
             self.arg.set(Box::into_raw(extra).cast());
             let table = CallbackTable {
@@ -295,6 +313,16 @@ impl CCallbacks {
             .unwrap_or(std::ptr::null())
     }
 
+    /// The TLS server name (SNI), kept as a C string for the connection's life.
+    pub(crate) fn server_name(&self, name: &str) -> *const c_char {
+        let extra = self.ensure_extra();
+        let mut kept = extra.server_name.borrow_mut();
+        if kept.as_ref().map(|k| k.as_bytes()) != Some(name.as_bytes()) {
+            *kept = CString::new(name).ok();
+        }
+        kept.as_ref().map_or(std::ptr::null(), |k| k.as_ptr())
+    }
+
     /// gbase's read callback: bytes it leaves unconsumed come back in front of
     /// the next message.
     fn deliver_gbase(&self, conn: &Connection<CCallbacks>, f: ReadFn, message: Message<'_>) {
@@ -335,6 +363,20 @@ fn con_ptr(conn: &Connection<CCallbacks>) -> *mut Connection<CCallbacks> {
 }
 
 impl ConnHandler for CCallbacks {
+    fn decides_upgrades(&self) -> bool {
+        self.table.get().upgrade.is_some()
+    }
+
+    fn on_upgrade(&self, conn: &Connection<CCallbacks>, request: &UpgradeRequest) -> UpgradeDecision {
+        let Some(f) = self.table.get().upgrade else {
+            return UpgradeDecision::Accept;
+        };
+        let answer = lending_request(con_ptr(conn) as usize, request, || {
+            f(con_ptr(conn), self.arg_of(Slot::Upgrade))
+        });
+        upgrade_decision(answer)
+    }
+
     fn on_open(&self, conn: &Connection<CCallbacks>, path: &str, subprotocol: Option<&str>) {
         if let Some(name) = subprotocol.and_then(|p| CString::new(p).ok()) {
             *self.ensure_extra().subprotocol.borrow_mut() = Some(name);

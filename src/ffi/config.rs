@@ -228,3 +228,40 @@ pub unsafe extern "C" fn wsconn_config_set_close_timeout(config: *mut wsconn_con
     // SAFETY: forwarded caller guarantee.
     unsafe { update_timeouts(config, |t| Ok(t.set_close_ms(ms)?)) }
 }
+
+/// Server: allows upgrade requests whose `Origin` is `origin`, given as
+/// scheme://host[:port] (e.g. "https://chat.example.com"; scheme and host
+/// compared case-insensitively, a scheme's default port the same as none; no
+/// path). Once one is added, a request with another origin (or several
+/// Origin lines) is refused with 403 before the upgrade callback runs
+/// (`wsconn_close_error` gives `WSCONN_ERR_REFUSED`): a web page elsewhere
+/// cannot make its visitors' browsers connect with their cookies. Requests
+/// without `Origin` (non-browser clients) pass unless
+/// `wsconn_config_set_require_origin`. No origin added: any passes. Returns
+/// `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (not of
+/// that form).
+///
+/// # Safety
+/// `config` is NULL or a live config; `origin` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_add_allowed_origin(config: *mut wsconn_config_t, origin: *const c_char) -> i32 {
+    // SAFETY: forwarded caller guarantees.
+    unsafe { update(config, |c| Ok(c.add_allowed_origin(str_arg(origin)?)?)) }
+}
+
+/// Server: with nonzero `on`, an upgrade request without `Origin` is refused
+/// with 403 too (browsers always send it). Default 0. Returns `WSCONN_OK`,
+/// `WSCONN_ERR_NULL`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_require_origin(config: *mut wsconn_config_t, on: i32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update(config, |c| {
+            c.set_require_origin(on != 0);
+            Ok(())
+        })
+    }
+}

@@ -246,8 +246,9 @@ pub unsafe extern "C" fn wsconn_fd(con: *const Connection<CCallbacks>) -> c_int 
 }
 
 /// Gives the connection a connected socket (e.g. from the accept callback); the
-/// connection owns it from now on and closes it. Ignored if `con` is NULL, `fd`
-/// is negative, or the connection is running.
+/// connection owns it from now on and closes it (inside the accept callback,
+/// whatever the callback then returns: see `wsconn_accept_func`). Ignored if
+/// `con` is NULL, `fd` is negative, or the connection is running.
 ///
 /// # Safety
 /// `con` is NULL or a live connection.

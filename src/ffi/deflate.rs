@@ -8,7 +8,7 @@ use super::config::{set_optional_timeout, update, wsconn_config_t};
 use super::conn::with_conn;
 use super::result::{code, Failure};
 use super::session::{with_session, wsconn_session_t};
-use super::{bytes_arg, kind_arg};
+use super::{bytes_arg, copy_out, kind_arg};
 use crate::proto::deflate::{Compress, DeflateConfig};
 use crate::proto::error::Error;
 use crate::runtime::config::Timeouts;
@@ -271,19 +271,6 @@ pub unsafe extern "C" fn wsconn_session_send_ex(
             Ok(s.send_message_with(message, compress_arg(flags)?)?)
         })
     }
-}
-
-/// Copies `text` into `buf` of `size` bytes like snprintf, returning its length.
-fn copy_out(text: &str, buf: *mut c_char, size: usize) -> i32 {
-    if size > 0 && !buf.is_null() {
-        let n = text.len().min(size - 1);
-        // SAFETY: the caller gave `size` writable bytes at `buf`; n + 1 <= size.
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
-            *buf.add(n) = 0;
-        }
-    }
-    i32::try_from(text.len()).unwrap_or(i32::MAX)
 }
 
 /// Writes the extensions in force, as the server's `Sec-WebSocket-Extensions`

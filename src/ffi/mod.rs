@@ -25,10 +25,12 @@ pub mod config;
 pub mod conn;
 pub mod deflate;
 pub mod reactor;
+pub mod request;
 pub mod result;
 pub mod session;
 pub mod tls;
 pub mod topics;
+pub mod upgrade;
 pub mod watch;
 
 pub use acceptor::*;
@@ -37,10 +39,12 @@ pub use config::*;
 pub use conn::*;
 pub use deflate::*;
 pub use reactor::*;
+pub use request::*;
 pub use result::*;
 pub use session::*;
 pub use tls::*;
 pub use topics::*;
+pub use upgrade::*;
 pub use watch::*;
 
 use std::ffi::{c_char, c_int, CStr};
@@ -98,6 +102,19 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char) -> Result<&'a str, Failure>
     // SAFETY: non-NULL and NUL-terminated per the caller's guarantee.
     let text = unsafe { CStr::from_ptr(ptr) };
     text.to_str().map_err(|_| Error::InvalidArgument.into())
+}
+
+/// Copies `text` into `buf` of `size` bytes like snprintf, returning its length.
+pub(crate) fn copy_out(text: &str, buf: *mut c_char, size: usize) -> i32 {
+    if size > 0 && !buf.is_null() {
+        let n = text.len().min(size - 1);
+        // SAFETY: the caller gave `size` writable bytes at `buf`; n + 1 <= size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    i32::try_from(text.len()).unwrap_or(i32::MAX)
 }
 
 /// Message types for `on_message` and the send functions.

@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use super::result::{code, code_of, Failure};
 use super::{bytes_arg, bytes_arg_mut, kind_arg, kind_code, str_arg, wsconn_config_t};
+use crate::ffi::request::{lending_request, upgrade_decision};
 use crate::proto::config::Config;
 use crate::proto::error::Error;
 use crate::proto::event::{Event, Message};
+use crate::proto::session::Subprotocol;
 use crate::proto::session::{EventHandler, Session};
 use crate::proto::state::State;
+use crate::runtime::handler::UpgradeDecision;
 
 /// What `wsconn_session_state` returns.
 #[repr(i32)]
@@ -55,6 +58,11 @@ pub type wsconn_on_close = Option<
         reason_len: usize,
     ),
 >;
+/// Called when a server session's upgrade request is to be decided (see
+/// `wsconn_session_set_upgrade_func`); returns a `wsconn_upgrade` unless it
+/// decided inside.
+pub type wsconn_session_upgrade_func = Option<extern "C" fn(session: *mut wsconn_session_t, arg: *mut c_void) -> c_int>;
+
 /// Called when the session fails; `error` is a negative `wsconn_result` (e.g.
 /// `WSCONN_ERR_PROTOCOL`: the close frame it calls for is already queued).
 pub type wsconn_on_error = Option<extern "C" fn(session: *mut wsconn_session_t, arg: *mut c_void, error: c_int)>;
@@ -91,12 +99,19 @@ pub struct wsconn_session_t {
     /// Set by `wsconn_session_free` called from a callback: the feed that is
     /// running frees the session when it returns.
     free_requested: Cell<bool>,
+    /// The upgrade callback and its arg.
+    pub(crate) upgrade: Cell<(wsconn_session_upgrade_func, *mut c_void)>,
 }
 
 impl wsconn_session_t {
     /// The session inside.
     pub(crate) fn session(&self) -> &Session {
         &self.session
+    }
+
+    /// A feed is running its callbacks.
+    pub(crate) fn is_feeding(&self) -> bool {
+        self.feeding.get()
     }
 
     fn new(session: Session, callbacks: Option<&wsconn_session_callbacks_t>, arg: *mut c_void) -> *mut Self {
@@ -106,6 +121,7 @@ impl wsconn_session_t {
             arg,
             feeding: Cell::new(false),
             free_requested: Cell::new(false),
+            upgrade: Cell::new((None, std::ptr::null_mut())),
         }))
     }
 
@@ -114,7 +130,10 @@ impl wsconn_session_t {
     ///
     /// # Safety
     /// `this` is a live session.
-    unsafe fn feeding(this: *mut Self, feed: impl FnOnce(&Session, &mut Callbacks<'_>) -> Result<(), Error>) -> i32 {
+    pub(crate) unsafe fn feeding(
+        this: *mut Self,
+        feed: impl FnOnce(&Session, &mut Callbacks<'_>) -> Result<(), Error>,
+    ) -> i32 {
         // SAFETY: live per the caller; only shared references are made.
         let s = unsafe { &*this };
         if s.feeding.get() {
@@ -137,7 +156,7 @@ impl wsconn_session_t {
 }
 
 /// Connects the session's events to the program's callbacks during a feed.
-struct Callbacks<'a> {
+pub(crate) struct Callbacks<'a> {
     session: &'a wsconn_session_t,
     ptr: *mut wsconn_session_t,
 }
@@ -153,6 +172,19 @@ impl EventHandler for Callbacks<'_> {
                     let protocol = subprotocol.and_then(|p| CString::new(p).ok());
                     let protocol_ptr = protocol.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
                     f(s, arg, path.as_ptr(), protocol_ptr);
+                }
+            }
+            Event::Upgrade(request) => {
+                let (Some(f), up_arg) = self.session.upgrade.get() else {
+                    return;
+                };
+                let answer = lending_request(s as usize, request, || f(s, up_arg));
+                if self.session.session.state() == State::Deciding {
+                    let _ = match upgrade_decision(answer) {
+                        UpgradeDecision::Accept => self.session.session.accept_upgrade(Subprotocol::Default, &[]),
+                        UpgradeDecision::Reject(status) => self.session.session.reject_upgrade(status, &[], b""),
+                        UpgradeDecision::Pending => Ok(()),
+                    };
                 }
             }
             Event::Message(message) => {
@@ -540,7 +572,7 @@ pub unsafe extern "C" fn wsconn_session_close(
 impl From<State> for wsconn_state {
     fn from(state: State) -> wsconn_state {
         match state {
-            State::Handshake => wsconn_state::WSCONN_STATE_CONNECTING,
+            State::Handshake | State::Deciding => wsconn_state::WSCONN_STATE_CONNECTING,
             State::Open => wsconn_state::WSCONN_STATE_OPEN,
             State::HttpRequest | State::CloseSent => wsconn_state::WSCONN_STATE_CLOSING,
             State::AwaitingEof | State::Closed => wsconn_state::WSCONN_STATE_CLOSED,

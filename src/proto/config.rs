@@ -13,6 +13,11 @@ pub struct Config {
     max_handshake_size: usize,
     subprotocols: Vec<String>,
     deflate: Option<DeflateConfig>,
+    /// Origins a server accepts (normalized, see `handshake::origin`); empty:
+    /// any.
+    allowed_origins: Vec<String>,
+    /// A server refuses requests without `Origin`.
+    require_origin: bool,
 }
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -28,6 +33,8 @@ impl Default for Config {
             max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
             subprotocols: Vec::new(),
             deflate: None,
+            allowed_origins: Vec::new(),
+            require_origin: false,
         }
     }
 }
@@ -129,6 +136,34 @@ impl Config {
     pub fn set_max_handshake_size(&mut self, bytes: usize) -> Result<()> {
         self.max_handshake_size = positive(bytes)?;
         Ok(())
+    }
+
+    /// Server: the origins allowed (normalized); empty, any.
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
+    /// Server: whether a request must carry `Origin`.
+    pub fn requires_origin(&self) -> bool {
+        self.require_origin
+    }
+
+    /// Server: a request whose `Origin` is not one of those added is refused
+    /// with 403 before the program sees it. `origin` is scheme://host[:port]
+    /// (scheme and host compared case-insensitively, a default port the same
+    /// as none); [`Error::InvalidArgument`] otherwise.
+    pub fn add_allowed_origin(&mut self, origin: &str) -> Result<()> {
+        let origin = crate::proto::handshake::origin::normalize(origin).ok_or(Error::InvalidArgument)?;
+        if !self.allowed_origins.contains(&origin) {
+            self.allowed_origins.push(origin);
+        }
+        Ok(())
+    }
+
+    /// Server: refuse (403) requests without `Origin` (browsers always send
+    /// one; other clients usually do not).
+    pub fn set_require_origin(&mut self, on: bool) {
+        self.require_origin = on;
     }
 
     /// Adds a subprotocol at the end of the list; [`Error::InvalidArgument`]

@@ -28,6 +28,12 @@ pub enum Error {
     HandshakeTooLarge,
     #[error("the peer closed the TCP connection without a close handshake")]
     Eof,
+    /// Server: the request's `Origin` is not allowed (403 queued).
+    #[error("the upgrade request's origin is not allowed")]
+    OriginNotAllowed,
+    /// Server: the program refused the upgrade with this HTTP status.
+    #[error("the upgrade was refused with HTTP {0}")]
+    UpgradeRefused(u16),
     /// A compression setting was changed on a config with compression off.
     #[error("permessage-deflate is off in this config")]
     DeflateOff,

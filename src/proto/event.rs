@@ -1,6 +1,7 @@
 //! What a session reports to the program.
 
 use crate::proto::error::Error;
+use crate::proto::handshake::request::UpgradeRequest;
 
 /// The two kinds of data message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,13 @@ pub enum Event<'a> {
         path: &'a str,
         subprotocol: Option<&'a str>,
     },
+    /// Server, when the program decides upgrades
+    /// ([`crate::Session::set_decides_upgrades`]): a valid upgrade request
+    /// (its `Origin` allowed) waits for the answer. Call
+    /// [`crate::Session::accept_upgrade`] or [`crate::Session::reject_upgrade`]
+    /// while handling it, or later (the session stays
+    /// [`crate::State::Deciding`] until then).
+    Upgrade(&'a UpgradeRequest),
     /// A complete message.
     Message(Message<'a>),
     /// Streaming receive ([`crate::Session::set_streaming`]): the next piece of a

@@ -14,6 +14,7 @@ pub mod event;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+pub mod proxy_header;
 pub mod random;
 pub(crate) mod receiver;
 pub mod role;

@@ -12,9 +12,11 @@ use crate::proto::deflate::Agreed;
 use crate::proto::error::{Error, Result};
 use crate::proto::event::{Event, Message, MessageKind};
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::proto::handshake::request::UpgradeRequest;
 use crate::proto::handshake::{client, may_be_complete, server};
 use crate::proto::mask::apply_mask;
 use crate::proto::role::Role;
+use crate::proto::sender::Answering;
 use crate::proto::sender::Sender;
 use crate::proto::state::State;
 use crate::proto::utf8::Utf8Validator;
@@ -36,6 +38,8 @@ pub(crate) trait Link {
     fn streaming(&self) -> bool;
     /// Report plain HTTP requests (`Event::HttpRequest`) instead of refusing them.
     fn serves_http(&self) -> bool;
+    /// Server: the program decides upgrades (`Event::Upgrade`).
+    fn decides_upgrades(&self) -> bool;
     fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender, Role, usize) -> R) -> R;
     fn on_event(&mut self, event: Event<'_>);
     /// Checked after every event: `true` makes `feed` return at once, reporting
@@ -58,8 +62,12 @@ struct PartialFrame {
 /// connection has none of it (see `Receiver::part`).
 #[derive(Debug)]
 struct Partial {
-    /// Handshake bytes received so far (only while the head is incomplete).
+    /// Handshake bytes received so far (only while the head is incomplete);
+    /// while an upgrade is being decided, the bytes the client sent after
+    /// its request (frames, once it is accepted).
     head: Vec<u8>,
+    /// Server: the upgrade request waiting for the program's decision.
+    pending: Option<Box<UpgradeRequest>>,
     /// Client role: the `Sec-WebSocket-Key` sent, and the path requested.
     client_request: Option<Box<(String, String)>>,
     header: [u8; MAX_HEADER_LEN],
@@ -89,6 +97,7 @@ impl Partial {
     const fn new() -> Partial {
         Partial {
             head: Vec::new(),
+            pending: None,
             client_request: None,
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
@@ -108,6 +117,7 @@ impl Partial {
     /// Nothing incomplete is held: the box can go.
     fn is_idle(&self) -> bool {
         self.head.is_empty()
+            && self.pending.is_none()
             && self.client_request.is_none()
             && self.header_len == 0
             && self.frame.is_none()
@@ -198,7 +208,13 @@ impl Receiver {
     pub fn memory(&self) -> usize {
         self.part.as_deref().map_or(0, |p| {
             let inflater = p.inflater.as_ref().map_or(0, |i| i.memory());
-            std::mem::size_of::<Partial>() + p.head.len() + p.message_buf.len() + p.control_buf.len() + inflater
+            let pending = p.pending.as_ref().map_or(0, |r| r.memory());
+            std::mem::size_of::<Partial>()
+                + p.head.len()
+                + p.message_buf.len()
+                + p.control_buf.len()
+                + inflater
+                + pending
         })
     }
 
@@ -242,16 +258,99 @@ impl Receiver {
 
     fn feed_inner<H: Link>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
         let mut start = 0;
+        if self.part().pending.is_some() && h.state() != State::Deciding {
+            self.announce_decision(h)?;
+        }
+        if h.state().receives_frames() && !self.part().head.is_empty() {
+            // Frames sent before the upgrade was accepted, left by a pause.
+            if !self.feed_held_frames(h)? || h.stopped() {
+                return Ok(0);
+            }
+        }
         if h.state() == State::Handshake {
             start = self.feed_handshake(data, h)?;
             if h.stopped() {
                 return Ok(start);
             }
         }
+        if h.state() == State::Deciding {
+            return Ok(start + self.hold_early(&data[start..], h)?);
+        }
         if h.state().receives_frames() {
             return Ok(start + self.feed_frames(&mut data[start..], h)?);
         }
         Ok(data.len())
+    }
+
+    // ---------------------------------------------------------------- decision
+
+    /// Server: how many more bytes may be fed while the upgrade is being
+    /// decided (the client's early bytes are held up to the handshake size
+    /// limit); `None` when input is not limited so.
+    pub fn input_room(&self, state: State, cap: usize) -> Option<usize> {
+        (state == State::Deciding).then(|| cap.saturating_sub(self.part().head.len()))
+    }
+
+    /// The request waiting for the program's decision.
+    pub fn pending_request(&self) -> Option<&UpgradeRequest> {
+        self.part().pending.as_deref()
+    }
+
+    /// The upgrade was refused: the request and what the client sent since go.
+    pub fn drop_pending(&mut self) {
+        if self.part().pending.is_some() {
+            self.drop_buffers();
+        }
+    }
+
+    /// Keeps bytes the client sent while its upgrade is being decided, up to
+    /// the handshake size limit (431 beyond it).
+    fn hold_early<H: Link>(&mut self, data: &[u8], h: &mut H) -> Result<usize> {
+        let cap = h.config().max_handshake_size();
+        if self.part().head.len() + data.len() > cap {
+            h.with_sender(|tx, _, _| tx.set_answering(None));
+            return self.reject(
+                server::Rejection {
+                    status: 431,
+                    error: Error::HandshakeTooLarge,
+                },
+                h,
+            );
+        }
+        if !data.is_empty() {
+            self.part_mut().head.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    /// The program decided (outside the request's event): an accepted upgrade
+    /// opens (`Event::Open`) and the bytes held meanwhile are read as frames;
+    /// a refused one has nothing more to do.
+    fn announce_decision<H: Link>(&mut self, h: &mut H) -> Result<()> {
+        let request = self.part_mut().pending.take().expect("checked by the caller");
+        if h.state() != State::Open {
+            self.part_mut().head = Vec::new();
+            return Ok(());
+        }
+        let chosen = h.with_sender(|tx, _, _| tx.take_answering()).and_then(|a| a.chosen);
+        h.on_event(Event::Open {
+            path: request.target(),
+            subprotocol: chosen.as_deref(),
+        });
+        Ok(())
+    }
+
+    /// Frames held from before the upgrade was accepted; false while some
+    /// remain (the handler paused).
+    fn feed_held_frames<H: Link>(&mut self, h: &mut H) -> Result<bool> {
+        let mut held = std::mem::take(&mut self.part_mut().head);
+        let used = self.feed_frames(&mut held, h)?;
+        if used < held.len() {
+            held.drain(..used);
+            self.part_mut().head = held;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// The peer closed its side of the TCP connection.
@@ -263,7 +362,7 @@ impl Receiver {
             self.parse_head(&head, h)?;
         }
         match h.state() {
-            State::Handshake | State::Open | State::CloseSent => {
+            State::Handshake | State::Deciding | State::Open | State::CloseSent => {
                 self.end(h);
                 h.on_event(Event::Error(Error::Eof));
                 Err(Error::Eof)
@@ -317,7 +416,7 @@ impl Receiver {
     fn parse_head<H: Link>(&mut self, buf: &[u8], h: &mut H) -> Result<Option<usize>> {
         let config = Arc::clone(h.config());
         match h.role() {
-            Role::Server => match server::parse_head(buf, &config) {
+            Role::Server => match server::parse_head_copying(buf, &config, h.decides_upgrades()) {
                 Ok(None) => Ok(None),
                 Ok(Some(server::Parsed::Plain { method, path, .. })) if h.serves_http() => {
                     h.set_state(State::HttpRequest);
@@ -338,6 +437,7 @@ impl Receiver {
                     },
                     h,
                 ),
+                Ok(Some(server::Parsed::Upgrade(req))) if req.copy.is_some() => self.ask_program(req, h),
                 Ok(Some(server::Parsed::Upgrade(req))) => {
                     h.with_sender(|tx, _, _| {
                         server::write_accept(tx.buffer(), req.key, req.subprotocol, req.deflate.as_ref())
@@ -381,6 +481,35 @@ impl Receiver {
                 }
             }
         }
+    }
+
+    /// Hands a valid upgrade request to the program (`Event::Upgrade`). Decided
+    /// inside the event, the session opens (or ends) at once; otherwise the
+    /// request is kept until the decision.
+    fn ask_program<H: Link>(&mut self, mut req: server::Request<'_>, h: &mut H) -> Result<Option<usize>> {
+        let request = req.copy.take().expect("checked by the caller");
+        let answering = Answering {
+            key: req.key.to_vec(),
+            deflate: req.deflate,
+            default_subprotocol: req.subprotocol.map(str::to_owned),
+            offered: request.subprotocols().map(str::to_owned).collect(),
+            chosen: None,
+        };
+        h.with_sender(|tx, _, _| tx.set_answering(Some(Box::new(answering))));
+        h.set_state(State::Deciding);
+        h.on_event(Event::Upgrade(&request));
+        match h.state() {
+            State::Open => {
+                let chosen = h.with_sender(|tx, _, _| tx.take_answering()).and_then(|a| a.chosen);
+                h.on_event(Event::Open {
+                    path: request.target(),
+                    subprotocol: chosen.as_deref(),
+                });
+            }
+            State::Deciding => self.part_mut().pending = Some(request),
+            _ => self.end(h),
+        }
+        Ok(Some(req.head_len))
     }
 
     /// Refuses the opening handshake with an HTTP error.

@@ -70,6 +70,30 @@ struct Rare {
     /// permessage-deflate with context takeover: this side's compressor,
     /// made at the first compressed message (and again after a trim).
     deflater: Option<Box<Deflater>>,
+    /// Server: what the answer to an upgrade request waiting for the
+    /// program's decision needs (kept here, where a decision taken inside
+    /// the request's own event can reach it).
+    answering: Option<Box<Answering>>,
+}
+
+/// What the 101 to a request being decided needs, and what was chosen.
+#[derive(Debug, Default)]
+pub(crate) struct Answering {
+    /// The client's `Sec-WebSocket-Key`.
+    pub key: Vec<u8>,
+    pub deflate: Option<Agreed>,
+    /// The first configured subprotocol the client offered.
+    pub default_subprotocol: Option<String>,
+    /// Every subprotocol the client offered.
+    pub offered: Vec<String>,
+    /// The subprotocol the 101 named, once accepted.
+    pub chosen: Option<String>,
+}
+
+impl Answering {
+    fn memory(&self) -> usize {
+        std::mem::size_of::<Self>() + self.key.len() + self.offered.iter().map(|o| o.len() + 24).sum::<usize>()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -94,7 +118,9 @@ impl Sender {
     pub fn memory(&self) -> usize {
         self.out.len()
             + self.rare.as_deref().map_or(0, |rare| {
-                std::mem::size_of::<Rare>() + rare.deflater.as_ref().map_or(0, |d| d.memory())
+                std::mem::size_of::<Rare>()
+                    + rare.deflater.as_ref().map_or(0, |d| d.memory())
+                    + rare.answering.as_ref().map_or(0, |a| a.memory())
             })
     }
 
@@ -107,11 +133,39 @@ impl Sender {
         if fragments.is_none() && self.rare.is_none() {
             return;
         }
-        let rare = self.rare.get_or_insert_with(Box::default);
-        rare.fragments = fragments;
-        if rare.fragments.is_none() && rare.deflater.is_none() {
+        self.rare.get_or_insert_with(Box::default).fragments = fragments;
+        self.drop_rare_if_empty();
+    }
+
+    /// The rare part goes once it holds nothing.
+    fn drop_rare_if_empty(&mut self) {
+        if self
+            .rare
+            .as_deref()
+            .is_some_and(|r| r.fragments.is_none() && r.deflater.is_none() && r.answering.is_none())
+        {
             self.rare = None;
         }
+    }
+
+    /// Server: the context of the answer to an upgrade request being decided.
+    pub(crate) fn set_answering(&mut self, answering: Option<Box<Answering>>) {
+        if answering.is_none() && self.rare.is_none() {
+            return;
+        }
+        self.rare.get_or_insert_with(Box::default).answering = answering;
+        self.drop_rare_if_empty();
+    }
+
+    pub(crate) fn answering(&mut self) -> Option<&mut Answering> {
+        self.rare.as_deref_mut()?.answering.as_deref_mut()
+    }
+
+    /// Takes the answering context away (the decision was announced).
+    pub(crate) fn take_answering(&mut self) -> Option<Box<Answering>> {
+        let answering = self.rare.as_deref_mut()?.answering.take();
+        self.drop_rare_if_empty();
+        answering
     }
 
     /// Whether a compressor is held.
@@ -126,9 +180,7 @@ impl Sender {
     pub fn trim_compression(&mut self) {
         if let Some(rare) = self.rare.as_deref_mut() {
             rare.deflater = None;
-            if rare.fragments.is_none() {
-                self.rare = None;
-            }
+            self.drop_rare_if_empty();
         }
     }
 

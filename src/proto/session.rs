@@ -19,6 +19,10 @@ use crate::proto::role::Role;
 use crate::proto::sender::{Sender, DIRECT_SEND_MIN};
 use crate::proto::state::State;
 
+mod decision;
+
+pub use decision::Subprotocol;
+
 /// What the program gives [`Session::feed`]: the receiver of the session's events.
 /// Closures `FnMut(&Session, Event)` are handlers.
 pub trait EventHandler {
@@ -90,6 +94,7 @@ bitflags::bitflags! {
         const CLIENT = 1;
         const STREAMING = 2;
         const SERVE_HTTP = 4;
+        const DECIDES_UPGRADES = 8;
     }
 }
 
@@ -130,6 +135,10 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
 
     fn serves_http(&self) -> bool {
         self.session.options.get().contains(Options::SERVE_HTTP) && self.session.role() == Role::Server
+    }
+
+    fn decides_upgrades(&self) -> bool {
+        self.session.options.get().contains(Options::DECIDES_UPGRADES) && self.session.role() == Role::Server
     }
 
     fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender, Role, usize) -> R) -> R {
@@ -364,9 +373,10 @@ impl Session {
 
     /// Whether the program should read from the socket: more input is expected
     /// and output is not over its high-water mark (a peer that does not read is
-    /// not read either).
+    /// not read either), and while an upgrade is being decided, the bytes held
+    /// meanwhile are under the handshake size limit.
     pub fn wants_read(&self) -> bool {
-        self.state().wants_input() && !self.is_full()
+        self.state().wants_input() && !self.is_full() && self.input_room() != Some(0)
     }
 
     /// Whether output is waiting to be written.

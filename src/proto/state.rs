@@ -7,6 +7,9 @@ use crate::proto::error::{Error, Result};
 pub enum State {
     /// The opening handshake is under way: only handshake bytes flow.
     Handshake,
+    /// Server: a valid upgrade request waits for the program's decision
+    /// (accept or reject); bytes the client sends meanwhile are kept.
+    Deciding,
     /// Server: a plain HTTP request is being handled; one response may be queued,
     /// then the session closes.
     HttpRequest,
@@ -35,13 +38,13 @@ impl State {
     /// Whether the session is on its way out: a close was sent or received, the
     /// session failed, or it is answering a plain HTTP request.
     pub fn is_ending(self) -> bool {
-        !matches!(self, State::Handshake | State::Open)
+        !matches!(self, State::Handshake | State::Deciding | State::Open)
     }
 
     /// Whether data and control frames may be sent now.
     pub fn check_send(self) -> Result<()> {
         match self {
-            State::Handshake | State::HttpRequest => Err(Error::NotOpen),
+            State::Handshake | State::Deciding | State::HttpRequest => Err(Error::NotOpen),
             State::Open => Ok(()),
             State::CloseSent | State::AwaitingEof | State::Closed => Err(Error::Closed),
         }

@@ -3,6 +3,7 @@
 //! (`ffi::callbacks`); a Rust program writes its own.
 
 use crate::proto::event::{Message, MessageKind};
+use crate::proto::handshake::request::UpgradeRequest;
 use crate::runtime::connection::Connection;
 use crate::runtime::error::Error;
 
@@ -19,6 +20,19 @@ pub struct Ending<'a> {
     pub error: Option<Error>,
 }
 
+/// What `ConnHandler::on_upgrade` decided, unless it decided inside with
+/// `Connection::upgrade_accept` / `upgrade_reject` (the answer is then ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeDecision {
+    /// Accept with the defaults (the configured subprotocol selection, no
+    /// extra header line).
+    Accept,
+    /// Refuse with this status (400-599), no extra line, no body.
+    Reject(u16),
+    /// Decide later, on the reactor's thread, within the handshake timeout.
+    Pending,
+}
+
 /// The program's handling of one connection's events. Every method has a
 /// default that does nothing. Methods receive the connection, which they may
 /// use from inside (send, close, pause, ...): the data they are given is valid
@@ -28,6 +42,20 @@ pub trait ConnHandler: Sized + 'static {
     /// The opening handshake completed. `path` is the request target (server
     /// role) or the path requested (client role).
     fn on_open(&self, conn: &Connection<Self>, path: &str, subprotocol: Option<&str>) {}
+
+    /// Server: whether this handler decides upgrades (`on_upgrade`);
+    /// without it every valid upgrade is accepted. Asked once per start.
+    fn decides_upgrades(&self) -> bool {
+        false
+    }
+
+    /// Server, when `decides_upgrades`: a valid upgrade request (its
+    /// `Origin` allowed), before any byte of the response. `request` is
+    /// valid during the call; later, while the decision is pending,
+    /// `Connection::with_upgrade_request` reads it.
+    fn on_upgrade(&self, conn: &Connection<Self>, request: &UpgradeRequest) -> UpgradeDecision {
+        UpgradeDecision::Accept
+    }
 
     /// A complete message (unless streaming receive is on).
     fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {}

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod error;
 pub mod handler;
 pub mod reactor;
+pub mod refusal;
 pub mod resolver;
 pub(crate) mod timers;
 pub mod tls;

@@ -23,6 +23,7 @@ use mio::{Events, Poll, Registry, Token, Waker};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::config::ConnConfig;
 use crate::runtime::error::{Error, Result};
+use crate::runtime::refusal::{Refusal, Refusals};
 use crate::runtime::resolver::{system_resolver, ResolveFn};
 use crate::runtime::timers::{TimerLinks, TimerWheel};
 use crate::runtime::topics::{Delivery, Published, TopicGroup, Topics};
@@ -60,6 +61,11 @@ pub(crate) trait Source {
     }
     /// Its output was full for a topic whose policy closes slow subscribers.
     fn close_slow(&self) {}
+    /// Refuses its upgrade now with `status` if a decision on it is pending
+    /// (connections only); returns whether it did.
+    fn refuse_pending(&self, _status: u16) -> bool {
+        false
+    }
     /// The reactor is going away: close the socket, run no handler. Returns
     /// true when the object belongs to the reactor (which then frees it).
     fn detach(&self) -> bool;
@@ -239,6 +245,7 @@ pub struct Reactor {
     graveyard: RefCell<Vec<SourcePtr>>,
     read_buffer: RefCell<Vec<u8>>,
     budget: MemoryBudget,
+    refusals: Refusals,
     topics: Topics,
     watches: Watches,
     config: RefCell<Arc<ConnConfig>>,
@@ -279,6 +286,7 @@ impl Reactor {
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
             budget: MemoryBudget::default(),
+            refusals: Refusals::default(),
             topics: Topics::default(),
             watches: Watches::default(),
             config: RefCell::new(Arc::default()),
@@ -412,6 +420,31 @@ impl Reactor {
     /// The program's file descriptors it watches.
     pub(crate) fn watches(&self) -> &Watches {
         &self.watches
+    }
+
+    // ------------------------------------------------------------ refusals
+
+    /// The one place every connection refused before it opened is noted,
+    /// with why.
+    pub(crate) fn note_refusal(&self, reason: Refusal) {
+        self.refusals.note(reason);
+    }
+
+    /// Connections refused so far for `reason`.
+    pub fn refused(&self, reason: Refusal) -> u64 {
+        self.refusals.count(reason)
+    }
+
+    /// Refuses now, with `status` (e.g. 503), every upgrade whose decision is
+    /// still pending (noted as [`Refusal::Shutdown`]); returns how many.
+    pub fn refuse_pending(&self, status: u16) -> usize {
+        let sources: Vec<SourcePtr> = self.slots.borrow().iter().flatten().copied().collect();
+        sources
+            .into_iter()
+            // SAFETY: taken from the slots just now; a source released by an
+            // earlier one's refusal is only buried (freed after the dispatch).
+            .filter(|s| unsafe { s.as_ref() }.refuse_pending(status))
+            .count()
     }
 
     // ------------------------------------------------------------ memory

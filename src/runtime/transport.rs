@@ -125,6 +125,23 @@ impl Socket {
         })
     }
 
+    /// Reads without taking the bytes out of the socket.
+    pub fn peek(self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes; the fd is open.
+        let n = unsafe { libc::recv(self.0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// The address of the peer (IPv4-mapped IPv6 addresses as IPv4).
+    pub fn peer_addr(self) -> Option<std::net::SocketAddr> {
+        self.with_stream(|s| s.peer_addr().ok())
+            .map(|a| std::net::SocketAddr::new(a.ip().to_canonical(), a.port()))
+    }
+
     pub fn close(self) {
         // SAFETY: the connection owns the fd and forgets it after this call.
         unsafe { libc::close(self.0) };

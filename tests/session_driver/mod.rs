@@ -18,6 +18,8 @@ pub enum Ev {
     Error(wsconn::Error),
     Fragment(MessageKind, Vec<u8>, bool),
     Http(String, String),
+    /// An upgrade request to decide (its target).
+    Upgrade(String),
 }
 
 impl From<Event<'_>> for Ev {
@@ -32,6 +34,7 @@ impl From<Event<'_>> for Ev {
             Event::Error(e) => Ev::Error(e),
             Event::Fragment { kind, data, fin } => Ev::Fragment(kind, data.to_vec(), fin),
             Event::HttpRequest { method, path } => Ev::Http(method.into(), path.into()),
+            Event::Upgrade(request) => Ev::Upgrade(request.target().into()),
         }
     }
 }

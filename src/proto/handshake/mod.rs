@@ -1,7 +1,10 @@
 //! The opening handshake (RFC 6455 §4): server side, client side, and what both share.
 
+pub mod answer;
 pub mod client;
 pub mod extensions;
+pub mod origin;
+pub mod request;
 pub mod server;
 
 use base64::Engine;

@@ -1,7 +1,9 @@
 //! Server side of the opening handshake: validate the client's request (RFC 6455
 //! §4.2.1) and answer 101, or an HTTP error (§4.2.2, §4.4).
 
-use super::{accept_key, any_has_token, extensions, header_values, MAX_HEADERS};
+use super::answer::{write_lines, Header};
+use super::request::UpgradeRequest;
+use super::{accept_key, any_has_token, extensions, header_values, origin, MAX_HEADERS};
 use crate::proto::config::Config;
 use crate::proto::deflate::{negotiation, Agreed};
 use crate::proto::error::Error;
@@ -20,6 +22,8 @@ pub struct Request<'a> {
     pub deflate: Option<Agreed>,
     /// Length of the request head; bytes after it are frames.
     pub head_len: usize,
+    /// The whole request, copied, when asked for (a program decides).
+    pub copy: Option<Box<UpgradeRequest>>,
 }
 
 /// What a complete request head is.
@@ -45,6 +49,8 @@ pub struct Rejection {
 fn reject(status: u16, why: &'static str) -> Rejection {
     let error = if status == 431 {
         Error::HandshakeTooLarge
+    } else if status == 403 {
+        Error::OriginNotAllowed
     } else {
         Error::Handshake(why)
     };
@@ -63,6 +69,13 @@ pub fn parse_request<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Req
 /// Parses the request at the start of `buf`: a validated upgrade, or a plain
 /// HTTP request. `Ok(None)`: incomplete.
 pub fn parse_head<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Parsed<'a>>, Rejection> {
+    parse_head_copying(buf, config, false)
+}
+
+/// [`parse_head`], with a copy of a valid upgrade request when `copy` is set
+/// (for a program that reads it while it decides). Refuses with 403 a
+/// request whose `Origin` the config does not allow.
+pub fn parse_head_copying<'a>(buf: &'a [u8], config: &'a Config, copy: bool) -> Result<Option<Parsed<'a>>, Rejection> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let head_len = match request.parse(buf) {
@@ -112,12 +125,18 @@ pub fn parse_head<'a>(buf: &'a [u8], config: &'a Config) -> Result<Option<Parsed
     let subprotocol = select_subprotocol(headers, config.subprotocols());
     let offers = extensions::parse_headers(headers).map_err(|_| reject(400, "malformed Sec-WebSocket-Extensions"))?;
     let deflate = config.deflate().and_then(|d| negotiation::accept(&offers, d));
+    let (allowed, required) = (config.allowed_origins(), config.requires_origin());
+    if (required || !allowed.is_empty()) && !origin::allowed(allowed, required, header_values(headers, "Origin")) {
+        return Err(reject(403, "origin not allowed"));
+    }
+    let copy = copy.then(|| Box::new(UpgradeRequest::new(method, path, headers)));
     Ok(Some(Parsed::Upgrade(Request {
         path,
         key,
         subprotocol,
         deflate,
         head_len,
+        copy,
     })))
 }
 
@@ -132,6 +151,18 @@ fn select_subprotocol<'c>(headers: &[httparse::Header<'_>], supported: &'c [Stri
 
 /// Appends the 101 response to `out`.
 pub fn write_accept(out: &mut Vec<u8>, key: &[u8], subprotocol: Option<&str>, deflate: Option<&Agreed>) {
+    write_accept_with(out, key, subprotocol, deflate, &[]);
+}
+
+/// Appends the 101 response with the program's extra lines (checked with
+/// `answer::check_accept`) after the library's.
+pub fn write_accept_with(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    subprotocol: Option<&str>,
+    deflate: Option<&Agreed>,
+    extra: &[Header<'_>],
+) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
@@ -144,13 +175,26 @@ pub fn write_accept(out: &mut Vec<u8>, key: &[u8], subprotocol: Option<&str>, de
         out.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
         out.extend_from_slice(agreed.response().as_bytes());
     }
-    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(b"\r\n");
+    write_lines(out, extra);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The reason phrase of the statuses wsconn writes itself.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        402 => "Payment Required",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        451 => "Unavailable For Legal Reasons",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        504 => "Gateway Timeout",
         204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
@@ -164,6 +208,8 @@ pub fn reason_phrase(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
+        s if (400..500).contains(&s) => "Client Error",
+        s if (500..600).contains(&s) => "Server Error",
         _ => "Status",
     }
 }

@@ -2,11 +2,13 @@
 //! of them (the close code and reason it will report).
 
 use crate::proto::close_code::CloseCode;
+use crate::proto::error::Error as SessionError;
 use crate::proto::event::Event;
 use crate::proto::session::{EventHandler, Session};
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::refusal::Refusal;
 
 /// The event handler a connection gives its session during a feed.
 pub(super) struct Delivery<'a, H: ConnHandler> {
@@ -32,6 +34,7 @@ impl<H: ConnHandler> Connection<H> {
                 self.arm_timer();
                 handler.on_open(self, path, subprotocol);
             }
+            Event::Upgrade(request) => self.ask_handler(request),
             Event::Message(message) => {
                 self.message_ended();
                 self.message_passed();
@@ -51,6 +54,12 @@ impl<H: ConnHandler> Connection<H> {
                 self.extra().close_reason = reason.to_owned();
             }
             Event::Error(error) => {
+                if matches!(
+                    error,
+                    SessionError::Handshake(_) | SessionError::HandshakeTooLarge | SessionError::OriginNotAllowed
+                ) {
+                    self.note_refusal(Refusal::of_handshake_error(&error));
+                }
                 let mut extra = self.extra();
                 if self.close_code.get() == 0 {
                     let code = error.close_code().unwrap_or(CloseCode::ABNORMAL);

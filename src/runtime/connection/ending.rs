@@ -95,11 +95,11 @@ impl<H: ConnHandler> Connection<H> {
             // Its feed is running a handler: dropped when the feed returns.
             Err(_) => self.set(Flags::DROP_SESSION),
         }
-        let backlog = self
-            .extra
-            .borrow_mut()
-            .as_mut()
-            .map_or(0, |e| std::mem::take(&mut e.backlog).len());
+        let backlog = self.extra.borrow_mut().as_mut().map_or(0, |e| {
+            // Its place in the acceptor's limits goes with the socket.
+            e.accepted = None;
+            std::mem::take(&mut e.backlog).len()
+        });
         self.charge(-(backlog as isize));
     }
 

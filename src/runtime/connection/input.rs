@@ -90,8 +90,8 @@ impl<H: ConnHandler> Connection<H> {
                 Some(direct) => direct,
                 None => {
                     let mut b = reactor.take_read_buffer();
-                    let read = self.socket().read(&mut b);
-                    let room = b.len();
+                    let room = self.input_room(b.len());
+                    let read = self.socket().read(&mut b[..room]);
                     buffer = Some(b);
                     (read, room)
                 }
@@ -164,6 +164,14 @@ impl<H: ConnHandler> Connection<H> {
         };
         self.drop_session_if_asked();
         read.map(|read| (read, room))
+    }
+
+    /// How much of a read buffer of `len` bytes input may fill now (less
+    /// while an upgrade is being decided: its early bytes are bounded).
+    pub(super) fn input_room(&self, len: usize) -> usize {
+        self.session()
+            .and_then(|s| s.input_room())
+            .map_or(len, |room| room.min(len))
     }
 
     /// Gives input to the session; keeps what a pause left unprocessed.

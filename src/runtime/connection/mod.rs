@@ -25,6 +25,7 @@ mod output;
 mod published;
 mod secure;
 mod timeouts;
+mod upgrade;
 
 use std::cell::{Cell, Ref, RefCell};
 use std::os::fd::RawFd;
@@ -38,12 +39,13 @@ use crate::proto::error::Error as SessionError;
 use crate::proto::event::{Message, MessageKind};
 use crate::proto::session::Session;
 use crate::proto::state::State;
+use crate::runtime::acceptor::accepted::{self, Accepted, AcceptedParts};
 use crate::runtime::config::ConnConfig;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::{Reactor, Source};
 use crate::runtime::timers::{TimerLinks, NO_TOKEN};
-use crate::runtime::tls::{self, Stream};
+use crate::runtime::tls::Stream;
 use crate::runtime::transport::{Socket, Transport};
 
 /// Where a connection is in its life. While `Running`, the session's state
@@ -119,6 +121,9 @@ struct Extra {
     tls: Option<Box<Stream>>,
     /// Its topics and the published frames waiting for its socket.
     subscriber: published::Subscriber,
+    /// What its acceptor decided for its socket (TLS to serve, the client's
+    /// address from a PROXY header, its place in the limits).
+    accepted: Option<Box<AcceptedParts>>,
 }
 
 /// A WebSocket connection on a reactor: a socket, its session, the program's
@@ -297,16 +302,49 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Takes ownership of a connected socket (closed on release or stop).
+    /// Inside an acceptor's callback, the socket being accepted comes with
+    /// what the acceptor decided for it (TLS, the PROXY address, its place in
+    /// the limits), and from then on belongs to this connection whatever the
+    /// callback returns.
     pub fn set_fd(&self, fd: RawFd) -> Result<()> {
         if self.lifecycle.get() != Lifecycle::Idle || fd < 0 {
             return Err(Error::State);
         }
+        let parts = accepted::take(fd).map(|a| a.into_parts().1);
+        self.adopt(fd, parts);
+        Ok(())
+    }
+
+    /// Takes an accepted socket with its acceptor's decisions (from
+    /// `accepted::take`, possibly on another thread): `start` then serves it
+    /// as the acceptor would have.
+    pub fn set_accepted(&self, accepted: Accepted) -> Result<()> {
+        if self.lifecycle.get() != Lifecycle::Idle {
+            return Err(Error::State);
+        }
+        let (fd, parts) = accepted.into_parts();
+        self.adopt(fd, Some(parts));
+        Ok(())
+    }
+
+    fn adopt(&self, fd: RawFd, parts: Option<AcceptedParts>) {
         let previous = self.fd.replace(fd);
         if previous >= 0 && previous != fd {
             // An fd handed over earlier and never started: still ours.
             Socket(previous).close();
         }
-        Ok(())
+        let parts = parts.filter(|p| p.tls.is_some() || p.peer.is_some() || p.ticket.is_some());
+        if parts.is_some() || self.extra.borrow().is_some() {
+            self.extra().accepted = parts.map(Box::new);
+        }
+    }
+
+    /// The client's address: from the PROXY header its acceptor read, else
+    /// the socket's peer (IPv4-mapped addresses as IPv4). `None` without a
+    /// socket.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        let proxied = self.with_extra(|e| e.accepted.as_ref().and_then(|a| a.peer)).flatten();
+        proxied.or_else(|| (self.fd.get() >= 0).then(|| self.socket().peer_addr()).flatten())
     }
 
     /// A new session with the connection's options, in place of the old one.
@@ -333,11 +371,17 @@ impl<H: ConnHandler> Connection<H> {
             .map_err(|_| Error::Io("making the socket non-blocking"))?;
         socket.set_nodelay();
         // TLS when the socket comes from an acceptor serving TLS.
-        let stream = tls::take_accepted(self.fd.get())
-            .map(|t| Stream::server(&t))
-            .transpose()?;
+        let served = self
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .and_then(|e| e.accepted.as_mut())
+            .and_then(|a| a.tls.take());
+        let stream = served.map(|t| Stream::server(&t)).transpose()?;
         let config = self.config();
-        self.install_session(Session::server(Arc::clone(&config.protocol)))?;
+        let session = Session::server(Arc::clone(&config.protocol));
+        session.set_decides_upgrades(self.handler.decides_upgrades());
+        self.install_session(session)?;
         self.config.set(Some(config));
         self.set_tls(stream);
         let token = reactor.add(self.as_source());
@@ -410,7 +454,7 @@ impl<H: ConnHandler> Connection<H> {
     pub fn established(&self) -> Result<()> {
         match (self.lifecycle.get(), self.state()) {
             (Lifecycle::Running, Some(State::Open)) if !self.has(Flags::CLOSING) => Ok(()),
-            (Lifecycle::Running, Some(State::Handshake)) => Err(SessionError::NotOpen.into()),
+            (Lifecycle::Running, Some(State::Handshake | State::Deciding)) => Err(SessionError::NotOpen.into()),
             (Lifecycle::Running | Lifecycle::Closed, _) => Err(SessionError::Closed.into()),
             _ => Err(SessionError::NotOpen.into()),
         }
@@ -575,6 +619,10 @@ impl<H: ConnHandler> Source for Connection<H> {
         self.deliver_published(frame)
     }
 
+    fn refuse_pending(&self, status: u16) -> bool {
+        self.refuse_if_pending(status)
+    }
+
     fn close_slow(&self) {
         let _ = self.close(
             crate::proto::close_code::CloseCode::POLICY_VIOLATION.0,
@@ -604,7 +652,7 @@ mod tests {
         let c = unsafe { conn.as_ref() };
         assert_eq!(
             c.connect("wss://127.0.0.1:9/"),
-            Err(Error::Tls(tls::TlsError::NotBuilt))
+            Err(Error::Tls(crate::runtime::tls::TlsError::NotBuilt))
         );
         assert_eq!(c.lifecycle(), Lifecycle::Idle);
         // SAFETY: from `create`, not used afterwards.

@@ -32,6 +32,19 @@ impl<H: ConnHandler> Connection<H> {
         self.with_extra(|e| e.tls.is_some()).unwrap_or(false)
     }
 
+    /// Server over TLS: the name the client asked for (SNI).
+    pub fn tls_server_name(&self) -> Option<String> {
+        self.with_extra(|e| e.tls.as_ref().and_then(|t| t.server_name().map(str::to_owned)))
+            .flatten()
+    }
+
+    /// Runs `f` on certificate `index` (DER) of the peer's verified chain
+    /// (a client's under mutual TLS, a server's): `None` without one.
+    pub fn with_tls_peer_certificate<R>(&self, index: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.with_extra(|e| e.tls.as_ref().and_then(|t| t.peer_certificate(index)).map(f))
+            .flatten()
+    }
+
     /// Runs over TLS from now on (set before the first byte moves).
     pub(super) fn set_tls(&self, stream: Option<Stream>) {
         if stream.is_some() || self.extra.borrow().is_some() {
@@ -54,6 +67,9 @@ impl<H: ConnHandler> Connection<H> {
     /// Reads records (a bounded number per turn) and feeds their plaintext.
     pub(super) fn read_tls_socket(&self, reactor: &Reactor, reads_per_turn: usize) {
         let socket = self.socket();
+        // Plaintext decrypted earlier and left while reading waited (an
+        // upgrade being decided, a pause).
+        self.feed_plaintext(reactor);
         let mut reads = 0;
         while self.can_read() && self.has(Flags::READABLE) && self.budget_allows_read(reactor) {
             if reads == reads_per_turn {
@@ -99,8 +115,12 @@ impl<H: ConnHandler> Connection<H> {
     /// the backlog: rustls must be drained to go on reading).
     fn feed_plaintext(&self, reactor: &Reactor) {
         loop {
+            if !self.can_read() {
+                return;
+            }
             let mut buffer = reactor.take_read_buffer();
-            let n = self.with_tls(|t| t.read_plaintext(&mut buffer)).unwrap_or(0);
+            let room = self.input_room(buffer.len());
+            let n = self.with_tls(|t| t.read_plaintext(&mut buffer[..room])).unwrap_or(0);
             if n > 0 {
                 self.feed(&mut buffer[..n]);
             }
@@ -117,6 +137,9 @@ impl<H: ConnHandler> Connection<H> {
 
     /// Sends the alert rustls queued, then ends with the TLS error.
     fn fail_tls(&self, kind: TlsError) {
+        if self.with_tls(|t| t.is_handshaking()).unwrap_or(false) {
+            self.note_refusal(crate::runtime::refusal::Refusal::Tls);
+        }
         let socket = self.socket();
         self.with_tls(|t| {
             t.count_refusal();

@@ -19,7 +19,7 @@ impl<H: ConnHandler> Connection<H> {
     fn handshaking(&self) -> bool {
         match self.lifecycle.get() {
             Lifecycle::Resolving | Lifecycle::Connecting => true,
-            Lifecycle::Running => self.state() == Some(State::Handshake),
+            Lifecycle::Running => matches!(self.state(), Some(State::Handshake | State::Deciding)),
             Lifecycle::Idle | Lifecycle::Closed => false,
         }
     }
@@ -118,6 +118,7 @@ impl<H: ConnHandler> Connection<H> {
         }
         if self.handshaking() {
             if self.since(self.started_ms.get()) >= t.handshake_ms() as u64 {
+                self.note_refusal(crate::runtime::refusal::Refusal::Timeout);
                 let error = Some(Error::Timeout("handshake"));
                 self.finish(CloseCode::ABNORMAL.0, "handshake timeout", error);
                 return;

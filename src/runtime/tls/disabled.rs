@@ -1,8 +1,6 @@
 //! Without the `tls` feature: the same names, every constructor refusing with
 //! [`TlsError::NotBuilt`], and no stream that could exist.
 
-use std::os::fd::RawFd;
-
 use super::TlsError;
 use crate::runtime::transport::Socket;
 
@@ -135,16 +133,16 @@ impl Stream {
     pub(crate) fn count_refusal(&self) {
         match *self {}
     }
+
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        match *self {}
+    }
+
+    pub(crate) fn peer_certificate(&self, _index: usize) -> Option<&[u8]> {
+        match *self {}
+    }
 }
 
 pub(crate) fn load_system_store() -> Result<(), TlsError> {
     Err(TlsError::NotBuilt)
-}
-
-pub(crate) fn while_accepting<R>(_fd: RawFd, _tls: Option<&ServerTls>, f: impl FnOnce() -> R) -> R {
-    f()
-}
-
-pub(crate) fn take_accepted(_fd: RawFd) -> Option<ServerTls> {
-    None
 }

@@ -12,8 +12,6 @@ mod error;
 pub use error::TlsError;
 
 #[cfg(feature = "tls")]
-mod accepted;
-#[cfg(feature = "tls")]
 mod client;
 #[cfg(feature = "tls")]
 mod pem;
@@ -28,8 +26,6 @@ mod verifier;
 mod disabled;
 
 #[cfg(feature = "tls")]
-pub(crate) use accepted::{take_accepted, while_accepting};
-#[cfg(feature = "tls")]
 pub(crate) use client::load_system_store;
 #[cfg(feature = "tls")]
 pub use client::ClientTls;
@@ -39,7 +35,7 @@ pub use server::ServerTls;
 pub(crate) use stream::Stream;
 
 #[cfg(not(feature = "tls"))]
-pub(crate) use disabled::{load_system_store, take_accepted, while_accepting, Stream};
+pub(crate) use disabled::{load_system_store, Stream};
 #[cfg(not(feature = "tls"))]
 pub use disabled::{ClientTls, ServerTls};
 

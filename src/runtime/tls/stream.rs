@@ -97,6 +97,20 @@ impl Stream {
         self.conn.write_tls(&mut Io(socket))
     }
 
+    /// Server: the name the client asked for (SNI), once its hello came.
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        match &self.conn {
+            rustls::Connection::Server(s) => s.server_name(),
+            rustls::Connection::Client(_) => None,
+        }
+    }
+
+    /// Certificate `index` of the peer's chain (DER, its own first), once
+    /// the handshake verified it (a server asks for one with mutual TLS).
+    pub(crate) fn peer_certificate(&self, index: usize) -> Option<&[u8]> {
+        self.conn.peer_certificates()?.get(index).map(|c| c.as_ref())
+    }
+
     /// The handshake failed: a server counts it as refused.
     pub(crate) fn count_refusal(&self) {
         if let Some(refused) = self.refused.as_ref().filter(|_| self.conn.is_handshaking()) {

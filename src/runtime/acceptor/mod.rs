@@ -1,37 +1,84 @@
-//! A listening socket on a reactor that hands each accepted socket to the program.
+//! A listening socket on a reactor that hands each accepted socket to the
+//! program, through one pipeline: accept → limits (total, per address) →
+//! PROXY header (when expected) → the program's accept callback, where a
+//! connection started on the socket gets the acceptor's TLS, the client's
+//! address and its place in the limits (`accepted`).
+
+pub mod accepted;
+pub mod limits;
+mod proxy;
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{IntoRawFd, RawFd};
 use std::ptr::NonNull;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use mio::net::TcpListener;
 use mio::{Interest, Token};
 
+use accepted::{Accepted, AcceptedParts, Outcome};
+use limits::Limits;
+
 use crate::runtime::error::{Error, Result};
 use crate::runtime::reactor::{Reactor, Source};
-use crate::runtime::tls::{self, ServerTls};
+use crate::runtime::refusal::Refusal;
+use crate::runtime::tls::ServerTls;
 use crate::runtime::transport::Socket;
 
 /// Called with the reactor and each accepted socket (non-blocking,
-/// TCP_NODELAY). Returns true when the program keeps the socket (typically for
-/// a connection to start on, e.g. `Connection::serve`); false has it closed.
+/// TCP_NODELAY). Returns true when the program keeps the socket; false has it
+/// closed, unless a connection took it meanwhile (`Connection::set_fd` on it,
+/// or `accepted::take`): from then on the connection owns it, whatever is
+/// returned.
 pub type AcceptFn = Box<dyn FnMut(&Reactor, RawFd) -> bool>;
+
+/// What the acceptor shares with the sockets still waiting for their PROXY
+/// header (which may outlive it).
+pub(crate) struct Core {
+    /// Taken out while it runs (it may replace itself).
+    on_accept: Cell<Option<AcceptFn>>,
+    released: Cell<bool>,
+    /// Served to each connection accepted from now on (swapped by a reload).
+    tls: RefCell<Option<ServerTls>>,
+    /// TLS handshakes refused by the connections it accepted.
+    tls_refused: Arc<AtomicU64>,
+    limits: RefCell<Option<Arc<Limits>>>,
+    proxy_protocol: Cell<bool>,
+}
+
+impl Core {
+    /// Runs the program's accept callback on a socket past the limits and the
+    /// PROXY header. Whatever the callback leaves unclaimed is the program's
+    /// bare fd (kept) or closed (refused).
+    fn hand_over(&self, reactor: &Reactor, accepted: Accepted) {
+        let (fd, mut parts) = accepted.into_parts();
+        parts.tls = self.tls.borrow().clone();
+        let accepted = Accepted::new(fd, parts);
+        let Some(mut on_accept) = self.on_accept.take().filter(|_| !self.released.get()) else {
+            return drop(accepted);
+        };
+        let (keep, outcome) = accepted::while_accepting(accepted, |fd| on_accept(reactor, fd));
+        // Unless it set another one meanwhile.
+        let replaced = self.on_accept.take();
+        self.on_accept.set(replaced.or(Some(on_accept)));
+        if let Outcome::Unclaimed(accepted) = outcome {
+            if keep {
+                // The program keeps the bare socket: it owns it now.
+                let _ = accepted.into_parts();
+            }
+        }
+    }
+}
 
 pub struct Acceptor {
     reactor: Cell<*const Reactor>,
     token: Cell<Option<Token>>,
     listener: RefCell<Option<TcpListener>>,
-    /// Taken out while it runs (it may replace itself).
-    on_accept: Cell<Option<AcceptFn>>,
-    released: Cell<bool>,
     reuse_port: Cell<bool>,
-    /// Served to each connection accepted from now on (swapped by a reload).
-    tls: RefCell<Option<ServerTls>>,
-    /// TLS handshakes refused by the connections it accepted.
-    tls_refused: Arc<AtomicU64>,
+    core: Rc<Core>,
 }
 
 impl Acceptor {
@@ -42,21 +89,60 @@ impl Acceptor {
             reactor: Cell::new(reactor),
             token: Cell::new(None),
             listener: RefCell::new(None),
-            on_accept: Cell::new(None),
-            released: Cell::new(false),
             reuse_port: Cell::new(false),
-            tls: RefCell::new(None),
-            tls_refused: Arc::default(),
+            core: Rc::new(Core {
+                on_accept: Cell::new(None),
+                released: Cell::new(false),
+                tls: RefCell::new(None),
+                tls_refused: Arc::default(),
+                limits: RefCell::new(None),
+                proxy_protocol: Cell::new(false),
+            }),
         })))
+    }
+
+    fn listening(&self) -> Result<()> {
+        if self.listener.borrow().is_some() {
+            return Err(Error::State);
+        }
+        Ok(())
     }
 
     /// SO_REUSEPORT: several acceptors (one per reactor and thread) listen on the
     /// same port and the kernel spreads the connections among them.
     pub fn set_reuse_port(&self, on: bool) -> Result<()> {
-        if self.listener.borrow().is_some() {
-            return Err(Error::State);
-        }
+        self.listening()?;
         self.reuse_port.set(on);
+        Ok(())
+    }
+
+    /// Limits the connections it feeds at once: in all, and per client
+    /// address (IPv6 by /64); 0 is no limit. Over either, a socket is closed
+    /// at accept (with the PROXY protocol, once its header told the address),
+    /// before TLS or any read, and noted as [`Refusal::Limits`]. A place is
+    /// held by a connection started on the socket (or the socket taken with
+    /// `accepted::take`) until it ends. Only before `start`.
+    pub fn set_limits(&self, max_total: u32, max_per_address: u32) -> Result<()> {
+        self.listening()?;
+        *self.core.limits.borrow_mut() =
+            (max_total > 0 || max_per_address > 0).then(|| Limits::new(max_total, max_per_address));
+        Ok(())
+    }
+
+    /// Connections counted by the limits now: in all, and from `ip`'s address
+    /// (or block). `None` without limits.
+    pub fn limit_counts(&self, ip: Option<IpAddr>) -> Option<(u32, u32)> {
+        self.core.limits.borrow().as_ref().map(|l| l.count(ip))
+    }
+
+    /// Expects a PROXY protocol header (v1 or v2) first on every socket: its
+    /// client address is the connection's peer for the limits and
+    /// `Connection::peer_addr`; a socket without a valid one within the
+    /// handshake timeout is closed. Only for sockets from a trusted balancer
+    /// (anyone can write a header). Only before `start`.
+    pub fn set_proxy_protocol(&self, on: bool) -> Result<()> {
+        self.listening()?;
+        self.core.proxy_protocol.set(on);
         Ok(())
     }
 
@@ -65,24 +151,24 @@ impl Acceptor {
     /// with a new certificate, this is the reload: build the `ServerTls` first,
     /// so that a bad file leaves the one in place untouched.
     pub fn set_tls(&self, tls: Option<ServerTls>) {
-        *self.tls.borrow_mut() = tls.map(|t| t.counting_refusals_in(&self.tls_refused));
+        *self.core.tls.borrow_mut() = tls.map(|t| t.counting_refusals_in(&self.core.tls_refused));
     }
 
     /// TLS handshakes that the connections it accepted refused (a plain HTTP
     /// request or garbage on the TLS port, no protocol or cipher in common, a
     /// bad record), whatever certificate was served then.
     pub fn tls_refused(&self) -> u64 {
-        self.tls_refused.load(Ordering::Relaxed)
+        self.core.tls_refused.load(Ordering::Relaxed)
     }
 
     /// Whether accepted connections are served TLS.
     pub fn serves_tls(&self) -> bool {
-        self.tls.borrow().is_some()
+        self.core.tls.borrow().is_some()
     }
 
     /// The TLS served now (to derive another from, e.g. with one more name).
     pub fn tls(&self) -> Option<ServerTls> {
-        self.tls.borrow().clone()
+        self.core.tls.borrow().clone()
     }
 
     fn bind(&self, addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -107,7 +193,7 @@ impl Acceptor {
 
     /// Sets what is done with each accepted socket (without it, they are closed).
     pub fn set_on_accept(&self, on_accept: Option<AcceptFn>) {
-        self.on_accept.set(on_accept);
+        self.core.on_accept.set(on_accept);
     }
 
     /// Listens on `ip:port` (port 0: any free port) and accepts on the reactor.
@@ -115,9 +201,7 @@ impl Acceptor {
         let ip: IpAddr = ip.parse().map_err(|_| Error::InvalidArgument("not an IP address"))?;
         let port = u16::try_from(port).map_err(|_| Error::InvalidArgument("not a port"))?;
         let reactor = self.reactor().ok_or(Error::State)?;
-        if self.listener.borrow().is_some() {
-            return Err(Error::State);
-        }
+        self.listening()?;
         let mut listener = self
             .bind(SocketAddr::new(ip, port))
             .map_err(|_| Error::Io("bind or listen"))?;
@@ -148,36 +232,19 @@ impl Acceptor {
     /// Accepts every pending connection (the poll is edge-triggered).
     fn accept_all(&self) {
         loop {
-            if self.released.get() {
+            if self.core.released.get() {
                 return;
             }
             let accepted = match self.listener.borrow().as_ref() {
                 Some(listener) => listener.accept(),
                 None => return,
             };
+            let Some(reactor) = self.reactor() else { return };
             match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let fd = stream.into_raw_fd();
-                    let keep = match (self.on_accept.take(), self.reactor()) {
-                        (Some(mut on_accept), Some(reactor)) => {
-                            // A connection started on `fd` in the callback serves TLS.
-                            let served = self.tls.borrow().clone();
-                            let keep = tls::while_accepting(fd, served.as_ref(), || on_accept(reactor, fd));
-                            // Unless it set another one meanwhile.
-                            let replaced = self.on_accept.take();
-                            self.on_accept.set(replaced.or(Some(on_accept)));
-                            keep
-                        }
-                        (on_accept, _) => {
-                            self.on_accept.set(on_accept);
-                            false
-                        }
-                    };
-                    if !keep {
-                        // The program refused the socket: it is still ours.
-                        Socket(fd).close();
-                    }
+                    self.admit(reactor, fd, addr);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // WouldBlock: all accepted. Anything else (EMFILE…): try again on
@@ -185,6 +252,32 @@ impl Acceptor {
                 Err(_) => return,
             }
         }
+    }
+
+    /// The pipeline's first steps: the limits (by the socket's address, or
+    /// in all only until a PROXY header tells the client's), then the header.
+    fn admit(&self, reactor: &Reactor, fd: RawFd, addr: SocketAddr) {
+        let proxied = self.core.proxy_protocol.get();
+        let limits = self.core.limits.borrow().clone();
+        let ticket = match limits {
+            Some(limits) => match limits.admit((!proxied).then(|| addr.ip())) {
+                Some(ticket) => Some(ticket),
+                None => {
+                    Socket(fd).close();
+                    return reactor.note_refusal(Refusal::Limits);
+                }
+            },
+            None => None,
+        };
+        if proxied {
+            return proxy::ProxyWait::start(reactor, Rc::clone(&self.core), fd, ticket);
+        }
+        let parts = AcceptedParts {
+            tls: None,
+            peer: None,
+            ticket,
+        };
+        self.core.hand_over(reactor, Accepted::new(fd, parts));
     }
 
     /// Stops listening (the port is closed).
@@ -201,14 +294,15 @@ impl Acceptor {
     }
 
     /// Frees the acceptor now, or when the running dispatch ends if called from a
-    /// callback.
+    /// callback. Sockets still waiting for their PROXY header are closed when
+    /// it comes.
     ///
     /// # Safety
     /// `this` came from [`Acceptor::create`] and is not used by the caller afterwards.
     pub unsafe fn release(this: *mut Acceptor) {
         // SAFETY: live per the caller.
         let acceptor = unsafe { &*this };
-        acceptor.released.set(true);
+        acceptor.core.released.set(true);
         let _ = acceptor.stop();
         match acceptor.reactor() {
             // SAFETY: from Box::leak in `create`; deregistered by `stop`.

@@ -1,0 +1,120 @@
+//! The program's decision on a server connection's upgrade request: asked
+//! in `ConnHandler::on_upgrade` once a valid request is parsed and before any
+//! byte of the response, and taken there or later on the reactor's thread
+//! (`upgrade_accept`, `upgrade_reject`). While it is pending the connection
+//! is an ordinary one in its handshake: the handshake timeout runs, the
+//! client's early bytes are held within the handshake size limit (and the
+//! memory budget), and a client that leaves ends it (the close callbacks run;
+//! a decision taken afterwards returns `Closed`). Every refusal is noted in
+//! the reactor with its reason.
+
+use crate::proto::error::Error as SessionError;
+use crate::proto::handshake::answer::Header;
+use crate::proto::handshake::request::UpgradeRequest;
+use crate::proto::role::Role;
+use crate::proto::session::Subprotocol;
+use crate::proto::state::State;
+use crate::runtime::connection::{Connection, Flags, Lifecycle};
+use crate::runtime::error::{Error, Result};
+use crate::runtime::handler::{ConnHandler, UpgradeDecision};
+use crate::runtime::refusal::Refusal;
+
+impl<H: ConnHandler> Connection<H> {
+    /// `Event::Upgrade`: the handler decides now, or leaves it pending.
+    pub(super) fn ask_handler(&self, request: &UpgradeRequest) {
+        let decision = self.handler.on_upgrade(self, request);
+        if self.state() != Some(State::Deciding) {
+            return; // decided inside
+        }
+        let _ = match decision {
+            UpgradeDecision::Accept => self.upgrade_accept(Subprotocol::Default, &[]),
+            UpgradeDecision::Reject(status) => self.upgrade_reject(status, &[], b""),
+            UpgradeDecision::Pending => Ok(()),
+        };
+    }
+
+    /// Whether a decision on this connection's upgrade is pending.
+    pub fn upgrade_pending(&self) -> bool {
+        self.lifecycle.get() == Lifecycle::Running && self.state() == Some(State::Deciding)
+    }
+
+    /// Runs `f` on the upgrade request while its decision is pending (outside
+    /// `on_upgrade`, which is given it); `None` otherwise.
+    pub fn with_upgrade_request<R>(&self, f: impl FnOnce(&UpgradeRequest) -> R) -> Option<R> {
+        let session = self.session()?;
+        let request = session.upgrade_request()?;
+        Some(f(&request))
+    }
+
+    /// The session's decision call, or the error telling why none can be
+    /// taken: `Closed` once the connection ended, `InvalidArgument` when no
+    /// decision is pending.
+    fn decide(&self, f: impl FnOnce(&crate::proto::session::Session) -> crate::proto::error::Result<()>) -> Result<()> {
+        if self.lifecycle.get() != Lifecycle::Running {
+            return Err(match self.lifecycle.get() {
+                Lifecycle::Closed => SessionError::Closed.into(),
+                _ => SessionError::InvalidArgument.into(),
+            });
+        }
+        let session = self.session().ok_or(Error::Session(SessionError::Closed))?;
+        Ok(f(&session)?)
+    }
+
+    /// Accepts the pending upgrade: the 101 (with `headers` after the
+    /// library's lines) is queued and the connection opens (`on_open`, then
+    /// what the client sent meanwhile). See `Session::accept_upgrade` for the
+    /// rules; errors change nothing: `InvalidArgument` (a bad header line, a
+    /// subprotocol not offered, no decision pending), `Closed` (the
+    /// connection ended).
+    pub fn upgrade_accept(&self, subprotocol: Subprotocol<'_>, headers: &[Header<'_>]) -> Result<()> {
+        self.decide(|s| s.accept_upgrade(subprotocol, headers))?;
+        // Outside the request's event: open now (inside, the session does as
+        // the event returns, and this feed is refused as re-entrant).
+        self.feed(&mut []);
+        self.after_input();
+        self.arm_timer();
+        self.schedule_flush();
+        // Reading stopped while the early bytes filled the handshake limit.
+        self.set(Flags::READABLE);
+        self.schedule_ready();
+        Ok(())
+    }
+
+    /// Rejects the pending upgrade with `status` (400-599), `headers` and
+    /// `body` (see `Session::reject_upgrade`); the connection ends once the
+    /// answer is written (the close callbacks run, `close_error` giving the
+    /// refusal). Errors as for [`Connection::upgrade_accept`].
+    pub fn upgrade_reject(&self, status: u16, headers: &[Header<'_>], body: &[u8]) -> Result<()> {
+        self.reject_noting(status, headers, body, Refusal::Program)
+    }
+
+    fn reject_noting(&self, status: u16, headers: &[Header<'_>], body: &[u8], reason: Refusal) -> Result<()> {
+        self.decide(|s| s.reject_upgrade(status, headers, body))?;
+        self.extra()
+            .close_error
+            .get_or_insert(Error::Session(SessionError::UpgradeRefused(status)));
+        if let Some(reactor) = self.reactor() {
+            reactor.note_refusal(reason);
+        }
+        self.begin_closing();
+        self.schedule_flush();
+        Ok(())
+    }
+
+    /// The reactor refuses what is still pending (`Reactor::refuse_pending`).
+    pub(super) fn refuse_if_pending(&self, status: u16) -> bool {
+        self.upgrade_pending() && self.reject_noting(status, &[], b"", Refusal::Shutdown).is_ok()
+    }
+
+    /// A server connection (the refusals noted are a server's).
+    pub(super) fn is_server(&self) -> bool {
+        self.session().is_some_and(|s| s.role() == Role::Server)
+    }
+
+    /// Notes a refusal with the reactor, for a server connection.
+    pub(super) fn note_refusal(&self, reason: Refusal) {
+        if let Some(reactor) = self.reactor().filter(|_| self.is_server()) {
+            reactor.note_refusal(reason);
+        }
+    }
+}
