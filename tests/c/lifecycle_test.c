@@ -138,6 +138,7 @@ static void test_release_in_close_ex(void) {
 
 struct shared {
     wsconn_reactor_t *r;  /* the subscribers' reactor */
+    wsconn_t *server;     /* the subscriber, the program's to release */
     int subscribed;
     int received;
     char last[32];
@@ -156,6 +157,7 @@ static int shared_accept(int fd, void *arg) {
     CHECK_EQ(wsconn_start(s), WSCONN_OK);
     /* Subscribed before the handshake ends: it counts once open. */
     CHECK_EQ(wsconn_subscribe(s, "room"), WSCONN_OK);
+    t->server = s;
     t->subscribed = 1;
     return 0;
 }
@@ -211,6 +213,7 @@ static void test_sharing_is_transitive(void) {
     CHECK(strcmp(t.last, "from R1") == 0);
 
     wsconn_release(client);
+    wsconn_release(t.server);
     wsconn_acceptor_release(acc);
     for (int i = 0; i < 3; i++) CHECK_EQ(wsconn_reactor_release(r[i]), WSCONN_OK);
 }
