@@ -13,13 +13,21 @@
  *                                              and closes
  *
  * Everything protocol-related (masking, ping/pong, fragmentation, UTF-8, the
- * closing handshake, failing the connection with 1002/1007/1009) is the
- * library's job; this program only echoes.  The limits are raised to 64 MiB
- * so that the 16 MiB cases (9.x) fit.
+ * closing handshake, failing the connection with 1002/1007/1009,
+ * permessage-deflate) is the library's job; this program only echoes.  The
+ * limits are raised to 64 MiB so that the 16 MiB cases (9.x) fit.
  *
- * Usage: autobahn_client [-T SECONDS] ws://HOST:PORT [AGENT]
+ * Usage: autobahn_client [-T SECONDS] [-z | --deflate-dedicated BITS]
+ *                        [--ca FILE] ws[s]://HOST:PORT [AGENT]
  *   AGENT    the agent name in the reports (default "wsconn")
  *   -T       deadline for each connection (default 120 s)
+ *   -z       offer permessage-deflate, shared mode (no context takeover):
+ *            for the compression cases (12.x, 13.x)
+ *   --deflate-dedicated BITS
+ *            offer permessage-deflate with context takeover and BITS-bit
+ *            windows (8-15) both ways
+ *   --ca     wss://: trust the certificate authorities of this PEM file
+ *            (default: the system's store)
  *
  * Exit status: 0 when every case ran and the reports were updated (whatever
  * each case's verdict: the server judges them); 1 when a connection could
@@ -32,6 +40,7 @@
 #endif
 
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -212,11 +221,29 @@ out:
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s [-T SECONDS] ws://HOST:PORT [AGENT]\n"
+            "usage: %s [-T SECONDS] [-z | --deflate-dedicated BITS] [--ca FILE]\n"
+            "          ws[s]://HOST:PORT [AGENT]\n"
             "  runs every case of an Autobahn fuzzing server as its testee client\n"
             "  AGENT       agent name for the reports (default %s)\n"
-            "  -T SECONDS  deadline for each connection (default %d)\n",
+            "  -T SECONDS  deadline for each connection (default %d)\n"
+            "  -z          offer permessage-deflate, shared mode (no context takeover)\n"
+            "  --deflate-dedicated BITS\n"
+            "              offer permessage-deflate with context takeover, BITS-bit\n"
+            "              windows (8-15)\n"
+            "  --ca FILE   wss://: trust the CAs of this PEM file\n",
             prog, DEFAULT_AGENT, DEFAULT_DEADLINE_S);
+}
+
+/* Parses a decimal int in [min, max]; returns 0 on success. */
+static int int_arg(const char *text, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
 }
 
 /* A URL-safe agent name: letters, digits and -._~ only. */
@@ -234,16 +261,35 @@ static int agent_ok(const char *agent)
 int main(int argc, char **argv)
 {
     int deadline_s = DEFAULT_DEADLINE_S, opt;
-    while ((opt = getopt(argc, argv, "T:h")) != -1) {
-        char *end;
+    int deflate_mode = WSCONN_DEFLATE_OFF, deflate_bits = 15;
+    const char *ca_file = NULL;
+    static const struct option long_options[] = {
+        {"deflate-dedicated", required_argument, NULL, 'D'},
+        {"ca", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    while ((opt = getopt_long(argc, argv, "T:zh", long_options, NULL)) != -1) {
         switch (opt) {
         case 'T':
-            errno = 0;
-            deadline_s = (int)strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || deadline_s <= 0 || deadline_s > 86400) {
+            if (int_arg(optarg, 1, 86400, &deadline_s) != 0) {
                 usage(argv[0]);
                 return 2;
             }
+            break;
+        case 'z':
+            deflate_mode = WSCONN_DEFLATE_SHARED;
+            break;
+        case 'D':
+            deflate_mode = WSCONN_DEFLATE_DEDICATED;
+            if (int_arg(optarg, 8, 15, &deflate_bits) != 0) {
+                fprintf(stderr, "autobahn_client: --deflate-dedicated %s: window bits are 8-15\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            ca_file = optarg;
             break;
         default:
             usage(argv[0]);
@@ -257,8 +303,11 @@ int main(int argc, char **argv)
     }
     const char *base_arg = argv[optind];
     const char *agent = nargs == 2 ? argv[optind + 1] : DEFAULT_AGENT;
-    if (strncmp(base_arg, "ws://", 5) != 0) {
-        fprintf(stderr, "autobahn_client: %s: expected a ws:// URL\n", base_arg);
+    size_t scheme_len = strncmp(base_arg, "ws://", 5) == 0    ? 5
+                        : strncmp(base_arg, "wss://", 6) == 0 ? 6
+                                                              : 0;
+    if (scheme_len == 0) {
+        fprintf(stderr, "autobahn_client: %s: expected a ws:// or wss:// URL\n", base_arg);
         return 2;
     }
     if (!agent_ok(agent)) {
@@ -269,7 +318,7 @@ int main(int argc, char **argv)
     /* The base URL without trailing slashes. */
     char base[MAX_URL / 2];
     size_t blen = strlen(base_arg);
-    while (blen > 5 && base_arg[blen - 1] == '/')
+    while (blen > scheme_len && base_arg[blen - 1] == '/')
         blen--;
     if (blen >= sizeof base) {
         fprintf(stderr, "autobahn_client: URL too long\n");
@@ -295,6 +344,22 @@ int main(int argc, char **argv)
         wsconn_config_set_close_timeout(cfg, CLOSE_TIMEOUT_MS) != WSCONN_OK) {
         fprintf(stderr, "autobahn_client: cannot configure the limits\n");
         goto out;
+    }
+    if (deflate_mode != WSCONN_DEFLATE_OFF) {
+        int rc = wsconn_config_set_deflate(cfg, deflate_mode);
+        if (rc == WSCONN_OK && deflate_mode == WSCONN_DEFLATE_DEDICATED)
+            rc = wsconn_config_set_deflate_window_bits(cfg, deflate_bits, deflate_bits);
+        if (rc != WSCONN_OK) {
+            fprintf(stderr, "autobahn_client: permessage-deflate: %s\n", wsconn_strerror(rc));
+            goto out;
+        }
+    }
+    if (ca_file != NULL) {
+        int rc = wsconn_config_set_tls_ca_file(cfg, ca_file);
+        if (rc != WSCONN_OK) {
+            fprintf(stderr, "autobahn_client: CA file %s: %s\n", ca_file, wsconn_strerror(rc));
+            goto out;
+        }
     }
 
     char url[MAX_URL];

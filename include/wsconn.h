@@ -167,6 +167,23 @@ enum wsconn_result
    * the program rejected it (`wsconn_upgrade_reject`); see `wsconn_close_error`.
    */
   WSCONN_ERR_REFUSED = -27,
+  /**
+   * A permessage-deflate setting was given to a config with compression off
+   * (`wsconn_config_set_deflate` first; nothing was changed).
+   */
+  WSCONN_ERR_DEFLATE_OFF = -28,
+  /**
+   * The peer sent more than the TLS layer buffers at once (a handshake
+   * message over 64 KiB): the connection was ended.
+   */
+  WSCONN_ERR_TLS_BUFFER_FULL = -29,
+  /**
+   * The server's certificate is a CA certificate (CA:TRUE) signed by another
+   * authority: a CA's, not a server's. (A self-signed one, as `openssl req
+   * -x509` makes, is trusted when the CA file holds exactly it; not in the
+   * file, it is `WSCONN_ERR_TLS_UNKNOWN_CA`.)
+   */
+  WSCONN_ERR_TLS_CA_CERTIFICATE = -30,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -365,6 +382,65 @@ typedef struct wsconn_acceptor_t wsconn_acceptor_t;
  */
 typedef struct wsconn_t wsconn_t;
 
+/**
+ * The event loop of one thread: its connections, acceptors, watched fds and
+ * timers, and the jobs other threads hand it.
+ *
+ * A reactor never moves: the objects made on it keep its address, so
+ * [`Reactor::new`] returns it pinned in a box. The box itself moves freely,
+ * and `&reactor` is a `&Reactor` wherever one is asked for:
+ *
+ * ```
+ * use std::os::fd::AsRawFd;
+ * use std::pin::Pin;
+ * use std::rc::Rc;
+ * use wsconn::runtime::reactor::Reactor;
+ * use wsconn::runtime::watch::READABLE;
+ *
+ * struct Server {
+ *     reactor: Pin<Box<Reactor>>,
+ * }
+ * let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+ * let reactor = Reactor::new().unwrap();
+ * reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+ * let server = Server { reactor }; // the box moved, the reactor did not
+ * fn turn(reactor: &Reactor) -> usize {
+ *     reactor.dispatch(0).unwrap()
+ * }
+ * assert_eq!(turn(&server.reactor), 0);
+ * ```
+ *
+ * Moving the reactor itself (into a struct, another box, out of its pin)
+ * does not compile, so no object is left pointing where it was:
+ *
+ * ```compile_fail
+ * use std::os::fd::AsRawFd;
+ * use std::rc::Rc;
+ * use wsconn::runtime::reactor::Reactor;
+ * use wsconn::runtime::watch::READABLE;
+ *
+ * struct Server {
+ *     reactor: Reactor,
+ * }
+ * let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+ * let reactor = Reactor::new().unwrap();
+ * reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+ * let server = Server { reactor };
+ * ```
+ *
+ * ```compile_fail
+ * use wsconn::runtime::reactor::Reactor;
+ * let reactor = Reactor::new().unwrap();
+ * let moved: Reactor = *std::pin::Pin::into_inner(reactor);
+ * ```
+ *
+ * ```compile_fail
+ * use wsconn::runtime::reactor::Reactor;
+ * let mut a = Reactor::new().unwrap();
+ * let mut b = Reactor::new().unwrap();
+ * std::mem::swap(&mut *a, &mut *b);
+ * ```
+ */
 typedef struct wsconn_reactor_t wsconn_reactor_t;
 
 /**
@@ -466,7 +542,8 @@ typedef void (*wsconn_fragment_func)(struct wsconn_t *con,
  * 1009…); 1000 after a plain HTTP exchange; 1006 when TCP dropped, an I/O error
  * or a timeout ended it without a closing handshake (`wsconn_close_error`
  * tells which). `reason` is NUL-terminated. Called before the close callback,
- * with the socket still open.
+ * with the socket still open. The connection may be released inside: the
+ * close callback still follows, with the socket (open until it returns).
  */
 typedef void (*wsconn_close_ex_func)(struct wsconn_t *con,
                                      void *arg,
@@ -1165,18 +1242,22 @@ int32_t wsconn_resume_read(struct wsconn_t *con);
  * opening handshakes, and calls the build callback — or the close callbacks
  * (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
  * `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
- * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`,
- * `_PROTOCOL`) if the resolution, the connection or a handshake fails or the
+ * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_CA_CERTIFICATE`, `_ALERT`,
+ * `_NOT_TLS`, `_PROTOCOL`, `_BUFFER_FULL`) if the resolution, the connection or a handshake fails or the
  * handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
  * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
  * (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
  * (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
- * `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`, `WSCONN_ERR_TLS_TRUST_STORE`.
+ * `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`. The system's trust store is read by
+ * the first `wss://` connection that needs it, on a worker thread, and kept;
+ * if it cannot be read, that connection's close callbacks get
+ * `WSCONN_ERR_TLS_TRUST_STORE` (and the next connection reads it again).
  *
  * # Safety
  * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
  */
-int32_t wsconn_connect(struct wsconn_t *con, const char *url);
+int32_t wsconn_connect(struct wsconn_t *con,
+                       const char *url);
 
 /**
  * Inside the build callback: the request target the client asked for (server
@@ -1223,8 +1304,16 @@ int32_t wsconn_http_respond(struct wsconn_t *con,
  * `WSCONN_ERR_TIMEOUT` (handshake, pong or close timeout), `WSCONN_ERR_IO`
  * (resolution, connect, read or write failed), `WSCONN_ERR_PROTOCOL`,
  * `WSCONN_ERR_INVALID_UTF8`, `WSCONN_ERR_MESSAGE_TOO_BIG` (the peer broke the
- * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; or
- * `WSCONN_ERR_NULL`.
+ * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; over
+ * TLS, what the TLS handshake or a record failed with:
+ * `WSCONN_ERR_TLS_UNKNOWN_CA`, `WSCONN_ERR_TLS_NAME_MISMATCH`,
+ * `WSCONN_ERR_TLS_EXPIRED`, `WSCONN_ERR_TLS_BAD_CERTIFICATE`,
+ * `WSCONN_ERR_TLS_CA_CERTIFICATE` (the peer's certificate),
+ * `WSCONN_ERR_TLS_ALERT` (the peer refused ours, or the handshake),
+ * `WSCONN_ERR_TLS_NOT_TLS`, `WSCONN_ERR_TLS_PROTOCOL`,
+ * `WSCONN_ERR_TLS_BUFFER_FULL`, and for a `wss://` client
+ * `WSCONN_ERR_TLS_TRUST_STORE` (the system's trust store could not be read);
+ * or `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `con` is NULL or a live connection.
@@ -1254,8 +1343,7 @@ int32_t wsconn_config_set_deflate(struct wsconn_config_t *config, int mode);
  * a client for `client_bits` when the client's offer allows it. A client
  * offers both. Smaller windows cost less memory in the dedicated mode and
  * compress less. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
- * `WSCONN_ERR_INVALID_ARGUMENT` (outside 8-15), `WSCONN_ERR_NOT_OPEN`
- * (deflate is off in this config).
+ * `WSCONN_ERR_INVALID_ARGUMENT` (outside 8-15), `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.
@@ -1269,7 +1357,7 @@ int32_t wsconn_config_set_deflate_window_bits(struct wsconn_config_t *config,
  * the next (nonzero: keep). Not keeping it is what lets a side use the
  * thread's shared streams. A server always grants a client that asks it not
  * to keep its context; a client offers what it is told. Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.
@@ -1282,8 +1370,7 @@ int32_t wsconn_config_set_deflate_context_takeover(struct wsconn_config_t *confi
  * Sets the zlib compression level (0-9; default 1, the fastest that
  * compresses) and memory level (1-9; default 8: lower costs less memory per
  * dedicated compressor and compresses less). Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NOT_OPEN`
- * (deflate is off in this config).
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.
@@ -1293,7 +1380,7 @@ int32_t wsconn_config_set_deflate_level(struct wsconn_config_t *config, int leve
 /**
  * Sets the size below which messages are sent uncompressed (default 64
  * bytes; 0 compresses every non-empty message). Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF`.
  *
  * # Safety
  * `config` is NULL or a live config.
@@ -1389,7 +1476,9 @@ struct wsconn_reactor_t *wsconn_reactor_create(void);
  * until something happens) for socket events, handles them and the due timers
  * (callbacks run inside), then writes the output of the turn, one write per
  * connection. Returns the number of events handled (0 on timeout), or
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`.
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`,
+ * `WSCONN_ERR_PANIC` (a bug in wsconn was caught; the reactor may be
+ * dispatched again).
  *
  * # Safety
  * `reactor` is NULL or a live reactor, on its own thread.
@@ -1399,7 +1488,9 @@ int32_t wsconn_reactor_dispatch(struct wsconn_reactor_t *reactor, int32_t timeou
 /**
  * Frees a reactor. Release its connections and acceptors first; any still
  * registered are detached (their sockets closed, no callbacks run) and must
- * still be released by the program. NULL is a no-op (returns `WSCONN_OK`).
+ * still be released by the program. Functions deferred to it
+ * (`wsconn_reactor_defer`) and not run yet are not called. NULL is a no-op
+ * (returns `WSCONN_OK`).
  * Returns `WSCONN_ERR_STATE` (nothing freed) when called from inside a dispatch.
  *
  * # Safety
@@ -1411,7 +1502,9 @@ int32_t wsconn_reactor_release(struct wsconn_reactor_t *reactor);
  * Runs `fn(arg)` on the reactor's thread during a later dispatch, and wakes the
  * reactor if it is waiting. THREAD-SAFE: the one function that may be called
  * from any thread (e.g. to hand work to the reactor's thread). Functions run in
- * the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_IO`.
+ * the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_IO` (the reactor could not be woken). On failure nothing was
+ * queued: `fn` will not be called, and `arg` is still the caller's to free.
  *
  * # Safety
  * `reactor` is NULL or a live reactor that is not being released.
@@ -1890,7 +1983,10 @@ uint64_t wsconn_acceptor_tls_refused(const struct wsconn_acceptor_t *acceptor);
  * `wss://` clients made with this config trust the certificate authorities of
  * the PEM file at `path` instead of the system's store (by default, on Debian
  * /etc/ssl/certs/ca-certificates.crt, the one OpenSSL uses; the environment
- * variable `SSL_CERT_FILE` overrides it). Returns `WSCONN_OK`,
+ * variable `SSL_CERT_FILE` overrides it). A server whose certificate is
+ * byte for byte one of the file's is trusted as itself once its validity,
+ * name and usage check out, even if it is marked CA:TRUE (as the self-signed
+ * certificates of `openssl req -x509` are). Returns `WSCONN_OK`,
  * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (path not UTF-8),
  * `WSCONN_ERR_TLS_CREDENTIALS` (missing, unreadable, no certificate),
  * `WSCONN_ERR_TLS_NOT_BUILT`; on error the config is unchanged.
@@ -2017,9 +2113,11 @@ int32_t wsconn_publish_async(const struct wsconn_reactor_t *reactor,
 
 /**
  * THREAD-SAFE: makes `reactor` share topics with `other` (each usually on a
- * thread of its own, as with `echo_server -t N`): a publish on either reaches
- * the subscribers of both, and of every reactor that shares with them. A
- * reactor leaves its group when released. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ * thread of its own, as with `echo_server -t N`): the reactors that share
+ * with either (directly or through others) form one group, and a publish on
+ * any of them reaches the subscribers of all. The order of the calls does not
+ * matter: share(R1, R0) then share(R0, R2) joins all three. A reactor leaves
+ * its group when released. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `reactor` and `other` are NULL or live reactors that are not being released.

@@ -2,7 +2,10 @@
 //! (the testee client of the Autobahn Testsuite's fuzzing server, on the
 //! reactor API) runs every case of `tests/autobahn_standin/server.py` (our
 //! own stand-in for `wstest -m fuzzingserver`, standard-library Python with
-//! hand-written frames), in the shared build and in the ASan + UBSan build.
+//! hand-written frames), in the shared build and in the ASan + UBSan build;
+//! over TLS (`wss://`); and the compression cases (`--deflate`, Autobahn's
+//! 12.x and 13.x in the client role) with `-z` (shared mode) and, over TLS,
+//! `--deflate-dedicated 9`.
 //!
 //! The stand-in judges each case (echoes, pongs, close codes, masking of
 //! every client frame, nothing after the client's close frame) and ends with
@@ -10,6 +13,9 @@
 //! stand-in does fail a client that breaks the rules (unmasked frames).
 //!
 //! Nothing here is skipped: a missing `python3` or `make` fails the test.
+
+#[cfg(feature = "tls")]
+mod certs;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +35,38 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// At least this many rows in the stand-in's table: 12 cases, getCaseCount, updateReports.
 const MIN_ROWS: usize = 14;
 
+/// How a run differs from the plain one: the client's options, the
+/// stand-in's, and whether it is `wss://`.
+#[derive(Default)]
+struct Options {
+    client: Vec<String>,
+    standin: Vec<String>,
+    secure: bool,
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// `opts` with TLS: the stand-in serves a certificate for 127.0.0.1 from a
+/// new test CA, which the client trusts.
+#[cfg(feature = "tls")]
+fn over_tls(tag: &str, mut opts: Options) -> Options {
+    let dir = certs::dir(tag);
+    let ca = certs::TestCa::new("wsconn test CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    opts.standin.extend([
+        "--tls-cert".to_string(),
+        certs::write(&dir, "cert.pem", &leaf.cert_pem),
+        "--tls-key".to_string(),
+        certs::write(&dir, "key.pem", &leaf.key_pem),
+    ]);
+    opts.client
+        .extend(["--ca".to_string(), certs::write(&dir, "ca.pem", &ca.cert_pem)]);
+    opts.secure = true;
+    opts
+}
+
 fn standin_script() -> PathBuf {
     root().join("tests").join("autobahn_standin").join("server.py")
 }
@@ -36,6 +74,10 @@ fn standin_script() -> PathBuf {
 /// Starts the stand-in on a free port, requiring the client to use `agent`;
 /// its log is `target/autobahn-standin/<tag>.log`.
 fn start_standin(tag: &str, agent: &str) -> LoggedServer {
+    start_standin_with(tag, agent, &[])
+}
+
+fn start_standin_with(tag: &str, agent: &str, args: &[String]) -> LoggedServer {
     let python = find_on_path("python3")
         .unwrap_or_else(|| panic!("python3 not found on PATH: the stand-in needs Python 3 (apt-get install python3)"));
     let timeout = STANDIN_TIMEOUT_S.to_string();
@@ -43,7 +85,8 @@ fn start_standin(tag: &str, agent: &str) -> LoggedServer {
     cmd.env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .arg(standin_script())
-        .args(["--port", "0", "--agent", agent, "--timeout", &timeout]);
+        .args(["--port", "0", "--agent", agent, "--timeout", &timeout])
+        .args(args);
     let log = root().join("target/autobahn-standin").join(format!("{tag}.log"));
     LoggedServer::spawn("the stand-in", cmd, log)
 }
@@ -66,12 +109,20 @@ fn summary(log: &str) -> Option<(usize, usize)> {
 /// Runs `binary` (an autobahn_client build) against a fresh stand-in and
 /// requires every case to pass.
 fn run_all_cases(binary: &str, env: &[(&str, &str)]) {
-    let agent = format!("wsconn-{binary}");
-    let mut standin = start_standin(binary, &agent);
+    run_all_cases_with(binary, binary, env, &Options::default());
+}
+
+/// The same, the client and the stand-in run with `opts`; `tag` names the run.
+fn run_all_cases_with(binary: &str, tag: &str, env: &[(&str, &str)], opts: &Options) {
+    let agent = format!("wsconn-{tag}");
+    let mut standin = start_standin_with(tag, &agent, &opts.standin);
     let port = standin.wait_for_port();
 
     let mut cmd = example_command(&example(binary));
-    cmd.arg(format!("ws://127.0.0.1:{port}")).arg(&agent);
+    let scheme = if opts.secure { "wss" } else { "ws" };
+    cmd.args(&opts.client)
+        .arg(format!("{scheme}://127.0.0.1:{port}"))
+        .arg(&agent);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -123,6 +174,43 @@ fn autobahn_client_passes_every_standin_case() {
 fn autobahn_client_asan_passes_every_standin_case() {
     build_asan_examples();
     run_all_cases("autobahn_client_asan", SANITIZER_ENV);
+}
+
+/// Autobahn's 12.x and 13.x in the client role: the shared mode's offer
+/// (no context takeover), answered as offered, with either window lowered,
+/// with client_no_context_takeover imposed, or declined.
+#[test]
+fn autobahn_client_with_shared_compression_passes_every_compression_case() {
+    build_examples();
+    let opts = Options {
+        client: strings(&["-z"]),
+        standin: strings(&["--deflate"]),
+        secure: false,
+    };
+    run_all_cases_with("autobahn_client", "deflate-shared", &[], &opts);
+}
+
+/// The same with context takeover (9-bit windows), over TLS.
+#[cfg(feature = "tls")]
+#[test]
+fn autobahn_client_with_dedicated_compression_over_tls_passes_every_compression_case() {
+    build_examples();
+    let opts = Options {
+        client: strings(&["--deflate-dedicated", "9"]),
+        standin: strings(&["--deflate"]),
+        secure: false,
+    };
+    let opts = over_tls("autobahn-deflate-tls", opts);
+    run_all_cases_with("autobahn_client", "deflate-dedicated-tls", &[], &opts);
+}
+
+/// Every case over `wss://` (the 16 MiB one included).
+#[cfg(feature = "tls")]
+#[test]
+fn autobahn_client_over_tls_passes_every_standin_case() {
+    build_examples();
+    let opts = over_tls("autobahn-tls", Options::default());
+    run_all_cases_with("autobahn_client", "tls", &[], &opts);
 }
 
 #[test]

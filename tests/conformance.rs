@@ -42,7 +42,8 @@ fn strings(list: &[&str]) -> Vec<String> {
 
 /// Both servers plain; three with compression, for sections 12-13 only
 /// (sections 1-11 offer no extension, so they would repeat the plain runs);
-/// echo_server over TLS for sections 1-11.
+/// echo_server over TLS for sections 1-11, and with compression over TLS for
+/// sections 12-13.
 fn runs() -> Vec<Run> {
     let run = |label, program, server_args: &[&str], suite_args: &[&str]| Run {
         label,
@@ -72,6 +73,16 @@ fn runs() -> Vec<Run> {
             program: "echo_server",
             server_args,
             suite_args: vec!["--tls-ca".into(), ca],
+        });
+        let (mut server_args, ca) = certs::echo_server_tls_args("conformance-deflate", &["127.0.0.1"]);
+        server_args.splice(0..0, strings(&["--deflate-dedicated", "9"]));
+        let mut suite_args = strings(&deflate_only);
+        suite_args.extend(["--tls-ca".into(), ca]);
+        runs.push(Run {
+            label: "echo dedicated TLS",
+            program: "echo_server",
+            server_args,
+            suite_args,
         });
     }
     runs

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 use std::time::Duration;
-use wsconn_testkit::{build_test_programs, root, run, sanitizer_env, sanitizer_report, test_program};
+use wsconn_testkit::{build_test_programs, root, run, test_program};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -14,30 +14,11 @@ fn build() {
     build_test_programs(&["api_null", "api_null_asan", "header_cpp"]);
 }
 
-/// Runs tests/c/<name>, requiring exit 0, "N passed, 0 failed" with N > 0
+/// Runs tests/c/<name>, requiring exit 0, "N passed, 0 failed" with N >= 300
 /// and no sanitizer report.
 fn run_checks(name: &str) {
     build();
-    let mut cmd = Command::new(test_program(name));
-    sanitizer_env(&mut cmd);
-    let done = run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
-    let report = done.report();
-    assert!(done.status.success(), "{name} failed: {report}");
-    if let Some(line) = sanitizer_report(&done.stderr) {
-        panic!("{name}: sanitizer report: {line}\n{report}");
-    }
-    let summary = done
-        .stdout
-        .lines()
-        .find(|l| l.ends_with(" failed"))
-        .unwrap_or_else(|| panic!("{name} printed no summary: {report}"));
-    let words: Vec<&str> = summary.split_whitespace().collect();
-    assert_eq!(words.len(), 4, "summary {summary:?}");
-    let passed: u32 = words[0].parse().expect("passed count");
-    let failed: u32 = words[2].parse().expect("failed count");
-    assert_eq!(failed, 0, "{name}: {report}");
-    assert!(passed >= 300, "{name} checked only {passed} things: {report}");
-    println!("{name}: {summary}");
+    wsconn_testkit::run_checks(name, &[], 300, TIMEOUT);
 }
 
 #[test]

@@ -179,6 +179,77 @@ fn each_client_failure_reaches_on_close_as_its_own_error() {
     }
 }
 
+/// A server whose certificate is self-signed and marked CA:TRUE (what
+/// `openssl req -x509` makes): trusted when the client's CA file holds that
+/// very certificate, after the name and validity checks; otherwise refused
+/// with the precise reason.
+#[test]
+fn a_self_signed_ca_certificate_in_the_ca_file_is_trusted_as_the_server_s() {
+    let reactor = Reactor::new().unwrap();
+    let own = certs::self_signed_ca(&["127.0.0.1", "localhost"], false);
+    let expired = certs::self_signed_ca(&["127.0.0.1"], true);
+    let stranger = certs::self_signed_ca(&["127.0.0.1"], false);
+    let root = TestCa::new("wsconn test root");
+    let intermediate = root.ca_leaf(&["127.0.0.1"]);
+    let (own_acceptor, own_port) = server(&reactor, Some(&own));
+    let (stranger_acceptor, stranger_port) = server(&reactor, Some(&stranger));
+    let (expired_acceptor, expired_port) = server(&reactor, Some(&expired));
+    let (intermediate_acceptor, intermediate_port) = server(&reactor, Some(&intermediate));
+    let tls_failure = |kind| (false, Some((1006, Some(Error::Tls(kind)))));
+
+    let (opened, end) = outcome(&reactor, &format!("wss://127.0.0.1:{own_port}/"), Some(&own.cert_pem));
+    assert!(opened, "refused: {end:?}");
+    assert_eq!(end, Some((1000, None)));
+    let (opened, end) = outcome(&reactor, &format!("wss://localhost:{own_port}/"), Some(&own.cert_pem));
+    assert!(opened, "refused by name: {end:?}");
+    // Among other certificates of the file too.
+    let file = format!("{}{}", stranger.cert_pem, own.cert_pem);
+    let (opened, _) = outcome(&reactor, &format!("wss://127.0.0.1:{own_port}/"), Some(&file));
+    assert!(opened);
+
+    // The name and the validity are still checked.
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://localhost:{stranger_port}/"),
+            Some(&stranger.cert_pem)
+        ),
+        tls_failure(TlsError::NameMismatch)
+    );
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://127.0.0.1:{expired_port}/"),
+            Some(&expired.cert_pem)
+        ),
+        tls_failure(TlsError::Expired)
+    );
+    // Not the certificate of the file: self-signed by an unknown authority.
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://127.0.0.1:{own_port}/"),
+            Some(&stranger.cert_pem)
+        ),
+        tls_failure(TlsError::UnknownCa)
+    );
+    // A CA certificate, signed by a trusted one, is no server's certificate.
+    assert_eq!(
+        outcome(
+            &reactor,
+            &format!("wss://127.0.0.1:{intermediate_port}/"),
+            Some(&root.cert_pem)
+        ),
+        tls_failure(TlsError::CaCertificate)
+    );
+    // SAFETY: created by `server`, not used afterwards.
+    unsafe {
+        for a in [own_acceptor, stranger_acceptor, expired_acceptor, intermediate_acceptor] {
+            Acceptor::release(a.as_ptr());
+        }
+    }
+}
+
 #[test]
 fn a_reload_serves_the_new_certificate_while_old_connections_go_on() {
     let reactor = Reactor::new().unwrap();
@@ -527,5 +598,56 @@ fn a_server_requiring_client_certificates_takes_only_those_its_ca_signed() {
     let (opened, error, echoes) = outcome_with_identity(&reactor, &url, &ca.cert_pem, None);
     assert!(opened && error.is_none() && echoes == 3, "{opened} {error:?} {echoes}");
     // SAFETY: created by `server`, not used afterwards.
+    unsafe { Acceptor::release(acceptor.as_ptr()) };
+}
+
+/// Records how each connection it serves ended.
+struct EndRecorder(Rc<RefCell<Vec<Option<Error>>>>);
+
+impl ConnHandler for EndRecorder {
+    fn on_close(&self, _conn: &Connection<Self>, ending: &Ending<'_>) {
+        self.0.borrow_mut().push(ending.error);
+    }
+}
+
+/// A ClientHello that claims the largest handshake message rustls takes
+/// (64 KiB), sent in full records: more than its buffer holds. The server
+/// refuses it as a TLS failure of its own kind, not as a socket error.
+#[test]
+fn a_handshake_message_over_the_tls_buffers_ends_with_its_own_error() {
+    let reactor = Reactor::new().unwrap();
+    let ca = TestCa::new("wsconn test CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let ends = Rc::new(RefCell::new(Vec::new()));
+    let acceptor = Acceptor::create(&reactor);
+    // SAFETY: released below.
+    let a = unsafe { acceptor.as_ref() };
+    a.set_tls(Some(
+        ServerTls::from_pem(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap(),
+    ));
+    let recorded = Rc::clone(&ends);
+    a.set_on_accept(Some(Box::new(move |reactor, fd| {
+        Connection::serve(reactor, fd, EndRecorder(Rc::clone(&recorded))).is_ok()
+    })));
+    a.start("127.0.0.1", 0).unwrap();
+    let peer = std::net::TcpStream::connect(("127.0.0.1", a.port().unwrap())).unwrap();
+    let mut body = vec![1u8, 0x00, 0xff, 0xff];
+    body.resize(4 + 0xffff, 0x41);
+    let writer = std::thread::spawn(move || {
+        for record in body.chunks(16 * 1024) {
+            let mut flight = vec![0x16, 0x03, 0x01];
+            flight.extend_from_slice(&(record.len() as u16).to_be_bytes());
+            flight.extend_from_slice(record);
+            if (&peer).write_all(&flight).is_err() {
+                break;
+            }
+        }
+        peer
+    });
+    run_until(&reactor, 20, || !ends.borrow().is_empty());
+    drop(writer.join().unwrap());
+    assert_eq!(*ends.borrow(), vec![Some(Error::Tls(TlsError::BufferFull))]);
+    assert_eq!(a.tls_refused(), 1, "counted as a refused handshake");
+    // SAFETY: created above, not used afterwards.
     unsafe { Acceptor::release(acceptor.as_ptr()) };
 }

@@ -93,7 +93,7 @@ fn published_frames_keep_their_place_among_a_connection_s_own_output() {
         let acceptor = Acceptor::create(&reactor);
         // SAFETY: released below, after the last dispatch.
         let a = unsafe { acceptor.as_ref() };
-        let r: *const Reactor = &reactor;
+        let r: *const Reactor = &*reactor;
         a.set_on_accept(Some(Box::new(move |reactor, fd| {
             let member = Member {
                 reactor: r,

@@ -282,3 +282,65 @@ fn hup_and_wait(server: &mut Server, n: usize, outcome: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The self-signed certificate most programs start with, made by the real
+/// `openssl req -x509` (OpenSSL 3 marks it CA:TRUE): `c-examples/client --ca
+/// cert.pem` trusts `echo_server --tls-cert cert.pem` as curl, Python and Node
+/// do. A certificate from another such run is refused, saying why.
+#[test]
+fn the_c_client_trusts_the_self_signed_certificate_openssl_req_makes() {
+    use wsconn::ffi::wsconn_result::WSCONN_ERR_TLS_UNKNOWN_CA;
+    build_examples();
+    let dir = certs::dir("openssl-self-signed");
+    let make = |name: &str| {
+        let (cert, key) = (
+            dir.join(format!("{name}-cert.pem")),
+            dir.join(format!("{name}-key.pem")),
+        );
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .args(["-days", "2", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+        let done = run(cmd, TIMEOUT).unwrap_or_else(|e| panic!("openssl req: {e}"));
+        assert!(done.status.success(), "openssl req: {}", done.report());
+        (cert.to_str().unwrap().to_owned(), key.to_str().unwrap().to_owned())
+    };
+    let (cert, key) = make("server");
+    let (other_cert, _) = make("other");
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", &cert])
+        .output()
+        .expect("openssl x509");
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("CA:TRUE"),
+        "this openssl no longer marks its self-signed certificates CA:TRUE: the test shows nothing"
+    );
+    let f = Files {
+        ca: cert.clone(),
+        cert,
+        key,
+    };
+    let (server, port) = tls_echo_server(&f, "echo-server-openssl-self-signed");
+    assert_echoed(&client(&format!("wss://localhost:{port}/"), Some(&f.ca)), &server);
+    assert_echoed(&client(&format!("wss://127.0.0.1:{port}/"), Some(&f.ca)), &server);
+    assert_failed_with(
+        &client(&format!("wss://localhost:{port}/"), Some(&other_cert)),
+        WSCONN_ERR_TLS_UNKNOWN_CA as i32,
+    );
+}

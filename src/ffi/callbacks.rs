@@ -57,7 +57,8 @@ pub type wsconn_fragment_func = Option<
 /// 1009…); 1000 after a plain HTTP exchange; 1006 when TCP dropped, an I/O error
 /// or a timeout ended it without a closing handshake (`wsconn_close_error`
 /// tells which). `reason` is NUL-terminated. Called before the close callback,
-/// with the socket still open.
+/// with the socket still open. The connection may be released inside: the
+/// close callback still follows, with the socket (open until it returns).
 pub type wsconn_close_ex_func = Option<
     extern "C" fn(
         con: *mut Connection<CCallbacks>,

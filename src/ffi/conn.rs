@@ -430,13 +430,16 @@ pub unsafe extern "C" fn wsconn_resume_read(con: *mut Connection<CCallbacks>) ->
 /// opening handshakes, and calls the build callback — or the close callbacks
 /// (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
 /// `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
-/// `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`,
-/// `_PROTOCOL`) if the resolution, the connection or a handshake fails or the
+/// `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_CA_CERTIFICATE`, `_ALERT`,
+/// `_NOT_TLS`, `_PROTOCOL`, `_BUFFER_FULL`) if the resolution, the connection or a handshake fails or the
 /// handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
 /// `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
 /// (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
 /// (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
-/// `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`, `WSCONN_ERR_TLS_TRUST_STORE`.
+/// `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`. The system's trust store is read by
+/// the first `wss://` connection that needs it, on a worker thread, and kept;
+/// if it cannot be read, that connection's close callbacks get
+/// `WSCONN_ERR_TLS_TRUST_STORE` (and the next connection reads it again).
 ///
 /// # Safety
 /// `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
@@ -515,8 +518,16 @@ fn send(conn: &Connection<CCallbacks>, kind: MessageKind, data: &[u8]) -> Result
 /// `WSCONN_ERR_TIMEOUT` (handshake, pong or close timeout), `WSCONN_ERR_IO`
 /// (resolution, connect, read or write failed), `WSCONN_ERR_PROTOCOL`,
 /// `WSCONN_ERR_INVALID_UTF8`, `WSCONN_ERR_MESSAGE_TOO_BIG` (the peer broke the
-/// protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; or
-/// `WSCONN_ERR_NULL`.
+/// protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; over
+/// TLS, what the TLS handshake or a record failed with:
+/// `WSCONN_ERR_TLS_UNKNOWN_CA`, `WSCONN_ERR_TLS_NAME_MISMATCH`,
+/// `WSCONN_ERR_TLS_EXPIRED`, `WSCONN_ERR_TLS_BAD_CERTIFICATE`,
+/// `WSCONN_ERR_TLS_CA_CERTIFICATE` (the peer's certificate),
+/// `WSCONN_ERR_TLS_ALERT` (the peer refused ours, or the handshake),
+/// `WSCONN_ERR_TLS_NOT_TLS`, `WSCONN_ERR_TLS_PROTOCOL`,
+/// `WSCONN_ERR_TLS_BUFFER_FULL`, and for a `wss://` client
+/// `WSCONN_ERR_TLS_TRUST_STORE` (the system's trust store could not be read);
+/// or `WSCONN_ERR_NULL`.
 ///
 /// # Safety
 /// `con` is NULL or a live connection.

@@ -60,10 +60,7 @@ fn compress_arg(flags: c_int) -> Result<Compress, Failure> {
 
 /// The deflate settings of a config, which must have the extension on.
 fn deflate_of(c: &mut crate::proto::config::Config) -> Result<&mut DeflateConfig, Failure> {
-    match c.deflate() {
-        Some(_) => Ok(c.deflate_mut()),
-        None => Err(Error::NotOpen.into()),
-    }
+    Ok(c.deflate_settings()?)
 }
 
 /// Turns permessage-deflate (RFC 7692) on in `mode`, or off. A server
@@ -101,8 +98,7 @@ pub unsafe extern "C" fn wsconn_config_set_deflate(config: *mut wsconn_config_t,
 /// a client for `client_bits` when the client's offer allows it. A client
 /// offers both. Smaller windows cost less memory in the dedicated mode and
 /// compress less. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
-/// `WSCONN_ERR_INVALID_ARGUMENT` (outside 8-15), `WSCONN_ERR_NOT_OPEN`
-/// (deflate is off in this config).
+/// `WSCONN_ERR_INVALID_ARGUMENT` (outside 8-15), `WSCONN_ERR_DEFLATE_OFF`.
 ///
 /// # Safety
 /// `config` is NULL or a live config.
@@ -130,7 +126,7 @@ pub unsafe extern "C" fn wsconn_config_set_deflate_window_bits(
 /// the next (nonzero: keep). Not keeping it is what lets a side use the
 /// thread's shared streams. A server always grants a client that asks it not
 /// to keep its context; a client offers what it is told. Returns `WSCONN_OK`,
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF`.
 ///
 /// # Safety
 /// `config` is NULL or a live config.
@@ -154,8 +150,7 @@ pub unsafe extern "C" fn wsconn_config_set_deflate_context_takeover(
 /// Sets the zlib compression level (0-9; default 1, the fastest that
 /// compresses) and memory level (1-9; default 8: lower costs less memory per
 /// dedicated compressor and compresses less). Returns `WSCONN_OK`,
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NOT_OPEN`
-/// (deflate is off in this config).
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_DEFLATE_OFF`.
 ///
 /// # Safety
 /// `config` is NULL or a live config.
@@ -181,7 +176,7 @@ pub unsafe extern "C" fn wsconn_config_set_deflate_level(
 
 /// Sets the size below which messages are sent uncompressed (default 64
 /// bytes; 0 compresses every non-empty message). Returns `WSCONN_OK`,
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in this config).
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF`.
 ///
 /// # Safety
 /// `config` is NULL or a live config.

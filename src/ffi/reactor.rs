@@ -34,7 +34,9 @@ impl DeferredCall {
 pub extern "C" fn wsconn_reactor_create() -> *mut Reactor {
     ffi_boundary!(std::ptr::null_mut(), {
         match Reactor::new() {
-            Ok(reactor) => Box::into_raw(Box::new(reactor)),
+            // SAFETY: the reactor stays pinned: C only ever holds this pointer,
+            // and wsconn_reactor_release drops it where it is (Box::from_raw).
+            Ok(reactor) => Box::into_raw(unsafe { std::pin::Pin::into_inner_unchecked(reactor) }),
             Err(_) => std::ptr::null_mut(),
         }
     })
@@ -44,7 +46,9 @@ pub extern "C" fn wsconn_reactor_create() -> *mut Reactor {
 /// until something happens) for socket events, handles them and the due timers
 /// (callbacks run inside), then writes the output of the turn, one write per
 /// connection. Returns the number of events handled (0 on timeout), or
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`.
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_REENTRANT` (called from a callback), `WSCONN_ERR_IO`,
+/// `WSCONN_ERR_PANIC` (a bug in wsconn was caught; the reactor may be
+/// dispatched again).
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor, on its own thread.
@@ -64,7 +68,9 @@ pub unsafe extern "C" fn wsconn_reactor_dispatch(reactor: *mut Reactor, timeout_
 
 /// Frees a reactor. Release its connections and acceptors first; any still
 /// registered are detached (their sockets closed, no callbacks run) and must
-/// still be released by the program. NULL is a no-op (returns `WSCONN_OK`).
+/// still be released by the program. Functions deferred to it
+/// (`wsconn_reactor_defer`) and not run yet are not called. NULL is a no-op
+/// (returns `WSCONN_OK`).
 /// Returns `WSCONN_ERR_STATE` (nothing freed) when called from inside a dispatch.
 ///
 /// # Safety
@@ -89,7 +95,9 @@ pub unsafe extern "C" fn wsconn_reactor_release(reactor: *mut Reactor) -> i32 {
 /// Runs `fn(arg)` on the reactor's thread during a later dispatch, and wakes the
 /// reactor if it is waiting. THREAD-SAFE: the one function that may be called
 /// from any thread (e.g. to hand work to the reactor's thread). Functions run in
-/// the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_IO`.
+/// the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+/// `WSCONN_ERR_IO` (the reactor could not be woken). On failure nothing was
+/// queued: `fn` will not be called, and `arg` is still the caller's to free.
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor that is not being released.

@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn every_rust_error_has_its_code() {
         use wsconn_result::*;
-        let cases: [(Failure, wsconn_result); 20] = [
+        let cases: [(Failure, wsconn_result); 23] = [
             (Failure::Null, WSCONN_ERR_NULL),
             (Failure::Panic, WSCONN_ERR_PANIC),
             (S::InvalidArgument.into(), WSCONN_ERR_INVALID_ARGUMENT),
@@ -170,6 +170,9 @@ mod tests {
             (R::State.into(), WSCONN_ERR_STATE),
             (R::Session(S::Full).into(), WSCONN_ERR_FULL),
             (Failure::Runtime(R::Session(S::Eof)), WSCONN_ERR_EOF),
+            (S::DeflateOff.into(), WSCONN_ERR_DEFLATE_OFF),
+            (R::Tls(T::BufferFull).into(), WSCONN_ERR_TLS_BUFFER_FULL),
+            (R::Tls(T::CaCertificate).into(), WSCONN_ERR_TLS_CA_CERTIFICATE),
         ];
         for (failure, expected) in cases {
             assert_eq!(wsconn_result::from(failure), expected, "{failure:?}");

@@ -76,4 +76,15 @@ result_codes! {
     /// The server refused the upgrade: its origin is not allowed (403), or
     /// the program rejected it (`wsconn_upgrade_reject`); see `wsconn_close_error`.
     WSCONN_ERR_REFUSED = -27, "the upgrade was refused (origin not allowed, or by the program)", [Session(S::OriginNotAllowed), Session(S::UpgradeRefused(_))];
+    /// A permessage-deflate setting was given to a config with compression off
+    /// (`wsconn_config_set_deflate` first; nothing was changed).
+    WSCONN_ERR_DEFLATE_OFF = -28, "permessage-deflate is off in this config", [Session(S::DeflateOff)];
+    /// The peer sent more than the TLS layer buffers at once (a handshake
+    /// message over 64 KiB): the connection was ended.
+    WSCONN_ERR_TLS_BUFFER_FULL = -29, "TLS: the peer's records overflowed the TLS buffers", [Runtime(R::Tls(T::BufferFull))];
+    /// The server's certificate is a CA certificate (CA:TRUE) signed by another
+    /// authority: a CA's, not a server's. (A self-signed one, as `openssl req
+    /// -x509` makes, is trusted when the CA file holds exactly it; not in the
+    /// file, it is `WSCONN_ERR_TLS_UNKNOWN_CA`.)
+    WSCONN_ERR_TLS_CA_CERTIFICATE = -30, "TLS: the server's certificate is a CA certificate, not one for a server", [Runtime(R::Tls(T::CaCertificate))];
 }

@@ -232,7 +232,10 @@ unsafe fn update_tls(config: *mut wsconn_config_t, change: impl FnOnce(&mut Clie
 /// `wss://` clients made with this config trust the certificate authorities of
 /// the PEM file at `path` instead of the system's store (by default, on Debian
 /// /etc/ssl/certs/ca-certificates.crt, the one OpenSSL uses; the environment
-/// variable `SSL_CERT_FILE` overrides it). Returns `WSCONN_OK`,
+/// variable `SSL_CERT_FILE` overrides it). A server whose certificate is
+/// byte for byte one of the file's is trusted as itself once its validity,
+/// name and usage check out, even if it is marked CA:TRUE (as the self-signed
+/// certificates of `openssl req -x509` are). Returns `WSCONN_OK`,
 /// `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (path not UTF-8),
 /// `WSCONN_ERR_TLS_CREDENTIALS` (missing, unreadable, no certificate),
 /// `WSCONN_ERR_TLS_NOT_BUILT`; on error the config is unchanged.

@@ -223,9 +223,11 @@ unsafe fn publish_args<'a>(
 }
 
 /// THREAD-SAFE: makes `reactor` share topics with `other` (each usually on a
-/// thread of its own, as with `echo_server -t N`): a publish on either reaches
-/// the subscribers of both, and of every reactor that shares with them. A
-/// reactor leaves its group when released. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+/// thread of its own, as with `echo_server -t N`): the reactors that share
+/// with either (directly or through others) form one group, and a publish on
+/// any of them reaches the subscribers of all. The order of the calls does not
+/// matter: share(R1, R0) then share(R0, R2) joins all three. A reactor leaves
+/// its group when released. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
 ///
 /// # Safety
 /// `reactor` and `other` are NULL or live reactors that are not being released.

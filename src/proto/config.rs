@@ -108,6 +108,12 @@ impl Config {
         self.deflate.get_or_insert_with(DeflateConfig::default)
     }
 
+    /// The deflate settings to change; [`Error::DeflateOff`] when compression
+    /// is off (a mode's settings do not turn it on).
+    pub fn deflate_settings(&mut self) -> Result<&mut DeflateConfig> {
+        self.deflate.as_mut().ok_or(Error::DeflateOff)
+    }
+
     /// [`Error::InvalidArgument`] for 0.
     pub fn set_max_frame_size(&mut self, bytes: usize) -> Result<()> {
         self.max_frame_size = positive(bytes)?;

@@ -34,6 +34,9 @@ pub enum Error {
     /// Server: the program refused the upgrade with this HTTP status.
     #[error("the upgrade was refused with HTTP {0}")]
     UpgradeRefused(u16),
+    /// A compression setting was changed on a config with compression off.
+    #[error("permessage-deflate is off in this config")]
+    DeflateOff,
 }
 
 impl Error {

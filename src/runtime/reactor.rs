@@ -11,7 +11,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::marker::PhantomPinned;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +33,8 @@ use crate::runtime::watch::Watches;
 pub const READ_BUFFER_SIZE: usize = 64 << 10;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+/// Events taken from the poll at once.
+const EVENTS_PER_POLL: usize = 1024;
 /// Writes between two looks at the sockets while a turn's output is written
 /// (see `flush_dirty`).
 const POLL_WHILE_FLUSHING: usize = 128;
@@ -72,16 +76,51 @@ pub type Job = Box<dyn FnOnce(&Reactor) + Send>;
 
 /// What the reactor shares with other threads.
 struct Shared {
-    jobs: Mutex<Vec<Job>>,
+    jobs: Mutex<Jobs>,
     waker: Waker,
     /// The reactors its publishes reach (itself alone at first).
     group: Mutex<Arc<TopicGroup>>,
 }
 
+/// The jobs waiting for the reactor's thread.
+#[derive(Default)]
+struct Jobs {
+    queue: Vec<Job>,
+    /// The reactor is gone: nothing will run them.
+    closed: bool,
+}
+
 impl Shared {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        // A job runs outside the lock: a panic cannot leave the queue half-changed.
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `job` and wakes the reactor, or changes nothing: a job that
+    /// could not be queued, or the reactor not woken for, is not kept.
     fn defer(&self, job: Job) -> Result<()> {
-        self.jobs.lock().map_err(|_| Error::State)?.push(job);
-        self.waker.wake().map_err(|_| Error::Io("waking the reactor"))
+        let mut jobs = self.jobs();
+        if jobs.closed {
+            return Err(Error::State);
+        }
+        jobs.queue.push(job);
+        // Woken under the lock: the reactor cannot take the job meanwhile, so
+        // on failure the job is still the last one, and taken back.
+        if self.waker.wake().is_err() {
+            jobs.queue.pop();
+            return Err(Error::Io("waking the reactor"));
+        }
+        Ok(())
+    }
+
+    /// The reactor goes away: later defers fail, waiting jobs are dropped.
+    fn close(&self) {
+        let waiting = {
+            let mut jobs = self.jobs();
+            jobs.closed = true;
+            std::mem::take(&mut jobs.queue)
+        };
+        drop(waiting);
     }
 }
 
@@ -91,7 +130,9 @@ pub struct Remote(Arc<Shared>);
 
 impl Remote {
     /// Queues `job` to run on the reactor's thread during a later dispatch, in
-    /// the order deferred, and wakes the reactor if it is waiting.
+    /// the order deferred, and wakes the reactor if it is waiting. On failure
+    /// nothing is queued (the job is dropped): `State` once the reactor is
+    /// gone, `Io` if it could not be woken.
     pub fn defer(&self, job: Job) -> Result<()> {
         self.0.defer(job)
     }
@@ -106,7 +147,8 @@ impl Remote {
         Arc::clone(&self.0.group.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Moves this reactor into `group` (leaving its former one).
+    /// Moves this reactor into `group` (leaving its former one); the caller
+    /// holds the lock on group changes (see `topics.rs`).
     pub(crate) fn set_group(&self, group: Arc<TopicGroup>) {
         let old = std::mem::replace(
             &mut *self.0.group.lock().unwrap_or_else(|e| e.into_inner()),
@@ -128,6 +170,63 @@ pub struct MemoryUsage {
     pub waiting: usize,
 }
 
+/// The event loop of one thread: its connections, acceptors, watched fds and
+/// timers, and the jobs other threads hand it.
+///
+/// A reactor never moves: the objects made on it keep its address, so
+/// [`Reactor::new`] returns it pinned in a box. The box itself moves freely,
+/// and `&reactor` is a `&Reactor` wherever one is asked for:
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+/// use std::pin::Pin;
+/// use std::rc::Rc;
+/// use wsconn::runtime::reactor::Reactor;
+/// use wsconn::runtime::watch::READABLE;
+///
+/// struct Server {
+///     reactor: Pin<Box<Reactor>>,
+/// }
+/// let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let reactor = Reactor::new().unwrap();
+/// reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+/// let server = Server { reactor }; // the box moved, the reactor did not
+/// fn turn(reactor: &Reactor) -> usize {
+///     reactor.dispatch(0).unwrap()
+/// }
+/// assert_eq!(turn(&server.reactor), 0);
+/// ```
+///
+/// Moving the reactor itself (into a struct, another box, out of its pin)
+/// does not compile, so no object is left pointing where it was:
+///
+/// ```compile_fail
+/// use std::os::fd::AsRawFd;
+/// use std::rc::Rc;
+/// use wsconn::runtime::reactor::Reactor;
+/// use wsconn::runtime::watch::READABLE;
+///
+/// struct Server {
+///     reactor: Reactor,
+/// }
+/// let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+/// let reactor = Reactor::new().unwrap();
+/// reactor.watch(b.as_raw_fd(), READABLE, Rc::new(|_, _, _| {})).unwrap();
+/// let server = Server { reactor };
+/// ```
+///
+/// ```compile_fail
+/// use wsconn::runtime::reactor::Reactor;
+/// let reactor = Reactor::new().unwrap();
+/// let moved: Reactor = *std::pin::Pin::into_inner(reactor);
+/// ```
+///
+/// ```compile_fail
+/// use wsconn::runtime::reactor::Reactor;
+/// let mut a = Reactor::new().unwrap();
+/// let mut b = Reactor::new().unwrap();
+/// std::mem::swap(&mut *a, &mut *b);
+/// ```
 pub struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
@@ -154,10 +253,15 @@ pub struct Reactor {
     dispatching: Cell<bool>,
     start: Instant,
     now_ms: Cell<u64>,
+    /// Objects keep the reactor's address: it must not move (see `new`).
+    _pinned: PhantomPinned,
 }
 
 impl Reactor {
-    pub fn new() -> Result<Reactor> {
+    /// A new reactor, pinned: connections, acceptors, watches and timers made
+    /// on it keep its address, so it stays where it is until dropped (which
+    /// detaches them). Pass `&reactor` where a `&Reactor` is asked for.
+    pub fn new() -> Result<Pin<Box<Reactor>>> {
         let poll = Poll::new().map_err(|_| Error::Io("creating the poll"))?;
         let registry = poll
             .registry()
@@ -166,10 +270,10 @@ impl Reactor {
         let waker = Waker::new(poll.registry(), WAKER_TOKEN).map_err(|_| Error::Io("creating the poll"))?;
         let reactor = Reactor {
             poll: RefCell::new(poll),
-            events: RefCell::new(Events::with_capacity(1024)),
+            events: RefCell::new(Events::with_capacity(EVENTS_PER_POLL)),
             registry,
             shared: Arc::new(Shared {
-                jobs: Mutex::new(Vec::new()),
+                jobs: Mutex::default(),
                 waker,
                 group: Mutex::new(Arc::default()),
             }),
@@ -190,9 +294,10 @@ impl Reactor {
             dispatching: Cell::new(false),
             start: Instant::now(),
             now_ms: Cell::new(0),
+            _pinned: PhantomPinned,
         };
         reactor.remote().group().join(reactor.remote());
-        Ok(reactor)
+        Ok(Box::pin(reactor))
     }
 
     pub fn registry(&self) -> &Registry {
@@ -272,8 +377,13 @@ impl Reactor {
         }
     }
 
+    /// The object registered at `index`, as the slot holds it.
+    fn slot(&self, index: usize) -> Option<SourcePtr> {
+        self.slots.borrow().get(index).copied().flatten()
+    }
+
     pub(crate) fn source(&self, index: usize) -> Option<&dyn Source> {
-        let source = self.slots.borrow().get(index).copied().flatten()?;
+        let source = self.slot(index)?;
         // SAFETY: slots hold live objects: a released one leaves its slot at once
         // and is freed only when the dispatch ends (see `bury`).
         Some(unsafe { source.as_ref() })
@@ -387,7 +497,7 @@ impl Reactor {
 
     fn links_of(&self, token: u32) -> Option<&TimerLinks> {
         // SAFETY: see `source`; the links live as long as their object.
-        let source = self.slots.borrow().get(token as usize).copied().flatten()?;
+        let source = self.slot(token as usize)?;
         unsafe { source.as_ref() }.timer_links()
     }
 
@@ -403,10 +513,23 @@ impl Reactor {
 
     fn run_timers(&self) -> usize {
         let due = self.timers.expire(self.now_ms(), |t| self.links_of(t));
-        for &token in &due {
-            // A handler of an earlier timer may have released it: its slot is empty then.
-            if let Some(source) = self.source(token as usize) {
-                source.on_timer();
+        // Each due object as it is now: a handler of an earlier timer may
+        // release it (its slot is then empty) or release it and make another
+        // object that takes its slot, which must not fire in its stead. An
+        // object released during the dispatch is freed only when it ends, so
+        // no new one can have its address meanwhile.
+        let due: Vec<(usize, SourcePtr)> = due
+            .iter()
+            .filter_map(|&token| Some((token as usize, self.slot(token as usize)?)))
+            .collect();
+        for &(token, object) in &due {
+            if self
+                .slot(token)
+                .is_some_and(|now| std::ptr::addr_eq(now.as_ptr(), object.as_ptr()))
+            {
+                if let Some(source) = self.source(token) {
+                    source.on_timer();
+                }
             }
         }
         due.len()
@@ -438,7 +561,7 @@ impl Reactor {
     }
 
     fn run_jobs(&self) -> usize {
-        let batch = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch = std::mem::take(&mut self.shared.jobs().queue);
         let count = batch.len();
         for job in batch {
             job(self);
@@ -459,14 +582,25 @@ impl Reactor {
     /// Runs one turn: waits at most `timeout_ms` (negative: until something
     /// happens) for I/O, handles it and the due timers, then writes the output of
     /// the turn. Returns the number of events handled.
+    ///
+    /// A panic in a handler unwinds out of `dispatch`; a program that catches
+    /// it may dispatch again (what the rest of that turn had to handle may be
+    /// lost: a connection whose event it was is read again when more arrives).
     pub fn dispatch(&self, timeout_ms: i32) -> Result<usize> {
         if self.dispatching.replace(true) {
             return Err(Error::Reentrant);
         }
+        /// Ends the dispatch even when a handler's panic unwinds through it.
+        struct Dispatching<'a>(&'a Cell<bool>);
+        impl Drop for Dispatching<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _dispatching = Dispatching(&self.dispatching);
         let result = self.turn(timeout_ms);
         self.flush_dirty();
         self.free_graveyard();
-        self.dispatching.set(false);
         result
     }
 
@@ -491,6 +625,10 @@ impl Reactor {
     /// Returns the number of events handled.
     fn poll_and_handle(&self, timeout: Option<Duration>) -> Result<usize> {
         let mut events = std::mem::replace(&mut *self.events.borrow_mut(), Events::with_capacity(0));
+        if events.capacity() == 0 {
+            // Never given back: a handler's panic unwound through the last turn.
+            events = Events::with_capacity(EVENTS_PER_POLL);
+        }
         let polled = self.poll.borrow_mut().poll(&mut events, timeout);
         if let Err(e) = polled {
             *self.events.borrow_mut() = events;
@@ -582,8 +720,40 @@ impl Reactor {
 
 impl Drop for Reactor {
     fn drop(&mut self) {
-        let remote = self.remote();
-        remote.group().leave(&remote);
+        self.remote().leave_group();
+        self.shared.close();
         self.detach_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job that counts its runs; the Arc's count shows whether the queue
+    /// still holds it.
+    fn counting_job(runs: &Arc<std::sync::atomic::AtomicUsize>) -> Job {
+        let runs = Arc::clone(runs);
+        Box::new(move |_| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "epoll: not run under Miri")]
+    fn a_job_runs_once_and_a_refused_one_is_not_kept() {
+        let reactor = Reactor::new().unwrap();
+        let remote = reactor.remote();
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        remote.defer(counting_job(&runs)).unwrap();
+        assert_eq!(Arc::strong_count(&runs), 2, "queued");
+        reactor.dispatch(1000).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(Arc::strong_count(&runs), 1, "run and dropped");
+        drop(reactor);
+        // Nobody will run it: refused, and nothing of it kept.
+        assert_eq!(remote.defer(counting_job(&runs)), Err(Error::State));
+        assert_eq!(Arc::strong_count(&runs), 1, "a refused job is not queued");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }

@@ -257,9 +257,9 @@ impl Reactor {
         self.deliver_published(topic, &frame, except)
     }
 
-    /// Joins the group of `other` (a handle to another reactor, maybe on
-    /// another thread): from now on publishes on either reach the subscribers
-    /// of both (and of every reactor in the group).
+    /// Shares topics with `other` (a handle to another reactor, maybe on
+    /// another thread): the groups of both merge, so from now on a publish on
+    /// any of their reactors reaches the subscribers of all of them.
     pub fn share_topics_with(&self, other: &Remote) {
         self.remote().join_group_of(other);
     }
@@ -297,12 +297,32 @@ impl Reactor {
     }
 }
 
+/// Held while reactors change groups: two merges racing (or a merge and a
+/// reactor leaving) could otherwise move a reactor into a group another
+/// merge is emptying, or back into one it has left.
+fn group_change() -> std::sync::MutexGuard<'static, ()> {
+    static CHANGING: Mutex<()> = Mutex::new(());
+    CHANGING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Remote {
-    /// THREAD-SAFE: this reactor joins the group of `other`.
+    /// THREAD-SAFE: this reactor's group and `other`'s merge into one: every
+    /// reactor that shared with either reaches all of them from now on.
     pub fn join_group_of(&self, other: &Remote) {
-        if !self.same_reactor(other) {
-            self.set_group(other.group());
+        let _changing = group_change();
+        let (mine, theirs) = (self.group(), other.group());
+        if Arc::ptr_eq(&mine, &theirs) {
+            return;
         }
+        for member in mine.others(None) {
+            member.set_group(Arc::clone(&theirs));
+        }
+    }
+
+    /// THREAD-SAFE: the reactor leaves its group (it is going away).
+    pub(crate) fn leave_group(&self) {
+        let _changing = group_change();
+        self.group().leave(self);
     }
 
     /// THREAD-SAFE: publishes `message` to `topic` on every reactor of this
@@ -385,6 +405,59 @@ mod tests {
         assert_eq!(t.policy("b"), SlowPolicy::Skip);
         t.set_policy("a", SlowPolicy::Skip);
         assert_eq!(t.policy("a"), SlowPolicy::Skip);
+    }
+
+    /// The reactors whose publishes `remote`'s reach (itself included).
+    fn group_of(remote: &Remote) -> Vec<Remote> {
+        remote.group().others(None)
+    }
+
+    fn same_members(a: &[Remote], b: &[&Remote]) -> bool {
+        a.len() == b.len() && b.iter().all(|r| a.iter().any(|m| m.same_reactor(r)))
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "epoll: not run under Miri")]
+    fn sharing_merges_groups_so_that_every_earlier_partner_stays_reached() {
+        let mut reactors: Vec<_> = (0..4).map(|_| Reactor::new().unwrap()).collect();
+        let r: Vec<Remote> = reactors.iter().map(|x| x.remote()).collect();
+        r[1].join_group_of(&r[0]);
+        // R0 then shares with R2: R1, which shared with R0, must reach R2 too.
+        r[0].join_group_of(&r[2]);
+        for member in &r[..3] {
+            assert!(same_members(&group_of(member), &[&r[0], &r[1], &r[2]]));
+        }
+        assert!(same_members(&group_of(&r[3]), &[&r[3]]));
+        // Two groups of two merge whichever side asks; sharing again changes nothing.
+        r[3].join_group_of(&r[1]);
+        r[2].join_group_of(&r[3]);
+        for member in &r {
+            assert!(same_members(&group_of(member), &[&r[0], &r[1], &r[2], &r[3]]));
+        }
+        // A released reactor leaves its group; the others stay together.
+        drop(reactors.remove(0));
+        assert!(same_members(&group_of(&r[1]), &[&r[1], &r[2], &r[3]]));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "epoll and threads: not run under Miri")]
+    fn merges_from_many_threads_at_once_make_one_group() {
+        let reactors: Vec<_> = (0..8).map(|_| Reactor::new().unwrap()).collect();
+        let r: Vec<Remote> = reactors.iter().map(|x| x.remote()).collect();
+        std::thread::scope(|s| {
+            for i in 1..r.len() {
+                let (me, other) = (r[i].clone(), r[(i * 5) % r.len()].clone());
+                let first = r[0].clone();
+                s.spawn(move || {
+                    me.join_group_of(&other);
+                    first.join_group_of(&me);
+                });
+            }
+        });
+        let all: Vec<&Remote> = r.iter().collect();
+        for member in &r {
+            assert!(same_members(&group_of(member), &all));
+        }
     }
 
     #[test]

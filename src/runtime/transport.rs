@@ -146,4 +146,21 @@ impl Socket {
         // SAFETY: the connection owns the fd and forgets it after this call.
         unsafe { libc::close(self.0) };
     }
+
+    /// Reads away (at most `most` bytes of) what the peer sent and is not
+    /// read yet, without waiting: closing a socket with unread input resets
+    /// the connection, and a reset can make the peer drop what it had
+    /// received but not read yet, such as the close frame just sent to it.
+    pub fn discard_input(self, most: usize) {
+        let mut buf = [0u8; 4096];
+        let mut left = most;
+        while left > 0 {
+            match self.read(&mut buf[..left.min(4096)]) {
+                Ok(0) => return,
+                Ok(n) => left -= n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
 }

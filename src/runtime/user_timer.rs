@@ -39,7 +39,8 @@ impl UserTimer {
     }
 
     fn registered(&self) -> Option<(&Reactor, Token)> {
-        // SAFETY: the reactor outlives its timers or sets this pointer to NULL.
+        // SAFETY: the reactor is pinned (it never moves) and outlives its timers
+        // or sets this pointer to NULL.
         let reactor = unsafe { self.reactor.get().as_ref() }?;
         Some((reactor, Token(self.token.get() as usize)))
     }
@@ -150,6 +151,71 @@ mod tests {
         unsafe {
             UserTimer::release(once.as_ptr());
             UserTimer::release(periodic.as_ptr());
+        }
+    }
+
+    /// Two timers due in the same turn; the first to fire releases the other
+    /// and makes a new timer, which takes the freed slot. The new one was not
+    /// started: it must not fire in the old one's stead.
+    #[test]
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
+    fn a_new_timer_in_a_freed_slot_does_not_fire_for_the_old_one() {
+        #[derive(Default)]
+        struct Pair {
+            timers: Vec<NonNull<UserTimer>>,
+            first: Option<*const UserTimer>,
+            replacement: Option<NonNull<UserTimer>>,
+        }
+        let reactor = Reactor::new().unwrap();
+        let r: *const Reactor = &*reactor;
+        let pair = Rc::new(std::cell::RefCell::new(Pair::default()));
+        let replacement_fired = Rc::new(Cell::new(0));
+        let pair_timer = || {
+            let (pair, fired) = (Rc::clone(&pair), Rc::clone(&replacement_fired));
+            Box::new(move |t: &UserTimer| {
+                let mut p = pair.borrow_mut();
+                if p.first.is_some() {
+                    return;
+                }
+                p.first = Some(t);
+                let other = *p.timers.iter().find(|o| !std::ptr::eq(o.as_ptr(), t)).unwrap();
+                // SAFETY: the other timer of the pair, not used afterwards.
+                unsafe { UserTimer::release(other.as_ptr()) };
+                let fired = Rc::clone(&fired);
+                // SAFETY: the reactor is pinned and outlives this dispatch.
+                let reactor = unsafe { &*r };
+                p.replacement = Some(UserTimer::create(
+                    reactor,
+                    Box::new(move |_| fired.set(fired.get() + 1)),
+                ));
+            }) as Box<dyn Fn(&UserTimer)>
+        };
+        let (a, b) = (
+            UserTimer::create(&reactor, pair_timer()),
+            UserTimer::create(&reactor, pair_timer()),
+        );
+        pair.borrow_mut().timers = vec![a, b];
+        // Started from a callback, both get the same deadline, in the same slot.
+        let starter = UserTimer::create(
+            &reactor,
+            Box::new(move |_| {
+                // SAFETY: live until one releases the other, after this.
+                unsafe { a.as_ref().start(0, 0).unwrap() };
+                // SAFETY: as above.
+                unsafe { b.as_ref().start(0, 0).unwrap() };
+            }),
+        );
+        // SAFETY: live until released below.
+        unsafe { starter.as_ref() }.start(0, 0).unwrap();
+        run_for(&reactor, 100);
+        let p = pair.borrow();
+        assert!(p.first.is_some(), "the pair fired");
+        assert_eq!(replacement_fired.get(), 0, "the new timer fired without being started");
+        // SAFETY: the survivors, from create, not used afterwards.
+        unsafe {
+            UserTimer::release(p.first.unwrap() as *mut UserTimer);
+            UserTimer::release(p.replacement.unwrap().as_ptr());
+            UserTimer::release(starter.as_ptr());
         }
     }
 

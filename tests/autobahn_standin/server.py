@@ -11,13 +11,23 @@ It speaks the fuzzing server's side of the testee-client protocol:
                                 "N passed, M failed", and exits (status 0 only
                                 if every case ran and passed)
 
+With --deflate it runs the compression cases instead (Autobahn's 12.x and
+13.x in the client role, RFC 7692): each answers the client's
+permessage-deflate offer its own way (as offered, a smaller window for either
+side, client_no_context_takeover imposed, declined), sends compressed
+messages in one frame or many, and requires every echo to inflate with
+exactly the agreed window and context; then the rules: invalid compressed
+data, RSV1 on a continuation, text checked after inflating, a bomb.
+With --tls-cert/--tls-key it speaks wss://.
+
 Frames are written by hand, unmasked (except where a case breaks that rule on
 purpose).  Every frame the client sends is checked: masked, no RSV bits,
 control frames short and unfragmented, valid close payloads, nothing after
 its close frame.  The client may fragment its echoes however it likes: they
 are reassembled before comparing.
 
-Usage: server.py [--port PORT] [--agent NAME] [--timeout SECONDS]
+Usage: server.py [--port PORT] [--agent NAME] [--timeout SECONDS] [--deflate]
+                 [--tls-cert FILE --tls-key FILE]
   --port 0 picks a free port; the server prints
   "autobahn_standin listening on 127.0.0.1:PORT" once it accepts connections.
 
@@ -30,10 +40,14 @@ import base64
 import hashlib
 import os
 import random
+import ssl
 import struct
 import sys
 import time
 import urllib.parse
+import zlib
+
+import deflate
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 TIMEOUT = 10.0  # seconds, for one frame from the client
@@ -119,6 +133,8 @@ class Conn:
         self.frames_received = 0
         self.pongs = []
         self.close_sent = False
+        self.deflate = None  # a deflate.Agreement when the extension was agreed
+        self.offer = None  # the client's permessage-deflate offer, if any
 
     def problem(self, what):
         if what not in self.problems:
@@ -142,7 +158,7 @@ class Conn:
                 f"client closed TCP while the server waited for {what} "
                 f"({len(e.partial)} bytes of a frame read)"
             )
-        except ConnectionError as e:
+        except (ConnectionError, ssl.SSLError) as e:
             raise CaseFailed(f"connection error while waiting for {what}: {e}")
 
     async def read_frame(self, what, timeout=TIMEOUT):
@@ -164,7 +180,8 @@ class Conn:
         name = OP_NAMES.get(opcode, f"opcode {opcode}")
         if not masked:
             self.problem(f"unmasked {name} frame from the client")
-        if rsv:
+        compressible = self.deflate is not None and opcode in (OP_TEXT, OP_BINARY)
+        if rsv and not (rsv == 4 and compressible):
             self.problem(f"{name} frame with RSV bits {rsv:03b}")
         if opcode not in OP_NAMES:
             self.problem(f"client sent reserved opcode {opcode}")
@@ -189,9 +206,10 @@ class Conn:
         return code, reason
 
     async def recv_message(self, what="an echo", timeout=TIMEOUT):
-        """The next data message, reassembled: (opcode, payload).  Pings are
-        answered, pongs kept in self.pongs; a close frame raises PeerClosed."""
-        parts, opcode = None, None
+        """The next data message, reassembled and inflated: (opcode, payload).
+        Pings are answered, pongs kept in self.pongs; a close frame raises
+        PeerClosed."""
+        parts, opcode, compressed = None, None, False
         while True:
             f = await self.read_frame(what, timeout)
             if f.opcode == OP_PONG:
@@ -207,11 +225,32 @@ class Conn:
             elif f.opcode in (OP_TEXT, OP_BINARY):
                 if parts is not None:
                     raise CaseFailed("new data frame inside an unfinished fragmented message")
-                parts, opcode = [f.payload], f.opcode
+                parts, opcode, compressed = [f.payload], f.opcode, bool(f.rsv & 4)
             else:
                 raise CaseFailed(f"reserved opcode {f.opcode} from the client")
             if parts is not None and f.fin:
-                return opcode, b"".join(parts)
+                data = b"".join(parts)
+                if compressed and self.deflate is not None:
+                    try:
+                        data = self.deflate.inflate(data)
+                    except deflate.BadData as e:
+                        raise CaseFailed(f"the client's compressed {OP_NAMES[opcode]} message {e}")
+                return opcode, data
+
+    async def send_message(self, opcode, payload, compressed=True, frame_size=None):
+        """A data message, compressed as agreed (RSV1 on its first frame only),
+        in one frame or in frames of `frame_size` bytes."""
+        data = self.deflate.compress(payload) if compressed else payload
+        rsv = 4 if compressed else 0
+        if frame_size is None or len(data) <= frame_size:
+            await self.send(frame(opcode, data, rsv=rsv))
+            return
+        wire = b""
+        for start in range(0, len(data), frame_size):
+            first = start == 0
+            wire += frame(opcode if first else OP_CONT, data[start:start + frame_size],
+                          fin=start + frame_size >= len(data), rsv=rsv if first else 0)
+        await self.send(wire)
 
     async def expect_echo(self, opcode, payload, timeout=TIMEOUT):
         name = OP_NAMES[opcode]
@@ -266,7 +305,7 @@ class Conn:
             data = await asyncio.wait_for(self.reader.read(65536), QUIET)
         except asyncio.TimeoutError:
             return
-        except ConnectionError as e:
+        except (ConnectionError, ssl.SSLError) as e:
             if not tcp_close_allowed:
                 self.problem(f"connection error after the client's close frame: {e}")
             return
@@ -286,26 +325,33 @@ class Conn:
         await self.check_quiet(tcp_close_allowed=False)
 
     async def expect_failure(self, code, what):
-        """The client must fail the connection with close `code` (no echo)."""
+        """The client must fail the connection with close `code` (no echo);
+        `code` may be a tuple of the codes allowed."""
+        codes = code if isinstance(code, tuple) else (code,)
         got, reason = await self.await_client_close(f"a close {code} ({what})")
-        if got != code:
+        if got not in codes:
             raise CaseFailed(f"{what}: expected close {code}, the client sent close {got} {reason!r}")
         if not self.close_sent:
             try:
-                await self.send_close(code)
-            except ConnectionError:
+                await self.send_close(got)
+            except (ConnectionError, ssl.SSLError):
                 return  # the client failed the connection and closed TCP: allowed
         await self.check_quiet(tcp_close_allowed=True)
 
 
 # --- the cases ---------------------------------------------------------------
 
-CASES = []  # (name, coroutine function, timeout in seconds)
+BASIC_CASES = []  # (name, coroutine function, timeout in seconds, deflate policy)
+DEFLATE_CASES = []  # the same, with --deflate
+CASES = BASIC_CASES  # the ones this run serves (see main)
 
 
-def case(timeout=30):
+def case(timeout=30, policy=None):
+    """A case; with a `policy` (from deflate.py), a compression case that
+    answers the client's permessage-deflate offer by it."""
     def register(fn):
-        CASES.append((fn.__name__[len("case_"):], fn, timeout))
+        cases = BASIC_CASES if policy is None else DEFLATE_CASES
+        cases.append((fn.__name__[len("case_"):], fn, timeout, policy))
         return fn
 
     return register
@@ -511,6 +557,177 @@ async def case_server_close_no_status(c):
     await c.check_quiet(tcp_close_allowed=False)
 
 
+# --- the compression cases (--deflate) -----------------------------------------
+
+
+def json_text(size, seed):
+    """`size` bytes of JSON-like text (compresses well)."""
+    out, total, i = [], 0, seed
+    while total < size:
+        item = '{"id":%d,"name":"user%d","tags":["a","b"],"ok":true},' % (i, i % 97)
+        out.append(item)
+        total += len(item)
+        i += 1
+    return "".join(out)[:size].encode()
+
+
+def repeating(size, period, seed):
+    """`size` bytes repeating a random block of `period` bytes: a compressor
+    refers back exactly `period` bytes, so a window or a context the client
+    was not allowed shows when its echo is inflated."""
+    rng = random.Random(seed)
+    block = bytes(rng.getrandbits(8) for _ in range(period))
+    return (block * (size // period + 1))[:size]
+
+
+def agreed(c, what=None):
+    """The agreement in force; fails the case when there is none (or when
+    `what` of it does not hold)."""
+    if c.deflate is None:
+        raise CaseFailed(f"permessage-deflate was not agreed (the client offered {c.offer!r})")
+    if what is not None and not what(c.deflate):
+        raise CaseFailed(f"the client's offer {c.offer!r} does not allow this case's answer "
+                         f"{c.deflate.response()!r}")
+    return c.deflate
+
+
+async def deflated_echo(c, opcode, payload, frame_size=None, compressed=True):
+    await c.send_message(opcode, payload, compressed, frame_size)
+    await c.expect_echo(opcode, payload)
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_text_sizes(c):
+    agreed(c)
+    for i, size in enumerate((16, 64, 256, 1024, 4096, 16384, 65536, 131072)):
+        await deflated_echo(c, OP_TEXT, json_text(size, i))
+    await c.server_close()
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_binary_in_frames(c):
+    agreed(c)
+    for i, frame_size in enumerate((4096, 256, 7)):
+        await deflated_echo(c, OP_BINARY, repeating(20000, 700, i), frame_size)
+    await c.server_close()
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_uncompressed_and_empty(c):
+    agreed(c)
+    await c.send(frame(OP_TEXT, b"\x00", rsv=4))  # RFC 7692 7.2.3.6: an empty message
+    await c.expect_echo(OP_TEXT, b"")
+    await c.send(frame(OP_BINARY, b""))
+    await c.expect_echo(OP_BINARY, b"")
+    for i in range(4):
+        await deflated_echo(c, OP_TEXT, json_text(3000, i), compressed=i % 2 == 0)
+    await c.server_close()
+
+
+async def same_message_again(c, size, seed):
+    """One random message four times, each echoed: compressors that keep
+    their context refer back to the earlier ones."""
+    agreed(c)
+    message = repeating(size, size, seed)
+    for _ in range(4):
+        await deflated_echo(c, OP_BINARY, message)
+    await c.server_close()
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_server_context(c):
+    # With context takeover (unless the client asked for none), the server's
+    # messages refer back to the earlier ones: the client must keep them.
+    await same_message_again(c, 2048, 1)
+
+
+@case(policy=deflate.server_window_9)
+async def case_deflate_server_window_9(c):
+    agreed(c, lambda a: a.server_bits == 9)
+    for i, period in enumerate((300, 700, 5000)):
+        await deflated_echo(c, OP_BINARY, repeating(30000, period, i))
+    await c.server_close()
+
+
+@case(policy=deflate.client_window_9)
+async def case_deflate_client_window_9(c):
+    # Repeats 1 KiB apart: a client compressing with more than a 9-bit window
+    # (512 bytes) refers back further, which the server cannot inflate.
+    agreed(c, lambda a: a.client_bits == 9)
+    for i in range(3):
+        await deflated_echo(c, OP_BINARY, repeating(16384, 1024, i))
+    await c.server_close()
+
+
+@case(policy=deflate.client_no_context_takeover)
+async def case_deflate_client_no_context_takeover(c):
+    # A client keeping its context though told not to would refer back to
+    # its earlier echoes, which a fresh decompressor cannot follow.
+    await same_message_again(c, 4096, 2)
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_pings_between_frames(c):
+    a = agreed(c)
+    payload = json_text(20000, 5)
+    data = a.compress(payload)
+    starts = list(range(0, len(data), 500))
+    wire = b""
+    for i, start in enumerate(starts):
+        first = start == 0
+        wire += frame(OP_TEXT if first else OP_CONT, data[start:start + 500],
+                      fin=start + 500 >= len(data), rsv=4 if first else 0)
+        wire += frame(OP_PING, b"ping %d" % i)
+    await c.send(wire)
+    await c.expect_echo(OP_TEXT, payload)
+    for i in range(len(starts)):
+        await c.expect_pong(b"ping %d" % i)
+    await c.server_close()
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_invalid_data(c):
+    agreed(c)
+    await deflated_echo(c, OP_TEXT, b"valid first, then not")
+    await c.send(frame(OP_BINARY, b"\xff\xff\xff\xff", rsv=4))
+    await c.expect_failure((1002, 1007), "compressed data that does not inflate")
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_rsv1_on_continuation(c):
+    a = agreed(c)
+    data = a.compress(b"split across two frames, RSV1 on both")
+    await c.send(frame(OP_TEXT, data[:5], fin=False, rsv=4) + frame(OP_CONT, data[5:], rsv=4))
+    await c.expect_failure(1002, "RSV1 on a continuation frame")
+
+
+@case(policy=deflate.as_offered)
+async def case_deflate_invalid_utf8_inside(c):
+    a = agreed(c)
+    await c.send(frame(OP_TEXT, a.compress(b"valid up to here \xff then not"), rsv=4))
+    await c.expect_failure(1007, "compressed text that inflates to invalid UTF-8")
+
+
+@case(policy=deflate.as_offered, timeout=60)
+async def case_deflate_bomb(c):
+    # 80 MiB of zeros, 80 KiB on the wire: over the client's 64 MiB limit.
+    agreed(c)
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(MIB)
+    data = b"".join(z.compress(zeros) for _ in range(80)) + z.flush(zlib.Z_SYNC_FLUSH)
+    await c.send(frame(OP_BINARY, data[:-4], rsv=4))
+    await c.expect_failure(1009, "a message inflating past the client's limit")
+
+
+@case(policy=deflate.declined)
+async def case_deflate_declined(c):
+    # No extension: the client goes on without it (RSV1 would be a problem).
+    if c.deflate is not None:
+        raise CaseFailed("the offer was to be declined")
+    await echo(c, OP_TEXT, json_text(5000, 7))
+    await c.server_close()
+
+
 # --- the server --------------------------------------------------------------
 
 
@@ -634,18 +851,26 @@ async def handle(reader, writer, results):
         elif key_name == "updateReports":
             timeout, fn = 30, None
         else:
-            _, fn, timeout = CASES[key_name - 1]
+            _, fn, timeout, policy = CASES[key_name - 1]
         try:
             accept = check_upgrade(headers)
         except CaseFailed as e:
             writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             results.record(key_name, False, f"bad opening handshake: {e}", time.monotonic() - t0)
             return
+        # Only compression cases accept the extension, each by its policy.
+        offer = deflate.parse_offer(headers.get("sec-websocket-extensions"))
+        agreement = policy(offer) if isinstance(key_name, int) and policy and offer is not None else None
+        extension = b""
+        if agreement is not None:
+            extension = b"Sec-WebSocket-Extensions: " + agreement.response().encode() + b"\r\n"
         writer.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+            b"Sec-WebSocket-Accept: " + accept.encode() + b"\r\n" + extension + b"\r\n"
         )
         c = Conn(reader, writer)
+        c.deflate = agreement
+        c.offer = offer
         agent_problem = None if key_name == "getCaseCount" else results.check_agent(agent)
         try:
             if key_name == "getCaseCount":
@@ -684,9 +909,15 @@ async def count_then_close(c):
 
 
 async def main(args):
+    global CASES
+    CASES = DEFLATE_CASES if args.deflate else BASIC_CASES
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
     results = Results(args.agent)
     server = await asyncio.start_server(
-        lambda r, w: handle(r, w, results), "127.0.0.1", args.port
+        lambda r, w: handle(r, w, results), "127.0.0.1", args.port, ssl=tls
     )
     port = server.sockets[0].getsockname()[1]
     print(f"autobahn_standin: {len(CASES)} cases", flush=True)
@@ -705,4 +936,7 @@ if __name__ == "__main__":
     p.add_argument("--port", type=int, default=9001, help="port on 127.0.0.1 (0: a free one)")
     p.add_argument("--agent", default=None, help="the agent name the client must use")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for /updateReports")
+    p.add_argument("--deflate", action="store_true", help="run the compression cases instead")
+    p.add_argument("--tls-cert", metavar="FILE", help="serve wss:// with this certificate chain (PEM)")
+    p.add_argument("--tls-key", metavar="FILE", help="and this key (PEM)")
     sys.exit(asyncio.run(main(p.parse_args())))

@@ -1336,8 +1336,10 @@ static void test_deflate(void) {
 
     wsconn_config_t *cfg = wsconn_config_new();
     /* Settings of a mode need the mode on first. */
-    CHECK_EQ(wsconn_config_set_deflate_window_bits(cfg, 10, 10), WSCONN_ERR_NOT_OPEN);
-    CHECK_EQ(wsconn_config_set_deflate_min_size(cfg, 0), WSCONN_ERR_NOT_OPEN);
+    CHECK_EQ(wsconn_config_set_deflate_window_bits(cfg, 10, 10), WSCONN_ERR_DEFLATE_OFF);
+    CHECK_EQ(wsconn_config_set_deflate_context_takeover(cfg, 1, 1), WSCONN_ERR_DEFLATE_OFF);
+    CHECK_EQ(wsconn_config_set_deflate_level(cfg, 1, 8), WSCONN_ERR_DEFLATE_OFF);
+    CHECK_EQ(wsconn_config_set_deflate_min_size(cfg, 0), WSCONN_ERR_DEFLATE_OFF);
     CHECK_EQ(wsconn_config_set_deflate(cfg, 3), WSCONN_ERR_INVALID_ARGUMENT);
     CHECK_EQ(wsconn_config_set_deflate(cfg, -1), WSCONN_ERR_INVALID_ARGUMENT);
     CHECK_EQ(wsconn_config_set_deflate(cfg, WSCONN_DEFLATE_DEDICATED), WSCONN_OK);

@@ -44,15 +44,14 @@ impl TestCa {
         })
     }
 
+    /// A certificate for `names` that is itself a CA (CA:TRUE), as an
+    /// intermediate mistaken for a server's certificate would be.
+    pub fn ca_leaf(&self, names: &[&str]) -> Leaf {
+        self.leaf_with(names, |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained))
+    }
+
     fn leaf_with(&self, names: &[&str], change: impl FnOnce(&mut CertificateParams)) -> Leaf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = names
-            .iter()
-            .map(|n| match n.parse() {
-                Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(n.to_string().try_into().unwrap()),
-            })
-            .collect();
+        let mut params = leaf_params(names);
         change(&mut params);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
@@ -60,6 +59,36 @@ impl TestCa {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         }
+    }
+}
+
+fn leaf_params(names: &[&str]) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = names
+        .iter()
+        .map(|n| match n.parse() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(n.to_string().try_into().unwrap()),
+        })
+        .collect();
+    params
+}
+
+/// A self-signed certificate for `names` marked CA:TRUE, as `openssl req
+/// -x509` makes by default (OpenSSL 3); `expired`: it expired in 2021.
+pub fn self_signed_ca(names: &[&str], expired: bool) -> Leaf {
+    let mut params = leaf_params(names);
+    params.distinguished_name.push(rcgen::DnType::CommonName, names[0]);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Leaf {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
     }
 }
 

@@ -185,8 +185,9 @@ impl Acceptor {
     }
 
     fn reactor(&self) -> Option<&Reactor> {
-        // SAFETY: the reactor outlives the objects made on it (documented), and
-        // detaches them (setting this pointer to NULL) when it is released first.
+        // SAFETY: the reactor is pinned (it never moves), outlives the objects
+        // made on it (documented), and detaches them (setting this pointer to
+        // NULL) when it is released first.
         unsafe { self.reactor.get().as_ref() }
     }
 

@@ -7,6 +7,10 @@ use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::{ConnHandler, Ending};
 use crate::runtime::timers::NO_TOKEN;
 
+/// Input left unread that is read away before the socket closes (beyond it,
+/// the close resets the connection).
+const UNREAD_INPUT_DISCARDED: usize = 256 << 10;
+
 impl<H: ConnHandler> Connection<H> {
     /// Ends the connection: deregisters and closes the socket, and tells the
     /// handler (once), with the socket still open meanwhile. `error` is what
@@ -77,6 +81,8 @@ impl<H: ConnHandler> Connection<H> {
         self.end_tls();
         self.clear_published();
         if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
+            // The close frame just sent must not be lost to a reset.
+            self.socket().discard_input(UNREAD_INPUT_DISCARDED);
             self.socket().close();
         }
         self.fd.set(-1);
@@ -135,7 +141,9 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Frees the connection now, or when the running dispatch ends if called
-    /// from a handler. Closes the socket without telling the handler.
+    /// from a handler. Closes the socket without telling the handler; from
+    /// inside its `on_close`, the socket stays open until `on_close` returns,
+    /// as promised there.
     ///
     /// # Safety
     /// `this` came from [`Connection::create`] and is not used by the caller
@@ -148,12 +156,17 @@ impl<H: ConnHandler> Connection<H> {
             conn.socket().close();
             conn.fd.set(-1);
         }
+        // Closed with its socket still there: `finish` is telling the handler,
+        // and closes the socket (and goes on using the connection) after.
+        let in_on_close = conn.lifecycle.get() == Lifecycle::Closed && conn.fd.get() >= 0;
         conn.set(Flags::RELEASED);
         conn.deregister();
-        conn.drop_socket();
+        if !in_on_close {
+            conn.drop_socket();
+        }
         match conn.reactor() {
             // SAFETY: from Box::leak in `create`; deregistered above.
-            Some(reactor) if reactor.is_dispatching() => unsafe { reactor.bury(conn.as_source()) },
+            Some(reactor) if reactor.is_dispatching() || in_on_close => unsafe { reactor.bury(conn.as_source()) },
             // SAFETY: from Box::leak in `create`; no dispatch can be using it.
             _ => drop(unsafe { Box::from_raw(this) }),
         }

@@ -113,6 +113,10 @@ struct Extra {
     backlog: Vec<u8>,
     /// Client: the name resolution waited for.
     resolve_request: u32,
+    /// Client, `wss://`: the host its TLS stream is made for once the
+    /// system's trust store is read (off the reactor's thread, with the
+    /// resolution).
+    tls_host: Option<Box<str>>,
     /// TLS between the socket and the session (boxed: rustls' state is large).
     tls: Option<Box<Stream>>,
     /// Its topics and the published frames waiting for its socket.
@@ -194,8 +198,9 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     pub(crate) fn reactor(&self) -> Option<&Reactor> {
-        // SAFETY: the reactor outlives the connections made on it (documented) and
-        // detaches them (setting this pointer to NULL) if it is dropped first.
+        // SAFETY: the reactor is pinned (it never moves), outlives the
+        // connections made on it (documented) and detaches them (setting this
+        // pointer to NULL) if it is dropped first.
         unsafe { self.reactor.get().as_ref() }
     }
 

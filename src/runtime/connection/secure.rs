@@ -14,7 +14,7 @@ use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::Reactor;
-use crate::runtime::tls::{Stream, TlsError};
+use crate::runtime::tls::{self, Stream, TlsError};
 
 /// What a pass of writing TLS output came to.
 pub(super) enum TlsFlush {
@@ -86,8 +86,11 @@ impl<H: ConnHandler> Connection<H> {
                     break;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => {
+                Err(e) => {
                     self.clear(Flags::READABLE);
+                    if let Some(kind) = tls::read_refusal(&e) {
+                        return self.fail_tls(kind);
+                    }
                     return self.finish(CloseCode::ABNORMAL.0, "read failed", Some(Error::Io("read")));
                 }
             };
@@ -142,7 +145,8 @@ impl<H: ConnHandler> Connection<H> {
             t.count_refusal();
             t.write_records(socket)
         });
-        self.finish(CloseCode::ABNORMAL.0, "TLS failed", Some(Error::Tls(kind)));
+        // The reason says which failure (the close_ex callback's `reason`).
+        self.finish(CloseCode::ABNORMAL.0, &kind.to_string(), Some(Error::Tls(kind)));
     }
 
     /// Encrypts the session's output and writes the records.

@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::pem;
+use super::verifier::Verifier;
 use super::TlsError;
 
 /// A client's TLS settings. The default verifies servers against the system's
@@ -17,7 +18,7 @@ use super::TlsError;
 #[derive(Clone, Default)]
 pub struct ClientTls {
     /// Trusted authorities in place of the system's.
-    roots: Option<Arc<RootCertStore>>,
+    roots: Option<Arc<CaFile>>,
     /// Certificate chain and key shown to servers that ask (mutual TLS).
     identity: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
     insecure: bool,
@@ -33,6 +34,13 @@ impl std::fmt::Debug for ClientTls {
             .field("insecure", &self.insecure)
             .finish()
     }
+}
+
+/// The authorities of a CA file, and its certificates as they are in it (one
+/// of them may be a server's own: see `verifier.rs`).
+struct CaFile {
+    roots: Arc<RootCertStore>,
+    certificates: Vec<CertificateDer<'static>>,
 }
 
 /// Equal when built from the same settings (the same shared parts).
@@ -51,31 +59,47 @@ impl PartialEq for ClientTls {
 
 impl Eq for ClientTls {}
 
-/// The system's trust store, read once per process (the files OpenSSL reads:
-/// on Debian /etc/ssl/certs/ca-certificates.crt; `SSL_CERT_FILE` overrides).
+/// The system's trust store (the files OpenSSL reads: on Debian
+/// /etc/ssl/certs/ca-certificates.crt; `SSL_CERT_FILE` overrides), kept once
+/// read: a failed read is tried again by the next caller.
 fn system_roots() -> Result<Arc<RootCertStore>, TlsError> {
-    static ROOTS: OnceLock<Option<Arc<RootCertStore>>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let mut store = RootCertStore::empty();
-            store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            (!store.is_empty()).then(|| Arc::new(store))
-        })
-        .clone()
-        .ok_or(TlsError::TrustStore)
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    if let Some(roots) = ROOTS.get() {
+        return Ok(Arc::clone(roots));
+    }
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if store.is_empty() {
+        return Err(TlsError::TrustStore);
+    }
+    Ok(Arc::clone(ROOTS.get_or_init(|| Arc::new(store))))
 }
 
-/// The default config (system store, no client certificate), built once.
+/// The default config (system store, no client certificate), once built.
+static DEFAULT: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
 fn default_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    static DEFAULT: OnceLock<Result<Arc<rustls::ClientConfig>, TlsError>> = OnceLock::new();
-    DEFAULT.get_or_init(|| ClientTls::default().build()).clone()
+    if let Some(config) = DEFAULT.get() {
+        return Ok(Arc::clone(config));
+    }
+    let built = ClientTls::default().build()?;
+    Ok(Arc::clone(DEFAULT.get_or_init(|| built)))
+}
+
+/// Reads the system's trust store if it was not read yet: blocking file
+/// reads, for a worker thread (see [`ClientTls::waits_for_system_store`]).
+pub(crate) fn load_system_store() -> Result<(), TlsError> {
+    default_config().map(drop)
 }
 
 impl ClientTls {
     /// Trusts the authorities of a PEM file's certificates instead of the system's.
     pub fn set_ca_pem(&mut self, pem_data: &[u8]) -> Result<(), TlsError> {
-        let store = pem::roots(pem_data)?;
-        self.rebuild(|t| t.roots = Some(Arc::new(store)))
+        let ca_file = CaFile {
+            roots: Arc::new(pem::roots(pem_data)?),
+            certificates: pem::certificates(pem_data)?,
+        };
+        self.rebuild(|t| t.roots = Some(Arc::new(ca_file)))
     }
 
     pub fn set_ca_file(&mut self, path: &str) -> Result<(), TlsError> {
@@ -117,11 +141,12 @@ impl ClientTls {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
         } else {
-            let roots = match &self.roots {
-                Some(roots) => Arc::clone(roots),
-                None => system_roots()?,
+            let (roots, certificates) = match &self.roots {
+                Some(file) => (Arc::clone(&file.roots), file.certificates.clone()),
+                None => (system_roots()?, Vec::new()),
             };
-            builder.with_root_certificates(roots)
+            let verifier = Verifier::new(roots, certificates, provider).map_err(|_| TlsError::Credentials)?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier))
         };
         let mut config = match &self.identity {
             Some(identity) => builder
@@ -131,6 +156,14 @@ impl ClientTls {
         };
         config.alpn_protocols = pem::alpn();
         Ok(Arc::new(config))
+    }
+
+    /// Whether connecting with these settings needs the system's trust store
+    /// read first (the default settings, before a read succeeded): a
+    /// connection has it read off the reactor's thread, by
+    /// [`load_system_store`]. (A setter reads it where it is called.)
+    pub(crate) fn waits_for_system_store(&self) -> bool {
+        self.config.is_none() && DEFAULT.get().is_none()
     }
 
     /// The rustls config to connect with.

@@ -80,6 +80,10 @@ impl ClientTls {
     pub fn set_insecure(&mut self, _on: bool) -> Result<(), TlsError> {
         Err(TlsError::NotBuilt)
     }
+
+    pub(crate) fn waits_for_system_store(&self) -> bool {
+        false
+    }
 }
 
 /// No TLS stream can exist in this build.
@@ -137,4 +141,8 @@ impl Stream {
     pub(crate) fn peer_certificate(&self, _index: usize) -> Option<&[u8]> {
         match *self {}
     }
+}
+
+pub(crate) fn load_system_store() -> Result<(), TlsError> {
+    Err(TlsError::NotBuilt)
 }

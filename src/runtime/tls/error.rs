@@ -36,6 +36,15 @@ pub enum TlsError {
     /// Any other TLS failure (no common version or cipher, a broken record…).
     #[error("TLS protocol failure")]
     Protocol,
+    /// The peer sent more than the TLS layer buffers at once (a handshake
+    /// message over 64 KiB).
+    #[error("TLS: the peer's records overflowed the TLS buffers")]
+    BufferFull,
+    /// The server's certificate is a CA certificate (CA:TRUE) signed by
+    /// another: a server's certificate must not be a CA's, unless it is the
+    /// very certificate of the client's CA file.
+    #[error("TLS: the server's certificate is a CA certificate, not one for a server")]
+    CaCertificate,
 }
 
 #[cfg(feature = "tls")]
@@ -45,6 +54,9 @@ impl From<&rustls::Error> for TlsError {
         match error {
             rustls::Error::InvalidCertificate(cert) => match cert {
                 C::UnknownIssuer => TlsError::UnknownCa,
+                C::Other(other) if other.0.downcast_ref::<super::verifier::CaAsServer>().is_some() => {
+                    TlsError::CaCertificate
+                }
                 C::NotValidForName | C::NotValidForNameContext { .. } => TlsError::NameMismatch,
                 C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
                     TlsError::Expired

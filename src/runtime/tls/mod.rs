@@ -19,10 +19,14 @@ mod pem;
 mod server;
 #[cfg(feature = "tls")]
 mod stream;
+#[cfg(feature = "tls")]
+mod verifier;
 
 #[cfg(not(feature = "tls"))]
 mod disabled;
 
+#[cfg(feature = "tls")]
+pub(crate) use client::load_system_store;
 #[cfg(feature = "tls")]
 pub use client::ClientTls;
 #[cfg(feature = "tls")]
@@ -31,9 +35,16 @@ pub use server::ServerTls;
 pub(crate) use stream::Stream;
 
 #[cfg(not(feature = "tls"))]
-pub(crate) use disabled::Stream;
+pub(crate) use disabled::{load_system_store, Stream};
 #[cfg(not(feature = "tls"))]
 pub use disabled::{ClientTls, ServerTls};
 
 /// Whether this build has TLS (the `tls` feature).
 pub const BUILT_IN: bool = cfg!(feature = "tls");
+
+/// What a failed read of TLS records means: the socket's errors carry an
+/// errno; one without is the TLS layer refusing to buffer more of what the
+/// peer sent (a handshake message over its 64 KiB), which is the peer's doing.
+pub(crate) fn read_refusal(error: &std::io::Error) -> Option<TlsError> {
+    error.raw_os_error().is_none().then_some(TlsError::BufferFull)
+}
