@@ -13,6 +13,8 @@ pub struct Config {
     max_handshake_size: usize,
     subprotocols: Vec<String>,
     deflate: Option<DeflateConfig>,
+    /// Client role: header lines added to the upgrade request, in order.
+    headers: Vec<(String, String)>,
 }
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -28,6 +30,7 @@ impl Default for Config {
             max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
             subprotocols: Vec::new(),
             deflate: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -84,6 +87,22 @@ impl Config {
     /// client offered; a client offers all of them.
     pub fn subprotocols(&self) -> &[String] {
         &self.subprotocols
+    }
+
+    /// Client role: the header lines added to the upgrade request, in order.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Client role: adds a header line to the upgrade request (after those
+    /// added before; a name may repeat). [`Error::InvalidArgument`] unless the
+    /// name is an HTTP token the handshake does not write itself (`Host`,
+    /// `Upgrade`, `Connection`, `Sec-WebSocket-*`, `Content-Length`,
+    /// `Transfer-Encoding`) and the value holds no CR, LF or NUL.
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<()> {
+        crate::proto::handshake::headers::check_request_header(name, value)?;
+        self.headers.push((name.to_owned(), value.to_owned()));
+        Ok(())
     }
 
     /// permessage-deflate: offered (client) or accepted (server) with these
@@ -150,7 +169,11 @@ mod tests {
         for bad in ["", "a b", "a,b", "é", "x\r\n"] {
             assert_eq!(c.add_subprotocol(bad), Err(Error::InvalidArgument), "{bad:?}");
         }
+        assert_eq!(c.add_header("Sec-WebSocket-Key", "x"), Err(Error::InvalidArgument));
+        assert_eq!(c.add_header("X-A", "1\r\n"), Err(Error::InvalidArgument));
         assert_eq!(c, Config::default());
+        c.add_header("X-A", "1").unwrap();
+        assert_eq!(c.headers(), &[("X-A".to_owned(), "1".to_owned())]);
         c.add_subprotocol("chat.v2").unwrap();
         c.set_max_frame_size(1).unwrap();
         assert_eq!((c.subprotocols(), c.max_frame_size()), (&["chat.v2".to_owned()][..], 1));

@@ -28,6 +28,10 @@ pub enum Error {
     HandshakeTooLarge,
     #[error("the peer closed the TCP connection without a close handshake")]
     Eof,
+    /// Client role: the server answered the upgrade with this HTTP status
+    /// instead of 101 (a redirect, 401, 403, 503…).
+    #[error("the server refused the upgrade: HTTP {0}")]
+    Refused(u16),
 }
 
 impl Error {

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod extensions;
+pub mod headers;
 pub mod server;
 
 use base64::Engine;

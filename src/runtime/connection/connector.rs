@@ -1,67 +1,180 @@
-//! The client side of a connection: the URL, the name resolved off the
-//! reactor's thread, a non-blocking TCP connect, then the opening handshake
-//! (the session's first output is its request).
+//! The client side of a connection: the URL, the route (directly, or through
+//! a proxy), names resolved off the reactor's thread, a non-blocking TCP
+//! connect, the proxy's tunnel (`tunnel.rs`), then the opening handshake (the
+//! session's first output is its request), and the redirects it answers.
+//!
+//! A direct connection does what it always did: no proxy dialogue, no
+//! second resolution.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
+use mio::Token;
+
 use crate::proto::close_code::CloseCode;
+use crate::proto::handshake::headers::Headers;
 use crate::proto::session::Session;
-use crate::runtime::connection::{Connection, Lifecycle};
+use crate::runtime::client::proxy_url::{ProxyKind, ProxyUrl};
+use crate::runtime::client::redirect;
+use crate::runtime::config::ConnConfig;
+use crate::runtime::connection::client_state::ClientState;
+use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::reactor::Reactor;
 use crate::runtime::resolver;
 use crate::runtime::tls::Stream;
 use crate::runtime::url::WsUrl;
 
+/// One hop of an attempt, made before anything changes (what can fail at
+/// once fails here).
+pub(super) struct Hop {
+    target: WsUrl,
+    session: Session,
+    proxy: Option<ProxyUrl>,
+    /// TLS from the first byte: with the server, or with an `https://` proxy.
+    tls: Option<Stream>,
+    /// TLS with the server once a proxy's tunnel is open.
+    target_tls: Option<Stream>,
+}
+
 impl<H: ConnHandler> Connection<H> {
-    /// Client role: connects to `url` (`ws://host[:port][/path]`, or
-    /// `wss://` over TLS, verified as the config's `tls` says). A host name
-    /// is resolved on a worker thread, so the reactor never blocks; then the TCP
-    /// connect and the opening handshake run on the reactor. The handler's
-    /// `on_open` follows, or `on_close` (1006) if any step fails or the
-    /// handshake timeout passes first.
+    /// Client role: connects to `url` (`ws://[user:password@]host[:port][/path]`,
+    /// or `wss://` over TLS, verified as the config's `tls` says), directly
+    /// or through the config's proxy. Host names are resolved on a worker
+    /// thread, so the reactor never blocks; then the TCP connect, the
+    /// proxy's tunnel and the TLS and opening handshakes run on the reactor.
+    /// The handler's `on_open` follows, or `on_close` (1006) if any step
+    /// fails or the handshake timeout passes first.
+    ///
+    /// Allowed on a new or stopped connection, and on one that closed (also
+    /// from inside its `on_close`): it starts again.
     pub fn connect(&self, url: &str) -> Result<()> {
-        if self.lifecycle.get() != Lifecycle::Idle || self.fd.get() >= 0 {
+        let lifecycle = self.lifecycle.get();
+        let restart = lifecycle == Lifecycle::Closed;
+        if !(restart || lifecycle == Lifecycle::Idle && self.fd.get() < 0) {
             return Err(Error::State);
         }
         let url = WsUrl::parse(url)?;
         let reactor = self.reactor().ok_or(Error::State)?;
-        let config = self.config();
+        let config = match self.has(Flags::OWN_CONFIG) {
+            true => self.config(),
+            false => reactor.config(),
+        };
         // Before anything else starts: a setup failure (no TLS built in, no
         // trust store) is this call's error.
-        let stream = match url.secure {
-            true => Some(Stream::client(&config.tls, &url.host)?),
-            false => None,
-        };
-        self.install_session(Session::client(
-            Arc::clone(&config.protocol),
-            &url.host_header,
-            &url.path,
-        )?)?;
-        self.config.set(Some(config));
-        self.set_tls(stream);
+        let hop = Self::prepare_hop(&config, url.clone())?;
+        if restart {
+            self.stop()?;
+        }
+        self.set_client(ClientState::new(url));
         let token = reactor.add(self.as_source());
-        match url.host.parse::<IpAddr>() {
-            Ok(ip) => {
-                // A literal needs no resolution: connect at once.
-                let connected = self.connect_to(SocketAddr::new(ip, url.port), token);
-                if let Err(e) = connected {
-                    reactor.remove(token);
-                    return Err(e);
-                }
-                self.begin(token, Lifecycle::Connecting);
-            }
-            Err(_) => {
-                let id = resolver::next_request_id();
-                self.extra().resolve_request = id;
-                self.begin(token, Lifecycle::Resolving);
-                resolver::resolve(&url.host, url.port, reactor.resolver(), reactor.remote(), token, id);
-            }
+        if let Err(e) = self.launch(token, hop, config, true) {
+            reactor.remove(token);
+            self.token.set(crate::runtime::timers::NO_TOKEN);
+            self.lifecycle.set(Lifecycle::Idle);
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// The session, TLS and route of a hop to `target`.
+    pub(super) fn prepare_hop(config: &ConnConfig, target: WsUrl) -> Result<Hop> {
+        let proxy = config.client.proxies.route(&target).cloned();
+        let target_tls = match target.secure {
+            true => Some(Stream::client(&config.tls, &target.host)?),
+            false => None,
+        };
+        let proxy_tls = match &proxy {
+            Some(p) if p.kind == ProxyKind::Https => Some(Stream::client(&config.tls, &p.host)?),
+            _ => None,
+        };
+        let socks = proxy
+            .as_ref()
+            .is_some_and(|p| matches!(p.kind, ProxyKind::Socks5 | ProxyKind::Socks5h));
+        if socks && target.host.len() > 255 {
+            return Err(Error::InvalidArgument("a host name too long for SOCKS5"));
+        }
+        // The URL's credentials, unless the program set its own Authorization.
+        let own = config
+            .protocol
+            .headers()
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        let extra: Vec<(String, String)> = match &target.credentials {
+            Some(c) if !own => vec![("Authorization".to_owned(), c.basic())],
+            _ => Vec::new(),
+        };
+        let session =
+            Session::client_with_headers(Arc::clone(&config.protocol), &target.host_header, &target.path, &extra)?;
+        let (tls, target_tls) = match proxy {
+            Some(_) => (proxy_tls, target_tls),
+            None => (target_tls, None),
+        };
+        Ok(Hop {
+            target,
+            session,
+            proxy,
+            tls,
+            target_tls,
+        })
+    }
+
+    /// Starts a hop under `token`: resolves or connects to its first stop.
+    /// `fresh`: a new attempt (the handshake timeout starts again), not a
+    /// redirect.
+    pub(super) fn launch(&self, token: Token, hop: Hop, config: Arc<ConnConfig>, fresh: bool) -> Result<()> {
+        let reactor = self.reactor().ok_or(Error::State)?;
+        self.install_session(hop.session)?;
+        self.config.set(Some(config));
+        self.set_tls(hop.tls);
+        let (host, port) = match &hop.proxy {
+            Some(p) => (p.host.clone(), p.port),
+            None => (hop.target.host.clone(), hop.target.port),
+        };
+        // socks5:// sends an address: the server's name is resolved first.
+        let resolve_target = hop.proxy.as_ref().is_some_and(|p| p.kind == ProxyKind::Socks5)
+            && hop.target.host.parse::<IpAddr>().is_err();
+        let target = (hop.target.host.clone(), hop.target.port);
+        self.with_client(|c| {
+            c.target = hop.target;
+            c.proxy = hop.proxy;
+            c.target_tls = hop.target_tls.map(Box::new);
+            c.target_address = None;
+            c.dialogue = None;
+        });
+        let lifecycle = match (resolve_target, host.parse::<IpAddr>()) {
+            (true, _) => {
+                self.resolve(reactor, token, &target.0, target.1);
+                Lifecycle::Resolving
+            }
+            (false, Ok(ip)) => {
+                // A literal needs no resolution: connect at once.
+                self.connect_to(SocketAddr::new(ip, port), token)?;
+                Lifecycle::Connecting
+            }
+            (false, Err(_)) => {
+                self.resolve(reactor, token, &host, port);
+                Lifecycle::Resolving
+            }
+        };
+        let started = self.started_ms.get();
+        self.begin(token, lifecycle);
+        if !fresh {
+            // A redirect: the handshake timeout covers the whole chain.
+            self.started_ms.set(started);
+            self.arm_timer();
+        }
+        Ok(())
+    }
+
+    /// Resolves `host` on a worker thread; the answer comes to `resolved`.
+    fn resolve(&self, reactor: &Reactor, token: Token, host: &str, port: u16) {
+        let id = resolver::next_request_id();
+        self.with_client(|c| c.resolve_request = id);
+        resolver::resolve(host, port, reactor.resolver(), reactor.remote(), token, id);
     }
 
     /// Starts the non-blocking connect; the socket is registered under `token`.
@@ -80,19 +193,35 @@ impl<H: ConnHandler> Connection<H> {
 
     /// The answer to a name resolution.
     pub(super) fn resolved(&self, request: u32, addrs: io::Result<Vec<SocketAddr>>) {
-        let waited = self.with_extra(|e| e.resolve_request) == Some(request);
+        let waited = self.with_client(|c| c.resolve_request) == Some(request);
         if self.lifecycle.get() != Lifecycle::Resolving || !waited {
             return;
         }
-        let Some((_, token)) = self.registered() else { return };
-        let addr = match addrs.ok().and_then(|a| a.into_iter().next()) {
-            Some(addr) => addr,
-            None => {
-                let error = Some(Error::Io("name resolution"));
-                return self.finish(CloseCode::ABNORMAL.0, "name resolution failed", error);
-            }
+        let Some((reactor, token)) = self.registered() else {
+            return;
         };
-        match self.connect_to(addr, token) {
+        let Some(addr) = addrs.ok().and_then(|a| a.into_iter().next()) else {
+            let error = Some(Error::Io("name resolution"));
+            return self.finish(CloseCode::ABNORMAL.0, "name resolution failed", error);
+        };
+        // SOCKS5 with local names: that was the server's name; now the proxy's.
+        let proxy = self
+            .with_client(|c| match (&c.proxy, c.target_address) {
+                (Some(p), None) if p.kind == ProxyKind::Socks5 && c.target.host.parse::<IpAddr>().is_err() => {
+                    c.target_address = Some(addr.ip());
+                    Some((p.host.clone(), p.port))
+                }
+                _ => None,
+            })
+            .flatten();
+        let connected = match proxy {
+            Some((host, port)) => match host.parse::<IpAddr>() {
+                Ok(ip) => self.connect_to(SocketAddr::new(ip, port), token),
+                Err(_) => return self.resolve(reactor, token, &host, port),
+            },
+            None => self.connect_to(addr, token),
+        };
+        match connected {
             Ok(()) => self.lifecycle.set(Lifecycle::Connecting),
             Err(e) => self.finish(CloseCode::ABNORMAL.0, "connection failed", Some(e)),
         }
@@ -101,12 +230,81 @@ impl<H: ConnHandler> Connection<H> {
     /// A writable or error event while connecting: connected, or failed.
     pub(super) fn check_connected(&self) {
         match self.socket().connect_status() {
+            Ok(true) if self.with_client(|c| c.proxy.is_some()) == Some(true) => self.start_tunnel(),
             Ok(true) => {
                 self.lifecycle.set(Lifecycle::Running);
                 self.schedule_flush();
             }
             Ok(false) => {}
-            Err(_) => self.finish(CloseCode::ABNORMAL.0, "connection failed", Some(Error::Io("connect"))),
+            Err(_) => {
+                let reason = match self.with_client(|c| c.proxy.is_some()) == Some(true) {
+                    true => "connecting to the proxy failed",
+                    false => "connection failed",
+                };
+                self.finish(CloseCode::ABNORMAL.0, reason, Some(Error::Io("connect")))
+            }
         }
+    }
+
+    /// Client role: the server answered the upgrade (`status` 101: opened).
+    /// Keeps the answer, and decides whether a redirect is followed.
+    pub(super) fn answered(&self, status: u16, headers: &Headers<'_>) {
+        let Some(reactor) = self.reactor() else { return };
+        let now = reactor.now_ms();
+        let max_redirects = self.config().client.max_redirects as usize;
+        let refused = self.with_client(|c| {
+            c.status = status;
+            c.response = Some(headers.to_block());
+            if status == 101 {
+                c.opened_ms = Some(now);
+                return None;
+            }
+            if !redirect::is_redirect(status) || max_redirects == 0 {
+                return None;
+            }
+            c.visited.push(c.target.without_credentials());
+            if c.visited.len() > max_redirects {
+                return Some(Error::Redirect("more redirects than allowed"));
+            }
+            match redirect::next(&c.target, headers.get("location", 0), &c.visited) {
+                Ok(next) => {
+                    c.redirect = Some(next);
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        });
+        if let Some(error) = refused.flatten() {
+            self.extra().close_error.get_or_insert(error);
+        }
+    }
+
+    /// Ends this hop and starts the next, where the redirect leads (same
+    /// token, the handshake timeout still running).
+    pub(super) fn follow_redirect(&self, next: WsUrl) {
+        let Some((reactor, token)) = self.registered() else {
+            return;
+        };
+        self.drop_hop(reactor);
+        let config = self.config();
+        let hop = Self::prepare_hop(&config, next);
+        if let Err(e) = hop.and_then(|hop| self.launch(token, hop, config, false)) {
+            self.finish(CloseCode::ABNORMAL.0, "redirect failed", Some(e));
+        }
+    }
+
+    /// Closes this hop's socket and drops its session and TLS, keeping the
+    /// token (and its timer) for what follows.
+    pub(super) fn drop_hop(&self, reactor: &Reactor) {
+        let fd = self.fd.get();
+        if fd >= 0 {
+            let _ = reactor.registry().deregister(&mut mio::unix::SourceFd(&fd));
+        }
+        self.clear(Flags::WRITE_INTEREST);
+        self.drop_socket();
+        self.with_client(|c| {
+            c.dialogue = None;
+            c.target_tls = None;
+        });
     }
 }
