@@ -953,7 +953,8 @@ struct wsconn_t *wsconn_create(struct wsconn_reactor_t *reactor);
 
 /**
  * Frees the connection, closing its socket if still open, without a closing
- * handshake and without calling the close callbacks. Safe inside the
+ * handshake and without calling the close callbacks (a client's reconnection
+ * ends with it). Safe inside the
  * connection's own callbacks (gbase programs release in the close callback): it
  * is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
  *
@@ -1080,8 +1081,10 @@ int32_t wsconn_start(struct wsconn_t *con);
 
 /**
  * Drops the connection at once: no closing handshake, no callbacks, the socket
- * is closed. The connection can then be given a new socket. Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (not started).
+ * is closed, and a client's reconnection stops. The connection can then be
+ * given a new socket, or connect again (also from inside its close
+ * callbacks). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`
+ * (not started).
  *
  * # Safety
  * `con` is NULL or a live connection.
@@ -1147,8 +1150,16 @@ int32_t wsconn_ping(struct wsconn_t *con, const void *data, size_t len);
  * Starts the closing handshake with `code` (1000–1003, 1007–1011, 3000–4999, or
  * 1005 for none) and `reason` (NULL or NUL-terminated UTF-8, at most 123 bytes).
  * The close callbacks follow when the peer answers, or after the close timeout.
- * Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`,
- * `WSCONN_ERR_NOT_OPEN`, `WSCONN_ERR_NULL`.
+ * A client that has not opened yet (resolving, connecting, talking to its
+ * proxy, in the TLS or opening handshake) or that waits to connect again is
+ * ended at once instead, for good: its close callbacks run at the next
+ * dispatch (never inside this call) with `code`, `reason` and
+ * `wsconn_close_error` 0. Inside the close callbacks, it cancels the
+ * reconnection they announced (no callback follows). A client closed by
+ * the program never reconnects. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`, `WSCONN_ERR_NOT_OPEN`
+ * (a server connection in its handshake, or one not started),
+ * `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `con` is NULL or a live connection; `reason` is NULL or NUL-terminated.
@@ -1182,21 +1193,34 @@ int32_t wsconn_pause_read(struct wsconn_t *con);
 int32_t wsconn_resume_read(struct wsconn_t *con);
 
 /**
- * Client role: connects to `url` ("ws://host[:port][/path]", or "wss://…"
- * over TLS: the server is verified against the system's trust store, or the
- * config's `wsconn_config_set_tls_ca_file`, for the URL's host name, sent as
- * SNI): a host name is resolved on a worker thread (the reactor never
- * blocks), then the reactor connects without blocking, runs the TLS and
+ * Client role: connects to `url` ("ws://[user:password@]host[:port][/path]",
+ * or "wss://…" over TLS: the server is verified against the system's trust
+ * store, or the config's `wsconn_config_set_tls_ca_file`, for the URL's
+ * host name, sent as SNI). The URL's credentials (percent-decoded) go as
+ * `Authorization: Basic`, after the config's header lines
+ * (`wsconn_config_add_header`, `wsconn_add_header`). The config's proxy
+ * (`wsconn_config_set_proxy`, `_from_env`) is asked for a tunnel first;
+ * redirects are followed as the config allows (`_max_redirects`). Host
+ * names are resolved on a worker thread (the reactor never blocks); the
+ * reactor connects without blocking, talks to the proxy, runs the TLS and
  * opening handshakes, and calls the build callback — or the close callbacks
  * (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
- * `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
- * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`,
- * `_PROTOCOL`) if the resolution, the connection or a handshake fails or the
- * handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
- * (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
- * (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
- * `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`, `WSCONN_ERR_TLS_TRUST_STORE`.
+ * `WSCONN_ERR_TIMEOUT`, `WSCONN_ERR_HANDSHAKE_REFUSED` (the status in
+ * `wsconn_handshake_status`), `WSCONN_ERR_REDIRECT`,
+ * `WSCONN_ERR_PROXY_REFUSED`, `_PROXY_AUTH` (the proxy's status in
+ * `wsconn_proxy_status`), `_PROXY_PROTOCOL`, or the TLS failure:
+ * `WSCONN_ERR_TLS_UNKNOWN_CA`, `_NAME_MISMATCH`, `_EXPIRED`,
+ * `_BAD_CERTIFICATE`, `_ALERT`, `_NOT_TLS`, `_PROTOCOL`) if a step fails or
+ * the handshake timeout (which covers them all) passes first. With
+ * reconnection (`wsconn_config_set_reconnect`), a connection that ends
+ * connects again by itself. Allowed on a new or stopped connection, and on
+ * one that closed, also from inside its close callbacks: it starts again
+ * (with the reactor's options of now, unless it has its own). Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL),
+ * `WSCONN_ERR_IO` (an IP address that cannot be connected to at once),
+ * `WSCONN_ERR_STATE` (running), `WSCONN_ERR_REENTRANT` (as for
+ * `wsconn_start`), and for `wss://` or an `https://` proxy:
+ * `WSCONN_ERR_TLS_NOT_BUILT`, `WSCONN_ERR_TLS_TRUST_STORE`.
  *
  * # Safety
  * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
@@ -1248,7 +1272,11 @@ int32_t wsconn_http_respond(struct wsconn_t *con,
  * `WSCONN_ERR_TIMEOUT` (handshake, pong or close timeout), `WSCONN_ERR_IO`
  * (resolution, connect, read or write failed), `WSCONN_ERR_PROTOCOL`,
  * `WSCONN_ERR_INVALID_UTF8`, `WSCONN_ERR_MESSAGE_TOO_BIG` (the peer broke the
- * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; or
+ * protocol), `WSCONN_ERR_HANDSHAKE`, `WSCONN_ERR_HANDSHAKE_TOO_LARGE`; for a
+ * client also `WSCONN_ERR_HANDSHAKE_REFUSED`, `WSCONN_ERR_REDIRECT`,
+ * `WSCONN_ERR_PROXY_REFUSED`, `WSCONN_ERR_PROXY_AUTH`,
+ * `WSCONN_ERR_PROXY_PROTOCOL` and the TLS failures (`WSCONN_ERR_TLS_*`);
+ * 0 too when the program closed a client before it opened; or
  * `WSCONN_ERR_NULL`.
  *
  * # Safety
@@ -1520,7 +1548,12 @@ struct wsconn_session_t *wsconn_session_server_new(const struct wsconn_config_t 
 
 /**
  * Creates a client session and queues its opening handshake request (a GET of
- * `path` with `Host: host` and a fresh random key): write the output first.
+ * `path` with `Host: host` and a fresh random key, then the config's
+ * subprotocols, deflate offer and header lines of `wsconn_config_add_header`):
+ * write the output first. Interim answers (1xx) are passed over; a final
+ * answer other than 101 fails the session with `WSCONN_ERR_HANDSHAKE_REFUSED`
+ * (`wsconn_session_handshake_status`, `wsconn_session_response_header`).
+ * Redirects and proxies are the program's to follow here.
  * `host` is the Host header value (add ":port" when not 80) and `path` starts
  * with '/'; both are copied. `config`, `callbacks` and `arg` as for
  * `wsconn_session_server_new`. Returns NULL if `host` or `path` is NULL,

@@ -251,7 +251,12 @@ pub unsafe extern "C" fn wsconn_session_server_new(
 }
 
 /// Creates a client session and queues its opening handshake request (a GET of
-/// `path` with `Host: host` and a fresh random key): write the output first.
+/// `path` with `Host: host` and a fresh random key, then the config's
+/// subprotocols, deflate offer and header lines of `wsconn_config_add_header`):
+/// write the output first. Interim answers (1xx) are passed over; a final
+/// answer other than 101 fails the session with `WSCONN_ERR_HANDSHAKE_REFUSED`
+/// (`wsconn_session_handshake_status`, `wsconn_session_response_header`).
+/// Redirects and proxies are the program's to follow here.
 /// `host` is the Host header value (add ":port" when not 80) and `path` starts
 /// with '/'; both are copied. `config`, `callbacks` and `arg` as for
 /// `wsconn_session_server_new`. Returns NULL if `host` or `path` is NULL,

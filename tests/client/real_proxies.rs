@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! The real proxies the tests go through, started on 127.0.0.1 and killed
 //! when dropped: Debian's tinyproxy (HTTP CONNECT, with BasicAuth),
 //! microsocks (SOCKS5, with -u/-P) and haproxy terminating TLS in front of
