@@ -198,6 +198,12 @@ fn every_refusal_and_broken_proxy_has_its_error() {
             0,
         ),
         (format!("http://127.0.0.1:{dead}"), &target, Error::Io("connect"), 0),
+        (
+            format!("http://{PROXY_ONLY_NAME}:{h}"),
+            &target,
+            Error::Io("name resolution"),
+            0,
+        ),
     ];
     let runs: Vec<_> = cases
         .into_iter()
@@ -218,6 +224,9 @@ fn every_refusal_and_broken_proxy_has_its_error() {
             "{proxy}"
         );
         assert_eq!(closed.code, 1006, "{proxy}");
+        if proxy.contains(PROXY_ONLY_NAME) {
+            assert_eq!(closed.reason, "resolving the proxy's name failed");
+        }
     }
     // SAFETY: from `echo_server`, after the last dispatch of its clients.
     unsafe { wsconn::runtime::acceptor::Acceptor::release(acceptor.as_ptr()) };

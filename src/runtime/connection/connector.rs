@@ -201,8 +201,21 @@ impl<H: ConnHandler> Connection<H> {
             return;
         };
         let Some(addr) = addrs.ok().and_then(|a| a.into_iter().next()) else {
-            let error = Some(Error::Io("name resolution"));
-            return self.finish(CloseCode::ABNORMAL.0, "name resolution failed", error);
+            // The proxy's name, unless SOCKS5 asked for the server's first.
+            let proxy_named = self
+                .with_client(|c| match &c.proxy {
+                    Some(p) if p.kind == ProxyKind::Socks5 && c.target.host.parse::<IpAddr>().is_err() => {
+                        c.target_address.is_some()
+                    }
+                    Some(_) => true,
+                    None => false,
+                })
+                .unwrap_or(false);
+            let reason = match proxy_named {
+                true => "resolving the proxy's name failed",
+                false => "name resolution failed",
+            };
+            return self.finish(CloseCode::ABNORMAL.0, reason, Some(Error::Io("name resolution")));
         };
         // SOCKS5 with local names: that was the server's name; now the proxy's.
         let proxy = self
