@@ -184,6 +184,35 @@ enum wsconn_result
    * file, it is `WSCONN_ERR_TLS_UNKNOWN_CA`.)
    */
   WSCONN_ERR_TLS_CA_CERTIFICATE = -30,
+  /**
+   * The server answered the opening handshake with an HTTP status other
+   * than 101 (`wsconn_handshake_status` tells which: 401, 403, 503, or a
+   * redirect not followed…).
+   */
+  WSCONN_ERR_HANDSHAKE_REFUSED = -31,
+  /**
+   * A redirect was not followed: more than `max_redirects`, a loop, from
+   * `wss://` to `ws://`, or a `Location` that is missing or not a
+   * WebSocket URL.
+   */
+  WSCONN_ERR_REDIRECT = -32,
+  /**
+   * The proxy refused to open the tunnel: `wsconn_proxy_status` gives its
+   * HTTP status (403, 502…) or SOCKS5 reply (1-8).
+   */
+  WSCONN_ERR_PROXY_REFUSED = -33,
+  /**
+   * The proxy wants credentials, or refused those given:
+   * `wsconn_proxy_status` gives 407 (or 401, as tinyproxy answers wrong
+   * ones) for HTTP, or SOCKS5's answer (255: no acceptable method; else
+   * the status of RFC 1929).
+   */
+  WSCONN_ERR_PROXY_AUTH = -34,
+  /**
+   * The proxy closed the connection before the tunnel was open, or
+   * answered what is not HTTP or SOCKS5 (or too much of it).
+   */
+  WSCONN_ERR_PROXY_PROTOCOL = -35,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -831,6 +860,186 @@ void wsconn_accepted_free(struct wsconn_accepted_t *accepted);
 int32_t wsconn_set_accepted(struct wsconn_t *con, struct wsconn_accepted_t *accepted);
 
 /**
+ * Client role: adds the header line `name: value` to the opening handshake
+ * of clients made with this config (reactor connections and sans-IO client
+ * sessions), after those added before (a name may repeat). Both strings are
+ * copied. `name` must be an HTTP token other than those the handshake
+ * writes itself (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-*`,
+ * `Content-Length`, `Transfer-Encoding`); `value` must hold no CR or LF.
+ * An `Authorization` set here replaces the one of a URL's credentials.
+ * Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (the
+ * config is then unchanged).
+ *
+ * # Safety
+ * `config` is NULL or a live config; `name` and `value` are NULL or
+ * NUL-terminated.
+ */
+int32_t wsconn_config_add_header(struct wsconn_config_t *config,
+                                 const char *name,
+                                 const char *value);
+
+/**
+ * Clients made with this config go through the proxy of `url`:
+ * `http://[user:password@]host[:port]` (HTTP CONNECT, with
+ * `Proxy-Authorization: Basic` when credentials are given; default port
+ * 1080), `https://…` (the same over TLS to the proxy, verified like a
+ * `wss://` server with the config's TLS settings; default port 443),
+ * `socks5://…` (SOCKS5, host names resolved here) or `socks5h://…` (names
+ * resolved by the proxy), both with optional user and password (RFC 1929;
+ * default port 1080). No scheme means `http://`; credentials are
+ * percent-decoded. `wss://` runs TLS with the server inside the tunnel:
+ * SNI and the certificate check are the server's, never the proxy's. An
+ * empty `url` means no proxy. Replaces what `wsconn_config_set_proxy_from_env`
+ * set; `wsconn_config_set_no_proxy` still applies. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (not such a URL: the
+ * config is then unchanged).
+ *
+ * # Safety
+ * `config` is NULL or a live config; `url` is NULL or NUL-terminated.
+ */
+int32_t wsconn_config_set_proxy(struct wsconn_config_t *config, const char *url);
+
+/**
+ * Clients made with this config take their proxies from the environment,
+ * read now, with curl's rules: `ws://` URLs go through `ws_proxy`,
+ * `WS_PROXY`, else `http_proxy` (never `HTTP_PROXY`); `wss://` URLs through
+ * `wss_proxy`, `WSS_PROXY`, `https_proxy`, else `HTTPS_PROXY`; both fall
+ * back to `all_proxy`, then `ALL_PROXY`. The hosts of `no_proxy` (else
+ * `NO_PROXY`) are reached directly: a comma-separated list of names (each
+ * also matching its subdomains; a leading dot is ignored), IP addresses and
+ * CIDR ranges (`10.0.0.0/8`), or `*` alone for all. Proxy URLs are as for
+ * `wsconn_config_set_proxy`; empty variables count as unset; with none set,
+ * clients connect directly. Reading the environment while another thread
+ * changes it (`setenv`) is undefined in C: call this before starting
+ * threads, or while none does. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (a variable it would use holds no usable
+ * proxy URL: the config is then unchanged).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_proxy_from_env(struct wsconn_config_t *config);
+
+/**
+ * Clients made with this config reach the hosts of `list` directly, not
+ * through their proxy: `no_proxy`'s syntax (see
+ * `wsconn_config_set_proxy_from_env`); "" for none. Replaces the list read
+ * from the environment, if any. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (not UTF-8).
+ *
+ * # Safety
+ * `config` is NULL or a live config; `list` is NULL or NUL-terminated.
+ */
+int32_t wsconn_config_set_no_proxy(struct wsconn_config_t *config, const char *list);
+
+/**
+ * Clients made with this config follow up to `count` redirects (301, 302,
+ * 303, 307, 308) per connection attempt, as curl does: a relative
+ * `Location` is resolved against the URL that answered, `http://` and
+ * `https://` stand for `ws://` and `wss://`, `ws://` may lead to `wss://`
+ * but `wss://` never to `ws://`, a URL seen before in the chain ends it
+ * (a loop), and a URL's credentials go only to the same scheme, host and
+ * port. The handshake timeout covers the whole chain. A redirect not
+ * followed ends the connection with `WSCONN_ERR_REDIRECT`. Default 0: none
+ * (a redirect is then `WSCONN_ERR_HANDSHAKE_REFUSED` with its status).
+ * Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT`
+ * (over 255).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_max_redirects(struct wsconn_config_t *config, uint32_t count);
+
+/**
+ * Reconnection: a client made with this config whose connection ends
+ * without the program closing it (the peer's EOF or close, an error, a
+ * timeout, or a failed attempt: refused, unreachable, a proxy's refusal…)
+ * connects again to the URL it was given, resolving its name again, after
+ * a wait drawn at random between `min_ms` and a ceiling that doubles after
+ * each consecutive failure (2·min_ms, 4·min_ms…) up to `max_ms` (exponential
+ * backoff with full jitter); a connection that stayed open `max_ms` or
+ * longer starts it over. The close callbacks run at every end, and
+ * `wsconn_reconnect_delay` tells them whether an attempt follows and when;
+ * the build callback runs at every success. `wsconn_close` (also inside the
+ * close callbacks), `wsconn_stop` and `wsconn_release` stop it. `0, 0`
+ * turns it off (the default). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (unless `0 < min_ms <= max_ms`, or both 0).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_reconnect(struct wsconn_config_t *config,
+                                    uint32_t min_ms,
+                                    uint32_t max_ms);
+
+/**
+ * Client role: adds the header line `name: value` to this connection's
+ * opening handshake, after the config's (checked as by
+ * `wsconn_config_add_header`; copied). The connection keeps its own options
+ * from then on: `wsconn_set_config` replaces them, so call it first. Only
+ * before `wsconn_connect`. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_STATE` (already started).
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `name` and `value` are NULL or
+ * NUL-terminated.
+ */
+int32_t wsconn_add_header(struct wsconn_t *con, const char *name, const char *value);
+
+/**
+ * Client role: the HTTP status the server answered the last opening
+ * handshake with: 101 when it opened; another (401, 403, 503, or a
+ * redirect not followed) when it refused, which the close callbacks report
+ * as `WSCONN_ERR_HANDSHAKE_REFUSED`; 0 when no answer came (yet), and for
+ * a server connection. Valid in the callbacks and afterwards, until the
+ * connection connects again. `WSCONN_ERR_NULL` for NULL.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int wsconn_handshake_status(const struct wsconn_t *con);
+
+/**
+ * Client role: what the proxy refused in the last attempt (with
+ * `WSCONN_ERR_PROXY_REFUSED` or `WSCONN_ERR_PROXY_AUTH` in the close
+ * callbacks): its HTTP status (407 or 401, 403, 502…), or its SOCKS5 reply (1-8),
+ * or, for SOCKS5 credentials, 255 (no acceptable method) or the RFC 1929
+ * status; 0 when it refused nothing (or there is no proxy). Valid until the
+ * connection connects again. `WSCONN_ERR_NULL` for NULL.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int wsconn_proxy_status(const struct wsconn_t *con);
+
+/**
+ * Client role: the value of the `index`-th (from 0) header line called
+ * `name` (any case) in the server's answer to the opening handshake: its
+ * 101 (in the build callback and afterwards), or its refusal (in the close
+ * callbacks after `WSCONN_ERR_HANDSHAKE_REFUSED`, e.g. `WWW-Authenticate`
+ * or `Location`). A NUL-terminated string without the blanks around it,
+ * owned by the connection: valid until it connects again (also by
+ * reconnection or redirect), stops or is released. NULL when there is no
+ * such line, no answer, or `con` or `name` is NULL.
+ *
+ * # Safety
+ * `con` is NULL or a live connection; `name` is NULL or NUL-terminated.
+ */
+const char *wsconn_response_header(const struct wsconn_t *con, const char *name, size_t index);
+
+/**
+ * Client role, with reconnection (`wsconn_config_set_reconnect`): in the
+ * close callbacks, and while the connection waits to connect again, the
+ * milliseconds until the next attempt (0 or more); `WSCONN_ERR_STATE` when
+ * none follows (reconnection off, the program closed or stopped the
+ * connection, or it is not waiting); `WSCONN_ERR_NULL` for NULL.
+ *
+ * # Safety
+ * `con` is NULL or a live connection.
+ */
+int64_t wsconn_reconnect_delay(const struct wsconn_t *con);
+
+/**
  * Creates a config holding the defaults: max frame and message 16 MiB, max
  * output 16 MiB, max handshake 8 KiB, no subprotocols. Free it with
  * `wsconn_config_free`. Returns NULL only if a panic was caught.
@@ -1004,7 +1213,8 @@ struct wsconn_t *wsconn_create(struct wsconn_reactor_t *reactor);
 
 /**
  * Frees the connection, closing its socket if still open, without a closing
- * handshake and without calling the close callbacks. Safe inside the
+ * handshake and without calling the close callbacks (a client's reconnection
+ * ends with it). Safe inside the
  * connection's own callbacks (gbase programs release in the close callback): it
  * is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
  *
@@ -1132,8 +1342,10 @@ int32_t wsconn_start(struct wsconn_t *con);
 
 /**
  * Drops the connection at once: no closing handshake, no callbacks, the socket
- * is closed. The connection can then be given a new socket. Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (not started).
+ * is closed, and a client's reconnection stops. The connection can then be
+ * given a new socket, or connect again (also from inside its close
+ * callbacks). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`
+ * (not started).
  *
  * # Safety
  * `con` is NULL or a live connection.
@@ -1199,8 +1411,16 @@ int32_t wsconn_ping(struct wsconn_t *con, const void *data, size_t len);
  * Starts the closing handshake with `code` (1000–1003, 1007–1011, 3000–4999, or
  * 1005 for none) and `reason` (NULL or NUL-terminated UTF-8, at most 123 bytes).
  * The close callbacks follow when the peer answers, or after the close timeout.
- * Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`,
- * `WSCONN_ERR_NOT_OPEN`, `WSCONN_ERR_NULL`.
+ * A client that has not opened yet (resolving, connecting, talking to its
+ * proxy, in the TLS or opening handshake) or that waits to connect again is
+ * ended at once instead, for good: its close callbacks run at the next
+ * dispatch (never inside this call) with `code`, `reason` and
+ * `wsconn_close_error` 0. Inside the close callbacks, it cancels the
+ * reconnection they announced (no callback follows). A client closed by
+ * the program never reconnects. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`, `WSCONN_ERR_NOT_OPEN`
+ * (a server connection in its handshake, or one not started),
+ * `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `con` is NULL or a live connection; `reason` is NULL or NUL-terminated.
@@ -1234,30 +1454,43 @@ int32_t wsconn_pause_read(struct wsconn_t *con);
 int32_t wsconn_resume_read(struct wsconn_t *con);
 
 /**
- * Client role: connects to `url` ("ws://host[:port][/path]", or "wss://…"
- * over TLS: the server is verified against the system's trust store, or the
- * config's `wsconn_config_set_tls_ca_file`, for the URL's host name, sent as
- * SNI): a host name is resolved on a worker thread (the reactor never
- * blocks), then the reactor connects without blocking, runs the TLS and
+ * Client role: connects to `url` ("ws://[user:password@]host[:port][/path]",
+ * or "wss://…" over TLS: the server is verified against the system's trust
+ * store, or the config's `wsconn_config_set_tls_ca_file`, for the URL's
+ * host name, sent as SNI). The URL's credentials (percent-decoded) go as
+ * `Authorization: Basic`, after the config's header lines
+ * (`wsconn_config_add_header`, `wsconn_add_header`). The config's proxy
+ * (`wsconn_config_set_proxy`, `_from_env`) is asked for a tunnel first;
+ * redirects are followed as the config allows (`_max_redirects`). Host
+ * names are resolved on a worker thread (the reactor never blocks); the
+ * reactor connects without blocking, talks to the proxy, runs the TLS and
  * opening handshakes, and calls the build callback — or the close callbacks
  * (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
- * `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
- * `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_CA_CERTIFICATE`, `_ALERT`,
- * `_NOT_TLS`, `_PROTOCOL`, `_BUFFER_FULL`) if the resolution, the connection or a handshake fails or the
- * handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
- * (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
- * (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
- * `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`. The system's trust store is read by
- * the first `wss://` connection that needs it, on a worker thread, and kept;
- * if it cannot be read, that connection's close callbacks get
+ * `WSCONN_ERR_TIMEOUT`, `WSCONN_ERR_HANDSHAKE_REFUSED` (the status in
+ * `wsconn_handshake_status`), `WSCONN_ERR_REDIRECT`,
+ * `WSCONN_ERR_PROXY_REFUSED`, `_PROXY_AUTH` (the proxy's status in
+ * `wsconn_proxy_status`), `_PROXY_PROTOCOL`, or the TLS failure:
+ * `WSCONN_ERR_TLS_UNKNOWN_CA`, `_NAME_MISMATCH`, `_EXPIRED`,
+ * `_BAD_CERTIFICATE`, `_CA_CERTIFICATE`, `_ALERT`, `_NOT_TLS`, `_PROTOCOL`,
+ * `_BUFFER_FULL`, `_TRUST_STORE`) if a step fails or
+ * the handshake timeout (which covers them all) passes first. With
+ * reconnection (`wsconn_config_set_reconnect`), a connection that ends
+ * connects again by itself. Allowed on a new or stopped connection, and on
+ * one that closed, also from inside its close callbacks: it starts again
+ * (with the reactor's options of now, unless it has its own). Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL),
+ * `WSCONN_ERR_IO` (an IP address that cannot be connected to at once),
+ * `WSCONN_ERR_STATE` (running), `WSCONN_ERR_REENTRANT` (as for
+ * `wsconn_start`), and for `wss://` or an `https://` proxy:
+ * `WSCONN_ERR_TLS_NOT_BUILT`. The system's trust store is read by the first
+ * `wss://` connection that needs it, on a worker thread, and kept; if it
+ * cannot be read, that connection's close callbacks get
  * `WSCONN_ERR_TLS_TRUST_STORE` (and the next connection reads it again).
  *
  * # Safety
  * `con` is NULL or a live connection; `url` is NULL or NUL-terminated.
  */
-int32_t wsconn_connect(struct wsconn_t *con,
-                       const char *url);
+int32_t wsconn_connect(struct wsconn_t *con, const char *url);
 
 /**
  * Inside the build callback: the request target the client asked for (server
@@ -1313,7 +1546,10 @@ int32_t wsconn_http_respond(struct wsconn_t *con,
  * `WSCONN_ERR_TLS_NOT_TLS`, `WSCONN_ERR_TLS_PROTOCOL`,
  * `WSCONN_ERR_TLS_BUFFER_FULL`, and for a `wss://` client
  * `WSCONN_ERR_TLS_TRUST_STORE` (the system's trust store could not be read);
- * or `WSCONN_ERR_NULL`.
+ * for a client also `WSCONN_ERR_HANDSHAKE_REFUSED`, `WSCONN_ERR_REDIRECT`,
+ * `WSCONN_ERR_PROXY_REFUSED`, `WSCONN_ERR_PROXY_AUTH`,
+ * `WSCONN_ERR_PROXY_PROTOCOL`; 0 too when the program closed a client
+ * before it opened; or `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `con` is NULL or a live connection.
@@ -1713,7 +1949,12 @@ struct wsconn_session_t *wsconn_session_server_new(const struct wsconn_config_t 
 
 /**
  * Creates a client session and queues its opening handshake request (a GET of
- * `path` with `Host: host` and a fresh random key): write the output first.
+ * `path` with `Host: host` and a fresh random key, then the config's
+ * subprotocols, deflate offer and header lines of `wsconn_config_add_header`):
+ * write the output first. Interim answers (1xx) are passed over; a final
+ * answer other than 101 fails the session with `WSCONN_ERR_HANDSHAKE_REFUSED`
+ * (`wsconn_session_handshake_status`, `wsconn_session_response_header`).
+ * Redirects and proxies are the program's to follow here.
  * `host` is the Host header value (add ":port" when not 80) and `path` starts
  * with '/'; both are copied. `config`, `callbacks` and `arg` as for
  * `wsconn_session_server_new`. Returns NULL if `host` or `path` is NULL,
@@ -1883,6 +2124,33 @@ int32_t wsconn_session_pong(struct wsconn_session_t *session, const uint8_t *dat
  * `session` is NULL or a live session; `reason` is NULL or a NUL-terminated string.
  */
 int32_t wsconn_session_close(struct wsconn_session_t *session, int code, const char *reason);
+
+/**
+ * Client role: the HTTP status of the server's answer to the opening
+ * handshake: 101 once open; another when it refused (the session then
+ * failed with `WSCONN_ERR_HANDSHAKE_REFUSED`: 401, 403, a redirect…,
+ * which the program follows itself); 0 before any answer, and for a server
+ * session. `WSCONN_ERR_NULL` for NULL.
+ *
+ * # Safety
+ * `session` is NULL or a live session.
+ */
+int wsconn_session_handshake_status(const struct wsconn_session_t *session);
+
+/**
+ * Client role: the value of the `index`-th (from 0) header line called
+ * `name` (any case) in the server's answer to the opening handshake (its
+ * 101, from `on_open` on; or its refusal, from `on_error` on), without the
+ * blanks around it. A NUL-terminated string owned by the session, valid
+ * until it is freed. NULL when there is no such line, no answer yet, or
+ * `session` or `name` is NULL.
+ *
+ * # Safety
+ * `session` is NULL or a live session; `name` is NULL or NUL-terminated.
+ */
+const char *wsconn_session_response_header(const struct wsconn_session_t *session,
+                                           const char *name,
+                                           size_t index);
 
 /**
  * Serves TLS (1.2 and 1.3, ALPN `http/1.1`) to the connections accepted from

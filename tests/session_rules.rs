@@ -694,3 +694,62 @@ fn no_direct_reads_for_streaming_or_control_frames() {
     assert_eq!(feed(&s, &client_frame(0x82, &[0; 100_000])[..50]).1, Ok(()));
     assert!(direct_read(&s, &mut events, &[], 1, 0).is_none(), "streaming");
 }
+
+/// A client session's key, from its request.
+fn client_key(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    let line = text.lines().find(|l| l.starts_with("Sec-WebSocket-Key: ")).unwrap();
+    line["Sec-WebSocket-Key: ".len()..].to_owned()
+}
+
+#[test]
+fn a_client_passes_over_interim_answers_and_reports_refusals_cut_anywhere() {
+    let config = std::sync::Arc::new(config_with(|c| c.add_header("X-Client", "1").unwrap()));
+    let interim = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+    let client = wsconn::Session::client(config.clone(), "h", "/").unwrap();
+    let request = drain(&client);
+    assert!(String::from_utf8_lossy(&request).contains("\r\nX-Client: 1\r\n"));
+    let accept = wsconn::proto::handshake::accept_key(client_key(&request).as_bytes());
+    let opened = format!(
+        "{interim}HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nX-Server: yes\r\n\r\n"
+    );
+    let refused = format!("{interim}HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n\r\n");
+    for cut in 0..opened.len() {
+        // The same client each time would need its key: a new one per cut.
+        let c = wsconn::Session::client(config.clone(), "h", "/").unwrap();
+        let key = client_key(&drain(&c));
+        let answer = opened.replace(&accept, &wsconn::proto::handshake::accept_key(key.as_bytes()));
+        let mut headers = None;
+        let mut bytes = answer.into_bytes();
+        let (first, second) = bytes.split_at_mut(cut.min(opened.len()));
+        for part in [first, second] {
+            c.feed(part, &mut |_: &Session, e: Event<'_>| {
+                if let Event::Open { headers: h, .. } = e {
+                    headers = h.get("x-server", 0).map(<[u8]>::to_vec);
+                }
+            })
+            .unwrap();
+        }
+        assert_eq!(
+            (c.state(), headers.as_deref()),
+            (State::Open, Some(&b"yes"[..])),
+            "cut at {cut}"
+        );
+    }
+    for cut in 0..refused.len() {
+        let c = wsconn::Session::client(config.clone(), "h", "/").unwrap();
+        drain(&c);
+        let (mut events, first) = feed(&c, &refused.as_bytes()[..cut]);
+        let (more, last) = feed(&c, &refused.as_bytes()[cut..]);
+        events.extend(more);
+        assert_eq!(first, Ok(()), "cut at {cut}");
+        assert_eq!(last, Err(Error::Refused(429)), "cut at {cut}");
+        assert_eq!(
+            events,
+            [Ev::Refused(429), Ev::Error(Error::Refused(429))],
+            "cut at {cut}"
+        );
+        assert!(!c.wants_read() && !c.wants_write());
+    }
+}

@@ -389,7 +389,7 @@ fn reference(p: &Params, config: Config, stream: &[u8]) -> (Vec<Ev>, Vec<u8>) {
     let echo_fragments = p.echo_fragments;
     let mut on_event = |s: &Session, ev: Event<'_>| {
         let ev = match ev {
-            Event::Open { path, subprotocol } => Ev::Open(path.to_owned(), subprotocol.map(str::to_owned)),
+            Event::Open { path, subprotocol, .. } => Ev::Open(path.to_owned(), subprotocol.map(str::to_owned)),
             Event::Message(message) => {
                 let (kind, data) = (message.kind(), message.as_bytes());
                 if echo_fragments {

@@ -63,9 +63,12 @@ pub fn check(data: &[u8]) {
         }
         Err(e) => {
             assert!(
-                matches!(e, Error::Handshake(_) | Error::HandshakeTooLarge),
+                matches!(e, Error::Handshake(_) | Error::HandshakeTooLarge | Error::Refused(_)),
                 "unexpected error {e:?}"
             );
+            if let Error::Refused(status) = e {
+                assert!(status != 101 && !(100..200).contains(&status), "refused with {status}");
+            }
         }
     }
 }

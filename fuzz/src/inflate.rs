@@ -235,7 +235,7 @@ impl Seen {
                 }
             }
             Event::Error(e) => self.error = Some(e),
-            Event::Ping(_) | Event::Pong(_) | Event::Close { .. } | Event::HttpRequest { .. } => {}
+            Event::Ping(_) | Event::Pong(_) | Event::Close { .. } | Event::HttpRequest { .. } | Event::Refused { .. } => {}
         }
     }
 }

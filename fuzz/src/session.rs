@@ -226,6 +226,8 @@ struct Recorder {
     opened: bool,
     /// An `Error`, `Close` or `HttpRequest` was delivered: nothing may follow.
     terminal: Option<String>,
+    /// Client role: the status of the server's refusal, when one came.
+    refused: Option<u16>,
     /// The `Error` delivered during the current call.
     call_error: Option<Error>,
     /// A 404 is due after the `HttpRequest` event (the handler did not answer).
@@ -277,7 +279,7 @@ impl Recorder {
         self.check_inside(s, &event);
         match event {
             Event::Upgrade(_) => panic!("{what}: no upgrade decision was asked for"),
-            Event::Open { path, subprotocol } => {
+            Event::Open { path, subprotocol, .. } => {
                 assert!(!self.opened, "{what}: second Open");
                 self.opened = true;
                 if let Some(p) = subprotocol {
@@ -311,6 +313,14 @@ impl Recorder {
                 }
                 self.events
                     .push(Ev::Open(path.to_owned(), subprotocol.map(str::to_owned)));
+            }
+            Event::Refused { status, headers } => {
+                assert!(self.role == Role::Client && !self.opened, "{what}: Refused");
+                assert!(!(100..200).contains(&status), "{what}: refused with {status}");
+                assert!(headers.len() <= 64, "{what}: {} header lines", headers.len());
+                assert!(self.refused.is_none(), "{what}: second Refused");
+                assert!(new.is_empty(), "{what}: client output at Refused: {new:02x?}");
+                self.refused = Some(status);
             }
             Event::HttpRequest { method, path } => {
                 assert!(self.role == Role::Server && !self.opened, "{what}: HttpRequest");
@@ -437,9 +447,12 @@ impl Recorder {
                 self.partial = None;
                 if !self.opened {
                     assert!(
-                        matches!(e, Error::Handshake(_) | Error::HandshakeTooLarge | Error::Eof),
+                        matches!(e, Error::Handshake(_) | Error::HandshakeTooLarge | Error::Eof | Error::Refused(_)),
                         "{what}: error {e:?} during the handshake"
                     );
+                    if let Error::Refused(status) = e {
+                        assert_eq!(self.refused, Some(status), "{what}: Refused({status}) without its event");
+                    }
                     if self.role == Role::Server && e != Error::Eof {
                         let status = match e {
                             Error::HandshakeTooLarge => 431,
@@ -502,6 +515,7 @@ impl Recorder {
             }
             Event::HttpRequest { .. } => State::HttpRequest,
             Event::Upgrade(_) => State::Deciding,
+            Event::Refused { .. } => State::Closed,
             // A client that got the close frame waits for the server to close TCP (§7.1.1).
             Event::Close { .. } if self.role == Role::Client => State::AwaitingEof,
             Event::Close { .. } | Event::Error(_) => State::Closed,
@@ -798,6 +812,7 @@ fn run(p: &Params, lengths: &[u8], mode: Mode, what: &str) -> Outcome {
         events: Vec::new(),
         opened: false,
         terminal: None,
+        refused: None,
         call_error: None,
         expect_404: false,
         tx_closed: false,

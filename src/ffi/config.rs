@@ -42,6 +42,23 @@ pub unsafe extern "C" fn wsconn_config_free(config: *mut wsconn_config_t) {
     })
 }
 
+/// Applies `change` to everything behind `config`.
+///
+/// # Safety
+/// `config` is NULL or a live config.
+pub(crate) unsafe fn update_conn(
+    config: *mut wsconn_config_t,
+    change: impl FnOnce(&mut ConnConfig) -> Result<(), Failure>,
+) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or a live config, used by one thread at a time (documented).
+        let Some(config) = (unsafe { config.as_mut() }) else {
+            return code(Failure::Null);
+        };
+        code_of(change(&mut config.inner))
+    })
+}
+
 /// Applies `change` to the protocol options behind `config`.
 ///
 /// # Safety
@@ -50,13 +67,8 @@ pub(crate) unsafe fn update(
     config: *mut wsconn_config_t,
     change: impl FnOnce(&mut Config) -> Result<(), Failure>,
 ) -> i32 {
-    ffi_boundary!(code(Failure::Panic), {
-        // SAFETY: NULL or a live config, used by one thread at a time (documented).
-        let Some(config) = (unsafe { config.as_mut() }) else {
-            return code(Failure::Null);
-        };
-        code_of(change(Arc::make_mut(&mut config.inner.protocol)))
-    })
+    // SAFETY: forwarded caller guarantee.
+    unsafe { update_conn(config, |c| change(Arc::make_mut(&mut c.protocol))) }
 }
 
 /// Applies `change` to the timeouts behind `config`.
@@ -67,13 +79,8 @@ unsafe fn update_timeouts(
     config: *mut wsconn_config_t,
     change: impl FnOnce(&mut Timeouts) -> Result<(), Failure>,
 ) -> i32 {
-    ffi_boundary!(code(Failure::Panic), {
-        // SAFETY: NULL or a live config, used by one thread at a time (documented).
-        let Some(config) = (unsafe { config.as_mut() }) else {
-            return code(Failure::Null);
-        };
-        code_of(change(&mut config.inner.timeouts))
-    })
+    // SAFETY: forwarded caller guarantee.
+    unsafe { update_conn(config, |c| change(&mut c.timeouts)) }
 }
 
 /// Sets a timeout for which any value is valid (0 turns it off).
@@ -81,14 +88,13 @@ unsafe fn update_timeouts(
 /// # Safety
 /// `config` is NULL or a live config.
 pub(crate) unsafe fn set_optional_timeout(config: *mut wsconn_config_t, set: fn(&mut Timeouts, u32), ms: u32) -> i32 {
-    ffi_boundary!(code(Failure::Panic), {
-        // SAFETY: NULL or a live config, used by one thread at a time (documented).
-        let Some(config) = (unsafe { config.as_mut() }) else {
-            return code(Failure::Null);
-        };
-        set(&mut config.inner.timeouts, ms);
-        code_of(Ok::<(), Failure>(()))
-    })
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update_conn(config, |c| {
+            set(&mut c.timeouts, ms);
+            Ok(())
+        })
+    }
 }
 
 /// Sets the largest frame payload accepted from the peer (a larger one closes the

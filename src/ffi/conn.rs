@@ -70,7 +70,8 @@ pub unsafe extern "C" fn wsconn_create(reactor: *mut Reactor) -> *mut Connection
 }
 
 /// Frees the connection, closing its socket if still open, without a closing
-/// handshake and without calling the close callbacks. Safe inside the
+/// handshake and without calling the close callbacks (a client's reconnection
+/// ends with it). Safe inside the
 /// connection's own callbacks (gbase programs release in the close callback): it
 /// is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
 ///
@@ -277,8 +278,10 @@ pub unsafe extern "C" fn wsconn_start(con: *mut Connection<CCallbacks>) -> i32 {
 }
 
 /// Drops the connection at once: no closing handshake, no callbacks, the socket
-/// is closed. The connection can then be given a new socket. Returns `WSCONN_OK`,
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (not started).
+/// is closed, and a client's reconnection stops. The connection can then be
+/// given a new socket, or connect again (also from inside its close
+/// callbacks). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE`
+/// (not started).
 ///
 /// # Safety
 /// `con` is NULL or a live connection.
@@ -371,8 +374,16 @@ pub unsafe extern "C" fn wsconn_ping(con: *mut Connection<CCallbacks>, data: *co
 /// Starts the closing handshake with `code` (1000–1003, 1007–1011, 3000–4999, or
 /// 1005 for none) and `reason` (NULL or NUL-terminated UTF-8, at most 123 bytes).
 /// The close callbacks follow when the peer answers, or after the close timeout.
-/// Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`,
-/// `WSCONN_ERR_NOT_OPEN`, `WSCONN_ERR_NULL`.
+/// A client that has not opened yet (resolving, connecting, talking to its
+/// proxy, in the TLS or opening handshake) or that waits to connect again is
+/// ended at once instead, for good: its close callbacks run at the next
+/// dispatch (never inside this call) with `code`, `reason` and
+/// `wsconn_close_error` 0. Inside the close callbacks, it cancels the
+/// reconnection they announced (no callback follows). A client closed by
+/// the program never reconnects. Returns `WSCONN_OK`,
+/// `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_CLOSED`, `WSCONN_ERR_NOT_OPEN`
+/// (a server connection in its handshake, or one not started),
+/// `WSCONN_ERR_NULL`.
 ///
 /// # Safety
 /// `con` is NULL or a live connection; `reason` is NULL or NUL-terminated.
@@ -422,23 +433,37 @@ pub unsafe extern "C" fn wsconn_resume_read(con: *mut Connection<CCallbacks>) ->
     unsafe { with_conn(con, |c| Ok(c.resume_read()?)) }
 }
 
-/// Client role: connects to `url` ("ws://host[:port][/path]", or "wss://…"
-/// over TLS: the server is verified against the system's trust store, or the
-/// config's `wsconn_config_set_tls_ca_file`, for the URL's host name, sent as
-/// SNI): a host name is resolved on a worker thread (the reactor never
-/// blocks), then the reactor connects without blocking, runs the TLS and
+/// Client role: connects to `url` ("ws://[user:password@]host[:port][/path]",
+/// or "wss://…" over TLS: the server is verified against the system's trust
+/// store, or the config's `wsconn_config_set_tls_ca_file`, for the URL's
+/// host name, sent as SNI). The URL's credentials (percent-decoded) go as
+/// `Authorization: Basic`, after the config's header lines
+/// (`wsconn_config_add_header`, `wsconn_add_header`). The config's proxy
+/// (`wsconn_config_set_proxy`, `_from_env`) is asked for a tunnel first;
+/// redirects are followed as the config allows (`_max_redirects`). Host
+/// names are resolved on a worker thread (the reactor never blocks); the
+/// reactor connects without blocking, talks to the proxy, runs the TLS and
 /// opening handshakes, and calls the build callback — or the close callbacks
 /// (code 1006, `wsconn_close_error` telling `WSCONN_ERR_IO`,
-/// `WSCONN_ERR_TIMEOUT`, or the TLS failure: `WSCONN_ERR_TLS_UNKNOWN_CA`,
-/// `_NAME_MISMATCH`, `_EXPIRED`, `_BAD_CERTIFICATE`, `_CA_CERTIFICATE`, `_ALERT`,
-/// `_NOT_TLS`, `_PROTOCOL`, `_BUFFER_FULL`) if the resolution, the connection or a handshake fails or the
-/// handshake timeout (which covers TLS) passes first. Returns `WSCONN_OK`,
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL), `WSCONN_ERR_IO`
-/// (an IP address that cannot be connected to at once), `WSCONN_ERR_STATE`
-/// (already started), `WSCONN_ERR_REENTRANT` (as for `wsconn_start`), and for
-/// `wss://`: `WSCONN_ERR_TLS_NOT_BUILT`. The system's trust store is read by
-/// the first `wss://` connection that needs it, on a worker thread, and kept;
-/// if it cannot be read, that connection's close callbacks get
+/// `WSCONN_ERR_TIMEOUT`, `WSCONN_ERR_HANDSHAKE_REFUSED` (the status in
+/// `wsconn_handshake_status`), `WSCONN_ERR_REDIRECT`,
+/// `WSCONN_ERR_PROXY_REFUSED`, `_PROXY_AUTH` (the proxy's status in
+/// `wsconn_proxy_status`), `_PROXY_PROTOCOL`, or the TLS failure:
+/// `WSCONN_ERR_TLS_UNKNOWN_CA`, `_NAME_MISMATCH`, `_EXPIRED`,
+/// `_BAD_CERTIFICATE`, `_CA_CERTIFICATE`, `_ALERT`, `_NOT_TLS`, `_PROTOCOL`,
+/// `_BUFFER_FULL`, `_TRUST_STORE`) if a step fails or
+/// the handshake timeout (which covers them all) passes first. With
+/// reconnection (`wsconn_config_set_reconnect`), a connection that ends
+/// connects again by itself. Allowed on a new or stopped connection, and on
+/// one that closed, also from inside its close callbacks: it starts again
+/// (with the reactor's options of now, unless it has its own). Returns
+/// `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (bad URL),
+/// `WSCONN_ERR_IO` (an IP address that cannot be connected to at once),
+/// `WSCONN_ERR_STATE` (running), `WSCONN_ERR_REENTRANT` (as for
+/// `wsconn_start`), and for `wss://` or an `https://` proxy:
+/// `WSCONN_ERR_TLS_NOT_BUILT`. The system's trust store is read by the first
+/// `wss://` connection that needs it, on a worker thread, and kept; if it
+/// cannot be read, that connection's close callbacks get
 /// `WSCONN_ERR_TLS_TRUST_STORE` (and the next connection reads it again).
 ///
 /// # Safety
@@ -527,7 +552,10 @@ fn send(conn: &Connection<CCallbacks>, kind: MessageKind, data: &[u8]) -> Result
 /// `WSCONN_ERR_TLS_NOT_TLS`, `WSCONN_ERR_TLS_PROTOCOL`,
 /// `WSCONN_ERR_TLS_BUFFER_FULL`, and for a `wss://` client
 /// `WSCONN_ERR_TLS_TRUST_STORE` (the system's trust store could not be read);
-/// or `WSCONN_ERR_NULL`.
+/// for a client also `WSCONN_ERR_HANDSHAKE_REFUSED`, `WSCONN_ERR_REDIRECT`,
+/// `WSCONN_ERR_PROXY_REFUSED`, `WSCONN_ERR_PROXY_AUTH`,
+/// `WSCONN_ERR_PROXY_PROTOCOL`; 0 too when the program closed a client
+/// before it opened; or `WSCONN_ERR_NULL`.
 ///
 /// # Safety
 /// `con` is NULL or a live connection.

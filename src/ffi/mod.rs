@@ -21,6 +21,7 @@ macro_rules! ffi_boundary {
 
 pub mod acceptor;
 pub mod callbacks;
+pub mod client;
 pub mod config;
 pub mod conn;
 pub mod deflate;
@@ -35,6 +36,7 @@ pub mod watch;
 
 pub use acceptor::*;
 pub use callbacks::*;
+pub use client::*;
 pub use config::*;
 pub use conn::*;
 pub use deflate::*;

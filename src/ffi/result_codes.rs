@@ -87,4 +87,23 @@ result_codes! {
     /// -x509` makes, is trusted when the CA file holds exactly it; not in the
     /// file, it is `WSCONN_ERR_TLS_UNKNOWN_CA`.)
     WSCONN_ERR_TLS_CA_CERTIFICATE = -30, "TLS: the server's certificate is a CA certificate, not one for a server", [Runtime(R::Tls(T::CaCertificate))];
+    /// The server answered the opening handshake with an HTTP status other
+    /// than 101 (`wsconn_handshake_status` tells which: 401, 403, 503, or a
+    /// redirect not followed…).
+    WSCONN_ERR_HANDSHAKE_REFUSED = -31, "the server refused the upgrade (an HTTP status other than 101)", [Session(S::Refused(_))];
+    /// A redirect was not followed: more than `max_redirects`, a loop, from
+    /// `wss://` to `ws://`, or a `Location` that is missing or not a
+    /// WebSocket URL.
+    WSCONN_ERR_REDIRECT = -32, "a redirect was not followed (too many, a loop, wss:// to ws://, a bad Location)", [Runtime(R::Redirect(_))];
+    /// The proxy refused to open the tunnel: `wsconn_proxy_status` gives its
+    /// HTTP status (403, 502…) or SOCKS5 reply (1-8).
+    WSCONN_ERR_PROXY_REFUSED = -33, "the proxy refused the tunnel", [Runtime(R::ProxyRefused(_))];
+    /// The proxy wants credentials, or refused those given:
+    /// `wsconn_proxy_status` gives 407 (or 401, as tinyproxy answers wrong
+    /// ones) for HTTP, or SOCKS5's answer (255: no acceptable method; else
+    /// the status of RFC 1929).
+    WSCONN_ERR_PROXY_AUTH = -34, "the proxy refused the credentials", [Runtime(R::ProxyAuth(_))];
+    /// The proxy closed the connection before the tunnel was open, or
+    /// answered what is not HTTP or SOCKS5 (or too much of it).
+    WSCONN_ERR_PROXY_PROTOCOL = -35, "the proxy broke off the dialogue (closed it, or answered what is not HTTP or SOCKS5)", [Runtime(R::ProxyProtocol(_))];
 }

@@ -2,7 +2,7 @@
 //! and event loop. The program feeds received bytes, gets events through
 //! callbacks, and writes what the session queues.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::Arc;
 
@@ -12,6 +12,8 @@ use crate::ffi::request::{lending_request, upgrade_decision};
 use crate::proto::config::Config;
 use crate::proto::error::Error;
 use crate::proto::event::{Event, Message};
+use crate::proto::handshake::headers::{HeaderBlock, Headers};
+use crate::proto::role::Role;
 use crate::proto::session::Subprotocol;
 use crate::proto::session::{EventHandler, Session};
 use crate::proto::state::State;
@@ -101,9 +103,19 @@ pub struct wsconn_session_t {
     free_requested: Cell<bool>,
     /// The upgrade callback and its arg.
     pub(crate) upgrade: Cell<(wsconn_session_upgrade_func, *mut c_void)>,
+    /// Client role: the status of the server's answer (0: none yet) and its
+    /// header lines.
+    status: Cell<u16>,
+    response: RefCell<Option<HeaderBlock>>,
 }
 
 impl wsconn_session_t {
+    /// Client role: keeps the server's answer to the opening handshake.
+    fn answered(&self, status: u16, headers: &Headers<'_>) {
+        self.status.set(status);
+        *self.response.borrow_mut() = Some(headers.to_block());
+    }
+
     /// The session inside.
     pub(crate) fn session(&self) -> &Session {
         &self.session
@@ -122,6 +134,8 @@ impl wsconn_session_t {
             feeding: Cell::new(false),
             free_requested: Cell::new(false),
             upgrade: Cell::new((None, std::ptr::null_mut())),
+            status: Cell::new(0),
+            response: RefCell::new(None),
         }))
     }
 
@@ -166,7 +180,14 @@ impl EventHandler for Callbacks<'_> {
         let cb = &self.session.callbacks;
         let (s, arg) = (self.ptr, self.session.arg);
         match event {
-            Event::Open { path, subprotocol } => {
+            Event::Open {
+                path,
+                subprotocol,
+                headers,
+            } => {
+                if self.session.session.role() == Role::Client {
+                    self.session.answered(101, &headers);
+                }
                 if let Some(f) = cb.on_open {
                     let path = CString::new(path).unwrap_or_default();
                     let protocol = subprotocol.and_then(|p| CString::new(p).ok());
@@ -217,6 +238,7 @@ impl EventHandler for Callbacks<'_> {
                 }
             }
             // Sessions made here enable neither streaming receive nor HTTP serving.
+            Event::Refused { status, headers } => self.session.answered(status, &headers),
             Event::Fragment { .. } | Event::HttpRequest { .. } => {}
         }
     }
@@ -261,7 +283,12 @@ pub unsafe extern "C" fn wsconn_session_server_new(
 }
 
 /// Creates a client session and queues its opening handshake request (a GET of
-/// `path` with `Host: host` and a fresh random key): write the output first.
+/// `path` with `Host: host` and a fresh random key, then the config's
+/// subprotocols, deflate offer and header lines of `wsconn_config_add_header`):
+/// write the output first. Interim answers (1xx) are passed over; a final
+/// answer other than 101 fails the session with `WSCONN_ERR_HANDSHAKE_REFUSED`
+/// (`wsconn_session_handshake_status`, `wsconn_session_response_header`).
+/// Redirects and proxies are the program's to follow here.
 /// `host` is the Host header value (add ":port" when not 80) and `path` starts
 /// with '/'; both are copied. `config`, `callbacks` and `arg` as for
 /// `wsconn_session_server_new`. Returns NULL if `host` or `path` is NULL,
@@ -578,4 +605,57 @@ impl From<State> for wsconn_state {
             State::AwaitingEof | State::Closed => wsconn_state::WSCONN_STATE_CLOSED,
         }
     }
+}
+
+/// Client role: the HTTP status of the server's answer to the opening
+/// handshake: 101 once open; another when it refused (the session then
+/// failed with `WSCONN_ERR_HANDSHAKE_REFUSED`: 401, 403, a redirect…,
+/// which the program follows itself); 0 before any answer, and for a server
+/// session. `WSCONN_ERR_NULL` for NULL.
+///
+/// # Safety
+/// `session` is NULL or a live session.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_handshake_status(session: *const wsconn_session_t) -> c_int {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or live per the caller.
+        match unsafe { session.as_ref() } {
+            Some(s) => s.status.get() as c_int,
+            None => code(Failure::Null),
+        }
+    })
+}
+
+/// Client role: the value of the `index`-th (from 0) header line called
+/// `name` (any case) in the server's answer to the opening handshake (its
+/// 101, from `on_open` on; or its refusal, from `on_error` on), without the
+/// blanks around it. A NUL-terminated string owned by the session, valid
+/// until it is freed. NULL when there is no such line, no answer yet, or
+/// `session` or `name` is NULL.
+///
+/// # Safety
+/// `session` is NULL or a live session; `name` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_session_response_header(
+    session: *const wsconn_session_t,
+    name: *const c_char,
+    index: usize,
+) -> *const c_char {
+    ffi_boundary!(std::ptr::null(), {
+        // SAFETY: NULL or live per the caller.
+        let Some(s) = (unsafe { session.as_ref() }) else {
+            return std::ptr::null();
+        };
+        // SAFETY: NULL or NUL-terminated per the caller.
+        let Ok(name) = (unsafe { str_arg(name) }) else {
+            return std::ptr::null();
+        };
+        // The block is replaced only by another answer, which a session
+        // gets once: the value stays where it is until the session is freed.
+        s.response
+            .borrow()
+            .as_ref()
+            .and_then(|b| b.get_with_nul(name, index))
+            .map_or(std::ptr::null(), |value| value.as_ptr().cast())
+    })
 }

@@ -18,6 +18,8 @@ pub struct Config {
     allowed_origins: Vec<String>,
     /// A server refuses requests without `Origin`.
     require_origin: bool,
+    /// Client role: header lines added to the upgrade request, in order.
+    headers: Vec<(String, String)>,
 }
 
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -35,6 +37,7 @@ impl Default for Config {
             deflate: None,
             allowed_origins: Vec::new(),
             require_origin: false,
+            headers: Vec::new(),
         }
     }
 }
@@ -91,6 +94,22 @@ impl Config {
     /// client offered; a client offers all of them.
     pub fn subprotocols(&self) -> &[String] {
         &self.subprotocols
+    }
+
+    /// Client role: the header lines added to the upgrade request, in order.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// Client role: adds a header line to the upgrade request (after those
+    /// added before; a name may repeat). [`Error::InvalidArgument`] unless the
+    /// name is an HTTP token the handshake does not write itself (`Host`,
+    /// `Upgrade`, `Connection`, `Sec-WebSocket-*`, `Content-Length`,
+    /// `Transfer-Encoding`) and the value holds no CR, LF or NUL.
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<()> {
+        crate::proto::handshake::headers::check_request_header(name, value)?;
+        self.headers.push((name.to_owned(), value.to_owned()));
+        Ok(())
     }
 
     /// permessage-deflate: offered (client) or accepted (server) with these
@@ -191,7 +210,11 @@ mod tests {
         for bad in ["", "a b", "a,b", "é", "x\r\n"] {
             assert_eq!(c.add_subprotocol(bad), Err(Error::InvalidArgument), "{bad:?}");
         }
+        assert_eq!(c.add_header("Sec-WebSocket-Key", "x"), Err(Error::InvalidArgument));
+        assert_eq!(c.add_header("X-A", "1\r\n"), Err(Error::InvalidArgument));
         assert_eq!(c, Config::default());
+        c.add_header("X-A", "1").unwrap();
+        assert_eq!(c.headers(), &[("X-A".to_owned(), "1".to_owned())]);
         c.add_subprotocol("chat.v2").unwrap();
         c.set_max_frame_size(1).unwrap();
         assert_eq!((c.subprotocols(), c.max_frame_size()), (&["chat.v2".to_owned()][..], 1));

@@ -37,6 +37,10 @@ pub enum Error {
     /// A compression setting was changed on a config with compression off.
     #[error("permessage-deflate is off in this config")]
     DeflateOff,
+    /// Client role: the server answered the upgrade with this HTTP status
+    /// instead of 101 (a redirect, 401, 403, 503…).
+    #[error("the server refused the upgrade: HTTP {0}")]
+    Refused(u16),
 }
 
 impl Error {

@@ -1,6 +1,7 @@
 //! What a session reports to the program.
 
 use crate::proto::error::Error;
+use crate::proto::handshake::headers::Headers;
 use crate::proto::handshake::request::UpgradeRequest;
 
 /// The two kinds of data message.
@@ -47,10 +48,12 @@ impl<'a> Message<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
     /// The opening handshake completed. `path` is the request target (server role)
-    /// or the path requested (client role).
+    /// or the path requested (client role). `headers`: client role, the
+    /// header lines of the server's 101 response; server role, none.
     Open {
         path: &'a str,
         subprotocol: Option<&'a str>,
+        headers: Headers<'a>,
     },
     /// Server, when the program decides upgrades
     /// ([`crate::Session::set_decides_upgrades`]): a valid upgrade request
@@ -59,6 +62,10 @@ pub enum Event<'a> {
     /// while handling it, or later (the session stays
     /// [`crate::State::Deciding`] until then).
     Upgrade(&'a UpgradeRequest),
+    /// Client role: the server answered the upgrade request with `status`
+    /// (not 101: a redirect, 401, 403, 503…) and these header lines. The
+    /// session has failed: `Error(Refused(status))` follows.
+    Refused { status: u16, headers: Headers<'a> },
     /// A complete message.
     Message(Message<'a>),
     /// Streaming receive ([`crate::Session::set_streaming`]): the next piece of a

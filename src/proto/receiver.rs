@@ -12,8 +12,9 @@ use crate::proto::deflate::Agreed;
 use crate::proto::error::{Error, Result};
 use crate::proto::event::{Event, Message, MessageKind};
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::proto::handshake::headers::Headers;
 use crate::proto::handshake::request::UpgradeRequest;
-use crate::proto::handshake::{client, may_be_complete, server};
+use crate::proto::handshake::{client, may_be_complete, server, MAX_HEADERS};
 use crate::proto::mask::apply_mask;
 use crate::proto::role::Role;
 use crate::proto::sender::Answering;
@@ -47,6 +48,17 @@ pub(crate) trait Link {
     fn stopped(&self) -> bool;
 }
 
+/// What a handshake head parsed so far is.
+enum Parsed {
+    /// Not all there yet.
+    Incomplete,
+    /// Client role: an interim response of this length, passed over.
+    Interim(usize),
+    /// The head, of this length, was handled (the session opened, failed or
+    /// answered plain HTTP).
+    Done(usize),
+}
+
 /// A frame whose payload is still arriving.
 #[derive(Debug, Clone, Copy)]
 struct PartialFrame {
@@ -70,6 +82,8 @@ struct Partial {
     pending: Option<Box<UpgradeRequest>>,
     /// Client role: the `Sec-WebSocket-Key` sent, and the path requested.
     client_request: Option<Box<(String, String)>>,
+    /// Client role: bytes of interim (1xx) responses passed over.
+    interim: usize,
     header: [u8; MAX_HEADER_LEN],
     header_len: u8,
     frame: Option<PartialFrame>,
@@ -99,6 +113,7 @@ impl Partial {
             head: Vec::new(),
             pending: None,
             client_request: None,
+            interim: 0,
             header: [0; MAX_HEADER_LEN],
             header_len: 0,
             frame: None,
@@ -184,6 +199,7 @@ impl Receiver {
         if self.part.as_ref().is_some_and(|p| p.is_idle()) {
             let mut part = self.part.take().expect("checked above");
             part.head = Vec::new();
+            part.interim = 0;
             part.message_len = 0;
             part.inflated = 0;
             part.compressed = false;
@@ -336,6 +352,7 @@ impl Receiver {
         h.on_event(Event::Open {
             path: request.target(),
             subprotocol: chosen.as_deref(),
+            headers: Headers::default(),
         });
         Ok(())
     }
@@ -383,10 +400,16 @@ impl Receiver {
         if buffered == 0 {
             // The usual case: the whole head in one read, parsed where it lies; and
             // garbage is refused at once.
-            if let Some(head_len) = self.parse_head(data, h)? {
-                return Ok(head_len);
+            let mut pos = 0;
+            loop {
+                match self.parse_head(&data[pos..], h)? {
+                    Parsed::Done(head_len) => return Ok(pos + head_len),
+                    Parsed::Interim(len) => pos += self.skip_interim(len, h)?,
+                    Parsed::Incomplete => break,
+                }
             }
-            self.part_mut().head.extend_from_slice(&data[..data.len().min(cap + 1)]);
+            let rest = &data[pos..];
+            self.part_mut().head.extend_from_slice(&rest[..rest.len().min(cap + 1)]);
             return Ok(data.len());
         }
         // A head cut across reads: accumulate up to the cap (plus one byte, so that
@@ -400,24 +423,43 @@ impl Receiver {
         if !may_be_complete(&data[..take]) && !doubled && total <= cap {
             return Ok(data.len());
         }
-        let head = std::mem::take(&mut self.part_mut().head);
-        match self.parse_head(&head, h)? {
-            // Bytes after the head came from `data`: they are frames.
-            Some(head_len) => Ok(head_len.saturating_sub(buffered)),
-            None => {
-                self.part_mut().head = head;
-                Ok(data.len())
+        let mut head = std::mem::take(&mut self.part_mut().head);
+        let mut pos = 0;
+        loop {
+            match self.parse_head(&head[pos..], h)? {
+                // Bytes after the head came from `data`: they are frames. (What
+                // was kept before never holds a whole head.)
+                Parsed::Done(head_len) => return Ok((pos + head_len).saturating_sub(buffered)),
+                Parsed::Interim(len) => pos += self.skip_interim(len, h)?,
+                Parsed::Incomplete => {
+                    head.drain(..pos);
+                    self.part_mut().head = head;
+                    return Ok(data.len());
+                }
             }
         }
     }
 
-    /// Parses a request or response head; on success opens the session and
-    /// returns the head's length.
-    fn parse_head<H: Link>(&mut self, buf: &[u8], h: &mut H) -> Result<Option<usize>> {
+    /// Client role: an interim response (1xx) of `len` bytes is passed over;
+    /// all of them together are held to the handshake's size cap, so that a
+    /// server sending them without end fails the handshake.
+    fn skip_interim<H: Link>(&mut self, len: usize, h: &mut H) -> Result<usize> {
+        let part = self.part_mut();
+        part.interim = part.interim.saturating_add(len);
+        if part.interim > h.config().max_handshake_size() {
+            self.end(h);
+            h.on_event(Event::Error(Error::HandshakeTooLarge));
+            return Err(Error::HandshakeTooLarge);
+        }
+        Ok(len)
+    }
+
+    /// Parses a request or response head; on success opens the session.
+    fn parse_head<H: Link>(&mut self, buf: &[u8], h: &mut H) -> Result<Parsed> {
         let config = Arc::clone(h.config());
         match h.role() {
             Role::Server => match server::parse_head_copying(buf, &config, h.decides_upgrades()) {
-                Ok(None) => Ok(None),
+                Ok(None) => Ok(Parsed::Incomplete),
                 Ok(Some(server::Parsed::Plain { method, path, .. })) if h.serves_http() => {
                     h.set_state(State::HttpRequest);
                     h.on_event(Event::HttpRequest { method, path });
@@ -428,7 +470,7 @@ impl Receiver {
                         });
                     }
                     h.set_state(State::Closed);
-                    Ok(Some(buf.len()))
+                    Ok(Parsed::Done(buf.len()))
                 }
                 Ok(Some(server::Parsed::Plain { .. })) => self.reject(
                     server::Rejection {
@@ -447,8 +489,9 @@ impl Receiver {
                     h.on_event(Event::Open {
                         path: req.path,
                         subprotocol: req.subprotocol,
+                        headers: Headers::default(),
                     });
-                    Ok(Some(req.head_len))
+                    Ok(Parsed::Done(req.head_len))
                 }
                 Err(rejection) => self.reject(rejection, h),
             },
@@ -459,26 +502,38 @@ impl Receiver {
                     .take()
                     .expect("client receiver has its request");
                 let (key, path) = &*request;
-                match client::parse_response(buf, key, &config) {
+                let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let failure = match client::parse_head(buf, key, &config, &mut storage) {
                     Ok(None) => {
                         self.part_mut().client_request = Some(request);
-                        Ok(None)
+                        return Ok(Parsed::Incomplete);
                     }
-                    Ok(Some(resp)) => {
+                    Ok(Some(client::Head::Interim(len))) => {
+                        self.part_mut().client_request = Some(request);
+                        return Ok(Parsed::Interim(len));
+                    }
+                    Ok(Some(client::Head::Upgrade(resp, headers))) => {
                         h.set_deflate(resp.deflate);
                         h.set_state(State::Open);
                         h.on_event(Event::Open {
                             path,
                             subprotocol: resp.subprotocol,
+                            headers,
                         });
-                        Ok(Some(resp.head_len))
+                        return Ok(Parsed::Done(resp.head_len));
+                    }
+                    Ok(Some(client::Head::Refused { status, headers, .. })) => {
+                        self.end(h);
+                        h.on_event(Event::Refused { status, headers });
+                        Error::Refused(status)
                     }
                     Err(error) => {
                         self.end(h);
-                        h.on_event(Event::Error(error));
-                        Err(error)
+                        error
                     }
-                }
+                };
+                h.on_event(Event::Error(failure));
+                Err(failure)
             }
         }
     }
@@ -486,7 +541,7 @@ impl Receiver {
     /// Hands a valid upgrade request to the program (`Event::Upgrade`). Decided
     /// inside the event, the session opens (or ends) at once; otherwise the
     /// request is kept until the decision.
-    fn ask_program<H: Link>(&mut self, mut req: server::Request<'_>, h: &mut H) -> Result<Option<usize>> {
+    fn ask_program<H: Link>(&mut self, mut req: server::Request<'_>, h: &mut H) -> Result<Parsed> {
         let request = req.copy.take().expect("checked by the caller");
         let answering = Answering {
             key: req.key.to_vec(),
@@ -504,12 +559,13 @@ impl Receiver {
                 h.on_event(Event::Open {
                     path: request.target(),
                     subprotocol: chosen.as_deref(),
+                    headers: Headers::default(),
                 });
             }
             State::Deciding => self.part_mut().pending = Some(request),
             _ => self.end(h),
         }
-        Ok(Some(req.head_len))
+        Ok(Parsed::Done(req.head_len))
     }
 
     /// Refuses the opening handshake with an HTTP error.

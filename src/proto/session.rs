@@ -162,13 +162,25 @@ impl Session {
     }
 
     /// A client session: the upgrade request (a GET of `path` with `Host: host`
-    /// and a fresh key) is queued at once. [`Error::InvalidArgument`] unless both
+    /// and a fresh key, then the config's subprotocols, deflate offer and
+    /// header lines) is queued at once. [`Error::InvalidArgument`] unless both
     /// are printable ASCII without spaces and `path` starts with '/'.
     pub fn client(config: Arc<Config>, host: &str, path: &str) -> Result<Session> {
+        Session::client_with_headers(config, host, path, &[])
+    }
+
+    /// [`Session::client`], with `extra` header lines after the config's
+    /// (each checked as [`Config::add_header`] checks them).
+    pub fn client_with_headers(
+        config: Arc<Config>,
+        host: &str,
+        path: &str,
+        extra: &[(String, String)],
+    ) -> Result<Session> {
         let key = client::new_key();
         let mut tx = Sender::default();
         let mut request = Vec::new();
-        client::write_request(&mut request, host, path, &key, config.subprotocols(), config.deflate())?;
+        client::write_request(&mut request, host, path, &key, &config, extra)?;
         tx.buffer().extend_from_slice(&request);
         Ok(Session::new(
             config,

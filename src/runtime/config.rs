@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::proto::config::Config;
+use crate::runtime::client::ClientOptions;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::tls::ClientTls;
 
@@ -130,6 +131,8 @@ pub struct ConnConfig {
     pub timeouts: Timeouts,
     /// How `wss://` clients verify servers (and show their own certificate).
     pub tls: ClientTls,
+    /// Clients: proxies, redirects, reconnection.
+    pub client: ClientOptions,
 }
 
 #[cfg(test)]

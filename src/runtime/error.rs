@@ -29,6 +29,22 @@ pub enum Error {
     /// TLS failed: its setup (files, trust store) or a handshake or record.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The proxy refused to open the tunnel: its HTTP status (403, 502…) or
+    /// the SOCKS5 reply (1-8).
+    #[error("the proxy refused the tunnel: {0}")]
+    ProxyRefused(u16),
+    /// The proxy wants credentials or refused ours: HTTP 407 (or 401), or
+    /// SOCKS5's answer (255: no method acceptable; else the RFC 1929 status).
+    #[error("the proxy refused the credentials: {0}")]
+    ProxyAuth(u16),
+    /// The proxy broke off the dialogue: it closed the connection, or
+    /// answered what is not HTTP or SOCKS5.
+    #[error("proxy: {0}")]
+    ProxyProtocol(&'static str),
+    /// A redirect that is not followed: one too many, a loop, from `wss://`
+    /// to `ws://`, or a `Location` that is missing or not a WebSocket URL.
+    #[error("redirect not followed: {0}")]
+    Redirect(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

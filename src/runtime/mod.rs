@@ -5,6 +5,7 @@
 
 pub mod acceptor;
 pub(crate) mod budget;
+pub mod client;
 pub mod config;
 pub mod connection;
 pub mod error;

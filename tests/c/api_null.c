@@ -149,6 +149,96 @@ static void test_config(void) {
 }
 
 /* ------------------------------------------------------------------ */
+/* The client's options and answers: NULL and bad arguments, defaults. */
+
+static void test_client_null(wsconn_reactor_t *r) {
+    CHECK_EQ(wsconn_config_add_header(NULL, "X-A", "1"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_proxy(NULL, "http://p:1"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_proxy_from_env(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_no_proxy(NULL, "x"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_max_redirects(NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_reconnect(NULL, 1, 2), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_add_header(NULL, "X-A", "1"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_handshake_status(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_proxy_status(NULL), WSCONN_ERR_NULL);
+    CHECK(wsconn_response_header(NULL, "x", 0) == NULL);
+    CHECK_EQ(wsconn_reconnect_delay(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_handshake_status(NULL), WSCONN_ERR_NULL);
+    CHECK(wsconn_session_response_header(NULL, "x", 0) == NULL);
+
+    wsconn_config_t *cfg = wsconn_config_new();
+    CHECK_EQ(wsconn_config_add_header(cfg, NULL, "1"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_add_header(cfg, "X-A", NULL), WSCONN_ERR_NULL);
+    const char *owned[] = {"Host", "upgrade", "Connection", "Sec-WebSocket-Key", "sec-websocket-version",
+                           "Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions", "Content-Length",
+                           "Transfer-Encoding", "", "Bad Name", "Bad:Name", "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof owned / sizeof owned[0]; i++)
+        CHECK_EQ(wsconn_config_add_header(cfg, owned[i], "x"), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_add_header(cfg, "X-A", "1\r\nInjected: 1"), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_add_header(cfg, "X-A", "1\n"), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_add_header(cfg, "X-A", "\xff"), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_add_header(cfg, "Origin", "https://x.example"), WSCONN_OK);
+    CHECK_EQ(wsconn_config_add_header(cfg, "X-Empty", ""), WSCONN_OK);
+
+    CHECK_EQ(wsconn_config_set_proxy(cfg, NULL), WSCONN_ERR_NULL);
+    const char *bad_proxies[] = {"socks4://h:1", "ftp://h", "http://", "http://h:0", "http://h/x", "http://h x",
+                                 "socks5://:p@h"};
+    for (size_t i = 0; i < sizeof bad_proxies / sizeof bad_proxies[0]; i++)
+        CHECK_EQ(wsconn_config_set_proxy(cfg, bad_proxies[i]), WSCONN_ERR_INVALID_ARGUMENT);
+    const char *good_proxies[] = {"http://u:p@127.0.0.1:3128", "https://p", "socks5://[::1]:1080",
+                                  "socks5h://u:p@p:1", "p:8080", ""};
+    for (size_t i = 0; i < sizeof good_proxies / sizeof good_proxies[0]; i++)
+        CHECK_EQ(wsconn_config_set_proxy(cfg, good_proxies[i]), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_proxy_from_env(cfg), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_no_proxy(cfg, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_no_proxy(cfg, "localhost,.example.com,10.0.0.0/8"), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_no_proxy(cfg, ""), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_max_redirects(cfg, 256), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_max_redirects(cfg, 5), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_reconnect(cfg, 0, 5), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_reconnect(cfg, 10, 5), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_set_reconnect(cfg, 5, 10), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_reconnect(cfg, 0, 0), WSCONN_OK);
+
+    /* A connection not started: no answer, no retry; headers only before connect. */
+    wsconn_t *c = wsconn_create(r);
+    CHECK_EQ(wsconn_handshake_status(c), 0);
+    CHECK_EQ(wsconn_proxy_status(c), 0);
+    CHECK(wsconn_response_header(c, "upgrade", 0) == NULL);
+    CHECK(wsconn_response_header(c, NULL, 0) == NULL);
+    CHECK_EQ(wsconn_reconnect_delay(c), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_set_config(c, cfg), WSCONN_OK);
+    CHECK_EQ(wsconn_add_header(c, NULL, "1"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_add_header(c, "Sec-WebSocket-Key", "x"), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_add_header(c, "X-Token", "t"), WSCONN_OK);
+    wsconn_release(c);
+    wsconn_config_free(cfg);
+
+    /* A sans-IO client: its headers go out; a refusal's status and headers come back. */
+    cfg = wsconn_config_new();
+    CHECK_EQ(wsconn_config_add_header(cfg, "Authorization", "Bearer t0k3n"), WSCONN_OK);
+    wsconn_session_t *s = wsconn_session_client_new(cfg, "example.com", "/", NULL, NULL);
+    wsconn_config_free(cfg);
+    const uint8_t *out = NULL;
+    size_t len = wsconn_session_output(s, &out);
+    CHECK(len > 0 && memmem(out, len, "\r\nAuthorization: Bearer t0k3n\r\n", strlen("\r\nAuthorization: Bearer t0k3n\r\n")) != NULL);
+    CHECK_EQ(wsconn_session_consume(s, len), WSCONN_OK);
+    CHECK_EQ(wsconn_session_handshake_status(s), 0);
+    uint8_t refusal[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\nX-Why:  not you \r\n\r\n";
+    CHECK_EQ(wsconn_session_feed(s, refusal, sizeof refusal - 1), WSCONN_ERR_HANDSHAKE_REFUSED);
+    CHECK_EQ(wsconn_session_handshake_status(s), 403);
+    const char *why = wsconn_session_response_header(s, "x-why", 0);
+    CHECK(why != NULL && strcmp(why, "not you") == 0);
+    CHECK(wsconn_session_response_header(s, "x-why", 1) == NULL);
+    CHECK(wsconn_session_response_header(s, NULL, 0) == NULL);
+    CHECK_EQ(wsconn_session_want_read(s), 0);
+    wsconn_session_free(s);
+    s = wsconn_session_server_new(NULL, NULL, NULL);
+    CHECK_EQ(wsconn_session_handshake_status(s), 0);
+    wsconn_session_free(s);
+}
+
+/* ------------------------------------------------------------------ */
 /* Session functions with NULL and bad arguments.                      */
 
 static void test_session_null(void) {
@@ -950,9 +1040,9 @@ static void test_reactor_objects(void) {
     CHECK_EQ(wsconn_set_config(c, NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_set_config(c, cfg), WSCONN_OK);
     /* Bad URLs: refused, and the connection stays unstarted. */
-    const char *bad_urls[] = {"", "http://x", "http://127.0.0.1:1/", "https://x/", "wss://", "wss://user@x/", "ws://",
+    const char *bad_urls[] = {"", "http://x", "http://127.0.0.1:1/", "https://x/", "wss://", "wss://user@/", "ws://",
                               "ws:/x", "ws:x", "ws://[::1", "ws://[::1]x/", "ws://:80/", "ws://x:0/",
-                              "ws://x:-1/", "ws://x:70000/", "ws://x:port/", "ws://user@x/", "ws://x/#frag",
+                              "ws://x:-1/", "ws://x:70000/", "ws://x:port/", "ws://u%zz@x/", "ws://x/#frag",
                               "ws://x/a b", "ws://x/\r\nX: y", "ws://\xff\xfe/", "ws://x/\xc3\x28",
                               "ws://caf\xc3\xa9.example/", " ws://x/"};
     for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
@@ -1517,6 +1607,11 @@ int main(void) {
     test_tampered_echo_is_refused();
     test_deflate();
     test_reactor_null();
+    {
+        wsconn_reactor_t *r = wsconn_reactor_create();
+        test_client_null(r);
+        wsconn_reactor_release(r);
+    }
     test_reactor_objects();
     test_reactor_pair(0);
     test_reactor_pair(2);

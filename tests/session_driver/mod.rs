@@ -20,12 +20,14 @@ pub enum Ev {
     Http(String, String),
     /// An upgrade request to decide (its target).
     Upgrade(String),
+    Refused(u16),
 }
 
 impl From<Event<'_>> for Ev {
     fn from(e: Event<'_>) -> Ev {
         match e {
-            Event::Open { path, subprotocol } => Ev::Open(path.into(), subprotocol.map(Into::into)),
+            Event::Open { path, subprotocol, .. } => Ev::Open(path.into(), subprotocol.map(Into::into)),
+            Event::Refused { status, .. } => Ev::Refused(status),
             Event::Message(Message::Text(text)) => Ev::Text(text.to_owned()),
             Event::Message(Message::Binary(data)) => Ev::Binary(data.to_vec()),
             Event::Ping(d) => Ev::Ping(d.to_vec()),

@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod client;
 pub mod extensions;
+pub mod headers;
 pub mod origin;
 pub mod request;
 pub mod server;

@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(s.accept_upgrade(Subprotocol::Default, &[]), Err(Error::InvalidArgument));
         let mut events = Vec::new();
         s.feed(&mut [], &mut |s: &Session, e: Event<'_>| match e {
-            Event::Open { path, subprotocol } => events.push(format!("open {path} {subprotocol:?}")),
+            Event::Open { path, subprotocol, .. } => events.push(format!("open {path} {subprotocol:?}")),
             Event::Message(Message::Text(t)) => {
                 events.push(format!("text {t}"));
                 s.send_text(t).unwrap();

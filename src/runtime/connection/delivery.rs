@@ -30,11 +30,19 @@ impl<H: ConnHandler> Connection<H> {
     fn deliver(&self, event: Event<'_>) {
         let handler = &self.handler;
         match event {
-            Event::Open { path, subprotocol } => {
+            Event::Open {
+                path,
+                subprotocol,
+                headers,
+            } => {
                 self.arm_timer();
+                if self.is_client() {
+                    self.answered(101, &headers);
+                }
                 handler.on_open(self, path, subprotocol);
             }
             Event::Upgrade(request) => self.ask_handler(request),
+            Event::Refused { status, headers } => self.answered(status, &headers),
             Event::Message(message) => {
                 self.message_ended();
                 self.message_passed();

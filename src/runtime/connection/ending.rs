@@ -15,15 +15,24 @@ impl<H: ConnHandler> Connection<H> {
     /// Ends the connection: deregisters and closes the socket, and tells the
     /// handler (once), with the socket still open meanwhile. `error` is what
     /// went wrong, unless something was recorded already.
+    ///
+    /// A client that was redirected goes on to the next hop instead; one that
+    /// reconnects waits for its next attempt after telling the handler. The
+    /// handler may stop the connection, or start it again, from `on_close`:
+    /// what it did then stands.
     pub(crate) fn finish(&self, code: u16, reason: &str, error: Option<Error>) {
         if matches!(self.lifecycle.get(), Lifecycle::Closed | Lifecycle::Idle) {
             return;
+        }
+        if let Some(next) = self.with_client(|c| c.redirect.take()).flatten() {
+            return self.follow_redirect(next);
         }
         self.lifecycle.set(Lifecycle::Closed);
         self.deregister();
         if let Some(error) = error {
             self.extra().close_error.get_or_insert(error);
         }
+        self.plan_retry();
         if !self.has(Flags::RELEASED) {
             let ending = Ending {
                 code,
@@ -32,8 +41,16 @@ impl<H: ConnHandler> Connection<H> {
             };
             self.handler.on_close(self, &ending);
         }
+        if self.lifecycle.get() != Lifecycle::Closed {
+            // Stopped, or started again, from `on_close`: the old socket went
+            // with the stop.
+            return;
+        }
         self.drop_socket();
-        if self.has(Flags::OWNED_BY_REACTOR) && !self.has(Flags::RELEASED) {
+        if self.has(Flags::RELEASED) || self.wait_for_retry() {
+            return;
+        }
+        if self.has(Flags::OWNED_BY_REACTOR) {
             if let Some(reactor) = self.reactor() {
                 self.set(Flags::RELEASED);
                 // SAFETY: a connection the reactor owns came from `create` (a
@@ -77,7 +94,7 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Closes the socket and frees the session and its buffers.
-    fn drop_socket(&self) {
+    pub(super) fn drop_socket(&self) {
         self.end_tls();
         self.clear_published();
         if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
@@ -124,6 +141,11 @@ impl<H: ConnHandler> Connection<H> {
         self.deregister();
         self.drop_socket();
         self.lifecycle.set(Lifecycle::Idle);
+        self.with_client(|c| {
+            c.retry_at = None;
+            c.owed_close = None;
+            c.redirect = None;
+        });
         let kept = Flags::RELEASED | Flags::OWNED_BY_REACTOR | Flags::OWN_CONFIG | Flags::STREAMING | Flags::SERVE_HTTP;
         self.flags.set(self.flags.get() & (kept | Flags::DROP_SESSION));
         if !self.has(Flags::OWN_CONFIG) {

@@ -21,9 +21,12 @@ impl<H: ConnHandler> Connection<H> {
         }
         if self.lifecycle.get() == Lifecycle::Connecting {
             self.check_connected();
-            if self.lifecycle.get() != Lifecycle::Running {
-                return;
-            }
+        }
+        if self.lifecycle.get() == Lifecycle::Tunneling {
+            return self.tunnel_event(readable, writable);
+        }
+        if self.lifecycle.get() != Lifecycle::Running {
+            return;
         }
         if writable {
             self.flush();
@@ -195,7 +198,10 @@ impl<H: ConnHandler> Connection<H> {
         }
         self.drop_session_if_asked();
         self.flush();
-        self.finish_with_recorded_code();
+        // The flush may have ended it already (and `on_close` started it again).
+        if self.lifecycle.get() == Lifecycle::Running {
+            self.finish_with_recorded_code();
+        }
     }
 
     /// After input: the end of the session, if it came.

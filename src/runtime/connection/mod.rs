@@ -13,9 +13,12 @@
 //! `delivery` (session events to the handler), `memory` (the reactor's memory
 //! budget), `timeouts` (the timers),
 //! `ending` (close, stop, release), `connector` (the client side: resolve,
-//! connect), `secure` (TLS between the socket and the session), `published`
+//! connect, redirects), `tunnel` (a client's proxy dialogue), `reconnect`
+//! (a client's next attempt), `client_state` (what a client keeps between
+//! them), `secure` (TLS between the socket and the session), `published`
 //! (topics it subscribes to, published frames waiting for its socket).
 
+mod client_state;
 mod connector;
 mod delivery;
 mod ending;
@@ -23,8 +26,10 @@ mod input;
 mod memory;
 mod output;
 mod published;
+mod reconnect;
 mod secure;
 mod timeouts;
+mod tunnel;
 mod upgrade;
 
 use std::cell::{Cell, Ref, RefCell};
@@ -56,12 +61,18 @@ pub enum Lifecycle {
     Idle,
     /// Client: the host name is being resolved (off the reactor's thread).
     Resolving,
-    /// Client: TCP connect in progress.
+    /// Client: TCP connect in progress (to the server, or to its proxy).
     Connecting,
+    /// Client: the proxy is asked for a tunnel to the server (over TLS to
+    /// an `https://` proxy).
+    Tunneling,
     /// The session runs over the socket.
     Running,
     /// The socket is closed and the handler was told.
     Closed,
+    /// Client: no socket, between two attempts of a reconnection (or until
+    /// the close callbacks of a close made before it opened).
+    Waiting,
 }
 
 bitflags::bitflags! {
@@ -111,12 +122,8 @@ struct Extra {
     close_error: Option<Error>,
     /// Input read but not processed because reading was paused mid-buffer.
     backlog: Vec<u8>,
-    /// Client: the name resolution waited for.
-    resolve_request: u32,
-    /// Client, `wss://`: the host its TLS stream is made for once the
-    /// system's trust store is read (off the reactor's thread, with the
-    /// resolution).
-    tls_host: Option<Box<str>>,
+    /// Client role: its URL, route, responses and reconnection.
+    client: Option<Box<client_state::ClientState>>,
     /// TLS between the socket and the session (boxed: rustls' state is large).
     tls: Option<Box<Stream>>,
     /// Its topics and the published frames waiting for its socket.
@@ -270,6 +277,20 @@ impl<H: ConnHandler> Connection<H> {
         self.config.set(Some(config));
         self.set(Flags::OWN_CONFIG);
         Ok(())
+    }
+
+    /// Client role: adds a header line to this connection's upgrade requests
+    /// (after the config's; checked as `Config::add_header` checks). The
+    /// connection keeps its own copy of the options from then on (as with
+    /// `set_config`, which replaces them: call that first). Only before
+    /// `connect`.
+    pub fn add_header(&self, name: &str, value: &str) -> Result<()> {
+        if self.lifecycle.get() != Lifecycle::Idle {
+            return Err(Error::State);
+        }
+        let mut config = (*self.config()).clone();
+        Arc::make_mut(&mut config.protocol).add_header(name, value)?;
+        self.set_config(Arc::new(config))
     }
 
     /// Streaming receive: messages reach `on_fragment` piece by piece and are
@@ -551,8 +572,18 @@ impl<H: ConnHandler> Connection<H> {
 
     /// Starts the closing handshake; the handler's `on_close` follows when the
     /// peer answers, or after the close timeout.
+    ///
+    /// A client that has not opened yet (it resolves, connects, talks to its
+    /// proxy or runs the handshake) or waits to connect again is closed at
+    /// once, for good: its `on_close` follows at the next turn, with `code`
+    /// and `reason` and no error. Inside `on_close`, this cancels the
+    /// reconnection it announced.
     pub fn close(&self, code: u16, reason: &str) -> Result<()> {
+        if self.close_client(code, reason)? {
+            return Ok(());
+        }
         self.with_session(|s| s.close(code, reason))?;
+        self.stop_reconnecting();
         if self.close_code.get() == 0 {
             self.close_code.set(code);
             self.extra().close_reason = reason.to_owned();

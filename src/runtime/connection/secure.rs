@@ -52,7 +52,7 @@ impl<H: ConnHandler> Connection<H> {
         }
     }
 
-    fn with_tls<R>(&self, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+    pub(super) fn with_tls<R>(&self, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
         let mut extra = self.extra.borrow_mut();
         extra.as_mut().and_then(|e| e.tls.as_deref_mut()).map(f)
     }

@@ -18,16 +18,18 @@ impl<H: ConnHandler> Connection<H> {
     /// Whether the opening handshake (or the connect before it) is under way.
     fn handshaking(&self) -> bool {
         match self.lifecycle.get() {
-            Lifecycle::Resolving | Lifecycle::Connecting => true,
+            Lifecycle::Resolving | Lifecycle::Connecting | Lifecycle::Tunneling => true,
             Lifecycle::Running => matches!(self.state(), Some(State::Handshake | State::Deciding)),
-            Lifecycle::Idle | Lifecycle::Closed => false,
+            Lifecycle::Idle | Lifecycle::Closed | Lifecycle::Waiting => false,
         }
     }
 
     /// Milliseconds until the next moment a timer has something to check.
     fn next_wait(&self) -> Option<u64> {
-        if matches!(self.lifecycle.get(), Lifecycle::Idle | Lifecycle::Closed) {
-            return None;
+        match self.lifecycle.get() {
+            Lifecycle::Idle | Lifecycle::Closed => return None,
+            Lifecycle::Waiting => return self.waiting_wait(),
+            _ => {}
         }
         let t = self.config().timeouts;
         let closing = self.has(Flags::CLOSING);
@@ -113,8 +115,10 @@ impl<H: ConnHandler> Connection<H> {
     pub(super) fn on_timer(&self) {
         let t = self.config().timeouts;
         let now = self.now32();
-        if matches!(self.lifecycle.get(), Lifecycle::Idle | Lifecycle::Closed) {
-            return;
+        match self.lifecycle.get() {
+            Lifecycle::Idle | Lifecycle::Closed => return,
+            Lifecycle::Waiting => return self.on_waiting_timer(),
+            _ => {}
         }
         if self.handshaking() {
             if self.since(self.started_ms.get()) >= t.handshake_ms() as u64 {

@@ -98,6 +98,10 @@ impl Stream {
         Err(TlsError::NotBuilt)
     }
 
+    pub(crate) fn within(inner: Box<Stream>, _outer: Option<Box<Stream>>) -> Option<Box<Stream>> {
+        Some(inner)
+    }
+
     pub(crate) fn read_records(&mut self, _socket: Socket) -> std::io::Result<usize> {
         match *self {}
     }

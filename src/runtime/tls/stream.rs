@@ -16,6 +16,9 @@ pub(crate) struct Stream {
     conn: rustls::Connection,
     /// Where a server counts the handshakes it refuses.
     refused: Option<Arc<AtomicU64>>,
+    /// TLS this one runs inside (a `wss://` server through an `https://`
+    /// proxy): its records are the outer connection's plaintext.
+    outer: Option<Box<Stream>>,
 }
 
 /// `Socket` as the `io::Read`/`io::Write` rustls moves records through.
@@ -43,6 +46,7 @@ impl Stream {
         Ok(Stream {
             conn: conn.into(),
             refused: Some(Arc::clone(&tls.refused)),
+            outer: None,
         })
     }
 
@@ -54,12 +58,45 @@ impl Stream {
         Ok(Stream {
             conn: conn.into(),
             refused: None,
+            outer: None,
         })
     }
 
-    /// Reads records from the socket (`Ok(0)`: the peer closed TCP).
+    /// `inner` inside `outer` when there is one (set up and done with its
+    /// own handshake: an `https://` proxy's), so that what `inner` sends and
+    /// receives goes through it; else `inner` alone.
+    pub(crate) fn within(mut inner: Box<Stream>, outer: Option<Box<Stream>>) -> Option<Box<Stream>> {
+        inner.outer = outer;
+        Some(inner)
+    }
+
+    /// Reads records from the socket (`Ok(0)`: the peer closed TCP). Inside
+    /// an outer TLS connection: its plaintext, after reading the socket when
+    /// it has none decrypted already.
     pub(crate) fn read_records(&mut self, socket: Socket) -> io::Result<usize> {
-        self.conn.read_tls(&mut Io(socket))
+        let Some(outer) = self.outer.as_deref_mut() else {
+            return self.conn.read_tls(&mut Io(socket));
+        };
+        if let Some(moved) = Self::take_from(&mut self.conn, outer)? {
+            return Ok(moved);
+        }
+        let read = outer.read_records(socket)?;
+        if read == 0 {
+            return Ok(0);
+        }
+        outer.process().map_err(io::Error::other)?;
+        // Part of a record: nothing to move yet, but not an end either.
+        Ok(Self::take_from(&mut self.conn, outer)?.unwrap_or(read))
+    }
+
+    /// Moves what `outer` decrypted into `conn` as its records; `None`:
+    /// nothing is waiting.
+    fn take_from(conn: &mut rustls::Connection, outer: &mut Stream) -> io::Result<Option<usize>> {
+        match conn.read_tls(&mut outer.conn.reader()) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Decrypts what was read, and queues any handshake answer or alert.
@@ -85,16 +122,26 @@ impl Stream {
 
     /// Records are waiting to be written to the socket.
     pub(crate) fn wants_write(&self) -> bool {
-        self.conn.wants_write()
+        self.conn.wants_write() || self.outer.as_ref().is_some_and(|o| o.wants_write())
     }
 
     pub(crate) fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
 
-    /// Writes waiting records to the socket.
+    /// Writes waiting records to the socket (inside an outer TLS
+    /// connection: as its plaintext, then its records).
     pub(crate) fn write_records(&mut self, socket: Socket) -> io::Result<usize> {
-        self.conn.write_tls(&mut Io(socket))
+        let Some(outer) = self.outer.as_deref_mut() else {
+            return self.conn.write_tls(&mut Io(socket));
+        };
+        if !outer.wants_write() && self.conn.wants_write() {
+            self.conn.write_tls(&mut outer.conn.writer())?;
+        }
+        match outer.wants_write() {
+            true => outer.write_records(socket),
+            false => Ok(0),
+        }
     }
 
     /// Server: the name the client asked for (SNI), once its hello came.
@@ -122,5 +169,8 @@ impl Stream {
     pub(crate) fn close(&mut self, socket: Socket) {
         self.conn.send_close_notify();
         let _ = self.write_records(socket);
+        if let Some(outer) = self.outer.as_deref_mut() {
+            outer.close(socket);
+        }
     }
 }
