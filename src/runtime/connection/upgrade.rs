@@ -39,8 +39,13 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Runs `f` on the upgrade request while its decision is pending (outside
-    /// `on_upgrade`, which is given it); `None` otherwise.
+    /// `on_upgrade`, which is given it); `None` otherwise, also in the close
+    /// callbacks of a connection that ended undecided (the request is freed
+    /// right after them, whatever ended it).
     pub fn with_upgrade_request<R>(&self, f: impl FnOnce(&UpgradeRequest) -> R) -> Option<R> {
+        if !self.upgrade_pending() {
+            return None;
+        }
         let session = self.session()?;
         let request = session.upgrade_request()?;
         Some(f(&request))
