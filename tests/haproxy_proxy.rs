@@ -7,9 +7,17 @@
 //! while a second one from 127.0.0.2 is refused; once the first ones leave,
 //! their places come back (the v2 round reuses both addresses).
 //!
+//! The same over TLS: haproxy passing `wss://` through (`send-proxy-v2`) to
+//! `echo_server --proxy-protocol --tls-cert ...`, which reads the header
+//! before TLS; the C client's echo comes back. haproxy connects from
+//! 127.0.0.9 (`source`), so an address the server logs is never the
+//! socket's own.
+//!
 //! haproxy runs in the foreground (`-db`) with a configuration written to a
 //! temporary directory; nothing under /etc is read. Without haproxy the test
 //! fails and says what to install.
+
+mod certs;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -18,7 +26,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use wsconn_testkit::{
-    build_examples, client_frame, example, find_on_path, free_port, root, upgrade_request, LoggedServer, RESPONSE,
+    build_examples, client_frame, example, find_on_path, free_port, root, run, upgrade_request, LoggedServer, RESPONSE,
 };
 
 fn haproxy_binary() -> PathBuf {
@@ -27,10 +35,10 @@ fn haproxy_binary() -> PathBuf {
         .unwrap_or_else(|| panic!("haproxy not found (PATH, /usr/sbin): on Debian, apt-get install haproxy"))
 }
 
-/// haproxy with one TCP frontend per PROXY protocol version, both to
-/// `upstream`; returns it and the two frontends' ports (v1, v2).
-fn start_haproxy(upstream: u16) -> (LoggedServer, u16, u16) {
-    let (v1, v2) = (free_port(), free_port());
+/// haproxy with one TCP frontend per PROXY protocol version to `upstream`,
+/// and one with v2 to `tls_upstream`; returns it and the frontends' ports.
+fn start_haproxy(upstream: u16, tls_upstream: u16) -> (LoggedServer, [u16; 3]) {
+    let (v1, v2, v2_tls) = (free_port(), free_port(), free_port());
     let dir = root()
         .join("target")
         .join("haproxy-test")
@@ -39,16 +47,24 @@ fn start_haproxy(upstream: u16) -> (LoggedServer, u16, u16) {
     let config = format!(
         "global\n    maxconn 200\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\
-         listen proxy_v1\n    bind 127.0.0.1:{v1}\n    server echo 127.0.0.1:{upstream} send-proxy\n\
-         listen proxy_v2\n    bind 127.0.0.1:{v2}\n    server echo 127.0.0.1:{upstream} send-proxy-v2\n"
+         listen proxy_v1\n    bind 127.0.0.1:{v1}\n    server echo 127.0.0.1:{upstream} send-proxy {SOURCE}\n\
+         listen proxy_v2\n    bind 127.0.0.1:{v2}\n    server echo 127.0.0.1:{upstream} send-proxy-v2 {SOURCE}\n\
+         listen proxy_v2_tls\n    bind 127.0.0.1:{v2_tls}\n    \
+         server echo 127.0.0.1:{tls_upstream} send-proxy-v2 {SOURCE}\n"
     );
     let path = dir.join("haproxy.cfg");
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(haproxy_binary());
     cmd.arg("-db").arg("-f").arg(&path);
     // Not probed: a probe would reach the server as a connection of its own.
-    (LoggedServer::spawn("haproxy", cmd, dir.join("haproxy.log")), v1, v2)
+    (
+        LoggedServer::spawn("haproxy", cmd, dir.join("haproxy.log")),
+        [v1, v2, v2_tls],
+    )
 }
+
+/// haproxy's side of its connections to the servers.
+const SOURCE: &str = "source 127.0.0.9";
 
 /// A client from the loopback address `source`, through haproxy's `port`,
 /// that sent its upgrade request (connecting again while haproxy starts).
@@ -120,7 +136,17 @@ fn haproxy_clients_are_seen_and_limited_by_their_own_address() {
         "echo_server-haproxy",
     );
     let port = server.wait_for_port();
-    let (mut haproxy, v1, v2) = start_haproxy(port);
+    let (tls_args, ca) = certs::echo_server_tls_args("haproxy", &["127.0.0.1"]);
+    let mut tls_server_args = vec!["-v", "--proxy-protocol"];
+    tls_server_args.extend(tls_args.iter().map(String::as_str));
+    let mut tls_server = LoggedServer::start(
+        &example("echo_server"),
+        &tls_server_args,
+        &[],
+        "echo_server-haproxy-tls",
+    );
+    let tls_port = tls_server.wait_for_port();
+    let (mut haproxy, [v1, v2, v2_tls]) = start_haproxy(port, tls_port);
     let (a, b): (IpAddr, IpAddr) = ([127, 0, 0, 2].into(), [127, 0, 0, 3].into());
 
     let mut handshakes = 0;
@@ -151,6 +177,16 @@ fn haproxy_clients_are_seen_and_limited_by_their_own_address() {
     let log = server.log();
     assert_eq!(log.matches("complete handshake").count(), 4, "{log}");
     assert_eq!(log.matches("] connected").count(), 4, "{log}");
-    assert!(!log.contains("127.0.0.1 port"), "haproxy's own address: {log}");
+    assert!(!log.contains("127.0.0.9"), "haproxy's own address: {log}");
+
+    // TLS behind haproxy: the header first, then the TLS handshake.
+    let mut client = Command::new(example("client"));
+    client.args(["--ca", &ca, &format!("wss://127.0.0.1:{v2_tls}/"), "through haproxy"]);
+    let done = run(client, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(done.status.success(), "{}\n{}", done.report(), tls_server.log());
+    assert_eq!(done.stdout.trim(), "through haproxy", "{}", done.report());
+    let log = wait_log(&tls_server, "complete handshake, peer 127.0.0.1 port", 1);
+    assert!(!log.contains("127.0.0.9"), "haproxy's own address: {log}");
+    tls_server.terminate();
     server.terminate();
 }
