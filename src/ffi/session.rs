@@ -163,6 +163,9 @@ pub(crate) struct Callbacks<'a> {
 
 impl EventHandler for Callbacks<'_> {
     fn on_event(&mut self, _: &Session, event: Event<'_>) {
+        if self.session.free_requested.get() {
+            return; // freed by a callback of this feed: no callback after that
+        }
         let cb = &self.session.callbacks;
         let (s, arg) = (self.ptr, self.session.arg);
         match event {
@@ -179,7 +182,7 @@ impl EventHandler for Callbacks<'_> {
                     return;
                 };
                 let answer = lending_request(s as usize, request, || f(s, up_arg));
-                if self.session.session.state() == State::Deciding {
+                if self.session.session.state() == State::Deciding && !self.session.free_requested.get() {
                     let _ = match upgrade_decision(answer) {
                         UpgradeDecision::Accept => self.session.session.accept_upgrade(Subprotocol::Default, &[]),
                         UpgradeDecision::Reject(status) => self.session.session.reject_upgrade(status, &[], b""),

@@ -157,7 +157,7 @@ struct server_conn {
     char peer[64];
 };
 
-#define MAX_SERVER_CONNS 16
+#define MAX_SERVER_CONNS 32
 static struct server_conn *server_conns[MAX_SERVER_CONNS];
 static int server_conn_count;
 static wsconn_reactor_t *pending_reactor;
@@ -201,6 +201,21 @@ static void on_decide(wsconn_timer_t *timer, void *arg) {
     }
 }
 
+/* /by-thread: the decision, run on the reactor's thread. */
+static void decide_from_queue(void *arg) {
+    struct server_conn *c = arg;
+    c->late_accept = wsconn_upgrade_accept(c->con, NULL, NULL, 0);
+}
+
+static void *lookup_thread(void *arg) {
+    usleep(50 * 1000);
+    CHECK_EQ(wsconn_reactor_defer(pending_reactor, decide_from_queue, arg), WSCONN_OK);
+    return NULL;
+}
+
+/* /by-other: decided in another connection's message callback. */
+static struct server_conn *waiting_for_other;
+
 static int on_upgrade(wsconn_t *con, void *arg) {
     struct server_conn *c = arg;
     c->upgrades++;
@@ -235,6 +250,22 @@ static int on_upgrade(wsconn_t *con, void *arg) {
         return WSCONN_UPGRADE_REJECT;
     }
     if (strcmp(target, "/refuse") == 0) return 7; /* not a wsconn_upgrade: 403 */
+    if (strcmp(target, "/release-inside") == 0) {
+        server_conn_free(c); /* allowed in its callbacks; the answer is moot */
+        return WSCONN_UPGRADE_ACCEPT;
+    }
+    if (strcmp(target, "/by-thread") == 0) {
+        /* A look-up on another thread, whose answer comes back through the
+         * reactor's queue (the one thread-safe entry). */
+        pthread_t t;
+        CHECK_EQ(pthread_create(&t, NULL, lookup_thread, c), 0);
+        pthread_detach(t);
+        return WSCONN_UPGRADE_PENDING;
+    }
+    if (strcmp(target, "/by-other") == 0) {
+        waiting_for_other = c;
+        return WSCONN_UPGRADE_PENDING;
+    }
     if (strcmp(target, "/pending") == 0) return WSCONN_UPGRADE_PENDING;
     if (strncmp(target, "/later", 6) == 0) {
         c->timer = wsconn_timer_create(pending_reactor, on_decide, c);
@@ -255,6 +286,10 @@ static void on_server_build(int fd, void *arg) {
 
 static void on_server_message(wsconn_t *con, void *arg, int type, const uint8_t *data, size_t len) {
     (void)arg;
+    if (waiting_for_other != NULL && len == 11 && memcmp(data, "let them in", 11) == 0) {
+        waiting_for_other->late_accept = wsconn_upgrade_accept(waiting_for_other->con, NULL, NULL, 0);
+        waiting_for_other = NULL;
+    }
     CHECK_EQ(type == WSCONN_MSG_TEXT ? wsconn_send_text(con, (const char *)data, len)
                                      : wsconn_send_binary(con, data, len),
              WSCONN_OK);
@@ -284,26 +319,40 @@ static int on_server_accept(int fd, void *arg) {
     wsconn_set_message_func(c->con, on_server_message, c);
     wsconn_set_close_ex_func(c->con, on_server_close, c);
     wsconn_set_fd(c->con, fd);
-    CHECK_EQ(wsconn_start(c->con), WSCONN_OK);
     CHECK(server_conn_count < MAX_SERVER_CONNS);
     server_conns[server_conn_count++] = c;
+    CHECK_EQ(wsconn_start(c->con), WSCONN_OK);
     return 0;
 }
 
 /* The next server connection (in the order of the clients) once its
  * upgrade callback ran. */
+static int upgraded_next;
 static struct server_conn *upgraded(void) {
-    static int next;
-    PUMP_UNTIL(pending_reactor, server_conn_count > next && server_conns[next]->upgrades == 1, 5000);
+    int next = upgraded_next;
+    PUMP_UNTIL(pending_reactor, server_conn_count > next && server_conns[next] != NULL &&
+                                    server_conns[next]->upgrades == 1, 5000);
     struct server_conn *c = server_conn_count > next ? server_conns[next] : NULL;
     CHECK(c != NULL && c->upgrades == 1);
-    next++;
+    upgraded_next++;
     return c;
+}
+
+/* The next server connection, which frees itself in its upgrade callback. */
+static void upgraded_freed(void) {
+    PUMP_UNTIL(pending_reactor, server_conn_count > upgraded_next && server_conns[upgraded_next] == NULL, 5000);
+    CHECK(server_conn_count > upgraded_next && server_conns[upgraded_next] == NULL);
+    upgraded_next++;
 }
 
 static int run_pending(void) {
     pending_reactor = wsconn_reactor_create();
     wsconn_reactor_t *r = pending_reactor;
+    /* The default subprotocol ("chat") is what NULL accepts with. */
+    wsconn_config_t *config = wsconn_config_new();
+    CHECK_EQ(wsconn_config_add_subprotocol(config, "chat"), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_set_config(r, config), WSCONN_OK);
+    wsconn_config_free(config);
     short_config = wsconn_config_new();
     CHECK_EQ(wsconn_config_set_handshake_timeout(short_config, 300), WSCONN_OK);
     wsconn_acceptor_t *acc = wsconn_acceptor_create(r), *short_acc = wsconn_acceptor_create(r);
@@ -445,7 +494,43 @@ static int run_pending(void) {
         server_conn_free(cs[i]);
     }
 
-    /* 8. Released while pending: the socket closes, nothing leaks. */
+    /* 8. Decided from another thread through wsconn_reactor_defer, and from
+     * another connection's message callback; then both echo. */
+    static const char *RESPONSE_101 =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\r\n";
+    fd = raw_connect(port, NULL);
+    raw_request(fd, "/by-thread", NULL, 0);
+    c = upgraded();
+    got = raw_read(r, fd, buf, sizeof buf, strlen(RESPONSE_101), 5000, &eof);
+    CHECK_STR(buf, RESPONSE_101);
+    CHECK_EQ(c->late_accept, WSCONN_OK);
+    int waiting = raw_connect(port, NULL);
+    raw_request(waiting, "/by-other", early, early_len);
+    struct server_conn *other = upgraded();
+    uint8_t frame[64];
+    CHECK_EQ(write(fd, frame, masked_text(frame, "let them in")), 17);
+    got = raw_read(r, waiting, buf, sizeof buf, strlen(RESPONSE_101) + 7, 5000, &eof);
+    CHECK_EQ(got, strlen(RESPONSE_101) + 7);
+    CHECK(memcmp(buf + strlen(RESPONSE_101), "\x81\x05" "early", 7) == 0);
+    CHECK_EQ(other->late_accept, WSCONN_OK);
+    CHECK(waiting_for_other == NULL);
+    close(fd);
+    close(waiting);
+    PUMP_UNTIL(r, c->closes == 1 && other->closes == 1, 5000);
+    server_conn_free(c);
+    server_conn_free(other);
+
+    /* 9. Released inside its own upgrade callback: closed, no answer. */
+    fd = raw_connect(port, NULL);
+    raw_request(fd, "/release-inside", NULL, 0);
+    upgraded_freed();
+    raw_read(r, fd, buf, sizeof buf, 0, 5000, &eof);
+    CHECK(eof);
+    CHECK_STR(buf, "");
+    close(fd);
+
+    /* 10. Released while pending: the socket closes, nothing leaks. */
     fd = raw_connect(port, NULL);
     raw_request(fd, "/pending", NULL, 0);
     c = upgraded();
@@ -465,7 +550,7 @@ static int run_pending(void) {
 /* session: the sans-IO server session decides too.                     */
 
 struct session_log {
-    int upgrades, opens, messages, errors, decide_inside;
+    int upgrades, opens, messages, errors, decide_inside, free_inside;
     int answer; /* what the callback returns */
     char open_protocol[32];
     char last_message[64];
@@ -486,6 +571,10 @@ static int on_session_upgrade(wsconn_session_t *s, void *arg) {
     CHECK_EQ(wsconn_session_request_subprotocol(s, 1, proto, sizeof proto), 9); /* truncated */
     CHECK_STR(proto, "sup");
     CHECK_EQ(wsconn_session_want_write(s), 0);
+    if (log->free_inside) {
+        wsconn_session_free(s); /* allowed in its callbacks */
+        return WSCONN_UPGRADE_ACCEPT;
+    }
     if (log->decide_inside) {
         static const wsconn_header_t h[] = {{"WWW-Authenticate", "Bearer realm=\"x\""}};
         CHECK_EQ(wsconn_session_upgrade_accept(s, NULL, (const wsconn_header_t[]){{"X", "a\rb"}}, 1),
@@ -658,6 +747,22 @@ static int run_session(void) {
     /* Freed while pending, with early bytes held: nothing leaks. */
     s = deciding_session(&log, WSCONN_UPGRADE_PENDING, early, early_len, &rc);
     wsconn_session_free(s);
+
+    /* Freed inside its upgrade callback: the feed returns, nothing is
+     * touched afterwards, nothing leaks. */
+    memset(&log, 0, sizeof log);
+    log.free_inside = 1;
+    s = wsconn_session_server_new(NULL, &SESSION_CALLBACKS, &log);
+    wsconn_session_set_upgrade_func(s, on_session_upgrade, &log);
+    n = strlen(session_request);
+    input = malloc(n + early_len);
+    memcpy(input, session_request, n);
+    memcpy(input + n, early, early_len);
+    rc = wsconn_session_feed(s, input, n + early_len);
+    free(input);
+    CHECK_EQ(log.upgrades, 1);
+    CHECK_EQ(log.opens, 0);
+    CHECK_EQ(log.messages, 0);
 
     /* Without an upgrade function: no decision to take. */
     s = wsconn_session_server_new(NULL, &SESSION_CALLBACKS, &log);

@@ -23,8 +23,8 @@ impl<H: ConnHandler> Connection<H> {
     /// `Event::Upgrade`: the handler decides now, or leaves it pending.
     pub(super) fn ask_handler(&self, request: &UpgradeRequest) {
         let decision = self.handler.on_upgrade(self, request);
-        if self.state() != Some(State::Deciding) {
-            return; // decided inside
+        if self.state() != Some(State::Deciding) || self.has(Flags::RELEASED) {
+            return; // decided inside, or released there (its answer is moot)
         }
         let _ = match decision {
             UpgradeDecision::Accept => self.upgrade_accept(Subprotocol::Default, &[]),
