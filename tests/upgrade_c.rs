@@ -6,11 +6,14 @@
 //!   close callback, or by freeing everything in the close callback): the
 //!   documented `WSCONN_ERR_CLOSED`, no use after free, no leak; the request
 //!   read through pointers taken in the callback while pending; accept and
-//!   reject later byte for byte; the handshake timeout; refusing all pending;
-//!   a connection released while pending.
+//!   reject later byte for byte; decisions from another thread
+//!   (`wsconn_reactor_defer`) and from another connection's callback; the
+//!   handshake timeout; refusing all pending; a connection released while
+//!   pending or inside its upgrade callback (no callback after that).
 //! - `session`: the sans-IO session's decision functions
 //!   (`wsconn_session_set_upgrade_func`, `wsconn_session_upgrade_accept` /
-//!   `_reject`, `wsconn_session_request_*`).
+//!   `_reject`, `wsconn_session_request_*`), a session freed inside its
+//!   upgrade callback.
 //! - `tls`: TLS sockets taken in the accept callback (`wsconn_accepted_take`)
 //!   and served by a reactor on another thread (`wsconn_set_accepted`): wss://
 //!   echoes, ws:// fails; mutual TLS with the upgrade callback deciding on the

@@ -12,9 +12,13 @@
  *                          timer); accept later with a subprotocol and a
  *                          header, the early frame echoed; reject later,
  *                          byte for byte; argument errors changing nothing;
+ *                          decisions from another thread (wsconn_reactor_defer)
+ *                          and from another connection's message callback;
  *                          the handshake timeout; wsconn_reactor_refuse_pending;
- *                          a connection released while pending.
- *   upgrade_test session   the same decisions on a sans-IO server session.
+ *                          a connection released inside its upgrade callback
+ *                          (no callback after) and while pending.
+ *   upgrade_test session   the same decisions on a sans-IO server session
+ *                          (also one freed inside its upgrade callback).
  *   upgrade_test tls CERT KEY CA ALICE_CERT ALICE_KEY BOB_CERT BOB_KEY
  *                          accepted TLS sockets taken in the accept callback
  *                          (wsconn_accepted_take) and started on a worker
