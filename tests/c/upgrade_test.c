@@ -145,7 +145,8 @@ static size_t raw_read(wsconn_reactor_t *r, int fd, char *buf, size_t cap, size_
 /* ------------------------------------------------------------------ */
 /* pending: the reactor's server side.                                  */
 
-enum later { LATER_NONE, LATER_ACCEPT, LATER_REJECT, LATER_AFTER_CLOSE };
+enum later { LATER_NONE, LATER_ACCEPT, LATER_REJECT, LATER_AFTER_CLOSE, LATER_BYE };
+static int bye_accept = 1; /* /later-bye: what the accept returned */
 
 struct server_conn {
     wsconn_t *con;
@@ -200,6 +201,11 @@ static void on_decide(wsconn_timer_t *timer, void *arg) {
         c->late_accept = wsconn_upgrade_accept(c->con, NULL, cookie, 1);
         c->late_reject = wsconn_upgrade_reject(c->con, 403, NULL, 0, NULL, 0);
         break;
+    case LATER_BYE:
+        /* The early frame's message callback frees c (and this timer)
+         * inside this accept: nothing of c is touched afterwards. */
+        bye_accept = wsconn_upgrade_accept(c->con, NULL, NULL, 0);
+        break;
     case LATER_NONE:
         break;
     }
@@ -216,6 +222,9 @@ static void *lookup_thread(void *arg) {
     CHECK_EQ(wsconn_reactor_defer(pending_reactor, decide_from_queue, arg), WSCONN_OK);
     return NULL;
 }
+
+/* /drain: how many wsconn_reactor_refuse_pending refused. */
+static int drained = -1;
 
 /* /by-other: decided in another connection's message callback. */
 static struct server_conn *waiting_for_other;
@@ -266,6 +275,12 @@ static int on_upgrade(wsconn_t *con, void *arg) {
         pthread_detach(t);
         return WSCONN_UPGRADE_PENDING;
     }
+    if (strcmp(target, "/drain") == 0) {
+        /* Refusing every pending one, itself included, from its callback. */
+        drained = wsconn_reactor_refuse_pending(pending_reactor, 503);
+        CHECK_EQ(wsconn_upgrade_pending(con), 0);
+        return WSCONN_UPGRADE_PENDING; /* ignored: decided inside */
+    }
     if (strcmp(target, "/by-other") == 0) {
         waiting_for_other = c;
         return WSCONN_UPGRADE_PENDING;
@@ -276,6 +291,7 @@ static int on_upgrade(wsconn_t *con, void *arg) {
         wsconn_timer_start(c->timer, 150, 0);
     }
     if (strcmp(target, "/later-accept") == 0) c->later = LATER_ACCEPT;
+    if (strcmp(target, "/later-bye") == 0) c->later = LATER_BYE;
     if (strcmp(target, "/later-reject") == 0) c->later = LATER_REJECT;
     if (strcmp(target, "/later-leave") == 0) c->later = LATER_AFTER_CLOSE;
     if (strcmp(target, "/later-release") == 0) c->release_in_close = 1;
@@ -289,7 +305,11 @@ static void on_server_build(int fd, void *arg) {
 }
 
 static void on_server_message(wsconn_t *con, void *arg, int type, const uint8_t *data, size_t len) {
-    (void)arg;
+    struct server_conn *c = arg;
+    if (len == 3 && memcmp(data, "bye", 3) == 0) {
+        server_conn_free(c); /* released in its message callback */
+        return;
+    }
     if (waiting_for_other != NULL && len == 11 && memcmp(data, "let them in", 11) == 0) {
         waiting_for_other->late_accept = wsconn_upgrade_accept(waiting_for_other->con, NULL, NULL, 0);
         waiting_for_other = NULL;
@@ -497,6 +517,21 @@ static int run_pending(void) {
         CHECK_EQ(cs[i]->close_error, WSCONN_ERR_REFUSED);
         server_conn_free(cs[i]);
     }
+    /* The same from inside an upgrade callback, its own request included. */
+    fds[0] = raw_connect(port, NULL);
+    raw_request(fds[0], "/pending", NULL, 0);
+    cs[0] = upgraded();
+    fds[1] = raw_connect(port, NULL);
+    raw_request(fds[1], "/drain", NULL, 0);
+    cs[1] = upgraded();
+    CHECK_EQ(drained, 2);
+    for (int i = 0; i < 2; i++) {
+        raw_read(r, fds[i], buf, sizeof buf, 0, 5000, &eof);
+        CHECK(strncmp(buf, "HTTP/1.1 503 ", 13) == 0);
+        close(fds[i]);
+        PUMP_UNTIL(r, cs[i]->closes == 1, 5000);
+        server_conn_free(cs[i]);
+    }
 
     /* 8. Decided from another thread through wsconn_reactor_defer, and from
      * another connection's message callback; then both echo. */
@@ -525,7 +560,20 @@ static int run_pending(void) {
     server_conn_free(c);
     server_conn_free(other);
 
-    /* 9. Released inside its own upgrade callback: closed, no answer. */
+    /* 9. Accepted later; the early frame's callback releases it inside
+     * that accept: the socket closes at once, what was queued (the 101)
+     * dropped with it, as a release always does. */
+    size_t bye_len = masked_text(frame, "bye");
+    fd = raw_connect(port, NULL);
+    raw_request(fd, "/later-bye", frame, bye_len);
+    upgraded();
+    got = raw_read(r, fd, buf, sizeof buf, 0, 5000, &eof);
+    CHECK(eof);
+    CHECK_STR(buf, "");
+    CHECK_EQ(bye_accept, WSCONN_OK);
+    close(fd);
+
+    /* 10. Released inside its own upgrade callback: closed, no answer. */
     fd = raw_connect(port, NULL);
     raw_request(fd, "/release-inside", NULL, 0);
     upgraded_freed();
@@ -534,7 +582,7 @@ static int run_pending(void) {
     CHECK_STR(buf, "");
     close(fd);
 
-    /* 10. Released while pending: the socket closes, nothing leaks. */
+    /* 11. Released while pending: the socket closes, nothing leaks. */
     fd = raw_connect(port, NULL);
     raw_request(fd, "/pending", NULL, 0);
     c = upgraded();
