@@ -72,7 +72,9 @@ pub unsafe extern "C" fn wsconn_create(reactor: *mut Reactor) -> *mut Connection
 /// Frees the connection, closing its socket if still open, without a closing
 /// handshake and without calling the close callbacks. Safe inside the
 /// connection's own callbacks (gbase programs release in the close callback): it
-/// is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
+/// is then freed when the dispatch ends, and none of its callbacks runs after
+/// the release (what an upgrade callback that released it returns is
+/// ignored). NULL is a no-op. Returns `WSCONN_OK`.
 ///
 /// # Safety
 /// `con` is NULL or a live connection, not used afterwards.

@@ -299,8 +299,10 @@ pub unsafe extern "C" fn wsconn_session_client_new(
 }
 
 /// Frees a session and its buffers. NULL is a no-op. May be called from inside
-/// one of the session's callbacks: the session then stops processing input and is
-/// freed when the library returns from the callback. Freeing twice is undefined.
+/// one of the session's callbacks: the session then stops processing input, runs
+/// no more callbacks (what an upgrade callback that freed it returns is ignored)
+/// and is freed when the library returns from the callback. Freeing twice is
+/// undefined.
 ///
 /// # Safety
 /// `session` is NULL or a live session; it must not be used after this call.
