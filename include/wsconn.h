@@ -1216,7 +1216,9 @@ struct wsconn_t *wsconn_create(struct wsconn_reactor_t *reactor);
  * handshake and without calling the close callbacks (a client's reconnection
  * ends with it). Safe inside the
  * connection's own callbacks (gbase programs release in the close callback): it
- * is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
+ * is then freed when the dispatch ends, and none of its callbacks runs after
+ * the release (what an upgrade callback that released it returns is
+ * ignored). NULL is a no-op. Returns `WSCONN_OK`.
  *
  * # Safety
  * `con` is NULL or a live connection, not used afterwards.
@@ -1972,8 +1974,10 @@ struct wsconn_session_t *wsconn_session_client_new(const struct wsconn_config_t 
 
 /**
  * Frees a session and its buffers. NULL is a no-op. May be called from inside
- * one of the session's callbacks: the session then stops processing input and is
- * freed when the library returns from the callback. Freeing twice is undefined.
+ * one of the session's callbacks: the session then stops processing input, runs
+ * no more callbacks (what an upgrade callback that freed it returns is ignored)
+ * and is freed when the library returns from the callback. Freeing twice is
+ * undefined.
  *
  * # Safety
  * `session` is NULL or a live session; it must not be used after this call.

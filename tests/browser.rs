@@ -10,6 +10,12 @@
 //! connection must have agreed on permessage-deflate, and a 1 MiB text
 //! message is echoed too.
 //!
+//! Who may connect (`echo_server --allow-origin`): a page served from one
+//! origin opens a WebSocket to a server that allows only that origin and
+//! echoes; the same page from another origin (`localhost` instead of
+//! `127.0.0.1`) is refused: the page sees the socket close before it opened,
+//! chromium's net log shows the Origin it sent and the 403 it got.
+//!
 //! Chromium is required: without it the test fails (it is not skipped), so
 //! that CI cannot pass without running it.  `.ci/run` installs it; set
 //! `WSCONN_CHROMIUM` to use another binary.
@@ -150,15 +156,90 @@ fn index_page_passes_in_chromium_over_tls() {
     page_passes(Some("browser-tls"), &[], "");
 }
 
-/// Loads the index page (with `query`) from echo_server started with
-/// `server_args`, over TLS with the certificate tagged `tls`.
-fn page_passes(tls: Option<&str>, server_args: &[&str], query: &str) {
-    let Some(chromium) = find_chromium() else {
+/// The origin allow-list: `tests/browser/origin/index.html`, served by one
+/// echo_server, opens a WebSocket to another that allows only
+/// `http://127.0.0.1:PAGE_PORT`.
+#[test]
+fn only_the_allowed_origin_connects_in_chromium() {
+    let chromium = require_chromium();
+    build_examples();
+    let page_dir = root().join("tests").join("browser").join("origin");
+    let mut pages = LoggedServer::start(
+        &example("echo_server"),
+        &["-d", page_dir.to_str().unwrap(), "0"],
+        &[],
+        "echo_server-browser-origin-pages",
+    );
+    let page_port = pages.wait_for_port();
+    let allowed = format!("http://127.0.0.1:{page_port}");
+    let mut server = LoggedServer::start(
+        &example("echo_server"),
+        &["-v", "--allow-origin", &allowed, "0"],
+        &[],
+        "echo_server-browser-origin",
+    );
+    let ws_port = server.wait_for_port();
+    let page = |host: &str| format!("http://{host}:{page_port}/?ws=ws://127.0.0.1:{ws_port}/echo");
+    let run = |url: &str, args: &[&str]| {
+        let dom =
+            dump_dom(&chromium, url, args).unwrap_or_else(|e| panic!("{e}\n--- server log ---\n{}", server.log()));
+        let result = pre_text(&dom, "result").unwrap_or("(no result element)").to_owned();
+        let log = pre_text(&dom, "log").unwrap_or("").to_owned();
+        (result, log)
+    };
+
+    let (result, log) = run(&page("127.0.0.1"), &[]);
+    assert_eq!(
+        result,
+        "ECHOED",
+        "from the allowed origin\n--- page log ---\n{log}\n--- server log ---\n{}",
+        server.log()
+    );
+
+    // Another origin: refused before the handshake completes. The page only
+    // sees a close (browsers hide the status); the net log has the rest.
+    let net_log = root()
+        .join("target")
+        .join("browser-test")
+        .join(format!("origin-netlog-{}.json", std::process::id()));
+    let net_log_arg = format!("--log-net-log={}", net_log.display());
+    let (result, log) = run(&page("localhost"), &[&net_log_arg]);
+    let net = std::fs::read_to_string(&net_log).unwrap_or_else(|e| panic!("{}: {e}", net_log.display()));
+    let _ = std::fs::remove_file(&net_log);
+    assert_eq!(
+        result, "REFUSED code=1006 open=false",
+        "from another origin\n--- page log ---\n{log}"
+    );
+    assert!(
+        net.contains(&format!("Origin: http://localhost:{page_port}")),
+        "chromium sent the page's origin"
+    );
+    assert!(
+        net.contains("Unexpected response code: 403"),
+        "chromium got 403 for the other origin\n--- server log ---\n{}",
+        server.log()
+    );
+    server.assert_running("after the browsers");
+    let server_log = server.log();
+    assert_eq!(server_log.matches("complete handshake").count(), 1, "{server_log}");
+    assert!(server_log.contains("origin is not allowed"), "{server_log}");
+    server.terminate();
+    pages.terminate();
+}
+
+fn require_chromium() -> PathBuf {
+    find_chromium().unwrap_or_else(|| {
         panic!(
             "chromium not found on PATH: install chromium (apt-get install chromium), \
              or set WSCONN_CHROMIUM to a chromium binary. This test is never skipped."
-        );
-    };
+        )
+    })
+}
+
+/// Loads the index page (with `query`) from echo_server started with
+/// `server_args`, over TLS with the certificate tagged `tls`.
+fn page_passes(tls: Option<&str>, server_args: &[&str], query: &str) {
+    let chromium = require_chromium();
     build_examples();
 
     let args = match tls {

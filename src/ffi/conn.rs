@@ -73,7 +73,9 @@ pub unsafe extern "C" fn wsconn_create(reactor: *mut Reactor) -> *mut Connection
 /// handshake and without calling the close callbacks (a client's reconnection
 /// ends with it). Safe inside the
 /// connection's own callbacks (gbase programs release in the close callback): it
-/// is then freed when the dispatch ends. NULL is a no-op. Returns `WSCONN_OK`.
+/// is then freed when the dispatch ends, and none of its callbacks runs after
+/// the release (what an upgrade callback that released it returns is
+/// ignored). NULL is a no-op. Returns `WSCONN_OK`.
 ///
 /// # Safety
 /// `con` is NULL or a live connection, not used afterwards.

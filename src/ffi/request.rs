@@ -116,19 +116,16 @@ unsafe fn header(request: &UpgradeRequest, name: *const c_char, index: usize) ->
 /// Header line `index`'s name and value into `*name` and `*value`.
 ///
 /// # Safety
-/// `name` and `value` are NULL or writable.
+/// `name` and `value` are writable (not NULL).
 unsafe fn header_at(
     request: &UpgradeRequest,
     index: usize,
     name: *mut *const c_char,
     value: *mut *const c_char,
 ) -> i32 {
-    if name.is_null() || value.is_null() {
-        return code(Failure::Null);
-    }
     match request.header_at_with_nul(index) {
         Some((n, v)) => {
-            // SAFETY: both non-NULL and writable per the caller.
+            // SAFETY: both writable per the caller.
             unsafe {
                 *name = c_str(n);
                 *value = c_str(v);
@@ -250,10 +247,10 @@ pub unsafe extern "C" fn wsconn_request_header_at(
     value: *mut *const c_char,
 ) -> c_int {
     ffi_boundary!(code(Failure::Panic), {
-        if con.is_null() {
+        if con.is_null() || name.is_null() || value.is_null() {
             return code(Failure::Null);
         }
-        // SAFETY: forwarded caller guarantees.
+        // SAFETY: forwarded caller guarantees (the out-pointers not NULL).
         at_code(unsafe { of_conn(con, |r| header_at(r, index, name, value)) })
     })
 }
@@ -350,10 +347,10 @@ pub unsafe extern "C" fn wsconn_session_request_header_at(
     value: *mut *const c_char,
 ) -> c_int {
     ffi_boundary!(code(Failure::Panic), {
-        if session.is_null() {
+        if session.is_null() || name.is_null() || value.is_null() {
             return code(Failure::Null);
         }
-        // SAFETY: forwarded caller guarantees.
+        // SAFETY: forwarded caller guarantees (the out-pointers not NULL).
         at_code(unsafe { of_session(session, |r| header_at(r, index, name, value)) })
     })
 }

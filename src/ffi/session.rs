@@ -177,6 +177,9 @@ pub(crate) struct Callbacks<'a> {
 
 impl EventHandler for Callbacks<'_> {
     fn on_event(&mut self, _: &Session, event: Event<'_>) {
+        if self.session.free_requested.get() {
+            return; // freed by a callback of this feed: no callback after that
+        }
         let cb = &self.session.callbacks;
         let (s, arg) = (self.ptr, self.session.arg);
         match event {
@@ -200,7 +203,7 @@ impl EventHandler for Callbacks<'_> {
                     return;
                 };
                 let answer = lending_request(s as usize, request, || f(s, up_arg));
-                if self.session.session.state() == State::Deciding {
+                if self.session.session.state() == State::Deciding && !self.session.free_requested.get() {
                     let _ = match upgrade_decision(answer) {
                         UpgradeDecision::Accept => self.session.session.accept_upgrade(Subprotocol::Default, &[]),
                         UpgradeDecision::Reject(status) => self.session.session.reject_upgrade(status, &[], b""),
@@ -323,8 +326,10 @@ pub unsafe extern "C" fn wsconn_session_client_new(
 }
 
 /// Frees a session and its buffers. NULL is a no-op. May be called from inside
-/// one of the session's callbacks: the session then stops processing input and is
-/// freed when the library returns from the callback. Freeing twice is undefined.
+/// one of the session's callbacks: the session then stops processing input, runs
+/// no more callbacks (what an upgrade callback that freed it returns is ignored)
+/// and is freed when the library returns from the callback. Freeing twice is
+/// undefined.
 ///
 /// # Safety
 /// `session` is NULL or a live session; it must not be used after this call.

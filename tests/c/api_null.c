@@ -1596,6 +1596,131 @@ static void test_pubsub_null(void) {
     close(fds[1]);
 }
 
+/* ------------------------------------------------------------------ */
+/* Who may connect: NULL and invalid arguments, and live objects with no  */
+/* decision to take (the behaviour is tested by tests/c/upgrade_test.c). */
+
+static int upgrade_noop(wsconn_t *con, void *arg) {
+    (void)con;
+    (void)arg;
+    return WSCONN_UPGRADE_ACCEPT;
+}
+
+static int session_upgrade_noop(wsconn_session_t *s, void *arg) {
+    (void)s;
+    (void)arg;
+    return WSCONN_UPGRADE_ACCEPT;
+}
+
+static void test_upgrade_null(void) {
+    static const wsconn_header_t header[] = {{"Set-Cookie", "a=1"}};
+    const char *name = NULL, *value = NULL;
+    char buf[64];
+    size_t len = 7;
+
+    /* NULL objects. */
+    wsconn_set_upgrade_func(NULL, upgrade_noop, NULL);
+    CHECK_EQ(wsconn_upgrade_accept(NULL, NULL, NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_upgrade_reject(NULL, 403, NULL, 0, NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_upgrade_pending(NULL), 0);
+    CHECK_EQ(wsconn_reactor_refuse_pending(NULL, 503), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_peer_address(NULL, buf, sizeof buf), WSCONN_ERR_NULL);
+    CHECK(wsconn_tls_server_name(NULL) == NULL);
+    CHECK(wsconn_tls_peer_certificate(NULL, 0, &len) == NULL);
+    CHECK_EQ(len, 7);
+    CHECK(wsconn_request_method(NULL) == NULL);
+    CHECK(wsconn_request_target(NULL) == NULL);
+    CHECK(wsconn_request_header(NULL, "Host", 0) == NULL);
+    CHECK_EQ(wsconn_request_header_count(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_request_header_at(NULL, 0, &name, &value), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_request_subprotocol(NULL, 0, buf, sizeof buf), WSCONN_ERR_NULL);
+    wsconn_session_set_upgrade_func(NULL, session_upgrade_noop, NULL);
+    CHECK_EQ(wsconn_session_upgrade_accept(NULL, NULL, NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_upgrade_reject(NULL, 403, NULL, 0, NULL, 0), WSCONN_ERR_NULL);
+    CHECK(wsconn_session_request_method(NULL) == NULL);
+    CHECK(wsconn_session_request_target(NULL) == NULL);
+    CHECK(wsconn_session_request_header(NULL, "Host", 0) == NULL);
+    CHECK_EQ(wsconn_session_request_header_count(NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_request_header_at(NULL, 0, &name, &value), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_request_subprotocol(NULL, 0, buf, sizeof buf), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_limits(NULL, 1, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_set_proxy_protocol(NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_add_allowed_origin(NULL, "https://a.test"), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_require_origin(NULL, 1), WSCONN_ERR_NULL);
+    CHECK(wsconn_accepted_take(-1) == NULL); /* outside an accept callback */
+    CHECK(wsconn_accepted_take(0) == NULL);
+    CHECK_EQ(wsconn_accepted_fd(NULL), -1);
+    wsconn_accepted_free(NULL);
+    CHECK_EQ(wsconn_set_accepted(NULL, NULL), WSCONN_ERR_NULL);
+
+    /* Origins: scheme://host[:port] only. */
+    wsconn_config_t *cfg = wsconn_config_new();
+    CHECK_EQ(wsconn_config_add_allowed_origin(cfg, NULL), WSCONN_ERR_NULL);
+    static const char *bad_origins[] = {"", "a.test", "https://", "https://a.test/path", "ftp:/a", "https://a b"};
+    for (size_t i = 0; i < sizeof bad_origins / sizeof *bad_origins; i++)
+        CHECK_EQ(wsconn_config_add_allowed_origin(cfg, bad_origins[i]), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_config_add_allowed_origin(cfg, "https://A.test:8443"), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_require_origin(cfg, 1), WSCONN_OK);
+    wsconn_config_free(cfg);
+
+    /* Live objects with nothing being decided. */
+    wsconn_reactor_t *r = wsconn_reactor_create();
+    wsconn_t *con = wsconn_create(r);
+    wsconn_set_upgrade_func(con, NULL, NULL);
+    wsconn_set_upgrade_func(con, upgrade_noop, NULL);
+    CHECK_EQ(wsconn_upgrade_accept(con, NULL, NULL, 0), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_upgrade_accept(con, NULL, NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_upgrade_accept(con, NULL, header, 1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_upgrade_reject(con, 403, NULL, 0, NULL, 0), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_upgrade_reject(con, 403, NULL, 0, NULL, 3), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_upgrade_reject(con, -1, NULL, 0, NULL, 0), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_upgrade_pending(con), 0);
+    CHECK_EQ(wsconn_peer_address(con, buf, sizeof buf), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_peer_address(con, NULL, 0), WSCONN_ERR_NULL);
+    CHECK(wsconn_tls_server_name(con) == NULL);
+    CHECK(wsconn_tls_peer_certificate(con, 0, NULL) == NULL);
+    CHECK(wsconn_tls_peer_certificate(con, 0, &len) == NULL);
+    CHECK(wsconn_request_method(con) == NULL);
+    CHECK(wsconn_request_target(con) == NULL);
+    CHECK(wsconn_request_header(con, NULL, 0) == NULL);
+    CHECK(wsconn_request_header(con, "Host", 0) == NULL);
+    CHECK_EQ(wsconn_request_header_count(con), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_request_header_at(con, 0, NULL, &value), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_request_header_at(con, 0, &name, &value), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_request_subprotocol(con, 0, NULL, 4), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_request_subprotocol(con, 0, buf, sizeof buf), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_set_accepted(con, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_refuse_pending(r, 399), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_refuse_pending(r, 600), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_refuse_pending(r, 503), 0);
+    wsconn_acceptor_t *acc = wsconn_acceptor_create(r);
+    CHECK_EQ(wsconn_acceptor_set_limits(acc, 10, 2), WSCONN_OK);
+    CHECK_EQ(wsconn_acceptor_set_proxy_protocol(acc, 1), WSCONN_OK);
+    CHECK_EQ(wsconn_acceptor_start(acc, "127.0.0.1", 0), WSCONN_OK);
+    CHECK_EQ(wsconn_acceptor_set_limits(acc, 10, 2), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_acceptor_set_proxy_protocol(acc, 0), WSCONN_ERR_STATE);
+    wsconn_acceptor_release(acc);
+    wsconn_release(con);
+    wsconn_reactor_release(r);
+
+    wsconn_session_t *s = wsconn_session_server_new(NULL, NULL, NULL);
+    wsconn_session_set_upgrade_func(s, session_upgrade_noop, NULL);
+    wsconn_session_set_upgrade_func(s, NULL, NULL);
+    CHECK_EQ(wsconn_session_upgrade_accept(s, NULL, NULL, 0), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_session_upgrade_accept(s, NULL, NULL, 2), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_upgrade_reject(s, 403, NULL, 0, NULL, 0), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_session_upgrade_reject(s, 403, NULL, 1, NULL, 0), WSCONN_ERR_NULL);
+    CHECK(wsconn_session_request_method(s) == NULL);
+    CHECK(wsconn_session_request_target(s) == NULL);
+    CHECK(wsconn_session_request_header(s, NULL, 0) == NULL);
+    CHECK_EQ(wsconn_session_request_header_count(s), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_session_request_header_at(s, 0, &name, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_request_header_at(s, 0, &name, &value), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_session_request_subprotocol(s, 0, NULL, 1), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_session_request_subprotocol(s, 0, NULL, 0), WSCONN_ERR_STATE);
+    wsconn_session_free(s);
+}
+
 int main(void) {
     test_strerror_version();
     test_config();
@@ -1618,5 +1743,6 @@ int main(void) {
     test_connect_refused();
     test_reactor_released_first();
     test_pubsub_null();
+    test_upgrade_null();
     return test_summary();
 }

@@ -28,6 +28,11 @@ impl<H: ConnHandler> EventHandler for Delivery<'_, H> {
 
 impl<H: ConnHandler> Connection<H> {
     fn deliver(&self, event: Event<'_>) {
+        if self.has(Flags::RELEASED) {
+            // Released in a callback of this feed (e.g. the upgrade callback,
+            // whose accept would open it): the program is done with it.
+            return;
+        }
         let handler = &self.handler;
         match event {
             Event::Open {

@@ -23,8 +23,8 @@ impl<H: ConnHandler> Connection<H> {
     /// `Event::Upgrade`: the handler decides now, or leaves it pending.
     pub(super) fn ask_handler(&self, request: &UpgradeRequest) {
         let decision = self.handler.on_upgrade(self, request);
-        if self.state() != Some(State::Deciding) {
-            return; // decided inside
+        if self.state() != Some(State::Deciding) || self.has(Flags::RELEASED) {
+            return; // decided inside, or released there (its answer is moot)
         }
         let _ = match decision {
             UpgradeDecision::Accept => self.upgrade_accept(Subprotocol::Default, &[]),
@@ -39,8 +39,13 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Runs `f` on the upgrade request while its decision is pending (outside
-    /// `on_upgrade`, which is given it); `None` otherwise.
+    /// `on_upgrade`, which is given it); `None` otherwise, also in the close
+    /// callbacks of a connection that ended undecided (the request is freed
+    /// right after them, whatever ended it).
     pub fn with_upgrade_request<R>(&self, f: impl FnOnce(&UpgradeRequest) -> R) -> Option<R> {
+        if !self.upgrade_pending() {
+            return None;
+        }
         let session = self.session()?;
         let request = session.upgrade_request()?;
         Some(f(&request))
