@@ -162,6 +162,12 @@ enum wsconn_result
    * Any other TLS failure (no common version or cipher, a corrupt record…).
    */
   WSCONN_ERR_TLS_PROTOCOL = -26,
+  /**
+   * permessage-deflate: the peer's compressed messages inflated to more
+   * than the configured ratio allows for what it sent
+   * (`wsconn_config_set_deflate_max_ratio`); close 1009 was queued.
+   */
+  WSCONN_ERR_INFLATE_RATIO = -27,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -1115,6 +1121,36 @@ int32_t wsconn_config_set_deflate_level(struct wsconn_config_t *config, int leve
  * `config` is NULL or a live config.
  */
 int32_t wsconn_config_set_deflate_min_size(struct wsconn_config_t *config, size_t bytes);
+
+/**
+ * Limits how much a peer may make this side inflate: at most `ratio` bytes
+ * inflated per compressed byte it sent, over the connection, with a reserve
+ * of 1 MiB (a message may exceed the ratio now and then; doing so message
+ * after message spends the reserve). Past it the connection is closed with
+ * 1009, `wsconn_close_error` gives `WSCONN_ERR_INFLATE_RATIO`, and the
+ * reactor counts it (`wsconn_reactor_inflate_ratio_closes`). Default 256:
+ * above what context takeover gives messages that repeat earlier ones
+ * (typically 50-200), far under what a bomb does (about 1,000: 15 KiB on the
+ * wire making 15 MiB). 0: no limit but the max message size. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_NOT_OPEN` (deflate is off in
+ * this config).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_deflate_max_ratio(struct wsconn_config_t *config, uint32_t ratio);
+
+/**
+ * How many connections of `reactor` were closed because their peer's
+ * compressed messages inflated past the configured ratio
+ * (`wsconn_config_set_deflate_max_ratio`), since it was created: a plain
+ * counter for metrics (sum it over a program's reactors). 0 for NULL. Not
+ * thread-safe (the reactor's thread).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor.
+ */
+uint64_t wsconn_reactor_inflate_ratio_closes(const struct wsconn_reactor_t *reactor);
 
 /**
  * Sets how long a reactor connection with context takeover

@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn every_rust_error_has_its_code() {
         use wsconn_result::*;
-        let cases: [(Failure, wsconn_result); 20] = [
+        let cases: [(Failure, wsconn_result); 21] = [
             (Failure::Null, WSCONN_ERR_NULL),
             (Failure::Panic, WSCONN_ERR_PANIC),
             (S::InvalidArgument.into(), WSCONN_ERR_INVALID_ARGUMENT),
@@ -162,6 +162,7 @@ mod tests {
             (S::Protocol("x").into(), WSCONN_ERR_PROTOCOL),
             (S::InvalidUtf8.into(), WSCONN_ERR_INVALID_UTF8),
             (S::MessageTooBig.into(), WSCONN_ERR_MESSAGE_TOO_BIG),
+            (S::InflateRatio.into(), WSCONN_ERR_INFLATE_RATIO),
             (S::Handshake("x").into(), WSCONN_ERR_HANDSHAKE),
             (S::HandshakeTooLarge.into(), WSCONN_ERR_HANDSHAKE_TOO_LARGE),
             (S::Eof.into(), WSCONN_ERR_EOF),

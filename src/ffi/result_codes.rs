@@ -73,4 +73,8 @@ result_codes! {
     WSCONN_ERR_TLS_NOT_TLS = -25, "TLS: the peer does not speak TLS", [Runtime(R::Tls(T::NotTls))];
     /// Any other TLS failure (no common version or cipher, a corrupt record…).
     WSCONN_ERR_TLS_PROTOCOL = -26, "TLS protocol failure", [Runtime(R::Tls(T::Protocol))];
+    /// permessage-deflate: the peer's compressed messages inflated to more
+    /// than the configured ratio allows for what it sent
+    /// (`wsconn_config_set_deflate_max_ratio`); close 1009 was queued.
+    WSCONN_ERR_INFLATE_RATIO = -27, "the peer's compressed messages inflate too much for their size (close 1009 sent)", [Session(S::InflateRatio)];
 }

@@ -23,7 +23,7 @@ use crate::runtime::config::ConnConfig;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::resolver::{system_resolver, ResolveFn};
 use crate::runtime::timers::{TimerLinks, TimerWheel};
-use crate::runtime::topics::{Delivery, Published, TopicGroup, Topics};
+use crate::runtime::topics::{Delivery, HeldFrame, TopicGroup, Topics};
 use crate::runtime::watch::Watches;
 
 /// Size of the read buffer shared by every connection of a reactor.
@@ -51,7 +51,7 @@ pub(crate) trait Source {
     /// A name resolution it asked for (`request`) finished.
     fn on_resolved(&self, _request: u32, _addrs: io::Result<Vec<SocketAddr>>) {}
     /// A message published to a topic it subscribes to (connections only).
-    fn deliver(&self, _frame: &Arc<Published>) -> Delivery {
+    fn deliver(&self, _frame: &std::rc::Rc<HeldFrame>) -> Delivery {
         Delivery::NotOpen
     }
     /// Its output was full for a topic whose policy closes slow subscribers.
@@ -145,6 +145,9 @@ pub struct Reactor {
     config: RefCell<Arc<ConnConfig>>,
     resolver: RefCell<ResolveFn>,
     dispatching: Cell<bool>,
+    /// Connections closed because their peer's compressed messages inflated
+    /// past the configured ratio (a counter of this thread, for metrics).
+    inflate_ratio_closes: Cell<u64>,
     start: Instant,
     now_ms: Cell<u64>,
 }
@@ -180,6 +183,7 @@ impl Reactor {
             config: RefCell::new(Arc::default()),
             resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
+            inflate_ratio_closes: Cell::new(0),
             start: Instant::now(),
             now_ms: Cell::new(0),
         };
@@ -331,6 +335,17 @@ impl Reactor {
             buffered: self.budget.used(),
             waiting: self.budget.held_back(),
         }
+    }
+
+    /// How many connections were closed (1009) because their peer's
+    /// compressed messages inflated past the configured ratio
+    /// (`DeflateConfig::max_inflate_ratio`), since the reactor was made.
+    pub fn inflate_ratio_closes(&self) -> u64 {
+        self.inflate_ratio_closes.get()
+    }
+
+    pub(crate) fn count_inflate_ratio_close(&self) {
+        self.inflate_ratio_closes.set(self.inflate_ratio_closes.get() + 1);
     }
 
     /// Reads again, in order, the connections that waited for memory.

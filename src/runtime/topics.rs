@@ -3,10 +3,12 @@
 //! (one per thread) whose subscribers a publish reaches.
 //!
 //! A publish frames the message once; every subscriber's output queue holds a
-//! reference to those bytes, not a copy (see `connection/published.rs`). A
-//! subscriber whose output is over its limit is slow: the topic's policy skips
-//! it for that message or closes it with 1008. Subscriptions are kept by
-//! connection token and end when the connection leaves the reactor.
+//! reference to those bytes, not a copy (see `connection/published.rs`), and
+//! the reactor's memory budget is charged for them once, while any of its
+//! subscribers holds them. A subscriber whose output is over its limit is
+//! slow: the topic's policy skips it for that message or closes it with 1008.
+//! Subscriptions are kept by connection token and end when the connection
+//! leaves the reactor; a topic's policy is forgotten with its last subscriber.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -70,6 +72,21 @@ impl Published {
             MessageKind::Text => Message::Text(unsafe { std::str::from_utf8_unchecked(payload) }),
             MessageKind::Binary => Message::Binary(payload),
         }
+    }
+}
+
+/// A published frame as the subscribers of one reactor hold it (one
+/// reference each): the reactor's budget is charged for it once, when it is
+/// queued, and given it back when the last of them lets it go
+/// (`Connection::let_go`).
+#[derive(Debug)]
+pub(crate) struct HeldFrame(Arc<Published>);
+
+impl std::ops::Deref for HeldFrame {
+    type Target = Published;
+
+    fn deref(&self) -> &Published {
+        &self.0
     }
 }
 
@@ -144,6 +161,7 @@ impl Topics {
         }
         if entry.members.is_empty() {
             topics.remove(topic);
+            self.policies.borrow_mut().remove(topic);
         }
         true
     }
@@ -162,6 +180,9 @@ impl Topics {
         self.policies.borrow().get(topic).copied().unwrap_or_default()
     }
 
+    /// Kept while the topic has subscribers (and from now until it has had
+    /// some): a policy set per topic, for topics named by peers, cannot pile
+    /// up.
     pub fn set_policy(&self, topic: &str, policy: SlowPolicy) {
         let mut policies = self.policies.borrow_mut();
         match policy {
@@ -282,10 +303,16 @@ impl Reactor {
     /// Queues `frame` for the subscribers of `topic` (but `except`), applying
     /// the topic's policy to those with no room. Returns how many got it.
     pub(crate) fn deliver_published(&self, topic: &str, frame: &Arc<Published>, except: Option<u32>) -> usize {
+        let held = Rc::new(HeldFrame(Arc::clone(frame)));
         let (queued, full) = self.topics().each_subscriber(topic, except, |token| {
             self.source(token as usize)
-                .map_or(Delivery::NotOpen, |s| s.deliver(frame))
+                .map_or(Delivery::NotOpen, |s| s.deliver(&held))
         });
+        // Charged once, if any subscriber keeps it (none lets go before
+        // the end of the turn: queued frames are written at the flush).
+        if Rc::strong_count(&held) > 1 {
+            self.budget().charge(held.frame().len() as isize);
+        }
         if !full.is_empty() && self.topics().policy(topic) == SlowPolicy::Close {
             for token in full {
                 if let Some(source) = self.source(token as usize) {

@@ -2,6 +2,7 @@
 //! of them (the close code and reason it will report).
 
 use crate::proto::close_code::CloseCode;
+use crate::proto::error::Error as SessionError;
 use crate::proto::event::Event;
 use crate::proto::session::{EventHandler, Session};
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
@@ -51,6 +52,11 @@ impl<H: ConnHandler> Connection<H> {
                 self.extra().close_reason = reason.to_owned();
             }
             Event::Error(error) => {
+                if error == SessionError::InflateRatio {
+                    if let Some(reactor) = self.reactor() {
+                        reactor.count_inflate_ratio_close();
+                    }
+                }
                 let mut extra = self.extra();
                 if self.close_code.get() == 0 {
                     let code = error.close_code().unwrap_or(CloseCode::ABNORMAL);
