@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use rust_echo::dedicated_deflate;
 use wsconn::runtime::acceptor::Acceptor;
-use wsconn::runtime::config::ConnConfig;
 use wsconn::runtime::connection::Connection;
 use wsconn::runtime::handler::ConnHandler;
 use wsconn::runtime::reactor::Reactor;
@@ -308,6 +307,7 @@ fn over_the_budget_new_connections_agree_on_no_context_takeover() {
 #[test]
 fn a_message_published_to_tls_subscribers_is_held_once() {
     use certs::TestCa;
+    use wsconn::runtime::config::ConnConfig;
     use wsconn::runtime::tls::{ClientTls, ServerTls};
     const SUBSCRIBERS: usize = 40;
     let ca = TestCa::new("wsconn test CA");

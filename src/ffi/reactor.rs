@@ -89,7 +89,12 @@ pub unsafe extern "C" fn wsconn_reactor_release(reactor: *mut Reactor) -> i32 {
 /// Runs `fn(arg)` on the reactor's thread during a later dispatch, and wakes the
 /// reactor if it is waiting. THREAD-SAFE: the one function that may be called
 /// from any thread (e.g. to hand work to the reactor's thread). Functions run in
-/// the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_IO`.
+/// the order they were deferred. The queue holds at most 65,536 of them (and
+/// 64 MiB of messages from `wsconn_publish_async`): a program deferring
+/// faster than the reactor runs them gets `WSCONN_ERR_FULL` (nothing queued;
+/// retry after the reactor's next dispatch) rather than a queue that grows
+/// without bound. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_FULL`,
+/// `WSCONN_ERR_IO`.
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor that is not being released.

@@ -149,12 +149,13 @@ mod tests {
     #[test]
     fn every_rust_error_has_its_code() {
         use wsconn_result::*;
-        let cases: [(Failure, wsconn_result); 21] = [
+        let cases: [(Failure, wsconn_result); 22] = [
             (Failure::Null, WSCONN_ERR_NULL),
             (Failure::Panic, WSCONN_ERR_PANIC),
             (S::InvalidArgument.into(), WSCONN_ERR_INVALID_ARGUMENT),
             (R::InvalidArgument("x").into(), WSCONN_ERR_INVALID_ARGUMENT),
             (S::Full.into(), WSCONN_ERR_FULL),
+            (R::QueueFull.into(), WSCONN_ERR_FULL),
             (S::NotOpen.into(), WSCONN_ERR_NOT_OPEN),
             (S::Closed.into(), WSCONN_ERR_CLOSED),
             (S::Reentrant.into(), WSCONN_ERR_REENTRANT),

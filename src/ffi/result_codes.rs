@@ -17,9 +17,10 @@ result_codes! {
     WSCONN_ERR_INVALID_ARGUMENT = -2, "invalid argument", [Session(S::InvalidArgument), Runtime(R::InvalidArgument(_))];
     /// An internal panic was caught at the API boundary (a bug in wsconn).
     WSCONN_ERR_PANIC = -3, "internal panic caught at the API boundary", [Panic];
-    /// Output is over the configured limit: nothing was queued; write the pending
-    /// output and retry.
-    WSCONN_ERR_FULL = -4, "output buffer full: nothing was queued, retry once output drains", [Session(S::Full)];
+    /// Output is over the configured limit, or a reactor's queue of jobs from
+    /// other threads is full (`wsconn_reactor_defer`, `wsconn_publish_async`):
+    /// nothing was queued; retry once output drains or the reactor has run.
+    WSCONN_ERR_FULL = -4, "output buffer full: nothing was queued, retry once output drains", [Session(S::Full), Runtime(R::QueueFull)];
     /// The opening handshake is not complete yet.
     WSCONN_ERR_NOT_OPEN = -5, "the opening handshake is not complete", [Session(S::NotOpen)];
     /// A close frame was already sent, or the session failed: nothing more is sent.

@@ -64,17 +64,42 @@ pub(crate) trait Source {
 /// Work handed to the reactor's thread from any thread.
 pub type Job = Box<dyn FnOnce(&Reactor) + Send>;
 
+/// Jobs a reactor's queue holds at most: a thread that defers (or publishes
+/// to it) faster than it runs them is told [`Error::QueueFull`] instead of
+/// growing the queue without bound.
+pub const MAX_QUEUED_JOBS: usize = 65_536;
+/// Bytes of published messages its queue holds at most (a message larger
+/// than this is taken when the queue holds none).
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// The jobs waiting for the reactor's thread.
+#[derive(Default)]
+struct Jobs {
+    list: Vec<Job>,
+    /// Bytes of the published messages among them.
+    bytes: usize,
+}
+
 /// What the reactor shares with other threads.
 struct Shared {
-    jobs: Mutex<Vec<Job>>,
+    jobs: Mutex<Jobs>,
     waker: Waker,
     /// The reactors its publishes reach (itself alone at first).
     group: Mutex<Arc<TopicGroup>>,
 }
 
 impl Shared {
-    fn defer(&self, job: Job) -> Result<()> {
-        self.jobs.lock().map_err(|_| Error::State)?.push(job);
+    /// Queues `job`, which holds `bytes` of published messages.
+    fn defer(&self, job: Job, bytes: usize) -> Result<()> {
+        {
+            let mut jobs = self.jobs.lock().map_err(|_| Error::State)?;
+            let too_many_bytes = jobs.bytes > 0 && jobs.bytes.saturating_add(bytes) > MAX_QUEUED_BYTES;
+            if jobs.list.len() >= MAX_QUEUED_JOBS || too_many_bytes {
+                return Err(Error::QueueFull);
+            }
+            jobs.list.push(job);
+            jobs.bytes += bytes;
+        }
         self.waker.wake().map_err(|_| Error::Io("waking the reactor"))
     }
 }
@@ -86,8 +111,15 @@ pub struct Remote(Arc<Shared>);
 impl Remote {
     /// Queues `job` to run on the reactor's thread during a later dispatch, in
     /// the order deferred, and wakes the reactor if it is waiting.
+    /// [`Error::QueueFull`] (nothing queued) when [`MAX_QUEUED_JOBS`] wait.
     pub fn defer(&self, job: Job) -> Result<()> {
-        self.0.defer(job)
+        self.0.defer(job, 0)
+    }
+
+    /// Like [`Remote::defer`], for a job that holds `bytes` of a published
+    /// message (bounded apart: [`MAX_QUEUED_BYTES`]).
+    pub(crate) fn defer_publish(&self, job: Job, bytes: usize) -> Result<()> {
+        self.0.defer(job, bytes)
     }
 
     /// Whether both handles are of the same reactor.
@@ -165,7 +197,7 @@ impl Reactor {
             events: RefCell::new(Events::with_capacity(1024)),
             registry,
             shared: Arc::new(Shared {
-                jobs: Mutex::new(Vec::new()),
+                jobs: Mutex::new(Jobs::default()),
                 waker,
                 group: Mutex::new(Arc::default()),
             }),
@@ -406,7 +438,7 @@ impl Reactor {
         // reference to the thread-bound parts of the reactor is made on this thread;
         // `shared` is set at creation and never changes.
         let shared: &Arc<Shared> = unsafe { &*std::ptr::addr_of!((*reactor).shared) };
-        shared.defer(job)
+        shared.defer(job, 0)
     }
 
     /// Thread-safe: a handle to `reactor` for this thread.
@@ -420,7 +452,7 @@ impl Reactor {
     }
 
     fn run_jobs(&self) -> usize {
-        let batch = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch = std::mem::take(&mut *self.shared.jobs.lock().unwrap_or_else(|e| e.into_inner())).list;
         let count = batch.len();
         for job in batch {
             job(self);
@@ -567,5 +599,44 @@ impl Drop for Reactor {
         let remote = self.remote();
         remote.group().leave(&remote);
         self.detach_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::event::Message;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_job_queue_is_bounded_in_jobs_and_in_published_bytes() {
+        let reactor = Reactor::new().unwrap();
+        let remote = reactor.remote();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let job = || -> Job {
+            let ran = Arc::clone(&ran);
+            Box::new(move |_| {
+                ran.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        // A thread deferring faster than the reactor runs jobs is told so.
+        let refused = (0..4 * MAX_QUEUED_JOBS).position(|_| remote.defer(job()).is_err());
+        assert_eq!(refused, Some(MAX_QUEUED_JOBS));
+        assert!(matches!(remote.defer(job()), Err(Error::QueueFull)));
+        reactor.dispatch(0).unwrap();
+        assert_eq!(ran.load(Ordering::Relaxed), MAX_QUEUED_JOBS);
+        remote.defer(job()).unwrap();
+        reactor.dispatch(0).unwrap();
+        // Publishes from other threads: bounded in bytes too.
+        // Framed: 1 MiB with its 10-byte header.
+        let message = vec![7u8; (1 << 20) - 10];
+        let refused = (0..1000).position(|_| remote.publish("t", Message::Binary(&message)).is_err());
+        assert_eq!(refused, Some(MAX_QUEUED_BYTES >> 20));
+        reactor.dispatch(0).unwrap();
+        remote.publish("t", Message::Binary(&message)).unwrap();
+        // One larger than the bound passes when nothing else waits.
+        reactor.dispatch(0).unwrap();
+        let huge = vec![7u8; MAX_QUEUED_BYTES + 1];
+        remote.publish("t", Message::Binary(&huge)).unwrap();
     }
 }

@@ -269,10 +269,16 @@ impl Reactor {
             let topic: Arc<str> = Arc::from(topic);
             for other in others {
                 let (topic, frame) = (Arc::clone(&topic), Arc::clone(&frame));
-                // A reactor that stopped taking jobs has left the group: nothing to reach.
-                let _ = other.defer(Box::new(move |r| {
-                    r.deliver_published(&topic, &frame, None);
-                }));
+                // A reactor that stopped taking jobs has left the group:
+                // nothing to reach. One whose queue is full misses the
+                // message, as a slow subscriber does.
+                let len = frame.frame().len();
+                let _ = other.defer_publish(
+                    Box::new(move |r| {
+                        r.deliver_published(&topic, &frame, None);
+                    }),
+                    len,
+                );
             }
         }
         self.deliver_published(topic, &frame, except)
@@ -334,16 +340,23 @@ impl Remote {
 
     /// THREAD-SAFE: publishes `message` to `topic` on every reactor of this
     /// one's group (this one included), each delivering on its own thread,
-    /// through its job queue, in the order published.
+    /// through its job queue, in the order published. [`Error::QueueFull`]
+    /// when this reactor's queue is full (another's misses the message).
+    ///
+    /// [`Error::QueueFull`]: crate::runtime::error::Error::QueueFull
     pub fn publish(&self, topic: &str, message: Message<'_>) -> Result<()> {
         let frame = Published::new(message);
         let topic: Arc<str> = Arc::from(topic);
         let mut result = Ok(());
         for member in self.group().others(None) {
             let (topic, frame) = (Arc::clone(&topic), Arc::clone(&frame));
-            let deferred = member.defer(Box::new(move |r| {
-                r.deliver_published(&topic, &frame, None);
-            }));
+            let len = frame.frame().len();
+            let deferred = member.defer_publish(
+                Box::new(move |r| {
+                    r.deliver_published(&topic, &frame, None);
+                }),
+                len,
+            );
             if member.same_reactor(self) {
                 result = deferred;
             }
@@ -412,6 +425,27 @@ mod tests {
         assert_eq!(t.policy("b"), SlowPolicy::Skip);
         t.set_policy("a", SlowPolicy::Skip);
         assert_eq!(t.policy("a"), SlowPolicy::Skip);
+    }
+
+    #[test]
+    fn a_policy_is_forgotten_with_the_topic_s_last_subscriber() {
+        let t = Topics::default();
+        // Set before anyone joins: kept until the topic has had subscribers.
+        t.set_policy("lobby", SlowPolicy::Close);
+        t.subscribe("lobby", 1);
+        t.subscribe("lobby", 2);
+        t.unsubscribe("lobby", 1);
+        assert_eq!(t.policy("lobby"), SlowPolicy::Close);
+        t.unsubscribe("lobby", 2);
+        assert_eq!(t.policy("lobby"), SlowPolicy::Skip);
+        // Rooms named by peers, each with its policy: none stays behind.
+        for i in 0..1000 {
+            let room = format!("room {i}");
+            t.subscribe(&room, 7);
+            t.set_policy(&room, SlowPolicy::Close);
+            t.unsubscribe(&room, 7);
+        }
+        assert_eq!((t.count(), t.policies.borrow().len()), (0, 0));
     }
 
     #[test]

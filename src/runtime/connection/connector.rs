@@ -84,6 +84,7 @@ impl<H: ConnHandler> Connection<H> {
         if self.lifecycle.get() != Lifecycle::Resolving || !waited {
             return;
         }
+        self.extra().resolve_request = 0;
         let Some((_, token)) = self.registered() else { return };
         let addr = match addrs.ok().and_then(|a| a.into_iter().next()) {
             Some(addr) => addr,
@@ -95,6 +96,18 @@ impl<H: ConnHandler> Connection<H> {
         match self.connect_to(addr, token) {
             Ok(()) => self.lifecycle.set(Lifecycle::Connecting),
             Err(e) => self.finish(CloseCode::ABNORMAL.0, "connection failed", Some(e)),
+        }
+    }
+
+    /// The connection no longer waits for its name resolution (it ended, or
+    /// was stopped): the request leaves the resolver's queue.
+    pub(super) fn forget_resolution(&self) {
+        let request = match self.extra.borrow_mut().as_mut() {
+            Some(extra) => std::mem::take(&mut extra.resolve_request),
+            None => return,
+        };
+        if request != 0 {
+            resolver::cancel(request);
         }
     }
 
