@@ -249,10 +249,16 @@ impl Session {
         })
     }
 
-    /// Runs `f` on the receiver; `None` while a feed runs (inside a handler).
-    fn with_rx<R>(&self, f: impl FnOnce(&mut Receiver) -> R) -> Option<R> {
-        let mut loan = self.lend_rx().ok()?;
-        Some(f(&mut loan.rx))
+    /// Looks at the receiver (with `f`, which must not panic: the receiver is
+    /// out of its cell meanwhile); `None` while a feed runs (inside a handler).
+    fn peek_rx<R>(&self, f: impl FnOnce(&Receiver) -> R) -> Option<R> {
+        if self.options.get().contains(Options::FEEDING) {
+            return None;
+        }
+        let rx = self.rx.take();
+        let seen = f(&rx);
+        self.rx.set(rx);
+        Some(seen)
     }
 
     /// Where the session stands; exact at any time, also inside a handler.
@@ -346,7 +352,7 @@ impl Session {
     /// a window. `None` while input is being processed (inside a handler).
     pub fn memory(&self) -> Option<usize> {
         let tx = self.tx.try_borrow().ok()?;
-        self.with_rx(|rx| rx.memory() + tx.memory())
+        self.peek_rx(|rx| rx.memory() + tx.memory())
     }
 
     /// Whether the session holds buffers that grow with what is read:
@@ -354,7 +360,7 @@ impl Session {
     /// given back by a trim, do not count). `true` inside a handler.
     pub fn holds_buffers(&self) -> bool {
         let output = self.tx.try_borrow().map_or(true, |tx| tx.holds_output());
-        output || self.with_rx(|rx| rx.input_memory() > 0).unwrap_or(true)
+        output || self.peek_rx(|rx| rx.input_memory() > 0).unwrap_or(true)
     }
 
     /// How much [`Session::memory`] changed since the last call, in bytes
@@ -362,7 +368,23 @@ impl Session {
     /// adds (and gives back with [`Session::memory_reported`] when it drops the
     /// session). 0 inside a handler (asked again later, nothing is lost).
     pub fn memory_change(&self) -> isize {
-        let Some(now) = self.memory() else { return 0 };
+        self.memory().map_or(0, |now| self.report_memory(now))
+    }
+
+    /// [`Session::memory_change`] and [`Session::receiving_message`] in one
+    /// look at the session, as a runtime asks after every read and write.
+    pub fn memory_change_and_message(&self) -> (isize, bool) {
+        let Ok(tx) = self.tx.try_borrow() else {
+            return (0, false);
+        };
+        let seen = self.peek_rx(|rx| (rx.memory() + tx.memory(), rx.in_message()));
+        drop(tx);
+        seen.map_or((0, false), |(now, receiving)| (self.report_memory(now), receiving))
+    }
+
+    /// Notes `now` bytes held; returns the change since the last note, in
+    /// whole KiB.
+    fn report_memory(&self, now: usize) -> isize {
         let kib = u32::try_from(now.div_ceil(1024)).unwrap_or(u32::MAX);
         let before = self.reported_kib.replace(kib);
         (kib as isize - before as isize) * 1024
@@ -401,13 +423,13 @@ impl Session {
     /// (`true` inside a handler, where the receiver cannot be looked at).
     pub fn can_trim_compression(&self) -> bool {
         let deflater = self.tx.try_borrow().map_or(true, |tx| tx.holds_deflater());
-        deflater || self.with_rx(|rx| rx.can_trim_compression()).unwrap_or(true)
+        deflater || self.peek_rx(|rx| rx.can_trim_compression()).unwrap_or(true)
     }
 
     /// A data message has begun arriving and has not ended (false inside a
     /// handler, where input is being processed).
     pub fn receiving_message(&self) -> bool {
-        self.with_rx(|rx| rx.in_message()).unwrap_or(false)
+        self.peek_rx(|rx| rx.in_message()).unwrap_or(false)
     }
 
     // ------------------------------------------------------------ output

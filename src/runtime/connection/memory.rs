@@ -40,7 +40,8 @@ impl<H: ConnHandler> Connection<H> {
                     // A compressed message under way keeps its stream.
                     let _ = s.trim_compression();
                 }
-                (s.memory_change(), growing_message(&s))
+                let (delta, receiving) = s.memory_change_and_message();
+                (delta, receiving && s.state() == State::Open)
             }
             None => return,
         };
