@@ -1294,14 +1294,20 @@ int32_t wsconn_reactor_set_config(struct wsconn_reactor_t *reactor,
                                   const struct wsconn_config_t *config);
 
 /**
- * Limits the bytes that all connections of this reactor hold in buffers
- * together: partial messages, frames cut by a read, queued output. Default 256
- * MiB per reactor (a program running several reactors, one per thread, has
- * one budget each); 0: no limit. Over the budget, a connection that holds
- * memory is not read until memory is given back (its peer is slowed down by
- * TCP; nothing is dropped or closed), except one at a time whose message keeps
- * being read to its end, so large messages still complete one after the
- * other. Connections that hold nothing keep being read: small messages flow.
+ * Limits the bytes that all connections of this reactor hold together,
+ * counted by capacity (what is held, not what is in use): partial messages,
+ * frames cut by a read, queued output, permessage-deflate streams, and each
+ * published message once however many subscribers hold it. Default 256 MiB
+ * per reactor (a program running several reactors, one per thread, has one
+ * budget each); 0: no limit. Over the budget, a connection holding a partial
+ * message or output is not read until memory is given back (its peer is
+ * slowed down by TCP; nothing is dropped or closed), except one at a time
+ * whose message keeps being read to its end, so large messages still
+ * complete one after the other; its message, idle and pong clocks stop
+ * meanwhile. Other connections keep being read: small messages flow. Also
+ * over it, compression streams are trimmed once their message is handled,
+ * new connections agree on permessage-deflate without context takeover, and
+ * client-role subscribers (which need a copy of each message) count as slow.
  * Each connection may pass the budget by one read (64 KiB) before it waits,
  * and the holder by one message; set the message timeout
  * (`wsconn_config_set_message_timeout`) so that a stalled holder ends.

@@ -73,7 +73,7 @@ fn deflate_of(c: &mut crate::proto::config::Config) -> Result<&mut DeflateConfig
 /// 64 bytes (`wsconn_config_set_deflate_min_size`) at level 1, and
 /// decompress what arrives within the max message size (a message that
 /// inflates beyond it closes the connection with 1009, before more than that
-/// is held). Resets the other deflate settings to the mode's defaults
+/// is held) and within the ratio (`wsconn_config_set_deflate_max_ratio`). Resets the other deflate settings to the mode's defaults
 /// (15-bit windows, level 1, memory level 8). Returns `WSCONN_OK`,
 /// `WSCONN_ERR_NULL`, or `WSCONN_ERR_INVALID_ARGUMENT` for an unknown mode.
 ///

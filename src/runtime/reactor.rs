@@ -347,9 +347,11 @@ impl Reactor {
         &self.budget
     }
 
-    /// Limits the bytes all connections of this reactor hold in buffers (0: no
-    /// limit). Over it, connections holding memory are not read until some is
-    /// given back, except one that keeps reading its message to its end.
+    /// Limits the bytes all connections of this reactor hold (0: no limit).
+    /// Over it, connections holding a partial message or output are not read
+    /// until some is given back, except one that keeps reading its message to
+    /// its end; compression streams are trimmed once their message is handled;
+    /// new connections agree on no context takeover.
     pub fn set_memory_budget(&self, bytes: usize) {
         if self.budget.set_limit(bytes) {
             self.wake_waiting();
