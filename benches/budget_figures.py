@@ -12,9 +12,10 @@ SCENARIO is one or more of:
   pinned    (item 1) 8 clients with context takeover each send a small
             compressed message, then 16 MiB uncompressed, then go quiet:
             the server's RSS and what it reports holding, 2.5 s later.
-  streams   (item 1) 300 clients with context takeover each send a small
-            compressed message every 0.5 s for 8 s to a server with a 32 MiB
-            budget: peak RSS, what it reports holding, the echoes that came.
+  streams   (item 1) 300 clients (--clients) with context takeover each send
+            a small compressed message every 0.5 s for 8 s to a server with a
+            32 MiB budget (--budget-mib): peak RSS, what it reports holding,
+            the echoes that came.
   pubsub    (item 2) 300 members of a chat_server room that stop reading
             while 2 messages of 1 MiB are published: how many each gets.
   bomb      (item 6) a client sends 1 MiB of zeros compressed to about
@@ -211,21 +212,30 @@ SMALL = b'{"user":"someone","text":"a small message, compressed with context tak
 
 
 def pinned(args):
-    server = Server(example(args, "echo_server"), ["-v", "--deflate-dedicated", "15"])
+    held_pinned(args, ["--deflate-dedicated", "15"], "with context takeover")
+    held_pinned(args, [], "plain, for the allocator's share")
+
+
+def held_pinned(args, mode, what):
+    server = Server(example(args, "echo_server"), ["-v", *mode])
+    deflate = TAKEOVER if mode else None
     try:
-        clients = [Client(server.port, deflate=TAKEOVER) for _ in range(8)]
+        clients = [Client(server.port, deflate=deflate) for _ in range(8)]
         time.sleep(1.5)
         before = server.rss_kib()
         big = bytes([7]) * (16 * MIB)
         for c in clients:
-            c.send_compressed(SMALL)
+            if deflate:
+                c.send_compressed(SMALL)
+            else:
+                c.send(0x1, SMALL)
             assert c.read_frame()[0] == 0x1
             c.send(0x2, big)
             assert c.read_frame()[0] == 0x2
         time.sleep(2.5)
         rss = server.rss_kib()
         reported, _ = server.reported()
-        print(f"pinned: 8 connections, one small compressed and one 16 MiB message each, then quiet 2.5 s:"
+        print(f"pinned ({what}): 8 connections, one small and one 16 MiB message each, then quiet 2.5 s:"
               f" RSS +{(rss - before) // 1024} MiB (peak {server.hwm_kib() // 1024} MiB),"
               f" reported holding {reported // 1024} KiB")
     finally:
@@ -233,8 +243,8 @@ def pinned(args):
 
 
 def streams(args):
-    count, seconds = 300, 8
-    server = Server(example(args, "echo_server"), ["-v", "-m", "32", "--deflate-dedicated", "15"])
+    count, seconds, budget = args.clients, 8, args.budget_mib
+    server = Server(example(args, "echo_server"), ["-v", "-m", str(budget), "--deflate-dedicated", "15"])
     try:
         base = server.rss_kib()
         clients = [Client(server.port, deflate=TAKEOVER) for _ in range(count)]
@@ -265,7 +275,7 @@ def streams(args):
             peak_reported = max(peak_reported, server.reported()[0])
         rss = server.rss_kib()
         print(f"streams: {count} connections with context takeover ({agreed} agreed on it), a message each"
-              f" every 0.5 s for {seconds} s, 32 MiB budget: RSS +{(rss - base) // 1024} MiB"
+              f" every 0.5 s for {seconds} s, {budget} MiB budget: RSS +{(rss - base) // 1024} MiB"
               f" (peak {server.hwm_kib() // 1024} MiB), reported holding at most {peak_reported >> 20} MiB,"
               f" {echoed} of {sent} messages echoed")
     finally:
@@ -285,19 +295,24 @@ def pubsub(args):
         publisher.send(0x1, text)
         publisher.send(0x1, text)
         time.sleep(1.5)
-        got = []
-        for c in clients:
-            n = 0
-            while True:
-                try:
-                    f = c.read_frame(timeout=1)
-                except TimeoutError:
-                    break
-                if f is None:
-                    break
-                if f[0] == 0x1 and len(f[1]) == size:
-                    n += 1
-            got.append(n)
+        # Then they read, for 3 s all together.
+        got = {c.sock: 0 for c in clients}
+        by_sock = {c.sock: c for c in clients}
+        end = time.time() + 3
+        while by_sock and time.time() < end:
+            ready, _, _ = select.select(list(by_sock), [], [], 0.1)
+            for s in ready:
+                c = by_sock[s]
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    del by_sock[s]
+                    continue
+                c.buf += chunk
+                while _parse(c.buf):
+                    opcode, payload, _, used = _parse(c.buf)
+                    c.buf = c.buf[used:]
+                    got[s] += opcode == 0x1 and len(payload) == size
+        got = list(got.values())
         print(f"pubsub: 2 messages of 1 MiB published to {members} members not reading meanwhile:"
               f" {sum(n == 2 for n in got)} members got both, {sum(n == 1 for n in got)} one,"
               f" {sum(n == 0 for n in got)} none")
@@ -346,6 +361,8 @@ SCENARIOS = {"pinned": pinned, "streams": streams, "pubsub": pubsub, "bomb": bom
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", default=os.path.join(ROOT, "c-examples"))
+    parser.add_argument("--clients", type=int, default=300, help="streams: how many clients (300)")
+    parser.add_argument("--budget-mib", type=int, default=32, help="streams: the server's budget (32)")
     parser.add_argument("scenario", nargs="*", help=" ".join(SCENARIOS))
     args = parser.parse_args()
     for name in args.scenario:

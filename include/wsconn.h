@@ -1065,14 +1065,15 @@ int32_t wsconn_close_error(const struct wsconn_t *con);
  * 64 bytes (`wsconn_config_set_deflate_min_size`) at level 1, and
  * decompress what arrives within the max message size (a message that
  * inflates beyond it closes the connection with 1009, before more than that
- * is held). Resets the other deflate settings to the mode's defaults
+ * is held) and within the ratio (`wsconn_config_set_deflate_max_ratio`). Resets the other deflate settings to the mode's defaults
  * (15-bit windows, level 1, memory level 8). Returns `WSCONN_OK`,
  * `WSCONN_ERR_NULL`, or `WSCONN_ERR_INVALID_ARGUMENT` for an unknown mode.
  *
  * # Safety
  * `config` is NULL or a live config.
  */
-int32_t wsconn_config_set_deflate(struct wsconn_config_t *config, int mode);
+int32_t wsconn_config_set_deflate(struct wsconn_config_t *config,
+                                  int mode);
 
 /**
  * Sets the largest LZ77 windows, as powers of two (8-15): `server_bits` for
