@@ -211,27 +211,39 @@ mod tests {
         assert_eq!(b.waiting(), 0);
     }
 
-    #[test]
-    fn thousands_wait_and_leave_in_any_order_without_scanning_the_list() {
-        // Quadratic in the count with a scan per wait or per leave: minutes.
-        const N: u32 = 300_000;
+    /// `n` connections wait, two in three leave, one comes back: the rest
+    /// are woken in the order they stopped, each once.
+    fn wait_and_leave(n: u32) {
         let b = MemoryBudget::default();
-        for token in 0..N {
+        for token in 0..n {
             b.wait(token);
             b.wait(token);
         }
-        for token in (0..N).filter(|t| t % 3 != 0) {
+        for token in (0..n).filter(|t| t % 3 != 0) {
             b.forget(token);
         }
         // One that left and came back waits in its new place.
         b.forget(0);
         b.wait(0);
-        let mut expected: Vec<u32> = (3..N).step_by(3).collect();
+        let mut expected: Vec<u32> = (3..n).step_by(3).collect();
         expected.push(0);
         let woken = b.take_waiting();
         assert!(woken == expected, "{} woken, {:?}…", woken.len(), &woken[..5]);
         assert_eq!(b.waiting(), 0);
         assert!(b.take_waiting().is_empty());
+    }
+
+    #[test]
+    fn those_who_leave_the_wait_list_are_not_woken() {
+        wait_and_leave(300);
+    }
+
+    #[test]
+    // Quadratic in the count with a scan per wait or per leave (minutes);
+    // hours under Miri, where the small case covers the same code.
+    #[cfg_attr(miri, ignore)]
+    fn thousands_wait_and_leave_in_any_order_without_scanning_the_list() {
+        wait_and_leave(300_000);
     }
 
     #[test]

@@ -611,6 +611,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
     fn the_job_queue_is_bounded_in_jobs_and_in_published_bytes() {
         let reactor = Reactor::new().unwrap();
         let remote = reactor.remote();

@@ -143,6 +143,7 @@ mod tests {
     impl ConnHandler for Nothing {}
 
     #[test]
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
     fn requests_of_connections_that_stopped_waiting_leave_the_queue() {
         // Names starting with "block" hold a worker until the gate opens.
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
