@@ -114,14 +114,20 @@ impl Sender {
         self.out.len() - self.out_pos
     }
 
-    /// Bytes held: output not yet drained, a fragmented send's state, a compressor.
+    /// Bytes held: the output buffer (its capacity: what is held, not what
+    /// is in use), a fragmented send's state, a compressor.
     pub fn memory(&self) -> usize {
-        self.out.len()
+        self.out.capacity()
             + self.rare.as_deref().map_or(0, |rare| {
                 std::mem::size_of::<Rare>()
                     + rare.deflater.as_ref().map_or(0, |d| d.memory())
                     + rare.answering.as_ref().map_or(0, |a| a.memory())
             })
+    }
+
+    /// Whether an output buffer is held (output waits in it).
+    pub fn holds_output(&self) -> bool {
+        self.out.capacity() > 0
     }
 
     fn fragments(&self) -> Option<&OutgoingFragments> {

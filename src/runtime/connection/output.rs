@@ -45,6 +45,9 @@ impl<H: ConnHandler> Connection<H> {
             return;
         }
         if self.is_tls() {
+            if self.has_published() {
+                self.drop_frames_if_closing();
+            }
             match self.flush_tls() {
                 TlsFlush::Done => {}
                 TlsFlush::Blocked => self.want_writable(true),
