@@ -19,6 +19,7 @@ use crate::proto::event::{Message, MessageKind};
 use crate::proto::handshake::request::UpgradeRequest;
 use crate::runtime::connection::Connection;
 use crate::runtime::handler::{ConnHandler, Ending, UpgradeDecision};
+use crate::runtime::reactor::Reactor;
 
 /// gbase's read callback: a complete message (`buffer` is not NUL-terminated,
 /// read-only). Returns the bytes consumed: bytes left unconsumed are delivered
@@ -211,26 +212,6 @@ impl Drop for CCallbacks {
 }
 
 thread_local! {
-    /// The text message this thread lends to a message callback right now
-    /// (address, length): library memory, validated, read-only for the program.
-    /// Sending exactly it back (an echo) needs no second check.
-    static LENT_TEXT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-}
-
-/// Runs `call` while `text` is lent to the program.
-fn lending<R>(text: &str, call: impl FnOnce() -> R) -> R {
-    /// Restores the previous loan even if `call` unwinds.
-    struct Restore((usize, usize));
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            LENT_TEXT.with(|l| l.set(self.0));
-        }
-    }
-    let _restore = Restore(LENT_TEXT.with(|l| l.replace((text.as_ptr() as usize, text.len()))));
-    call()
-}
-
-thread_local! {
     /// The request path of the connection whose build callback runs.
     static OPEN_PATH: RefCell<Option<(usize, CString)>> = const { RefCell::new(None) };
 }
@@ -243,11 +224,14 @@ pub(crate) fn with_open_path<R>(conn: *const Connection<CCallbacks>, f: impl FnO
     })
 }
 
-/// The message a send function was given: the text lent to the running
-/// message callback is known valid; other text is checked.
-pub(crate) fn message_arg(kind: MessageKind, data: &[u8]) -> Result<Message<'_>, crate::proto::error::Error> {
-    let lent = LENT_TEXT.with(Cell::get);
-    if kind == MessageKind::Text && !data.is_empty() && lent == (data.as_ptr() as usize, data.len()) {
+/// The message a send function was given: the text lent to a message
+/// callback running on `reactor` is known valid; other text is checked.
+pub(crate) fn message_arg<'a>(
+    reactor: Option<&Reactor>,
+    kind: MessageKind,
+    data: &'a [u8],
+) -> Result<Message<'a>, crate::proto::error::Error> {
+    if kind == MessageKind::Text && reactor.is_some_and(|r| r.is_lent_text(data)) {
         // SAFETY: these are the bytes of the text message lent to the running
         // callback: validated by the session, in the library's read or
         // reassembly buffer, and read-only for the program (documented).
@@ -351,7 +335,7 @@ impl CCallbacks {
         let arg = self.arg_of(Slot::Read);
         let call = || f(conn.fd(), arg, bytes.as_ptr().cast(), len);
         let consumed = match message {
-            Message::Text(text) if tail.is_empty() => lending(text, call),
+            Message::Text(text) if tail.is_empty() => lending(conn, text, call),
             _ => call(),
         };
         if consumed < 0 {
@@ -362,6 +346,14 @@ impl CCallbacks {
         if consumed < bytes.len() {
             *self.ensure_extra().read_tail.borrow_mut() = bytes[consumed..].to_vec();
         }
+    }
+}
+
+/// Runs `call` while `text` is lent to the program (see `message_arg`).
+fn lending<R>(conn: &Connection<CCallbacks>, text: &str, call: impl FnOnce() -> R) -> R {
+    match conn.reactor() {
+        Some(reactor) => reactor.lending_text(text, call),
+        None => call(),
     }
 }
 
@@ -408,7 +400,7 @@ impl ConnHandler for CCallbacks {
             let arg = self.arg_of(Slot::Message);
             let call = || f(con_ptr(conn), arg, kind_code(message.kind()), data.as_ptr(), data.len());
             match message {
-                Message::Text(text) => lending(text, call),
+                Message::Text(text) => lending(conn, text, call),
                 Message::Binary(_) => call(),
             }
         } else if let Some(f) = table.read {

@@ -287,7 +287,7 @@ pub unsafe extern "C" fn wsconn_send_ex(
     // SAFETY: forwarded caller guarantees.
     unsafe {
         with_conn(con, |c| {
-            let message = message_arg(kind_arg(r#type)?, bytes_arg(data.cast(), len)?)?;
+            let message = message_arg(c.reactor(), kind_arg(r#type)?, bytes_arg(data.cast(), len)?)?;
             Ok(c.send_message_with(message, compress_arg(flags)?)?)
         })
     }
@@ -309,7 +309,7 @@ pub unsafe extern "C" fn wsconn_session_send_ex(
     // SAFETY: forwarded caller guarantees.
     unsafe {
         with_session(session, |s| {
-            let message = message_arg(kind_arg(r#type)?, bytes_arg(data, len)?)?;
+            let message = message_arg(None, kind_arg(r#type)?, bytes_arg(data, len)?)?;
             Ok(s.send_message_with(message, compress_arg(flags)?)?)
         })
     }

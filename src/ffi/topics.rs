@@ -141,7 +141,7 @@ pub unsafe extern "C" fn wsconn_publish(
         };
         // SAFETY: forwarded caller guarantees.
         let published = unsafe { publish_args(topic, r#type, data, len) }
-            .and_then(|(topic, kind, data)| Ok(reactor.publish(topic, message_arg(kind, data)?, None)));
+            .and_then(|(topic, kind, data)| Ok(reactor.publish(topic, message_arg(Some(reactor), kind, data)?, None)));
         match published {
             Ok(n) => count(n),
             Err(e) => code(e),
@@ -170,8 +170,9 @@ pub unsafe extern "C" fn wsconn_publish_except(
             return code(Failure::Null);
         };
         // SAFETY: forwarded caller guarantees.
-        let published = unsafe { publish_args(topic, r#type, data, len) }
-            .and_then(|(topic, kind, data)| Ok(conn.publish_to_others(topic, message_arg(kind, data)?)?));
+        let published = unsafe { publish_args(topic, r#type, data, len) }.and_then(|(topic, kind, data)| {
+            Ok(conn.publish_to_others(topic, message_arg(conn.reactor(), kind, data)?)?)
+        });
         match published {
             Ok(n) => count(n),
             Err(e) => code(e),

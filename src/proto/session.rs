@@ -558,6 +558,17 @@ impl Session {
         Agreed::unpack(self.deflate.get())
     }
 
+    /// Whether permessage-deflate was agreed with context takeover in either
+    /// direction (compression streams live between messages). Cheap: asked
+    /// for every message.
+    #[inline]
+    pub fn keeps_compression_context(&self) -> bool {
+        // Both no-context-takeover bits set (1 | 2), or nothing agreed (0):
+        // no stream outlives its message.
+        let packed = self.deflate.get();
+        packed != 0 && packed & 3 != 3
+    }
+
     /// The `Sec-WebSocket-Extensions` value in force: what the server
     /// answered. Empty without extensions.
     pub fn extensions(&self) -> String {

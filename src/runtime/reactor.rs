@@ -275,6 +275,9 @@ pub struct Reactor {
     config: RefCell<Arc<ConnConfig>>,
     resolver: RefCell<ResolveFn>,
     dispatching: Cell<bool>,
+    /// The text message a handler on this reactor is being lent right now
+    /// (address, length): see `lending_text`.
+    lent_text: Cell<(usize, usize)>,
     /// Connections closed because their peer's compressed messages inflated
     /// past the configured ratio (a counter of this thread, for metrics).
     inflate_ratio_closes: Cell<u64>,
@@ -319,6 +322,7 @@ impl Reactor {
             config: RefCell::new(Arc::default()),
             resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
+            lent_text: Cell::new((0, 0)),
             inflate_ratio_closes: Cell::new(0),
             start: Instant::now(),
             now_ms: Cell::new(0),
@@ -371,6 +375,29 @@ impl Reactor {
     /// Resolves host names with `resolve` instead of the system's resolver.
     pub fn set_resolver(&self, resolve: ResolveFn) {
         *self.resolver.borrow_mut() = resolve;
+    }
+
+    /// Runs `call` while `text` (a received message, validated, in the
+    /// library's buffers, read-only for the handler) is lent to it: sending
+    /// exactly these bytes back (an echo) needs no second check
+    /// (`lent_text`). State of the reactor, not of the thread: a shared
+    /// library reaches thread-locals through a function call.
+    pub(crate) fn lending_text<R>(&self, text: &str, call: impl FnOnce() -> R) -> R {
+        /// Restores the previous loan even if `call` unwinds.
+        struct Restore<'a>(&'a Cell<(usize, usize)>, (usize, usize));
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let previous = self.lent_text.replace((text.as_ptr() as usize, text.len()));
+        let _restore = Restore(&self.lent_text, previous);
+        call()
+    }
+
+    /// Whether `data` is exactly the text being lent (see `lending_text`).
+    pub(crate) fn is_lent_text(&self, data: &[u8]) -> bool {
+        !data.is_empty() && self.lent_text.get() == (data.as_ptr() as usize, data.len())
     }
 
     pub fn is_dispatching(&self) -> bool {

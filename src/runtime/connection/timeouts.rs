@@ -89,17 +89,18 @@ impl<H: ConnHandler> Connection<H> {
     /// streams are trimmed once the connection has been quiet for the
     /// configured while: that while starts again now, and the timer is brought
     /// forward if it would fire later than its end.
+    #[inline]
     pub(super) fn message_passed(&self) {
         // Once closing, `mark_ms` times the close: messages the peer still
         // sends must not put its end off.
-        if self.has(Flags::CLOSING) {
-            return;
+        if !self.has(Flags::CLOSING) && self.session().is_some_and(|s| s.keeps_compression_context()) {
+            self.restart_trim_clock();
         }
-        let takeover = self
-            .session()
-            .and_then(|s| s.deflate())
-            .is_some_and(|a| !(a.server_no_context_takeover && a.client_no_context_takeover));
-        let Some(reactor) = self.reactor().filter(|_| takeover) else {
+    }
+
+    /// `message_passed` with compression streams to trim later.
+    fn restart_trim_clock(&self) {
+        let Some(reactor) = self.reactor() else {
             return;
         };
         self.mark_ms.set(self.now32());
