@@ -142,6 +142,58 @@ impl FrameHeader {
     }
 }
 
+/// The frame most messages come in, recognised in a few instructions: FIN
+/// set, no RSV bit, text or binary, masked exactly when `masked` says, a 7- or
+/// 16-bit length of at most `limit`, and its payload all in the buffer. Any
+/// other frame (control, fragment, RSV, 64-bit length, cut by the read, over
+/// a limit, or breaking a rule) is left to the general path, which decodes
+/// and checks it in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeFrame {
+    pub opcode: OpCode,
+    pub mask: Option<[u8; 4]>,
+    pub header_len: usize,
+    pub payload_len: usize,
+}
+
+impl WholeFrame {
+    #[inline(always)]
+    pub fn decode(buf: &[u8], masked: bool, limit: usize) -> Option<WholeFrame> {
+        let [b0, b1, ..] = *buf else { return None };
+        let opcode = match b0 {
+            0x81 => OpCode::Text,
+            0x82 => OpCode::Binary,
+            _ => return None,
+        };
+        if (b1 & 0x80 != 0) != masked {
+            return None;
+        }
+        let (payload_len, len_end) = match b1 & 0x7F {
+            127 => return None,
+            126 => {
+                let bytes = buf.get(2..4)?;
+                (u16::from_be_bytes([bytes[0], bytes[1]]) as usize, 4)
+            }
+            len => (len as usize, 2),
+        };
+        let (mask, header_len) = if masked {
+            let key = buf.get(len_end..len_end + 4)?;
+            (Some([key[0], key[1], key[2], key[3]]), len_end + 4)
+        } else {
+            (None, len_end)
+        };
+        if payload_len > limit || buf.len() - header_len < payload_len {
+            return None;
+        }
+        Some(WholeFrame {
+            opcode,
+            mask,
+            header_len,
+            payload_len,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +255,78 @@ mod tests {
         // 2^63 - 1 is a legal length on the wire (limits are the session's job).
         let (h, _) = decode_all(&[0x82, 127, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
         assert_eq!(h.payload_len, (1 << 63) - 1);
+    }
+
+    /// The quick decoder takes exactly the frames it describes, and agrees
+    /// with the full one on each of them.
+    #[test]
+    fn whole_frames_agree_with_the_full_decoder() {
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        for b0 in [
+            0x81u8, 0x82, 0x01, 0x02, 0x80, 0x88, 0x89, 0x8A, 0x83, 0xC1, 0xA2, 0x92, 0x8B,
+        ] {
+            for (len, masked) in [
+                (0u64, true),
+                (5, true),
+                (5, false),
+                (125, true),
+                (126, true),
+                (300, false),
+            ] {
+                let header = FrameHeader {
+                    fin: b0 & 0x80 != 0,
+                    rsv: (b0 >> 4) & 7,
+                    opcode: OpCode::Text,
+                    mask: masked.then_some([1, 2, 3, 4]),
+                    payload_len: len,
+                };
+                let mut out = [0u8; MAX_HEADER_LEN];
+                let n = header.encode(&mut out);
+                let mut frame = out[..n].to_vec();
+                frame[0] = b0;
+                frame.extend(std::iter::repeat(b'x').take(len as usize));
+                frames.push(frame);
+            }
+        }
+        // A 64-bit length, even a small one, goes the general way.
+        frames.push(vec![0x82, 127, 0, 0, 0, 0, 0, 0, 0, 1, b'x']);
+        for frame in &frames {
+            for masked in [true, false] {
+                for limit in [0, 5, 300, usize::MAX] {
+                    for cut in [frame.len(), frame.len().saturating_sub(1)] {
+                        let buf = &frame[..cut];
+                        let Some(quick) = WholeFrame::decode(buf, masked, limit) else {
+                            continue;
+                        };
+                        let (full, n) = FrameHeader::decode(buf).unwrap().expect("complete");
+                        assert!(full.fin && full.rsv == 0 && !full.opcode.is_control(), "{frame:?}");
+                        assert_ne!(full.opcode, OpCode::Continuation, "{frame:?}");
+                        assert_eq!(full.mask.is_some(), masked, "{frame:?}");
+                        assert!(full.payload_len as usize <= limit, "{frame:?}");
+                        assert!(n + full.payload_len as usize <= buf.len(), "{frame:?}");
+                        assert_eq!(
+                            (quick.opcode, quick.mask, quick.header_len, quick.payload_len as u64),
+                            (full.opcode, full.mask, n, full.payload_len),
+                            "{frame:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // And it takes the common ones.
+        let hello = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        assert_eq!(
+            WholeFrame::decode(&hello, true, 100),
+            Some(WholeFrame {
+                opcode: OpCode::Text,
+                mask: Some([0x37, 0xfa, 0x21, 0x3d]),
+                header_len: 6,
+                payload_len: 5
+            })
+        );
+        assert_eq!(WholeFrame::decode(&hello[..10], true, 100), None, "cut");
+        assert_eq!(WholeFrame::decode(&hello, true, 4), None, "over the limit");
+        assert_eq!(WholeFrame::decode(&hello, false, 100), None, "masked toward a client");
     }
 
     #[test]

@@ -6,10 +6,19 @@
 ///
 /// Wide chunks let the compiler vectorise the loop; masking and unmasking are the
 /// same operation.
+#[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     if buf.len() < WIDE_MIN {
+        // Small payloads (most messages) are masked where the call is, in a
+        // few word operations: no call, no feature check.
         return mask_small(buf, key, offset);
     }
+    mask_wide(buf, key, offset);
+}
+
+/// `apply_mask` for payloads of `WIDE_MIN` bytes or more.
+#[inline(never)]
+fn mask_wide(buf: &mut [u8], key: [u8; 4], offset: usize) {
     #[cfg(target_arch = "x86_64")]
     if buf.len() < WIDE_MAX && std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (detected at run time, cached by std).
@@ -51,7 +60,7 @@ fn mask_aligned(buf: &mut [u8], key: [u8; 4], offset: usize) {
     mask_small(head, key, offset);
     // Words are 8 bytes, a multiple of the key: the tail has the words' phase.
     let key = rotate_key(key, offset + head.len());
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let wide = wide_key(key);
     for word in words {
         *word ^= wide;
     }
@@ -62,14 +71,23 @@ fn mask_aligned(buf: &mut [u8], key: [u8; 4], offset: usize) {
 #[inline(always)]
 fn mask_small(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let wide = wide_key(key);
     let mut lanes = buf.chunks_exact_mut(8);
     for lane in &mut lanes {
         let word = u64::from_ne_bytes(lane.try_into().expect("8-byte lane")) ^ wide;
         lane.copy_from_slice(&word.to_ne_bytes());
     }
-    for (i, byte) in lanes.into_remainder().iter_mut().enumerate() {
-        *byte ^= key[i & 3];
+    // At most 7 bytes left: a 4-byte word (a whole key cycle), then bytes.
+    let rest = lanes.into_remainder();
+    let rest = match rest.split_first_chunk_mut::<4>() {
+        Some((word, tail)) => {
+            *word = (u32::from_ne_bytes(*word) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+            tail
+        }
+        None => rest,
+    };
+    for (byte, k) in rest.iter_mut().zip(key) {
+        *byte ^= k;
     }
 }
 
@@ -88,7 +106,7 @@ pub fn extend_masked(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
 fn extend_masked_words(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     out.reserve(src.len());
     let start = out.len();
-    let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
+    let wide = wide_key(key);
     let dst = &mut out.spare_capacity_mut()[..src.len()];
     let mut dst_words = dst.chunks_exact_mut(8);
     let mut src_words = src.chunks_exact(8);
@@ -112,11 +130,23 @@ fn extend_masked_words(out: &mut Vec<u8>, src: &[u8], key: [u8; 4]) {
     unsafe { out.set_len(start + src.len()) };
 }
 
-/// The key as seen from payload byte `offset`.
+/// The key twice over, as an 8-byte word (either byte order: both halves
+/// are the same).
+#[inline(always)]
+fn wide_key(key: [u8; 4]) -> u64 {
+    let word = u64::from(u32::from_ne_bytes(key));
+    word << 32 | word
+}
+
+/// The key as seen from payload byte `offset`: one rotation of a word
+/// (`<[u8]>::rotate_left` is a call into a general loop).
+#[inline(always)]
 fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
-    let mut rotated = key;
-    rotated.rotate_left(offset & 3);
-    rotated
+    // Byte i of the little-endian word is key[i]: rotating the word right by
+    // whole bytes moves key[offset] to the front.
+    u32::from_le_bytes(key)
+        .rotate_right(8 * (offset & 3) as u32)
+        .to_le_bytes()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub(crate) mod receiver;
 pub mod role;
 pub(crate) mod sender;
 pub mod session;
+mod short_utf8;
 pub mod state;
 pub mod utf8;
 

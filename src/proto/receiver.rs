@@ -12,7 +12,7 @@ use crate::proto::deflate::inflater::{Inflater, TAIL};
 use crate::proto::deflate::Agreed;
 use crate::proto::error::{Error, Result};
 use crate::proto::event::{Event, Message, MessageKind};
-use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::proto::frame::{FrameHeader, OpCode, WholeFrame, MAX_HEADER_LEN};
 use crate::proto::handshake::headers::Headers;
 use crate::proto::handshake::request::UpgradeRequest;
 use crate::proto::handshake::{client, may_be_complete, server, MAX_HEADERS};
@@ -612,10 +612,27 @@ impl Receiver {
 
     /// Returns how many bytes were used (all unless stopped).
     fn feed_frames<H: Link>(&mut self, data: &mut [u8], h: &mut H) -> Result<usize> {
+        // Neither changes during a feed.
+        let masked = h.role() == Role::Server;
+        let limit = h.config().max_frame_size().min(h.config().max_message_size());
         let mut pos = 0;
         while pos < data.len() && h.state().receives_frames() {
             if h.stopped() {
                 return Ok(pos);
+            }
+            if self.part.is_none() {
+                // Nothing incomplete: the usual whole data frame is recognised
+                // and checked at once (`WholeFrame`), anything else goes on below.
+                if let Some(frame) = WholeFrame::decode(&data[pos..], masked, limit) {
+                    let start = pos + frame.header_len;
+                    pos = start + frame.payload_len;
+                    let payload = &mut data[start..pos];
+                    if let Some(key) = frame.mask {
+                        apply_mask(payload, key, 0);
+                    }
+                    self.whole_message(frame.opcode, payload, h)?;
+                    continue;
+                }
             }
             if let Some(frame) = self.part().frame {
                 let take = frame.remaining.min((data.len() - pos) as u64) as usize;
@@ -742,6 +759,7 @@ impl Receiver {
     }
 
     /// A complete, unfragmented message lying in the input: delivered in place.
+    #[inline]
     fn whole_message<H: Link>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
         let kind = kind_of(opcode);
         if kind == MessageKind::Text && Utf8Validator::validate_complete(payload).is_err() {
@@ -1088,6 +1106,7 @@ fn part_in(slot: &mut Option<Box<Partial>>) -> &mut Partial {
 
 /// Delivers a complete message; text was validated (as a whole, or piece by
 /// piece as it arrived).
+#[inline]
 fn deliver_message<H: Link>(h: &mut H, kind: MessageKind, data: &[u8]) {
     let message = match kind {
         // SAFETY: every text message is validated as UTF-8 before it is delivered.

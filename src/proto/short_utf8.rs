@@ -1,0 +1,375 @@
+//! UTF-8 validation of short inputs (under 64 bytes: most text messages) in
+//! two AVX2 vectors, with the lookup algorithm simdutf8 uses (Keiser and
+//! Lemire, "Validating UTF-8 In Less Than One Instruction Per Byte", 2021).
+//!
+//! simdutf8 hands inputs under 64 bytes to std's byte-by-byte validator, and
+//! its SIMD path, fed a 64-byte block padded with zeros, spends most of its
+//! time on setup and on the padding; here the input is copied into a zeroed
+//! block with a few fixed-size copies and checked in about 30 instructions.
+//! The zeros after the input are ASCII: a sequence cut at the end meets one
+//! and fails, as it must. Without AVX2 the caller uses another way.
+
+/// Inputs shorter than this are handled here.
+pub const SHORT_MAX: usize = 64;
+
+/// Whether `bytes` (under [`SHORT_MAX`] long) is valid, complete UTF-8:
+/// `None` when the CPU lacks AVX2.
+#[inline]
+pub fn validate(bytes: &[u8]) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY (both): the CPU supports AVX2 (detected at run time, cached
+        // by std).
+        return Some(if bytes.len() <= 32 {
+            unsafe { avx2::valid_32(&padded(bytes)) }
+        } else {
+            unsafe { avx2::valid_64(&padded(bytes)) }
+        });
+    }
+    let _ = bytes;
+    None
+}
+
+/// `bytes` (at most `N` long) followed by zeros, copied in at most two
+/// overlapping copies of a fixed size each (no call to `memcpy`).
+#[inline(always)]
+fn padded<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut block = [0u8; N];
+    let len = bytes.len().min(N);
+    let bytes = &bytes[..len];
+    match len {
+        32.. => {
+            block[..32].copy_from_slice(&bytes[..32]);
+            block[len - 32..len].copy_from_slice(&bytes[len - 32..]);
+        }
+        16..=31 => {
+            block[..16].copy_from_slice(&bytes[..16]);
+            block[len - 16..len].copy_from_slice(&bytes[len - 16..]);
+        }
+        8..=15 => {
+            block[..8].copy_from_slice(&bytes[..8]);
+            block[len - 8..len].copy_from_slice(&bytes[len - 8..]);
+        }
+        4..=7 => {
+            block[..4].copy_from_slice(&bytes[..4]);
+            block[len - 4..len].copy_from_slice(&bytes[len - 4..]);
+        }
+        1..=3 => {
+            block[0] = bytes[0];
+            block[len / 2] = bytes[len / 2];
+            block[len - 1] = bytes[len - 1];
+        }
+        0 => {}
+    }
+    block
+}
+
+#[cfg(target_arch = "x86_64")]
+// The intrinsics are unsafe functions before Rust 1.87 and safe ones (in
+// an AVX2 function) since: the blocks are needed for the first.
+#[allow(unused_unsafe)]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    // What a pair of bytes can be wrong in, one bit each (simdutf8's names).
+    const TOO_SHORT: i8 = 1 << 0;
+    const TOO_LONG: i8 = 1 << 1;
+    const OVERLONG_3: i8 = 1 << 2;
+    const TOO_LARGE: i8 = 1 << 3;
+    const SURROGATE: i8 = 1 << 4;
+    const OVERLONG_2: i8 = 1 << 5;
+    const TOO_LARGE_1000: i8 = 1 << 6;
+    const OVERLONG_4: i8 = 1 << 6;
+    const TWO_CONTS: i8 = 1 << 7;
+    const CARRY: i8 = TOO_SHORT | TOO_LONG | TWO_CONTS;
+
+    /// By the high nibble of the previous byte.
+    const BYTE_1_HIGH: [i8; 16] = [
+        TOO_LONG,
+        TOO_LONG,
+        TOO_LONG,
+        TOO_LONG,
+        TOO_LONG,
+        TOO_LONG,
+        TOO_LONG,
+        TOO_LONG,
+        TWO_CONTS,
+        TWO_CONTS,
+        TWO_CONTS,
+        TWO_CONTS,
+        TOO_SHORT | OVERLONG_2,
+        TOO_SHORT,
+        TOO_SHORT | OVERLONG_3 | SURROGATE,
+        TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4,
+    ];
+
+    /// By the low nibble of the previous byte.
+    const BYTE_1_LOW: [i8; 16] = [
+        CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4,
+        CARRY | OVERLONG_2,
+        CARRY,
+        CARRY,
+        CARRY | TOO_LARGE,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+        CARRY | TOO_LARGE | TOO_LARGE_1000,
+    ];
+
+    /// By the high nibble of the byte itself.
+    const BYTE_2_HIGH: [i8; 16] = [
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+    ];
+
+    /// A 16-entry table in both lanes.
+    #[target_feature(enable = "avx2")]
+    unsafe fn table(t: &[i8; 16]) -> __m256i {
+        // SAFETY: reads the 16 bytes of `t`; AVX2 is there (the caller's
+        // guarantee).
+        unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr().cast())) }
+    }
+
+    /// The error bits of the 32 bytes of `input`, `prev` being the 32 before.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn errors(input: __m256i, prev: __m256i) -> __m256i {
+        // SAFETY: register operations only, on a CPU with AVX2 (the
+        // caller's guarantee); the tables are read whole.
+        unsafe {
+            let low_nibble = _mm256_set1_epi8(0x0F);
+            // The bytes 1, 2 and 3 places before each byte of `input`.
+            let before = _mm256_permute2x128_si256(prev, input, 0x21);
+            let prev1 = _mm256_alignr_epi8(input, before, 16 - 1);
+            let prev2 = _mm256_alignr_epi8(input, before, 16 - 2);
+            let prev3 = _mm256_alignr_epi8(input, before, 16 - 3);
+            let prev1_high = _mm256_and_si256(_mm256_srli_epi16(prev1, 4), low_nibble);
+            let input_high = _mm256_and_si256(_mm256_srli_epi16(input, 4), low_nibble);
+            let byte_1_high = _mm256_shuffle_epi8(table(&BYTE_1_HIGH), prev1_high);
+            let byte_1_low = _mm256_shuffle_epi8(table(&BYTE_1_LOW), _mm256_and_si256(prev1, low_nibble));
+            let byte_2_high = _mm256_shuffle_epi8(table(&BYTE_2_HIGH), input_high);
+            let special = _mm256_and_si256(_mm256_and_si256(byte_1_high, byte_1_low), byte_2_high);
+            // Third and fourth bytes of 3- and 4-byte sequences must be
+            // continuations: the one case the tables leave open.
+            let third = _mm256_subs_epu8(prev2, _mm256_set1_epi8((0b1110_0000u8 - 1) as i8));
+            let fourth = _mm256_subs_epu8(prev3, _mm256_set1_epi8((0b1111_0000u8 - 1) as i8));
+            let must23 = _mm256_cmpgt_epi8(_mm256_or_si256(third, fourth), _mm256_setzero_si256());
+            let must23_80 = _mm256_and_si256(must23, _mm256_set1_epi8(0x80u8 as i8));
+            _mm256_xor_si256(must23_80, special)
+        }
+    }
+
+    /// Whether 32 bytes (input then zeros) are valid UTF-8. A sequence cut
+    /// by the end of the 32 is an error (the input ends there at the latest).
+    ///
+    /// # Safety
+    /// The CPU supports AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn valid_32(block: &[u8; 32]) -> bool {
+        // SAFETY: the load reads the 32 bytes of the block; the rest are
+        // register operations on a CPU with AVX2 (the caller's guarantee).
+        unsafe {
+            let a = _mm256_loadu_si256(block.as_ptr().cast());
+            if _mm256_movemask_epi8(a) == 0 {
+                return true; // ASCII
+            }
+            // A lead byte among the last three that needs more bytes than
+            // are left.
+            let incomplete = _mm256_subs_epu8(a, _mm256_loadu_si256(INCOMPLETE.as_ptr().cast()));
+            let error = _mm256_or_si256(errors(a, _mm256_setzero_si256()), incomplete);
+            _mm256_testz_si256(error, error) == 1
+        }
+    }
+
+    /// Whether 64 bytes (input then zeros, the last byte a zero at least)
+    /// are valid UTF-8.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn valid_64(block: &[u8; 64]) -> bool {
+        // SAFETY: both loads read 32 bytes inside the 64-byte block; the
+        // rest are register operations on a CPU with AVX2 (the caller's
+        // guarantee).
+        unsafe {
+            let a = _mm256_loadu_si256(block.as_ptr().cast());
+            let b = _mm256_loadu_si256(block.as_ptr().add(32).cast());
+            if _mm256_movemask_epi8(_mm256_or_si256(a, b)) == 0 {
+                return true; // ASCII
+            }
+            let error = _mm256_or_si256(errors(a, _mm256_setzero_si256()), errors(b, a));
+            _mm256_testz_si256(error, error) == 1
+        }
+    }
+
+    /// The largest value each of 32 bytes may have with the input ending
+    /// after them: a 4-, 3- or 2-byte lead in the last three is cut short.
+    const INCOMPLETE: [u8; 32] = {
+        let mut max = [0xFF; 32];
+        max[29] = 0b1111_0000 - 1;
+        max[30] = 0b1110_0000 - 1;
+        max[31] = 0b1100_0000 - 1;
+        max
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agrees(bytes: &[u8]) {
+        if let Some(valid) = validate(bytes) {
+            assert_eq!(valid, std::str::from_utf8(bytes).is_ok(), "{bytes:02x?}");
+        }
+    }
+
+    #[test]
+    fn padding_copies_every_length_exactly() {
+        let source: Vec<u8> = (1..=SHORT_MAX as u8).collect();
+        for len in 0..SHORT_MAX {
+            let block: [u8; SHORT_MAX] = padded(&source[..len]);
+            assert_eq!(&block[..len], &source[..len], "len {len}");
+            assert!(block[len..].iter().all(|&b| b == 0), "len {len}");
+            if len <= 32 {
+                let block: [u8; 32] = padded(&source[..len]);
+                assert_eq!(&block[..len], &source[..len], "len {len}");
+                assert!(block[len..].iter().all(|&b| b == 0), "len {len}");
+            }
+        }
+    }
+
+    /// Every one- and two-byte sequence, and every lead byte with every
+    /// second byte and a spread of third and fourth bytes, at places in the
+    /// block where the vectors and lanes meet, cut and whole.
+    #[test]
+    fn agrees_with_std_on_every_sequence_at_the_seams() {
+        const EDGES: [u8; 10] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0];
+        let mut sequences: Vec<Vec<u8>> = Vec::new();
+        for lead in 0..=255u8 {
+            sequences.push(vec![lead]);
+            for second in 0..=255u8 {
+                sequences.push(vec![lead, second]);
+                if lead >= 0xE0 {
+                    for third in EDGES {
+                        sequences.push(vec![lead, second, third]);
+                        if lead >= 0xF0 {
+                            for fourth in EDGES {
+                                sequences.push(vec![lead, second, third, fourth]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let places = [0usize, 13, 14, 15, 16, 29, 30, 31, 32, 33, 47, 48, 59, 60, 61, 62];
+        let mut buf = [b'a'; SHORT_MAX];
+        for (i, seq) in sequences.iter().enumerate() {
+            // One place per sequence, each place in turn; and each sequence
+            // also at the very end of the input.
+            let at = places[i % places.len()].min(SHORT_MAX - 1 - seq.len());
+            buf[at..at + seq.len()].copy_from_slice(seq);
+            agrees(&buf[..at + seq.len()]);
+            agrees(&buf[..at + seq.len() + 1]);
+            buf[at..at + seq.len()].fill(b'a');
+        }
+    }
+
+    #[test]
+    fn agrees_with_std_on_text_cut_and_corrupted() {
+        let text = "{\"name\":\"κόσμε\",\"city\":\"Zürich\",\"note\":\"𝄞 €\",\"x\":\"ascii only here and more\"}";
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for start in 0..8 {
+            for len in 0..SHORT_MAX.min(text.len() - start) {
+                let piece = &text.as_bytes()[start..start + len];
+                agrees(piece);
+                for _ in 0..16 {
+                    let mut bad = piece.to_vec();
+                    if !bad.is_empty() {
+                        let at = next() as usize % bad.len();
+                        bad[at] = next() as u8;
+                    }
+                    agrees(&bad);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn known_cases() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            assert_eq!(validate("κόσμε".as_bytes()), Some(true), "checked here with AVX2");
+        }
+        for ok in [
+            "",
+            "a",
+            "κόσμε",
+            "€",
+            "𝄞",
+            "\u{10FFFF}",
+            "\u{FFFF}",
+            "\u{D7FF}",
+            "\u{E000}",
+        ] {
+            agrees(ok.as_bytes());
+        }
+        for bad in [
+            &b"\xff"[..],
+            b"\xc0\xaf",
+            b"\xe0\x80\xaf",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",
+            b"\xf5\x80\x80\x80",
+            b"\x80",
+            b"\xce\xba\xe1\xbd",
+            b"hello\xed\xbf\xbfworld",
+        ] {
+            agrees(bad);
+        }
+        // A 4-byte sequence across the two vectors, and leads cut by the
+        // end of a 32- or a 63-byte input.
+        let mut across = vec![b'x'; 30];
+        across.extend_from_slice("𝄞".as_bytes());
+        agrees(&across);
+        for (len, lead) in [(63, 0xF0), (32, 0xC3), (32, 0xE2), (32, 0xF0), (31, 0xE2), (30, 0xF0)] {
+            let mut cut = vec![b'x'; len - 1];
+            cut.push(lead);
+            agrees(&cut);
+            for fill in 1..4 {
+                let mut cut = vec![b'x'; len - fill];
+                cut.push(lead);
+                cut.extend(std::iter::repeat(0x80).take(fill - 1));
+                agrees(&cut);
+            }
+        }
+    }
+}
