@@ -393,6 +393,7 @@ impl ConnHandler for CCallbacks {
         }
     }
 
+    #[inline]
     fn on_message(&self, conn: &Connection<CCallbacks>, message: Message<'_>) {
         let table = self.table.get();
         if let Some(f) = table.message {

@@ -534,6 +534,7 @@ pub unsafe extern "C" fn wsconn_http_respond(
 
 /// Sends a message from the program: the text the running message callback
 /// was lent is known valid (an echo is not checked twice); other text is.
+#[inline(always)]
 fn send(conn: &Connection<CCallbacks>, kind: MessageKind, data: &[u8]) -> Result<(), Failure> {
     Ok(conn.send_message(message_arg(conn.reactor(), kind, data)?)?)
 }

@@ -110,6 +110,7 @@ impl Sender {
     }
 
     /// Number of bytes waiting to be written.
+    #[inline]
     pub fn buffered(&self) -> usize {
         self.out.len() - self.out_pos
     }
@@ -130,6 +131,7 @@ impl Sender {
         self.out.capacity() > 0
     }
 
+    #[inline(always)]
     fn fragments(&self) -> Option<&OutgoingFragments> {
         self.rare.as_deref()?.fragments.as_ref()
     }
@@ -209,12 +211,14 @@ impl Sender {
     /// Whether output reached the high-water mark, half the limit: the program
     /// should stop reading, so that the other half can take the replies to what
     /// it already read and no send of those replies fails.
+    #[inline]
     pub fn is_full(&self, max_output: usize) -> bool {
         self.buffered() >= max_output / 2
     }
 
     /// Whether a whole message may be queued: no fragmented message in
     /// progress, room in the output.
+    #[inline(always)]
     pub fn check_message(&self, data: &[u8], max_output: usize) -> Result<()> {
         if self.fragments().is_some() {
             return Err(Error::InvalidArgument);
@@ -223,8 +227,12 @@ impl Sender {
     }
 
     /// Queues a whole message checked with `check_message`.
+    #[inline(always)]
     pub fn write_message(&mut self, role: Role, kind: MessageKind, data: &[u8]) {
-        self.write_frame(role, true, 0, opcode_of(kind), data);
+        match role {
+            Role::Server => self.write_unmasked(0x80 | opcode_of(kind) as u8, data),
+            Role::Client => self.write_frame(role, true, 0, opcode_of(kind), data),
+        }
     }
 
     /// Queues a whole message checked with `check_message`, compressed as
@@ -376,6 +384,7 @@ impl Sender {
 
     /// A send is refused when output is waiting and this frame would take it over
     /// the limit; a frame larger than the limit is still accepted into an empty buffer.
+    #[inline(always)]
     pub fn check_room(&self, payload_len: usize, max_output: usize) -> Result<()> {
         let buffered = self.buffered();
         let frame_len = payload_len.saturating_add(MAX_HEADER_LEN);
@@ -386,11 +395,39 @@ impl Sender {
     }
 
     fn write_frame(&mut self, role: Role, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
+        if role == Role::Server {
+            let first = (fin as u8) << 7 | (rsv & 0x7) << 4 | opcode as u8;
+            return self.write_unmasked(first, payload);
+        }
         let mask = self.write_header(role, fin, rsv, opcode, payload.len(), payload.len());
         match mask {
             Some(key) => extend_masked(&mut self.out, payload, key),
             None => self.out.extend_from_slice(payload),
         }
+    }
+
+    /// Queues an unmasked frame (server role) whose header starts with
+    /// `first`: one reservation, the header's bytes stored directly.
+    #[inline(always)]
+    fn write_unmasked(&mut self, first: u8, payload: &[u8]) {
+        let len = payload.len();
+        let out = self.buffer();
+        out.reserve(MAX_HEADER_LEN + len);
+        // Bytes pushed one by one: a copy of a few bytes through
+        // `extend_from_slice` is a call (and one to `memcpy`).
+        out.push(first);
+        if len < 126 {
+            out.push(len as u8);
+        } else if let Ok(len) = u16::try_from(len) {
+            let [hi, lo] = len.to_be_bytes();
+            out.push(126);
+            out.push(hi);
+            out.push(lo);
+        } else {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        out.extend_from_slice(payload);
     }
 
     /// Queues a frame header (masked with a fresh key in the client role),
@@ -418,18 +455,31 @@ impl Sender {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
         let out = self.buffer();
-        out.reserve(head_len + room);
-        out.extend_from_slice(&head[..head_len]);
+        out.reserve(MAX_HEADER_LEN + room);
+        // All 14 bytes, cut back to the header's length: a copy of known
+        // size (two stores) instead of a call to copy a few bytes.
+        let start = out.len();
+        out.extend_from_slice(&head);
+        out.truncate(start + head_len);
         mask
     }
 
     /// The output buffer (for handshake and HTTP bytes), taking the thread's
     /// spare if this sender holds none.
+    #[inline(always)]
     pub fn buffer(&mut self) -> &mut Vec<u8> {
         if self.out.capacity() == 0 {
-            self.out = take_spare();
+            self.take_spare();
         }
         &mut self.out
+    }
+
+    /// The thread's spare output buffer becomes this sender's (once per
+    /// turn at most: kept apart from the per-message path).
+    #[cold]
+    #[inline(never)]
+    fn take_spare(&mut self) {
+        self.out = take_spare();
     }
 }
 

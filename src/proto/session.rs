@@ -181,6 +181,7 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
         f(&mut s.tx.borrow_mut(), s.role(), s.config.max_output())
     }
 
+    #[inline]
     fn on_event(&mut self, event: Event<'_>) {
         self.handler.on_event(self.session, event)
     }
@@ -244,6 +245,7 @@ impl Session {
         &self.config
     }
 
+    #[inline]
     pub fn role(&self) -> Role {
         if self.options.get().contains(Options::CLIENT) {
             Role::Client
@@ -284,6 +286,7 @@ impl Session {
     }
 
     /// Where the session stands; exact at any time, also inside a handler.
+    #[inline]
     pub fn state(&self) -> State {
         self.state.get()
     }
@@ -474,6 +477,7 @@ impl Session {
 
     /// Whether output reached half the configured max output: the program should
     /// stop reading until it drains.
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.tx.borrow().is_full(self.config.max_output())
     }
@@ -494,11 +498,13 @@ impl Session {
     // ------------------------------------------------------------ sending
 
     /// The sender, for one short call.
+    #[inline(always)]
     fn sender(&self) -> Result<std::cell::RefMut<'_, Sender>> {
         self.tx.try_borrow_mut().map_err(|_| Error::Reentrant)
     }
 
     /// The sender, when data may be sent now.
+    #[inline(always)]
     fn open_sender(&self) -> Result<std::cell::RefMut<'_, Sender>> {
         self.state().check_send()?;
         self.sender()
@@ -519,12 +525,16 @@ impl Session {
 
     /// Sends a message, e.g. one received (an echo costs no second UTF-8 check:
     /// the text's type says it is valid).
+    #[inline(always)]
     pub fn send_message(&self, message: Message<'_>) -> Result<()> {
         self.send_message_with(message, Compress::Auto)
     }
 
     /// Sends a message like `send_message`, choosing whether it is compressed
     /// (when permessage-deflate was agreed; see [`Session::extensions`]).
+    // Inlined: a small echo is a few checks and two copies, and the calls
+    // down to the output buffer would cost as much again.
+    #[inline(always)]
     pub fn send_message_with(&self, message: Message<'_>, compress: Compress) -> Result<()> {
         let mut tx = self.open_sender()?;
         let data = message.as_bytes();
@@ -538,7 +548,11 @@ impl Session {
 
     /// The agreement and settings to compress a message of `len` bytes
     /// with, if it is to be compressed.
+    #[inline(always)]
     fn compression(&self, len: usize, compress: Compress) -> Option<(Agreed, &crate::proto::deflate::DeflateConfig)> {
+        if self.deflate.get() == 0 {
+            return None;
+        }
         let agreed = self.deflate()?;
         let config = self.config.deflate()?;
         // An empty message goes as it is: nothing to gain, and an empty
@@ -580,14 +594,27 @@ impl Session {
     /// what output waits and then the message in one gathered write and returns
     /// how many bytes it took; only what it did not take is copied into the
     /// output buffer.
+    #[inline(always)]
     pub fn send_direct(
         &self,
         message: Message<'_>,
         write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
     ) -> Result<()> {
+        if message.as_bytes().len() < DIRECT_SEND_MIN {
+            return self.send_message(message);
+        }
+        self.send_large(message, write)
+    }
+
+    /// `send_direct` of a message of `DIRECT_SEND_MIN` bytes or more.
+    #[inline(never)]
+    fn send_large(
+        &self,
+        message: Message<'_>,
+        write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
+    ) -> Result<()> {
         let data = message.as_bytes();
-        let compressed = self.compression(data.len(), Compress::Auto).is_some();
-        if self.role() == Role::Client || data.len() < DIRECT_SEND_MIN || compressed {
+        if self.role() == Role::Client || self.compression(data.len(), Compress::Auto).is_some() {
             // A client's payload is masked, a compressed one is compressed:
             // both copied anyway.
             return self.send_message(message);

@@ -3,7 +3,7 @@
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::error::Error as SessionError;
-use crate::proto::event::Event;
+use crate::proto::event::{Event, Message};
 use crate::proto::session::{EventHandler, Session};
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
@@ -16,8 +16,13 @@ pub(super) struct Delivery<'a, H: ConnHandler> {
 }
 
 impl<H: ConnHandler> EventHandler for Delivery<'_, H> {
-    fn on_event(&mut self, _session: &Session, event: Event<'_>) {
-        self.conn.deliver(event);
+    #[inline]
+    fn on_event(&mut self, session: &Session, event: Event<'_>) {
+        match event {
+            // The usual event, on a short path.
+            Event::Message(message) if !self.conn.has(Flags::RELEASED) => self.conn.deliver_message(session, message),
+            event => self.conn.deliver(session, event),
+        }
     }
 
     /// The program paused reading, stopped or released the connection.
@@ -27,7 +32,14 @@ impl<H: ConnHandler> EventHandler for Delivery<'_, H> {
 }
 
 impl<H: ConnHandler> Connection<H> {
-    fn deliver(&self, event: Event<'_>) {
+    #[inline(always)]
+    fn deliver_message(&self, session: &Session, message: Message<'_>) {
+        self.message_ended();
+        self.message_passed_on(session);
+        self.handler.on_message(self, message)
+    }
+
+    fn deliver(&self, session: &Session, event: Event<'_>) {
         if self.has(Flags::RELEASED) {
             // Released in a callback of this feed (e.g. the upgrade callback,
             // whose accept would open it): the program is done with it.
@@ -48,16 +60,12 @@ impl<H: ConnHandler> Connection<H> {
             }
             Event::Upgrade(request) => self.ask_handler(request),
             Event::Refused { status, headers } => self.answered(status, &headers),
-            Event::Message(message) => {
-                self.message_ended();
-                self.message_passed();
-                handler.on_message(self, message)
-            }
+            Event::Message(message) => self.deliver_message(session, message),
             Event::Fragment { kind, data, fin } => {
                 if fin {
                     self.message_ended();
                 }
-                self.message_passed();
+                self.message_passed_on(session);
                 handler.on_fragment(self, kind, data, fin)
             }
             Event::Ping(data) => handler.on_ping(self, data),

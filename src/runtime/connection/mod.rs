@@ -224,14 +224,17 @@ impl<H: ConnHandler> Connection<H> {
         NonNull::from(self as &dyn Source)
     }
 
+    #[inline]
     pub(crate) fn has(&self, flag: Flags) -> bool {
         self.flags.get().intersects(flag)
     }
 
+    #[inline]
     pub(crate) fn set(&self, flag: Flags) {
         self.flags.set(self.flags.get() | flag);
     }
 
+    #[inline]
     pub(crate) fn clear(&self, flag: Flags) {
         self.flags.set(self.flags.get() - flag);
     }
@@ -253,6 +256,7 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// The session, while there is one.
+    #[inline]
     fn session(&self) -> Option<Ref<'_, Session>> {
         Ref::filter_map(self.session.borrow(), Option::as_ref).ok()
     }
@@ -496,6 +500,7 @@ impl<H: ConnHandler> Connection<H> {
     // ------------------------------------------------------------ sending
 
     /// Runs a send on the session, then schedules the write and the drain signal.
+    #[inline(always)]
     fn with_session(&self, f: impl FnOnce(&Session) -> crate::proto::error::Result<()>) -> Result<()> {
         let result = {
             let Some(session) = self.session() else {
@@ -525,21 +530,21 @@ impl<H: ConnHandler> Connection<H> {
     /// Sends a message, e.g. one received: a large one leaves at once, straight
     /// from its bytes, behind what output waits (unless the socket is known to
     /// be full).
+    #[inline(always)]
     pub fn send_message(&self, message: Message<'_>) -> Result<()> {
-        // Over TLS, every byte goes through the records; published frames
-        // waiting go first.
-        let socket_full = self.has(Flags::WRITE_INTEREST | Flags::RELEASED) || self.is_tls() || self.has_published();
         let socket = self.socket();
         self.with_session(|s| {
             s.send_direct(message, |pending, payload| {
-                if socket_full {
+                // Over TLS, every byte goes through the records; published
+                // frames waiting go first. (Asked only for large messages.)
+                if self.has(Flags::WRITE_INTEREST | Flags::RELEASED) || self.is_tls() || self.has_published() {
                     return Ok(0);
                 }
                 socket.write2(pending, payload)
-            })
-        })?;
-        self.message_passed();
-        Ok(())
+            })?;
+            self.message_passed_on(s);
+            Ok(())
+        })
     }
 
     /// Sends a message choosing whether it is compressed (permessage-deflate).
@@ -631,7 +636,11 @@ impl<H: ConnHandler> Source for Connection<H> {
     }
 
     fn flush(&self) {
-        Connection::flush(self);
+        // Flushed already in this turn (right after its input) unless output
+        // was queued since.
+        if self.has(Flags::DIRTY) {
+            Connection::flush(self);
+        }
     }
 
     fn on_timer(&self) {

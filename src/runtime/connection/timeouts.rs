@@ -4,6 +4,7 @@
 //! them must be checked.
 
 use crate::proto::close_code::CloseCode;
+use crate::proto::session::Session;
 use crate::proto::state::State;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
@@ -91,9 +92,17 @@ impl<H: ConnHandler> Connection<H> {
     /// forward if it would fire later than its end.
     #[inline]
     pub(super) fn message_passed(&self) {
+        if let Some(session) = self.session() {
+            self.message_passed_on(&session);
+        }
+    }
+
+    /// `message_passed`, with the session at hand (as during a feed).
+    #[inline]
+    pub(super) fn message_passed_on(&self, session: &Session) {
         // Once closing, `mark_ms` times the close: messages the peer still
         // sends must not put its end off.
-        if !self.has(Flags::CLOSING) && self.session().is_some_and(|s| s.keeps_compression_context()) {
+        if !self.has(Flags::CLOSING) && session.keeps_compression_context() {
             self.restart_trim_clock();
         }
     }
