@@ -326,6 +326,8 @@ static void on_message(wsconn_t *con, void *arg, int type, const uint8_t *data,
 static void on_build(int fd, void *arg)
 {
     struct ws_ctx *ctx = arg;
+    if (!verbose)
+        return; /* the peer's address costs a system call: only for the log */
     char ip[64];
     int port = wsconn_peer_address(ctx->con, ip, sizeof ip);
     if (port >= 0)

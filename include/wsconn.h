@@ -526,7 +526,9 @@ typedef struct wsconn_session_t wsconn_session_t;
  * TLS, the client's address from the PROXY header and its place in the
  * limits; to start it elsewhere (another reactor's thread), take it with
  * `wsconn_accepted_take`: a bare fd kept past the callback has none of them
- * (on a TLS acceptor it would speak plain WebSocket).
+ * (on a TLS acceptor it would speak plain WebSocket). A connection takes
+ * such a socket as it is (no system call to set it up), and its close takes
+ * it out of the reactor's poll: do not keep a duplicate of it (`dup`).
  */
 typedef int (*wsconn_accept_func)(int fd, void *arg);
 
@@ -1333,8 +1335,10 @@ int wsconn_fd(const struct wsconn_t *con);
 /**
  * Gives the connection a connected socket (e.g. from the accept callback); the
  * connection owns it from now on and closes it (inside the accept callback,
- * whatever the callback then returns: see `wsconn_accept_func`). Ignored if
- * `con` is NULL, `fd` is negative, or the connection is running.
+ * whatever the callback then returns: see `wsconn_accept_func`). A socket
+ * from elsewhere may be blocking: `wsconn_start` makes it non-blocking and
+ * sets TCP_NODELAY (one from the accept callback is both already). Ignored
+ * if `con` is NULL, `fd` is negative, or the connection is running.
  *
  * # Safety
  * `con` is NULL or a live connection.

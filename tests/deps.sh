@@ -65,6 +65,8 @@ all_packages() {
     need haproxy has haproxy
     need tinyproxy-bin has tinyproxy
     need microsocks has microsocks
+    # tests/echo_server_interop.rs counts the server's system calls.
+    need strace has strace
     # Metrics: a real scrape and `promtool check metrics`.
     need prometheus has prometheus
     need prometheus has promtool

@@ -6,14 +6,17 @@
 //!   (`tests/interop/echo_server_client.py`), its plain HTTP answers, and the
 //!   C client example; the ASan build must exit 0 on SIGTERM with no
 //!   sanitizer report (leaks included);
-//! - the C client against epoll_echo (the sans-IO server) and its failures.
+//! - the C client against epoll_echo (the sans-IO server) and its failures;
+//! - the system calls echo_server makes per connection (under strace).
 //!
 //! Nothing here is skipped (see `wsconn-testkit`).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
 use wsconn_testkit::{
     build_asan_examples, build_examples, example, example_command, free_port, http_request, python_script, root, run,
-    run_with_input, sanitizer_report, Finished, LoggedServer, SANITIZER_ENV,
+    run_with_input, sanitizer_report, signal, Finished, LoggedServer, ReadError, WsClient, SANITIZER_ENV,
 };
 
 const PY_CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -325,4 +328,92 @@ fn echo_server_two_threads() {
         "echo_server -t 2 failed:\n{report}\n--- server log ---\n{}",
         server.log()
     );
+}
+
+/// The system calls `echo_server_static` makes while `cycles` clients, one
+/// after another, connect, upgrade and close (each waits for the server to
+/// close TCP), counted by name with `strace -f -c`.
+fn syscalls_of_cycles(cycles: usize) -> HashMap<String, u64> {
+    let dir = root().join("target").join("c-example-interop");
+    let counts = dir.join(format!("strace-{cycles}.txt"));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-c", "-o"])
+        .arg(&counts)
+        .arg(example("echo_server_static"))
+        .arg("0");
+    let mut server = LoggedServer::spawn(
+        "strace echo_server_static",
+        cmd,
+        dir.join(format!("strace-{cycles}.log")),
+    );
+    let port = server.wait_for_port();
+    for _ in 0..cycles {
+        let mut ws = WsClient::connect(port);
+        ws.send_close(1000).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let reply = ws.read_frame(deadline).expect("the close reply");
+        assert_eq!(reply.opcode, 8, "a close frame");
+        match ws.read_frame(deadline) {
+            Err(ReadError::Closed(_)) => {}
+            other => panic!("the server should close TCP after the close: {other:?}"),
+        }
+    }
+    // SIGTERM to the server, strace's child; strace writes its counts and
+    // exits with it.
+    let strace = server.pid();
+    let children = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children")).unwrap();
+    let pid: u32 = children.split_whitespace().next().expect("the server").parse().unwrap();
+    signal(pid, "TERM").unwrap();
+    server.wait_exit(Duration::from_secs(20));
+    let table = std::fs::read_to_string(&counts).unwrap();
+    // Rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+    table
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let name = *fields.last()?;
+            let calls = fields.get(3)?.parse().ok()?;
+            (fields.len() >= 5 && name != "total").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// What connect + upgrade + close costs the server, per connection: one
+/// epoll_ctl (no EPOLL_CTL_DEL before the close, which takes the socket
+/// out of the poll), two reads (the request, the close frame; none that
+/// finds nothing), two sends (the 101, the close), one close; no fcntl and
+/// no setsockopt (accept4 makes the socket non-blocking and close-on-exec,
+/// TCP_NODELAY comes from the listening socket). accept4 and epoll_wait are
+/// not counted: how many connections one of them serves depends on how
+/// they arrive. The difference of two runs leaves out start and exit.
+#[test]
+fn echo_server_syscalls_per_connection() {
+    build_examples();
+    let (few, many) = (5, 45);
+    let before = syscalls_of_cycles(few);
+    let after = syscalls_of_cycles(many);
+    let per = |name: &str| {
+        let count = |table: &HashMap<String, u64>| table.get(name).copied().unwrap_or(0) as f64;
+        (count(&after) - count(&before)) / (many - few) as f64
+    };
+    let mut names: Vec<&String> = after.keys().filter(|n| per(n) != 0.0).collect();
+    names.sort();
+    let table: Vec<String> = names.iter().map(|n| format!("{n}: {:.2}", per(n))).collect();
+    println!("system calls per connection: {}", table.join(", "));
+    for (name, most) in [
+        ("setsockopt", 0.0),
+        ("fcntl", 0.0),
+        ("getpeername", 0.0),
+        ("epoll_ctl", 1.0),
+        ("read", 2.0),
+        ("sendto", 2.0),
+        ("close", 1.0),
+    ] {
+        assert!(
+            per(name) <= most,
+            "{name}: {:.2} per connection, at most {most} expected ({})",
+            per(name),
+            table.join(", ")
+        );
+    }
 }

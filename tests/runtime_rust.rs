@@ -191,3 +191,87 @@ fn names_resolve_with_the_system_resolver_and_failures_reach_on_close() {
         Acceptor::release(acceptor.as_ptr());
     }
 }
+
+/// What the kernel says of a socket: O_NONBLOCK, FD_CLOEXEC, TCP_NODELAY.
+fn socket_options(fd: std::os::fd::RawFd) -> (bool, bool, bool) {
+    let mut nodelay: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: fcntl and getsockopt on an open fd; `nodelay` and `len` are
+    // valid for writes of their sizes.
+    let (status, descriptor, got) = unsafe {
+        (
+            libc::fcntl(fd, libc::F_GETFL),
+            libc::fcntl(fd, libc::F_GETFD),
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut nodelay as *mut libc::c_int).cast(),
+                &mut len,
+            ),
+        )
+    };
+    assert!(status >= 0 && descriptor >= 0 && got == 0, "fd {fd}");
+    (
+        status & libc::O_NONBLOCK != 0,
+        descriptor & libc::FD_CLOEXEC != 0,
+        nodelay != 0,
+    )
+}
+
+/// An echo client's round trip through `port` (blocking, on its own thread).
+fn one_echo(port: u16) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut ws = wsconn_testkit::WsClient::connect(port);
+        ws.send_text("ping").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        ws.read_frame(deadline).expect("an echo").payload
+    })
+}
+
+/// The acceptor's sockets come ready (non-blocking and close-on-exec from
+/// accept4, TCP_NODELAY from the listening socket), so a connection started
+/// on one changes nothing on it; a blocking socket the program hands over
+/// is made non-blocking (and TCP_NODELAY) when its connection starts.
+#[test]
+fn accepted_sockets_come_ready_and_handed_over_ones_are_made_so() {
+    let reactor = Reactor::new().unwrap();
+    let seen = Rc::new(Cell::new(None));
+    let acceptor = Acceptor::create(&reactor);
+    // SAFETY: just created; released at the end.
+    let a = unsafe { acceptor.as_ref() };
+    let seen_in = Rc::clone(&seen);
+    a.set_on_accept(Some(Box::new(move |reactor, fd| {
+        seen_in.set(Some(socket_options(fd)));
+        Connection::serve(reactor, fd, rust_echo::Echo).is_ok()
+    })));
+    a.start("127.0.0.1", 0).expect("listening");
+    let client = one_echo(a.port().unwrap());
+    run_until(&reactor, 30, || client.is_finished());
+    assert_eq!(client.join().unwrap(), b"ping");
+    assert_eq!(
+        seen.get(),
+        Some((true, true, true)),
+        "accepted: non-blocking, close-on-exec, nodelay"
+    );
+
+    // A socket from the program's own (blocking) accept.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = one_echo(listener.local_addr().unwrap().port());
+    let (stream, _) = listener.accept().unwrap();
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(stream);
+    assert!(!socket_options(fd).0, "std's accept gives a blocking socket");
+    let conn = Connection::create(&reactor, rust_echo::Echo);
+    // SAFETY: just created; released below.
+    let c = unsafe { conn.as_ref() };
+    c.set_fd(fd).unwrap();
+    c.start().unwrap();
+    assert_eq!(socket_options(fd), (true, true, true), "made non-blocking, nodelay");
+    run_until(&reactor, 30, || client.is_finished());
+    assert_eq!(client.join().unwrap(), b"ping");
+    // SAFETY: created above, not used afterwards.
+    unsafe {
+        Connection::release(conn.as_ptr());
+        Acceptor::release(acceptor.as_ptr());
+    }
+}

@@ -22,7 +22,9 @@ use crate::runtime::reactor::Reactor;
 /// TLS, the client's address from the PROXY header and its place in the
 /// limits; to start it elsewhere (another reactor's thread), take it with
 /// `wsconn_accepted_take`: a bare fd kept past the callback has none of them
-/// (on a TLS acceptor it would speak plain WebSocket).
+/// (on a TLS acceptor it would speak plain WebSocket). A connection takes
+/// such a socket as it is (no system call to set it up), and its close takes
+/// it out of the reactor's poll: do not keep a duplicate of it (`dup`).
 pub type wsconn_accept_func = Option<extern "C" fn(fd: c_int, arg: *mut c_void) -> c_int>;
 
 /// An accepted socket with what its acceptor decided for it (TLS, the

@@ -250,8 +250,10 @@ pub unsafe extern "C" fn wsconn_fd(con: *const Connection<CCallbacks>) -> c_int 
 
 /// Gives the connection a connected socket (e.g. from the accept callback); the
 /// connection owns it from now on and closes it (inside the accept callback,
-/// whatever the callback then returns: see `wsconn_accept_func`). Ignored if
-/// `con` is NULL, `fd` is negative, or the connection is running.
+/// whatever the callback then returns: see `wsconn_accept_func`). A socket
+/// from elsewhere may be blocking: `wsconn_start` makes it non-blocking and
+/// sets TCP_NODELAY (one from the accept callback is both already). Ignored
+/// if `con` is NULL, `fd` is negative, or the connection is running.
 ///
 /// # Safety
 /// `con` is NULL or a live connection.

@@ -179,6 +179,10 @@ impl Acceptor {
             socket.set_reuse_port(true)?;
         }
         socket.set_nonblocking(true)?;
+        // Accepted sockets inherit TCP_NODELAY from the listening one on
+        // Linux: one call here instead of one per connection.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        socket.set_nodelay(true)?;
         socket.bind(&addr.into())?;
         socket.listen(1024)?;
         Ok(TcpListener::from_std(socket.into()))
@@ -242,6 +246,9 @@ impl Acceptor {
             let Some(reactor) = self.reactor() else { return };
             match accepted {
                 Ok((stream, addr)) => {
+                    // Non-blocking and close-on-exec from accept4; TCP_NODELAY
+                    // from the listening socket where it is inherited.
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
                     let _ = stream.set_nodelay(true);
                     let fd = stream.into_raw_fd();
                     self.admit(reactor, fd, addr);

@@ -222,6 +222,7 @@ impl<H: ConnHandler> Connection<H> {
         let reactor = self.reactor().ok_or(Error::State)?;
         let stream = mio::net::TcpStream::connect(addr).map_err(|_| Error::Io("connect"))?;
         self.fd.set(stream.into_raw_fd());
+        self.own_socket.set(true);
         self.socket().set_nodelay();
         if let Err(e) = self.register(reactor, token, true) {
             self.socket().close();

@@ -86,7 +86,9 @@ impl<H: ConnHandler> Connection<H> {
                 reactor.wake_waiting();
             }
             let fd = self.fd.get();
-            if fd >= 0 {
+            // The socket is closed next (`drop_socket`, after `on_close`):
+            // closing one of ours takes it out of the poll, no call needed.
+            if fd >= 0 && !self.own_socket.get() {
                 let _ = reactor.registry().deregister(&mut mio::unix::SourceFd(&fd));
             }
             reactor.remove(token);
@@ -99,11 +101,17 @@ impl<H: ConnHandler> Connection<H> {
         self.end_tls();
         self.clear_published();
         if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
-            // The close frame just sent must not be lost to a reset.
-            self.socket().discard_input(UNREAD_INPUT_DISCARDED);
+            if self.has(Flags::READABLE) {
+                // Input waits unread: closing would reset the connection,
+                // and the close frame just sent must not be lost to a reset.
+                // (Otherwise the last read drained the socket: another would
+                // find nothing.)
+                self.socket().discard_input(UNREAD_INPUT_DISCARDED);
+            }
             self.socket().close();
         }
         self.fd.set(-1);
+        self.own_socket.set(false);
         match self.session.try_borrow_mut() {
             Ok(mut session) => {
                 if let Some(session) = session.take() {

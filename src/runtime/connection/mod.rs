@@ -159,6 +159,11 @@ pub struct Connection<H: ConnHandler> {
     flags: Cell<Flags>,
     close_code: Cell<u16>,
     lifecycle: Cell<Lifecycle>,
+    /// The socket was made by this library (its acceptor or its connector):
+    /// non-blocking, close-on-exec, with TCP_NODELAY, and no other descriptor
+    /// of it exists, so closing it takes it out of the poll. A socket the
+    /// program hands over is none of these for sure.
+    own_socket: Cell<bool>,
 }
 
 impl<H: ConnHandler> Connection<H> {
@@ -182,6 +187,7 @@ impl<H: ConnHandler> Connection<H> {
             flags: Cell::new(Flags::empty()),
             close_code: Cell::new(0),
             lifecycle: Cell::new(Lifecycle::Idle),
+            own_socket: Cell::new(false),
         })))
     }
 
@@ -358,6 +364,8 @@ impl<H: ConnHandler> Connection<H> {
             // An fd handed over earlier and never started: still ours.
             Socket(previous).close();
         }
+        // With parts, it comes from an acceptor of ours.
+        self.own_socket.set(parts.is_some());
         let parts = parts.filter(|p| p.tls.is_some() || p.peer.is_some() || p.ticket.is_some());
         if parts.is_some() || self.extra.borrow().is_some() {
             self.extra().accepted = parts.map(Box::new);
@@ -390,11 +398,14 @@ impl<H: ConnHandler> Connection<H> {
             return Err(Error::State);
         }
         let reactor = self.reactor().ok_or(Error::State)?;
-        let socket = self.socket();
-        socket
-            .set_nonblocking()
-            .map_err(|_| Error::Io("making the socket non-blocking"))?;
-        socket.set_nodelay();
+        if !self.own_socket.get() {
+            // A program may hand over a blocking socket; ours are ready.
+            let socket = self.socket();
+            socket
+                .set_nonblocking()
+                .map_err(|_| Error::Io("making the socket non-blocking"))?;
+            socket.set_nodelay();
+        }
         // TLS when the socket comes from an acceptor serving TLS.
         let served = self
             .extra
@@ -414,10 +425,10 @@ impl<H: ConnHandler> Connection<H> {
             reactor.remove(token);
             return Err(e);
         }
+        // Bytes that arrived before the registration are reported by the
+        // next poll (epoll and kqueue look at a socket when it is added):
+        // no read now that would most often find nothing.
         self.begin(token, Lifecycle::Running);
-        // Bytes may have arrived before registration.
-        self.set(Flags::READABLE);
-        self.schedule_ready();
         Ok(())
     }
 
