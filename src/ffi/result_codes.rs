@@ -73,4 +73,9 @@ result_codes! {
     WSCONN_ERR_TLS_NOT_TLS = -25, "TLS: the peer does not speak TLS", [Runtime(R::Tls(T::NotTls))];
     /// Any other TLS failure (no common version or cipher, a corrupt record…).
     WSCONN_ERR_TLS_PROTOCOL = -26, "TLS protocol failure", [Runtime(R::Tls(T::Protocol))];
+    /// The reactor drained (`wsconn_reactor_drain`): the connection was cut
+    /// at the drain's deadline before its closing handshake completed, or was
+    /// a client connection not yet open when the drain began
+    /// (`wsconn_close_error`).
+    WSCONN_ERR_DRAINED = -27, "ended by the reactor's drain", [Runtime(R::Drained)];
 }

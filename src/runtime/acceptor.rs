@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +11,9 @@ use mio::net::TcpListener;
 use mio::{Interest, Token};
 
 use crate::runtime::error::{Error, Result};
+use crate::runtime::log::LogEvent;
 use crate::runtime::reactor::{Reactor, Source};
+use crate::runtime::stats::Bump;
 use crate::runtime::tls::{self, ServerTls};
 use crate::runtime::transport::Socket;
 
@@ -113,13 +115,49 @@ impl Acceptor {
     pub fn start(&self, ip: &str, port: i32) -> Result<()> {
         let ip: IpAddr = ip.parse().map_err(|_| Error::InvalidArgument("not an IP address"))?;
         let port = u16::try_from(port).map_err(|_| Error::InvalidArgument("not a port"))?;
-        let reactor = self.reactor().ok_or(Error::State)?;
-        if self.listener.borrow().is_some() {
-            return Err(Error::State);
-        }
-        let mut listener = self
+        let reactor = self.ready_to_start()?;
+        let listener = self
             .bind(SocketAddr::new(ip, port))
             .map_err(|_| Error::Io("bind or listen"))?;
+        self.listen_on(reactor, listener).map_err(|(_, e)| e)
+    }
+
+    /// Accepts on a listening socket handed over by another process (a
+    /// service manager's, or the process this one replaces: see
+    /// `listen_fds`), instead of binding one. The acceptor owns `fd` from
+    /// then on (closed by `stop`); on failure it stays the caller's.
+    /// `InvalidArgument` unless `fd` is a listening TCP socket.
+    pub fn start_fd(&self, fd: RawFd) -> Result<()> {
+        let reactor = self.ready_to_start()?;
+        if !is_listening_stream(fd) {
+            return Err(Error::InvalidArgument("not a listening TCP socket"));
+        }
+        // SAFETY: `fd` is an open socket (checked above) that the caller hands
+        // over; it is given back below (into_raw_fd) if it cannot be used.
+        let std_listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        if std_listener.set_nonblocking(true).is_err() {
+            let _ = std_listener.into_raw_fd();
+            return Err(Error::Io("making the socket non-blocking"));
+        }
+        self.listen_on(reactor, TcpListener::from_std(std_listener))
+            .map_err(|(listener, e)| {
+                // Not ours after all: the caller keeps it open.
+                let _ = listener.into_raw_fd();
+                e
+            })
+    }
+
+    /// The reactor, if the acceptor may start listening.
+    fn ready_to_start(&self) -> Result<&Reactor> {
+        let reactor = self.reactor().ok_or(Error::State)?;
+        if self.listener.borrow().is_some() || reactor.is_draining() {
+            return Err(Error::State);
+        }
+        Ok(reactor)
+    }
+
+    /// Accepts from `listener` on the reactor; gives it back if it cannot.
+    fn listen_on(&self, reactor: &Reactor, mut listener: TcpListener) -> std::result::Result<(), (TcpListener, Error)> {
         let token = reactor.add(NonNull::from(self as &dyn Source));
         if reactor
             .registry()
@@ -127,7 +165,7 @@ impl Acceptor {
             .is_err()
         {
             reactor.remove(token);
-            return Err(Error::Io("registering the listener"));
+            return Err((listener, Error::Io("registering the listener")));
         }
         self.token.set(Some(token));
         *self.listener.borrow_mut() = Some(listener);
@@ -179,9 +217,16 @@ impl Acceptor {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // WouldBlock: all accepted. Anything else (EMFILE…): try again on
-                // the next connection attempt rather than spin.
-                Err(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // Anything else (EMFILE…): try again on the next connection
+                // attempt rather than spin.
+                Err(e) => {
+                    if let Some(reactor) = self.reactor() {
+                        reactor.counters().accept_failures.add(1);
+                        reactor.log(LogEvent::AcceptFailed, None, || None, || format!("accept failed: {e}"));
+                    }
+                    return;
+                }
             }
         }
     }
@@ -225,10 +270,39 @@ impl Source for Acceptor {
         self.accept_all();
     }
 
+    /// The reactor drains: no more connections (the listening socket closes;
+    /// one shared with another process keeps serving there).
+    fn drain(&self) {
+        let _ = self.stop();
+    }
+
     /// The reactor is going away: stop and forget it.
     fn detach(&self) -> bool {
         let _ = self.stop();
         self.reactor.set(std::ptr::null());
         false
     }
+}
+
+/// Whether `fd` is a TCP socket (IPv4 or IPv6) in the listening state.
+fn is_listening_stream(fd: RawFd) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    let option = |name: i32| {
+        let mut value: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`; a bad fd
+        // is an error, not undefined behaviour.
+        let ok = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&mut value as *mut i32).cast(), &mut len) };
+        (ok == 0).then_some(value)
+    };
+    // SAFETY: an all-zero sockaddr_storage is valid; getsockname writes at
+    // most `len` bytes into it.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: as above; the pointer and length describe `addr`.
+    let named = unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_storage).cast(), &mut len) } == 0;
+    let inet = matches!(i32::from(addr.ss_family), libc::AF_INET | libc::AF_INET6);
+    named && inet && option(libc::SO_TYPE) == Some(libc::SOCK_STREAM) && option(libc::SO_ACCEPTCONN) == Some(1)
 }

@@ -20,8 +20,11 @@ use mio::{Events, Poll, Registry, Token, Waker};
 
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::config::ConnConfig;
+use crate::runtime::drain::Drain;
 use crate::runtime::error::{Error, Result};
+use crate::runtime::log::Log;
 use crate::runtime::resolver::{system_resolver, ResolveFn};
+use crate::runtime::stats::Counters;
 use crate::runtime::timers::{TimerLinks, TimerWheel};
 use crate::runtime::topics::{Delivery, Published, TopicGroup, Topics};
 use crate::runtime::watch::Watches;
@@ -56,6 +59,14 @@ pub(crate) trait Source {
     }
     /// Its output was full for a topic whose policy closes slow subscribers.
     fn close_slow(&self) {}
+    /// The reactor begins to drain: stop taking work (acceptors), or end
+    /// (connections: refuse a handshake in progress, close with 1001).
+    fn drain(&self) {}
+    /// The drain's deadline passed: end now. Returns true when a connection
+    /// was cut.
+    fn cut(&self) -> bool {
+        false
+    }
     /// The reactor is going away: close the socket, run no handler. Returns
     /// true when the object belongs to the reactor (which then frees it).
     fn detach(&self) -> bool;
@@ -140,6 +151,9 @@ pub struct Reactor {
     graveyard: RefCell<Vec<SourcePtr>>,
     read_buffer: RefCell<Vec<u8>>,
     budget: MemoryBudget,
+    counters: Counters,
+    log: Log,
+    drain: Drain,
     topics: Topics,
     watches: Watches,
     config: RefCell<Arc<ConnConfig>>,
@@ -175,6 +189,9 @@ impl Reactor {
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
             budget: MemoryBudget::default(),
+            counters: Counters::default(),
+            log: Log::default(),
+            drain: Drain::default(),
             topics: Topics::default(),
             watches: Watches::default(),
             config: RefCell::new(Arc::default()),
@@ -302,6 +319,32 @@ impl Reactor {
     /// The program's file descriptors it watches.
     pub(crate) fn watches(&self) -> &Watches {
         &self.watches
+    }
+
+    /// Its counters (`stats.rs`).
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Its log (`log.rs`, told through `observe.rs`).
+    pub(crate) fn log_state(&self) -> &Log {
+        &self.log
+    }
+
+    /// Its drain (`drain.rs`).
+    pub(crate) fn drain_state(&self) -> &Drain {
+        &self.drain
+    }
+
+    /// Runs `f` on every registered object, looked up one at a time: `f` may
+    /// end or release others (their slots are then skipped).
+    pub(crate) fn each_source(&self, mut f: impl FnMut(&dyn Source)) {
+        let count = self.slots.borrow().len();
+        for index in 0..count {
+            if let Some(source) = self.source(index) {
+                f(source);
+            }
+        }
     }
 
     // ------------------------------------------------------------ memory
@@ -432,6 +475,8 @@ impl Reactor {
         }
         let result = self.turn(timeout_ms);
         self.flush_dirty();
+        self.drain_step();
+        self.tell_log_summaries();
         self.free_graveyard();
         self.dispatching.set(false);
         result
@@ -446,6 +491,14 @@ impl Reactor {
             timeout = Some(Duration::ZERO);
         }
         if let Some(wait) = self.timers.next_wait(self.now_ms()) {
+            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+        }
+        // A drain to begin or end, a log summary to tell.
+        let due = [
+            self.drain_wait(),
+            self.log.summary_due().map(|d| d.saturating_sub(self.now_ms())),
+        ];
+        for wait in due.into_iter().flatten().map(Duration::from_millis) {
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
         let mut handled = self.poll_and_handle(timeout)?;
@@ -501,6 +554,11 @@ impl Reactor {
             *kept = batch;
         }
         count
+    }
+
+    /// Writes the output queued so far (the drain's closes and refusals).
+    pub(crate) fn flush_pending_output(&self) {
+        self.flush_dirty();
     }
 
     /// Writes the output of the turn. A long batch (a publish to thousands of

@@ -28,7 +28,7 @@ impl<H: ConnHandler> Connection<H> {
             return Err(Error::State);
         }
         let url = WsUrl::parse(url)?;
-        let reactor = self.reactor().ok_or(Error::State)?;
+        let reactor = self.reactor().filter(|r| !r.is_draining()).ok_or(Error::State)?;
         let config = self.config();
         // Before anything else starts: a setup failure (no TLS built in, no
         // trust store) is this call's error.
@@ -53,11 +53,13 @@ impl<H: ConnHandler> Connection<H> {
                     return Err(e);
                 }
                 self.begin(token, Lifecycle::Connecting);
+                self.count_begin(true);
             }
             Err(_) => {
                 let id = resolver::next_request_id();
                 self.extra().resolve_request = id;
                 self.begin(token, Lifecycle::Resolving);
+                self.count_begin(true);
                 resolver::resolve(&url.host, url.port, reactor.resolver(), reactor.remote(), token, id);
             }
         }

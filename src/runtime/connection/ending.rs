@@ -16,10 +16,11 @@ impl<H: ConnHandler> Connection<H> {
             return;
         }
         self.lifecycle.set(Lifecycle::Closed);
-        self.deregister();
         if let Some(error) = error {
             self.extra().close_error.get_or_insert(error);
         }
+        self.count_end(code);
+        self.deregister();
         if !self.has(Flags::RELEASED) {
             let ending = Ending {
                 code,
@@ -57,6 +58,7 @@ impl<H: ConnHandler> Connection<H> {
 
     fn deregister(&self) {
         if let Some((reactor, token)) = self.registered() {
+            self.uncount();
             self.leave_topics(reactor, token.0 as u32);
             reactor.disarm_timer(token);
             self.set_held_back(reactor.budget(), false);
@@ -115,6 +117,7 @@ impl<H: ConnHandler> Connection<H> {
         if self.lifecycle.get() == Lifecycle::Idle {
             return Err(Error::State);
         }
+        self.count_dropped();
         self.deregister();
         self.drop_socket();
         self.lifecycle.set(Lifecycle::Idle);
@@ -149,6 +152,7 @@ impl<H: ConnHandler> Connection<H> {
             conn.fd.set(-1);
         }
         conn.set(Flags::RELEASED);
+        conn.count_dropped();
         conn.deregister();
         conn.drop_socket();
         match conn.reactor() {

@@ -13,7 +13,9 @@ use crate::proto::close_code::CloseCode;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::log::LogEvent;
 use crate::runtime::reactor::Reactor;
+use crate::runtime::stats::Bump;
 use crate::runtime::tls::{Stream, TlsError};
 
 /// What a pass of writing TLS output came to.
@@ -64,7 +66,10 @@ impl<H: ConnHandler> Connection<H> {
             let read = self.with_tls(|t| t.read_records(socket)).unwrap_or(Ok(0));
             let eof = match read {
                 Ok(0) => true,
-                Ok(_) => false,
+                Ok(n) => {
+                    reactor.counters().wire_bytes_in.add(n as u64);
+                    false
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.clear(Flags::READABLE);
                     break;
@@ -119,6 +124,7 @@ impl<H: ConnHandler> Connection<H> {
             t.count_refusal();
             t.write_records(socket)
         });
+        self.log(LogEvent::TlsFailed, || format!("TLS failed: {kind}"));
         self.finish(CloseCode::ABNORMAL.0, "TLS failed", Some(Error::Tls(kind)));
     }
 
@@ -147,7 +153,11 @@ impl<H: ConnHandler> Connection<H> {
             }
             match self.with_tls(|t| t.write_records(socket)) {
                 None => return TlsFlush::Done,
-                Some(Ok(_)) => {}
+                Some(Ok(n)) => {
+                    if let Some(c) = self.counters() {
+                        c.wire_bytes_out.add(n as u64);
+                    }
+                }
                 Some(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
                 Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return TlsFlush::Blocked,
                 Some(Err(_)) => {

@@ -1,0 +1,183 @@
+//! A connection's share of its reactor's counters and log: counted when it
+//! begins, opens and ends (gauges follow it), and logged where the library
+//! refuses or ends it on its own.
+
+use std::net::SocketAddr;
+use std::ptr::NonNull;
+
+use crate::proto::error::Error as SessionError;
+use crate::runtime::connection::{Connection, Counted};
+use crate::runtime::error::Error;
+use crate::runtime::handler::ConnHandler;
+use crate::runtime::log::LogEvent;
+use crate::runtime::stats::{Bump, CloseClass, Counters, Refusal};
+
+impl<H: ConnHandler> Connection<H> {
+    /// The reactor's counters (none once the reactor is gone).
+    pub(super) fn counters(&self) -> Option<&Counters> {
+        self.reactor().map(|r| r.counters())
+    }
+
+    pub(super) fn is_counted(&self, mark: Counted) -> bool {
+        self.counted.get().contains(mark)
+    }
+
+    pub(super) fn set_counted(&self, mark: Counted, on: bool) {
+        let mut counted = self.counted.get();
+        counted.set(mark, on);
+        self.counted.set(counted);
+    }
+
+    /// Started (`start`, server) or connecting (`connect`, client): a
+    /// handshake is pending.
+    pub(super) fn count_begin(&self, client: bool) {
+        let Some(c) = self.counters() else { return };
+        if client {
+            c.connections_dialed.add(1);
+        } else {
+            c.connections_accepted.add(1);
+        }
+        c.handshakes_pending.add(1);
+        self.counted.set(if client {
+            Counted::PENDING | Counted::CLIENT
+        } else {
+            Counted::PENDING
+        });
+    }
+
+    /// The opening handshake completed.
+    pub(super) fn count_open(&self) {
+        let Some(c) = self.counters() else { return };
+        c.handshakes_completed.add(1);
+        if self.is_counted(Counted::PENDING) {
+            c.handshakes_pending.sub(1);
+        }
+        c.connections_open.add(1);
+        self.set_counted(Counted::PENDING, false);
+        self.set_counted(Counted::OPEN, true);
+    }
+
+    /// The connection ends (its handler is told): an open one counts in its
+    /// close class, a pending one as refused (server) or failed (client),
+    /// from what ended it.
+    pub(super) fn count_end(&self, code: u16) {
+        let Some(c) = self.counters() else { return };
+        let error = self.close_error();
+        if self.is_counted(Counted::OPEN) {
+            let timeout = matches!(error, Some(Error::Timeout(_) | Error::Drained));
+            let broken = matches!(
+                error,
+                Some(Error::Io(_) | Error::Tls(_) | Error::Session(SessionError::Eof))
+            );
+            CloseClass::of(code, timeout, broken).counter(c).add(1);
+        } else if self.is_counted(Counted::PENDING) && !self.is_counted(Counted::REFUSED) {
+            if self.is_counted(Counted::CLIENT) {
+                if error.is_some() {
+                    c.client_handshakes_failed.add(1);
+                }
+            } else if let Some(reason) = error.and_then(refusal_of) {
+                reason.counter(c).add(1);
+            }
+        }
+    }
+
+    /// A message (`whole`) or a fragment of `bytes` was queued to send.
+    pub(super) fn count_sent(&self, bytes: usize, whole: bool, compressed: bool) {
+        if let Some(c) = self.counters() {
+            c.messages_out.add(u64::from(whole));
+            c.payload_bytes_out.add(bytes as u64);
+            c.compressed_messages_out.add(u64::from(compressed));
+        }
+    }
+
+    /// The program dropped the connection (stop, release) without a close:
+    /// an open one counts among the other closes.
+    pub(super) fn count_dropped(&self) {
+        if let (true, Some(c)) = (self.is_counted(Counted::OPEN), self.counters()) {
+            c.closes_other.add(1);
+        }
+    }
+
+    /// Leaves the gauges (when it leaves the reactor).
+    pub(super) fn uncount(&self) {
+        let counted = self.counted.get();
+        if let Some(c) = self.counters() {
+            if counted.contains(Counted::PENDING) {
+                c.handshakes_pending.sub(1);
+            }
+            if counted.contains(Counted::OPEN) {
+                c.connections_open.sub(1);
+            }
+        }
+        self.counted.set(Counted::empty());
+    }
+
+    /// A refusal of its opening handshake, counted once under `reason` (not
+    /// again under what then ends it) and logged with `detail`. For the parts
+    /// that refuse for a reason of their own: an Origin not allowed, the
+    /// program's decision, a limit per address (they then end the connection
+    /// as they see fit).
+    pub fn count_refusal(&self, reason: Refusal, detail: &str) {
+        if self.is_counted(Counted::REFUSED) || self.is_counted(Counted::OPEN) {
+            return;
+        }
+        self.set_counted(Counted::REFUSED, true);
+        if let Some(c) = self.counters() {
+            reason.counter(c).add(1);
+        }
+        self.log(reason.log_event(), || format!("handshake refused: {detail}"));
+    }
+
+    /// Its PROXY protocol header was missing or malformed: counted and logged
+    /// (the part that reads the header ends the connection).
+    pub fn count_proxy_header_failure(&self, detail: &str) {
+        if let Some(c) = self.counters() {
+            c.proxy_header_failures.add(1);
+        }
+        self.log(LogEvent::ProxyHeaderFailed, || format!("PROXY header: {detail}"));
+    }
+
+    /// A compressed message inflated beyond the allowed ratio: counted and
+    /// logged (the part that checks the ratio closes the connection).
+    pub fn count_inflate_ratio_close(&self, detail: &str) {
+        if let Some(c) = self.counters() {
+            c.inflate_ratio_closes.add(1);
+        }
+        self.log(LogEvent::InflateRatioClosed, || format!("inflate ratio: {detail}"));
+    }
+
+    /// The peer's address: the socket's (the part that reads PROXY headers
+    /// gives the one the header names).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        let fd = self.fd.get();
+        if fd < 0 {
+            return None;
+        }
+        let sock = std::mem::ManuallyDrop::new(
+            // SAFETY: the fd is the connection's open socket; ManuallyDrop
+            // keeps this temporary from closing it.
+            unsafe { <socket2::Socket as std::os::fd::FromRawFd>::from_raw_fd(fd) },
+        );
+        sock.peer_addr().ok()?.as_socket()
+    }
+
+    /// Tells the reactor's log `event` about this connection; `message` is
+    /// made only if the line is told.
+    pub(super) fn log(&self, event: LogEvent, message: impl FnOnce() -> String) {
+        if let Some(reactor) = self.reactor() {
+            let conn = NonNull::from(self).cast::<()>();
+            reactor.log(event, Some(conn), || self.peer_addr(), message);
+        }
+    }
+}
+
+/// What refused a pending server handshake, from what ended it.
+fn refusal_of(error: Error) -> Option<Refusal> {
+    match error {
+        Error::Session(SessionError::Handshake(_) | SessionError::HandshakeTooLarge) => Some(Refusal::BadRequest),
+        Error::Timeout(_) => Some(Refusal::Timeout),
+        Error::Tls(_) => Some(Refusal::Tls),
+        Error::Drained => Some(Refusal::Draining),
+        _ => None,
+    }
+}
