@@ -69,6 +69,12 @@ impl<H: ConnHandler> Connection<H> {
                 error,
                 Some(Error::Io(_) | Error::Tls(_) | Error::Session(SessionError::Eof))
             );
+            // A close this side began is classed by its own code (the peer
+            // may answer another, e.g. 1000 to a 1001).
+            let code = match self.with_extra(|e| e.initiated_code) {
+                Some(initiated) if initiated != 0 => initiated,
+                _ => code,
+            };
             CloseClass::of(code, timeout, broken).counter(c).add(1);
         } else if self.is_counted(Counted::PENDING) && !self.is_counted(Counted::REFUSED) {
             if self.is_counted(Counted::CLIENT) {

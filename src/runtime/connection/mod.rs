@@ -130,6 +130,8 @@ bitflags::bitflags! {
 struct Extra {
     close_reason: String,
     close_error: Option<Error>,
+    /// The code of the close this side began (0: the peer began, or none).
+    initiated_code: u16,
     /// Input read but not processed because reading was paused mid-buffer.
     backlog: Vec<u8>,
     /// Client: the name resolution waited for.
@@ -407,6 +409,7 @@ impl<H: ConnHandler> Connection<H> {
         if let Some(extra) = self.extra.borrow_mut().as_mut() {
             extra.close_reason.clear();
             extra.close_error = None;
+            extra.initiated_code = 0;
         }
         let now = self.now32();
         self.started_ms.set(now);
@@ -549,7 +552,9 @@ impl<H: ConnHandler> Connection<H> {
         self.with_session(|s| s.close(code, reason))?;
         if self.close_code.get() == 0 {
             self.close_code.set(code);
-            self.extra().close_reason = reason.to_owned();
+            let mut extra = self.extra();
+            extra.close_reason = reason.to_owned();
+            extra.initiated_code = code;
         }
         self.begin_closing();
         Ok(())

@@ -1,0 +1,944 @@
+//! A reactor's counters (`Reactor::stats`) and log, scenario by scenario,
+//! in one process: each scenario must move exactly the counters it should,
+//! by what it should, and no other. The server runs on a thread of its own;
+//! its clients are raw sockets (testkit's `WsClient`) or, for compression
+//! and a failed dial, library clients on the server's reactor. The log under
+//! a flood of bad handshakes stays within its rate, and a drain ends with
+//! one 1001 answered, one connection cut and one handshake refused with 503.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use wsconn::runtime::acceptor::Acceptor;
+use wsconn::runtime::config::ConnConfig;
+use wsconn::runtime::connection::Connection;
+use wsconn::runtime::handler::{ConnHandler, Ending};
+use wsconn::runtime::log::{Level, LogEvent, LogRecord};
+use wsconn::runtime::reactor::{Reactor, Remote};
+use wsconn::runtime::stats::{Refusal, Stats};
+use wsconn::runtime::tls::ServerTls;
+use wsconn::runtime::topics::SlowPolicy;
+use wsconn::{Config, DeflateConfig, Message, MessageKind};
+use wsconn_testkit::{
+    client_frame, first_byte, free_port, http_request, wait_closed, Frame, WsClient, OP_BINARY, OP_CLOSE, OP_CONT,
+    OP_PING, OP_PONG, OP_TEXT,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+// ------------------------------------------------------------------ server
+
+/// What the server does with a connection, from its path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Echo,
+    Subscribe(&'static str),
+    Publish(&'static str),
+    /// Keeps what it gets.
+    Sink,
+    /// Closes with 4000 at its first message.
+    Bye,
+    /// Counts an inflate-ratio close at its first message and closes with 1009.
+    InflateRatio,
+}
+
+/// The server's handler: what it does comes from the request's path.
+struct Srv {
+    mode: Cell<Mode>,
+}
+
+impl ConnHandler for Srv {
+    fn on_open(&self, conn: &Connection<Self>, path: &str, _subprotocol: Option<&str>) {
+        let mode = match path {
+            "/room" => Mode::Subscribe("room"),
+            "/slow-room" => Mode::Subscribe("slow"),
+            "/closing-room" => Mode::Subscribe("closing"),
+            "/pub" => Mode::Publish("room"),
+            "/pub-slow" => Mode::Publish("slow"),
+            "/pub-closing" => Mode::Publish("closing"),
+            "/sink" => Mode::Sink,
+            "/bye" => Mode::Bye,
+            "/inflate" => Mode::InflateRatio,
+            _ => Mode::Echo,
+        };
+        if let Mode::Subscribe(topic) = mode {
+            conn.subscribe(topic).expect("subscribed");
+        }
+        self.mode.set(mode);
+    }
+
+    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
+        match self.mode.get() {
+            Mode::Echo => conn.send_message(message).expect("echo"),
+            Mode::Publish(topic) => {
+                conn.publish_to_others(topic, message).expect("published");
+            }
+            Mode::Bye => conn.close(4000, "bye").expect("close"),
+            Mode::InflateRatio => {
+                conn.count_inflate_ratio_close("1 KiB to 1 GiB");
+                conn.close(1009, "inflate ratio").expect("close");
+            }
+            Mode::Subscribe(_) | Mode::Sink => {}
+        }
+    }
+
+    fn on_http(&self, conn: &Connection<Self>, _method: &str, path: &str) {
+        if path == "/origin" {
+            conn.count_refusal(Refusal::Origin, "Origin https://evil.example");
+            conn.http_respond(403, "text/plain", b"no\n").expect("respond");
+        } else {
+            conn.http_respond(200, "text/plain", b"ok\n").expect("respond");
+        }
+    }
+
+    fn on_close(&self, conn: &Connection<Self>, _ending: &Ending<'_>) {
+        // SAFETY: made by `serve` below with `Connection::create`; released
+        // once, here (allowed inside its own handler).
+        unsafe { Connection::release(conn as *const Connection<Self> as *mut Connection<Self>) };
+    }
+}
+
+/// Serves `fd` with a `Srv` that also answers plain HTTP; a small send
+/// buffer, so that a subscriber that does not read is slow soon.
+fn serve(reactor: &Reactor, fd: i32) -> bool {
+    let small: libc::c_int = 4096;
+    // SAFETY: setsockopt on the accepted socket with a valid int option.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    let ptr = Connection::create(
+        reactor,
+        Srv {
+            mode: Cell::new(Mode::Echo),
+        },
+    );
+    // SAFETY: just created; released in its on_close, or here if it fails.
+    let conn = unsafe { ptr.as_ref() };
+    conn.set_serve_http(true);
+    if conn.set_fd(fd).and_then(|()| conn.start()).is_err() {
+        // SAFETY: not started: nothing else refers to it.
+        unsafe { Connection::release(ptr.as_ptr()) };
+    }
+    true
+}
+
+/// The reactor on its thread, and a handle to run jobs there.
+struct Server {
+    remote: Remote,
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let stopping = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let reactor = Reactor::new().unwrap();
+            let acceptor = Acceptor::create(&reactor);
+            // SAFETY: just created; released below after the last dispatch.
+            let a = unsafe { acceptor.as_ref() };
+            a.set_on_accept(Some(Box::new(serve)));
+            a.start("127.0.0.1", 0).unwrap();
+            tx.send((reactor.remote(), a.port().unwrap())).unwrap();
+            while !stopping.load(Ordering::Relaxed) {
+                reactor.dispatch(20).unwrap();
+            }
+            // SAFETY: created above; no dispatch runs anymore.
+            unsafe { Acceptor::release(acceptor.as_ptr()) };
+        });
+        let (remote, port) = rx.recv().unwrap();
+        Server {
+            remote,
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Runs `job` on the reactor's thread and returns what it returned.
+    fn on<T: Send + 'static>(&self, job: impl FnOnce(&Reactor) -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        self.remote
+            .defer(Box::new(move |r| {
+                let _ = tx.send(job(r));
+            }))
+            .unwrap();
+        rx.recv_timeout(WAIT).expect("the reactor ran the job")
+    }
+
+    fn stats(&self) -> Stats {
+        self.on(|r| r.stats())
+    }
+
+    /// Waits until no connection is open or pending, then returns the stats.
+    fn quiet_stats(&self) -> Stats {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.stats();
+            if s.connections_open == 0 && s.handshakes_pending == 0 && s.budget_bytes == 0 {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "connections still open: {s:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sets the config of the connections made from now on.
+    fn configure(&self, f: impl FnOnce(&mut ConnConfig) + Send + 'static) {
+        self.on(move |r| {
+            let mut config = ConnConfig::default();
+            f(&mut config);
+            r.set_config(Arc::new(config));
+        });
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ------------------------------------------------------------------ expectations
+
+#[derive(Clone, Copy, Debug)]
+enum Moved {
+    /// By exactly this much.
+    By(u64),
+    /// By something.
+    Some,
+    /// Maybe (e.g. a TLS alert written or not).
+    Maybe,
+}
+
+use Moved::{By, Maybe, Some as Any};
+
+/// Runs `scenario`, then checks that the counters listed moved as said and
+/// that every other one stayed put.
+fn check(server: &Server, name: &str, expected: &[(&str, Moved)], scenario: impl FnOnce()) {
+    for (field, _) in expected {
+        assert!(Stats::NAMES.contains(field), "{name}: no counter {field}");
+    }
+    let before = server.quiet_stats();
+    scenario();
+    let after = server.quiet_stats();
+    let mut wrong = Vec::new();
+    for ((field, b), a) in Stats::NAMES.iter().zip(before.values()).zip(after.values()) {
+        let delta = a.wrapping_sub(b);
+        let ok = match expected.iter().find(|(f, _)| f == field).map(|(_, m)| *m) {
+            None => delta == 0,
+            Some(By(n)) => delta == n,
+            Some(Any) => delta > 0,
+            Some(Maybe) => true,
+        };
+        if !ok {
+            wrong.push(format!("{field} moved by {delta}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{name}: {}\nexpected {expected:?}\nafter {after:?}",
+        wrong.join(", ")
+    );
+}
+
+const WIRE: [(&str, Moved); 2] = [("wire_bytes_in", Any), ("wire_bytes_out", Any)];
+
+fn with_wire(list: &[(&'static str, Moved)]) -> Vec<(&'static str, Moved)> {
+    let mut all = WIRE.to_vec();
+    all.extend_from_slice(list);
+    all
+}
+
+// ------------------------------------------------------------------ clients
+
+fn deadline() -> Instant {
+    Instant::now() + WAIT
+}
+
+/// Reads frames until one with `opcode`; answers pings on the way.
+fn read_until(c: &mut WsClient, opcode: u8) -> Frame {
+    loop {
+        let f = c
+            .read_frame(deadline())
+            .unwrap_or_else(|e| panic!("waiting for {opcode:#x}: {e:?}"));
+        if f.opcode == opcode {
+            return f;
+        }
+    }
+}
+
+/// A clean close from the client's side: 1000, the answer, the server's EOF.
+fn close_cleanly(mut c: WsClient) {
+    c.send_close(1000).unwrap();
+    read_until(&mut c, OP_CLOSE);
+    wait_closed(&mut c.stream, deadline()).unwrap();
+}
+
+/// The server closes: its close frame is answered, then its EOF awaited.
+fn answer_close(mut c: WsClient) -> u16 {
+    let f = read_until(&mut c, OP_CLOSE);
+    c.send_close(1000).unwrap();
+    wait_closed(&mut c.stream, deadline()).unwrap();
+    u16::from_be_bytes([f.payload[0], f.payload[1]])
+}
+
+/// A client whose receive buffer is small (a subscriber that does not read
+/// is slow soon).
+fn slow_client(port: u16, path: &str) -> WsClient {
+    let (c, _) = WsClient::open_with(port, path, "");
+    let small: libc::c_int = 2048;
+    // SAFETY: setsockopt on the client's socket with a valid int option.
+    unsafe {
+        libc::setsockopt(
+            c.stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    c
+}
+
+fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port)).unwrap()
+}
+
+/// A library client on the server's reactor: sends one text message, closes
+/// once it comes back; or just reports its end.
+struct Dialer {
+    text: String,
+    ended: Arc<Mutex<Option<u16>>>,
+}
+
+impl ConnHandler for Dialer {
+    fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
+        conn.send(MessageKind::Text, self.text.as_bytes()).unwrap();
+    }
+
+    fn on_message(&self, conn: &Connection<Self>, _message: Message<'_>) {
+        conn.close(1000, "done").unwrap();
+    }
+
+    fn on_close(&self, conn: &Connection<Self>, ending: &Ending<'_>) {
+        *self.ended.lock().unwrap() = Some(ending.code);
+        // SAFETY: made with `Connection::create` in `dial`; released once, here.
+        unsafe { Connection::release(conn as *const Connection<Self> as *mut Connection<Self>) };
+    }
+}
+
+/// Dials `url` from the server's reactor; returns the close code it ends with.
+fn dial(server: &Server, url: String, text: &str) -> u16 {
+    let ended = Arc::new(Mutex::new(None));
+    let (mine, text) = (Arc::clone(&ended), text.to_owned());
+    server.on(move |r| {
+        let conn = Connection::create(r, Dialer { text, ended: mine });
+        // SAFETY: just created; released in its on_close.
+        if unsafe { conn.as_ref() }.connect(&url).is_err() {
+            // SAFETY: never started.
+            unsafe { Connection::release(conn.as_ptr()) };
+        }
+    });
+    let end = Instant::now() + WAIT;
+    loop {
+        if let Some(code) = *ended.lock().unwrap() {
+            return code;
+        }
+        assert!(Instant::now() < end, "the dialer never ended");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The lines the reactor's log told, collected.
+type Lines = Arc<Mutex<Vec<(LogEvent, Level, bool, Option<SocketAddr>, String)>>>;
+
+fn collect_log(server: &Server, per_second: u32) -> Lines {
+    let lines: Lines = Arc::default();
+    let sink = Arc::clone(&lines);
+    server.on(move |r| {
+        r.set_log_rate(per_second);
+        r.set_log(
+            Some(Box::new(move |l: &LogRecord<'_>| {
+                sink.lock()
+                    .unwrap()
+                    .push((l.event, l.level, l.conn.is_some(), l.peer, l.message.to_owned()))
+            })),
+            Level::Debug,
+        );
+    });
+    lines
+}
+
+fn tls_pem() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+// ------------------------------------------------------------------ the scenarios
+
+#[test]
+fn every_counter_moves_when_it_should_and_no_other() {
+    let server = Server::start();
+    let port = server.port;
+    let opened = [("connections_accepted", By(1)), ("handshakes_completed", By(1))];
+
+    check(
+        &server,
+        "echo and a clean close",
+        &with_wire(&[
+            opened[0],
+            opened[1],
+            ("messages_in", By(2)),
+            ("messages_out", By(2)),
+            ("payload_bytes_in", By(10)),
+            ("payload_bytes_out", By(10)),
+            ("closes_normal", By(1)),
+        ]),
+        || {
+            let mut c = WsClient::open(port, "/echo");
+            c.send_text("hello").unwrap();
+            assert_eq!(read_until(&mut c, OP_TEXT).payload, b"hello");
+            // A fragmented message counts once, its bytes all.
+            c.send_frame(false, OP_BINARY, b"wor").unwrap();
+            c.send_frame(true, OP_CONT, b"ld").unwrap();
+            assert_eq!(read_until(&mut c, OP_BINARY).payload, b"world");
+            close_cleanly(c);
+        },
+    );
+
+    check(
+        &server,
+        "a ping answered",
+        &with_wire(&[
+            opened[0],
+            opened[1],
+            ("pings_in", By(1)),
+            ("pongs_out", By(1)),
+            ("closes_normal", By(1)),
+        ]),
+        || {
+            let mut c = WsClient::open(port, "/echo");
+            c.send_frame(true, OP_PING, b"p").unwrap();
+            assert_eq!(read_until(&mut c, OP_PONG).payload, b"p");
+            close_cleanly(c);
+        },
+    );
+
+    check(
+        &server,
+        "plain HTTP",
+        &with_wire(&[("connections_accepted", By(1)), ("http_requests", By(1))]),
+        || {
+            let r = http_request(port, "GET /http HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert_eq!(r.status, 200);
+        },
+    );
+
+    check(
+        &server,
+        "a handshake refused for its Origin (the counting function)",
+        &with_wire(&[
+            ("connections_accepted", By(1)),
+            ("http_requests", By(1)),
+            ("refused_origin", By(1)),
+        ]),
+        || {
+            let r = http_request(port, "GET /origin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert_eq!(r.status, 403);
+        },
+    );
+
+    check(
+        &server,
+        "a bad handshake",
+        &with_wire(&[("connections_accepted", By(1)), ("refused_bad_request", By(1))]),
+        || {
+            let request = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n";
+            assert_eq!(http_request(port, request).unwrap().status, 426);
+        },
+    );
+
+    check(
+        &server,
+        "a peer that breaks the protocol",
+        &with_wire(&[opened[0], opened[1], ("closes_protocol", By(1))]),
+        || {
+            let mut c = WsClient::open(port, "/echo");
+            // Unmasked: 1002.
+            c.stream.write_all(&[0x81, 0x02, b'h', b'i']).unwrap();
+            let f = read_until(&mut c, OP_CLOSE);
+            assert_eq!(&f.payload[..2], &1002u16.to_be_bytes());
+            wait_closed(&mut c.stream, deadline()).unwrap();
+        },
+    );
+
+    check(
+        &server,
+        "a peer that leaves without a close",
+        &with_wire(&[opened[0], opened[1], ("closes_eof_io", By(1))]),
+        || {
+            let c = WsClient::open(port, "/echo");
+            c.shutdown();
+        },
+    );
+
+    check(
+        &server,
+        "the program closes with an application code",
+        &with_wire(&[
+            opened[0],
+            opened[1],
+            ("messages_in", By(1)),
+            ("payload_bytes_in", By(3)),
+            ("closes_other", By(1)),
+        ]),
+        || {
+            let mut c = WsClient::open(port, "/bye");
+            c.send_text("bye").unwrap();
+            assert_eq!(answer_close(c), 4000);
+        },
+    );
+
+    check(
+        &server,
+        "an inflate-ratio close (the counting function)",
+        &with_wire(&[
+            opened[0],
+            opened[1],
+            ("messages_in", By(1)),
+            ("payload_bytes_in", By(1)),
+            ("inflate_ratio_closes", By(1)),
+            ("closes_too_big", By(1)),
+        ]),
+        || {
+            let mut c = WsClient::open(port, "/inflate");
+            c.send_text("z").unwrap();
+            assert_eq!(answer_close(c), 1009);
+        },
+    );
+
+    // Timers and limits, with a config of their own.
+    server.configure(|c| {
+        c.timeouts.set_handshake_ms(200).unwrap();
+        c.timeouts.set_idle_ms(300);
+        let mut protocol = Config::default();
+        protocol.set_max_message_size(100).unwrap();
+        c.protocol = Arc::new(protocol);
+    });
+    check(
+        &server,
+        "a handshake that never comes",
+        &[("connections_accepted", By(1)), ("refused_timeout", By(1))],
+        || {
+            let mut s = connect(port);
+            wait_closed(&mut s, deadline()).unwrap();
+        },
+    );
+    check(
+        &server,
+        "the idle timeout",
+        &with_wire(&[opened[0], opened[1], ("closes_going_away", By(1))]),
+        || assert_eq!(answer_close(WsClient::open(port, "/echo")), 1001),
+    );
+    check(
+        &server,
+        "a message too big",
+        &with_wire(&[opened[0], opened[1], ("closes_too_big", By(1))]),
+        || {
+            let mut c = WsClient::open(port, "/echo");
+            c.send_text(&"x".repeat(200)).unwrap();
+            let f = read_until(&mut c, OP_CLOSE);
+            assert_eq!(&f.payload[..2], &1009u16.to_be_bytes());
+            c.send_close(1000).unwrap();
+            wait_closed(&mut c.stream, deadline()).unwrap();
+        },
+    );
+
+    server.configure(|c| {
+        c.timeouts.set_ping_interval_ms(150);
+        c.timeouts.set_pong_ms(200).unwrap();
+    });
+    check(
+        &server,
+        "keepalive: a ping answered",
+        &with_wire(&[
+            opened[0],
+            opened[1],
+            ("pings_out", Any),
+            ("pongs_in", Any),
+            ("closes_normal", By(1)),
+        ]),
+        || {
+            let mut c = WsClient::open(port, "/echo");
+            let ping = read_until(&mut c, OP_PING);
+            c.send_frame(true, OP_PONG, &ping.payload).unwrap();
+            close_cleanly(c);
+        },
+    );
+    check(
+        &server,
+        "keepalive: a ping not answered",
+        &with_wire(&[opened[0], opened[1], ("pings_out", Any), ("closes_timeout", By(1))]),
+        || {
+            let mut c = WsClient::open(port, "/sink");
+            wait_closed(&mut c.stream, deadline()).unwrap();
+        },
+    );
+    server.configure(|_| {});
+
+    check(
+        &server,
+        "publish to two subscribers",
+        &with_wire(&[
+            ("connections_accepted", By(3)),
+            ("handshakes_completed", By(3)),
+            ("messages_in", By(1)),
+            ("payload_bytes_in", By(4)),
+            ("publishes", By(1)),
+            ("published_deliveries", By(2)),
+            ("messages_out", By(2)),
+            ("payload_bytes_out", By(8)),
+            ("closes_normal", By(3)),
+        ]),
+        || {
+            let mut subs = [WsClient::open(port, "/room"), WsClient::open(port, "/room")];
+            let mut publisher = WsClient::open(port, "/pub");
+            publisher.send_text("news").unwrap();
+            for s in &mut subs {
+                assert_eq!(read_until(s, OP_TEXT).payload, b"news");
+            }
+            for c in subs.into_iter().chain([publisher]) {
+                close_cleanly(c);
+            }
+        },
+    );
+
+    server.configure(|c| {
+        let mut protocol = Config::default();
+        protocol.set_max_output(2048).unwrap();
+        c.protocol = Arc::new(protocol);
+    });
+    server.on(|r| r.set_topic_policy("closing", SlowPolicy::Close));
+    let published = 300u64;
+    let body = "p".repeat(1000);
+    for (name, sub_path, pub_path, slow) in [
+        (
+            "a slow subscriber skipped",
+            "/slow-room",
+            "/pub-slow",
+            ("slow_skipped", Any),
+        ),
+        (
+            "a slow subscriber closed",
+            "/closing-room",
+            "/pub-closing",
+            ("slow_closed", By(1)),
+        ),
+    ] {
+        let closes = if slow.0 == "slow_skipped" {
+            vec![("closes_normal", By(2))]
+        } else {
+            vec![("closes_normal", By(1)), ("closes_policy", By(1))]
+        };
+        let mut expected = with_wire(&[
+            ("connections_accepted", By(2)),
+            ("handshakes_completed", By(2)),
+            ("messages_in", By(published)),
+            ("payload_bytes_in", By(published * 1000)),
+            ("publishes", By(published)),
+            ("published_deliveries", Any),
+            ("messages_out", Any),
+            ("payload_bytes_out", Any),
+            slow,
+        ]);
+        expected.extend(closes);
+        check(&server, name, &expected, || {
+            let subscriber = slow_client(port, sub_path);
+            let mut publisher = WsClient::open(port, pub_path);
+            let publishes = |s: &Server| s.stats().publishes;
+            let start = publishes(&server);
+            for _ in 0..published {
+                publisher.send_text(&body).unwrap();
+            }
+            // All published: the publisher's messages were read.
+            let end = Instant::now() + WAIT;
+            while publishes(&server) < start + published {
+                assert!(Instant::now() < end, "not all published: {:?}", server.stats());
+                thread::sleep(Duration::from_millis(5));
+            }
+            close_cleanly(publisher);
+            if slow.0 == "slow_skipped" {
+                close_cleanly(subscriber);
+            } else {
+                assert_eq!(answer_close(subscriber), 1008);
+            }
+        });
+    }
+    server.configure(|_| {});
+
+    server.on(|r| r.set_memory_budget(1));
+    check(
+        &server,
+        "a connection held back by the memory budget",
+        &with_wire(&[
+            ("connections_accepted", By(2)),
+            ("handshakes_completed", By(2)),
+            ("messages_in", By(2)),
+            ("payload_bytes_in", By(2 * 100_000)),
+            ("budget_pauses", Any),
+            ("closes_normal", By(2)),
+        ]),
+        || {
+            let payload = vec![7u8; 100_000];
+            let frame = client_frame(first_byte(true, OP_BINARY), &payload);
+            let (mut a, mut b) = (WsClient::open(port, "/sink"), WsClient::open(port, "/sink"));
+            // Both hold part of a message (over the budget of 1 byte); b goes
+            // on first and is let finish its message; a, going on, waits.
+            a.stream.write_all(&frame[..20_000]).unwrap();
+            thread::sleep(Duration::from_millis(100));
+            b.stream.write_all(&frame[..20_000]).unwrap();
+            thread::sleep(Duration::from_millis(100));
+            b.stream.write_all(&frame[20_000..40_000]).unwrap();
+            thread::sleep(Duration::from_millis(100));
+            a.stream.write_all(&frame[20_000..40_000]).unwrap();
+            let end = Instant::now() + WAIT;
+            while server.stats().budget_waiting != 1 {
+                assert!(Instant::now() < end, "a never waited: {:?}", server.stats());
+                thread::sleep(Duration::from_millis(5));
+            }
+            b.stream.write_all(&frame[40_000..]).unwrap();
+            a.stream.write_all(&frame[40_000..]).unwrap();
+            close_cleanly(a);
+            close_cleanly(b);
+        },
+    );
+    server.on(|r| r.set_memory_budget(256 << 20));
+
+    server.configure(|c| {
+        let mut protocol = Config::default();
+        protocol.set_deflate(Some(DeflateConfig::shared()));
+        c.protocol = Arc::new(protocol);
+    });
+    check(
+        &server,
+        "compressed both ways (a library client on the reactor)",
+        &with_wire(&[
+            ("connections_accepted", By(1)),
+            ("connections_dialed", By(1)),
+            ("handshakes_completed", By(2)),
+            ("messages_in", By(2)),
+            ("messages_out", By(2)),
+            ("payload_bytes_in", By(600)),
+            ("payload_bytes_out", By(600)),
+            ("compressed_messages_in", By(2)),
+            ("compressed_messages_out", By(2)),
+            ("closes_normal", By(2)),
+        ]),
+        || {
+            let code = dial(&server, format!("ws://127.0.0.1:{port}/echo"), &"abc".repeat(100));
+            assert_eq!(code, 1000);
+        },
+    );
+    server.configure(|_| {});
+
+    check(
+        &server,
+        "a client that cannot connect",
+        &[("connections_dialed", By(1)), ("client_handshakes_failed", By(1))],
+        || {
+            assert_eq!(dial(&server, format!("ws://127.0.0.1:{}/", free_port()), "x"), 1006);
+        },
+    );
+
+    let (cert, key) = tls_pem();
+    let tls_port = server.on(move |r| {
+        let acceptor = Acceptor::create(r);
+        // SAFETY: just created; lives as long as the reactor (detached with it).
+        let a = unsafe { acceptor.as_ref() };
+        a.set_tls(Some(ServerTls::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()));
+        a.set_on_accept(Some(Box::new(serve)));
+        a.start("127.0.0.1", 0).unwrap();
+        a.port().unwrap()
+    });
+    check(
+        &server,
+        "plain HTTP on a TLS port",
+        &[
+            ("connections_accepted", By(1)),
+            ("refused_tls", By(1)),
+            ("wire_bytes_in", Any),
+            ("wire_bytes_out", Maybe),
+        ],
+        || {
+            let mut s = connect(tls_port);
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            wait_closed(&mut s, deadline()).unwrap();
+        },
+    );
+
+    check(
+        &server,
+        "the counting functions of features to come",
+        &[
+            ("refused_limits", By(1)),
+            ("refused_program", By(1)),
+            ("proxy_header_failures", By(1)),
+        ],
+        || {
+            let peer: SocketAddr = "192.0.2.1:4000".parse().unwrap();
+            server.on(move |r| {
+                r.count_refusal(Refusal::Limits, Some(peer), "64 connections from 192.0.2.1");
+                r.count_refusal(Refusal::Program, Some(peer), "the program said no");
+                r.count_proxy_header_failure(Some(peer), "no PROXY header");
+                r.count_reconnect_wait(None, true, 100);
+                assert_eq!(r.stats().reconnects_waiting, 1);
+                r.count_reconnect_wait(None, false, 0);
+            });
+        },
+    );
+
+    flood_of_bad_handshakes(&server);
+    drain(&server);
+}
+
+/// 100 bad handshakes in a row: the log tells at most 5 a second of them,
+/// then one "suppressed" line; the counter of suppressed lines adds up.
+fn flood_of_bad_handshakes(server: &Server) {
+    let lines = collect_log(server, 5);
+    let port = server.port;
+    let flood = 100u64;
+    check(
+        server,
+        "a flood of bad handshakes",
+        &with_wire(&[
+            ("connections_accepted", By(flood)),
+            ("refused_bad_request", By(flood)),
+            ("log_suppressed", Any),
+        ]),
+        || {
+            for _ in 0..flood {
+                let r = http_request(port, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n").unwrap();
+                assert_eq!(r.status, 400);
+            }
+        },
+    );
+    let suppressed = server.stats().log_suppressed;
+    // The summary comes once the second of the suppressed lines is over.
+    let end = Instant::now() + WAIT;
+    let summaries = || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.0 == LogEvent::HandshakeRefused && l.4.starts_with("suppressed "))
+            .map(|l| l.4.split(' ').nth(1).unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    while summaries() < suppressed {
+        assert!(Instant::now() < end, "no summary line: {:?}", lines.lock().unwrap());
+        thread::sleep(Duration::from_millis(20));
+    }
+    let lines = lines.lock().unwrap().clone();
+    let told: Vec<_> = lines
+        .iter()
+        .filter(|l| l.0 == LogEvent::HandshakeRefused && !l.4.starts_with("suppressed "))
+        .collect();
+    assert_eq!(told.len() as u64 + suppressed, flood, "every line told or counted");
+    assert_eq!(summaries(), suppressed);
+    // The flood lasted well under a second a line: the rate held.
+    assert!(told.len() <= 5 * 3, "{} lines told", told.len());
+    for l in &told {
+        assert_eq!(l.1, Level::Warn);
+        assert!(l.2, "the connection is given");
+        assert!(l.3.is_some_and(|p| p.ip().is_loopback()), "the peer is given: {l:?}");
+        assert!(l.4.contains("handshake refused"), "{l:?}");
+    }
+    server.on(|r| r.set_log(None, Level::Debug));
+}
+
+/// A drain: an open connection answers its 1001, another never does and is
+/// cut at the deadline, a handshake in progress is refused with 503; the
+/// listener closes; the function runs once with one cut.
+fn drain(server: &Server) {
+    let port = server.port;
+    let lines = collect_log(server, 100);
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    check(
+        server,
+        "a drain",
+        &with_wire(&[
+            ("connections_accepted", By(3)),
+            ("handshakes_completed", By(2)),
+            ("refused_draining", By(1)),
+            ("closes_going_away", By(1)),
+            ("closes_timeout", By(1)),
+            ("drain_cut", By(1)),
+            ("draining", By(1)),
+        ]),
+        || {
+            let polite = WsClient::open(port, "/echo");
+            let mut silent = WsClient::open(port, "/sink");
+            let mut pending = connect(port);
+            pending.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+            while server.stats().handshakes_pending != 1 {
+                thread::sleep(Duration::from_millis(5));
+            }
+            server.on(move |r| {
+                r.drain(
+                    700,
+                    Box::new(move |_, cut| {
+                        let _ = tx.send((cut, Instant::now()));
+                    }),
+                )
+                .unwrap();
+            });
+            assert_eq!(answer_close(polite), 1001);
+            let mut answer = String::new();
+            std::io::Read::read_to_string(&mut pending, &mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+            // The silent one got its 1001 too, and is cut at the deadline.
+            let f = read_until(&mut silent, OP_CLOSE);
+            assert_eq!(&f.payload[..2], &1001u16.to_be_bytes());
+            wait_closed(&mut silent.stream, deadline()).unwrap();
+        },
+    );
+    let (cut, when) = rx.recv_timeout(WAIT).expect("the drain ended");
+    assert_eq!(cut, 1);
+    let took = when - started;
+    assert!(took >= Duration::from_millis(650), "cut before the deadline: {took:?}");
+    assert!(rx.try_recv().is_err(), "the function runs once");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "still listening");
+    let events: Vec<LogEvent> = lines.lock().unwrap().iter().map(|l| l.0).collect();
+    for e in [
+        LogEvent::DrainStarted,
+        LogEvent::HandshakeRefused,
+        LogEvent::DrainCut,
+        LogEvent::DrainDone,
+    ] {
+        assert!(events.contains(&e), "{e:?} not in {events:?}");
+    }
+}
