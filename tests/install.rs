@@ -320,7 +320,10 @@ fn verify_units(installed: &Path, tmp: &TempDir) {
     let units = tmp.join("units");
     std::fs::create_dir_all(&units).unwrap();
     let socket = std::fs::read_to_string(installed.join("wsconn-echo.socket")).unwrap();
-    assert!(socket.contains("\nListenStream=127.0.0.1:9998\n") && socket.contains("\nAccept=no\n"), "{socket}");
+    assert!(
+        socket.contains("\nListenStream=127.0.0.1:9998\n") && socket.contains("\nAccept=no\n"),
+        "{socket}"
+    );
     std::fs::write(units.join("wsconn-echo.socket"), socket).unwrap();
     let service = std::fs::read_to_string(installed.join("wsconn-echo.service")).unwrap();
     let program = "/usr/local/bin/echo_server ";
@@ -329,7 +332,9 @@ fn verify_units(installed: &Path, tmp: &TempDir) {
     let built = format!("{} ", example("echo_server_static").display());
     std::fs::write(units.join("wsconn-echo.service"), service.replace(program, &built)).unwrap();
     let mut verify = Command::new("systemd-analyze");
-    verify.current_dir(&units).args(["verify", "./wsconn-echo.socket", "./wsconn-echo.service"]);
+    verify
+        .current_dir(&units)
+        .args(["verify", "./wsconn-echo.socket", "./wsconn-echo.service"]);
     let done = run(verify, RUN_TIMEOUT).unwrap_or_else(|e| panic!("systemd-analyze: {e}"));
     assert!(
         done.status.success() && done.stderr.trim().is_empty(),
