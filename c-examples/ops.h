@@ -206,17 +206,17 @@ static inline int ops_metrics(wsconn_t *con, wsconn_reactor_t *reactor, int inde
     return rc;
 }
 
-/* -v: the library's log lines, on stderr. */
+/* -v: the library's log lines, on stderr (one write per line: threads'
+ * lines do not interleave). */
 static inline void ops_log(void *arg, int level, int event, wsconn_t *con, const char *peer, const char *message)
 {
     static const char *const levels[] = {"DEBUG", "INFO", "WARN", "ERROR"};
-    const char *prog = arg;
-    fprintf(stderr, "%s: %s %s", prog, level >= 0 && level <= 3 ? levels[level] : "?", wsconn_log_event_name(event));
+    char fd[24] = "";
     if (con != NULL)
-        fprintf(stderr, " fd=%d", wsconn_fd(con));
-    if (peer != NULL)
-        fprintf(stderr, " %s", peer);
-    fprintf(stderr, ": %s\n", message);
+        snprintf(fd, sizeof fd, " fd=%d", wsconn_fd(con));
+    fprintf(stderr, "%s: %s %s%s%s%s: %s\n", (const char *)arg,
+            level >= 0 && level <= 3 ? levels[level] : "?", wsconn_log_event_name(event), fd,
+            peer != NULL ? " " : "", peer != NULL ? peer : "", message);
 }
 
 #endif

@@ -1603,8 +1603,8 @@ int32_t wsconn_session_extensions(const struct wsconn_session_t *session, char *
 
 /**
  * Drains the reactor, to stop it without dropping anyone: its acceptors
- * stop listening (a listening socket shared with another process, see
- * `wsconn_acceptor_start_fd`, keeps serving there); handshakes in progress
+ * stop listening at once (a listening socket shared with another process,
+ * see `wsconn_acceptor_start_fd`, keeps serving there); handshakes in progress
  * are refused with 503 and client connections not yet open end
  * (`WSCONN_ERR_DRAINED`); every open connection is closed with 1001 "server
  * going away" (one sending a fragmented message once its last fragment is
@@ -1612,11 +1612,13 @@ int32_t wsconn_session_extensions(const struct wsconn_session_t *session, char *
  * cut: `wsconn_close_error` gives `WSCONN_ERR_DRAINED`), `func(reactor,
  * arg, cut)` runs (NULL: nothing runs). Each reactor of a program drains on
  * its own thread: call this on each (e.g. through `wsconn_reactor_defer`).
- * The drain begins at the end of the current (or next) dispatch turn; the
- * close callbacks run as the connections end. Connections still end by
- * their own close timeout if it comes first. Afterwards the reactor takes
- * no new connection (`wsconn_start`, `wsconn_connect`, acceptors' starts
- * return `WSCONN_ERR_STATE`). Called again while draining, the deadline can
+ * The connections' part begins at the end of the current (or next)
+ * dispatch turn (connections started until then are drained with the
+ * others); the close callbacks run as the connections end. Connections
+ * still end by their own close timeout if it comes first. Afterwards the
+ * reactor takes no new connection (acceptors' starts return
+ * `WSCONN_ERR_STATE` from this call on, `wsconn_start` and `wsconn_connect`
+ * once the drain began). Called again while draining, the deadline can
  * only come sooner (0: cut at the end of the turn, e.g. on a second SIGTERM)
  * and `func`/`arg` replace those given before; `func` runs once. Returns
  * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (the drain is over).

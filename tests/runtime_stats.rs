@@ -47,6 +47,9 @@ enum Mode {
     Bye,
     /// Counts an inflate-ratio close at its first message and closes with 1009.
     InflateRatio,
+    /// Sends the first fragment of a message at once, the last one when a
+    /// message comes.
+    Fragments,
 }
 
 /// The server's handler: what it does comes from the request's path.
@@ -66,8 +69,12 @@ impl ConnHandler for Srv {
             "/sink" => Mode::Sink,
             "/bye" => Mode::Bye,
             "/inflate" => Mode::InflateRatio,
+            "/fragments" => Mode::Fragments,
             _ => Mode::Echo,
         };
+        if mode == Mode::Fragments {
+            conn.send_fragment(MessageKind::Text, b"first ", false).unwrap();
+        }
         if let Mode::Subscribe(topic) = mode {
             conn.subscribe(topic).expect("subscribed");
         }
@@ -85,6 +92,7 @@ impl ConnHandler for Srv {
                 conn.count_inflate_ratio_close("1 KiB to 1 GiB");
                 conn.close(1009, "inflate ratio").expect("close");
             }
+            Mode::Fragments => conn.send_fragment(MessageKind::Text, b"last", true).unwrap(),
             Mode::Subscribe(_) | Mode::Sink => {}
         }
     }
@@ -880,7 +888,8 @@ fn flood_of_bad_handshakes(server: &Server) {
 }
 
 /// A drain: an open connection answers its 1001, another never does and is
-/// cut at the deadline, a handshake in progress is refused with 503; the
+/// cut at the deadline, a handshake in progress is refused with 503, one
+/// sending a fragmented message gets its 1001 after the last fragment; the
 /// listener closes; the function runs once with one cut.
 fn drain(server: &Server) {
     let port = server.port;
@@ -891,10 +900,14 @@ fn drain(server: &Server) {
         server,
         "a drain",
         &with_wire(&[
-            ("connections_accepted", By(3)),
-            ("handshakes_completed", By(2)),
+            ("connections_accepted", By(4)),
+            ("handshakes_completed", By(3)),
+            ("messages_in", By(1)),
+            ("payload_bytes_in", By(2)),
+            ("messages_out", By(1)),
+            ("payload_bytes_out", By(10)),
             ("refused_draining", By(1)),
-            ("closes_going_away", By(1)),
+            ("closes_going_away", By(2)),
             ("closes_timeout", By(1)),
             ("drain_cut", By(1)),
             ("draining", By(1)),
@@ -902,6 +915,12 @@ fn drain(server: &Server) {
         || {
             let polite = WsClient::open(port, "/echo");
             let mut silent = WsClient::open(port, "/sink");
+            let mut sending = WsClient::open(port, "/fragments");
+            let first = sending.read_frame(deadline()).unwrap();
+            assert_eq!(
+                (first.fin, first.opcode, &first.payload[..]),
+                (false, OP_TEXT, &b"first "[..])
+            );
             let mut pending = connect(port);
             pending.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
             while server.stats().handshakes_pending != 1 {
@@ -917,6 +936,18 @@ fn drain(server: &Server) {
                 .unwrap();
             });
             assert_eq!(answer_close(polite), 1001);
+            // No close in the middle of a message: the drain waits for its end.
+            assert!(matches!(
+                sending.read_frame(Instant::now() + Duration::from_millis(150)),
+                Err(wsconn_testkit::ReadError::Timeout)
+            ));
+            sending.send_text("go").unwrap();
+            let last = sending.read_frame(deadline()).unwrap();
+            assert_eq!(
+                (last.fin, last.opcode, &last.payload[..]),
+                (true, OP_CONT, &b"last"[..])
+            );
+            assert_eq!(answer_close(sending), 1001);
             let mut answer = String::new();
             std::io::Read::read_to_string(&mut pending, &mut answer).unwrap();
             assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");

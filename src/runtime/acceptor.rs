@@ -272,7 +272,7 @@ impl Source for Acceptor {
 
     /// The reactor drains: no more connections (the listening socket closes;
     /// one shared with another process keeps serving there).
-    fn drain(&self) {
+    fn stop_accepting(&self) {
         let _ = self.stop();
     }
 

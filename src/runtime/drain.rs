@@ -4,10 +4,12 @@
 //! fragmented send in progress ends); when all have ended, or at the
 //! deadline (the rest cut), the program's function runs.
 //!
-//! The work happens in the reactor's dispatch, at the end of a turn: the
-//! drain begins at the end of the turn it was asked in (or of the next one,
-//! asked between turns), and its end is checked at the end of every turn
-//! after.
+//! Acceptors stop as soon as the drain is asked for (so that no connection
+//! is accepted only to be refused). The rest happens in the reactor's
+//! dispatch, at the end of a turn, where handlers may run: the connections'
+//! part begins at the end of the turn it was asked in (or of the next one,
+//! asked between turns), and the end is checked at the end of every turn
+//! after. Connections started meanwhile are drained with the others.
 
 use std::cell::Cell;
 
@@ -40,9 +42,14 @@ pub(crate) struct Drain {
 }
 
 impl Drain {
-    /// Whether the reactor drains or drained (it takes no new connection).
-    pub fn closed(&self) -> bool {
+    /// Whether a drain was asked for (acceptors may not start).
+    pub fn asked(&self) -> bool {
         self.phase.get() != Phase::None
+    }
+
+    /// Whether the drain began (connections may not start).
+    pub fn begun(&self) -> bool {
+        matches!(self.phase.get(), Phase::Running | Phase::Done)
     }
 }
 
@@ -61,6 +68,7 @@ impl Reactor {
                 drain.phase.set(Phase::Asked);
                 drain.deadline_ms.set(deadline);
                 self.counters().draining.set(1);
+                self.each_source(|s| s.stop_accepting());
             }
             Phase::Asked | Phase::Running => drain.deadline_ms.set(drain.deadline_ms.get().min(deadline)),
         }
@@ -68,10 +76,14 @@ impl Reactor {
         Ok(())
     }
 
-    /// Whether a drain was asked for (even if over): new connections are
-    /// refused.
+    /// Whether a drain was asked for (even if over): no acceptor starts.
     pub fn is_draining(&self) -> bool {
-        self.drain_state().closed()
+        self.drain_state().asked()
+    }
+
+    /// Whether a drain began (even if over): no connection starts.
+    pub(crate) fn drain_begun(&self) -> bool {
+        self.drain_state().begun()
     }
 
     /// How long the poll may wait for the drain: not at all when it is to

@@ -59,8 +59,10 @@ pub(crate) trait Source {
     }
     /// Its output was full for a topic whose policy closes slow subscribers.
     fn close_slow(&self) {}
-    /// The reactor begins to drain: stop taking work (acceptors), or end
-    /// (connections: refuse a handshake in progress, close with 1001).
+    /// A drain was asked for: stop accepting (acceptors).
+    fn stop_accepting(&self) {}
+    /// The reactor's drain begins: end (connections: refuse a handshake in
+    /// progress, close with 1001).
     fn drain(&self) {}
     /// The drain's deadline passed: end now. Returns true when a connection
     /// was cut.

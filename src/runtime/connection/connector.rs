@@ -28,7 +28,7 @@ impl<H: ConnHandler> Connection<H> {
             return Err(Error::State);
         }
         let url = WsUrl::parse(url)?;
-        let reactor = self.reactor().filter(|r| !r.is_draining()).ok_or(Error::State)?;
+        let reactor = self.reactor().filter(|r| !r.drain_begun()).ok_or(Error::State)?;
         let config = self.config();
         // Before anything else starts: a setup failure (no TLS built in, no
         // trust store) is this call's error.

@@ -348,7 +348,7 @@ impl<H: ConnHandler> Connection<H> {
         if self.lifecycle.get() != Lifecycle::Idle || self.fd.get() < 0 {
             return Err(Error::State);
         }
-        let reactor = self.reactor().filter(|r| !r.is_draining()).ok_or(Error::State)?;
+        let reactor = self.reactor().filter(|r| !r.drain_begun()).ok_or(Error::State)?;
         let socket = self.socket();
         socket
             .set_nonblocking()
