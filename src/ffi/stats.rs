@@ -189,20 +189,28 @@ pub unsafe extern "C" fn wsconn_reactor_stats(reactor: *const Reactor, out: *mut
         if size < FIRST {
             return code(Error::InvalidArgument);
         }
-        let values = reactor.stats().values();
-        let n = counters_in(size);
-        // SAFETY: `out` has `size` writable bytes per the caller: zeroed, then
-        // the size field and `n` counters, all within them.
-        unsafe {
-            std::ptr::write_bytes(out.cast::<u8>(), 0, size);
-            out.cast::<usize>().write_unaligned(FIRST + 8 * n);
-            let first = out.cast::<u8>().add(FIRST).cast::<u64>();
-            for (i, value) in values.iter().take(n).enumerate() {
-                first.add(i).write_unaligned(*value);
-            }
-        }
+        // SAFETY: `out` has `size` writable bytes per the caller.
+        unsafe { write_counters(out, size, &reactor.stats().values()) };
         0
     })
+}
+
+/// Zeroes the `size` bytes of `out`, then writes its size field and as many
+/// of `values` as it holds.
+///
+/// # Safety
+/// `out` points to `size` writable bytes, `size` >= FIRST.
+unsafe fn write_counters(out: *mut wsconn_stats_t, size: usize, values: &[u64]) {
+    let n = counters_in(size).min(values.len());
+    // SAFETY: the size field and `n` counters lie within the `size` bytes.
+    unsafe {
+        std::ptr::write_bytes(out.cast::<u8>(), 0, size);
+        out.cast::<usize>().write_unaligned(FIRST + 8 * n);
+        let first = out.cast::<u8>().add(FIRST).cast::<u64>();
+        for (i, value) in values.iter().take(n).enumerate() {
+            first.add(i).write_unaligned(*value);
+        }
+    }
 }
 
 /// Adds the counters of `one` to `total`, field by field (gauges too: the
@@ -298,16 +306,32 @@ mod tests {
     }
 
     #[test]
-    fn a_smaller_struct_gets_what_it_holds_and_sums_add_up() {
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
+    fn a_reactor_fills_what_the_struct_holds() {
         let reactor = Reactor::new().unwrap();
+        let mut small = [7u64; 4];
+        // SAFETY: `small` has 32 writable bytes; 24 are given.
+        let rc = unsafe { wsconn_reactor_stats(&reactor, small.as_mut_ptr().cast(), FIRST + 16) };
+        assert_eq!((rc, small[0] as usize, small[1], small[3]), (0, FIRST + 16, 0, 7));
+        // SAFETY: as above; too small for the size field.
+        let rc = unsafe { wsconn_reactor_stats(&reactor, small.as_mut_ptr().cast(), 4) };
+        assert_eq!(rc, code(Error::InvalidArgument));
+    }
+
+    #[test]
+    fn a_smaller_struct_gets_what_it_holds_and_sums_add_up() {
         // An "older header" of two counters.
-        let mut small = [0u64; 4];
+        let mut small = [7u64; 4];
         let size = FIRST + 16;
         // SAFETY: `small` has 32 writable bytes; size is 24.
-        let rc = unsafe { wsconn_reactor_stats(&reactor, small.as_mut_ptr().cast(), size) };
-        assert_eq!(rc, 0);
-        assert_eq!(small[0] as usize, size);
-        assert_eq!(small[3], 0, "nothing written past its size");
+        unsafe { write_counters(small.as_mut_ptr().cast(), size, &[5, 6, 8]) };
+        assert_eq!(&small[..3], &[size as u64, 5, 6]);
+        assert_eq!(small[3], 7, "nothing written past its size");
+        // A newer program's struct: the library's counters, then zeros.
+        let mut big = [7u64; 8];
+        // SAFETY: `big` has 64 writable bytes.
+        unsafe { write_counters(big.as_mut_ptr().cast(), 64, &[1, 2]) };
+        assert_eq!(big, [FIRST as u64 + 16, 1, 2, 0, 0, 0, 0, 0]);
         // SAFETY: a whole struct, zeroed but for its size.
         let mut total: wsconn_stats_t = unsafe { std::mem::zeroed() };
         total.size = std::mem::size_of::<wsconn_stats_t>();

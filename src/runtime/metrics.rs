@@ -311,6 +311,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads /proc: not run under Miri")]
     fn process_figures_are_read() {
         let p = ProcessStats::read().expect("/proc/self");
         assert!(p.resident_bytes > 1 << 20, "{p:?}");

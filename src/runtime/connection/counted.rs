@@ -92,7 +92,9 @@ impl<H: ConnHandler> Connection<H> {
         if let Some(c) = self.counters() {
             c.messages_out.add(u64::from(whole));
             c.payload_bytes_out.add(bytes as u64);
-            c.compressed_messages_out.add(u64::from(compressed));
+            if compressed {
+                c.compressed_messages_out.add(1);
+            }
         }
     }
 

@@ -43,7 +43,9 @@ impl<H: ConnHandler> Drop for Delivery<'_, H> {
         if let Some(c) = self.conn.counters() {
             c.messages_in.add(self.messages);
             c.payload_bytes_in.add(self.bytes);
-            c.compressed_messages_in.add(self.compressed);
+            if self.compressed > 0 {
+                c.compressed_messages_in.add(self.compressed);
+            }
         }
     }
 }
