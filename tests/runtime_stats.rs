@@ -828,8 +828,65 @@ fn every_counter_moves_when_it_should_and_no_other() {
         },
     );
 
+    out_of_file_descriptors(&server);
     flood_of_bad_handshakes(&server);
     drain(&server);
+}
+
+/// The lowest fd number not in use: the next socket gets it.
+fn lowest_free_fd() -> u64 {
+    // SAFETY: fcntl on an fd number: a closed one is an error (EBADF).
+    (0..).find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0).unwrap() as u64
+}
+
+fn set_fd_limit(soft: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = soft;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
+
+/// accept() fails for want of a file descriptor (this test process runs
+/// one test: nothing else opens any meanwhile); once there are some again,
+/// the connection that waited is taken with the next one.
+fn out_of_file_descriptors(server: &Server) {
+    let port = server.port;
+    check(
+        server,
+        "accept out of file descriptors",
+        &with_wire(&[
+            ("accept_failures", Any),
+            ("connections_accepted", By(2)),
+            ("handshakes_completed", By(1)),
+            ("closes_normal", By(1)),
+        ]),
+        || {
+            let mut saved = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: getrlimit with a valid struct.
+            assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut saved) }, 0);
+            // Room for the client's socket, none for the server's (fd
+            // numbers must stay under the limit).
+            set_fd_limit(lowest_free_fd() + 1);
+            let waiting = connect(port);
+            let end = Instant::now() + WAIT;
+            while server.stats().accept_failures == 0 {
+                assert!(Instant::now() < end, "accept never failed");
+                thread::sleep(Duration::from_millis(5));
+            }
+            set_fd_limit(saved.rlim_cur);
+            drop(waiting);
+            close_cleanly(WsClient::open(port, "/echo"));
+        },
+    );
 }
 
 /// 100 bad handshakes in a row: the log tells at most 5 a second of them,
