@@ -132,9 +132,9 @@ pub type wsconn_log_func = Option<
 /// accept failures, drains (see `wsconn_log_event`), those of `min_level`
 /// (`wsconn_log_level`) and above. Silent by default; `func` NULL silences it
 /// again. An attack cannot flood it: each event code gets at most 10 lines a
-/// second (`wsconn_reactor_set_log_rate`), and the lines refused are then
-/// told in one line, "suppressed N <name> lines in the last second", with
-/// the event's code, once that second is over. Returns `WSCONN_OK`,
+/// second on this reactor (`wsconn_reactor_set_log_rate`), and the lines
+/// refused are then told in one line, "suppressed N <name> lines in the last
+/// second", with the event's code, once that second is over. Returns `WSCONN_OK`,
 /// `WSCONN_ERR_NULL` (reactor), `WSCONN_ERR_INVALID_ARGUMENT` (`min_level`).
 ///
 /// # Safety
