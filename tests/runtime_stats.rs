@@ -6,418 +6,56 @@
 //! a flood of bad handshakes stays within its rate, and a drain ends with
 //! one 1001 answered, one connection cut and one handshake refused with 503.
 
-use std::cell::Cell;
+mod stats_kit;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use stats_kit::*;
 use wsconn::runtime::acceptor::Acceptor;
-use wsconn::runtime::config::ConnConfig;
-use wsconn::runtime::connection::Connection;
-use wsconn::runtime::handler::{ConnHandler, Ending};
-use wsconn::runtime::log::{Level, LogEvent, LogRecord};
-use wsconn::runtime::reactor::{Reactor, Remote};
-use wsconn::runtime::stats::{Refusal, Stats};
+use wsconn::runtime::log::{Level, LogEvent};
+use wsconn::runtime::stats::Refusal;
 use wsconn::runtime::tls::ServerTls;
 use wsconn::runtime::topics::SlowPolicy;
-use wsconn::{Config, DeflateConfig, Message, MessageKind};
+use wsconn::{Config, DeflateConfig};
 use wsconn_testkit::{
-    client_frame, first_byte, free_port, http_request, wait_closed, Frame, WsClient, OP_BINARY, OP_CLOSE, OP_CONT,
-    OP_PING, OP_PONG, OP_TEXT,
+    client_frame, first_byte, free_port, http_request, wait_closed, WsClient, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING,
+    OP_PONG, OP_TEXT,
 };
-
-const WAIT: Duration = Duration::from_secs(10);
-
-// ------------------------------------------------------------------ server
-
-/// What the server does with a connection, from its path.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Echo,
-    Subscribe(&'static str),
-    Publish(&'static str),
-    /// Keeps what it gets.
-    Sink,
-    /// Closes with 4000 at its first message.
-    Bye,
-    /// Counts an inflate-ratio close at its first message and closes with 1009.
-    InflateRatio,
-    /// Sends the first fragment of a message at once, the last one when a
-    /// message comes.
-    Fragments,
-}
-
-/// The server's handler: what it does comes from the request's path.
-struct Srv {
-    mode: Cell<Mode>,
-}
-
-impl ConnHandler for Srv {
-    fn on_open(&self, conn: &Connection<Self>, path: &str, _subprotocol: Option<&str>) {
-        let mode = match path {
-            "/room" => Mode::Subscribe("room"),
-            "/slow-room" => Mode::Subscribe("slow"),
-            "/closing-room" => Mode::Subscribe("closing"),
-            "/pub" => Mode::Publish("room"),
-            "/pub-slow" => Mode::Publish("slow"),
-            "/pub-closing" => Mode::Publish("closing"),
-            "/sink" => Mode::Sink,
-            "/bye" => Mode::Bye,
-            "/inflate" => Mode::InflateRatio,
-            "/fragments" => Mode::Fragments,
-            _ => Mode::Echo,
-        };
-        if mode == Mode::Fragments {
-            conn.send_fragment(MessageKind::Text, b"first ", false).unwrap();
-        }
-        if let Mode::Subscribe(topic) = mode {
-            conn.subscribe(topic).expect("subscribed");
-        }
-        self.mode.set(mode);
-    }
-
-    fn on_message(&self, conn: &Connection<Self>, message: Message<'_>) {
-        match self.mode.get() {
-            Mode::Echo => conn.send_message(message).expect("echo"),
-            Mode::Publish(topic) => {
-                conn.publish_to_others(topic, message).expect("published");
-            }
-            Mode::Bye => conn.close(4000, "bye").expect("close"),
-            Mode::InflateRatio => {
-                conn.count_inflate_ratio_close("1 KiB to 1 GiB");
-                conn.close(1009, "inflate ratio").expect("close");
-            }
-            Mode::Fragments => conn.send_fragment(MessageKind::Text, b"last", true).unwrap(),
-            Mode::Subscribe(_) | Mode::Sink => {}
-        }
-    }
-
-    fn on_http(&self, conn: &Connection<Self>, _method: &str, path: &str) {
-        if path == "/origin" {
-            conn.count_refusal(Refusal::Origin, "Origin https://evil.example");
-            conn.http_respond(403, "text/plain", b"no\n").expect("respond");
-        } else {
-            conn.http_respond(200, "text/plain", b"ok\n").expect("respond");
-        }
-    }
-
-    fn on_close(&self, conn: &Connection<Self>, _ending: &Ending<'_>) {
-        // SAFETY: made by `serve` below with `Connection::create`; released
-        // once, here (allowed inside its own handler).
-        unsafe { Connection::release(conn as *const Connection<Self> as *mut Connection<Self>) };
-    }
-}
-
-/// Serves `fd` with a `Srv` that also answers plain HTTP; a small send
-/// buffer, so that a subscriber that does not read is slow soon.
-fn serve(reactor: &Reactor, fd: i32) -> bool {
-    let small: libc::c_int = 4096;
-    // SAFETY: setsockopt on the accepted socket with a valid int option.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&small as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    let ptr = Connection::create(
-        reactor,
-        Srv {
-            mode: Cell::new(Mode::Echo),
-        },
-    );
-    // SAFETY: just created; released in its on_close, or here if it fails.
-    let conn = unsafe { ptr.as_ref() };
-    conn.set_serve_http(true);
-    if conn.set_fd(fd).and_then(|()| conn.start()).is_err() {
-        // SAFETY: not started: nothing else refers to it.
-        unsafe { Connection::release(ptr.as_ptr()) };
-    }
-    true
-}
-
-/// The reactor on its thread, and a handle to run jobs there.
-struct Server {
-    remote: Remote,
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel();
-        let stopping = Arc::clone(&stop);
-        let thread = thread::spawn(move || {
-            let reactor = Reactor::new().unwrap();
-            let acceptor = Acceptor::create(&reactor);
-            // SAFETY: just created; released below after the last dispatch.
-            let a = unsafe { acceptor.as_ref() };
-            a.set_on_accept(Some(Box::new(serve)));
-            a.start("127.0.0.1", 0).unwrap();
-            tx.send((reactor.remote(), a.port().unwrap())).unwrap();
-            while !stopping.load(Ordering::Relaxed) {
-                reactor.dispatch(20).unwrap();
-            }
-            // SAFETY: created above; no dispatch runs anymore.
-            unsafe { Acceptor::release(acceptor.as_ptr()) };
-        });
-        let (remote, port) = rx.recv().unwrap();
-        Server {
-            remote,
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Runs `job` on the reactor's thread and returns what it returned.
-    fn on<T: Send + 'static>(&self, job: impl FnOnce(&Reactor) -> T + Send + 'static) -> T {
-        let (tx, rx) = mpsc::channel();
-        self.remote
-            .defer(Box::new(move |r| {
-                let _ = tx.send(job(r));
-            }))
-            .unwrap();
-        rx.recv_timeout(WAIT).expect("the reactor ran the job")
-    }
-
-    fn stats(&self) -> Stats {
-        self.on(|r| r.stats())
-    }
-
-    /// Waits until no connection is open or pending, then returns the stats.
-    fn quiet_stats(&self) -> Stats {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.stats();
-            if s.connections_open == 0 && s.handshakes_pending == 0 && s.budget_bytes == 0 {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "connections still open: {s:?}");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Sets the config of the connections made from now on.
-    fn configure(&self, f: impl FnOnce(&mut ConnConfig) + Send + 'static) {
-        self.on(move |r| {
-            let mut config = ConnConfig::default();
-            f(&mut config);
-            r.set_config(Arc::new(config));
-        });
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-// ------------------------------------------------------------------ expectations
-
-#[derive(Clone, Copy, Debug)]
-enum Moved {
-    /// By exactly this much.
-    By(u64),
-    /// By something.
-    Some,
-    /// Maybe (e.g. a TLS alert written or not).
-    Maybe,
-}
-
-use Moved::{By, Maybe, Some as Any};
-
-/// Runs `scenario`, then checks that the counters listed moved as said and
-/// that every other one stayed put.
-fn check(server: &Server, name: &str, expected: &[(&str, Moved)], scenario: impl FnOnce()) {
-    for (field, _) in expected {
-        assert!(Stats::NAMES.contains(field), "{name}: no counter {field}");
-    }
-    let before = server.quiet_stats();
-    scenario();
-    let after = server.quiet_stats();
-    let mut wrong = Vec::new();
-    for ((field, b), a) in Stats::NAMES.iter().zip(before.values()).zip(after.values()) {
-        let delta = a.wrapping_sub(b);
-        let ok = match expected.iter().find(|(f, _)| f == field).map(|(_, m)| *m) {
-            None => delta == 0,
-            Some(By(n)) => delta == n,
-            Some(Any) => delta > 0,
-            Some(Maybe) => true,
-        };
-        if !ok {
-            wrong.push(format!("{field} moved by {delta}"));
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "{name}: {}\nexpected {expected:?}\nafter {after:?}",
-        wrong.join(", ")
-    );
-}
-
-const WIRE: [(&str, Moved); 2] = [("wire_bytes_in", Any), ("wire_bytes_out", Any)];
-
-fn with_wire(list: &[(&'static str, Moved)]) -> Vec<(&'static str, Moved)> {
-    let mut all = WIRE.to_vec();
-    all.extend_from_slice(list);
-    all
-}
-
-// ------------------------------------------------------------------ clients
-
-fn deadline() -> Instant {
-    Instant::now() + WAIT
-}
-
-/// Reads frames until one with `opcode`; answers pings on the way.
-fn read_until(c: &mut WsClient, opcode: u8) -> Frame {
-    loop {
-        let f = c
-            .read_frame(deadline())
-            .unwrap_or_else(|e| panic!("waiting for {opcode:#x}: {e:?}"));
-        if f.opcode == opcode {
-            return f;
-        }
-    }
-}
-
-/// A clean close from the client's side: 1000, the answer, the server's EOF.
-fn close_cleanly(mut c: WsClient) {
-    c.send_close(1000).unwrap();
-    read_until(&mut c, OP_CLOSE);
-    wait_closed(&mut c.stream, deadline()).unwrap();
-}
-
-/// The server closes: its close frame is answered, then its EOF awaited.
-fn answer_close(mut c: WsClient) -> u16 {
-    let f = read_until(&mut c, OP_CLOSE);
-    c.send_close(1000).unwrap();
-    wait_closed(&mut c.stream, deadline()).unwrap();
-    u16::from_be_bytes([f.payload[0], f.payload[1]])
-}
-
-/// A client whose receive buffer is small (a subscriber that does not read
-/// is slow soon).
-fn slow_client(port: u16, path: &str) -> WsClient {
-    let (c, _) = WsClient::open_with(port, path, "");
-    let small: libc::c_int = 2048;
-    // SAFETY: setsockopt on the client's socket with a valid int option.
-    unsafe {
-        libc::setsockopt(
-            c.stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&small as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    c
-}
-
-fn connect(port: u16) -> TcpStream {
-    TcpStream::connect(("127.0.0.1", port)).unwrap()
-}
-
-/// A library client on the server's reactor: sends one text message, closes
-/// once it comes back; or just reports its end.
-struct Dialer {
-    text: String,
-    ended: Arc<Mutex<Option<u16>>>,
-}
-
-impl ConnHandler for Dialer {
-    fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
-        conn.send(MessageKind::Text, self.text.as_bytes()).unwrap();
-    }
-
-    fn on_message(&self, conn: &Connection<Self>, _message: Message<'_>) {
-        conn.close(1000, "done").unwrap();
-    }
-
-    fn on_close(&self, conn: &Connection<Self>, ending: &Ending<'_>) {
-        *self.ended.lock().unwrap() = Some(ending.code);
-        // SAFETY: made with `Connection::create` in `dial`; released once, here.
-        unsafe { Connection::release(conn as *const Connection<Self> as *mut Connection<Self>) };
-    }
-}
-
-/// Dials `url` from the server's reactor; returns the close code it ends with.
-fn dial(server: &Server, url: String, text: &str) -> u16 {
-    let ended = Arc::new(Mutex::new(None));
-    let (mine, text) = (Arc::clone(&ended), text.to_owned());
-    server.on(move |r| {
-        let conn = Connection::create(r, Dialer { text, ended: mine });
-        // SAFETY: just created; released in its on_close.
-        if unsafe { conn.as_ref() }.connect(&url).is_err() {
-            // SAFETY: never started.
-            unsafe { Connection::release(conn.as_ptr()) };
-        }
-    });
-    let end = Instant::now() + WAIT;
-    loop {
-        if let Some(code) = *ended.lock().unwrap() {
-            return code;
-        }
-        assert!(Instant::now() < end, "the dialer never ended");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The lines the reactor's log told, collected.
-type Lines = Arc<Mutex<Vec<(LogEvent, Level, bool, Option<SocketAddr>, String)>>>;
-
-fn collect_log(server: &Server, per_second: u32) -> Lines {
-    let lines: Lines = Arc::default();
-    let sink = Arc::clone(&lines);
-    server.on(move |r| {
-        r.set_log_rate(per_second);
-        r.set_log(
-            Some(Box::new(move |l: &LogRecord<'_>| {
-                sink.lock()
-                    .unwrap()
-                    .push((l.event, l.level, l.conn.is_some(), l.peer, l.message.to_owned()))
-            })),
-            Level::Debug,
-        );
-    });
-    lines
-}
-
-fn tls_pem() -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 // ------------------------------------------------------------------ the scenarios
 
 #[test]
 fn every_counter_moves_when_it_should_and_no_other() {
     let server = Server::start();
-    let port = server.port;
-    let opened = [("connections_accepted", By(1)), ("handshakes_completed", By(1))];
+    traffic_and_closes(&server);
+    timers_and_limits(&server);
+    publish_subscribe(&server);
+    memory_budget(&server);
+    compression_and_dialing(&server);
+    tls_refused(&server);
+    features_to_come(&server);
+    out_of_file_descriptors(&server);
+    flood_of_bad_handshakes(&server);
+    drain(&server);
+}
 
+/// A connection that opened.
+const OPENED: [(&str, Moved); 2] = [("connections_accepted", By(1)), ("handshakes_completed", By(1))];
+
+/// Traffic, plain HTTP, refused handshakes and every way an open connection ends.
+fn traffic_and_closes(server: &Server) {
+    let port = server.port;
     check(
-        &server,
+        server,
         "echo and a clean close",
         &with_wire(&[
-            opened[0],
-            opened[1],
+            OPENED[0],
+            OPENED[1],
             ("messages_in", By(2)),
             ("messages_out", By(2)),
             ("payload_bytes_in", By(10)),
@@ -437,11 +75,11 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "a ping answered",
         &with_wire(&[
-            opened[0],
-            opened[1],
+            OPENED[0],
+            OPENED[1],
             ("pings_in", By(1)),
             ("pongs_out", By(1)),
             ("closes_normal", By(1)),
@@ -455,7 +93,7 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "plain HTTP",
         &with_wire(&[("connections_accepted", By(1)), ("http_requests", By(1))]),
         || {
@@ -465,7 +103,7 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "a handshake refused for its Origin (the counting function)",
         &with_wire(&[
             ("connections_accepted", By(1)),
@@ -479,7 +117,7 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "a bad handshake",
         &with_wire(&[("connections_accepted", By(1)), ("refused_bad_request", By(1))]),
         || {
@@ -490,9 +128,9 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "a peer that breaks the protocol",
-        &with_wire(&[opened[0], opened[1], ("closes_protocol", By(1))]),
+        &with_wire(&[OPENED[0], OPENED[1], ("closes_protocol", By(1))]),
         || {
             let mut c = WsClient::open(port, "/echo");
             // Unmasked: 1002.
@@ -504,9 +142,9 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "a peer that leaves without a close",
-        &with_wire(&[opened[0], opened[1], ("closes_eof_io", By(1))]),
+        &with_wire(&[OPENED[0], OPENED[1], ("closes_eof_io", By(1))]),
         || {
             let c = WsClient::open(port, "/echo");
             c.shutdown();
@@ -514,11 +152,11 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "the program closes with an application code",
         &with_wire(&[
-            opened[0],
-            opened[1],
+            OPENED[0],
+            OPENED[1],
             ("messages_in", By(1)),
             ("payload_bytes_in", By(3)),
             ("closes_other", By(1)),
@@ -531,11 +169,11 @@ fn every_counter_moves_when_it_should_and_no_other() {
     );
 
     check(
-        &server,
+        server,
         "an inflate-ratio close (the counting function)",
         &with_wire(&[
-            opened[0],
-            opened[1],
+            OPENED[0],
+            OPENED[1],
             ("messages_in", By(1)),
             ("payload_bytes_in", By(1)),
             ("inflate_ratio_closes", By(1)),
@@ -547,8 +185,11 @@ fn every_counter_moves_when_it_should_and_no_other() {
             assert_eq!(answer_close(c), 1009);
         },
     );
+}
 
-    // Timers and limits, with a config of their own.
+/// Timers and limits, with a config of their own.
+fn timers_and_limits(server: &Server) {
+    let port = server.port;
     server.configure(|c| {
         c.timeouts.set_handshake_ms(200).unwrap();
         c.timeouts.set_idle_ms(300);
@@ -557,7 +198,7 @@ fn every_counter_moves_when_it_should_and_no_other() {
         c.protocol = Arc::new(protocol);
     });
     check(
-        &server,
+        server,
         "a handshake that never comes",
         &[("connections_accepted", By(1)), ("refused_timeout", By(1))],
         || {
@@ -566,15 +207,15 @@ fn every_counter_moves_when_it_should_and_no_other() {
         },
     );
     check(
-        &server,
+        server,
         "the idle timeout",
-        &with_wire(&[opened[0], opened[1], ("closes_going_away", By(1))]),
+        &with_wire(&[OPENED[0], OPENED[1], ("closes_going_away", By(1))]),
         || assert_eq!(answer_close(WsClient::open(port, "/echo")), 1001),
     );
     check(
-        &server,
+        server,
         "a message too big",
-        &with_wire(&[opened[0], opened[1], ("closes_too_big", By(1))]),
+        &with_wire(&[OPENED[0], OPENED[1], ("closes_too_big", By(1))]),
         || {
             let mut c = WsClient::open(port, "/echo");
             c.send_text(&"x".repeat(200)).unwrap();
@@ -590,11 +231,11 @@ fn every_counter_moves_when_it_should_and_no_other() {
         c.timeouts.set_pong_ms(200).unwrap();
     });
     check(
-        &server,
+        server,
         "keepalive: a ping answered",
         &with_wire(&[
-            opened[0],
-            opened[1],
+            OPENED[0],
+            OPENED[1],
             ("pings_out", Any),
             ("pongs_in", Any),
             ("closes_normal", By(1)),
@@ -607,18 +248,22 @@ fn every_counter_moves_when_it_should_and_no_other() {
         },
     );
     check(
-        &server,
+        server,
         "keepalive: a ping not answered",
-        &with_wire(&[opened[0], opened[1], ("pings_out", Any), ("closes_timeout", By(1))]),
+        &with_wire(&[OPENED[0], OPENED[1], ("pings_out", Any), ("closes_timeout", By(1))]),
         || {
             let mut c = WsClient::open(port, "/sink");
             wait_closed(&mut c.stream, deadline()).unwrap();
         },
     );
     server.configure(|_| {});
+}
 
+/// Publish to subscribers, and slow subscribers skipped or closed.
+fn publish_subscribe(server: &Server) {
+    let port = server.port;
     check(
-        &server,
+        server,
         "publish to two subscribers",
         &with_wire(&[
             ("connections_accepted", By(3)),
@@ -683,17 +328,17 @@ fn every_counter_moves_when_it_should_and_no_other() {
             slow,
         ]);
         expected.extend(closes);
-        check(&server, name, &expected, || {
+        check(server, name, &expected, || {
             let subscriber = slow_client(port, sub_path);
             let mut publisher = WsClient::open(port, pub_path);
             let publishes = |s: &Server| s.stats().publishes;
-            let start = publishes(&server);
+            let start = publishes(server);
             for _ in 0..published {
                 publisher.send_text(&body).unwrap();
             }
             // All published: the publisher's messages were read.
             let end = Instant::now() + WAIT;
-            while publishes(&server) < start + published {
+            while publishes(server) < start + published {
                 assert!(Instant::now() < end, "not all published: {:?}", server.stats());
                 thread::sleep(Duration::from_millis(5));
             }
@@ -706,10 +351,14 @@ fn every_counter_moves_when_it_should_and_no_other() {
         });
     }
     server.configure(|_| {});
+}
 
+/// A connection held back by the memory budget.
+fn memory_budget(server: &Server) {
+    let port = server.port;
     server.on(|r| r.set_memory_budget(1));
     check(
-        &server,
+        server,
         "a connection held back by the memory budget",
         &with_wire(&[
             ("connections_accepted", By(2)),
@@ -744,14 +393,18 @@ fn every_counter_moves_when_it_should_and_no_other() {
         },
     );
     server.on(|r| r.set_memory_budget(256 << 20));
+}
 
+/// Compression both ways and a failed dial, with library clients on the reactor.
+fn compression_and_dialing(server: &Server) {
+    let port = server.port;
     server.configure(|c| {
         let mut protocol = Config::default();
         protocol.set_deflate(Some(DeflateConfig::shared()));
         c.protocol = Arc::new(protocol);
     });
     check(
-        &server,
+        server,
         "compressed both ways (a library client on the reactor)",
         &with_wire(&[
             ("connections_accepted", By(1)),
@@ -766,21 +419,24 @@ fn every_counter_moves_when_it_should_and_no_other() {
             ("closes_normal", By(2)),
         ]),
         || {
-            let code = dial(&server, format!("ws://127.0.0.1:{port}/echo"), &"abc".repeat(100));
+            let code = dial(server, format!("ws://127.0.0.1:{port}/echo"), &"abc".repeat(100));
             assert_eq!(code, 1000);
         },
     );
     server.configure(|_| {});
 
     check(
-        &server,
+        server,
         "a client that cannot connect",
         &[("connections_dialed", By(1)), ("client_handshakes_failed", By(1))],
         || {
-            assert_eq!(dial(&server, format!("ws://127.0.0.1:{}/", free_port()), "x"), 1006);
+            assert_eq!(dial(server, format!("ws://127.0.0.1:{}/", free_port()), "x"), 1006);
         },
     );
+}
 
+/// Plain HTTP on a TLS port.
+fn tls_refused(server: &Server) {
     let (cert, key) = tls_pem();
     let tls_port = server.on(move |r| {
         let acceptor = Acceptor::create(r);
@@ -792,7 +448,7 @@ fn every_counter_moves_when_it_should_and_no_other() {
         a.port().unwrap()
     });
     check(
-        &server,
+        server,
         "plain HTTP on a TLS port",
         &[
             ("connections_accepted", By(1)),
@@ -806,9 +462,12 @@ fn every_counter_moves_when_it_should_and_no_other() {
             wait_closed(&mut s, deadline()).unwrap();
         },
     );
+}
 
+/// The counting functions of the features other parts of the library add.
+fn features_to_come(server: &Server) {
     check(
-        &server,
+        server,
         "the counting functions of features to come",
         &[
             ("refused_limits", By(1)),
@@ -827,10 +486,6 @@ fn every_counter_moves_when_it_should_and_no_other() {
             });
         },
     );
-
-    out_of_file_descriptors(&server);
-    flood_of_bad_handshakes(&server);
-    drain(&server);
 }
 
 /// The lowest fd number not in use: the next socket gets it.
