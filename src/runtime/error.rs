@@ -26,6 +26,10 @@ pub enum Error {
     /// (e.g. `start` from inside one of its own callbacks after `stop`).
     #[error("not allowed from inside a callback of the same connection")]
     Reentrant,
+    /// The reactor drained: the connection was cut at the drain's deadline,
+    /// or was not open yet when the drain began.
+    #[error("ended by the reactor's drain")]
+    Drained,
     /// TLS failed: its setup (files, trust store) or a handshake or record.
     #[error(transparent)]
     Tls(#[from] TlsError),
