@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use stats_kit::*;
-use wsconn::runtime::acceptor::Acceptor;
+use wsconn::runtime::error::Error;
 use wsconn::runtime::log::{Level, LogEvent};
 use wsconn::runtime::tls::ServerTls;
 use wsconn::runtime::topics::SlowPolicy;
@@ -37,6 +37,8 @@ fn every_counter_moves_when_it_should_and_no_other() {
     memory_budget(&server);
     compression_and_dialing(&server);
     tls_refused(&server);
+    refusals(&server);
+    reconnection(&server);
     out_of_file_descriptors(&server);
     flood_of_bad_handshakes(&server);
     drain(&server);
@@ -422,14 +424,8 @@ fn compression_and_dialing(server: &Server) {
 /// Plain HTTP on a TLS port.
 fn tls_refused(server: &Server) {
     let (cert, key) = tls_pem();
-    let tls_port = server.on(move |r| {
-        let acceptor = Acceptor::create(r);
-        // SAFETY: just created; lives as long as the reactor (detached with it).
-        let a = unsafe { acceptor.as_ref() };
+    let tls_port = acceptor(server, move |a| {
         a.set_tls(Some(ServerTls::from_pem(cert.as_bytes(), key.as_bytes()).unwrap()));
-        a.set_on_accept(Some(Box::new(serve)));
-        a.start("127.0.0.1", 0).unwrap();
-        a.port().unwrap()
     });
     check(
         server,
@@ -445,6 +441,136 @@ fn tls_refused(server: &Server) {
             s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
             wait_closed(&mut s, deadline()).unwrap();
         },
+    );
+}
+
+/// Who may connect: an Origin not allowed, the program's refusal, the
+/// acceptor's limits, a PROXY header that is not one, a refusal behind a
+/// valid one. Each counted once under its reason, and logged with the
+/// client's address (the PROXY header's when there is one).
+fn refusals(server: &Server) {
+    let port = server.port;
+    let lines = collect_log(server, 100);
+    server.configure(|c| {
+        let mut protocol = Config::default();
+        protocol.add_allowed_origin("https://good.example").unwrap();
+        c.protocol = Arc::new(protocol);
+    });
+    check(
+        server,
+        "a handshake refused for its Origin",
+        &with_wire(&[("connections_accepted", By(1)), ("refused_origin", By(1))]),
+        || {
+            let r = http_request(port, &upgrade("/echo", "Origin: https://evil.example\r\n")).unwrap();
+            assert_eq!(r.status, 403);
+        },
+    );
+    server.configure(|_| {});
+    check(
+        server,
+        "the program refuses",
+        &with_wire(&[("connections_accepted", By(1)), ("refused_program", By(1))]),
+        || assert_eq!(http_request(port, &upgrade("/no", "")).unwrap().status, 403),
+    );
+
+    let limited = acceptor(server, |a| a.set_limits(0, 1).unwrap());
+    check(
+        server,
+        "over the acceptor's limits",
+        &with_wire(&[
+            OPENED[0],
+            OPENED[1],
+            ("refused_limits", By(1)),
+            ("closes_normal", By(1)),
+        ]),
+        || {
+            let first = WsClient::open(limited, "/echo");
+            let mut second = connect(limited);
+            wait_closed(&mut second, deadline()).unwrap();
+            close_cleanly(first);
+        },
+    );
+
+    let proxied = acceptor(server, |a| a.set_proxy_protocol(true).unwrap());
+    check(
+        server,
+        "not a PROXY header",
+        &[("proxy_header_failures", By(1))],
+        || {
+            let mut s = connect(proxied);
+            s.write_all(upgrade("/echo", "").as_bytes()).unwrap();
+            wait_closed(&mut s, deadline()).unwrap();
+        },
+    );
+    check(
+        server,
+        "refused behind a PROXY header",
+        &with_wire(&[("connections_accepted", By(1)), ("refused_program", By(1))]),
+        || {
+            let mut s = connect(proxied);
+            s.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n").unwrap();
+            s.write_all(upgrade("/no", "").as_bytes()).unwrap();
+            let mut answer = String::new();
+            std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 403 "), "{answer:?}");
+        },
+    );
+
+    server.on(|r| r.set_log(None, Level::Debug));
+    let lines = lines.lock().unwrap().clone();
+    let told = |event: LogEvent| -> Vec<_> { lines.iter().filter(|l| l.0 == event).cloned().collect() };
+    let local = |l: &LogLine| l.3.is_some_and(|p| p.ip().is_loopback());
+    let [origin] = &told(LogEvent::OriginRefused)[..] else {
+        panic!("one origin line: {lines:?}")
+    };
+    assert!(origin.2 && local(origin) && origin.4.contains("origin"), "{origin:?}");
+    assert_eq!(origin.1, Level::Warn);
+    let [program, proxied_program] = &told(LogEvent::ProgramRefused)[..] else {
+        panic!("two program lines: {lines:?}")
+    };
+    assert!(program.2 && local(program) && program.4.contains("403"), "{program:?}");
+    assert_eq!(
+        proxied_program.3,
+        Some("192.0.2.7:4000".parse().unwrap()),
+        "the PROXY header's address: {proxied_program:?}"
+    );
+    // No connection was made of these: the socket's address.
+    let [limit] = &told(LogEvent::LimitRefused)[..] else {
+        panic!("one limit line: {lines:?}")
+    };
+    assert!(!limit.2 && local(limit) && limit.4.contains("limits"), "{limit:?}");
+    let [header] = &told(LogEvent::ProxyHeaderFailed)[..] else {
+        panic!("one PROXY header line: {lines:?}")
+    };
+    assert!(!header.2 && local(header) && header.4.contains("PROXY"), "{header:?}");
+}
+
+/// A client waiting to reconnect is counted (`reconnects_waiting`) and
+/// logged until a close ends it.
+fn reconnection(server: &Server) {
+    let lines = collect_log(server, 100);
+    check(
+        server,
+        "a client waiting to reconnect",
+        &[("connections_dialed", By(1)), ("client_handshakes_failed", By(1))],
+        || {
+            let (client, endings) = redial(server, format!("ws://127.0.0.1:{}/", free_port()), 10_000);
+            let first = wait_endings(&endings, 1).remove(0);
+            assert!(first.retry_in.is_some(), "{first:?}");
+            assert_eq!(server.stats().reconnects_waiting, 1);
+            close_redialer(server, client);
+            let last = wait_endings(&endings, 2).remove(1);
+            assert_eq!((last.code, last.retry_in), (1000, None));
+            assert_eq!(server.stats().reconnects_waiting, 0);
+        },
+    );
+    server.on(|r| r.set_log(None, Level::Debug));
+    let lines = lines.lock().unwrap().clone();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.0 == LogEvent::ReconnectWaiting && l.2 && l.4.contains("reconnecting in")),
+        "{lines:?}"
     );
 }
 
@@ -560,9 +686,11 @@ fn flood_of_bad_handshakes(server: &Server) {
 }
 
 /// A drain: an open connection answers its 1001, another never does and is
-/// cut at the deadline, a handshake in progress is refused with 503, one
-/// sending a fragmented message gets its 1001 after the last fragment; the
-/// listener closes; the function runs once with one cut.
+/// cut at the deadline, a handshake in progress and one waiting for the
+/// program's decision are refused with 503, one sending a fragmented message
+/// gets its 1001 after the last fragment, a client waiting to reconnect ends
+/// (its last close callbacks, no attempt after); the listener closes; the
+/// function runs once with one cut.
 fn drain(server: &Server) {
     let port = server.port;
     let lines = collect_log(server, 100);
@@ -572,13 +700,15 @@ fn drain(server: &Server) {
         server,
         "a drain",
         &with_wire(&[
-            ("connections_accepted", By(4)),
+            ("connections_accepted", By(5)),
+            ("connections_dialed", By(1)),
+            ("client_handshakes_failed", By(1)),
             ("handshakes_completed", By(3)),
             ("messages_in", By(1)),
             ("payload_bytes_in", By(2)),
             ("messages_out", By(1)),
             ("payload_bytes_out", By(10)),
-            ("refused_draining", By(1)),
+            ("refused_draining", By(2)),
             ("closes_going_away", By(2)),
             ("closes_timeout", By(1)),
             ("drain_cut", By(1)),
@@ -595,7 +725,14 @@ fn drain(server: &Server) {
             );
             let mut pending = connect(port);
             pending.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
-            while server.stats().handshakes_pending != 1 {
+            let mut undecided = connect(port);
+            undecided.write_all(upgrade("/later", "").as_bytes()).unwrap();
+            let (_, endings) = redial(server, format!("ws://127.0.0.1:{}/", free_port()), 10_000);
+            assert!(wait_endings(&endings, 1)[0].retry_in.is_some());
+            let end = Instant::now() + WAIT;
+            let waiting = |s: wsconn::runtime::stats::Stats| (s.handshakes_pending, s.reconnects_waiting);
+            while waiting(server.stats()) != (2, 1) {
+                assert!(Instant::now() < end, "not all waiting: {:?}", server.stats());
                 thread::sleep(Duration::from_millis(5));
             }
             server.on(move |r| {
@@ -620,9 +757,17 @@ fn drain(server: &Server) {
                 (true, OP_CONT, &b"last"[..])
             );
             assert_eq!(answer_close(sending), 1001);
-            let mut answer = String::new();
-            std::io::Read::read_to_string(&mut pending, &mut answer).unwrap();
-            assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+            for s in [&mut pending, &mut undecided] {
+                let mut answer = String::new();
+                std::io::Read::read_to_string(s, &mut answer).unwrap();
+                assert!(answer.starts_with("HTTP/1.1 503 "), "{answer:?}");
+            }
+            // The client waiting to reconnect ended, for good.
+            let last = wait_endings(&endings, 2).remove(1);
+            assert_eq!(
+                (last.code, last.error, last.retry_in),
+                (1006, Some(Error::Drained), None)
+            );
             // The silent one got its 1001 too, and is cut at the deadline.
             let f = read_until(&mut silent, OP_CLOSE);
             assert_eq!(&f.payload[..2], &1001u16.to_be_bytes());

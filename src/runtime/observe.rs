@@ -93,7 +93,7 @@ impl Reactor {
     /// A client connection (`conn`, the address of its `Connection`) starts
     /// (`true`, reconnecting in `delay_ms`) or stops (`false`) waiting to
     /// reconnect: the gauge follows, and the start is logged.
-    pub fn count_reconnect_wait(&self, conn: Option<NonNull<()>>, waiting: bool, delay_ms: u64) {
+    pub(crate) fn count_reconnect_wait(&self, conn: Option<NonNull<()>>, waiting: bool, delay_ms: u64) {
         let gauge = &self.counters().reconnects_waiting;
         if waiting {
             gauge.add(1);

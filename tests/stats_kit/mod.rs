@@ -13,10 +13,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use wsconn::proto::handshake::request::UpgradeRequest;
 use wsconn::runtime::acceptor::Acceptor;
+use wsconn::runtime::client::backoff::Backoff;
 use wsconn::runtime::config::ConnConfig;
 use wsconn::runtime::connection::Connection;
-use wsconn::runtime::handler::{ConnHandler, Ending};
+use wsconn::runtime::error::Error;
+use wsconn::runtime::handler::{ConnHandler, Ending, UpgradeDecision};
 use wsconn::runtime::log::{Level, LogEvent, LogRecord};
 use wsconn::runtime::reactor::{Reactor, Remote};
 use wsconn::runtime::stats::Stats;
@@ -50,6 +53,19 @@ struct Srv {
 }
 
 impl ConnHandler for Srv {
+    fn decides_upgrades(&self) -> bool {
+        true
+    }
+
+    /// `/no` is refused (403), `/later` left pending; the rest accepted.
+    fn on_upgrade(&self, _conn: &Connection<Self>, request: &UpgradeRequest) -> UpgradeDecision {
+        match request.target() {
+            "/no" => UpgradeDecision::Reject(403),
+            "/later" => UpgradeDecision::Pending,
+            _ => UpgradeDecision::Accept,
+        }
+    }
+
     fn on_open(&self, conn: &Connection<Self>, path: &str, _subprotocol: Option<&str>) {
         let mode = match path {
             "/room" => Mode::Subscribe("room"),
@@ -365,8 +381,108 @@ pub fn dial(server: &Server, url: String, text: &str) -> u16 {
     }
 }
 
+/// How a reconnecting client's connection ended, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub code: u16,
+    pub error: Option<Error>,
+    /// The wait announced for the next attempt (`None`: none follows).
+    pub retry_in: Option<u64>,
+}
+
+pub type Endings = Arc<Mutex<Vec<Ended>>>;
+
+/// A library client that reconnects: records each end, and is released
+/// once no attempt follows.
+struct Redialer {
+    endings: Endings,
+}
+
+impl ConnHandler for Redialer {
+    fn on_close(&self, conn: &Connection<Self>, ending: &Ending<'_>) {
+        let retry_in = conn.reconnect_delay();
+        self.endings.lock().unwrap().push(Ended {
+            code: ending.code,
+            error: ending.error,
+            retry_in,
+        });
+        if retry_in.is_none() {
+            // SAFETY: made with `Connection::create` in `redial`; released
+            // once, here, when it is over.
+            unsafe { Connection::release(conn as *const Connection<Self> as *mut Connection<Self>) };
+        }
+    }
+}
+
+/// A reconnecting client on the server's reactor, dialing `url` every
+/// `wait_ms`: its address (to `close_redialer` it while it waits) and its
+/// endings.
+pub fn redial(server: &Server, url: String, wait_ms: u32) -> (usize, Endings) {
+    let endings = Endings::default();
+    let mine = Arc::clone(&endings);
+    let address = server.on(move |r| {
+        let conn = Connection::create(r, Redialer { endings: mine });
+        // SAFETY: just created; released in its on_close once it is over.
+        let c = unsafe { conn.as_ref() };
+        let mut config = ConnConfig::default();
+        config.client.reconnect = Some(Backoff::new(wait_ms, wait_ms).unwrap());
+        c.set_config(Arc::new(config)).unwrap();
+        c.connect(&url).unwrap();
+        conn.as_ptr() as usize
+    });
+    (address, endings)
+}
+
+/// Closes a client from `redial` that was not released yet.
+pub fn close_redialer(server: &Server, address: usize) {
+    server.on(move |_| {
+        // SAFETY: a live connection from `redial` on this reactor (the caller
+        // saw that no ending released it).
+        let conn = unsafe { &*(address as *const Connection<Redialer>) };
+        conn.close(1000, "enough").unwrap();
+    });
+}
+
+/// Waits until `endings` holds `n`, then returns them.
+pub fn wait_endings(endings: &Endings, n: usize) -> Vec<Ended> {
+    let end = Instant::now() + WAIT;
+    loop {
+        let seen = endings.lock().unwrap().clone();
+        if seen.len() >= n {
+            return seen;
+        }
+        assert!(Instant::now() < end, "{n} endings awaited, seen {seen:?}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// An upgrade request for `path`, with `extra` header lines.
+pub fn upgrade(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// Another acceptor on the server's reactor, serving as the first, set up
+/// by `setup` before it starts; returns its port.
+pub fn acceptor(server: &Server, setup: impl FnOnce(&Acceptor) + Send + 'static) -> u16 {
+    server.on(move |r| {
+        let acceptor = Acceptor::create(r);
+        // SAFETY: just created; lives as long as the reactor (detached with it).
+        let a = unsafe { acceptor.as_ref() };
+        setup(a);
+        a.set_on_accept(Some(Box::new(serve)));
+        a.start("127.0.0.1", 0).unwrap();
+        a.port().unwrap()
+    })
+}
+
 /// The lines the reactor's log told, collected.
-pub type Lines = Arc<Mutex<Vec<(LogEvent, Level, bool, Option<SocketAddr>, String)>>>;
+pub type Lines = Arc<Mutex<Vec<LogLine>>>;
+
+/// A line: its event, level, whether it names a connection, the peer, the message.
+pub type LogLine = (LogEvent, Level, bool, Option<SocketAddr>, String);
 
 pub fn collect_log(server: &Server, per_second: u32) -> Lines {
     let lines: Lines = Arc::default();

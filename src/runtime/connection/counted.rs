@@ -1,5 +1,5 @@
 //! A connection's share of its reactor's counters and log: counted when it
-//! begins, opens and ends (gauges follow it), and logged
+//! begins, opens, waits to reconnect and ends (gauges follow it), and logged
 //! where the library refuses or ends it on its own. Its refusal is noted once,
 //! through the reactor's one place for refusals.
 
@@ -32,6 +32,8 @@ impl<H: ConnHandler> Connection<H> {
     /// Started (`start`, server) or connecting (`connect`, client): a
     /// handshake is pending.
     pub(super) fn count_begin(&self, client: bool) {
+        // Out of the gauges it was in (waiting to reconnect).
+        self.uncount();
         let Some(c) = self.counters() else { return };
         if client {
             c.connections_dialed.add(1);
@@ -112,7 +114,19 @@ impl<H: ConnHandler> Connection<H> {
                 c.connections_open.sub(1);
             }
         }
+        if let (true, Some(reactor)) = (counted.contains(Counted::WAITING), self.reactor()) {
+            reactor.count_reconnect_wait(None, false, 0);
+        }
         self.counted.set(Counted::empty());
+    }
+
+    /// Client: it waits `delay_ms` for its next attempt (`reconnects_waiting`
+    /// until it leaves the reactor or starts that attempt).
+    pub(super) fn count_waiting(&self, delay_ms: u64) {
+        let Some(reactor) = self.reactor() else { return };
+        self.uncount();
+        self.counted.set(Counted::WAITING | Counted::CLIENT);
+        reactor.count_reconnect_wait(Some(self.address()), true, delay_ms);
     }
 
     /// Its opening handshake was refused (server) or failed (client) for

@@ -19,6 +19,15 @@ impl<H: ConnHandler> Connection<H> {
             Lifecycle::Resolving | Lifecycle::Connecting | Lifecycle::Tunneling => {
                 self.end_drained("not open when the drain began")
             }
+            // A client waiting to reconnect: its last close callbacks run
+            // now, and no attempt follows.
+            // (One the program closed meanwhile ends with its close at once.)
+            Lifecycle::Waiting if self.with_client(|c| c.owed_close.is_none()).unwrap_or(true) => {
+                self.stop_reconnecting();
+                // What ended the last attempt is not what ends this.
+                self.extra().close_error = None;
+                self.end_drained("waiting to reconnect when the drain began");
+            }
             Lifecycle::Running => match self.state() {
                 // A server connection not upgraded yet, whatever it waits for
                 // (the rest of its request, or the program's decision on
@@ -40,8 +49,7 @@ impl<H: ConnHandler> Connection<H> {
                 // Answering plain HTTP, or closing already: it ends by itself.
                 _ => {}
             },
-            // Not running: nothing to end. (A client waiting to reconnect is
-            // stopped here once reconnection exists.)
+            // Not running: nothing to end.
             Lifecycle::Idle | Lifecycle::Closed | Lifecycle::Waiting => {}
         }
     }
@@ -64,12 +72,20 @@ impl<H: ConnHandler> Connection<H> {
     pub(super) fn cut_drained(&self) -> bool {
         if !matches!(
             self.lifecycle.get(),
-            Lifecycle::Resolving | Lifecycle::Connecting | Lifecycle::Tunneling | Lifecycle::Running
+            Lifecycle::Resolving
+                | Lifecycle::Connecting
+                | Lifecycle::Tunneling
+                | Lifecycle::Running
+                | Lifecycle::Waiting
         ) || self.has(Flags::RELEASED)
         {
             return false;
         }
         self.log(LogEvent::DrainCut, || "cut at the drain's deadline".to_owned());
+        if self.lifecycle.get() == Lifecycle::Waiting {
+            // What ended its last attempt is not what ends it.
+            self.extra().close_error = None;
+        }
         let code = match self.close_code.get() {
             0 => CloseCode::ABNORMAL.0,
             code => code,

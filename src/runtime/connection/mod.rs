@@ -135,6 +135,8 @@ bitflags::bitflags! {
         const CLIENT = 1 << 3;
         /// The reactor drains: close with 1001 once its fragmented send ends.
         const GOING_AWAY = 1 << 4;
+        /// Counted in `reconnects_waiting`.
+        const WAITING = 1 << 5;
     }
 }
 
