@@ -215,8 +215,9 @@ enum wsconn_result
   WSCONN_ERR_PROXY_PROTOCOL = -35,
   /**
    * The reactor drained (`wsconn_reactor_drain`): the connection was cut
-   * at the drain's deadline before its closing handshake completed, or was
-   * a client connection not yet open when the drain began
+   * at the drain's deadline before its closing handshake completed, was a
+   * server handshake the drain refused with 503, or a client connection
+   * not yet open (or waiting to reconnect) when the drain began
    * (`wsconn_close_error`).
    */
   WSCONN_ERR_DRAINED = -36,
@@ -271,12 +272,17 @@ enum wsconn_log_event
  {
   /**
    * WARN: a server refused an opening handshake: a malformed or
-   * unacceptable request (400, 426, 431), or 503 while draining; the
-   * message says why.
+   * unacceptable request (400, 426, 431), or the server shutting down (a
+   * drain's 503, `wsconn_reactor_refuse_pending`); the message says why.
+   * Every refusal is told once, under its own event (this one, the
+   * handshake timeout, TLS, origin, the program, the limits, the PROXY
+   * header), with the client's address: the PROXY header's when the
+   * acceptor reads one.
    */
   WSCONN_LOG_HANDSHAKE_REFUSED = 1,
   /**
-   * INFO: an opening handshake did not complete within the handshake timeout.
+   * INFO: an opening handshake (a PROXY header included) did not complete
+   * within the handshake timeout.
    */
   WSCONN_LOG_HANDSHAKE_TIMEOUT = 2,
   /**
@@ -334,19 +340,23 @@ enum wsconn_log_event
    */
   WSCONN_LOG_PROGRAM_REFUSED = 15,
   /**
-   * WARN: a server refused a connection over a limit (connections per address).
+   * WARN: an acceptor refused a socket over its limits (in all, or per
+   * address): no connection was made (`con` is NULL).
    */
   WSCONN_LOG_LIMIT_REFUSED = 16,
   /**
-   * WARN: a PROXY protocol header was missing or malformed.
+   * WARN: a PROXY protocol header was malformed, or the socket ended before
+   * it came: no connection was made (`con` is NULL; `peer` is the
+   * balancer's address).
    */
   WSCONN_LOG_PROXY_HEADER_FAILED = 17,
   /**
-   * WARN: a compressed message inflated beyond the allowed ratio: closed.
+   * WARN: a compressed message inflated beyond the allowed ratio: closed
+   * (not told yet: no such limit yet).
    */
   WSCONN_LOG_INFLATE_RATIO_CLOSED = 18,
   /**
-   * INFO: a client connection waits to reconnect.
+   * INFO: a client connection waits to reconnect (the message says how long).
    */
   WSCONN_LOG_RECONNECT_WAITING = 19,
 };
@@ -855,7 +865,8 @@ typedef struct wsconn_stats_t {
    */
   uint64_t connections_accepted;
   /**
-   * Client connections started (`wsconn_connect`).
+   * Client connection attempts: each `wsconn_connect` and each
+   * reconnection (the hops of a redirect are one attempt).
    */
   uint64_t connections_dialed;
   /**
@@ -876,21 +887,24 @@ typedef struct wsconn_stats_t {
    */
   uint64_t refused_program;
   /**
-   * Server handshakes refused by a limit: too many connections from one
-   * address.
+   * Sockets refused by an acceptor's limits (`wsconn_acceptor_set_limits`:
+   * in all, or from one address), closed at accept.
    */
   uint64_t refused_limits;
   /**
-   * Server handshakes that failed in TLS (not TLS, no common protocol or
-   * cipher, a bad record, no client certificate).
+   * Server handshakes that failed in the TLS handshake (not TLS, no common
+   * protocol or cipher, a bad record, no client certificate): the sum of
+   * `wsconn_acceptor_tls_refused` over the reactor's acceptors.
    */
   uint64_t refused_tls;
   /**
-   * Server handshakes not completed within the handshake timeout.
+   * Server handshakes not completed within the handshake timeout (a PROXY
+   * header that never came included).
    */
   uint64_t refused_timeout;
   /**
-   * Server handshakes refused with 503 because the reactor was draining.
+   * Server handshakes refused because the server shuts down: with 503 by
+   * a drain, or by `wsconn_reactor_refuse_pending`.
    */
   uint64_t refused_draining;
   /**
@@ -1014,16 +1028,18 @@ typedef struct wsconn_stats_t {
    */
   uint64_t slow_closed;
   /**
-   * Connections whose PROXY protocol header was missing or malformed.
+   * Sockets whose PROXY protocol header was malformed, or that ended before
+   * it came (`wsconn_acceptor_set_proxy_protocol`).
    */
   uint64_t proxy_header_failures;
   /**
    * Connections closed because a compressed message inflated beyond the
-   * allowed ratio.
+   * allowed ratio (0 for now: no such limit yet).
    */
   uint64_t inflate_ratio_closes;
   /**
-   * Gauge: client connections waiting to reconnect.
+   * Gauge: client connections waiting for their next attempt
+   * (`wsconn_config_set_reconnect`).
    */
   uint64_t reconnects_waiting;
   /**
@@ -2114,8 +2130,10 @@ int32_t wsconn_session_extensions(const struct wsconn_session_t *session, char *
  * Drains the reactor, to stop it without dropping anyone: its acceptors
  * stop listening at once (a listening socket shared with another process,
  * see `wsconn_acceptor_start_fd`, keeps serving there); handshakes in progress
- * are refused with 503 and client connections not yet open end
- * (`WSCONN_ERR_DRAINED`); every open connection is closed with 1001 "server
+ * (a request still being read, or waiting for the program's decision) are
+ * refused with 503, client connections not yet open end, and those waiting
+ * to reconnect end without another attempt (their close callbacks run;
+ * `WSCONN_ERR_DRAINED`); every open connection is closed with 1001 "server
  * going away" (one sending a fragmented message once its last fragment is
  * sent). When all have ended, or `deadline_ms` after this call (the rest
  * cut: `wsconn_close_error` gives `WSCONN_ERR_DRAINED`), `func(reactor,
@@ -2773,7 +2791,10 @@ int32_t wsconn_acceptor_set_tls_client_ca(struct wsconn_acceptor_t *acceptor, co
  * cipher in common, a bad record. Each such connection was closed (its close
  * callback gets `WSCONN_ERR_TLS_PROTOCOL` or a more precise TLS code); the
  * count spans reloads. 0 for a NULL `acceptor`, one that never served TLS,
- * or a build without TLS. Not thread-safe (the acceptor's thread).
+ * or a build without TLS. Not thread-safe (the acceptor's thread). The
+ * reactor's `refused_tls` counter (`wsconn_reactor_stats`) counts the same
+ * refusals for all the connections it runs, and its log tells each
+ * (`WSCONN_LOG_TLS_FAILED`).
  *
  * # Safety
  * `acceptor` is NULL or a live acceptor.

@@ -13,8 +13,10 @@ pub type wsconn_drained_func = Option<extern "C" fn(reactor: *mut Reactor, arg: 
 /// Drains the reactor, to stop it without dropping anyone: its acceptors
 /// stop listening at once (a listening socket shared with another process,
 /// see `wsconn_acceptor_start_fd`, keeps serving there); handshakes in progress
-/// are refused with 503 and client connections not yet open end
-/// (`WSCONN_ERR_DRAINED`); every open connection is closed with 1001 "server
+/// (a request still being read, or waiting for the program's decision) are
+/// refused with 503, client connections not yet open end, and those waiting
+/// to reconnect end without another attempt (their close callbacks run;
+/// `WSCONN_ERR_DRAINED`); every open connection is closed with 1001 "server
 /// going away" (one sending a fragmented message once its last fragment is
 /// sent). When all have ended, or `deadline_ms` after this call (the rest
 /// cut: `wsconn_close_error` gives `WSCONN_ERR_DRAINED`), `func(reactor,

@@ -26,10 +26,15 @@ pub enum wsconn_log_level {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum wsconn_log_event {
     /// WARN: a server refused an opening handshake: a malformed or
-    /// unacceptable request (400, 426, 431), or 503 while draining; the
-    /// message says why.
+    /// unacceptable request (400, 426, 431), or the server shutting down (a
+    /// drain's 503, `wsconn_reactor_refuse_pending`); the message says why.
+    /// Every refusal is told once, under its own event (this one, the
+    /// handshake timeout, TLS, origin, the program, the limits, the PROXY
+    /// header), with the client's address: the PROXY header's when the
+    /// acceptor reads one.
     WSCONN_LOG_HANDSHAKE_REFUSED = 1,
-    /// INFO: an opening handshake did not complete within the handshake timeout.
+    /// INFO: an opening handshake (a PROXY header included) did not complete
+    /// within the handshake timeout.
     WSCONN_LOG_HANDSHAKE_TIMEOUT = 2,
     /// WARN: a TLS handshake or record failed (the message names the failure).
     WSCONN_LOG_TLS_FAILED = 3,
@@ -59,13 +64,17 @@ pub enum wsconn_log_event {
     WSCONN_LOG_ORIGIN_REFUSED = 14,
     /// INFO: the program refused a handshake (its upgrade decision).
     WSCONN_LOG_PROGRAM_REFUSED = 15,
-    /// WARN: a server refused a connection over a limit (connections per address).
+    /// WARN: an acceptor refused a socket over its limits (in all, or per
+    /// address): no connection was made (`con` is NULL).
     WSCONN_LOG_LIMIT_REFUSED = 16,
-    /// WARN: a PROXY protocol header was missing or malformed.
+    /// WARN: a PROXY protocol header was malformed, or the socket ended before
+    /// it came: no connection was made (`con` is NULL; `peer` is the
+    /// balancer's address).
     WSCONN_LOG_PROXY_HEADER_FAILED = 17,
-    /// WARN: a compressed message inflated beyond the allowed ratio: closed.
+    /// WARN: a compressed message inflated beyond the allowed ratio: closed
+    /// (not told yet: no such limit yet).
     WSCONN_LOG_INFLATE_RATIO_CLOSED = 18,
-    /// INFO: a client connection waits to reconnect.
+    /// INFO: a client connection waits to reconnect (the message says how long).
     WSCONN_LOG_RECONNECT_WAITING = 19,
 }
 

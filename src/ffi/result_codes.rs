@@ -107,8 +107,9 @@ result_codes! {
     /// answered what is not HTTP or SOCKS5 (or too much of it).
     WSCONN_ERR_PROXY_PROTOCOL = -35, "the proxy broke off the dialogue (closed it, or answered what is not HTTP or SOCKS5)", [Runtime(R::ProxyProtocol(_))];
     /// The reactor drained (`wsconn_reactor_drain`): the connection was cut
-    /// at the drain's deadline before its closing handshake completed, or was
-    /// a client connection not yet open when the drain began
+    /// at the drain's deadline before its closing handshake completed, was a
+    /// server handshake the drain refused with 503, or a client connection
+    /// not yet open (or waiting to reconnect) when the drain began
     /// (`wsconn_close_error`).
     WSCONN_ERR_DRAINED = -36, "ended by the reactor's drain", [Runtime(R::Drained)];
 }

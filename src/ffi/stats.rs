@@ -40,7 +40,8 @@ pub struct wsconn_stats_t {
     pub handshakes_pending: u64,
     /// Server connections started (accepted sockets handed to a connection).
     pub connections_accepted: u64,
-    /// Client connections started (`wsconn_connect`).
+    /// Client connection attempts: each `wsconn_connect` and each
+    /// reconnection (the hops of a redirect are one attempt).
     pub connections_dialed: u64,
     /// Opening handshakes completed, both roles.
     pub handshakes_completed: u64,
@@ -51,15 +52,18 @@ pub struct wsconn_stats_t {
     pub refused_origin: u64,
     /// Server handshakes the program refused (its upgrade decision).
     pub refused_program: u64,
-    /// Server handshakes refused by a limit: too many connections from one
-    /// address.
+    /// Sockets refused by an acceptor's limits (`wsconn_acceptor_set_limits`:
+    /// in all, or from one address), closed at accept.
     pub refused_limits: u64,
-    /// Server handshakes that failed in TLS (not TLS, no common protocol or
-    /// cipher, a bad record, no client certificate).
+    /// Server handshakes that failed in the TLS handshake (not TLS, no common
+    /// protocol or cipher, a bad record, no client certificate): the sum of
+    /// `wsconn_acceptor_tls_refused` over the reactor's acceptors.
     pub refused_tls: u64,
-    /// Server handshakes not completed within the handshake timeout.
+    /// Server handshakes not completed within the handshake timeout (a PROXY
+    /// header that never came included).
     pub refused_timeout: u64,
-    /// Server handshakes refused with 503 because the reactor was draining.
+    /// Server handshakes refused because the server shuts down: with 503 by
+    /// a drain, or by `wsconn_reactor_refuse_pending`.
     pub refused_draining: u64,
     /// Client handshakes that failed (name resolution, connect, TLS, a bad
     /// answer, the handshake timeout, a drain).
@@ -123,12 +127,14 @@ pub struct wsconn_stats_t {
     pub slow_skipped: u64,
     /// Slow subscribers closed (policy close, 1008).
     pub slow_closed: u64,
-    /// Connections whose PROXY protocol header was missing or malformed.
+    /// Sockets whose PROXY protocol header was malformed, or that ended before
+    /// it came (`wsconn_acceptor_set_proxy_protocol`).
     pub proxy_header_failures: u64,
     /// Connections closed because a compressed message inflated beyond the
-    /// allowed ratio.
+    /// allowed ratio (0 for now: no such limit yet).
     pub inflate_ratio_closes: u64,
-    /// Gauge: client connections waiting to reconnect.
+    /// Gauge: client connections waiting for their next attempt
+    /// (`wsconn_config_set_reconnect`).
     pub reconnects_waiting: u64,
     /// Connections a drain cut at its deadline.
     pub drain_cut: u64,

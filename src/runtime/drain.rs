@@ -1,6 +1,7 @@
 //! Draining a reactor, to stop it without dropping anyone: its acceptors stop
-//! listening; handshakes in progress are refused (503) and client connections
-//! not yet open end; every open connection is closed with 1001 (once a
+//! listening; handshakes in progress (read or being decided) are refused
+//! (503); client connections not yet open, or waiting to reconnect, end;
+//! every open connection is closed with 1001 (once a
 //! fragmented send in progress ends); when all have ended, or at the
 //! deadline (the rest cut), the program's function runs.
 //!

@@ -74,7 +74,8 @@ macro_rules! log_events {
 
 log_events! {
     /// A server refused an opening handshake: a malformed or unacceptable
-    /// request (the message says which status and why).
+    /// request, or the server shutting down (the message says which status
+    /// and why).
     HandshakeRefused = 1, "handshake_refused", Warn;
     /// An opening handshake did not complete within the handshake timeout.
     HandshakeTimeout = 2, "handshake_timeout", Info;
@@ -104,9 +105,9 @@ log_events! {
     OriginRefused = 14, "origin_refused", Warn;
     /// The program refused a handshake (its upgrade decision).
     ProgramRefused = 15, "program_refused", Info;
-    /// A server refused a connection over a limit (connections per address).
+    /// An acceptor refused a socket over its limits (in all, or per address).
     LimitRefused = 16, "limit_refused", Warn;
-    /// A PROXY protocol header was missing or malformed.
+    /// A PROXY protocol header was malformed, or the socket ended before it.
     ProxyHeaderFailed = 17, "proxy_header_failed", Warn;
     /// A compressed message inflated beyond the allowed ratio: closed.
     InflateRatioClosed = 18, "inflate_ratio_closed", Warn;

@@ -70,7 +70,8 @@ stats! {
     handshakes_pending,
     /// Server connections started (accepted sockets handed to a connection).
     connections_accepted,
-    /// Client connections started (`connect`).
+    /// Client connection attempts: each `connect` and each reconnection (the
+    /// hops of a redirect are one attempt).
     connections_dialed,
     /// Opening handshakes completed, both roles.
     handshakes_completed,
@@ -84,10 +85,12 @@ stats! {
     /// Connections refused by the acceptor's limits (in all, or from one
     /// address): closed at accept, before TLS or any read.
     refused_limits,
-    /// Server handshakes that failed in TLS (not TLS, no common protocol or
-    /// cipher, a bad record, no client certificate).
+    /// Server handshakes that failed in the TLS handshake (not TLS, no common
+    /// protocol or cipher, a bad record, no client certificate), as the
+    /// acceptors count them (`Acceptor::tls_refused`).
     refused_tls,
-    /// Server handshakes not completed within the handshake timeout.
+    /// Server handshakes not completed within the handshake timeout (a PROXY
+    /// header that never came included).
     refused_timeout,
     /// Server handshakes refused because the server shuts down: with 503 by
     /// a drain, or by `refuse_pending` (the program's status).
@@ -160,7 +163,7 @@ stats! {
     /// Connections closed because a compressed message inflated beyond the
     /// allowed ratio.
     inflate_ratio_closes,
-    /// Gauge: client connections waiting to reconnect.
+    /// Gauge: client connections waiting for their next attempt.
     reconnects_waiting,
     /// Connections a drain cut at its deadline.
     drain_cut,
