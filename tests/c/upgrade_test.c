@@ -1088,12 +1088,15 @@ static int run_tls(char **files) {
     PUMP_UNTIL(r, alice.closes && bob.closes && anonymous.closes && alice_by_ip.closes, 20000);
     CHECK(alice.built && alice.echoed);
     CHECK_EQ(alice.close_error, WSCONN_OK);
+    /* Refused by the program: the client reports the status it got. */
     CHECK_EQ(bob.built, 0);
-    CHECK_EQ(bob.close_error, WSCONN_ERR_HANDSHAKE);
+    CHECK_EQ(bob.close_error, WSCONN_ERR_HANDSHAKE_REFUSED);
+    CHECK_EQ(wsconn_handshake_status(bob.con), 403);
     CHECK_EQ(alice_by_ip.built, 0);
-    CHECK_EQ(alice_by_ip.close_error, WSCONN_ERR_HANDSHAKE);
+    CHECK_EQ(alice_by_ip.close_error, WSCONN_ERR_HANDSHAKE_REFUSED);
+    CHECK_EQ(wsconn_handshake_status(alice_by_ip.con), 421);
     CHECK_EQ(anonymous.built, 0);
-    CHECK(anonymous.close_error != WSCONN_OK && anonymous.close_error != WSCONN_ERR_HANDSHAKE);
+    CHECK(anonymous.close_error != WSCONN_OK && anonymous.close_error != WSCONN_ERR_HANDSHAKE_REFUSED);
     CHECK_EQ(mtls_accepted, 1);
     CHECK_EQ(mtls_refused, 2);
     CHECK_EQ(mtls_no_sni, 1);
