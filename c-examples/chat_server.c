@@ -343,9 +343,11 @@ static void *worker_run(void *arg)
     }
     struct ops_thread ops;
     ops_thread_init(&ops, w->id, r);
+    ops.acceptor = w->acc; /* stopped first at a signal */
     while (ops_step(&ops))
         if (wsconn_reactor_dispatch(r, 100) < 0)
             break;
+    ops_thread_end(&ops);
     if (ops.drained) {
         printf("chat_server: thread %d drained, %zu cut\n", w->id, ops.cut);
         fflush(stdout);

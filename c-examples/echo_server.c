@@ -636,6 +636,7 @@ static int worker_listen(struct worker *w)
         return -1;
     }
     wsconn_acceptor_set_accept_func(w->acc, on_accept, NULL);
+    w->ops.acceptor = w->acc; /* stopped first at a signal */
     if (tls_cert != NULL) {
         int tls = wsconn_acceptor_set_tls(w->acc, tls_cert, tls_key);
         if (tls != WSCONN_OK) {
@@ -727,6 +728,7 @@ static void *worker_thread(void *arg)
 
 static void worker_cleanup(struct worker *w)
 {
+    ops_thread_end(&w->ops); /* before its reactor goes */
     if (w->acc != NULL) {
         wsconn_acceptor_release(w->acc);
         w->acc = NULL;

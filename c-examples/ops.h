@@ -5,7 +5,9 @@
  *   - Signals: the first SIGTERM or SIGINT drains every reactor, each on its
  *     own thread (wsconn_reactor_drain, within --drain-ms); a second one cuts
  *     what is left at once. The loop ends when its reactor drained; the
- *     program exits 0.
+ *     program exits 0. Every thread stops accepting before any sends its
+ *     1001s (the thread the signal woke wakes the others): a client told to
+ *     go away must not reconnect to another thread of this process.
  *   - Socket hand-over: a listening socket passed as fd 3 by systemd's socket
  *     activation (LISTEN_FDS/LISTEN_PID, wsconn_listen_fds) is used instead of
  *     binding one, by every reactor (each gets its own dup). A restart without
@@ -19,8 +21,10 @@
  *   - -v: the library's log lines (wsconn_reactor_set_log_func) on stderr.
  *
  * Use: ops_init() in main, before threads; OPS_MAX_THREADS reactors at most;
- * per reactor thread, an ops_thread set up with ops_thread_init(), then
- * `while (ops_step(&t)) wsconn_reactor_dispatch(reactor, 100);`.
+ * per reactor thread, an ops_thread set up with ops_thread_init() (and its
+ * `acceptor` set once made), then
+ * `while (ops_step(&t)) wsconn_reactor_dispatch(reactor, 100);`, and
+ * ops_thread_end() before the reactor is released.
  */
 #ifndef WSCONN_OPS_H
 #define WSCONN_OPS_H
@@ -31,6 +35,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,14 +55,20 @@ static int ops_inherited_fd = -1;
 /* How many reactor threads share the metrics. */
 static int ops_threads = 1;
 
-/* Copies of each thread's counters, for the thread answering /metrics. */
+/* Copies of each thread's counters, for the thread answering /metrics; the
+ * reactors not released yet, for a thread that must wake the others. */
 static pthread_mutex_t ops_lock = PTHREAD_MUTEX_INITIALIZER;
 static wsconn_stats_t ops_snapshots[OPS_MAX_THREADS];
+static wsconn_reactor_t *ops_reactors[OPS_MAX_THREADS];
+/* Threads that stopped accepting (or left) since the first signal. */
+static atomic_int ops_stopped;
 
 /* One reactor thread's part. */
 struct ops_thread {
     int index;
     wsconn_reactor_t *reactor;
+    wsconn_acceptor_t *acceptor; /* stopped first at a signal (may be NULL) */
+    int stopped;     /* this thread stopped accepting */
     int drain_asked; /* 0, 1 (draining), 2 (cut asked) */
     int drained;
     size_t cut;
@@ -141,6 +152,47 @@ static inline void ops_thread_init(struct ops_thread *t, int index, wsconn_react
     memset(t, 0, sizeof *t);
     t->index = index;
     t->reactor = reactor;
+    pthread_mutex_lock(&ops_lock);
+    ops_reactors[index] = reactor;
+    pthread_mutex_unlock(&ops_lock);
+}
+
+static inline void ops_wake(void *arg)
+{
+    (void)arg; /* the dispatch it ends runs ops_step */
+}
+
+/* Stops accepting (once) and counts it; wakes the other threads, so that
+ * they stop too without waiting for their dispatch's timeout. */
+static inline void ops_stop_accepting(struct ops_thread *t)
+{
+    if (t->stopped)
+        return;
+    t->stopped = 1;
+    if (t->acceptor != NULL)
+        wsconn_acceptor_stop(t->acceptor);
+    atomic_fetch_add(&ops_stopped, 1);
+    pthread_mutex_lock(&ops_lock);
+    for (int i = 0; i < ops_threads && i < OPS_MAX_THREADS; i++)
+        if (i != t->index && ops_reactors[i] != NULL)
+            wsconn_reactor_defer(ops_reactors[i], ops_wake, NULL);
+    pthread_mutex_unlock(&ops_lock);
+}
+
+/* The thread is done with its reactor (call before releasing it): no other
+ * thread wakes it anymore, and a drain waits for it no longer. */
+static inline void ops_thread_end(struct ops_thread *t)
+{
+    if (t->reactor != NULL) {
+        pthread_mutex_lock(&ops_lock);
+        ops_reactors[t->index] = NULL;
+        pthread_mutex_unlock(&ops_lock);
+        t->reactor = NULL;
+    }
+    if (!t->stopped) {
+        t->stopped = 1;
+        atomic_fetch_add(&ops_stopped, 1);
+    }
 }
 
 /* Publishes this thread's counters for the others (at most every 10 ms). */
@@ -162,14 +214,18 @@ static inline void ops_publish_stats(struct ops_thread *t)
     pthread_mutex_unlock(&ops_lock);
 }
 
-/* Before each dispatch: starts the drain at the first signal, cuts at the
- * second. Returns 0 once the reactor has drained (leave the loop). */
+/* Before each dispatch: at the first signal stops accepting, and starts the
+ * drain once every thread did; cuts at the second. Returns 0 once the
+ * reactor has drained (leave the loop). */
 static inline int ops_step(struct ops_thread *t)
 {
     if (t->drained)
         return 0;
     int signals = ops_signals;
-    if (signals >= 1 && t->drain_asked == 0) {
+    if (signals >= 1)
+        ops_stop_accepting(t);
+    int all_stopped = atomic_load(&ops_stopped) >= ops_threads;
+    if (signals >= 1 && t->drain_asked == 0 && (all_stopped || signals >= 2)) {
         t->drain_asked = 1;
         wsconn_reactor_drain(t->reactor, ops_drain_ms, ops_on_drained, t);
     }
