@@ -20,8 +20,9 @@
 #   $(LIBDIR)/libwsconn.so.X.Y.Z, its links libwsconn.so.X (the soname) and
 #     libwsconn.so, and libwsconn.a (stripped: --strip-unneeded, -g)
 #   $(PKGCONFIGDIR)/wsconn.pc, $(CMAKEDIR)/wsconnConfig{,Version}.cmake
-#   $(MANDIR)/man3/wsconn.3, and in $(DOCDIR): README.md, CHANGELOG.md and
-#     the C examples' sources (examples/)
+#   $(MANDIR)/man3/wsconn.3, and in $(DOCDIR): README.md, CHANGELOG.md,
+#     the C examples' sources (examples/) and a systemd socket and service
+#     unit pair for echo_server (systemd/, from packaging/systemd/)
 # Variables (make install PREFIX=$HOME/.local; no root needed where PREFIX
 # is writable):
 #   PREFIX        /usr/local
@@ -62,6 +63,7 @@ SONAME   = libwsconn.so.$(MAJOR)
 # (a directory of its own for installs that run side by side, as the tests do).
 GENERATED ?= target/install-files
 EXAMPLES  = $(wildcard c-examples/*.c c-examples/*.h) c-examples/index.html
+UNITS     = packaging/systemd/wsconn-echo.socket packaging/systemd/wsconn-echo.service
 
 build:
 	$(CARGO) build --release
@@ -95,7 +97,8 @@ install:
 		CMAKEDIR=$(CMAKEDIR) CARGO=$(CARGO) PYTHON3=$(PYTHON3) \
 		sh packaging/generate.sh $(GENERATED)
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-		$(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR)/examples
+		$(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR)/examples \
+		$(DESTDIR)$(DOCDIR)/systemd
 	$(INSTALL) -m 644 include/wsconn.h $(DESTDIR)$(INCLUDEDIR)/wsconn.h
 	$(INSTALL) -m 755 target/release/libwsconn.so $(DESTDIR)$(LIBDIR)/$(SO_FILE)
 	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/$(SO_FILE)
@@ -109,10 +112,12 @@ install:
 	$(INSTALL) -m 644 $(GENERATED)/wsconn.3 $(DESTDIR)$(MANDIR)/man3/wsconn.3
 	$(INSTALL) -m 644 README.md CHANGELOG.md $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 644 $(UNITS) $(DESTDIR)$(DOCDIR)/systemd
 
 # Removes exactly the files `make install` writes, then the directories that
 # are wsconn's own (shared ones such as $(LIBDIR) stay, even when empty).
-OWN_DIRS = $(wildcard $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR))
+OWN_DIRS = $(wildcard $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/systemd \
+	$(DESTDIR)$(DOCDIR))
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/wsconn.h \
 		$(addprefix $(DESTDIR)$(LIBDIR)/,$(SO_FILE) $(SONAME) libwsconn.so libwsconn.a) \
@@ -120,7 +125,8 @@ uninstall:
 		$(addprefix $(DESTDIR)$(CMAKEDIR)/,wsconnConfig.cmake wsconnConfigVersion.cmake) \
 		$(DESTDIR)$(MANDIR)/man3/wsconn.3 \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,README.md CHANGELOG.md) \
-		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/systemd/,$(notdir $(UNITS)))
 	$(if $(OWN_DIRS),rmdir --ignore-fail-on-non-empty $(OWN_DIRS))
 
 deps:

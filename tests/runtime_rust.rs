@@ -255,6 +255,25 @@ fn accepted_sockets_come_ready_and_handed_over_ones_are_made_so() {
         "accepted: non-blocking, close-on-exec, nodelay"
     );
 
+    // The same from a listening socket handed over (as systemd does).
+    seen.set(None);
+    let handed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = handed.local_addr().unwrap().port();
+    let other = Acceptor::create(&reactor);
+    // SAFETY: just created; released at the end.
+    let o = unsafe { other.as_ref() };
+    let seen_in = Rc::clone(&seen);
+    o.set_on_accept(Some(Box::new(move |reactor, fd| {
+        seen_in.set(Some(socket_options(fd)));
+        Connection::serve(reactor, fd, rust_echo::Echo).is_ok()
+    })));
+    o.start_fd(std::os::fd::IntoRawFd::into_raw_fd(handed))
+        .expect("listening");
+    let client = one_echo(port);
+    run_until(&reactor, 30, || client.is_finished());
+    assert_eq!(client.join().unwrap(), b"ping");
+    assert_eq!(seen.get(), Some((true, true, true)), "handed over: the same");
+
     // A socket from the program's own (blocking) accept.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let client = one_echo(listener.local_addr().unwrap().port());
@@ -273,5 +292,6 @@ fn accepted_sockets_come_ready_and_handed_over_ones_are_made_so() {
     unsafe {
         Connection::release(conn.as_ptr());
         Acceptor::release(acceptor.as_ptr());
+        Acceptor::release(other.as_ptr());
     }
 }

@@ -5,6 +5,7 @@
 //! address and its place in the limits (`accepted`).
 
 pub mod accepted;
+mod handed_over;
 pub mod limits;
 mod proxy;
 
@@ -23,8 +24,10 @@ use accepted::{Accepted, AcceptedParts, Outcome};
 use limits::Limits;
 
 use crate::runtime::error::{Error, Result};
+use crate::runtime::log::LogEvent;
 use crate::runtime::reactor::{Reactor, Source};
 use crate::runtime::refusal::Refusal;
+use crate::runtime::stats::Bump;
 use crate::runtime::tls::ServerTls;
 use crate::runtime::transport::Socket;
 
@@ -179,10 +182,6 @@ impl Acceptor {
             socket.set_reuse_port(true)?;
         }
         socket.set_nonblocking(true)?;
-        // Accepted sockets inherit TCP_NODELAY from the listening one on
-        // Linux: one call here instead of one per connection.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        socket.set_nodelay(true)?;
         socket.bind(&addr.into())?;
         socket.listen(1024)?;
         Ok(TcpListener::from_std(socket.into()))
@@ -204,11 +203,32 @@ impl Acceptor {
     pub fn start(&self, ip: &str, port: i32) -> Result<()> {
         let ip: IpAddr = ip.parse().map_err(|_| Error::InvalidArgument("not an IP address"))?;
         let port = u16::try_from(port).map_err(|_| Error::InvalidArgument("not a port"))?;
-        let reactor = self.reactor().ok_or(Error::State)?;
-        self.listening()?;
-        let mut listener = self
+        let reactor = self.ready_to_start()?;
+        let listener = self
             .bind(SocketAddr::new(ip, port))
             .map_err(|_| Error::Io("bind or listen"))?;
+        self.listen_on(reactor, listener).map_err(|(_, e)| e)
+    }
+
+    /// The reactor, if the acceptor may start listening (not yet listening,
+    /// the reactor there and not draining).
+    fn ready_to_start(&self) -> Result<&Reactor> {
+        let reactor = self.reactor().ok_or(Error::State)?;
+        self.listening()?;
+        if reactor.is_draining() {
+            return Err(Error::State);
+        }
+        Ok(reactor)
+    }
+
+    /// Accepts from `listener` on the reactor; gives it back if it cannot.
+    fn listen_on(&self, reactor: &Reactor, mut listener: TcpListener) -> std::result::Result<(), (TcpListener, Error)> {
+        // Accepted sockets inherit TCP_NODELAY from the listening one on
+        // Linux: one call here instead of one per connection.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if socket2::SockRef::from(&listener).set_nodelay(true).is_err() {
+            return Err((listener, Error::Io("setting TCP_NODELAY")));
+        }
         let token = reactor.add(NonNull::from(self as &dyn Source));
         if reactor
             .registry()
@@ -216,7 +236,7 @@ impl Acceptor {
             .is_err()
         {
             reactor.remove(token);
-            return Err(Error::Io("registering the listener"));
+            return Err((listener, Error::Io("registering the listener")));
         }
         self.token.set(Some(token));
         *self.listener.borrow_mut() = Some(listener);
@@ -254,9 +274,14 @@ impl Acceptor {
                     self.admit(reactor, fd, addr);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // WouldBlock: all accepted. Anything else (EMFILE…): try again on
-                // the next connection attempt rather than spin.
-                Err(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // Anything else (EMFILE…): try again on the next connection
+                // attempt rather than spin.
+                Err(e) => {
+                    reactor.counters().accept_failures.add(1);
+                    reactor.log(LogEvent::AcceptFailed, None, || None, || format!("accept failed: {e}"));
+                    return;
+                }
             }
         }
     }
@@ -271,7 +296,13 @@ impl Acceptor {
                 Some(ticket) => Some(ticket),
                 None => {
                     Socket(fd).close();
-                    return reactor.note_refusal(Refusal::Limits);
+                    let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                    return reactor.note_refusal(
+                        Refusal::Limits,
+                        None,
+                        || Some(peer),
+                        || format!("over the acceptor's limits (in all, or from {})", peer.ip()),
+                    );
                 }
             },
             None => None,
@@ -325,6 +356,12 @@ impl Acceptor {
 impl Source for Acceptor {
     fn on_event(&self, _readable: bool, _writable: bool, _peer_closed: bool) {
         self.accept_all();
+    }
+
+    /// The reactor drains: no more connections (the listening socket closes;
+    /// one shared with another process keeps serving there).
+    fn stop_accepting(&self) {
+        let _ = self.stop();
     }
 
     /// The reactor is going away: stop and forget it.
