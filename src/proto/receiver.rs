@@ -761,7 +761,7 @@ impl Receiver {
     }
 
     /// A complete, unfragmented message lying in the input: delivered in place.
-    #[inline]
+    #[inline(always)]
     fn whole_message<H: Link>(&mut self, opcode: OpCode, payload: &[u8], h: &mut H) -> Result<()> {
         let kind = kind_of(opcode);
         if kind == MessageKind::Text && Utf8Validator::validate_complete(payload).is_err() {
@@ -1109,7 +1109,7 @@ fn part_in(slot: &mut Option<Box<Partial>>) -> &mut Partial {
 
 /// Delivers a complete message; text was validated (as a whole, or piece by
 /// piece as it arrived).
-#[inline]
+#[inline(always)]
 fn deliver_message<H: Link>(h: &mut H, kind: MessageKind, data: &[u8]) {
     let message = match kind {
         // SAFETY: every text message is validated as UTF-8 before it is delivered.

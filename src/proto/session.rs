@@ -186,7 +186,7 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
         f(&mut s.tx.borrow_mut(), s.role(), s.config.max_output())
     }
 
-    #[inline]
+    #[inline(always)]
     fn on_event(&mut self, event: Event<'_>) {
         self.handler.on_event(self.session, event)
     }

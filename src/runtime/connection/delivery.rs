@@ -52,7 +52,9 @@ impl<H: ConnHandler> Drop for Delivery<'_, H> {
 }
 
 impl<H: ConnHandler> EventHandler for Delivery<'_, H> {
-    #[inline]
+    // Inlined into the feed: the usual message takes a few instructions,
+    // everything else goes to `deliver`, kept apart.
+    #[inline(always)]
     fn on_event(&mut self, session: &Session, event: Event<'_>) {
         match &event {
             Event::Message(message) => {
@@ -90,6 +92,7 @@ impl<H: ConnHandler> Connection<H> {
         self.handler.on_message(self, message)
     }
 
+    #[inline(never)]
     fn deliver(&self, session: &Session, event: Event<'_>) {
         if self.has(Flags::RELEASED) {
             // Released in a callback of this feed (e.g. the upgrade callback,

@@ -544,20 +544,27 @@ impl<H: ConnHandler> Connection<H> {
     /// Runs a send on the session, then schedules the write and the drain signal.
     #[inline(always)]
     fn with_session(&self, f: impl FnOnce(&Session) -> crate::proto::error::Result<()>) -> Result<()> {
-        let result = {
-            let Some(session) = self.session() else {
-                return Err(match self.lifecycle.get() {
-                    Lifecycle::Closed => SessionError::Closed,
-                    _ => SessionError::NotOpen,
-                }
-                .into());
-            };
-            let result = f(&session);
-            if matches!(result, Err(SessionError::Full)) || session.is_full() {
-                self.set(Flags::DRAIN_WANTED);
-            }
-            result
-        };
+        let session = self.session().ok_or_else(|| self.no_session())?;
+        let result = f(&session);
+        self.sent(&session, result)
+    }
+
+    /// Why there is nothing to send on.
+    fn no_session(&self) -> Error {
+        match self.lifecycle.get() {
+            Lifecycle::Closed => SessionError::Closed,
+            _ => SessionError::NotOpen,
+        }
+        .into()
+    }
+
+    /// After a send: the drain signal is owed when output is (or would go)
+    /// over half the limit; what was queued is written at the end of the turn.
+    #[inline(always)]
+    fn sent(&self, session: &Session, result: crate::proto::error::Result<()>) -> Result<()> {
+        if matches!(result, Err(SessionError::Full)) || session.is_full() {
+            self.set(Flags::DRAIN_WANTED);
+        }
         if result.is_ok() {
             self.schedule_flush();
         }
@@ -574,9 +581,11 @@ impl<H: ConnHandler> Connection<H> {
     /// be full).
     #[inline(always)]
     pub fn send_message(&self, message: Message<'_>) -> Result<()> {
+        // `with_session` written out: its closure was a call of its own.
+        let session = self.session().ok_or_else(|| self.no_session())?;
         let socket = self.socket();
-        self.with_session(|s| {
-            let compressed = s.send_direct_counted(message, |pending, payload| {
+        let result = session
+            .send_direct_counted(message, |pending, payload| {
                 // Over TLS, every byte goes through the records; published
                 // frames waiting go first. (Asked only for large messages.)
                 if self.has(Flags::WRITE_INTEREST | Flags::RELEASED) || self.is_tls() || self.has_published() {
@@ -587,11 +596,12 @@ impl<H: ConnHandler> Connection<H> {
                     c.wire_bytes_out.add(*n as u64);
                 }
                 written
-            })?;
-            self.count_sent(message.as_bytes().len(), true, compressed);
-            self.message_passed_on(s);
-            Ok(())
-        })
+            })
+            .map(|compressed| {
+                self.count_sent(message.as_bytes().len(), true, compressed);
+                self.message_passed_on(&session);
+            });
+        self.sent(&session, result)
     }
 
     /// Sends a message choosing whether it is compressed (permessage-deflate).
