@@ -206,7 +206,11 @@ impl Acceptor {
             .bind(SocketAddr::new(ip, port))
             .map_err(|_| Error::Io("bind or listen"))?;
         let token = reactor.add(NonNull::from(self as &dyn Source));
-        if reactor
+        if let Some(ring) = reactor.ring() {
+            // A multishot accept on the ring (see `runtime::uring`).
+            use std::os::fd::AsRawFd;
+            ring.listen(token.0 as u32, listener.as_raw_fd());
+        } else if reactor
             .registry()
             .register(&mut listener, token, Interest::READABLE)
             .is_err()
@@ -244,7 +248,7 @@ impl Acceptor {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
                     let fd = stream.into_raw_fd();
-                    self.admit(reactor, fd, addr);
+                    self.admit(reactor, fd, Some(addr));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // WouldBlock: all accepted. Anything else (EMFILE…): try again on
@@ -256,11 +260,17 @@ impl Acceptor {
 
     /// The pipeline's first steps: the limits (by the socket's address, or
     /// in all only until a PROXY header tells the client's), then the header.
-    fn admit(&self, reactor: &Reactor, fd: RawFd, addr: SocketAddr) {
+    /// `addr`: the peer's, when the accept told it.
+    fn admit(&self, reactor: &Reactor, fd: RawFd, addr: Option<SocketAddr>) {
         let proxied = self.core.proxy_protocol.get();
         let limits = self.core.limits.borrow().clone();
         let ticket = match limits {
-            Some(limits) => match limits.admit((!proxied).then(|| addr.ip())) {
+            Some(limits) => match limits.admit(
+                (!proxied)
+                    .then(|| addr.or_else(|| Socket(fd).peer_addr()))
+                    .flatten()
+                    .map(|a| a.ip()),
+            ) {
                 Some(ticket) => Some(ticket),
                 None => {
                     Socket(fd).close();
@@ -287,7 +297,11 @@ impl Acceptor {
             return Err(Error::State);
         };
         if let (Some(reactor), Some(token)) = (self.reactor(), self.token.take()) {
-            let _ = reactor.registry().deregister(&mut listener);
+            match reactor.ring() {
+                // The accept is cancelled at once: the port closes with the listener.
+                Some(ring) => ring.close(token.0 as u32, true),
+                None => drop(reactor.registry().deregister(&mut listener)),
+            }
             reactor.remove(token);
         }
         Ok(())
@@ -318,6 +332,21 @@ impl Acceptor {
 impl Source for Acceptor {
     fn on_event(&self, _readable: bool, _writable: bool, _peer_closed: bool) {
         self.accept_all();
+    }
+
+    /// A socket the ring accepted (non-blocking, close-on-exec).
+    fn on_ring(&self, event: crate::runtime::uring::RingEvent<'_>) {
+        let crate::runtime::uring::RingEvent::Accepted(fd) = event else {
+            return;
+        };
+        match self.reactor() {
+            Some(reactor) if fd >= 0 && !self.core.released.get() => {
+                Socket(fd).set_nodelay();
+                self.admit(reactor, fd, None);
+            }
+            _ if fd >= 0 => Socket(fd).close(),
+            _ => {}
+        }
     }
 
     /// The reactor is going away: stop and forget it.

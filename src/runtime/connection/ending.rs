@@ -85,7 +85,7 @@ impl<H: ConnHandler> Connection<H> {
                 reactor.wake_waiting();
             }
             let fd = self.fd.get();
-            if fd >= 0 {
+            if !self.leave_ring(reactor, token) && fd >= 0 {
                 let _ = reactor.registry().deregister(&mut mio::unix::SourceFd(&fd));
             }
             reactor.remove(token);

@@ -27,6 +27,7 @@ mod memory;
 mod output;
 mod published;
 mod reconnect;
+mod ring;
 mod secure;
 mod timeouts;
 mod tunnel;
@@ -406,9 +407,11 @@ impl<H: ConnHandler> Connection<H> {
         self.config.set(Some(config));
         self.set_tls(stream);
         let token = reactor.add(self.as_source());
-        if let Err(e) = self.register(reactor, token, false) {
-            reactor.remove(token);
-            return Err(e);
+        if !self.open_on_ring(reactor, token) {
+            if let Err(e) = self.register(reactor, token, false) {
+                reactor.remove(token);
+                return Err(e);
+            }
         }
         self.begin(token, Lifecycle::Running);
         // Bytes may have arrived before registration.
@@ -484,7 +487,7 @@ impl<H: ConnHandler> Connection<H> {
     /// Output bytes queued and not yet written (over TLS, not yet encrypted),
     /// published frames included.
     pub fn buffered_amount(&self) -> usize {
-        self.session().map_or(0, |s| s.buffered()) + self.published_bytes()
+        self.session().map_or(0, |s| s.buffered() + s.in_flight()) + self.published_bytes()
     }
 
     /// What ended the connection (`None` for a completed closing handshake, or
@@ -528,7 +531,10 @@ impl<H: ConnHandler> Connection<H> {
     pub fn send_message(&self, message: Message<'_>) -> Result<()> {
         // Over TLS, every byte goes through the records; published frames
         // waiting go first.
-        let socket_full = self.has(Flags::WRITE_INTEREST | Flags::RELEASED) || self.is_tls() || self.has_published();
+        let socket_full = self.has(Flags::WRITE_INTEREST | Flags::RELEASED)
+            || self.is_tls()
+            || self.has_published()
+            || self.runs_on_ring();
         let socket = self.socket();
         self.with_session(|s| {
             s.send_direct(message, |pending, payload| {
@@ -644,6 +650,10 @@ impl<H: ConnHandler> Source for Connection<H> {
 
     fn on_resolved(&self, request: u32, addrs: std::io::Result<Vec<std::net::SocketAddr>>) {
         self.resolved(request, addrs);
+    }
+
+    fn on_ring(&self, event: crate::runtime::uring::RingEvent<'_>) {
+        self.ring_event(event);
     }
 
     fn deliver(&self, frame: &Arc<crate::runtime::topics::Published>) -> crate::runtime::topics::Delivery {
