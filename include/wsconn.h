@@ -61,8 +61,9 @@ enum wsconn_result
    */
   WSCONN_ERR_PANIC = -3,
   /**
-   * Output is over the configured limit: nothing was queued; write the pending
-   * output and retry.
+   * Output is over the configured limit, or a reactor's queue of jobs from
+   * other threads is full (`wsconn_reactor_defer`, `wsconn_publish_async`):
+   * nothing was queued; retry once output drains or the reactor has run.
    */
   WSCONN_ERR_FULL = -4,
   /**
@@ -213,6 +214,12 @@ enum wsconn_result
    * answered what is not HTTP or SOCKS5 (or too much of it).
    */
   WSCONN_ERR_PROXY_PROTOCOL = -35,
+  /**
+   * permessage-deflate: the peer's compressed messages inflated to more
+   * than the configured ratio allows for what it sent
+   * (`wsconn_config_set_deflate_max_ratio`); close 1009 was queued.
+   */
+  WSCONN_ERR_INFLATE_RATIO = -36,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -303,8 +310,10 @@ typedef int32_t wsconn_send_flags;
 /**
  * What happens to a slow subscriber of a topic (`wsconn_topic_set_policy`):
  * one whose output (replies, published messages) is over its max output
- * (`wsconn_config_set_max_output`) when a message is published to it, or who
- * has published messages waiting while its reactor is over its memory budget.
+ * (`wsconn_config_set_max_output`) when a message is published to it, or a
+ * client-role one while its reactor is over its memory budget (it would
+ * need a copy of its own). A full budget does not make other subscribers
+ * slow: what they hold is shared, and bounded by their max output.
  */
 enum wsconn_slow_policy
 #ifdef __cplusplus
@@ -534,8 +543,10 @@ typedef void (*wsconn_build_func)(int fd, void *arg);
 /**
  * gbase's read callback: a complete message (`buffer` is not NUL-terminated,
  * read-only). Returns the bytes consumed: bytes left unconsumed are delivered
- * again in front of the next message, as gbase's buffer did; a negative value
- * closes the connection (close code 1011).
+ * again in front of the next message, as gbase's buffer did, up to the max
+ * message size (`wsconn_config_set_max_message_size`): when what was left
+ * and the next message would pass it, the connection is closed with 1009
+ * instead; a negative value closes the connection (close code 1011).
  */
 typedef int (*wsconn_read_func)(int fd, void *arg, const char *buffer, int buflen);
 
@@ -1570,14 +1581,15 @@ int32_t wsconn_close_error(const struct wsconn_t *con);
  * 64 bytes (`wsconn_config_set_deflate_min_size`) at level 1, and
  * decompress what arrives within the max message size (a message that
  * inflates beyond it closes the connection with 1009, before more than that
- * is held). Resets the other deflate settings to the mode's defaults
+ * is held) and within the ratio (`wsconn_config_set_deflate_max_ratio`). Resets the other deflate settings to the mode's defaults
  * (15-bit windows, level 1, memory level 8). Returns `WSCONN_OK`,
  * `WSCONN_ERR_NULL`, or `WSCONN_ERR_INVALID_ARGUMENT` for an unknown mode.
  *
  * # Safety
  * `config` is NULL or a live config.
  */
-int32_t wsconn_config_set_deflate(struct wsconn_config_t *config, int mode);
+int32_t wsconn_config_set_deflate(struct wsconn_config_t *config,
+                                  int mode);
 
 /**
  * Sets the largest LZ77 windows, as powers of two (8-15): `server_bits` for
@@ -1629,6 +1641,36 @@ int32_t wsconn_config_set_deflate_level(struct wsconn_config_t *config, int leve
  * `config` is NULL or a live config.
  */
 int32_t wsconn_config_set_deflate_min_size(struct wsconn_config_t *config, size_t bytes);
+
+/**
+ * Limits how much a peer may make this side inflate: at most `ratio` bytes
+ * inflated per compressed byte it sent, over the connection, with a reserve
+ * of 1 MiB (a message may exceed the ratio now and then; doing so message
+ * after message spends the reserve). Past it the connection is closed with
+ * 1009, `wsconn_close_error` gives `WSCONN_ERR_INFLATE_RATIO`, and the
+ * reactor counts it (`wsconn_reactor_inflate_ratio_closes`). Default 256:
+ * above what context takeover gives messages that repeat earlier ones
+ * (typically 50-200), far under what a bomb does (about 1,000: 15 KiB on the
+ * wire making 15 MiB). 0: no limit but the max message size. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF` (deflate is off
+ * in this config).
+ *
+ * # Safety
+ * `config` is NULL or a live config.
+ */
+int32_t wsconn_config_set_deflate_max_ratio(struct wsconn_config_t *config, uint32_t ratio);
+
+/**
+ * How many connections of `reactor` were closed because their peer's
+ * compressed messages inflated past the configured ratio
+ * (`wsconn_config_set_deflate_max_ratio`), since it was created: a plain
+ * counter for metrics (sum it over a program's reactors). 0 for NULL. Not
+ * thread-safe (the reactor's thread).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor.
+ */
+uint64_t wsconn_reactor_inflate_ratio_closes(const struct wsconn_reactor_t *reactor);
 
 /**
  * Sets how long a reactor connection with context takeover
@@ -1745,7 +1787,11 @@ int32_t wsconn_reactor_release(struct wsconn_reactor_t *reactor);
  * Runs `fn(arg)` on the reactor's thread during a later dispatch, and wakes the
  * reactor if it is waiting. THREAD-SAFE: the one function that may be called
  * from any thread (e.g. to hand work to the reactor's thread). Functions run in
- * the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * the order they were deferred. The queue holds at most 65,536 of them (and
+ * 64 MiB of messages from `wsconn_publish_async`): a program deferring
+ * faster than the reactor runs them gets `WSCONN_ERR_FULL` (nothing queued;
+ * retry after the reactor's next dispatch) rather than a queue that grows
+ * without bound. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_FULL`,
  * `WSCONN_ERR_IO` (the reactor could not be woken). On failure nothing was
  * queued: `fn` will not be called, and `arg` is still the caller's to free.
  *
@@ -1768,14 +1814,20 @@ int32_t wsconn_reactor_set_config(struct wsconn_reactor_t *reactor,
                                   const struct wsconn_config_t *config);
 
 /**
- * Limits the bytes that all connections of this reactor hold in buffers
- * together: partial messages, frames cut by a read, queued output. Default 256
- * MiB per reactor (a program running several reactors, one per thread, has
- * one budget each); 0: no limit. Over the budget, a connection that holds
- * memory is not read until memory is given back (its peer is slowed down by
- * TCP; nothing is dropped or closed), except one at a time whose message keeps
- * being read to its end, so large messages still complete one after the
- * other. Connections that hold nothing keep being read: small messages flow.
+ * Limits the bytes that all connections of this reactor hold together,
+ * counted by capacity (what is held, not what is in use): partial messages,
+ * frames cut by a read, queued output, permessage-deflate streams, and each
+ * published message once however many subscribers hold it. Default 256 MiB
+ * per reactor (a program running several reactors, one per thread, has one
+ * budget each); 0: no limit. Over the budget, a connection holding a partial
+ * message or output is not read until memory is given back (its peer is
+ * slowed down by TCP; nothing is dropped or closed), except one at a time
+ * whose message keeps being read to its end, so large messages still
+ * complete one after the other; its message, idle and pong clocks stop
+ * meanwhile. Other connections keep being read: small messages flow. Also
+ * over it, compression streams are trimmed once their message is handled,
+ * new connections agree on permessage-deflate without context takeover, and
+ * client-role subscribers (which need a copy of each message) count as slow.
  * Each connection may pass the budget by one read (64 KiB) before it waits,
  * and the holder by one message; set the message timeout
  * (`wsconn_config_set_message_timeout`) so that a stalled holder ends.
@@ -2339,11 +2391,15 @@ int wsconn_is_subscribed(const struct wsconn_t *con, const char *topic);
  * (`wsconn_reactor_share_topics`) during their next dispatch. `type` is
  * `WSCONN_MSG_TEXT` (valid UTF-8) or `WSCONN_MSG_BINARY`; `data` is copied.
  * Subscribers that are not open yet, or closing, are passed over; slow ones
- * meet the topic's policy (`wsconn_topic_set_policy`). Client-role and TLS
- * subscribers get a copy of the message (masked or encrypted for them), with
- * the same rules. Returns the number of subscribers of this reactor the message
- * was queued for (>= 0), or `WSCONN_ERR_INVALID_ARGUMENT` (bad type, text not
- * UTF-8), `WSCONN_ERR_NULL`.
+ * meet the topic's policy (`wsconn_topic_set_policy`). The message is held
+ * once, and charged once to this reactor's memory budget, however many
+ * subscribers wait for it; TLS subscribers share it too (it is encrypted for
+ * each as its socket takes it). Client-role subscribers get a copy (masked
+ * with their own key), made only while the reactor is under its memory
+ * budget (over it they count as slow) and charged at once. Returns the
+ * number of subscribers of this reactor the message was queued for (>= 0),
+ * or `WSCONN_ERR_INVALID_ARGUMENT` (bad type, text not UTF-8),
+ * `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `reactor` is NULL or a live reactor, on its own thread (from another thread
@@ -2375,8 +2431,13 @@ int32_t wsconn_publish_except(struct wsconn_t *sender,
  * THREAD-SAFE: publishes from any thread. The message is framed once (here)
  * and handed to `reactor` and to every reactor sharing its topics, each
  * queueing it for its subscribers during its next dispatch, in the order
- * published. Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`,
- * `WSCONN_ERR_NULL`, `WSCONN_ERR_IO` (the reactor could not be woken).
+ * published. Each reactor's queue holds at most 64 MiB of such messages
+ * (and 65,536 jobs, see `wsconn_reactor_defer`): when `reactor`'s is full,
+ * `WSCONN_ERR_FULL` (nothing queued there; retry later); another reactor of
+ * the group whose queue is full misses the message, as a slow subscriber
+ * does. Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`,
+ * `WSCONN_ERR_NULL`, `WSCONN_ERR_FULL`, `WSCONN_ERR_IO` (the reactor could
+ * not be woken).
  *
  * # Safety
  * `reactor` is NULL or a live reactor that is not being released; the other
@@ -2422,8 +2483,12 @@ size_t wsconn_topic_count(const struct wsconn_reactor_t *reactor);
 /**
  * Sets what happens to slow subscribers of `topic` on this reactor (a
  * `wsconn_slow_policy`; set it on each reactor sharing the topic). The policy
- * holds for the topic whether or not it has subscribers now. Returns
- * `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
+ * holds while the topic has subscribers on this reactor: set before the
+ * first one joins, it is kept until then; it is forgotten when the last one
+ * leaves (so that policies of rooms named by peers do not pile up): set it
+ * again when a topic comes back, e.g. when `wsconn_topic_subscribers` is 1
+ * after a subscribe. Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`,
+ * `WSCONN_ERR_NULL`.
  *
  * # Safety
  * `reactor` is NULL or a live reactor, on its own thread; `topic` is NULL or

@@ -373,3 +373,68 @@ fn a_bomb_is_closed_with_1009_at_the_limit() {
     assert_eq!(delivered, 0);
     assert_eq!(close_code_sent(&drain(&s)), Some(1009));
 }
+
+#[test]
+fn a_peer_whose_messages_inflate_far_more_than_they_weigh_is_closed() {
+    let (s, _c) = pair(Some(DeflateConfig::shared()), Some(DeflateConfig::shared()));
+    drain(&s);
+    // 1 MiB of zeros on its own compresses to about 1 KiB: a ratio of 1,000,
+    // each message well under the message limit.
+    let mut packed = Vec::new();
+    Deflater::compress_alone(15, 9, 9, &vec![0u8; 1 << 20], &mut packed);
+    assert!(packed.len() < 2 << 10, "{}", packed.len());
+    let mut delivered = 0;
+    let mut result = Ok(0);
+    for _ in 0..64 {
+        let mut wire = client_frame(first_byte(true, OP_BINARY) | RSV1, &packed);
+        result = s.feed(&mut wire, &mut |_: &Session, e: Event<'_>| {
+            if let Event::Message(_) = e {
+                delivered += 1;
+            }
+        });
+        if result.is_err() {
+            break;
+        }
+    }
+    println!(
+        "1 MiB from {} bytes, again and again: {delivered} delivered, then {result:?}",
+        packed.len()
+    );
+    assert_eq!(
+        result,
+        Err(Error::InflateRatio),
+        "64 MiB inflated from {} KiB",
+        (64 * packed.len()) >> 10
+    );
+    assert!(delivered <= 2, "{delivered} messages of 1 MiB delivered");
+    assert_eq!(close_code_sent(&drain(&s)), Some(1009));
+}
+
+#[test]
+fn repeated_messages_under_context_takeover_stay_under_the_inflate_ratio() {
+    let dedicated = DeflateConfig::dedicated(15).unwrap();
+    let (s, c) = pair(Some(dedicated.clone()), Some(dedicated));
+    drain(&s);
+    let text = json(1000, 0);
+    let mut wire = Vec::new();
+    let mut compressed = 0;
+    const MESSAGES: usize = 20_000;
+    for _ in 0..MESSAGES {
+        c.send_text(&text).unwrap();
+        let frame = drain(&c);
+        compressed += frame.len() - 6;
+        wire.extend_from_slice(&frame);
+    }
+    println!(
+        "{MESSAGES} repeats of 1000 bytes: {compressed} bytes compressed, a ratio of {}",
+        MESSAGES * 1000 / compressed
+    );
+    let mut delivered = 0;
+    s.feed(&mut wire, &mut |_: &Session, e: Event<'_>| {
+        if let Event::Message(_) = e {
+            delivered += 1;
+        }
+    })
+    .unwrap();
+    assert_eq!(delivered, MESSAGES);
+}

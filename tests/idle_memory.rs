@@ -8,7 +8,6 @@
 #[cfg(feature = "tls")]
 mod certs;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
@@ -24,47 +23,10 @@ use wsconn::runtime::handler::ConnHandler;
 use wsconn::runtime::reactor::Reactor;
 use wsconn::runtime::tls::{ClientTls, ServerTls};
 use wsconn::{Config, DeflateConfig, Message, MessageKind};
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-struct PerThread;
-
-fn count(delta: isize) {
-    let _ = LIVE.try_with(|live| live.set(live.get() + delta));
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the
-// counting touches only a const thread-local (no allocation).
-unsafe impl GlobalAlloc for PerThread {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded as is.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded as is.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
+use wsconn_testkit::{live_bytes, PerThreadAllocator};
 
 #[global_allocator]
-static ALLOCATOR: PerThread = PerThread;
+static ALLOCATOR: PerThreadAllocator = PerThreadAllocator;
 
 const CONNECTIONS: usize = 200;
 
@@ -144,7 +106,7 @@ fn bytes_per_idle_connection(
             port_tx.send(a.port().unwrap()).unwrap();
             while !stop.load(Ordering::Relaxed) {
                 reactor.dispatch(10).unwrap();
-                live.store(LIVE.with(Cell::get), Ordering::Relaxed);
+                live.store(live_bytes(), Ordering::Relaxed);
             }
             // SAFETY: created above, not used afterwards.
             unsafe { Acceptor::release(acceptor.as_ptr()) };

@@ -4,6 +4,8 @@
 //! context and refers back across the trim; messages a peer sends while the
 //! server closes do not put off the close timeout.
 
+mod rust_echo;
+
 use std::cell::RefCell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -11,12 +13,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rust_echo::dedicated_deflate;
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::config::ConnConfig;
 use wsconn::runtime::connection::Connection;
 use wsconn::runtime::handler::ConnHandler;
 use wsconn::runtime::reactor::Reactor;
-use wsconn::{Config, DeflateConfig, Message, MessageKind};
+use wsconn::{Message, MessageKind};
 use wsconn_testkit::{client_frame, first_byte, upgrade_request, OP_TEXT};
 
 struct Echo;
@@ -38,22 +41,10 @@ impl ConnHandler for Client {
     }
 }
 
-/// Context takeover both ways; streams trimmed after `trim_ms` idle (0: never).
-fn config(trim_ms: u32) -> Arc<ConnConfig> {
-    let mut protocol = Config::default();
-    protocol.set_deflate(Some(DeflateConfig::dedicated(15).unwrap()));
-    let mut config = ConnConfig {
-        protocol: Arc::new(protocol),
-        ..ConnConfig::default()
-    };
-    config.timeouts.set_deflate_idle_ms(trim_ms);
-    Arc::new(config)
-}
-
 #[test]
 fn idle_streams_are_trimmed_and_messages_still_decode() {
     let server = Reactor::new().unwrap();
-    server.set_config(config(30));
+    server.set_config(dedicated_deflate(30));
     let acceptor = Acceptor::create(&server);
     // SAFETY: released at the end, after the last dispatch.
     let a = unsafe { acceptor.as_ref() };
@@ -68,7 +59,7 @@ fn idle_streams_are_trimmed_and_messages_still_decode() {
     let conn = Connection::create(&client, Client(Rc::clone(&echoed)));
     // SAFETY: released at the end, not used afterwards.
     let c = unsafe { conn.as_ref() };
-    c.set_config(config(0)).unwrap();
+    c.set_config(dedicated_deflate(0)).unwrap();
     c.connect(&format!("ws://127.0.0.1:{}/", a.port().unwrap())).unwrap();
     let run_until = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -118,7 +109,7 @@ impl ConnHandler for CloseAtOnce {
 #[test]
 fn messages_sent_while_the_server_closes_do_not_put_off_its_close_timeout() {
     let server = Reactor::new().unwrap();
-    let mut config = ConnConfig::clone(&config(1000));
+    let mut config = ConnConfig::clone(&dedicated_deflate(1000));
     config.timeouts.set_close_ms(300).unwrap();
     server.set_config(Arc::new(config));
     let acceptor = Acceptor::create(&server);

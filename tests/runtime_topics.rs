@@ -5,6 +5,8 @@
 //! receiving it checks the mask). A reactor runs on its own thread; raw
 //! clients (testkit's `WsClient`) read what arrives.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -155,4 +157,192 @@ fn published_frames_keep_their_place_among_a_connection_s_own_output() {
     assert_eq!(read(&mut client), (OP_TEXT, true, "to the server".into()));
     stop.store(true, Ordering::Relaxed);
     server.join().unwrap();
+}
+
+/// Server connections that join "room" once open.
+struct Joiner;
+
+impl ConnHandler for Joiner {
+    fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
+        conn.subscribe("room").unwrap();
+    }
+}
+
+/// Client connections: count what arrives (joining "room" on their own
+/// reactor when `join`).
+struct Counter {
+    join: bool,
+    received: Rc<Cell<usize>>,
+}
+
+impl ConnHandler for Counter {
+    fn on_open(&self, conn: &Connection<Self>, _path: &str, _subprotocol: Option<&str>) {
+        if self.join {
+            conn.subscribe("room").unwrap();
+        }
+    }
+
+    fn on_message(&self, _conn: &Connection<Self>, _message: Message<'_>) {
+        self.received.set(self.received.get() + 1);
+    }
+}
+
+/// A server reactor whose connections join "room", and `n` clients of it on
+/// a second reactor (both run by this thread). The clients join "room" on
+/// their own reactor too when `join`.
+struct Room {
+    // Boxed: connections and acceptors keep the address of their reactor.
+    server: std::pin::Pin<Box<Reactor>>,
+    clients: std::pin::Pin<Box<Reactor>>,
+    acceptor: std::ptr::NonNull<Acceptor>,
+    conns: Vec<std::ptr::NonNull<Connection<Counter>>>,
+    received: Rc<Cell<usize>>,
+    port: u16,
+}
+
+impl Room {
+    fn new(n: usize, join: bool, budget: usize) -> Room {
+        let server = Reactor::new().unwrap();
+        let clients = Reactor::new().unwrap();
+        let acceptor = Acceptor::create(&server);
+        // SAFETY: released in Drop, after the last dispatch.
+        let a = unsafe { acceptor.as_ref() };
+        a.set_on_accept(Some(Box::new(|reactor, fd| {
+            Connection::serve(reactor, fd, Joiner).is_ok()
+        })));
+        a.start("127.0.0.1", 0).unwrap();
+        let port = a.port().unwrap();
+        server.set_memory_budget(budget);
+        clients.set_memory_budget(budget);
+        let received = Rc::new(Cell::new(0));
+        let conns = (0..n)
+            .map(|_| {
+                let conn = Connection::create(
+                    &clients,
+                    Counter {
+                        join,
+                        received: Rc::clone(&received),
+                    },
+                );
+                // SAFETY: just created; released in Drop.
+                unsafe { conn.as_ref() }
+                    .connect(&format!("ws://127.0.0.1:{port}/"))
+                    .unwrap();
+                conn
+            })
+            .collect();
+        let room = Room {
+            server,
+            clients,
+            acceptor,
+            conns,
+            received,
+            port,
+        };
+        room.run("every member to join", || {
+            room.server.subscribers("room") == n && (!join || room.clients.subscribers("room") == n)
+        });
+        room
+    }
+
+    fn run(&self, what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: server {:?}, clients {:?}",
+                self.server.memory_usage(),
+                self.clients.memory_usage()
+            );
+            self.server.dispatch(5).unwrap();
+            self.clients.dispatch(5).unwrap();
+        }
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        for conn in self.conns.drain(..) {
+            // SAFETY: from `create`, not used afterwards.
+            unsafe { Connection::release(conn.as_ptr()) };
+        }
+        // SAFETY: from `create`, not used afterwards.
+        unsafe { Acceptor::release(self.acceptor.as_ptr()) };
+    }
+}
+
+#[test]
+fn a_published_frame_is_charged_once_however_many_subscribers_hold_it() {
+    const MEMBERS: usize = 100;
+    let room = Room::new(MEMBERS, false, 64 << 20);
+    let payload = vec![5u8; 1 << 20];
+    // Two publishes in one turn: both wait for the sockets, shared.
+    assert_eq!(room.server.publish("room", Message::Binary(&payload), None), MEMBERS);
+    let charged = room.server.memory_usage().buffered;
+    assert_eq!(
+        room.server.publish("room", Message::Binary(&payload), None),
+        MEMBERS,
+        "the second publish, with {charged} bytes charged for the first"
+    );
+    let charged = room.server.memory_usage().buffered;
+    println!(
+        "2 × 1 MiB published to {MEMBERS} subscribers: {} KiB charged",
+        charged >> 10
+    );
+    assert!(charged < 3 << 20, "{charged} bytes charged for two frames of 1 MiB");
+    room.run("every delivery", || room.received.get() == 2 * MEMBERS);
+    room.run("every charge back", || room.server.memory_usage().buffered == 0);
+}
+
+#[test]
+fn a_budget_filled_by_uploads_does_not_silence_a_room() {
+    const MEMBERS: usize = 5;
+    let room = Room::new(MEMBERS, false, 1 << 20);
+    let port = room.port;
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let uploader = thread::spawn(move || {
+        let mut s = WsClient::open(port, "/");
+        s.send_frame(false, wsconn_testkit::OP_BINARY, &vec![1u8; 2 << 20])
+            .unwrap();
+        let _ = stop_rx.recv();
+    });
+    room.run("the budget to fill", || room.server.memory_usage().buffered >= 1 << 20);
+    // The uploader joined too (and reads nothing).
+    let subscribers = room.server.subscribers("room");
+    assert_eq!(subscribers, MEMBERS + 1);
+    for i in 0..20 {
+        let text = format!("message {i}");
+        assert_eq!(
+            room.server.publish("room", Message::Text(&text), None),
+            subscribers,
+            "{text} over a budget filled by an upload"
+        );
+    }
+    room.run("every delivery", || room.received.get() == 20 * MEMBERS);
+    drop(stop_tx);
+    uploader.join().unwrap();
+}
+
+#[test]
+fn copies_for_client_role_subscribers_are_charged_when_made_and_bounded() {
+    const MEMBERS: usize = 20;
+    const BUDGET: usize = 4 << 20;
+    let room = Room::new(MEMBERS, true, BUDGET);
+    let payload = vec![6u8; 1 << 20];
+    // Each client-role subscriber needs a masked copy.
+    let reached = room.clients.publish("room", Message::Binary(&payload), None);
+    let charged = room.clients.memory_usage().buffered;
+    println!(
+        "1 MiB published to {MEMBERS} client-role subscribers: {reached} copies, {} KiB charged",
+        charged >> 10
+    );
+    assert!(
+        charged >= reached << 20,
+        "{reached} copies made, {charged} bytes charged"
+    );
+    assert!(
+        reached <= BUDGET / (1 << 20) + 1,
+        "{reached} copies of 1 MiB under a 4 MiB budget"
+    );
+    room.run("the copies to leave", || room.clients.memory_usage().buffered == 0);
 }

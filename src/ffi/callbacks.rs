@@ -22,8 +22,10 @@ use crate::runtime::handler::{ConnHandler, Ending, UpgradeDecision};
 
 /// gbase's read callback: a complete message (`buffer` is not NUL-terminated,
 /// read-only). Returns the bytes consumed: bytes left unconsumed are delivered
-/// again in front of the next message, as gbase's buffer did; a negative value
-/// closes the connection (close code 1011).
+/// again in front of the next message, as gbase's buffer did, up to the max
+/// message size (`wsconn_config_set_max_message_size`): when what was left
+/// and the next message would pass it, the connection is closed with 1009
+/// instead; a negative value closes the connection (close code 1011).
 pub type wsconn_read_func =
     Option<extern "C" fn(fd: c_int, arg: *mut c_void, buffer: *const c_char, buflen: c_int) -> c_int>;
 /// gbase's build callback: the opening handshake completed.
@@ -324,10 +326,18 @@ impl CCallbacks {
     }
 
     /// gbase's read callback: bytes it leaves unconsumed come back in front of
-    /// the next message.
+    /// the next message, up to the max message size (they are held for the
+    /// program, outside any buffer the budget sees: this is their bound).
     fn deliver_gbase(&self, conn: &Connection<CCallbacks>, f: ReadFn, message: Message<'_>) {
         let data = message.as_bytes();
         let mut tail = self.extra().map(|e| e.read_tail.take()).unwrap_or_default();
+        if !tail.is_empty() && tail.len() + data.len() > conn.config().protocol.max_message_size() {
+            let _ = conn.close(
+                CloseCode::MESSAGE_TOO_BIG.0,
+                "too much left unconsumed by the read callback",
+            );
+            return;
+        }
         let bytes: &[u8] = if tail.is_empty() {
             data
         } else {
@@ -456,5 +466,75 @@ impl ConnHandler for CCallbacks {
         if let Some(f) = table.close {
             f(conn.fd(), self.arg_of(Slot::Close));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::config::Config;
+    use crate::runtime::acceptor::Acceptor;
+    use crate::runtime::config::ConnConfig;
+    use crate::runtime::reactor::Reactor;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use wsconn_testkit::{WsClient, OP_CLOSE};
+
+    /// Consumes nothing, and notes the most it was handed at once.
+    extern "C" fn consume_nothing(_fd: c_int, arg: *mut c_void, _buffer: *const c_char, len: c_int) -> c_int {
+        // SAFETY: `arg` is the test's `Cell`, alive while its reactor runs.
+        let most = unsafe { &*arg.cast::<Cell<c_int>>() };
+        most.set(most.get().max(len));
+        0
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
+    fn what_the_read_callback_leaves_unconsumed_is_bounded_by_the_max_message_size() {
+        const MAX: usize = 4096;
+        let reactor = Reactor::new().unwrap();
+        let mut protocol = Config::default();
+        protocol.set_max_message_size(MAX).unwrap();
+        reactor.set_config(Arc::new(ConnConfig {
+            protocol: Arc::new(protocol),
+            ..ConnConfig::default()
+        }));
+        let most: &'static Cell<c_int> = Box::leak(Box::new(Cell::new(0)));
+        let acceptor = Acceptor::create(&reactor);
+        // SAFETY: just created; released at the end.
+        let a = unsafe { acceptor.as_ref() };
+        a.set_on_accept(Some(Box::new(move |reactor, fd| {
+            let callbacks = CCallbacks::default();
+            let arg = (most as *const Cell<c_int>).cast_mut().cast();
+            callbacks.set(Slot::Read, |t| t.read = Some(consume_nothing), arg);
+            Connection::serve(reactor, fd, callbacks).is_ok()
+        })));
+        a.start("127.0.0.1", 0).unwrap();
+        let port = a.port().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut s = WsClient::open(port, "/");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            for _ in 0..20 {
+                if s.send_text(&"x".repeat(1000)).is_err() {
+                    break;
+                }
+            }
+            loop {
+                match s.read_frame(deadline) {
+                    Ok(f) if f.opcode == OP_CLOSE => return Some(u16::from_be_bytes([f.payload[0], f.payload[1]])),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client.is_finished() {
+            assert!(Instant::now() < deadline, "the client did not finish");
+            reactor.dispatch(10).unwrap();
+        }
+        assert_eq!(client.join().unwrap(), Some(1009));
+        assert!(most.get() as usize <= MAX, "{} bytes handed at once", most.get());
+        // SAFETY: from `create`, not used afterwards.
+        unsafe { Acceptor::release(acceptor.as_ptr()) };
     }
 }

@@ -13,6 +13,7 @@ use crate::proto::deflate::{Compress, DeflateConfig};
 use crate::proto::error::Error;
 use crate::runtime::config::Timeouts;
 use crate::runtime::connection::Connection;
+use crate::runtime::reactor::Reactor;
 
 /// How permessage-deflate spends memory (`wsconn_config_set_deflate`).
 #[repr(i32)]
@@ -69,7 +70,7 @@ fn deflate_of(c: &mut crate::proto::config::Config) -> Result<&mut DeflateConfig
 /// 64 bytes (`wsconn_config_set_deflate_min_size`) at level 1, and
 /// decompress what arrives within the max message size (a message that
 /// inflates beyond it closes the connection with 1009, before more than that
-/// is held). Resets the other deflate settings to the mode's defaults
+/// is held) and within the ratio (`wsconn_config_set_deflate_max_ratio`). Resets the other deflate settings to the mode's defaults
 /// (15-bit windows, level 1, memory level 8). Returns `WSCONN_OK`,
 /// `WSCONN_ERR_NULL`, or `WSCONN_ERR_INVALID_ARGUMENT` for an unknown mode.
 ///
@@ -189,6 +190,47 @@ pub unsafe extern "C" fn wsconn_config_set_deflate_min_size(config: *mut wsconn_
             Ok(())
         })
     }
+}
+
+/// Limits how much a peer may make this side inflate: at most `ratio` bytes
+/// inflated per compressed byte it sent, over the connection, with a reserve
+/// of 1 MiB (a message may exceed the ratio now and then; doing so message
+/// after message spends the reserve). Past it the connection is closed with
+/// 1009, `wsconn_close_error` gives `WSCONN_ERR_INFLATE_RATIO`, and the
+/// reactor counts it (`wsconn_reactor_inflate_ratio_closes`). Default 256:
+/// above what context takeover gives messages that repeat earlier ones
+/// (typically 50-200), far under what a bomb does (about 1,000: 15 KiB on the
+/// wire making 15 MiB). 0: no limit but the max message size. Returns
+/// `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_DEFLATE_OFF` (deflate is off
+/// in this config).
+///
+/// # Safety
+/// `config` is NULL or a live config.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_config_set_deflate_max_ratio(config: *mut wsconn_config_t, ratio: u32) -> i32 {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        update(config, |c| {
+            deflate_of(c)?.set_max_inflate_ratio(ratio);
+            Ok(())
+        })
+    }
+}
+
+/// How many connections of `reactor` were closed because their peer's
+/// compressed messages inflated past the configured ratio
+/// (`wsconn_config_set_deflate_max_ratio`), since it was created: a plain
+/// counter for metrics (sum it over a program's reactors). 0 for NULL. Not
+/// thread-safe (the reactor's thread).
+///
+/// # Safety
+/// `reactor` is NULL or a live reactor.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_reactor_inflate_ratio_closes(reactor: *const Reactor) -> u64 {
+    ffi_boundary!(0, {
+        // SAFETY: NULL or live per the caller.
+        unsafe { reactor.as_ref() }.map_or(0, Reactor::inflate_ratio_closes)
+    })
 }
 
 /// Sets how long a reactor connection with context takeover

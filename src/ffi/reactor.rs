@@ -95,7 +95,11 @@ pub unsafe extern "C" fn wsconn_reactor_release(reactor: *mut Reactor) -> i32 {
 /// Runs `fn(arg)` on the reactor's thread during a later dispatch, and wakes the
 /// reactor if it is waiting. THREAD-SAFE: the one function that may be called
 /// from any thread (e.g. to hand work to the reactor's thread). Functions run in
-/// the order they were deferred. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+/// the order they were deferred. The queue holds at most 65,536 of them (and
+/// 64 MiB of messages from `wsconn_publish_async`): a program deferring
+/// faster than the reactor runs them gets `WSCONN_ERR_FULL` (nothing queued;
+/// retry after the reactor's next dispatch) rather than a queue that grows
+/// without bound. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_FULL`,
 /// `WSCONN_ERR_IO` (the reactor could not be woken). On failure nothing was
 /// queued: `fn` will not be called, and `arg` is still the caller's to free.
 ///
@@ -136,14 +140,20 @@ pub unsafe extern "C" fn wsconn_reactor_set_config(reactor: *mut Reactor, config
     })
 }
 
-/// Limits the bytes that all connections of this reactor hold in buffers
-/// together: partial messages, frames cut by a read, queued output. Default 256
-/// MiB per reactor (a program running several reactors, one per thread, has
-/// one budget each); 0: no limit. Over the budget, a connection that holds
-/// memory is not read until memory is given back (its peer is slowed down by
-/// TCP; nothing is dropped or closed), except one at a time whose message keeps
-/// being read to its end, so large messages still complete one after the
-/// other. Connections that hold nothing keep being read: small messages flow.
+/// Limits the bytes that all connections of this reactor hold together,
+/// counted by capacity (what is held, not what is in use): partial messages,
+/// frames cut by a read, queued output, permessage-deflate streams, and each
+/// published message once however many subscribers hold it. Default 256 MiB
+/// per reactor (a program running several reactors, one per thread, has one
+/// budget each); 0: no limit. Over the budget, a connection holding a partial
+/// message or output is not read until memory is given back (its peer is
+/// slowed down by TCP; nothing is dropped or closed), except one at a time
+/// whose message keeps being read to its end, so large messages still
+/// complete one after the other; its message, idle and pong clocks stop
+/// meanwhile. Other connections keep being read: small messages flow. Also
+/// over it, compression streams are trimmed once their message is handled,
+/// new connections agree on permessage-deflate without context takeover, and
+/// client-role subscribers (which need a copy of each message) count as slow.
 /// Each connection may pass the budget by one read (64 KiB) before it waits,
 /// and the holder by one message; set the message timeout
 /// (`wsconn_config_set_message_timeout`) so that a stalled holder ends.

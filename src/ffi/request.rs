@@ -93,7 +93,7 @@ unsafe fn of_conn<R>(con: *const Connection<CCallbacks>, f: impl Fn(&UpgradeRequ
 unsafe fn of_session<R>(session: *const wsconn_session_t, f: impl Fn(&UpgradeRequest) -> R) -> Option<R> {
     // SAFETY: NULL or live per the caller.
     let s = unsafe { session.as_ref() }?;
-    with_request(session as usize, |f| s.session().upgrade_request().map(|r| f(&r)), f)
+    with_request(session as usize, |f| s.session().with_upgrade_request(f), f)
 }
 
 fn c_str(bytes_with_nul: &[u8]) -> *const c_char {

@@ -149,12 +149,13 @@ mod tests {
     #[test]
     fn every_rust_error_has_its_code() {
         use wsconn_result::*;
-        let cases: [(Failure, wsconn_result); 23] = [
+        let cases: [(Failure, wsconn_result); 25] = [
             (Failure::Null, WSCONN_ERR_NULL),
             (Failure::Panic, WSCONN_ERR_PANIC),
             (S::InvalidArgument.into(), WSCONN_ERR_INVALID_ARGUMENT),
             (R::InvalidArgument("x").into(), WSCONN_ERR_INVALID_ARGUMENT),
             (S::Full.into(), WSCONN_ERR_FULL),
+            (R::QueueFull.into(), WSCONN_ERR_FULL),
             (S::NotOpen.into(), WSCONN_ERR_NOT_OPEN),
             (S::Closed.into(), WSCONN_ERR_CLOSED),
             (S::Reentrant.into(), WSCONN_ERR_REENTRANT),
@@ -162,6 +163,7 @@ mod tests {
             (S::Protocol("x").into(), WSCONN_ERR_PROTOCOL),
             (S::InvalidUtf8.into(), WSCONN_ERR_INVALID_UTF8),
             (S::MessageTooBig.into(), WSCONN_ERR_MESSAGE_TOO_BIG),
+            (S::InflateRatio.into(), WSCONN_ERR_INFLATE_RATIO),
             (S::Handshake("x").into(), WSCONN_ERR_HANDSHAKE),
             (S::HandshakeTooLarge.into(), WSCONN_ERR_HANDSHAKE_TOO_LARGE),
             (S::Eof.into(), WSCONN_ERR_EOF),

@@ -17,9 +17,10 @@ result_codes! {
     WSCONN_ERR_INVALID_ARGUMENT = -2, "invalid argument", [Session(S::InvalidArgument), Runtime(R::InvalidArgument(_))];
     /// An internal panic was caught at the API boundary (a bug in wsconn).
     WSCONN_ERR_PANIC = -3, "internal panic caught at the API boundary", [Panic];
-    /// Output is over the configured limit: nothing was queued; write the pending
-    /// output and retry.
-    WSCONN_ERR_FULL = -4, "output buffer full: nothing was queued, retry once output drains", [Session(S::Full)];
+    /// Output is over the configured limit, or a reactor's queue of jobs from
+    /// other threads is full (`wsconn_reactor_defer`, `wsconn_publish_async`):
+    /// nothing was queued; retry once output drains or the reactor has run.
+    WSCONN_ERR_FULL = -4, "output buffer full: nothing was queued, retry once output drains", [Session(S::Full), Runtime(R::QueueFull)];
     /// The opening handshake is not complete yet.
     WSCONN_ERR_NOT_OPEN = -5, "the opening handshake is not complete", [Session(S::NotOpen)];
     /// A close frame was already sent, or the session failed: nothing more is sent.
@@ -106,4 +107,8 @@ result_codes! {
     /// The proxy closed the connection before the tunnel was open, or
     /// answered what is not HTTP or SOCKS5 (or too much of it).
     WSCONN_ERR_PROXY_PROTOCOL = -35, "the proxy broke off the dialogue (closed it, or answered what is not HTTP or SOCKS5)", [Runtime(R::ProxyProtocol(_))];
+    /// permessage-deflate: the peer's compressed messages inflated to more
+    /// than the configured ratio allows for what it sent
+    /// (`wsconn_config_set_deflate_max_ratio`); close 1009 was queued.
+    WSCONN_ERR_INFLATE_RATIO = -36, "the peer's compressed messages inflate too much for their size (close 1009 sent)", [Session(S::InflateRatio)];
 }

@@ -14,8 +14,10 @@ use crate::runtime::topics::SlowPolicy;
 
 /// What happens to a slow subscriber of a topic (`wsconn_topic_set_policy`):
 /// one whose output (replies, published messages) is over its max output
-/// (`wsconn_config_set_max_output`) when a message is published to it, or who
-/// has published messages waiting while its reactor is over its memory budget.
+/// (`wsconn_config_set_max_output`) when a message is published to it, or a
+/// client-role one while its reactor is over its memory budget (it would
+/// need a copy of its own). A full budget does not make other subscribers
+/// slow: what they hold is shared, and bounded by their max output.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum wsconn_slow_policy {
@@ -110,11 +112,15 @@ pub unsafe extern "C" fn wsconn_is_subscribed(con: *const Connection<CCallbacks>
 /// (`wsconn_reactor_share_topics`) during their next dispatch. `type` is
 /// `WSCONN_MSG_TEXT` (valid UTF-8) or `WSCONN_MSG_BINARY`; `data` is copied.
 /// Subscribers that are not open yet, or closing, are passed over; slow ones
-/// meet the topic's policy (`wsconn_topic_set_policy`). Client-role and TLS
-/// subscribers get a copy of the message (masked or encrypted for them), with
-/// the same rules. Returns the number of subscribers of this reactor the message
-/// was queued for (>= 0), or `WSCONN_ERR_INVALID_ARGUMENT` (bad type, text not
-/// UTF-8), `WSCONN_ERR_NULL`.
+/// meet the topic's policy (`wsconn_topic_set_policy`). The message is held
+/// once, and charged once to this reactor's memory budget, however many
+/// subscribers wait for it; TLS subscribers share it too (it is encrypted for
+/// each as its socket takes it). Client-role subscribers get a copy (masked
+/// with their own key), made only while the reactor is under its memory
+/// budget (over it they count as slow) and charged at once. Returns the
+/// number of subscribers of this reactor the message was queued for (>= 0),
+/// or `WSCONN_ERR_INVALID_ARGUMENT` (bad type, text not UTF-8),
+/// `WSCONN_ERR_NULL`.
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor, on its own thread (from another thread
@@ -176,8 +182,13 @@ pub unsafe extern "C" fn wsconn_publish_except(
 /// THREAD-SAFE: publishes from any thread. The message is framed once (here)
 /// and handed to `reactor` and to every reactor sharing its topics, each
 /// queueing it for its subscribers during its next dispatch, in the order
-/// published. Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`,
-/// `WSCONN_ERR_NULL`, `WSCONN_ERR_IO` (the reactor could not be woken).
+/// published. Each reactor's queue holds at most 64 MiB of such messages
+/// (and 65,536 jobs, see `wsconn_reactor_defer`): when `reactor`'s is full,
+/// `WSCONN_ERR_FULL` (nothing queued there; retry later); another reactor of
+/// the group whose queue is full misses the message, as a slow subscriber
+/// does. Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`,
+/// `WSCONN_ERR_NULL`, `WSCONN_ERR_FULL`, `WSCONN_ERR_IO` (the reactor could
+/// not be woken).
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor that is not being released; the other
@@ -274,8 +285,12 @@ pub unsafe extern "C" fn wsconn_topic_count(reactor: *const Reactor) -> usize {
 
 /// Sets what happens to slow subscribers of `topic` on this reactor (a
 /// `wsconn_slow_policy`; set it on each reactor sharing the topic). The policy
-/// holds for the topic whether or not it has subscribers now. Returns
-/// `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
+/// holds while the topic has subscribers on this reactor: set before the
+/// first one joins, it is kept until then; it is forgotten when the last one
+/// leaves (so that policies of rooms named by peers do not pile up): set it
+/// again when a topic comes back, e.g. when `wsconn_topic_subscribers` is 1
+/// after a subscribe. Returns `WSCONN_OK`, `WSCONN_ERR_INVALID_ARGUMENT`,
+/// `WSCONN_ERR_NULL`.
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor, on its own thread; `topic` is NULL or

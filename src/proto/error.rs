@@ -22,6 +22,11 @@ pub enum Error {
     InvalidUtf8,
     #[error("frame or message larger than the configured limit")]
     MessageTooBig,
+    /// permessage-deflate: the peer's messages inflated more, for what it
+    /// sent compressed, than the configured ratio allows (see
+    /// `DeflateConfig::max_inflate_ratio`); closed with 1009.
+    #[error("the peer's compressed messages inflate too much for their size")]
+    InflateRatio,
     #[error("bad opening handshake: {0}")]
     Handshake(&'static str),
     #[error("opening handshake larger than the configured limit")]
@@ -49,7 +54,7 @@ impl Error {
         match self {
             Error::Protocol(_) => Some(CloseCode::PROTOCOL_ERROR),
             Error::InvalidUtf8 => Some(CloseCode::INVALID_PAYLOAD),
-            Error::MessageTooBig => Some(CloseCode::MESSAGE_TOO_BIG),
+            Error::MessageTooBig | Error::InflateRatio => Some(CloseCode::MESSAGE_TOO_BIG),
             _ => None,
         }
     }
@@ -59,6 +64,7 @@ impl Error {
         match self {
             Error::InvalidUtf8 => "invalid UTF-8",
             Error::MessageTooBig => "message too big",
+            Error::InflateRatio => "inflates too much for its compressed size",
             _ => "protocol error",
         }
     }

@@ -32,14 +32,15 @@ pub enum ProxyHeader {
 /// Parses the start of a connection's bytes.
 pub fn parse(buf: &[u8]) -> ProxyHeader {
     let buf = &buf[..buf.len().min(MAX_HEADER_LEN)];
-    // A v1 line is judged once whole (ppp refuses some of its prefixes).
+    // A v1 line is judged once whole (ppp refuses some of its prefixes), and
+    // a line longer than the spec's limit is invalid however it ends.
     let v1_prefix = b"PROXY ";
     let n = buf.len().min(v1_prefix.len());
-    if buf[..n] == v1_prefix[..n] && !buf.contains(&b'\n') {
-        return if buf.len() < V1_MAX_LEN {
-            ProxyHeader::Incomplete
-        } else {
-            ProxyHeader::Invalid
+    if buf[..n] == v1_prefix[..n] {
+        return match buf.iter().position(|&b| b == b'\n') {
+            None if buf.len() < V1_MAX_LEN => ProxyHeader::Incomplete,
+            Some(end) if end < V1_MAX_LEN => v1_line(&buf[..=end]),
+            _ => ProxyHeader::Invalid,
         };
     }
     let parsed = HeaderResult::parse(buf);
@@ -51,17 +52,7 @@ pub fn parse(buf: &[u8]) -> ProxyHeader {
         };
     }
     match parsed {
-        HeaderResult::V1(Ok(header)) => {
-            let source = match header.addresses {
-                v1::Addresses::Tcp4(a) => Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port)),
-                v1::Addresses::Tcp6(a) => Some(SocketAddr::new(IpAddr::V6(a.source_address), a.source_port)),
-                v1::Addresses::Unknown => None,
-            };
-            ProxyHeader::Complete {
-                len: header.header.len(),
-                source,
-            }
-        }
+        HeaderResult::V1(_) => ProxyHeader::Invalid,
         HeaderResult::V2(Ok(header)) => {
             let source = match (header.command, header.addresses) {
                 (Command::Local, _) => None,
@@ -78,7 +69,25 @@ pub fn parse(buf: &[u8]) -> ProxyHeader {
                 source,
             }
         }
-        HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => ProxyHeader::Invalid,
+        HeaderResult::V2(Err(_)) => ProxyHeader::Invalid,
+    }
+}
+
+/// A whole v1 line (CRLF included): valid, or not.
+fn v1_line(line: &[u8]) -> ProxyHeader {
+    match HeaderResult::parse(line) {
+        HeaderResult::V1(Ok(header)) => {
+            let source = match header.addresses {
+                v1::Addresses::Tcp4(a) => Some(SocketAddr::new(IpAddr::V4(a.source_address), a.source_port)),
+                v1::Addresses::Tcp6(a) => Some(SocketAddr::new(IpAddr::V6(a.source_address), a.source_port)),
+                v1::Addresses::Unknown => None,
+            };
+            ProxyHeader::Complete {
+                len: line.len(),
+                source,
+            }
+        }
+        _ => ProxyHeader::Invalid,
     }
 }
 
@@ -114,6 +123,10 @@ mod tests {
         assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), ProxyHeader::Invalid);
         assert_eq!(parse(b"PROXY TCP4 300.0.0.1 1.1.1.1 1 2\r\n"), ProxyHeader::Invalid);
         assert_eq!(parse(&[0x16, 3, 1, 0, 200]), ProxyHeader::Invalid, "a TLS hello");
+        // A line over the spec's 107 bytes is invalid, also once its end comes.
+        let long = [&b"PROXY TCP6 "[..], &[b'1'; 100], b" 5\r"].concat();
+        assert_eq!(parse(&long), ProxyHeader::Invalid);
+        assert_eq!(parse(&[&long[..], b"\n"].concat()), ProxyHeader::Invalid);
     }
 
     #[test]

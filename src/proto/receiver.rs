@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::config::Config;
+use crate::proto::deflate::allowance::Allowance;
 use crate::proto::deflate::inflater::{Inflater, TAIL};
 use crate::proto::deflate::Agreed;
 use crate::proto::error::{Error, Result};
@@ -35,6 +36,10 @@ pub(crate) trait Link {
     /// permessage-deflate, once agreed in the opening handshake.
     fn deflate(&self) -> Option<Agreed>;
     fn set_deflate(&mut self, agreed: Option<Agreed>);
+    /// Server role: whether permessage-deflate may be agreed with context
+    /// takeover (each side keeping a stream between messages); when not,
+    /// offers are answered without it both ways.
+    fn context_takeover_allowed(&self) -> bool;
     /// Deliver data messages piece by piece (`Event::Fragment`).
     fn streaming(&self) -> bool;
     /// Report plain HTTP requests (`Event::HttpRequest`) instead of refusing them.
@@ -96,11 +101,6 @@ struct Partial {
     /// Bytes a compressed message inflated to so far.
     inflated: usize,
     message_buf: Vec<u8>,
-    /// permessage-deflate: the peer's stream, held with context takeover
-    /// (keeping this state alive; trimmed to its window when idle, see
-    /// `Receiver::trim_compression`), else only while a compressed message
-    /// arrives (lent by the thread's pool).
-    inflater: Option<Box<Inflater>>,
     /// Payload bytes of the data message being received, over all its frames.
     message_len: u64,
     control_buf: Vec<u8>,
@@ -122,7 +122,6 @@ impl Partial {
             compressed: false,
             inflated: 0,
             message_buf: Vec::new(),
-            inflater: None,
             message_len: 0,
             control_buf: Vec::new(),
             utf8: Utf8Validator::new(),
@@ -137,18 +136,41 @@ impl Partial {
             && self.header_len == 0
             && self.frame.is_none()
             && self.message.is_none()
-            && self.inflater.is_none()
     }
+
+    /// Bytes held: the state itself, its buffers' capacity and the upgrade
+    /// request waiting for the program's decision.
+    fn memory(&self) -> usize {
+        std::mem::size_of::<Partial>()
+            + self.head.capacity()
+            + self.message_buf.capacity()
+            + self.control_buf.capacity()
+            + self.pending.as_ref().map_or(0, |r| r.memory())
+    }
+}
+
+/// permessage-deflate on the receiving side, from the first compressed
+/// message on. Apart from the incomplete state: a stream kept between
+/// messages keeps no partial-message buffer alive.
+#[derive(Debug, Default)]
+struct Inflating {
+    /// The peer's stream: with context takeover, kept between messages
+    /// (trimmed to its window when idle, see `Receiver::trim_compression`);
+    /// without, lent by the thread's pool while a compressed message arrives.
+    stream: Option<Box<Inflater>>,
+    /// What the peer may still make this side inflate.
+    allowance: Allowance,
 }
 
 /// What `Receiver::part` shows when nothing is incomplete.
 static IDLE: Partial = Partial::new();
 
 /// The parsing state of a session's input. An idle receiver holds nothing but
-/// an empty pointer.
+/// empty pointers (and, once compressed messages came, its decompression).
 #[derive(Debug, Default)]
 pub(crate) struct Receiver {
     part: Option<Box<Partial>>,
+    inflating: Option<Box<Inflating>>,
 }
 
 /// Reassembly buffers up to this size are kept for reuse (in the thread's pool).
@@ -175,6 +197,7 @@ impl Receiver {
                 client_request: Some(Box::new((key, path))),
                 ..Partial::new()
             })),
+            inflating: None,
         }
     }
 
@@ -186,11 +209,7 @@ impl Receiver {
     /// The incomplete state, taken from the thread's spares or allocated on
     /// first need.
     fn part_mut(&mut self) -> &mut Partial {
-        self.part.get_or_insert_with(|| {
-            SPARES
-                .with(|s| s.borrow_mut().pop())
-                .unwrap_or_else(|| Box::new(Partial::new()))
-        })
+        part_in(&mut self.part)
     }
 
     /// Gives the incomplete state back once nothing is pending: an idle receiver
@@ -219,18 +238,24 @@ impl Receiver {
     }
 
     /// Bytes held for incomplete input (the handshake head, a frame or message
-    /// cut by a read); 0 when idle. Counts what is stored, not reserved
-    /// capacity: untouched reserved pages cost no memory.
+    /// cut by a read, counted by capacity: what is held, not what is in use)
+    /// and for decompression (the peer's stream or its kept window); 0 when
+    /// idle without a kept stream.
     pub fn memory(&self) -> usize {
-        self.part.as_deref().map_or(0, |p| {
-            let inflater = p.inflater.as_ref().map_or(0, |i| i.memory());
-            let pending = p.pending.as_ref().map_or(0, |r| r.memory());
-            std::mem::size_of::<Partial>()
-                + p.head.len()
-                + p.message_buf.len()
-                + p.control_buf.len()
-                + inflater
-                + pending
+        self.input_memory() + self.compression_memory()
+    }
+
+    /// The part of [`Receiver::memory`] that incomplete input holds: it grows
+    /// as input is read, and ends with the message.
+    pub fn input_memory(&self) -> usize {
+        self.part.as_deref().map_or(0, Partial::memory)
+    }
+
+    /// The part of [`Receiver::memory`] that decompression holds between
+    /// messages: bounded per connection, and given back by a trim.
+    pub fn compression_memory(&self) -> usize {
+        self.inflating.as_deref().map_or(0, |i| {
+            std::mem::size_of::<Inflating>() + i.stream.as_ref().map_or(0, |s| s.memory())
         })
     }
 
@@ -241,24 +266,25 @@ impl Receiver {
 
     /// Whether `trim_compression` would drop a stream now.
     pub fn can_trim_compression(&self) -> bool {
-        let part = self.part();
-        !part.compressed && part.inflater.as_ref().is_some_and(|i| i.can_trim())
+        let stream = self.inflating.as_deref().and_then(|i| i.stream.as_deref());
+        !self.part().compressed && stream.is_some_and(|s| s.can_trim())
     }
 
     /// Context takeover between messages: trims the peer's stream to the
     /// window its next message may refer to (nothing if that is empty). A
     /// compressed message under way keeps its stream: it is mid-block.
     pub fn trim_compression(&mut self) {
-        let Some(part) = self.part.as_deref_mut().filter(|p| !p.compressed) else {
+        if self.part().compressed {
             return;
-        };
-        if let Some(inflater) = part.inflater.as_deref_mut() {
-            inflater.trim();
-            if inflater.is_empty() {
-                part.inflater = None;
+        }
+        if let Some(inflating) = self.inflating.as_deref_mut() {
+            if let Some(stream) = inflating.stream.as_deref_mut() {
+                stream.trim();
+                if stream.is_empty() {
+                    inflating.stream = None;
+                }
             }
         }
-        self.release_idle_part();
     }
 
     /// Processes received bytes and returns how many were used: all of them,
@@ -481,10 +507,16 @@ impl Receiver {
                 ),
                 Ok(Some(server::Parsed::Upgrade(req))) if req.copy.is_some() => self.ask_program(req, h),
                 Ok(Some(server::Parsed::Upgrade(req))) => {
+                    let mut deflate = req.deflate;
+                    if let Some(agreed) = deflate.as_mut().filter(|_| !h.context_takeover_allowed()) {
+                        // A server may always ask for this (RFC 7692 §7.1.1).
+                        agreed.server_no_context_takeover = true;
+                        agreed.client_no_context_takeover = true;
+                    }
                     h.with_sender(|tx, _, _| {
-                        server::write_accept(tx.buffer(), req.key, req.subprotocol, req.deflate.as_ref())
+                        server::write_accept(tx.buffer(), req.key, req.subprotocol, deflate.as_ref())
                     });
-                    h.set_deflate(req.deflate);
+                    h.set_deflate(deflate);
                     h.set_state(State::Open);
                     h.on_event(Event::Open {
                         path: req.path,
@@ -747,17 +779,24 @@ impl Receiver {
         let agreed = h.deflate().expect("RSV1 is accepted only once deflate is agreed");
         let peer = h.role().peer();
         let (takeover, bits) = (!agreed.no_context_takeover(peer), agreed.window_bits(peer));
-        let max = h.config().max_message_size();
-        let part = self.part_mut();
-        let inflater = part.inflater.get_or_insert_with(|| {
+        let config = h.config();
+        let max = config.max_message_size();
+        let ratio = config.deflate().map_or(0, |d| d.max_inflate_ratio());
+        let inflating = self.inflating.get_or_insert_with(Box::default);
+        let inflater = inflating.stream.get_or_insert_with(|| {
             if takeover {
                 Inflater::new(bits)
             } else {
                 Inflater::lend(bits)
             }
         });
+        let part = part_in(&mut self.part);
         let kind = part.message.expect("a compressed piece belongs to a message");
-        let mut budget = max.saturating_sub(part.inflated);
+        // Within both the message limit and what the peer's compressed bytes
+        // so far allow.
+        let room = max.saturating_sub(part.inflated);
+        let allowed = inflating.allowance.available(input.len(), ratio);
+        let mut budget = room.min(allowed);
         let before = budget;
         let utf8 = &mut part.utf8;
         // Fail fast: invalid text is refused as soon as it is inflated.
@@ -771,7 +810,12 @@ impl Receiver {
         if result.is_ok() && last && !inflater.ended() && part.message_len > 0 {
             result = inflater.inflate(&TAIL, &mut part.message_buf, &mut budget, &mut check);
         }
-        part.inflated += before - budget;
+        let made = before - budget;
+        part.inflated += made;
+        inflating.allowance.spend(allowed, made, ratio);
+        if result == Err(Error::MessageTooBig) && allowed < room {
+            result = Err(Error::InflateRatio);
+        }
         if result.is_ok() && last && kind == MessageKind::Text && part.utf8.finish().is_err() {
             result = Err(Error::InvalidUtf8);
         }
@@ -795,25 +839,22 @@ impl Receiver {
             deliver_message(h, kind, &part.message_buf);
             self.part_mut().message_buf.clear();
         }
-        if last && takeover {
-            // The state outlives the message (it holds the decompressor): its
-            // buffer does not, or every idle connection would keep one.
-            self.part_mut().message_buf = Vec::new();
-        }
         Ok(())
     }
 
     /// A compressed message ended: the stream is given back (no context
     /// takeover) or kept; one that ended with a final block starts afresh.
     fn message_inflated(&mut self, takeover: bool) {
-        let part = self.part_mut();
-        if !takeover {
-            if let Some(lent) = part.inflater.take() {
-                Inflater::give_back(lent);
+        if let Some(inflating) = self.inflating.as_deref_mut() {
+            if !takeover {
+                if let Some(lent) = inflating.stream.take() {
+                    Inflater::give_back(lent);
+                }
+            } else if let Some(stream) = inflating.stream.as_deref_mut().filter(|s| s.ended()) {
+                stream.reset();
             }
-        } else if let Some(inflater) = part.inflater.as_deref_mut().filter(|i| i.ended()) {
-            inflater.reset();
         }
+        let part = self.part_mut();
         part.message = None;
         part.message_len = 0;
         part.inflated = 0;
@@ -824,8 +865,9 @@ impl Receiver {
     fn payload_chunk<H: Link>(&mut self, mut frame: PartialFrame, chunk: &mut [u8], h: &mut H) -> Result<()> {
         if self.reassembled_frame().is_some() {
             // Reassembled: stored as received, then unmasked and checked in place.
+            // (`remaining` still counts this chunk.)
             let part = self.part_mut();
-            reserve_for_frame(&mut part.message_buf, chunk.len() as u64 + frame.remaining);
+            reserve_for_frame(&mut part.message_buf, frame.remaining);
             let start = part.message_buf.len();
             part.message_buf.extend_from_slice(chunk);
             return self.stored_payload(start, h);
@@ -1014,6 +1056,7 @@ impl Receiver {
 
     fn drop_buffers(&mut self) {
         self.part = None;
+        self.inflating = None;
     }
 }
 
@@ -1031,6 +1074,16 @@ fn parse_close_payload(payload: &[u8]) -> Result<(CloseCode, &str)> {
             Ok((code, reason))
         }
     }
+}
+
+/// The incomplete state in `slot`, taken from the thread's spares or
+/// allocated on first need.
+fn part_in(slot: &mut Option<Box<Partial>>) -> &mut Partial {
+    slot.get_or_insert_with(|| {
+        SPARES
+            .with(|s| s.borrow_mut().pop())
+            .unwrap_or_else(|| Box::new(Partial::new()))
+    })
 }
 
 /// Delivers a complete message; text was validated (as a whole, or piece by

@@ -158,16 +158,22 @@ impl Sender {
         self.in_flight = self.in_flight.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
     }
 
-    /// Bytes held: output not yet drained or in flight, a fragmented send's
-    /// state, a compressor.
+    /// Bytes held: the output buffer (its capacity: what is held, not what
+    /// is in use), output taken out and not yet written, a fragmented
+    /// send's state, a compressor.
     pub fn memory(&self) -> usize {
-        self.out.len()
+        self.out.capacity()
             + self.in_flight as usize
             + self.rare.as_deref().map_or(0, |rare| {
                 std::mem::size_of::<Rare>()
                     + rare.deflater.as_ref().map_or(0, |d| d.memory())
                     + rare.answering.as_ref().map_or(0, |a| a.memory())
             })
+    }
+
+    /// Whether an output buffer is held (output waits in it).
+    pub fn holds_output(&self) -> bool {
+        self.out.capacity() > 0
     }
 
     fn fragments(&self) -> Option<&OutgoingFragments> {

@@ -26,6 +26,10 @@ pub enum Error {
     /// (e.g. `start` from inside one of its own callbacks after `stop`).
     #[error("not allowed from inside a callback of the same connection")]
     Reentrant,
+    /// A reactor's queue of jobs from other threads is full (it runs them
+    /// slower than they come): nothing was queued; retry later.
+    #[error("the reactor's job queue is full")]
+    QueueFull,
     /// TLS failed: its setup (files, trust store) or a handshake or record.
     #[error(transparent)]
     Tls(#[from] TlsError),

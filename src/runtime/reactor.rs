@@ -26,7 +26,7 @@ use crate::runtime::error::{Error, Result};
 use crate::runtime::refusal::{Refusal, Refusals};
 use crate::runtime::resolver::{system_resolver, ResolveFn};
 use crate::runtime::timers::{TimerLinks, TimerWheel};
-use crate::runtime::topics::{Delivery, Published, TopicGroup, Topics};
+use crate::runtime::topics::{Delivery, HeldFrame, TopicGroup, Topics};
 use crate::runtime::uring::{Driver, IoBackend, RingEvent};
 use crate::runtime::watch::Watches;
 
@@ -57,7 +57,7 @@ pub(crate) trait Source {
     /// A name resolution it asked for (`request`) finished.
     fn on_resolved(&self, _request: u32, _addrs: io::Result<Vec<SocketAddr>>) {}
     /// A message published to a topic it subscribes to (connections only).
-    fn deliver(&self, _frame: &Arc<Published>) -> Delivery {
+    fn deliver(&self, _frame: &std::rc::Rc<HeldFrame>) -> Delivery {
         Delivery::NotOpen
     }
     /// Its output was full for a topic whose policy closes slow subscribers.
@@ -78,6 +78,14 @@ pub(crate) trait Source {
 /// Work handed to the reactor's thread from any thread.
 pub type Job = Box<dyn FnOnce(&Reactor) + Send>;
 
+/// Jobs a reactor's queue holds at most: a thread that defers (or publishes
+/// to it) faster than it runs them is told [`Error::QueueFull`] instead of
+/// growing the queue without bound.
+pub const MAX_QUEUED_JOBS: usize = 65_536;
+/// Bytes of published messages its queue holds at most (a message larger
+/// than this is taken when the queue holds none).
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+
 /// What the reactor shares with other threads.
 struct Shared {
     jobs: Mutex<Jobs>,
@@ -90,6 +98,8 @@ struct Shared {
 #[derive(Default)]
 struct Jobs {
     queue: Vec<Job>,
+    /// Bytes of the published messages among them.
+    bytes: usize,
     /// The reactor is gone: nothing will run them.
     closed: bool,
 }
@@ -100,12 +110,17 @@ impl Shared {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `job` and wakes the reactor, or changes nothing: a job that
-    /// could not be queued, or the reactor not woken for, is not kept.
-    fn defer(&self, job: Job) -> Result<()> {
+    /// Queues `job`, which holds `bytes` of published messages, and wakes the
+    /// reactor, or changes nothing: a job that could not be queued, or the
+    /// reactor not woken for, is not kept.
+    fn defer(&self, job: Job, bytes: usize) -> Result<()> {
         let mut jobs = self.jobs();
         if jobs.closed {
             return Err(Error::State);
+        }
+        let too_many_bytes = jobs.bytes > 0 && jobs.bytes.saturating_add(bytes) > MAX_QUEUED_BYTES;
+        if jobs.queue.len() >= MAX_QUEUED_JOBS || too_many_bytes {
+            return Err(Error::QueueFull);
         }
         jobs.queue.push(job);
         // Woken under the lock: the reactor cannot take the job meanwhile, so
@@ -114,6 +129,7 @@ impl Shared {
             jobs.queue.pop();
             return Err(Error::Io("waking the reactor"));
         }
+        jobs.bytes += bytes;
         Ok(())
     }
 
@@ -122,6 +138,7 @@ impl Shared {
         let waiting = {
             let mut jobs = self.jobs();
             jobs.closed = true;
+            jobs.bytes = 0;
             std::mem::take(&mut jobs.queue)
         };
         drop(waiting);
@@ -136,9 +153,16 @@ impl Remote {
     /// Queues `job` to run on the reactor's thread during a later dispatch, in
     /// the order deferred, and wakes the reactor if it is waiting. On failure
     /// nothing is queued (the job is dropped): `State` once the reactor is
-    /// gone, `Io` if it could not be woken.
+    /// gone, [`Error::QueueFull`] when [`MAX_QUEUED_JOBS`] wait, `Io` if it
+    /// could not be woken.
     pub fn defer(&self, job: Job) -> Result<()> {
-        self.0.defer(job)
+        self.0.defer(job, 0)
+    }
+
+    /// Like [`Remote::defer`], for a job that holds `bytes` of a published
+    /// message (bounded apart: [`MAX_QUEUED_BYTES`]).
+    pub(crate) fn defer_publish(&self, job: Job, bytes: usize) -> Result<()> {
+        self.0.defer(job, bytes)
     }
 
     /// Whether both handles are of the same reactor.
@@ -255,6 +279,9 @@ pub struct Reactor {
     config: RefCell<Arc<ConnConfig>>,
     resolver: RefCell<ResolveFn>,
     dispatching: Cell<bool>,
+    /// Connections closed because their peer's compressed messages inflated
+    /// past the configured ratio (a counter of this thread, for metrics).
+    inflate_ratio_closes: Cell<u64>,
     start: Instant,
     now_ms: Cell<u64>,
     /// The io_uring transport, when the reactor uses it (see `runtime::uring`).
@@ -315,6 +342,7 @@ impl Reactor {
             config: RefCell::new(Arc::default()),
             resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
+            inflate_ratio_closes: Cell::new(0),
             start: Instant::now(),
             now_ms: Cell::new(0),
             ring,
@@ -491,9 +519,11 @@ impl Reactor {
         &self.budget
     }
 
-    /// Limits the bytes all connections of this reactor hold in buffers (0: no
-    /// limit). Over it, connections holding memory are not read until some is
-    /// given back, except one that keeps reading its message to its end.
+    /// Limits the bytes all connections of this reactor hold (0: no limit).
+    /// Over it, connections holding a partial message or output are not read
+    /// until some is given back, except one that keeps reading its message to
+    /// its end; compression streams are trimmed once their message is handled;
+    /// new connections agree on no context takeover.
     pub fn set_memory_budget(&self, bytes: usize) {
         if self.budget.set_limit(bytes) {
             self.wake_waiting();
@@ -511,6 +541,17 @@ impl Reactor {
             buffered: self.budget.used(),
             waiting: self.budget.held_back(),
         }
+    }
+
+    /// How many connections were closed (1009) because their peer's
+    /// compressed messages inflated past the configured ratio
+    /// (`DeflateConfig::max_inflate_ratio`), since the reactor was made.
+    pub fn inflate_ratio_closes(&self) -> u64 {
+        self.inflate_ratio_closes.get()
+    }
+
+    pub(crate) fn count_inflate_ratio_close(&self) {
+        self.inflate_ratio_closes.set(self.inflate_ratio_closes.get() + 1);
     }
 
     /// Reads again, in order, the connections that waited for memory.
@@ -584,7 +625,7 @@ impl Reactor {
         // reference to the thread-bound parts of the reactor is made on this thread;
         // `shared` is set at creation and never changes.
         let shared: &Arc<Shared> = unsafe { &*std::ptr::addr_of!((*reactor).shared) };
-        shared.defer(job)
+        shared.defer(job, 0)
     }
 
     /// Thread-safe: a handle to `reactor` for this thread.
@@ -598,7 +639,11 @@ impl Reactor {
     }
 
     fn run_jobs(&self) -> usize {
-        let batch = std::mem::take(&mut self.shared.jobs().queue);
+        let batch = {
+            let mut jobs = self.shared.jobs();
+            jobs.bytes = 0;
+            std::mem::take(&mut jobs.queue)
+        };
         let count = batch.len();
         for job in batch {
             job(self);
@@ -779,6 +824,8 @@ impl Drop for Reactor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::event::Message;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A job that counts its runs; the Arc's count shows whether the queue
     /// still holds it.
@@ -805,5 +852,38 @@ mod tests {
         assert_eq!(remote.defer(counting_job(&runs)), Err(Error::State));
         assert_eq!(Arc::strong_count(&runs), 1, "a refused job is not queued");
         assert_eq!(runs.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "epoll and sockets: not run under Miri")]
+    fn the_job_queue_is_bounded_in_jobs_and_in_published_bytes() {
+        let reactor = Reactor::new().unwrap();
+        let remote = reactor.remote();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let job = || -> Job {
+            let ran = Arc::clone(&ran);
+            Box::new(move |_| {
+                ran.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        // A thread deferring faster than the reactor runs jobs is told so.
+        let refused = (0..4 * MAX_QUEUED_JOBS).position(|_| remote.defer(job()).is_err());
+        assert_eq!(refused, Some(MAX_QUEUED_JOBS));
+        assert!(matches!(remote.defer(job()), Err(Error::QueueFull)));
+        reactor.dispatch(0).unwrap();
+        assert_eq!(ran.load(Ordering::Relaxed), MAX_QUEUED_JOBS);
+        remote.defer(job()).unwrap();
+        reactor.dispatch(0).unwrap();
+        // Publishes from other threads: bounded in bytes too.
+        // Framed: 1 MiB with its 10-byte header.
+        let message = vec![7u8; (1 << 20) - 10];
+        let refused = (0..1000).position(|_| remote.publish("t", Message::Binary(&message)).is_err());
+        assert_eq!(refused, Some(MAX_QUEUED_BYTES >> 20));
+        reactor.dispatch(0).unwrap();
+        remote.publish("t", Message::Binary(&message)).unwrap();
+        // One larger than the bound passes when nothing else waits.
+        reactor.dispatch(0).unwrap();
+        let huge = vec![7u8; MAX_QUEUED_BYTES + 1];
+        remote.publish("t", Message::Binary(&huge)).unwrap();
     }
 }

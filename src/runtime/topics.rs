@@ -3,10 +3,12 @@
 //! (one per thread) whose subscribers a publish reaches.
 //!
 //! A publish frames the message once; every subscriber's output queue holds a
-//! reference to those bytes, not a copy (see `connection/published.rs`). A
-//! subscriber whose output is over its limit is slow: the topic's policy skips
-//! it for that message or closes it with 1008. Subscriptions are kept by
-//! connection token and end when the connection leaves the reactor.
+//! reference to those bytes, not a copy (see `connection/published.rs`), and
+//! the reactor's memory budget is charged for them once, while any of its
+//! subscribers holds them. A subscriber whose output is over its limit is
+//! slow: the topic's policy skips it for that message or closes it with 1008.
+//! Subscriptions are kept by connection token and end when the connection
+//! leaves the reactor; a topic's policy is forgotten with its last subscriber.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -70,6 +72,21 @@ impl Published {
             MessageKind::Text => Message::Text(unsafe { std::str::from_utf8_unchecked(payload) }),
             MessageKind::Binary => Message::Binary(payload),
         }
+    }
+}
+
+/// A published frame as the subscribers of one reactor hold it (one
+/// reference each): the reactor's budget is charged for it once, when it is
+/// queued, and given it back when the last of them lets it go
+/// (`Connection::let_go`).
+#[derive(Debug)]
+pub(crate) struct HeldFrame(Arc<Published>);
+
+impl std::ops::Deref for HeldFrame {
+    type Target = Published;
+
+    fn deref(&self) -> &Published {
+        &self.0
     }
 }
 
@@ -144,6 +161,7 @@ impl Topics {
         }
         if entry.members.is_empty() {
             topics.remove(topic);
+            self.policies.borrow_mut().remove(topic);
         }
         true
     }
@@ -162,6 +180,9 @@ impl Topics {
         self.policies.borrow().get(topic).copied().unwrap_or_default()
     }
 
+    /// Kept while the topic has subscribers (and from now until it has had
+    /// some): a policy set per topic, for topics named by peers, cannot pile
+    /// up.
     pub fn set_policy(&self, topic: &str, policy: SlowPolicy) {
         let mut policies = self.policies.borrow_mut();
         match policy {
@@ -248,10 +269,16 @@ impl Reactor {
             let topic: Arc<str> = Arc::from(topic);
             for other in others {
                 let (topic, frame) = (Arc::clone(&topic), Arc::clone(&frame));
-                // A reactor that stopped taking jobs has left the group: nothing to reach.
-                let _ = other.defer(Box::new(move |r| {
-                    r.deliver_published(&topic, &frame, None);
-                }));
+                // A reactor that stopped taking jobs has left the group:
+                // nothing to reach. One whose queue is full misses the
+                // message, as a slow subscriber does.
+                let len = frame.frame().len();
+                let _ = other.defer_publish(
+                    Box::new(move |r| {
+                        r.deliver_published(&topic, &frame, None);
+                    }),
+                    len,
+                );
             }
         }
         self.deliver_published(topic, &frame, except)
@@ -282,10 +309,16 @@ impl Reactor {
     /// Queues `frame` for the subscribers of `topic` (but `except`), applying
     /// the topic's policy to those with no room. Returns how many got it.
     pub(crate) fn deliver_published(&self, topic: &str, frame: &Arc<Published>, except: Option<u32>) -> usize {
+        let held = Rc::new(HeldFrame(Arc::clone(frame)));
         let (queued, full) = self.topics().each_subscriber(topic, except, |token| {
             self.source(token as usize)
-                .map_or(Delivery::NotOpen, |s| s.deliver(frame))
+                .map_or(Delivery::NotOpen, |s| s.deliver(&held))
         });
+        // Charged once, if any subscriber keeps it (none lets go before
+        // the end of the turn: queued frames are written at the flush).
+        if Rc::strong_count(&held) > 1 {
+            self.budget().charge(held.frame().len() as isize);
+        }
         if !full.is_empty() && self.topics().policy(topic) == SlowPolicy::Close {
             for token in full {
                 if let Some(source) = self.source(token as usize) {
@@ -327,16 +360,23 @@ impl Remote {
 
     /// THREAD-SAFE: publishes `message` to `topic` on every reactor of this
     /// one's group (this one included), each delivering on its own thread,
-    /// through its job queue, in the order published.
+    /// through its job queue, in the order published. [`Error::QueueFull`]
+    /// when this reactor's queue is full (another's misses the message).
+    ///
+    /// [`Error::QueueFull`]: crate::runtime::error::Error::QueueFull
     pub fn publish(&self, topic: &str, message: Message<'_>) -> Result<()> {
         let frame = Published::new(message);
         let topic: Arc<str> = Arc::from(topic);
         let mut result = Ok(());
         for member in self.group().others(None) {
             let (topic, frame) = (Arc::clone(&topic), Arc::clone(&frame));
-            let deferred = member.defer(Box::new(move |r| {
-                r.deliver_published(&topic, &frame, None);
-            }));
+            let len = frame.frame().len();
+            let deferred = member.defer_publish(
+                Box::new(move |r| {
+                    r.deliver_published(&topic, &frame, None);
+                }),
+                len,
+            );
             if member.same_reactor(self) {
                 result = deferred;
             }
@@ -458,6 +498,27 @@ mod tests {
         for member in &r {
             assert!(same_members(&group_of(member), &all));
         }
+    }
+
+    #[test]
+    fn a_policy_is_forgotten_with_the_topic_s_last_subscriber() {
+        let t = Topics::default();
+        // Set before anyone joins: kept until the topic has had subscribers.
+        t.set_policy("lobby", SlowPolicy::Close);
+        t.subscribe("lobby", 1);
+        t.subscribe("lobby", 2);
+        t.unsubscribe("lobby", 1);
+        assert_eq!(t.policy("lobby"), SlowPolicy::Close);
+        t.unsubscribe("lobby", 2);
+        assert_eq!(t.policy("lobby"), SlowPolicy::Skip);
+        // Rooms named by peers, each with its policy: none stays behind.
+        for i in 0..1000 {
+            let room = format!("room {i}");
+            t.subscribe(&room, 7);
+            t.set_policy(&room, SlowPolicy::Close);
+            t.unsubscribe(&room, 7);
+        }
+        assert_eq!((t.count(), t.policies.borrow().len()), (0, 0));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! (installed into `target/venv` on first use), `node` or `ws` (installed
 //! into `tests/interop/node` on first use) fails the test that needs it.
 
+mod alloc;
 mod frame;
 mod header;
 mod http;
@@ -25,6 +26,7 @@ mod sanitizer;
 mod sources;
 mod ws_client;
 
+pub use alloc::*;
 pub use frame::*;
 pub use header::*;
 pub use http::*;

@@ -1417,6 +1417,8 @@ static void test_deflate(void) {
     CHECK_EQ(wsconn_config_set_deflate_level(NULL, 1, 8), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_config_set_deflate_min_size(NULL, 0), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_config_set_deflate_idle_ms(NULL, 10), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_config_set_deflate_max_ratio(NULL, 10), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_inflate_ratio_closes(NULL), 0);
     CHECK_EQ(wsconn_session_trim_compression(NULL), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_send_ex(NULL, WSCONN_MSG_TEXT, "x", 1, WSCONN_SEND_COMPRESS), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_session_send_ex(NULL, WSCONN_MSG_TEXT, (const uint8_t *)"x", 1, 0), WSCONN_ERR_NULL);
@@ -1430,6 +1432,7 @@ static void test_deflate(void) {
     CHECK_EQ(wsconn_config_set_deflate_context_takeover(cfg, 1, 1), WSCONN_ERR_DEFLATE_OFF);
     CHECK_EQ(wsconn_config_set_deflate_level(cfg, 1, 8), WSCONN_ERR_DEFLATE_OFF);
     CHECK_EQ(wsconn_config_set_deflate_min_size(cfg, 0), WSCONN_ERR_DEFLATE_OFF);
+    CHECK_EQ(wsconn_config_set_deflate_max_ratio(cfg, 0), WSCONN_ERR_DEFLATE_OFF);
     CHECK_EQ(wsconn_config_set_deflate(cfg, 3), WSCONN_ERR_INVALID_ARGUMENT);
     CHECK_EQ(wsconn_config_set_deflate(cfg, -1), WSCONN_ERR_INVALID_ARGUMENT);
     CHECK_EQ(wsconn_config_set_deflate(cfg, WSCONN_DEFLATE_DEDICATED), WSCONN_OK);
@@ -1443,6 +1446,7 @@ static void test_deflate(void) {
     CHECK_EQ(wsconn_config_set_deflate_context_takeover(cfg, 1, 0), WSCONN_OK);
     CHECK_EQ(wsconn_config_set_deflate_min_size(cfg, 32), WSCONN_OK);
     CHECK_EQ(wsconn_config_set_deflate_idle_ms(cfg, 0), WSCONN_OK);
+    CHECK_EQ(wsconn_config_set_deflate_max_ratio(cfg, 100), WSCONN_OK);
 
     struct inbox at_server, at_client;
     memset(&at_server, 0, sizeof at_server);

@@ -3,13 +3,15 @@
 #![allow(dead_code)]
 
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wsconn::runtime::acceptor::Acceptor;
+use wsconn::runtime::config::ConnConfig;
 use wsconn::runtime::connection::Connection;
 use wsconn::runtime::handler::ConnHandler;
 use wsconn::runtime::reactor::Reactor;
-use wsconn::Message;
+use wsconn::{Config, DeflateConfig, Message};
 
 /// The server side: every message back as it came.
 pub struct Echo;
@@ -47,4 +49,17 @@ pub fn run_until(reactor: &Reactor, seconds: u64, done: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "timed out");
         reactor.dispatch(50).expect("dispatch");
     }
+}
+
+/// permessage-deflate with context takeover both ways (15-bit windows);
+/// streams trimmed after `trim_ms` without a message (0: never).
+pub fn dedicated_deflate(trim_ms: u32) -> Arc<ConnConfig> {
+    let mut protocol = Config::default();
+    protocol.set_deflate(Some(DeflateConfig::dedicated(15).unwrap()));
+    let mut config = ConnConfig {
+        protocol: Arc::new(protocol),
+        ..ConnConfig::default()
+    };
+    config.timeouts.set_deflate_idle_ms(trim_ms);
+    Arc::new(config)
 }

@@ -29,7 +29,13 @@ pub struct DeflateConfig {
     level: u8,
     mem_level: u8,
     min_size: usize,
+    max_inflate_ratio: u32,
 }
+
+/// The default of [`DeflateConfig::max_inflate_ratio`]: above what context
+/// takeover gives messages that repeat earlier ones (100-200), far under a
+/// bomb's (about 1,000).
+pub const DEFAULT_MAX_INFLATE_RATIO: u32 = 256;
 
 impl Default for DeflateConfig {
     fn default() -> Self {
@@ -57,6 +63,7 @@ impl DeflateConfig {
             level: 1,
             mem_level: 8,
             min_size: 64,
+            max_inflate_ratio: DEFAULT_MAX_INFLATE_RATIO,
         }
     }
 
@@ -107,6 +114,19 @@ impl DeflateConfig {
     /// Messages shorter than this are sent uncompressed.
     pub fn min_size(&self) -> usize {
         self.min_size
+    }
+
+    /// Inflated bytes a peer may make this side produce per compressed byte
+    /// it sends, over the connection (with a reserve of 1 MiB, see
+    /// `proto::deflate::allowance`); a peer past it is closed with 1009
+    /// ([`crate::Error::InflateRatio`]). 0: no limit but the message size.
+    pub fn max_inflate_ratio(&self) -> u32 {
+        self.max_inflate_ratio
+    }
+
+    /// 0 turns the limit off.
+    pub fn set_max_inflate_ratio(&mut self, ratio: u32) {
+        self.max_inflate_ratio = ratio;
     }
 
     pub fn set_server_no_context_takeover(&mut self, on: bool) {

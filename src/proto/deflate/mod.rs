@@ -3,6 +3,7 @@
 //! messages are compressed (RSV1 on their first frame); this module only
 //! turns bytes into bytes, within limits.
 
+pub mod allowance;
 pub mod config;
 pub mod deflater;
 pub mod inflater;

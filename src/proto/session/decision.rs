@@ -3,8 +3,6 @@
 //! chosen subprotocol, or reject with a status, lines and a body; taken
 //! inside `Event::Upgrade` or at any later time.
 
-use std::cell::Ref;
-
 use super::{Options, Session};
 use crate::proto::error::{Error, Result};
 use crate::proto::handshake::answer::{self, Header};
@@ -30,19 +28,19 @@ impl Session {
         self.switch(Options::DECIDES_UPGRADES, on);
     }
 
-    /// The request being decided, outside its event (inside, the event
-    /// carries it); `None` when no decision is pending or inside a feed.
-    pub fn upgrade_request(&self) -> Option<Ref<'_, UpgradeRequest>> {
-        let rx = self.rx.try_borrow().ok()?;
-        Ref::filter_map(rx, |rx| rx.pending_request()).ok()
+    /// Runs `f` on the request being decided, outside its event (inside,
+    /// the event carries it); `None` when no decision is pending or inside a
+    /// feed. `f` must not call back into the session.
+    pub fn with_upgrade_request<R>(&self, f: impl FnOnce(&UpgradeRequest) -> R) -> Option<R> {
+        self.peek_rx(|rx| rx.pending_request().map(f)).flatten()
     }
 
     /// How many more bytes may be fed now: while an upgrade is being decided,
     /// the client's early bytes are held up to the handshake size limit (more
     /// fails the handshake with 431). `None`: no such limit now.
     pub fn input_room(&self) -> Option<usize> {
-        let rx = self.rx.try_borrow().ok()?;
-        rx.input_room(self.state(), self.config.max_handshake_size())
+        let (state, cap) = (self.state(), self.config.max_handshake_size());
+        self.peek_rx(|rx| rx.input_room(state, cap)).flatten()
     }
 
     /// The decision may be taken now: [`Error::Closed`] once the session
@@ -102,8 +100,8 @@ impl Session {
         answer::write_reject(tx.buffer(), status, headers, body);
         drop(tx);
         self.state.set(State::Closed);
-        if let Ok(mut rx) = self.rx.try_borrow_mut() {
-            rx.drop_pending();
+        if let Ok(mut loan) = self.lend_rx() {
+            loan.rx.drop_pending();
         }
         Ok(())
     }
@@ -144,7 +142,11 @@ mod tests {
         })
         .unwrap();
         assert_eq!((asked, s.state(), s.buffered()), (1, State::Deciding, 0));
-        assert_eq!(s.upgrade_request().unwrap().header("host", 0), Some(&b"x"[..]));
+        assert_eq!(
+            s.with_upgrade_request(|r| r.header("host", 0).map(<[u8]>::to_vec))
+                .unwrap(),
+            Some(b"x".to_vec())
+        );
         assert_eq!(s.input_room(), Some(8192 - HI.len()));
         assert_eq!(s.send_text("no"), Err(Error::NotOpen));
         assert_eq!(
@@ -174,7 +176,7 @@ mod tests {
         assert!(s
             .pending()
             .ends_with(b"Sec-WebSocket-Protocol: a\r\nSet-Cookie: k=v\r\n\r\n\x81\x02hi"));
-        assert_eq!(s.upgrade_request().map(|_| ()), None);
+        assert_eq!(s.with_upgrade_request(|_| ()), None);
     }
 
     #[test]

@@ -237,6 +237,7 @@ impl<H: ConnHandler> Connection<H> {
         if self.lifecycle.get() != Lifecycle::Resolving || !waited {
             return;
         }
+        self.with_client(|c| c.resolve_request = 0);
         let Some((reactor, token)) = self.registered() else {
             return;
         };
@@ -280,6 +281,15 @@ impl<H: ConnHandler> Connection<H> {
         match connected {
             Ok(()) => self.lifecycle.set(Lifecycle::Connecting),
             Err(e) => self.finish(CloseCode::ABNORMAL.0, "connection failed", Some(e)),
+        }
+    }
+
+    /// The connection no longer waits for its name resolution (it ended, or
+    /// was stopped): the request leaves the resolver's queue.
+    pub(super) fn forget_resolution(&self) {
+        let request = self.with_client(|c| std::mem::take(&mut c.resolve_request));
+        if let Some(request @ 1..) = request {
+            resolver::cancel(request);
         }
     }
 

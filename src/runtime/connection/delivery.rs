@@ -73,6 +73,11 @@ impl<H: ConnHandler> Connection<H> {
                 ) {
                     self.note_refusal(Refusal::of_handshake_error(&error));
                 }
+                if error == SessionError::InflateRatio {
+                    if let Some(reactor) = self.reactor() {
+                        reactor.count_inflate_ratio_close();
+                    }
+                }
                 let mut extra = self.extra();
                 if self.close_code.get() == 0 {
                     let code = error.close_code().unwrap_or(CloseCode::ABNORMAL);

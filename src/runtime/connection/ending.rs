@@ -77,6 +77,7 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     fn deregister(&self) {
+        self.forget_resolution();
         if let Some((reactor, token)) = self.registered() {
             self.leave_topics(reactor, token.0 as u32);
             reactor.disarm_timer(token);

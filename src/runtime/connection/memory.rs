@@ -1,7 +1,11 @@
 //! The connection's share of the reactor's memory budget: what its session
 //! holds (and input a pause left unprocessed) is charged after every read and
-//! write and given back when the session goes; over budget, reading waits.
-//! Also notes when a message begins, for the message timeout.
+//! write and given back when the session goes; over budget, reading waits,
+//! compression streams are trimmed as soon as their message is handled, and
+//! new connections agree on permessage-deflate without context takeover.
+//! Also the message clock: it starts when a message begins, and stops while
+//! the budget holds the connection back (the library, not the peer, is then
+//! the one not reading; the idle and pong clocks stop too, `timeouts.rs`).
 
 use crate::proto::session::Session;
 use crate::proto::state::State;
@@ -23,16 +27,24 @@ impl<H: ConnHandler> Connection<H> {
 
     /// After input or output: charges the change in what the session holds,
     /// hands the right to grow over budget on when this connection no longer
-    /// uses it, and starts the message timer when a message began.
+    /// uses it, and starts the message clock when a message began. Over
+    /// budget, compression streams go once their message is handled.
     pub(super) fn account(&self) {
         let Some((reactor, token)) = self.registered() else {
             return;
         };
+        let budget = reactor.budget();
         let (delta, in_message) = match self.session() {
-            Some(s) => (s.memory_change(), growing_message(&s)),
+            Some(s) => {
+                if budget.exceeded() && s.can_trim_compression() {
+                    // A compressed message under way keeps its stream.
+                    let _ = s.trim_compression();
+                }
+                let (delta, receiving) = s.memory_change_and_message();
+                (delta, receiving && s.state() == State::Open)
+            }
             None => return,
         };
-        let budget = reactor.budget();
         let mut wake = budget.charge(delta);
         if !in_message || !self.can_read() {
             wake |= budget.release_holder(token.0 as u32);
@@ -42,7 +54,9 @@ impl<H: ConnHandler> Connection<H> {
         }
         if in_message && !self.has(Flags::IN_MESSAGE) {
             self.set(Flags::IN_MESSAGE);
-            self.started_ms.set(self.now32());
+            // Held back, the clock holds the time run so far (none yet).
+            let start = if self.has(Flags::HELD_BACK) { 0 } else { self.now32() };
+            self.started_ms.set(start);
             self.arm_timer();
         }
     }
@@ -54,29 +68,50 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Whether the budget lets this connection read now. Over budget, one that
-    /// holds memory waits (and is read again when memory is given back), unless
-    /// it is the one connection whose message keeps being read to its end.
+    /// holds buffers that reading would grow (a partial message, output)
+    /// waits, and is read again when memory is given back, unless it is the
+    /// one connection whose message keeps being read to its end. Compression
+    /// streams do not count: they are bounded, and trimmed over budget.
     pub(super) fn budget_allows_read(&self, reactor: &Reactor) -> bool {
         let budget = reactor.budget();
         if !budget.exceeded() {
-            self.set_held_back(budget, false);
+            self.stop_holding_back(budget);
             return true;
         }
         let token = self.token.get();
-        let holds = self
-            .session()
-            .is_some_and(|s| s.memory_reported() > 0 && !(growing_message(&s) && budget.may_hold(token)));
+        let holds = self.session().is_some_and(|s| {
+            if s.state() == State::Handshake {
+                // New connections keep no compression stream while memory is short.
+                s.set_context_takeover_allowed(false);
+            }
+            s.holds_buffers() && !(growing_message(&s) && budget.may_hold(token))
+        });
         if holds {
             budget.wait(token);
+            self.set_held_back(budget, true);
+        } else {
+            self.stop_holding_back(budget);
         }
-        self.set_held_back(budget, holds);
         !holds
     }
 
-    /// Keeps the budget's count of connections held back.
+    /// The budget no longer holds this connection back: its clocks run again.
+    fn stop_holding_back(&self, budget: &MemoryBudget) {
+        if self.has(Flags::HELD_BACK) {
+            self.set_held_back(budget, false);
+            self.arm_timer();
+        }
+    }
+
+    /// Keeps the budget's count of connections held back, and stops or
+    /// restarts the message clock: while held back, `started_ms` holds the
+    /// time the message ran so far instead of when it began.
     pub(super) fn set_held_back(&self, budget: &MemoryBudget, on: bool) {
         if self.has(Flags::HELD_BACK) != on {
             budget.hold_back(on);
+            if self.has(Flags::IN_MESSAGE) {
+                self.started_ms.set(self.now32().wrapping_sub(self.started_ms.get()));
+            }
             if on {
                 self.set(Flags::HELD_BACK);
             } else {

@@ -656,7 +656,7 @@ impl<H: ConnHandler> Source for Connection<H> {
         self.ring_event(event);
     }
 
-    fn deliver(&self, frame: &Arc<crate::runtime::topics::Published>) -> crate::runtime::topics::Delivery {
+    fn deliver(&self, frame: &std::rc::Rc<crate::runtime::topics::HeldFrame>) -> crate::runtime::topics::Delivery {
         self.deliver_published(frame)
     }
 

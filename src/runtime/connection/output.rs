@@ -49,6 +49,9 @@ impl<H: ConnHandler> Connection<H> {
             return self.after_flush();
         }
         if self.is_tls() {
+            if self.has_published() {
+                self.drop_frames_if_closing();
+            }
             match self.flush_tls() {
                 TlsFlush::Done => {}
                 TlsFlush::Blocked => self.want_writable(true),

@@ -10,30 +10,35 @@
 //! fragment (a data frame cannot go in between); if the message is abandoned
 //! (a close), such frames are dropped.
 //!
-//! Connections that cannot take the shared bytes get a copy through their
-//! session instead: client-role connections (each frame masked with its own
-//! key) and TLS ones (encrypted per connection).
+//! TLS connections take the shared bytes too: they are encrypted from where
+//! they lie, a record at a time, as the socket takes them (`secure.rs`).
+//! Client-role connections cannot (each frame is masked with its own key):
+//! they get a copy through their session, made only while the reactor is
+//! under its memory budget and charged to it at once, so that a publish
+//! makes no more copies than the budget holds.
 //!
-//! Backpressure: a subscriber whose output (session output plus published
-//! frames) would pass its max output is slow; so is one with frames waiting
-//! while the reactor is over its memory budget. Queued bytes are charged to
-//! the budget as if each subscriber held a copy.
+//! Memory: a shared frame is charged to the reactor's budget once, while any
+//! subscriber of the reactor holds it (`Reactor::deliver_published`); the
+//! last one to let it go gives the charge back. Backpressure: a subscriber
+//! whose output (session output plus published frames) would pass its max
+//! output is slow. The budget does not make subscribers of shared frames
+//! slow: what they hold is bounded by their max output, and uploads filling
+//! the budget must not silence rooms.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, IoSlice};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::error::Error as SessionError;
 use crate::proto::event::Message;
 use crate::proto::role::Role;
 use crate::proto::state::State;
-use crate::runtime::connection::{Connection, Flags, Lifecycle};
+use crate::runtime::connection::{Connection, Extra, Flags, Lifecycle};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::Reactor;
-use crate::runtime::topics::{Delivery, Published};
+use crate::runtime::topics::{Delivery, HeldFrame};
 use crate::runtime::uring::{Outgoing, MAX_PIECES};
 
 /// Buffers gathered into one `sendmsg`.
@@ -42,7 +47,7 @@ const MAX_GATHER: usize = 64;
 /// A frame waiting for the socket.
 #[derive(Debug)]
 struct Queued {
-    frame: Arc<Published>,
+    frame: Rc<HeldFrame>,
     written: usize,
     /// Session output bytes to write before it (after the frame ahead of it);
     /// `None`: all session output up to the end of the fragmented message
@@ -55,7 +60,7 @@ struct Queued {
 pub(super) struct Subscriber {
     topics: Vec<Rc<str>>,
     frames: VecDeque<Queued>,
-    /// Frame bytes not yet written (what the budget is charged).
+    /// Frame bytes not yet written (counted in the output, against max output).
     bytes: usize,
     /// Sum of the `after` of the frames queued.
     session_ahead: usize,
@@ -136,7 +141,7 @@ impl<H: ConnHandler> Connection<H> {
     // ------------------------------------------------------------ delivery
 
     /// Queues a published frame, or says why not.
-    pub(super) fn deliver_published(&self, frame: &Arc<Published>) -> Delivery {
+    pub(super) fn deliver_published(&self, frame: &Rc<HeldFrame>) -> Delivery {
         if self.has(Flags::RELEASED) || self.established().is_err() {
             return Delivery::NotOpen;
         }
@@ -144,18 +149,12 @@ impl<H: ConnHandler> Connection<H> {
             Some(s) => (s.role(), s.buffered(), s.config().max_output()),
             None => return Delivery::NotOpen,
         };
-        if role == Role::Client || self.is_tls() {
-            return match self.send_message(frame.message()) {
-                Ok(()) => Delivery::Queued,
-                Err(Error::Session(SessionError::Full)) => Delivery::Full,
-                Err(_) => Delivery::NotOpen,
-            };
+        if role == Role::Client {
+            return self.deliver_copy(frame);
         }
         let len = frame.frame().len();
-        let queued = self.published_bytes();
-        let total = buffered + queued;
-        let over_budget = queued > 0 && self.reactor().is_some_and(|r| r.budget().exceeded());
-        if (total > 0 && total.saturating_add(len) > max_output) || over_budget {
+        let total = buffered + self.published_bytes();
+        if total > 0 && total.saturating_add(len) > max_output {
             self.set(Flags::DRAIN_WANTED);
             return Delivery::Full;
         }
@@ -170,15 +169,42 @@ impl<H: ConnHandler> Connection<H> {
                 Some(after)
             };
             s.frames.push_back(Queued {
-                frame: Arc::clone(frame),
+                frame: Rc::clone(frame),
                 written: 0,
                 after,
             });
             s.bytes += len;
         }
-        self.charge(len as isize);
         self.schedule_flush();
         Delivery::Queued
+    }
+
+    /// A copy of the message through the session (masked with this
+    /// connection's key), made only under the memory budget and charged at
+    /// once: a publish cannot make more copies than the budget holds.
+    fn deliver_copy(&self, frame: &HeldFrame) -> Delivery {
+        if self.reactor().is_some_and(|r| r.budget().exceeded()) {
+            self.set(Flags::DRAIN_WANTED);
+            return Delivery::Full;
+        }
+        match self.send_message(frame.message()) {
+            Ok(()) => {
+                self.account();
+                Delivery::Queued
+            }
+            Err(Error::Session(SessionError::Full)) => Delivery::Full,
+            Err(_) => Delivery::NotOpen,
+        }
+    }
+
+    /// Lets go of a queued frame: the last subscriber of the reactor to hold
+    /// it gives back the charge. Returns the bytes to give back.
+    fn let_go(queued: Queued) -> usize {
+        if Rc::strong_count(&queued.frame) == 1 {
+            queued.frame.frame().len()
+        } else {
+            0
+        }
     }
 
     /// Published bytes waiting for the socket.
@@ -213,33 +239,38 @@ impl<H: ConnHandler> Connection<H> {
     /// A close is under way: frames waiting for the end of an abandoned
     /// fragmented message will never be sent.
     pub(super) fn drop_waiting_frames(&self) {
-        let dropped = match self.extra.borrow_mut().as_mut() {
+        let released = match self.extra.borrow_mut().as_mut() {
             Some(extra) => {
                 let s = &mut extra.subscriber;
                 s.fragmenting = false;
-                let before = s.bytes;
-                s.frames.retain(|q| q.after.is_some());
+                let (kept, dropped): (VecDeque<Queued>, VecDeque<Queued>) = std::mem::take(&mut s.frames)
+                    .into_iter()
+                    .partition(|q| q.after.is_some());
+                s.frames = kept;
                 s.bytes = s.frames.iter().map(|q| q.frame.frame().len() - q.written).sum();
-                before - s.bytes
+                dropped.into_iter().map(Self::let_go).sum::<usize>()
             }
             None => return,
         };
-        self.charge(-(dropped as isize));
+        self.charge(-(released as isize));
     }
 
     /// The socket is gone: the frames are dropped and their charge given back.
     pub(super) fn clear_published(&self) {
-        let dropped = match self.extra.borrow_mut().as_mut() {
+        let released = match self.extra.borrow_mut().as_mut() {
             Some(extra) => {
                 let s = &mut extra.subscriber;
-                s.frames.clear();
                 s.session_ahead = 0;
                 s.fragmenting = false;
-                std::mem::take(&mut s.bytes)
+                s.bytes = 0;
+                std::mem::take(&mut s.frames)
+                    .into_iter()
+                    .map(Self::let_go)
+                    .sum::<usize>()
             }
             None => return,
         };
-        self.charge(-(dropped as isize));
+        self.charge(-(released as isize));
     }
 
     // ------------------------------------------------------------ writing
@@ -247,9 +278,7 @@ impl<H: ConnHandler> Connection<H> {
     /// Writes the frames, with the session output around them, in order, until
     /// none is left or the socket is full.
     pub(super) fn flush_published(&self) -> PublishedFlush {
-        if !self.state().is_some_and(|s| s == State::Open) || self.has(Flags::CLOSING) {
-            self.drop_waiting_frames();
-        }
+        self.drop_frames_if_closing();
         while self.has_published() {
             let written = {
                 let Some(session) = self.session() else {
@@ -280,10 +309,46 @@ impl<H: ConnHandler> Connection<H> {
         PublishedFlush::Done
     }
 
+    /// Once a close is under way, frames that wait for the end of a
+    /// fragmented message will never go.
+    pub(super) fn drop_frames_if_closing(&self) {
+        if !self.state().is_some_and(|s| s == State::Open) || self.has(Flags::CLOSING) {
+            self.drop_waiting_frames();
+        }
+    }
+
+    /// TLS: hands the session output and the frames, in order, to the TLS
+    /// stream, which encrypts what it takes (up to its buffer limit: one
+    /// turn's records at most); what it took counts as written. Returns how
+    /// many bytes it took.
+    pub(super) fn encrypt_published(&self) -> usize {
+        let taken = {
+            let Some(session) = self.session() else { return 0 };
+            let pending = session.pending();
+            let mut extra = self.extra.borrow_mut();
+            let Some(extra) = extra.as_deref_mut() else { return 0 };
+            let Extra { tls, subscriber, .. } = extra;
+            let Some(tls) = tls.as_deref_mut() else { return 0 };
+            let mut gather: [IoSlice<'_>; MAX_GATHER] = [IoSlice::new(&[]); MAX_GATHER];
+            let count = gather_output(&pending, &subscriber.frames, &mut gather);
+            let mut taken = 0;
+            for slice in &gather[..count] {
+                let n = tls.write_plaintext(slice);
+                taken += n;
+                if n < slice.len() {
+                    break;
+                }
+            }
+            taken
+        };
+        self.consume_output(taken);
+        taken
+    }
+
     /// `n` bytes of gathered output were written: session bytes and frames, in
     /// the order `gather_output` laid them out.
     fn consume_output(&self, mut n: usize) {
-        let mut written_frames = 0;
+        let mut released = 0;
         {
             let Some(session) = self.session() else { return };
             let mut extra = self.extra.borrow_mut();
@@ -312,13 +377,12 @@ impl<H: ConnHandler> Connection<H> {
                 front.written += from_frame;
                 n -= from_frame;
                 s.bytes -= from_frame;
-                written_frames += from_frame;
                 if front.written == len {
-                    s.frames.pop_front();
+                    released += s.frames.pop_front().map_or(0, Self::let_go);
                 }
             }
         }
-        self.charge(-(written_frames as isize));
+        self.charge(-(released as isize));
     }
 }
 
@@ -402,15 +466,16 @@ impl<H: ConnHandler> Connection<H> {
         (!output.is_empty()).then_some(output)
     }
 
-    /// Published bytes the ring wrote: no longer waiting.
+    /// The ring wrote `output`: its published bytes are no longer waiting,
+    /// and its frames are let go (the last holder gives back the charge).
     #[cfg_attr(not(feature = "io-uring"), allow(dead_code))]
-    pub(super) fn published_written(&self, bytes: usize) {
-        if bytes == 0 {
+    pub(super) fn published_written(&self, output: &mut Outgoing) {
+        if output.published_bytes == 0 {
             return;
         }
         if let Some(extra) = self.extra.borrow_mut().as_mut() {
-            extra.subscriber.bytes -= bytes.min(extra.subscriber.bytes);
+            extra.subscriber.bytes -= output.published_bytes.min(extra.subscriber.bytes);
         }
-        self.charge(-(bytes as isize));
+        self.charge(-(output.let_go_frames() as isize));
     }
 }

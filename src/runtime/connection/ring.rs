@@ -79,8 +79,11 @@ impl<H: ConnHandler> Connection<H> {
         }
         if let Some((ring, token)) = self.ring() {
             // Over budget, one buffer at a time: a multishot receive could
-            // take many before this connection is stopped.
-            if ring.arm(token, reactor.budget().exceeded()) {
+            // take many before this connection is stopped. Not for the one
+            // reading its message to its end (the budget's holder: the only
+            // one in a message that may read now).
+            let once = reactor.budget().exceeded() && !self.has(Flags::IN_MESSAGE);
+            if ring.arm(token, once) {
                 self.clear(Flags::READABLE);
             }
         }
@@ -184,11 +187,11 @@ impl<H: ConnHandler> Connection<H> {
 
     /// A send completed whole: its bytes stop counting, its buffer is reused,
     /// and what waited behind it goes with the turn's output.
-    fn ring_sent(&self, output: Outgoing) {
+    fn ring_sent(&self, mut output: Outgoing) {
         if let Some(session) = self.session() {
             let _ = session.written_out(output.session_bytes);
         }
-        self.published_written(output.published_bytes);
+        self.published_written(&mut output);
         recycle_output(output.into_buffer());
         self.schedule_flush();
     }

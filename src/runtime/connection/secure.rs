@@ -154,7 +154,11 @@ impl<H: ConnHandler> Connection<H> {
         let socket = self.socket();
         loop {
             if !self.with_tls(|t| t.wants_write()).unwrap_or(false) {
-                let taken = {
+                // Published frames are encrypted from where they lie, in
+                // their place among the session's output.
+                let taken = if self.has_published() {
+                    self.encrypt_published()
+                } else {
                     let Some(session) = self.session() else {
                         return TlsFlush::Done;
                     };

@@ -39,16 +39,19 @@ impl<H: ConnHandler> Connection<H> {
         if self.handshaking() {
             consider(left(self.started_ms.get(), t.handshake_ms()));
         } else if !closing {
-            if t.idle_ms() > 0 {
+            // Held back by the budget, input waits unread: no clock that
+            // measures the peer's silence runs.
+            let held = self.has(Flags::HELD_BACK);
+            if t.idle_ms() > 0 && !held {
                 consider(left(self.last_input_ms.get(), t.idle_ms()));
             }
-            if t.message_ms() > 0 && self.has(Flags::IN_MESSAGE) {
+            if t.message_ms() > 0 && self.message_clock_runs() {
                 consider(left(self.started_ms.get(), t.message_ms()));
             }
             if t.deflate_idle_ms() > 0 && self.can_trim_compression() {
                 consider(left(self.mark_ms.get(), t.deflate_idle_ms()));
             }
-            if t.ping_interval_ms() > 0 {
+            if t.ping_interval_ms() > 0 && !held {
                 match self.ping_sent_ms.get() {
                     0 => consider(left(self.last_input_ms.get(), t.ping_interval_ms())),
                     sent => consider(left(sent, t.pong_ms())),
@@ -59,6 +62,13 @@ impl<H: ConnHandler> Connection<H> {
             consider(left(self.mark_ms.get(), t.close_ms()));
         }
         wait
+    }
+
+    /// A message is arriving and the library is reading it: its clock runs
+    /// (stopped while the memory budget holds the connection back, as are
+    /// the idle and pong clocks).
+    fn message_clock_runs(&self) -> bool {
+        self.has(Flags::IN_MESSAGE) && !self.has(Flags::HELD_BACK)
     }
 
     /// Whether the session holds compression streams a trim would drop.
@@ -137,20 +147,23 @@ impl<H: ConnHandler> Connection<H> {
                 return;
             }
         } else {
-            if t.idle_ms() > 0 && self.since(self.last_input_ms.get()) >= t.idle_ms() as u64 {
+            let held = self.has(Flags::HELD_BACK);
+            if t.idle_ms() > 0 && !held && self.since(self.last_input_ms.get()) >= t.idle_ms() as u64 {
                 let _ = self.close(CloseCode::GOING_AWAY.0, "idle timeout");
             }
             let idle = t.deflate_idle_ms();
             if idle > 0 && self.since(self.mark_ms.get()) >= idle as u64 && self.can_trim_compression() {
                 self.trim_compression();
             }
-            let in_message = self.has(Flags::IN_MESSAGE);
-            if in_message && t.message_ms() > 0 && self.since(self.started_ms.get()) >= t.message_ms() as u64 {
+            if self.message_clock_runs()
+                && t.message_ms() > 0
+                && self.since(self.started_ms.get()) >= t.message_ms() as u64
+            {
                 self.clear(Flags::IN_MESSAGE);
                 self.extra().close_error.get_or_insert(Error::Timeout("message"));
                 let _ = self.close(CloseCode::POLICY_VIOLATION.0, "message timeout");
             }
-            if t.ping_interval_ms() > 0 && !self.has(Flags::CLOSING) {
+            if t.ping_interval_ms() > 0 && !held && !self.has(Flags::CLOSING) {
                 let sent = self.ping_sent_ms.get();
                 // Input since the ping answers it; input in the very millisecond
                 // counts (pings go out only after a quiet interval).

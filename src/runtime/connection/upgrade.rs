@@ -46,9 +46,7 @@ impl<H: ConnHandler> Connection<H> {
         if !self.upgrade_pending() {
             return None;
         }
-        let session = self.session()?;
-        let request = session.upgrade_request()?;
-        Some(f(&request))
+        self.session()?.with_upgrade_request(f)
     }
 
     /// The session's decision call, or the error telling why none can be

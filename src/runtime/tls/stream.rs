@@ -1,5 +1,13 @@
 //! One connection's TLS state: a rustls connection moving bytes between the
 //! socket (records) and the session (plaintext), never blocking.
+//!
+//! What rustls holds is bounded, not charged to the memory budget: records
+//! waiting for the socket, up to [`BUFFER_LIMIT`] (the connection hands it
+//! plaintext only once the records before are written, so one turn's worth);
+//! plaintext taken before the handshake ends, up to [`BUFFER_LIMIT`];
+//! received plaintext, 16 KiB plus one read (rustls refuses to read more until
+//! it is taken, and the connection takes it all after each read); one record
+//! being received (16 KiB and its overhead; 64 KiB during a handshake).
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +28,11 @@ pub(crate) struct Stream {
     /// proxy): its records are the outer connection's plaintext.
     outer: Option<Box<Stream>>,
 }
+
+/// Bytes of records waiting for the socket, and of plaintext waiting for the
+/// handshake, that a connection's rustls state holds at most (rustls' own
+/// default, set here so that it stays what the bound above says).
+pub(crate) const BUFFER_LIMIT: usize = 64 << 10;
 
 /// `Socket` as the `io::Read`/`io::Write` rustls moves records through.
 struct Io(Socket);
@@ -42,7 +55,8 @@ impl Write for Io {
 
 impl Stream {
     pub(crate) fn server(tls: &ServerTls) -> Result<Stream, TlsError> {
-        let conn = rustls::ServerConnection::new(Arc::clone(&tls.config)).map_err(|e| TlsError::from(&e))?;
+        let mut conn = rustls::ServerConnection::new(Arc::clone(&tls.config)).map_err(|e| TlsError::from(&e))?;
+        conn.set_buffer_limit(Some(BUFFER_LIMIT));
         Ok(Stream {
             conn: conn.into(),
             refused: Some(Arc::clone(&tls.refused)),
@@ -54,7 +68,8 @@ impl Stream {
     /// an IP address is checked against the certificate's addresses).
     pub(crate) fn client(tls: &ClientTls, host: &str) -> Result<Stream, TlsError> {
         let name = ServerName::try_from(host.to_owned()).map_err(|_| TlsError::NameMismatch)?;
-        let conn = rustls::ClientConnection::new(tls.config()?, name).map_err(|e| TlsError::from(&e))?;
+        let mut conn = rustls::ClientConnection::new(tls.config()?, name).map_err(|e| TlsError::from(&e))?;
+        conn.set_buffer_limit(Some(BUFFER_LIMIT));
         Ok(Stream {
             conn: conn.into(),
             refused: None,

@@ -442,8 +442,18 @@ impl Driver {
     fn sent(&self, reactor: &Reactor, op: Op, result: i32) {
         let data = op.user_data();
         if !self.is_current(op) {
-            // A closed connection's send: its bytes may go now.
-            self.orphans.borrow_mut().retain(|(d, _)| *d != data);
+            // A closed connection's send: its bytes may go now, and the
+            // charge of frames it held last goes back to the budget.
+            let orphan = {
+                let mut orphans = self.orphans.borrow_mut();
+                let found = orphans.iter().position(|(d, _)| *d == data);
+                found.map(|i| orphans.swap_remove(i).1)
+            };
+            if let Some(mut orphan) = orphan {
+                if reactor.budget().charge(-(orphan.let_go_frames() as isize)) {
+                    reactor.wake_waiting();
+                }
+            }
             return;
         }
         let Some(mut output) = self.with_slot(op.token, |s| s.sending.take()) else {

@@ -5,12 +5,12 @@
 //! reference each, no copy). A partial send leaves the rest to be sent
 //! first, from where it stopped.
 
-use std::sync::Arc;
+use std::rc::Rc;
 
 #[cfg(feature = "io-uring")]
 use io_uring::{opcode, squeue, types};
 
-use crate::runtime::topics::Published;
+use crate::runtime::topics::HeldFrame;
 
 #[cfg(feature = "io-uring")]
 /// A peer that went away must yield EPIPE, not kill the program with SIGPIPE.
@@ -32,7 +32,7 @@ enum Piece {
 /// Output handed to the ring, owned until its send completes.
 pub(crate) struct Outgoing {
     buffer: Vec<u8>,
-    frames: Vec<Arc<Published>>,
+    frames: Vec<Rc<HeldFrame>>,
     pieces: Vec<Piece>,
     /// Made from `pieces` once complete (the memory they point to is owned
     /// here and does not move).
@@ -76,7 +76,7 @@ impl Outgoing {
     }
 
     /// Adds a published frame from byte `start`.
-    pub(crate) fn add_frame(&mut self, frame: Arc<Published>, start: usize) {
+    pub(crate) fn add_frame(&mut self, frame: Rc<HeldFrame>, start: usize) {
         let len = frame.frame().len().saturating_sub(start);
         if len > 0 {
             self.pieces.push(Piece::Frame(self.frames.len(), start));
@@ -92,6 +92,17 @@ impl Outgoing {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.total == 0
+    }
+
+    /// Lets go of its frames once written (or abandoned): returns the bytes
+    /// of those it held last, whose charge to the budget goes back (see
+    /// `HeldFrame`).
+    pub(crate) fn let_go_frames(&mut self) -> usize {
+        std::mem::take(&mut self.frames)
+            .into_iter()
+            .filter(|f| Rc::strong_count(f) == 1)
+            .map(|f| f.frame().len())
+            .sum()
     }
 
     /// The buffer's bytes from `start`.
