@@ -19,7 +19,7 @@ use rust_echo::{echo_server, run_until};
 use wsconn::runtime::acceptor::Acceptor;
 use wsconn::runtime::reactor::Reactor;
 use wsconn::runtime::uring::{IoBackend, IO_ENV};
-use wsconn_testkit::WsClient;
+use wsconn_testkit::{build_examples, example, LoggedServer, WsClient};
 
 /// Echoes pipelined messages of growing sizes on `reactor` and checks every
 /// byte, then the close.
@@ -74,6 +74,34 @@ fn the_environment_chooses_the_transport() {
         _ => IoBackend::DEFAULT,
     };
     assert_eq!(reactor.io(), expected, "{IO_ENV}={asked:?}");
+}
+
+/// Whether process `pid` has an io_uring open (its fd links name it).
+fn has_a_ring(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the server's fds")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|link| link.to_string_lossy().contains("io_uring"))
+}
+
+/// The C library the examples link (built as `make test` builds it, with
+/// the feature) follows `WSCONN_IO` too: with `uring`, the example server
+/// has a ring; without, it has none. (Run by hand, set CARGO_FEATURES as
+/// the Makefile does, or a `uring` run fails here.)
+#[test]
+fn the_c_examples_run_on_the_transport_the_environment_chooses() {
+    build_examples();
+    let asked = std::env::var(IO_ENV).ok();
+    let mut server = LoggedServer::start(&example("echo_server"), &["0"], &[], "io-transport");
+    let port = server.wait_for_port();
+    let mut ws = WsClient::open(port, "/");
+    ws.send_text("on which transport?").expect("send");
+    let echo = ws
+        .read_frame(Instant::now() + Duration::from_secs(10))
+        .expect("an echo");
+    assert_eq!(echo.payload, b"on which transport?");
+    let expected = asked.as_deref() == Some("uring");
+    assert_eq!(has_a_ring(server.pid()), expected, "{IO_ENV}={asked:?}");
 }
 
 #[test]

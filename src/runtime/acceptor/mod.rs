@@ -299,7 +299,7 @@ impl Acceptor {
         if let (Some(reactor), Some(token)) = (self.reactor(), self.token.take()) {
             match reactor.ring() {
                 // The accept is cancelled at once: the port closes with the listener.
-                Some(ring) => ring.close(token.0 as u32, true),
+                Some(ring) => drop(ring.close(token.0 as u32, true)),
                 None => drop(reactor.registry().deregister(&mut listener)),
             }
             reactor.remove(token);

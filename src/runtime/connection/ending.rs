@@ -116,7 +116,7 @@ impl<H: ConnHandler> Connection<H> {
         let backlog = self.extra.borrow_mut().as_mut().map_or(0, |e| {
             // Its place in the acceptor's limits goes with the socket.
             e.accepted = None;
-            std::mem::take(&mut e.backlog).len()
+            std::mem::take(&mut e.backlog).len() + std::mem::take(&mut e.ring_records).len()
         });
         self.charge(-(backlog as isize));
     }

@@ -123,6 +123,9 @@ struct Extra {
     close_error: Option<Error>,
     /// Input read but not processed because reading was paused mid-buffer.
     backlog: Vec<u8>,
+    /// TLS records received on the io_uring transport and not yet given to
+    /// rustls (it was full, or reading stopped): they go before newer ones.
+    ring_records: Vec<u8>,
     /// Client role: its URL, route, responses and reconnection.
     client: Option<Box<client_state::ClientState>>,
     /// TLS between the socket and the session (boxed: rustls' state is large).

@@ -9,6 +9,12 @@
 //! new receive. `Flags::READABLE` means here "the receive is to be armed",
 //! `Flags::PEER_CLOSED` "the peer's EOF came" (handled once the backlog is
 //! fed).
+//!
+//! Over TLS, the records received go to rustls from the ring's buffer (what
+//! it cannot take yet waits in `Extra::ring_records`, charged, before newer
+//! records), and the records to send are collected into the ring's send,
+//! charged while it owns them; session output moves into TLS only once the
+//! send before it completed, so what waits stays in the session's output.
 
 // Without the feature no ring exists: its events never come.
 #![cfg_attr(not(feature = "io-uring"), allow(dead_code))]
@@ -19,7 +25,11 @@ use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::Reactor;
+use crate::runtime::tls::{self, Stream};
 use crate::runtime::uring::{Driver, Outgoing, RingEvent};
+
+/// TLS records collected into one send at most (the rest waits for it).
+const RECORDS_PER_SEND: usize = 256 << 10;
 
 impl<H: ConnHandler> Connection<H> {
     /// The ring and this connection's token, while its socket runs on one
@@ -36,14 +46,10 @@ impl<H: ConnHandler> Connection<H> {
         self.ring().is_some()
     }
 
-    /// Runs the socket on the reactor's ring, when it has one and the
-    /// connection is plain (TLS connections run on epoll). Returns whether it
-    /// does.
+    /// Runs the socket on the reactor's ring, when it has one. Returns
+    /// whether it does.
     pub(super) fn open_on_ring(&self, reactor: &Reactor, token: mio::Token) -> bool {
         let Some(ring) = reactor.ring() else { return false };
-        if self.is_tls() {
-            return false;
-        }
         ring.open(token.0 as u32, self.fd.get());
         true
     }
@@ -53,7 +59,8 @@ impl<H: ConnHandler> Connection<H> {
     pub(super) fn leave_ring(&self, reactor: &Reactor, token: mio::Token) -> bool {
         match reactor.ring() {
             Some(ring) if ring.is_open(token.0 as u32) => {
-                ring.close(token.0 as u32, !reactor.is_dispatching());
+                let records = ring.close(token.0 as u32, !reactor.is_dispatching());
+                self.charge(-(records as isize));
                 true
             }
             _ => false,
@@ -70,6 +77,9 @@ impl<H: ConnHandler> Connection<H> {
     /// Reading may go on: the peer's EOF if it came, else the receive is
     /// armed again (the backlog was fed).
     pub(super) fn ring_read(&self, reactor: &Reactor) {
+        if self.is_tls() && !self.take_waiting_records(reactor) {
+            return;
+        }
         if self.has(Flags::PEER_CLOSED) {
             self.clear(Flags::READABLE);
             return self.on_eof();
@@ -105,6 +115,9 @@ impl<H: ConnHandler> Connection<H> {
         }
         let Some(reactor) = self.reactor() else { return };
         self.last_input_ms.set(self.now32());
+        if self.is_tls() {
+            return self.ring_received_records(reactor, data);
+        }
         let behind = self.with_extra(|e| !e.backlog.is_empty()).unwrap_or(false);
         if behind || !self.can_read() || !self.budget_allows_read(reactor) {
             return self.keep_input(data);
@@ -122,6 +135,90 @@ impl<H: ConnHandler> Connection<H> {
         }
         // The replies leave with the turn's output.
         self.schedule_flush();
+    }
+
+    /// TLS records received: to rustls, after those waiting; what it cannot
+    /// take now waits.
+    fn ring_received_records(&self, reactor: &Reactor, data: &[u8]) {
+        let waiting = self.with_extra(|e| !e.ring_records.is_empty()).unwrap_or(false);
+        let used = if waiting { 0 } else { self.take_records(reactor, data) };
+        if self.lifecycle.get() != Lifecycle::Running || self.has(Flags::RELEASED) {
+            return;
+        }
+        if used < data.len() {
+            self.extra().ring_records.extend_from_slice(&data[used..]);
+            self.charge((data.len() - used) as isize);
+            if waiting {
+                // Behind the records waiting, which may go now.
+                self.take_waiting_records(reactor);
+            }
+        }
+        if self.with_extra(|e| !e.ring_records.is_empty()).unwrap_or(false) {
+            self.stop_receiving();
+        }
+    }
+
+    /// Gives rustls the records waiting; returns whether none is left.
+    fn take_waiting_records(&self, reactor: &Reactor) -> bool {
+        let records = self
+            .extra
+            .borrow_mut()
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.ring_records))
+            .unwrap_or_default();
+        if records.is_empty() {
+            self.feed_plaintext(reactor);
+            return true;
+        }
+        let used = self.take_records(reactor, &records);
+        self.charge(-(used as isize));
+        if self.lifecycle.get() != Lifecycle::Running || self.has(Flags::RELEASED) {
+            return false;
+        }
+        let left = records.len() - used;
+        if left > 0 {
+            // Nothing came since: the rest goes back as it was.
+            let mut records = records;
+            records.drain(..used);
+            self.extra().ring_records = records;
+        }
+        left == 0
+    }
+
+    /// Gives `records` to rustls while the connection reads, feeding the
+    /// plaintext as it comes; returns how many bytes rustls took.
+    fn take_records(&self, reactor: &Reactor, records: &[u8]) -> usize {
+        let mut used = 0;
+        self.feed_plaintext(reactor);
+        while used < records.len()
+            && self.lifecycle.get() == Lifecycle::Running
+            && self.can_read()
+            && self.budget_allows_read(reactor)
+        {
+            let n = match self.with_tls(|t| t.read_records_from(&records[used..])) {
+                Some(Ok(n)) => n,
+                Some(Err(e)) => {
+                    match tls::read_refusal(&e) {
+                        Some(kind) => self.fail_tls(kind),
+                        None => self.finish(CloseCode::ABNORMAL.0, "read failed", Some(Error::Io("read"))),
+                    }
+                    return used;
+                }
+                None => return used,
+            };
+            if n == 0 {
+                break;
+            }
+            used += n;
+            if let Some(Err(kind)) = self.with_tls(Stream::process) {
+                self.fail_tls(kind);
+                return used;
+            }
+            self.feed_plaintext(reactor);
+            // Handshake answers, alerts, and the session's replies.
+            self.schedule_flush();
+        }
+        used
     }
 
     /// Input that cannot be taken now: kept until reading resumes.
@@ -165,7 +262,9 @@ impl<H: ConnHandler> Connection<H> {
         if ring.is_sending(token) {
             return;
         }
-        let output = if self.has_published() {
+        let output = if self.is_tls() {
+            self.take_records_to_send()
+        } else if self.has_published() {
             self.take_output_with_frames()
         } else {
             self.take_session_output()
@@ -173,6 +272,30 @@ impl<H: ConnHandler> Connection<H> {
         if let Some(output) = output {
             ring.send(token, Box::new(output));
         }
+    }
+
+    /// TLS: the output encrypted into records (up to `RECORDS_PER_SEND`),
+    /// charged to the budget while the send owns them.
+    fn take_records_to_send(&self) -> Option<Outgoing> {
+        let mut records = Vec::new();
+        while records.len() < RECORDS_PER_SEND {
+            if !self.with_tls(|t| t.wants_write()).unwrap_or(false) && !self.encrypt_output() {
+                break;
+            }
+            match self.with_tls(|t| t.write_records_into(&mut records)) {
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        let len = records.len();
+        if len == 0 {
+            return None;
+        }
+        self.charge(len as isize);
+        let mut output = Outgoing::new(records);
+        output.add_buffer(0, len);
+        output.records = len;
+        Some(output)
     }
 
     /// The session's pending output, moved out whole.
@@ -192,6 +315,7 @@ impl<H: ConnHandler> Connection<H> {
             let _ = session.written_out(output.session_bytes);
         }
         self.published_written(&mut output);
+        self.charge(-(output.records as isize));
         recycle_output(output.into_buffer());
         self.schedule_flush();
     }

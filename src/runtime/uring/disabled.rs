@@ -47,7 +47,7 @@ impl Driver {
         match *self {}
     }
 
-    pub(crate) fn close(&self, _token: u32, _now: bool) {
+    pub(crate) fn close(&self, _token: u32, _now: bool) -> usize {
         match *self {}
     }
 

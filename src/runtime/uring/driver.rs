@@ -268,10 +268,11 @@ impl Driver {
     /// delivered (a new generation). Entries naming the fd that were not
     /// submitted yet are submitted now, before the fd can be closed (and its
     /// number reused); so is everything when `now` (outside a dispatch, or a
-    /// listener whose port must close at once).
-    pub(crate) fn close(&self, token: u32, now: bool) {
+    /// listener whose port must close at once). Returns the TLS record bytes
+    /// of a send left in flight (their charge to the budget goes back now).
+    pub(crate) fn close(&self, token: u32, now: bool) -> usize {
         if !self.with_slot(token, |s| s.open) {
-            return;
+            return 0;
         }
         self.disarm(token);
         let send_data = self.op(Kind::Send, token).user_data();
@@ -282,12 +283,14 @@ impl Driver {
             s.armed = Armed::No;
             (s.sending.take(), unsubmitted)
         });
+        let records = sending.as_ref().map_or(0, |s| s.records);
         if let Some(sending) = sending {
             self.orphans.borrow_mut().push((send_data, sending));
         }
         if unsubmitted || now {
             self.submit();
         }
+        records
     }
 
     // ------------------------------------------------------------ the turn
@@ -405,13 +408,14 @@ impl Driver {
                     self.with_slot(op.token, |s| s.armed = Armed::No);
                 }
                 if let Some(id) = cqueue::buffer_select(flags) {
-                    if result > 0 && current {
-                        // SAFETY: the kernel handed buffer `id` over with this
-                        // completion; it goes back only below.
-                        let data = unsafe { self.buffers.received(id, result as usize) };
+                    let len = result.max(0) as usize;
+                    if len > 0 && current {
+                        // SAFETY: the kernel handed these bytes over with this
+                        // completion; they go back only below.
+                        let data = unsafe { self.buffers.received(id, len) };
                         deliver(reactor, op.token, RingEvent::Received(data));
                     }
-                    self.buffers.give_back(id);
+                    self.buffers.done(id, len, flags);
                 }
                 if !more && current && self.is_current(op) {
                     // A data completion can be the last one too: then it

@@ -47,6 +47,9 @@ pub(crate) struct Outgoing {
     pub session_bytes: usize,
     /// Bytes of published frames in it.
     pub published_bytes: usize,
+    /// Bytes of TLS records in it, charged to the memory budget while the
+    /// send owns them.
+    pub records: usize,
 }
 
 impl Outgoing {
@@ -64,6 +67,7 @@ impl Outgoing {
             sent: 0,
             session_bytes: 0,
             published_bytes: 0,
+            records: 0,
         }
     }
 
