@@ -76,10 +76,13 @@ fn kernel_is_recent() -> bool {
     if unsafe { libc::uname(&mut name) } != 0 {
         return false;
     }
-    // SAFETY: uname NUL-terminates the release.
-    let release = unsafe { std::ffi::CStr::from_ptr(name.release.as_ptr()) }.to_string_lossy();
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    // "6.18.0-…": the digits before the first dot.
+    let major = name
+        .release
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(u8::is_ascii_digit)
+        .fold(0u32, |n, d| n.saturating_mul(10).saturating_add(u32::from(d - b'0')));
     major >= 6
 }
 
