@@ -3,6 +3,7 @@
 //! handed to the reactor's objects.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::RawFd;
@@ -56,8 +57,9 @@ pub(crate) struct Driver {
     /// Sends of closed connections, owned until their completion (keyed by
     /// their user data).
     orphans: RefCell<Vec<(u64, Box<Outgoing>)>>,
-    /// The batch of completions being handled (its memory kept).
-    batch: RefCell<Vec<(u64, i32, u32)>>,
+    /// The completions being handled, taken one at a time: those a
+    /// handler's panic left are handled first at the next turn.
+    batch: RefCell<VecDeque<(u64, i32, u32)>>,
     epoll_fd: RawFd,
     epoll_armed: Cell<bool>,
     /// Submissions so far (wrapping).
@@ -124,7 +126,7 @@ impl Driver {
             buffers: ManuallyDrop::new(buffers),
             slots: RefCell::new(Vec::new()),
             orphans: RefCell::new(Vec::new()),
-            batch: RefCell::new(Vec::new()),
+            batch: RefCell::new(VecDeque::new()),
             epoll_fd,
             epoll_armed: Cell::new(false),
             submits: Cell::new(0),
@@ -323,29 +325,30 @@ impl Driver {
         }
         self.wait(timeout)?;
         reactor.update_now();
-        let mut batch = std::mem::take(&mut *self.batch.borrow_mut());
         {
             let mut ring = self.ring.borrow_mut();
-            batch.extend(
+            self.batch.borrow_mut().extend(
                 ring.completion()
                     .map(|c: cqueue::Entry| (c.user_data(), c.result(), c.flags())),
             );
         }
-        let count = batch.len();
+        // Events as epoll would count them: completions delivered to an
+        // object (not cancellations, nor those of closed objects).
+        let mut count = 0;
         let mut epoll_ready = false;
-        for &(data, result, flags) in &batch {
+        loop {
+            let next = self.batch.borrow_mut().pop_front();
+            let Some((data, result, flags)) = next else { break };
             match Op::from_user_data(data) {
                 Some(op) if op.kind == Kind::Epoll => {
                     self.done();
                     self.epoll_armed.set(false);
                     epoll_ready = true;
                 }
-                Some(op) => self.complete(reactor, op, result, flags),
+                Some(op) => count += usize::from(self.complete(reactor, op, result, flags)),
                 None => {}
             }
         }
-        batch.clear();
-        *self.batch.borrow_mut() = batch;
         let mut handled = count;
         if epoll_ready {
             // An error here shows again at the next turn's poll.
@@ -356,7 +359,7 @@ impl Driver {
 
     fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
         let mut ring = self.ring.borrow_mut();
-        let ready = !ring.completion().is_empty();
+        let ready = !ring.completion().is_empty() || !self.batch.borrow().is_empty();
         if ready && ring.submission().is_empty() {
             return Ok(());
         }
@@ -399,7 +402,9 @@ impl Driver {
         })
     }
 
-    fn complete(&self, reactor: &Reactor, op: Op, result: i32, flags: u32) {
+    /// Hands a completion to its object; returns whether it was one of a
+    /// live object's (an event).
+    fn complete(&self, reactor: &Reactor, op: Op, result: i32, flags: u32) -> bool {
         let more = cqueue::more(flags);
         if !more {
             self.done();
@@ -412,13 +417,20 @@ impl Driver {
                 }
                 if let Some(id) = cqueue::buffer_select(flags) {
                     let len = result.max(0) as usize;
+                    // Handed back also when a handler's panic unwinds.
+                    let handed = Handed {
+                        buffers: &self.buffers,
+                        id,
+                        len,
+                        flags,
+                    };
                     if len > 0 && current {
                         // SAFETY: the kernel handed these bytes over with this
-                        // completion; they go back only below.
-                        let data = unsafe { self.buffers.received(id, len) };
+                        // completion; they go back only when `handed` drops.
+                        let data = unsafe { handed.buffers.received(id, len) };
                         deliver(reactor, op.token, RingEvent::Received(data));
                     }
-                    self.buffers.done(id, len, flags);
+                    drop(handed);
                 }
                 if !more && current && self.is_current(op) {
                     // A data completion can be the last one too: then it
@@ -428,6 +440,7 @@ impl Driver {
                 }
             }
             Kind::Send => self.sent(reactor, op, result),
+            Kind::Cancel | Kind::Epoll => return false,
             Kind::Accept => {
                 if current && result >= 0 {
                     deliver(reactor, op.token, RingEvent::Accepted(result));
@@ -442,8 +455,8 @@ impl Driver {
                     self.arm(op.token, false);
                 }
             }
-            Kind::Cancel | Kind::Epoll => {}
         }
+        current
     }
 
     fn sent(&self, reactor: &Reactor, op: Op, result: i32) {
@@ -485,6 +498,21 @@ impl Driver {
             return self.push_for(op.token, entry);
         }
         deliver(reactor, op.token, RingEvent::Sent(Ok(output)));
+    }
+}
+
+/// A completion's bytes in a provided buffer, handed back to the ring when
+/// dropped (also when a handler's panic unwinds through their delivery).
+struct Handed<'a> {
+    buffers: &'a Buffers,
+    id: u16,
+    len: usize,
+    flags: u32,
+}
+
+impl Drop for Handed<'_> {
+    fn drop(&mut self) {
+        self.buffers.done(self.id, self.len, self.flags);
     }
 }
 
