@@ -22,8 +22,9 @@
 #   $(LIBDIR)/libwsconn.so.X.Y.Z, its links libwsconn.so.X (the soname) and
 #     libwsconn.so, and libwsconn.a (stripped: --strip-unneeded, -g)
 #   $(PKGCONFIGDIR)/wsconn.pc, $(CMAKEDIR)/wsconnConfig{,Version}.cmake
-#   $(MANDIR)/man3/wsconn.3, and in $(DOCDIR): README.md, CHANGELOG.md and
-#     the C examples' sources (examples/)
+#   $(MANDIR)/man3/wsconn.3, and in $(DOCDIR): README.md, CHANGELOG.md,
+#     the C examples' sources (examples/) and a systemd socket and service
+#     unit pair for echo_server (systemd/, from packaging/systemd/)
 # Variables (make install PREFIX=$HOME/.local; no root needed where PREFIX
 # is writable):
 #   PREFIX        /usr/local
@@ -44,13 +45,17 @@ CARGO_FEATURES ?=
 export CARGO_FEATURES
 RELEASE_BUILD = $(CARGO) build --release $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES))
 # The tests that run a second time on the io_uring transport in `make test`:
-# those that start servers and clients (Rust and C), the conformance suite
-# and the hostile peers (the library's unit tests and the rest run on epoll).
+# those that start servers (Rust and C) and their clients, the conformance
+# suite, the hostile peers, the counters and the operations (drain, hand-over)
+# (the library's unit tests and the rest run on epoll). Not
+# autobahn_client: it tests the client role, which runs on epoll also in a
+# ring's reactor (a minute of CI for nothing the ring does).
 URING_TESTS = --lib --test io_transport --test runtime_rust --test runtime_backpressure \
 	--test runtime_budget --test runtime_lifecycle --test runtime_pubsub --test runtime_timeouts \
 	--test runtime_topics --test runtime_upgrade --test runtime_deflate_trim --test runtime_tls \
 	--test runtime_api_null --test upgrade_c --test c_example_interop --test echo_server_interop \
-	--test conformance --test hostile --test memory_budget --test autobahn_client --test tls_interop
+	--test conformance --test hostile --test memory_budget --test tls_interop \
+	--test runtime_stats --test operations
 
 # Seconds of fuzzing per target in `make test` (fuzz/README: how to fuzz for hours).
 FUZZ_SECONDS ?= 10
@@ -80,6 +85,7 @@ SONAME   = libwsconn.so.$(MAJOR)
 # (a directory of its own for installs that run side by side, as the tests do).
 GENERATED ?= target/install-files
 EXAMPLES  = $(wildcard c-examples/*.c c-examples/*.h) c-examples/index.html
+UNITS     = packaging/systemd/wsconn-echo.socket packaging/systemd/wsconn-echo.service
 
 build:
 	$(RELEASE_BUILD)
@@ -115,7 +121,8 @@ install:
 		CMAKEDIR=$(CMAKEDIR) CARGO=$(CARGO) PYTHON3=$(PYTHON3) \
 		sh packaging/generate.sh $(GENERATED)
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-		$(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR)/examples
+		$(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR)/examples \
+		$(DESTDIR)$(DOCDIR)/systemd
 	$(INSTALL) -m 644 include/wsconn.h $(DESTDIR)$(INCLUDEDIR)/wsconn.h
 	$(INSTALL) -m 755 target/release/libwsconn.so $(DESTDIR)$(LIBDIR)/$(SO_FILE)
 	$(STRIP) --strip-unneeded $(DESTDIR)$(LIBDIR)/$(SO_FILE)
@@ -129,10 +136,12 @@ install:
 	$(INSTALL) -m 644 $(GENERATED)/wsconn.3 $(DESTDIR)$(MANDIR)/man3/wsconn.3
 	$(INSTALL) -m 644 README.md CHANGELOG.md $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 644 $(UNITS) $(DESTDIR)$(DOCDIR)/systemd
 
 # Removes exactly the files `make install` writes, then the directories that
 # are wsconn's own (shared ones such as $(LIBDIR) stay, even when empty).
-OWN_DIRS = $(wildcard $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR))
+OWN_DIRS = $(wildcard $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/systemd \
+	$(DESTDIR)$(DOCDIR))
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/wsconn.h \
 		$(addprefix $(DESTDIR)$(LIBDIR)/,$(SO_FILE) $(SONAME) libwsconn.so libwsconn.a) \
@@ -140,7 +149,8 @@ uninstall:
 		$(addprefix $(DESTDIR)$(CMAKEDIR)/,wsconnConfig.cmake wsconnConfigVersion.cmake) \
 		$(DESTDIR)$(MANDIR)/man3/wsconn.3 \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,README.md CHANGELOG.md) \
-		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
+		$(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES))) \
+		$(addprefix $(DESTDIR)$(DOCDIR)/systemd/,$(notdir $(UNITS)))
 	$(if $(OWN_DIRS),rmdir --ignore-fail-on-non-empty $(OWN_DIRS))
 
 deps:

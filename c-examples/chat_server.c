@@ -2,7 +2,8 @@
  * chat_server.c - chat rooms on wsconn's publish/subscribe, optionally
  * relayed between several servers ("nodes") through Redis.
  *
- *   chat_server [-t N] [-v] [--redis HOST:PORT] [--allow-origin ORIGIN]... [--auth-token TOKEN] [port]
+ *   chat_server [-t N] [-v] [--redis HOST:PORT] [--allow-origin ORIGIN]... [--auth-token TOKEN]
+ *               [--drain-ms MS] [port]
  *
  * A client connects to ws://HOST:PORT/room/NAME; each text message it sends
  * is published to topic NAME and reaches everyone in the room, itself
@@ -19,8 +20,19 @@
  *                    member gets each message once. While Redis is down, local
  *                    rooms keep working (messages are not relayed then), and
  *                    the node reconnects with backoff (100 ms doubling to 2 s).
- *   -v               log connections and Redis events to stderr.
- *   port             default 9997; 0 picks a free one.
+ *   -v               log connections and Redis events to stderr, and the
+ *                    library's log lines (INFO and above).
+ *   --drain-ms MS    SIGTERM/SIGINT drain every reactor (each on its own
+ *                    thread): no more connections, handshakes in progress
+ *                    refused (503), members closed with 1001; exit 0 once
+ *                    all left, or after MS (default 5000) with the rest
+ *                    cut. A second signal cuts at once.
+ *   port             default 9997; 0 picks a free one. A listening socket
+ *                    handed over as fd 3 (systemd's LISTEN_FDS and
+ *                    LISTEN_PID) is used instead.
+ *
+ * GET /metrics answers the counters of every reactor, summed, in
+ * Prometheus' text format (ops.h, shared with echo_server.c).
  *
  * The Redis connections (hiredis, asynchronous) run on the first reactor
  * through hiredis_wsconn.h, an adapter onto wsconn_reactor_watch; other
@@ -35,6 +47,7 @@
 #include <hiredis/hiredis.h>
 
 #include "hiredis_wsconn.h"
+#include "ops.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -44,12 +57,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_THREADS 64
+#define MAX_THREADS OPS_MAX_THREADS
 #define MAX_ROOM 100
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
 
-static volatile sig_atomic_t running = 1;
 static int verbose;
 static int threads = 1;
 static wsconn_reactor_t *reactors[MAX_THREADS];
@@ -76,7 +88,7 @@ static void redis_connect(void);
 
 static void redis_retry_later(void)
 {
-    if (!running || wsconn_timer_start(redis_timer, (uint64_t)backoff_ms, 0) != WSCONN_OK)
+    if (ops_signals > 0 || wsconn_timer_start(redis_timer, (uint64_t)backoff_ms, 0) != WSCONN_OK)
         return;
     LOG("chat_server: redis: retry in %d ms\n", backoff_ms);
     backoff_ms = backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff_ms * 2;
@@ -258,6 +270,16 @@ static void on_message(wsconn_t *con, void *arg, int type, const uint8_t *data, 
         free(r);
 }
 
+/* Plain HTTP: GET /metrics, or 404. */
+static int on_http(wsconn_t *con, void *arg, const char *method, const char *path)
+{
+    (void)arg;
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/metrics") == 0)
+        return ops_metrics(con, reactors[thread_id], thread_id);
+    static const char not_found[] = "404 not found\n";
+    return wsconn_http_respond(con, 404, "text/plain; charset=utf-8", not_found, sizeof not_found - 1);
+}
+
 static void on_close(wsconn_t *con, void *arg, int code, const char *reason, size_t reason_len)
 {
     (void)reason;
@@ -291,6 +313,7 @@ static int on_accept(int fd, void *arg)
     wsconn_set_close_ex_func(m->con, on_close, m);
     if (auth_token != NULL)
         wsconn_set_upgrade_func(m->con, on_upgrade, m);
+    wsconn_set_http_func(m->con, on_http, m);
     wsconn_set_fd(m->con, fd);
     int rc = wsconn_start(m->con);
     if (rc != WSCONN_OK) {
@@ -318,9 +341,17 @@ static void *worker_run(void *arg)
         redis_timer = wsconn_timer_create(r, on_redis_timer, NULL);
         redis_connect();
     }
-    while (running)
+    struct ops_thread ops;
+    ops_thread_init(&ops, w->id, r);
+    ops.acceptor = w->acc; /* stopped first at a signal */
+    while (ops_step(&ops))
         if (wsconn_reactor_dispatch(r, 100) < 0)
             break;
+    ops_thread_end(&ops);
+    if (ops.drained) {
+        printf("chat_server: thread %d drained, %zu cut\n", w->id, ops.cut);
+        fflush(stdout);
+    }
     wsconn_acceptor_release(w->acc);
     if (w->id == 0 && redis_host != NULL) {
         if (redis_pub != NULL)
@@ -330,12 +361,6 @@ static void *worker_run(void *arg)
         wsconn_timer_release(redis_timer);
     }
     return NULL;
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    running = 0;
 }
 
 static void make_node_id(void)
@@ -356,7 +381,7 @@ static void make_node_id(void)
 static int usage(void)
 {
     fprintf(stderr, "usage: chat_server [-t N] [-v] [--redis HOST:PORT] [--allow-origin ORIGIN]...\n"
-                    "                   [--auth-token TOKEN] [port]\n");
+                    "                   [--auth-token TOKEN] [--drain-ms MS] [port]\n");
     return 2;
 }
 
@@ -387,6 +412,11 @@ int main(int argc, char **argv)
             allowed_origins[origin_count++] = argv[++i];
         } else if (strcmp(argv[i], "--auth-token") == 0 && i + 1 < argc) {
             auth_token = argv[++i];
+        } else if (strcmp(argv[i], "--drain-ms") == 0 && i + 1 < argc) {
+            int ms = atoi(argv[++i]);
+            if (ms < 0)
+                return usage();
+            ops_drain_ms = (unsigned)ms;
         } else if (argv[i][0] != '-') {
             port = atoi(argv[i]);
             if (port < 0 || port > 65535)
@@ -395,9 +425,10 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
+    /* SIGTERM, SIGINT: drain; a socket handed over as fd 3. */
+    if (ops_init(threads) < 0)
+        return 1;
     make_node_id();
 
     /* Every reactor and acceptor made here, before the threads run them. */
@@ -420,18 +451,25 @@ int main(int argc, char **argv)
             wsconn_reactor_set_config(reactors[i], config);
             wsconn_config_free(config);
         }
+        if (verbose)
+            wsconn_reactor_set_log_func(reactors[i], ops_log, "chat_server", WSCONN_LOG_INFO);
         workers[i].acc = wsconn_acceptor_create(reactors[i]);
         wsconn_acceptor_set_accept_func(workers[i].acc, on_accept, NULL);
-        if (threads > 1)
+        int fd = ops_listen_fd(i);
+        if (threads > 1 && fd < 0)
             wsconn_acceptor_set_reuseport(workers[i].acc, 1);
-        int rc = wsconn_acceptor_start(workers[i].acc, "127.0.0.1", port);
+        int rc = ops_listen(workers[i].acc, fd, "127.0.0.1", port);
         if (rc != WSCONN_OK) {
             fprintf(stderr, "chat_server: cannot listen on 127.0.0.1:%d: %s\n", port, wsconn_strerror(rc));
             return 1;
         }
         port = wsconn_acceptor_port(workers[i].acc); /* port 0: the others share the one picked */
     }
-    printf("chat_server listening on 127.0.0.1:%d\n", port);
+    char where[80];
+    snprintf(where, sizeof where, "127.0.0.1:%d", port);
+    if (ops_inherited_fd >= 0)
+        ops_inherited_address(where, sizeof where);
+    printf("chat_server%s listening on %s\n", ops_inherited_fd >= 0 ? " (socket handed over)" : "", where);
     fflush(stdout);
     LOG("chat_server: node %s, %d thread(s)%s%s\n", node_id, threads, redis_host ? ", redis " : "",
         redis_host ? redis_host : "");

@@ -10,7 +10,8 @@
  *       store the context in a table indexed by fd ("idtable"), start it
  *   read callback:  echo the message with wsconn_send(), return buflen
  *   close callback: release the wsconn_t, free the context
- *   main loop:      while (running) wsconn_reactor_dispatch(r, 100);
+ *   main loop:      dispatch until SIGTERM has drained the reactor
+ *                   (gbase: while (running) reactor_dispatch(r, 100))
  *
  * What differs from gbase, and why:
  *
@@ -29,17 +30,31 @@
  *     reading when the output has room again.  No echo is lost.
  *   - It also answers plain HTTP: GET / (and /index.html) returns index.html,
  *     a page that runs an echo test in a browser; any other path is a 404.
- *   - SIGINT/SIGTERM end the loop; every connection gets a 1001 close, then
- *     everything is released.
- *   - Logging is off unless -v is given (gbase printed every message).
+ *   - SIGINT/SIGTERM drain the server (wsconn_reactor_drain, each reactor on
+ *     its own thread): it stops accepting, refuses handshakes in progress
+ *     (503), closes every connection with 1001 and exits 0 once they all
+ *     ended, or at --drain-ms (the rest cut); a second signal cuts at once.
+ *   - A listening socket handed over as fd 3 (systemd's LISTEN_FDS and
+ *     LISTEN_PID: a socket unit, or the process this one replaces) is used
+ *     instead of binding one: a restart is starting the new process on the
+ *     same socket, then SIGTERM to the old one (packaging/systemd/).
+ *   - GET /metrics answers the counters of every reactor, summed, in
+ *     Prometheus' text format, with the process's RSS and open fds.
+ *   - Logging is off unless -v is given (gbase printed every message); -v
+ *     also prints the library's log (refused handshakes, TLS failures,
+ *     timeouts, budget pauses, drains), rate-limited by the library.
+ *   (ops.h holds the signals, hand-over, /metrics and log parts, shared with
+ *   chat_server.c.)
  *
  * Usage: echo_server [-t N] [-v] [-g] [-z] [-m MIB] [-T MS] [-d DIR]
- *                    [--deflate-dedicated BITS]
+ *                    [--deflate-dedicated BITS] [--drain-ms MS]
  *                    [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [port]
- *   port   default 9998; 0 picks a free port.  Binds 127.0.0.1.
+ *   port   default 9998; 0 picks a free port.  Binds 127.0.0.1, unless a
+ *          socket was handed over (LISTEN_FDS): then it is ignored.
  *   -t N   N threads, one reactor each, sharing the port (SO_REUSEPORT)
- *   -v     log connections and messages to stderr, and the memory the
- *          connections hold (every second, when it changed)
+ *   -v     log connections and messages to stderr, the memory the
+ *          connections hold (every second, when it changed), and the
+ *          library's log lines (INFO and above)
  *   -m MIB memory budget of the whole server in MiB, split evenly among the
  *          reactors (default: the library's, 256 MiB per reactor; 0: none)
  *   -T MS  message timeout in ms (default: the library's, 60000; 0: none)
@@ -73,6 +88,9 @@
  *          expect a PROXY protocol header (v1 or v2) from a load balancer
  *          on each connection: its client address counts for the limits
  *          and the log
+ *   --drain-ms MS
+ *          how long a drain (SIGTERM, SIGINT) waits for connections to end
+ *          before it cuts them (default 5000)
  */
 
 #ifndef _GNU_SOURCE
@@ -91,6 +109,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ops.h"
 #include "wsconn.h"
 #include "auth.h"
 
@@ -122,7 +141,7 @@ struct ws_ctx {
 /* One reactor per thread (-t N): the reactor and the connection table are
  * thread-local, so threads share nothing but the listening port. */
 static _Thread_local wsconn_reactor_t *r;
-static volatile sig_atomic_t running = 1;
+static _Thread_local int thread_index;
 static int verbose;
 static int gbase_mode;
 static int threads = 1;
@@ -395,6 +414,8 @@ static int on_http(wsconn_t *con, void *arg, const char *method, const char *pat
     size_t plen = strcspn(path, "?#"); /* ignore a query string */
     LOG("fd[%d] HTTP %s %s\n", ctx->fd, method, path);
 
+    if (strcmp(method, "GET") == 0 && plen == 8 && strncmp(path, "/metrics", 8) == 0)
+        return ops_metrics(con, r, thread_index);
     if (strcmp(method, "GET") == 0 && index_page != NULL &&
         ((plen == 1 && path[0] == '/') ||
          (plen == 11 && strncmp(path, "/index.html", 11) == 0)))
@@ -451,12 +472,10 @@ static int on_accept(int fd, void *arg)
 /* ------------------------------------------------------------------------ */
 /* Setup.                                                                   */
 
-static void on_signal(int sig)
+static void on_sighup(int sig)
 {
-    if (sig == SIGHUP)
-        reloads++;
-    else
-        running = 0;
+    (void)sig;
+    reloads++;
 }
 
 /* Reads DIR/index.html into index_page.  Returns 0, or -1 if unreadable. */
@@ -530,7 +549,7 @@ static void usage(const char *prog)
             "          [--deflate-dedicated BITS]\n"
             "          [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
             "          [--allow-origin ORIGIN]... [--auth-token TOKEN [--auth-delay MS]]\n"
-            "          [--max-conns-per-ip N] [--proxy-protocol] [port]\n"
+            "          [--max-conns-per-ip N] [--proxy-protocol] [--drain-ms MS] [port]\n"
             "          (default port %d)\n"
             "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
             "  -v      log connections, messages and memory held\n"
@@ -550,8 +569,11 @@ static void usage(const char *prog)
             "          in the query; others get 401\n"
             "  --auth-delay MS  decide the token check MS ms later (pending handshake)\n"
             "  --max-conns-per-ip N  at most N connections from one address (IPv6: /64)\n"
-            "  --proxy-protocol  expect a PROXY protocol v1/v2 header from a load balancer\n",
-            prog, DEFAULT_PORT);
+            "  --proxy-protocol  expect a PROXY protocol v1/v2 header from a load balancer\n"
+            "  --drain-ms MS  SIGTERM/SIGINT drain: time for connections to end (default %d)\n"
+            "  A socket handed over as fd 3 (LISTEN_FDS, LISTEN_PID) replaces the port.\n"
+            "  GET /metrics: Prometheus metrics.\n",
+            prog, DEFAULT_PORT, OPS_DEFAULT_DRAIN_MS);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -563,7 +585,9 @@ struct worker {
     int id;
     int port;
     int reuse_port;
+    int listen_fd; /* handed over (ops_listen_fd), or -1: bind */
     wsconn_acceptor_t *acc;
+    struct ops_thread ops;
     sig_atomic_t reloads_done;
     int status;
 };
@@ -578,6 +602,10 @@ static int worker_listen(struct worker *w)
         fprintf(stderr, "echo_server: wsconn_reactor_create failed\n");
         return -1;
     }
+    thread_index = w->id;
+    ops_thread_init(&w->ops, w->id, r);
+    if (verbose)
+        wsconn_reactor_set_log_func(r, ops_log, "echo_server", WSCONN_LOG_INFO);
     if (budget_mib >= 0)
         wsconn_reactor_set_memory_budget(r, ((size_t)budget_mib << 20) / (size_t)threads);
     if (message_timeout >= 0 || deflate_mode != WSCONN_DEFLATE_OFF || origin_count > 0) {
@@ -608,6 +636,7 @@ static int worker_listen(struct worker *w)
         return -1;
     }
     wsconn_acceptor_set_accept_func(w->acc, on_accept, NULL);
+    w->ops.acceptor = w->acc; /* stopped first at a signal */
     if (tls_cert != NULL) {
         int tls = wsconn_acceptor_set_tls(w->acc, tls_cert, tls_key);
         if (tls != WSCONN_OK) {
@@ -623,14 +652,16 @@ static int worker_listen(struct worker *w)
             }
         }
     }
-    if (w->reuse_port)
+    if (w->reuse_port && w->listen_fd < 0)
         wsconn_acceptor_set_reuseport(w->acc, 1);
     if (wsconn_acceptor_set_limits(w->acc, 0, (uint32_t)max_conns_per_ip) != WSCONN_OK ||
         wsconn_acceptor_set_proxy_protocol(w->acc, proxy_protocol) != WSCONN_OK) {
         fprintf(stderr, "echo_server: cannot set the limits or PROXY protocol\n");
         return -1;
     }
-    int rc = wsconn_acceptor_start(w->acc, "127.0.0.1", w->port);
+    int rc = ops_listen(w->acc, w->listen_fd, "127.0.0.1", w->port);
+    if (rc == WSCONN_OK)
+        w->listen_fd = -1; /* the acceptor's now */
     if (rc != WSCONN_OK) {
         fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%d: %s\n", w->port,
                 wsconn_strerror(rc));
@@ -659,13 +690,14 @@ static void log_memory(int id)
             id, buffered, waiting);
 }
 
-/* The loop, then an orderly shutdown. Returns the exit status. */
+/* The loop until the reactor drained, then the rest is released. Returns
+ * the exit status. */
 static int worker_run(struct worker *w)
 {
     int status = 0;
-    while (running) {
+    while (ops_step(&w->ops)) {
         int rc = wsconn_reactor_dispatch(r, 100);
-        if (rc < 0 && running) {
+        if (rc < 0) {
             fprintf(stderr, "echo_server: dispatch: %s\n", wsconn_strerror(rc));
             status = 1;
             break;
@@ -679,7 +711,10 @@ static int worker_run(struct worker *w)
             fflush(stdout);
         }
     }
-    LOG("shutting down\n");
+    if (w->ops.drained) {
+        printf("echo_server: thread %d drained, %zu cut\n", w->id, w->ops.cut);
+        fflush(stdout);
+    }
     worker_cleanup(w);
     return status;
 }
@@ -693,30 +728,16 @@ static void *worker_thread(void *arg)
 
 static void worker_cleanup(struct worker *w)
 {
+    ops_thread_end(&w->ops); /* before its reactor goes */
     if (w->acc != NULL) {
-        wsconn_acceptor_stop(w->acc);
         wsconn_acceptor_release(w->acc);
         w->acc = NULL;
     }
-    if (r != NULL && con_count > 0) {
-        /* Going away: start the closing handshake on every connection and
-         * give the peers a moment to answer (on_close frees them). */
-        for (size_t fd = 0; fd < con_table_size; fd++)
-            if (con_table[fd] != NULL)
-                wsconn_close(con_table[fd]->con, 1001, "server shutting down");
-        struct timespec start, now;
-        clock_gettime(CLOCK_MONOTONIC, &start);
-        for (;;) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            long ms = (now.tv_sec - start.tv_sec) * 1000 +
-                      (now.tv_nsec - start.tv_nsec) / 1000000;
-            if (con_count == 0 || ms >= 1000)
-                break;
-            if (wsconn_reactor_dispatch(r, 50) < 0)
-                break;
-        }
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
     }
-    /* Whatever did not finish in time is dropped. */
+    /* After a drain none is left; after an error, what is left is dropped. */
     for (size_t fd = 0; fd < con_table_size; fd++) {
         struct ws_ctx *ctx = con_table[fd];
         if (ctx != NULL) {
@@ -746,6 +767,7 @@ int main(int argc, char **argv)
         {"auth-delay", required_argument, NULL, 'L'},
         {"max-conns-per-ip", required_argument, NULL, 'P'},
         {"proxy-protocol", no_argument, NULL, 'X'},
+        {"drain-ms", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     while ((opt = getopt_long(argc, argv, "t:vgzm:T:d:h", long_options, NULL)) != -1) {
@@ -787,6 +809,13 @@ int main(int argc, char **argv)
             break;
         case 'X':
             proxy_protocol = 1;
+            break;
+        case 'M':
+            if (parse_int(optarg, 0, INT_MAX, &timeout) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
+            ops_drain_ms = (unsigned)timeout;
             break;
         case 'K':
             tls_key = optarg;
@@ -852,11 +881,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal; /* no SA_RESTART: interrupt the wait */
+    sa.sa_handler = on_sighup; /* no SA_RESTART: interrupt the wait */
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* SIGTERM, SIGINT: drain; a socket handed over as fd 3. */
+    if (ops_init(threads) < 0)
+        return 1;
 
     /* Thread 0 (this one) binds first, so that port 0 resolves to one port
      * that the other threads then share (SO_REUSEPORT). */
@@ -867,11 +897,17 @@ int main(int argc, char **argv)
         workers[i].id = i;
         workers[i].port = port;
         workers[i].reuse_port = threads > 1;
+        workers[i].listen_fd = ops_listen_fd(i);
     }
-    int status = 1;
+    int status = 1, failed = 0;
     if (worker_listen(&workers[0]) == 0) {
         port = wsconn_acceptor_port(workers[0].acc);
-        printf("echo_server%s listening on 127.0.0.1:%d\n", tls_cert != NULL ? " (TLS)" : "", port);
+        char where[80];
+        snprintf(where, sizeof where, "127.0.0.1:%d", port);
+        if (ops_inherited_fd >= 0)
+            ops_inherited_address(where, sizeof where);
+        printf("echo_server%s%s listening on %s\n", tls_cert != NULL ? " (TLS)" : "",
+               ops_inherited_fd >= 0 ? " (socket handed over)" : "", where);
         LOG("%d reactor threads\n", threads);
         fflush(stdout);
         int started = 1;
@@ -880,7 +916,8 @@ int main(int argc, char **argv)
             if (pthread_create(&workers[started].thread, NULL, worker_thread,
                                &workers[started]) != 0) {
                 fprintf(stderr, "echo_server: cannot start thread %d\n", started);
-                running = 0;
+                ops_signals = 2; /* the others stop at once */
+                failed = 1;
                 break;
             }
         }
@@ -890,6 +927,8 @@ int main(int argc, char **argv)
             if (workers[i].status != 0)
                 status = workers[i].status;
         }
+        if (failed)
+            status = 1;
     } else {
         worker_cleanup(&workers[0]);
     }

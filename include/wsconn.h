@@ -220,6 +220,14 @@ enum wsconn_result
    * (`wsconn_config_set_deflate_max_ratio`); close 1009 was queued.
    */
   WSCONN_ERR_INFLATE_RATIO = -36,
+  /**
+   * The reactor drained (`wsconn_reactor_drain`): the connection was cut
+   * at the drain's deadline before its closing handshake completed, was a
+   * server handshake the drain refused with 503, or a client connection
+   * not yet open (or waiting to reconnect) when the drain began
+   * (`wsconn_close_error`).
+   */
+  WSCONN_ERR_DRAINED = -37,
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_result;
@@ -258,6 +266,144 @@ enum wsconn_deflate_mode
 };
 #ifndef __cplusplus
 typedef int32_t wsconn_deflate_mode;
+#endif // __cplusplus
+
+/**
+ * What a log line is about: stable codes (`wsconn_log_event_name` gives a
+ * short name). Each has a fixed level, given with it.
+ */
+enum wsconn_log_event
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * WARN: a server refused an opening handshake: a malformed or
+   * unacceptable request (400, 426, 431), or the server shutting down (a
+   * drain's 503, `wsconn_reactor_refuse_pending`); the message says why.
+   * Every refusal is told once, under its own event (this one, the
+   * handshake timeout, TLS, origin, the program, the limits, the PROXY
+   * header), with the client's address: the PROXY header's when the
+   * acceptor reads one.
+   */
+  WSCONN_LOG_HANDSHAKE_REFUSED = 1,
+  /**
+   * INFO: an opening handshake (a PROXY header included) did not complete
+   * within the handshake timeout.
+   */
+  WSCONN_LOG_HANDSHAKE_TIMEOUT = 2,
+  /**
+   * WARN: a TLS handshake or record failed (the message names the failure).
+   */
+  WSCONN_LOG_TLS_FAILED = 3,
+  /**
+   * INFO: a peer broke the protocol: closed with 1002, 1007 or 1009.
+   */
+  WSCONN_LOG_PROTOCOL_ERROR = 4,
+  /**
+   * INFO: an open connection's timer ran out: idle (closed with 1001),
+   * pong, message (1008) or close timeout.
+   */
+  WSCONN_LOG_TIMEOUT = 5,
+  /**
+   * INFO: a connection stopped being read: the reactor's memory budget is spent.
+   */
+  WSCONN_LOG_BUDGET_PAUSED = 6,
+  /**
+   * DEBUG: a connection the budget held back is read again.
+   */
+  WSCONN_LOG_BUDGET_RESUMED = 7,
+  /**
+   * INFO: slow subscribers missed a published message (policy skip; one
+   * line per publish, no connection).
+   */
+  WSCONN_LOG_SLOW_SKIPPED = 8,
+  /**
+   * WARN: a slow subscriber was closed with 1008 (policy close).
+   */
+  WSCONN_LOG_SLOW_CLOSED = 9,
+  /**
+   * ERROR: accept() failed (out of file descriptors, …).
+   */
+  WSCONN_LOG_ACCEPT_FAILED = 10,
+  /**
+   * INFO: a drain began.
+   */
+  WSCONN_LOG_DRAIN_STARTED = 11,
+  /**
+   * WARN: a drain's deadline cut a connection.
+   */
+  WSCONN_LOG_DRAIN_CUT = 12,
+  /**
+   * INFO: a drain ended.
+   */
+  WSCONN_LOG_DRAIN_DONE = 13,
+  /**
+   * WARN: a server refused a handshake for its Origin.
+   */
+  WSCONN_LOG_ORIGIN_REFUSED = 14,
+  /**
+   * INFO: the program refused a handshake (its upgrade decision).
+   */
+  WSCONN_LOG_PROGRAM_REFUSED = 15,
+  /**
+   * WARN: an acceptor refused a socket over its limits (in all, or per
+   * address): no connection was made (`con` is NULL).
+   */
+  WSCONN_LOG_LIMIT_REFUSED = 16,
+  /**
+   * WARN: a PROXY protocol header was malformed, or the socket ended before
+   * it came: no connection was made (`con` is NULL; `peer` is the
+   * balancer's address).
+   */
+  WSCONN_LOG_PROXY_HEADER_FAILED = 17,
+  /**
+   * WARN: a compressed message inflated beyond the allowed ratio: closed
+   * (not told yet: no such limit yet).
+   */
+  WSCONN_LOG_INFLATE_RATIO_CLOSED = 18,
+  /**
+   * INFO: a client connection waits to reconnect (the message says how long).
+   */
+  WSCONN_LOG_RECONNECT_WAITING = 19,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_log_event;
+#endif // __cplusplus
+
+/**
+ * How much a log line matters, in increasing order.
+ */
+enum wsconn_log_level
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  WSCONN_LOG_DEBUG = 0,
+  WSCONN_LOG_INFO = 1,
+  WSCONN_LOG_WARN = 2,
+  WSCONN_LOG_ERROR = 3,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_log_level;
+#endif // __cplusplus
+
+/**
+ * Flags of `wsconn_stats_prometheus`.
+ */
+enum wsconn_metrics_flags
+#ifdef __cplusplus
+  : int32_t
+#endif // __cplusplus
+ {
+  /**
+   * Also the process's figures: `process_resident_memory_bytes` and
+   * `process_open_fds` (from /proc/self).
+   */
+  WSCONN_METRICS_PROCESS = 1,
+};
+#ifndef __cplusplus
+typedef int32_t wsconn_metrics_flags;
 #endif // __cplusplus
 
 /**
@@ -618,6 +764,28 @@ typedef int (*wsconn_http_func)(struct wsconn_t *con,
                                 const char *path);
 
 /**
+ * A drain is over: every connection ended, or the deadline cut `cut` of
+ * them. Runs on the reactor's thread, inside a dispatch.
+ */
+typedef void (*wsconn_drained_func)(struct wsconn_reactor_t *reactor, void *arg, size_t cut);
+
+/**
+ * A log line: its `level` (`wsconn_log_level`), `event` (`wsconn_log_event`),
+ * the connection it is about (NULL for a reactor's or acceptor's event, and
+ * for "suppressed" lines), the peer's address ("192.0.2.1:51234",
+ * "[2001:db8::1]:443"; NULL when unknown) and a message, both
+ * NUL-terminated and valid during the call. Runs on the reactor's thread,
+ * inside a dispatch (or inside the call that caused it); lines it causes
+ * itself are dropped.
+ */
+typedef void (*wsconn_log_func)(void *arg,
+                                int level,
+                                int event,
+                                struct wsconn_t *con,
+                                const char *peer,
+                                const char *message);
+
+/**
  * A function run on the reactor's thread by `wsconn_reactor_defer`.
  */
 typedef void (*wsconn_defer_func)(void *arg);
@@ -682,6 +850,231 @@ typedef struct wsconn_session_callbacks_t {
   wsconn_on_close on_close;
   wsconn_on_error on_error;
 } wsconn_session_callbacks_t;
+
+/**
+ * A copy of a reactor's counters (`wsconn_reactor_stats`). It starts with
+ * its size, so that it can grow: fields are only ever added at the end, and
+ * a program built against an older header gets the fields it knows.
+ * Counters only grow; the fields marked *gauge* say how things stand now.
+ * Every field is a `uint64_t`. Fields for features a build lacks read 0.
+ */
+typedef struct wsconn_stats_t {
+  /**
+   * The bytes of this struct the library filled (set by
+   * `wsconn_reactor_stats`; set it to `sizeof(wsconn_stats_t)` in a total
+   * you sum into with `wsconn_stats_add`).
+   */
+  size_t size;
+  /**
+   * Gauge: WebSocket connections open (handshake done, not ended yet;
+   * closing ones included).
+   */
+  uint64_t connections_open;
+  /**
+   * Gauge: connections whose opening handshake has not completed (server
+   * connections reading a request or answering plain HTTP, client
+   * connections resolving, connecting or waiting for the answer).
+   */
+  uint64_t handshakes_pending;
+  /**
+   * Server connections started (accepted sockets handed to a connection).
+   */
+  uint64_t connections_accepted;
+  /**
+   * Client connection attempts: each `wsconn_connect` and each
+   * reconnection (the hops of a redirect are one attempt).
+   */
+  uint64_t connections_dialed;
+  /**
+   * Opening handshakes completed, both roles.
+   */
+  uint64_t handshakes_completed;
+  /**
+   * Server handshakes refused: a malformed or unacceptable request (400,
+   * 426, 431, or a plain request on a WebSocket-only server).
+   */
+  uint64_t refused_bad_request;
+  /**
+   * Server handshakes refused for their Origin (the allow-list).
+   */
+  uint64_t refused_origin;
+  /**
+   * Server handshakes the program refused (its upgrade decision).
+   */
+  uint64_t refused_program;
+  /**
+   * Sockets refused by an acceptor's limits (`wsconn_acceptor_set_limits`:
+   * in all, or from one address), closed at accept.
+   */
+  uint64_t refused_limits;
+  /**
+   * Server handshakes that failed in the TLS handshake (not TLS, no common
+   * protocol or cipher, a bad record, no client certificate): the sum of
+   * `wsconn_acceptor_tls_refused` over the reactor's acceptors.
+   */
+  uint64_t refused_tls;
+  /**
+   * Server handshakes not completed within the handshake timeout (a PROXY
+   * header that never came included).
+   */
+  uint64_t refused_timeout;
+  /**
+   * Server handshakes refused because the server shuts down: with 503 by
+   * a drain, or by `wsconn_reactor_refuse_pending`.
+   */
+  uint64_t refused_draining;
+  /**
+   * Client handshakes that failed (name resolution, connect, TLS, a bad
+   * answer, the handshake timeout, a drain).
+   */
+  uint64_t client_handshakes_failed;
+  /**
+   * Plain HTTP requests answered.
+   */
+  uint64_t http_requests;
+  /**
+   * Data messages received (a fragmented message counts once).
+   */
+  uint64_t messages_in;
+  /**
+   * Data messages sent (a fragmented message counts once, at its last
+   * fragment).
+   */
+  uint64_t messages_out;
+  /**
+   * Bytes of data messages received, as delivered (inflated).
+   */
+  uint64_t payload_bytes_in;
+  /**
+   * Bytes of data messages sent, as the program gave them.
+   */
+  uint64_t payload_bytes_out;
+  /**
+   * Bytes read from sockets (TLS records included).
+   */
+  uint64_t wire_bytes_in;
+  /**
+   * Bytes written to sockets (TLS records included).
+   */
+  uint64_t wire_bytes_out;
+  /**
+   * Data messages received compressed (permessage-deflate).
+   */
+  uint64_t compressed_messages_in;
+  /**
+   * Data messages sent compressed.
+   */
+  uint64_t compressed_messages_out;
+  /**
+   * Open connections that ended after a clean closing handshake with 1000.
+   */
+  uint64_t closes_normal;
+  /**
+   * … with 1001 (going away: the idle timeout, a drain, a peer leaving).
+   */
+  uint64_t closes_going_away;
+  /**
+   * … because a peer broke the protocol (1002, 1003, 1007).
+   */
+  uint64_t closes_protocol;
+  /**
+   * … with 1008 (policy: a slow subscriber closed, the program's 1008).
+   */
+  uint64_t closes_policy;
+  /**
+   * … because a message was too big (1009).
+   */
+  uint64_t closes_too_big;
+  /**
+   * … by a timer: pong, message, close timeout, or a drain's deadline.
+   */
+  uint64_t closes_timeout;
+  /**
+   * … because TCP ended without a closing handshake, or a read, write or
+   * TLS record failed.
+   */
+  uint64_t closes_eof_io;
+  /**
+   * … any other way (1011, application codes, 1005, released open).
+   */
+  uint64_t closes_other;
+  /**
+   * Pings received.
+   */
+  uint64_t pings_in;
+  /**
+   * Pings sent (keepalive and the program's).
+   */
+  uint64_t pings_out;
+  /**
+   * Pongs received.
+   */
+  uint64_t pongs_in;
+  /**
+   * Pongs sent (each ping is answered).
+   */
+  uint64_t pongs_out;
+  /**
+   * Gauge: bytes the connections hold in buffers (the memory budget's sum).
+   */
+  uint64_t budget_bytes;
+  /**
+   * Gauge: connections not read because the memory budget is spent.
+   */
+  uint64_t budget_waiting;
+  /**
+   * Times a connection stopped being read because the budget was spent.
+   */
+  uint64_t budget_pauses;
+  /**
+   * Messages published on this reactor (`wsconn_publish`, `_except`, and
+   * `wsconn_publish_async` naming it).
+   */
+  uint64_t publishes;
+  /**
+   * Published messages queued to a subscriber of this reactor.
+   */
+  uint64_t published_deliveries;
+  /**
+   * Published messages a slow subscriber missed (policy skip).
+   */
+  uint64_t slow_skipped;
+  /**
+   * Slow subscribers closed (policy close, 1008).
+   */
+  uint64_t slow_closed;
+  /**
+   * Sockets whose PROXY protocol header was malformed, or that ended before
+   * it came (`wsconn_acceptor_set_proxy_protocol`).
+   */
+  uint64_t proxy_header_failures;
+  /**
+   * Connections closed because a compressed message inflated beyond the
+   * allowed ratio (0 for now: no such limit yet).
+   */
+  uint64_t inflate_ratio_closes;
+  /**
+   * Gauge: client connections waiting for their next attempt
+   * (`wsconn_config_set_reconnect`).
+   */
+  uint64_t reconnects_waiting;
+  /**
+   * Connections a drain cut at its deadline.
+   */
+  uint64_t drain_cut;
+  /**
+   * Gauge: 1 while the reactor drains (and after), else 0.
+   */
+  uint64_t draining;
+  /**
+   * accept() failures (out of file descriptors, …).
+   */
+  uint64_t accept_failures;
+  /**
+   * Log lines suppressed by the rate limit.
+   */
+  uint64_t log_suppressed;
+} wsconn_stats_t;
 
 /**
  * The upgrade callback (server role): a valid WebSocket upgrade request
@@ -874,6 +1267,38 @@ void wsconn_accepted_free(struct wsconn_accepted_t *accepted);
  * afterwards.
  */
 int32_t wsconn_set_accepted(struct wsconn_t *con, struct wsconn_accepted_t *accepted);
+
+/**
+ * Accepts on `fd`, a listening TCP socket the program was handed (by a
+ * service manager: see `wsconn_listen_fds`; or by the process it replaces),
+ * instead of binding one. For a restart without refusing anyone, run the
+ * new process on the same socket, then drain the old one
+ * (`wsconn_reactor_drain`): connections waiting in the socket's queue go to
+ * whichever process accepts them. Several acceptors (one per reactor and
+ * thread) may share one socket: give each a `dup(fd)`. The acceptor owns
+ * `fd` once this succeeds (closed by `wsconn_acceptor_stop`/`_release`); on
+ * failure it stays the caller's. TLS and the accept function work as with
+ * `wsconn_acceptor_start`. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+ * `WSCONN_ERR_INVALID_ARGUMENT` (not a listening TCP socket),
+ * `WSCONN_ERR_IO`, `WSCONN_ERR_STATE` (already listening, the reactor
+ * released or draining).
+ *
+ * # Safety
+ * `acceptor` is NULL or a live acceptor; `fd` is not used by the program
+ * afterwards if this succeeds.
+ */
+int32_t wsconn_acceptor_start_fd(struct wsconn_acceptor_t *acceptor, int fd);
+
+/**
+ * systemd's socket activation protocol (as `sd_listen_fds(3)`): how many
+ * listening sockets this process was handed, as fds 3, 4, … (0 when none,
+ * or when `LISTEN_PID` names another process). Each gets FD_CLOEXEC. With
+ * `unset_environment` nonzero, `LISTEN_PID`, `LISTEN_FDS` and
+ * `LISTEN_FDNAMES` are removed from the environment (call it before
+ * starting threads). Returns the count, or `WSCONN_ERR_INVALID_ARGUMENT`
+ * (a variable is not a number, or names a closed fd).
+ */
+int32_t wsconn_listen_fds(int unset_environment);
 
 /**
  * Client role: adds the header line `name: value` to the opening handshake
@@ -1749,6 +2174,75 @@ int32_t wsconn_extensions(const struct wsconn_t *con, char *buf, size_t size);
 int32_t wsconn_session_extensions(const struct wsconn_session_t *session, char *buf, size_t size);
 
 /**
+ * Drains the reactor, to stop it without dropping anyone: its acceptors
+ * stop listening at once (a listening socket shared with another process,
+ * see `wsconn_acceptor_start_fd`, keeps serving there); handshakes in progress
+ * (a request still being read, or waiting for the program's decision) are
+ * refused with 503, client connections not yet open end, and those waiting
+ * to reconnect end without another attempt (their close callbacks run;
+ * `WSCONN_ERR_DRAINED`); every open connection is closed with 1001 "server
+ * going away" (one sending a fragmented message once its last fragment is
+ * sent). When all have ended, or `deadline_ms` after this call (the rest
+ * cut: `wsconn_close_error` gives `WSCONN_ERR_DRAINED`), `func(reactor,
+ * arg, cut)` runs (NULL: nothing runs). Each reactor of a program drains on
+ * its own thread: call this on each (e.g. through `wsconn_reactor_defer`).
+ * The connections' part begins at the end of the current (or next)
+ * dispatch turn (connections started until then are drained with the
+ * others); the close callbacks run as the connections end. Connections
+ * still end by their own close timeout if it comes first. Afterwards the
+ * reactor takes no new connection (acceptors' starts return
+ * `WSCONN_ERR_STATE` from this call on, `wsconn_start` and `wsconn_connect`
+ * once the drain began). Called again while draining, the deadline can
+ * only come sooner (0: cut at the end of the turn, e.g. on a second SIGTERM)
+ * and `func`/`arg` replace those given before; `func` runs once. Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_STATE` (the drain is over).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread; `arg` stays valid
+ * until `func` ran.
+ */
+int32_t wsconn_reactor_drain(struct wsconn_reactor_t *reactor,
+                             uint32_t deadline_ms,
+                             wsconn_drained_func func,
+                             void *arg);
+
+/**
+ * Tells `func(arg, …)` what the library refuses or ends on its own:
+ * refused handshakes with their reason, TLS failures, timeouts, protocol
+ * errors, budget pauses and resumes, slow subscribers skipped or closed,
+ * accept failures, drains (see `wsconn_log_event`), those of `min_level`
+ * (`wsconn_log_level`) and above. Silent by default; `func` NULL silences it
+ * again. An attack cannot flood it: each event code gets at most 10 lines a
+ * second on this reactor (`wsconn_reactor_set_log_rate`), and the lines
+ * refused are then told in one line, "suppressed N <name> lines in the last
+ * second", with the event's code, once that second is over. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL` (reactor), `WSCONN_ERR_INVALID_ARGUMENT` (`min_level`).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread; `arg` stays valid
+ * while the function is set.
+ */
+int32_t wsconn_reactor_set_log_func(struct wsconn_reactor_t *reactor,
+                                    wsconn_log_func func,
+                                    void *arg,
+                                    int min_level);
+
+/**
+ * At most `per_second` lines a second per event code (default 10; 0 is
+ * taken as 1). Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread.
+ */
+int32_t wsconn_reactor_set_log_rate(struct wsconn_reactor_t *reactor, uint32_t per_second);
+
+/**
+ * A short stable name of a `wsconn_log_event` ("handshake_refused"), or
+ * "unknown". Static, NUL-terminated, never NULL. Thread-safe.
+ */
+const char *wsconn_log_event_name(int event);
+
+/**
  * Creates a reactor (an epoll/kqueue event loop with timers). It belongs to the
  * thread that dispatches it: every object made on it is used from that thread
  * only; `wsconn_reactor_defer` is the one call allowed from other threads.
@@ -2214,6 +2708,59 @@ const char *wsconn_session_response_header(const struct wsconn_session_t *sessio
                                            size_t index);
 
 /**
+ * Copies the counters of `reactor` into `out`, a `wsconn_stats_t` of `size`
+ * bytes (pass `sizeof(wsconn_stats_t)`): `out->size` says how many bytes
+ * were filled (less than `size` when the library is older than the header
+ * the program was built with; the rest is zeroed). Plain counters of the
+ * reactor's thread: call it there (another thread publishes copies it made
+ * on the reactor's thread, e.g. through `wsconn_reactor_defer`). Returns
+ * `WSCONN_OK`, `WSCONN_ERR_NULL`, `WSCONN_ERR_INVALID_ARGUMENT` (`size` too
+ * small for the size field).
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread; `out` is NULL or
+ * points to `size` writable bytes.
+ */
+int32_t wsconn_reactor_stats(const struct wsconn_reactor_t *reactor,
+                             struct wsconn_stats_t *out,
+                             size_t size);
+
+/**
+ * Adds the counters of `one` to `total`, field by field (gauges too: the
+ * sum over the reactors of a program, one per thread, is its total), for
+ * the fields both hold (their `size`). Start `total` as
+ * `wsconn_stats_t total = { .size = sizeof total };`. Returns `WSCONN_OK`,
+ * `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `total` and `one` are NULL or point to structs of at least their `size`
+ * bytes; they may not overlap.
+ */
+int32_t wsconn_stats_add(struct wsconn_stats_t *total, const struct wsconn_stats_t *one);
+
+/**
+ * Writes `stats` (one reactor's, or a sum) in Prometheus' text exposition
+ * format (version 0.0.4: serve it as `text/plain; version=0.0.4`): HELP and
+ * TYPE lines, `wsconn_*_total` counters, one series per reason, class or
+ * direction as labels, `wsconn_connections_open` the gauge of open
+ * connections; with `WSCONN_METRICS_PROCESS` in `flags`, also the
+ * process's resident memory and open fds. Like `snprintf`: writes at most
+ * `size` bytes into `buf` (NUL-terminated when `size` > 0) and returns the
+ * length of the whole text (without the NUL): call it with `NULL, 0` to
+ * learn the size to allocate (+1). Returns a negative `WSCONN_ERR_NULL`
+ * (`stats` NULL, or `buf` NULL with `size` > 0), `WSCONN_ERR_INVALID_ARGUMENT`
+ * (unknown flags). Thread-safe (it reads only its arguments and /proc).
+ *
+ * # Safety
+ * `stats` is NULL or points to at least `stats->size` readable bytes; `buf`
+ * is NULL or points to `size` writable bytes.
+ */
+int32_t wsconn_stats_prometheus(const struct wsconn_stats_t *stats,
+                                int flags,
+                                char *buf,
+                                size_t size);
+
+/**
  * Serves TLS (1.2 and 1.3, ALPN `http/1.1`) to the connections accepted from
  * now on, with the PEM certificate chain (leaf first) at `cert_path` and the
  * PEM private key at `key_path`; both NULL: plain again. Call it before
@@ -2301,7 +2848,10 @@ int32_t wsconn_acceptor_set_tls_client_ca(struct wsconn_acceptor_t *acceptor, co
  * cipher in common, a bad record. Each such connection was closed (its close
  * callback gets `WSCONN_ERR_TLS_PROTOCOL` or a more precise TLS code); the
  * count spans reloads. 0 for a NULL `acceptor`, one that never served TLS,
- * or a build without TLS. Not thread-safe (the acceptor's thread).
+ * or a build without TLS. Not thread-safe (the acceptor's thread). The
+ * reactor's `refused_tls` counter (`wsconn_reactor_stats`) counts the same
+ * refusals for all the connections it runs, and its log tells each
+ * (`WSCONN_LOG_TLS_FAILED`).
  *
  * # Safety
  * `acceptor` is NULL or a live acceptor.
@@ -2566,9 +3116,11 @@ int wsconn_upgrade_pending(const struct wsconn_t *con);
 
 /**
  * Refuses now, with `status` (400-599, e.g. 503 when draining before a
- * shutdown), every upgrade on `reactor` whose decision is still pending.
- * Returns how many, or `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
- * On the reactor's thread only.
+ * shutdown), every upgrade on `reactor` whose decision is still pending
+ * (counted in `refused_draining`; `wsconn_reactor_drain` does this with 503
+ * itself, to requests still being read too). Returns how many, or
+ * `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`. On the reactor's thread
+ * only.
  *
  * # Safety
  * `reactor` is NULL or a live reactor.

@@ -68,6 +68,10 @@ all_packages() {
     # Metrics: a real scrape and `promtool check metrics`.
     need prometheus has prometheus
     need prometheus has promtool
+    # Operations: the socket hand-over through systemd's own tool, and the
+    # packaged units checked with systemd-analyze.
+    need systemd has systemd-socket-activate
+    need systemd has systemd-analyze
 }
 
 case "$set_name" in

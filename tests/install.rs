@@ -6,7 +6,9 @@
 //! targets), each checked with readelf and run against c-examples/echo_server
 //! for an echo, while `find_package` of the next minor version fails; then
 //! `make uninstall`, which must leave no file. A second install goes through
-//! DESTDIR with its own LIBDIR and INCLUDEDIR.
+//! DESTDIR with its own LIBDIR and INCLUDEDIR. The systemd units installed
+//! with the docs pass `systemd-analyze verify` (their ExecStart pointed at
+//! the built echo_server).
 //!
 //! Nothing here skips: a missing pkg-config, cmake, cc, readelf or make fails
 //! the test (`.ci/run` installs them).
@@ -53,6 +55,7 @@ fn require_tools() {
         ("cc", "gcc"),
         ("readelf", "binutils"),
         ("make", "make"),
+        ("systemd-analyze", "systemd"),
     ] {
         assert!(
             Command::new(tool).arg("--version").output().is_ok(),
@@ -117,6 +120,8 @@ fn expected_files(lib: &str, include: &str) -> BTreeSet<String> {
         "share/doc/wsconn/README.md".into(),
         "share/doc/wsconn/CHANGELOG.md".into(),
         "share/doc/wsconn/examples/index.html".into(),
+        "share/doc/wsconn/systemd/wsconn-echo.socket".into(),
+        "share/doc/wsconn/systemd/wsconn-echo.service".into(),
     ]
     .into();
     for example in files(&root().join("c-examples")) {
@@ -302,9 +307,40 @@ fn installed_library_builds_and_runs_external_programs() {
     echo(&cmake_shared, &url, None); // CMake gave it a runpath to the prefix
     echo(&cmake_static, &url, None);
     server.terminate();
+    verify_units(&prefix.join("share/doc/wsconn/systemd"), &tmp);
 
     make("uninstall", &vars, &tmp);
     assert_eq!(files(&prefix), BTreeSet::new(), "files left after make uninstall");
+}
+
+/// The installed socket and service units, as systemd reads them, with the
+/// service's program pointed at the built echo_server (the unit names an
+/// install path that nothing here installs).
+fn verify_units(installed: &Path, tmp: &TempDir) {
+    let units = tmp.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    let socket = std::fs::read_to_string(installed.join("wsconn-echo.socket")).unwrap();
+    assert!(
+        socket.contains("\nListenStream=127.0.0.1:9998\n") && socket.contains("\nAccept=no\n"),
+        "{socket}"
+    );
+    std::fs::write(units.join("wsconn-echo.socket"), socket).unwrap();
+    let service = std::fs::read_to_string(installed.join("wsconn-echo.service")).unwrap();
+    let program = "/usr/local/bin/echo_server ";
+    assert!(service.contains(&format!("\nExecStart={program}")), "{service}");
+    assert!(service.contains("\nKillSignal=SIGTERM\n"), "{service}");
+    let built = format!("{} ", example("echo_server_static").display());
+    std::fs::write(units.join("wsconn-echo.service"), service.replace(program, &built)).unwrap();
+    let mut verify = Command::new("systemd-analyze");
+    verify
+        .current_dir(&units)
+        .args(["verify", "./wsconn-echo.socket", "./wsconn-echo.service"]);
+    let done = run(verify, RUN_TIMEOUT).unwrap_or_else(|e| panic!("systemd-analyze: {e}"));
+    assert!(
+        done.status.success() && done.stderr.trim().is_empty(),
+        "systemd-analyze verify: {}",
+        done.report()
+    );
 }
 
 #[test]

@@ -284,3 +284,48 @@ pub unsafe extern "C" fn wsconn_set_accepted(
         }
     })
 }
+
+/// Accepts on `fd`, a listening TCP socket the program was handed (by a
+/// service manager: see `wsconn_listen_fds`; or by the process it replaces),
+/// instead of binding one. For a restart without refusing anyone, run the
+/// new process on the same socket, then drain the old one
+/// (`wsconn_reactor_drain`): connections waiting in the socket's queue go to
+/// whichever process accepts them. Several acceptors (one per reactor and
+/// thread) may share one socket: give each a `dup(fd)`. The acceptor owns
+/// `fd` once this succeeds (closed by `wsconn_acceptor_stop`/`_release`); on
+/// failure it stays the caller's. TLS and the accept function work as with
+/// `wsconn_acceptor_start`. Returns `WSCONN_OK`, `WSCONN_ERR_NULL`,
+/// `WSCONN_ERR_INVALID_ARGUMENT` (not a listening TCP socket),
+/// `WSCONN_ERR_IO`, `WSCONN_ERR_STATE` (already listening, the reactor
+/// released or draining).
+///
+/// # Safety
+/// `acceptor` is NULL or a live acceptor; `fd` is not used by the program
+/// afterwards if this succeeds.
+#[no_mangle]
+pub unsafe extern "C" fn wsconn_acceptor_start_fd(acceptor: *mut Acceptor, fd: c_int) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        // SAFETY: NULL or live per the caller.
+        let Some(a) = (unsafe { acceptor.as_ref() }) else {
+            return code(Failure::Null);
+        };
+        code_of(a.start_fd(fd))
+    })
+}
+
+/// systemd's socket activation protocol (as `sd_listen_fds(3)`): how many
+/// listening sockets this process was handed, as fds 3, 4, … (0 when none,
+/// or when `LISTEN_PID` names another process). Each gets FD_CLOEXEC. With
+/// `unset_environment` nonzero, `LISTEN_PID`, `LISTEN_FDS` and
+/// `LISTEN_FDNAMES` are removed from the environment (call it before
+/// starting threads). Returns the count, or `WSCONN_ERR_INVALID_ARGUMENT`
+/// (a variable is not a number, or names a closed fd).
+#[no_mangle]
+pub extern "C" fn wsconn_listen_fds(unset_environment: c_int) -> i32 {
+    ffi_boundary!(code(Failure::Panic), {
+        match crate::runtime::listen_fds::listen_fds(unset_environment != 0) {
+            Ok(n) => n.min(i32::MAX as usize) as i32,
+            Err(e) => code(e),
+        }
+    })
+}

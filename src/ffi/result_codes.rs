@@ -111,4 +111,10 @@ result_codes! {
     /// than the configured ratio allows for what it sent
     /// (`wsconn_config_set_deflate_max_ratio`); close 1009 was queued.
     WSCONN_ERR_INFLATE_RATIO = -36, "the peer's compressed messages inflate too much for their size (close 1009 sent)", [Session(S::InflateRatio)];
+    /// The reactor drained (`wsconn_reactor_drain`): the connection was cut
+    /// at the drain's deadline before its closing handshake completed, was a
+    /// server handshake the drain refused with 503, or a client connection
+    /// not yet open (or waiting to reconnect) when the drain began
+    /// (`wsconn_close_error`).
+    WSCONN_ERR_DRAINED = -37, "ended by the reactor's drain", [Runtime(R::Drained)];
 }

@@ -203,7 +203,10 @@ pub unsafe extern "C" fn wsconn_acceptor_set_tls_client_ca(acceptor: *mut Accept
 /// cipher in common, a bad record. Each such connection was closed (its close
 /// callback gets `WSCONN_ERR_TLS_PROTOCOL` or a more precise TLS code); the
 /// count spans reloads. 0 for a NULL `acceptor`, one that never served TLS,
-/// or a build without TLS. Not thread-safe (the acceptor's thread).
+/// or a build without TLS. Not thread-safe (the acceptor's thread). The
+/// reactor's `refused_tls` counter (`wsconn_reactor_stats`) counts the same
+/// refusals for all the connections it runs, and its log tells each
+/// (`WSCONN_LOG_TLS_FAILED`).
 ///
 /// # Safety
 /// `acceptor` is NULL or a live acceptor.

@@ -177,9 +177,11 @@ pub unsafe extern "C" fn wsconn_upgrade_pending(con: *const Connection<CCallback
 }
 
 /// Refuses now, with `status` (400-599, e.g. 503 when draining before a
-/// shutdown), every upgrade on `reactor` whose decision is still pending.
-/// Returns how many, or `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`.
-/// On the reactor's thread only.
+/// shutdown), every upgrade on `reactor` whose decision is still pending
+/// (counted in `refused_draining`; `wsconn_reactor_drain` does this with 503
+/// itself, to requests still being read too). Returns how many, or
+/// `WSCONN_ERR_INVALID_ARGUMENT`, `WSCONN_ERR_NULL`. On the reactor's thread
+/// only.
 ///
 /// # Safety
 /// `reactor` is NULL or a live reactor.

@@ -48,6 +48,8 @@ pub(crate) trait Link {
     fn decides_upgrades(&self) -> bool;
     fn with_sender<R>(&mut self, f: impl FnOnce(&mut Sender, Role, usize) -> R) -> R;
     fn on_event(&mut self, event: Event<'_>);
+    /// A compressed data message was received whole (before its event).
+    fn compressed_message(&mut self);
     /// Checked after every event: `true` makes `feed` return at once, reporting
     /// how far it got (the program paused reading or dropped the session).
     fn stopped(&self) -> bool;
@@ -824,6 +826,7 @@ impl Receiver {
         }
         if last {
             self.message_inflated(takeover);
+            h.compressed_message();
         }
         let part = self.part_mut();
         if part.streamed {

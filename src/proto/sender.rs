@@ -176,6 +176,11 @@ impl Sender {
         self.out.capacity() > 0
     }
 
+    /// Whether a fragmented message is being sent (its last fragment not yet).
+    pub fn sending_fragments(&self) -> bool {
+        self.fragments().is_some()
+    }
+
     fn fragments(&self) -> Option<&OutgoingFragments> {
         self.rare.as_deref()?.fragments.as_ref()
     }
@@ -277,6 +282,7 @@ impl Sender {
     /// Queues a whole message checked with `check_message`, compressed as
     /// agreed. Without context takeover a message that would not shrink is
     /// sent as it is; with it, the peer's window must see every compressed byte.
+    /// Returns whether it went compressed.
     pub fn write_compressed(
         &mut self,
         role: Role,
@@ -284,15 +290,17 @@ impl Sender {
         data: &[u8],
         agreed: &Agreed,
         config: &DeflateConfig,
-    ) {
+    ) -> bool {
         let bits = agreed.window_bits(role);
         let (level, mem_level) = (config.level(), config.mem_level());
         let mut packed = COMPRESSED.with(|c| std::mem::take(&mut *c.borrow_mut()));
         packed.clear();
+        let mut compressed = true;
         if agreed.no_context_takeover(role) {
             Deflater::compress_alone(bits, level, mem_level, data, &mut packed);
             if packed.len() >= data.len() {
                 self.write_message(role, kind, data);
+                compressed = false;
             } else {
                 self.write_frame(role, true, RSV1, opcode_of(kind), &packed);
             }
@@ -307,6 +315,7 @@ impl Sender {
         if packed.capacity() <= SPARE_CAPACITY {
             COMPRESSED.with(|c| *c.borrow_mut() = packed);
         }
+        compressed
     }
 
     /// Queues a large server message checked with `check_message`, offering it

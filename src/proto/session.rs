@@ -35,6 +35,11 @@ pub trait EventHandler {
     fn stopped(&self) -> bool {
         false
     }
+
+    /// A data message was received compressed (permessage-deflate); told
+    /// once it is whole, before its event (or its last fragment's). Nothing
+    /// by default (the runtime counts them).
+    fn compressed_message(&mut self) {}
 }
 
 impl<F: FnMut(&Session, Event<'_>)> EventHandler for F {
@@ -184,6 +189,10 @@ impl<H: EventHandler> Link for Feeding<'_, H> {
 
     fn on_event(&mut self, event: Event<'_>) {
         self.handler.on_event(self.session, event)
+    }
+
+    fn compressed_message(&mut self) {
+        self.handler.compressed_message()
     }
 
     fn stopped(&self) -> bool {
@@ -558,14 +567,22 @@ impl Session {
     /// Sends a message like `send_message`, choosing whether it is compressed
     /// (when permessage-deflate was agreed; see [`Session::extensions`]).
     pub fn send_message_with(&self, message: Message<'_>, compress: Compress) -> Result<()> {
+        self.send_counted(message, compress).map(|_| ())
+    }
+
+    /// `send_message_with`, telling whether the message went compressed
+    /// (for the runtime's counters).
+    pub(crate) fn send_counted(&self, message: Message<'_>, compress: Compress) -> Result<bool> {
         let mut tx = self.open_sender()?;
         let data = message.as_bytes();
         tx.check_message(data, self.config.max_output())?;
-        match self.compression(data.len(), compress) {
+        Ok(match self.compression(data.len(), compress) {
             Some((agreed, config)) => tx.write_compressed(self.role(), message.kind(), data, &agreed, config),
-            None => tx.write_message(self.role(), message.kind(), data),
-        }
-        Ok(())
+            None => {
+                tx.write_message(self.role(), message.kind(), data);
+                false
+            }
+        })
     }
 
     /// The agreement and settings to compress a message of `len` bytes
@@ -606,17 +623,27 @@ impl Session {
         message: Message<'_>,
         write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
     ) -> Result<()> {
+        self.send_direct_counted(message, write).map(|_| ())
+    }
+
+    /// `send_direct`, telling whether the message went compressed (for the
+    /// runtime's counters).
+    pub(crate) fn send_direct_counted(
+        &self,
+        message: Message<'_>,
+        write: impl FnOnce(&[u8], &[u8]) -> std::io::Result<usize>,
+    ) -> Result<bool> {
         let data = message.as_bytes();
         let compressed = self.compression(data.len(), Compress::Auto).is_some();
         if self.role() == Role::Client || data.len() < DIRECT_SEND_MIN || compressed {
             // A client's payload is masked, a compressed one is compressed:
             // both copied anyway.
-            return self.send_message(message);
+            return self.send_counted(message, Compress::Auto);
         }
         let mut tx = self.open_sender()?;
         tx.check_message(data, self.config.max_output())?;
         tx.write_direct(message.kind(), data, write);
-        Ok(())
+        Ok(false)
     }
 
     /// Sends one fragment of a message; the first fragment's `kind` is the
@@ -625,6 +652,13 @@ impl Session {
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
         self.open_sender()?
             .send_fragment(self.role(), kind, data, fin, self.config.max_output())
+    }
+
+    /// Whether a fragmented message is being sent (its last fragment not yet:
+    /// nothing else but control frames may be sent meanwhile). `false` while
+    /// the program holds what `pending` returned.
+    pub fn sending_fragments(&self) -> bool {
+        self.tx.try_borrow().is_ok_and(|tx| tx.sending_fragments())
     }
 
     /// Sends a ping (payload at most 125 bytes).

@@ -30,6 +30,10 @@ pub enum Error {
     /// slower than they come): nothing was queued; retry later.
     #[error("the reactor's job queue is full")]
     QueueFull,
+    /// The reactor drained: the connection was cut at the drain's deadline,
+    /// or was not open yet when the drain began.
+    #[error("ended by the reactor's drain")]
+    Drained,
     /// TLS failed: its setup (files, trust store) or a handshake or record.
     #[error(transparent)]
     Tls(#[from] TlsError),

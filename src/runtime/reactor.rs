@@ -22,9 +22,11 @@ use mio::{Events, Poll, Registry, Token, Waker};
 
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::config::ConnConfig;
+use crate::runtime::drain::Drain;
 use crate::runtime::error::{Error, Result};
-use crate::runtime::refusal::{Refusal, Refusals};
+use crate::runtime::log::Log;
 use crate::runtime::resolver::{system_resolver, ResolveFn};
+use crate::runtime::stats::Counters;
 use crate::runtime::timers::{TimerLinks, TimerWheel};
 use crate::runtime::topics::{Delivery, HeldFrame, TopicGroup, Topics};
 use crate::runtime::uring::{Driver, IoBackend, RingEvent};
@@ -68,6 +70,16 @@ pub(crate) trait Source {
     /// Refuses its upgrade now with `status` if a decision on it is pending
     /// (connections only); returns whether it did.
     fn refuse_pending(&self, _status: u16) -> bool {
+        false
+    }
+    /// A drain was asked for: stop accepting (acceptors).
+    fn stop_accepting(&self) {}
+    /// The reactor's drain begins: end (connections: refuse a handshake in
+    /// progress, close with 1001).
+    fn drain(&self) {}
+    /// The drain's deadline passed: end now. Returns true when a connection
+    /// was cut.
+    fn cut(&self) -> bool {
         false
     }
     /// The reactor is going away: close the socket, run no handler. Returns
@@ -273,15 +285,14 @@ pub struct Reactor {
     graveyard: RefCell<Vec<SourcePtr>>,
     read_buffer: RefCell<Vec<u8>>,
     budget: MemoryBudget,
-    refusals: Refusals,
+    counters: Counters,
+    log: Log,
+    drain: Drain,
     topics: Topics,
     watches: Watches,
     config: RefCell<Arc<ConnConfig>>,
     resolver: RefCell<ResolveFn>,
     dispatching: Cell<bool>,
-    /// Connections closed because their peer's compressed messages inflated
-    /// past the configured ratio (a counter of this thread, for metrics).
-    inflate_ratio_closes: Cell<u64>,
     start: Instant,
     now_ms: Cell<u64>,
     /// The io_uring transport, when the reactor uses it (see `runtime::uring`).
@@ -336,13 +347,14 @@ impl Reactor {
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
             budget: MemoryBudget::default(),
-            refusals: Refusals::default(),
+            counters: Counters::default(),
+            log: Log::default(),
+            drain: Drain::default(),
             topics: Topics::default(),
             watches: Watches::default(),
             config: RefCell::new(Arc::default()),
             resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
-            inflate_ratio_closes: Cell::new(0),
             start: Instant::now(),
             now_ms: Cell::new(0),
             ring,
@@ -487,29 +499,39 @@ impl Reactor {
         &self.watches
     }
 
-    // ------------------------------------------------------------ refusals
-
-    /// The one place every connection refused before it opened is noted,
-    /// with why.
-    pub(crate) fn note_refusal(&self, reason: Refusal) {
-        self.refusals.note(reason);
-    }
-
-    /// Connections refused so far for `reason`.
-    pub fn refused(&self, reason: Refusal) -> u64 {
-        self.refusals.count(reason)
-    }
-
     /// Refuses now, with `status` (e.g. 503), every upgrade whose decision is
-    /// still pending (noted as [`Refusal::Shutdown`]); returns how many.
+    /// still pending (noted as [`crate::runtime::refusal::Refusal::Shutdown`]);
+    /// returns how many.
     pub fn refuse_pending(&self, status: u16) -> usize {
-        let sources: Vec<SourcePtr> = self.slots.borrow().iter().flatten().copied().collect();
-        sources
-            .into_iter()
-            // SAFETY: taken from the slots just now; a source released by an
-            // earlier one's refusal is only buried (freed after the dispatch).
-            .filter(|s| unsafe { s.as_ref() }.refuse_pending(status))
-            .count()
+        let mut refused = 0;
+        self.each_source(|s| refused += usize::from(s.refuse_pending(status)));
+        refused
+    }
+
+    /// Its counters (`stats.rs`).
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Its log (`log.rs`, told through `observe.rs`).
+    pub(crate) fn log_state(&self) -> &Log {
+        &self.log
+    }
+
+    /// Its drain (`drain.rs`).
+    pub(crate) fn drain_state(&self) -> &Drain {
+        &self.drain
+    }
+
+    /// Runs `f` on every registered object, looked up one at a time: `f` may
+    /// end or release others (their slots are then skipped).
+    pub(crate) fn each_source(&self, mut f: impl FnMut(&dyn Source)) {
+        let count = self.slots.borrow().len();
+        for index in 0..count {
+            if let Some(source) = self.source(index) {
+                f(source);
+            }
+        }
     }
 
     // ------------------------------------------------------------ memory
@@ -547,11 +569,7 @@ impl Reactor {
     /// compressed messages inflated past the configured ratio
     /// (`DeflateConfig::max_inflate_ratio`), since the reactor was made.
     pub fn inflate_ratio_closes(&self) -> u64 {
-        self.inflate_ratio_closes.get()
-    }
-
-    pub(crate) fn count_inflate_ratio_close(&self) {
-        self.inflate_ratio_closes.set(self.inflate_ratio_closes.get() + 1);
+        self.counters.inflate_ratio_closes.get()
     }
 
     /// Reads again, in order, the connections that waited for memory.
@@ -682,6 +700,8 @@ impl Reactor {
         let _dispatching = Dispatching(&self.dispatching);
         let result = self.turn(timeout_ms);
         self.flush_dirty();
+        self.drain_step();
+        self.tell_log_summaries();
         if let Some(ring) = self.ring() {
             // The turn's output leaves before `dispatch` returns.
             ring.submit();
@@ -699,6 +719,14 @@ impl Reactor {
             timeout = Some(Duration::ZERO);
         }
         if let Some(wait) = self.timers.next_wait(self.now_ms()) {
+            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+        }
+        // A drain to begin or end, a log summary to tell.
+        let due = [
+            self.drain_wait(),
+            self.log.summary_due().map(|d| d.saturating_sub(self.now_ms())),
+        ];
+        for wait in due.into_iter().flatten().map(Duration::from_millis) {
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
         let mut handled = self.poll_and_handle(timeout)?;
@@ -767,6 +795,11 @@ impl Reactor {
             *kept = batch;
         }
         count
+    }
+
+    /// Writes the output queued so far (the drain's closes and refusals).
+    pub(crate) fn flush_pending_output(&self) {
+        self.flush_dirty();
     }
 
     /// Writes the output of the turn. A long batch (a publish to thousands of

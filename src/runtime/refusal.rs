@@ -1,10 +1,13 @@
-//! Why a server turned a connection away before it opened, and the one place
-//! every such refusal is noted (`Reactor::note_refusal`), so that counters,
-//! logs and whatever else watches refusals hang off one call.
+//! Why a server turned a connection away before it opened, and where each
+//! reason is counted and logged. Every refusal is noted in one place
+//! (`Reactor::note_refusal`, in `observe.rs`), which counts it and tells
+//! the log, so that whatever watches refusals hangs off one call.
 
 use std::cell::Cell;
 
 use crate::proto::error::Error as SessionError;
+use crate::runtime::log::LogEvent;
+use crate::runtime::stats::Counters;
 
 /// Why a connection was refused before its WebSocket opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,8 +28,9 @@ pub enum Refusal {
     /// The handshake (TLS, PROXY header, upgrade or the program's decision)
     /// took longer than the handshake timeout.
     Timeout,
-    /// The server refused the pending decisions it was still waiting for
-    /// (e.g. when draining before a shutdown).
+    /// The server shuts down: a drain refused the handshakes in progress
+    /// (503), or the program refused the pending decisions
+    /// (`Reactor::refuse_pending`).
     Shutdown,
 }
 
@@ -42,6 +46,33 @@ impl Refusal {
         Refusal::Shutdown,
     ];
 
+    /// The counter it moves.
+    pub(crate) fn counter(self, c: &Counters) -> &Cell<u64> {
+        match self {
+            Refusal::BadRequest => &c.refused_bad_request,
+            Refusal::Origin => &c.refused_origin,
+            Refusal::Program => &c.refused_program,
+            Refusal::Limits => &c.refused_limits,
+            Refusal::ProxyHeader => &c.proxy_header_failures,
+            Refusal::Tls => &c.refused_tls,
+            Refusal::Timeout => &c.refused_timeout,
+            Refusal::Shutdown => &c.refused_draining,
+        }
+    }
+
+    /// The line it is logged as.
+    pub fn log_event(self) -> LogEvent {
+        match self {
+            Refusal::BadRequest | Refusal::Shutdown => LogEvent::HandshakeRefused,
+            Refusal::Origin => LogEvent::OriginRefused,
+            Refusal::Program => LogEvent::ProgramRefused,
+            Refusal::Limits => LogEvent::LimitRefused,
+            Refusal::ProxyHeader => LogEvent::ProxyHeaderFailed,
+            Refusal::Tls => LogEvent::TlsFailed,
+            Refusal::Timeout => LogEvent::HandshakeTimeout,
+        }
+    }
+
     /// The refusal a session's handshake failure is.
     pub fn of_handshake_error(error: &SessionError) -> Refusal {
         match error {
@@ -49,22 +80,5 @@ impl Refusal {
             SessionError::UpgradeRefused(_) => Refusal::Program,
             _ => Refusal::BadRequest,
         }
-    }
-}
-
-/// A reactor's count of refusals, by reason (plain integers of its thread).
-#[derive(Debug, Default)]
-pub(crate) struct Refusals {
-    counts: [Cell<u64>; Refusal::ALL.len()],
-}
-
-impl Refusals {
-    pub fn note(&self, reason: Refusal) {
-        let count = &self.counts[reason as usize];
-        count.set(count.get() + 1);
-    }
-
-    pub fn count(&self, reason: Refusal) -> u64 {
-        self.counts[reason as usize].get()
     }
 }

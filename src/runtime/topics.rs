@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use crate::proto::event::{Message, MessageKind};
 use crate::proto::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
 use crate::runtime::error::Result;
+use crate::runtime::log::LogEvent;
 use crate::runtime::reactor::{Reactor, Remote};
+use crate::runtime::stats::Bump;
 
 /// A message framed once for every subscriber: an unmasked, uncompressed
 /// server frame (valid whatever extensions a connection negotiated).
@@ -262,6 +264,7 @@ impl Reactor {
     /// `except`), and for the other reactors of its group through their job
     /// queues. Returns how many subscribers of this reactor got it.
     pub fn publish(&self, topic: &str, message: Message<'_>, except: Option<u32>) -> usize {
+        self.counters().publishes.add(1);
         let frame = Published::new(message);
         let remote = self.remote();
         let others = remote.group().others(Some(&remote));
@@ -319,12 +322,24 @@ impl Reactor {
         if Rc::strong_count(&held) > 1 {
             self.budget().charge(held.frame().len() as isize);
         }
-        if !full.is_empty() && self.topics().policy(topic) == SlowPolicy::Close {
+        if full.is_empty() {
+            return queued;
+        }
+        if self.topics().policy(topic) == SlowPolicy::Close {
+            self.counters().slow_closed.add(full.len() as u64);
             for token in full {
                 if let Some(source) = self.source(token as usize) {
                     source.close_slow();
                 }
             }
+        } else {
+            self.counters().slow_skipped.add(full.len() as u64);
+            self.log(
+                LogEvent::SlowSkipped,
+                None,
+                || None,
+                || format!("{} slow subscribers of {topic:?} skipped a message", full.len()),
+            );
         }
         queued
     }
@@ -370,14 +385,18 @@ impl Remote {
         let mut result = Ok(());
         for member in self.group().others(None) {
             let (topic, frame) = (Arc::clone(&topic), Arc::clone(&frame));
+            let own = member.same_reactor(self);
             let len = frame.frame().len();
             let deferred = member.defer_publish(
                 Box::new(move |r| {
+                    if own {
+                        r.counters().publishes.add(1);
+                    }
                     r.deliver_published(&topic, &frame, None);
                 }),
                 len,
             );
-            if member.same_reactor(self) {
+            if own {
                 result = deferred;
             }
         }

@@ -23,7 +23,10 @@
 #include "wsconn.h"
 #include "test.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1725,6 +1728,102 @@ static void test_upgrade_null(void) {
     wsconn_session_free(s);
 }
 
+/* ------------------------------------------------------------------ */
+/* Operations: drain, a handed-over socket, counters, the log.          */
+
+static int drained_calls;
+static size_t drained_cut = 99;
+
+static void on_drained(wsconn_reactor_t *r, void *arg, size_t cut) {
+    (void)r;
+    (void)arg;
+    drained_calls++;
+    drained_cut = cut;
+}
+
+static void log_noop(void *arg, int level, int event, wsconn_t *con, const char *peer, const char *message) {
+    (void)arg; (void)level; (void)event; (void)con; (void)peer; (void)message;
+}
+
+static void test_operations(void) {
+    CHECK_EQ(wsconn_reactor_drain(NULL, 0, on_drained, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_acceptor_start_fd(NULL, 3), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_stats(NULL, NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_stats_add(NULL, NULL), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_stats_prometheus(NULL, 0, NULL, 0), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_set_log_func(NULL, log_noop, NULL, WSCONN_LOG_INFO), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_set_log_rate(NULL, 5), WSCONN_ERR_NULL);
+    CHECK(strcmp(wsconn_log_event_name(WSCONN_LOG_HANDSHAKE_REFUSED), "handshake_refused") == 0);
+    CHECK(strcmp(wsconn_log_event_name(WSCONN_LOG_RECONNECT_WAITING), "reconnect_waiting") == 0);
+    CHECK(strcmp(wsconn_log_event_name(0), "unknown") == 0);
+    CHECK(strcmp(wsconn_log_event_name(-5), "unknown") == 0);
+    CHECK_EQ(wsconn_listen_fds(0), 0); /* no LISTEN_PID here */
+
+    wsconn_reactor_t *r = wsconn_reactor_create();
+    wsconn_stats_t st;
+    CHECK_EQ(wsconn_reactor_stats(r, NULL, sizeof st), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_stats(r, &st, 2), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_stats(r, &st, sizeof st), WSCONN_OK);
+    CHECK_EQ(st.size, sizeof st);
+    CHECK_EQ(st.connections_open, 0);
+    CHECK_EQ(st.draining, 0);
+    wsconn_stats_t total = {.size = sizeof total};
+    CHECK_EQ(wsconn_stats_add(&total, &st), WSCONN_OK);
+    char small[16];
+    int len = wsconn_stats_prometheus(&total, WSCONN_METRICS_PROCESS, NULL, 0);
+    CHECK(len > 100);
+    CHECK_EQ(wsconn_stats_prometheus(&total, 0, NULL, 5), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_stats_prometheus(&total, 8, small, sizeof small), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_stats_prometheus(&total, 0, small, sizeof small) > (int)sizeof small, 1);
+    CHECK_EQ(small[sizeof small - 1], 0);
+    CHECK_EQ(wsconn_reactor_set_log_func(r, log_noop, NULL, 7), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_reactor_set_log_func(r, log_noop, NULL, WSCONN_LOG_DEBUG), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_set_log_func(r, NULL, NULL, WSCONN_LOG_ERROR), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_set_log_rate(r, 0), WSCONN_OK);
+
+    /* A handed-over socket: a pipe is refused (and stays ours), a listening
+     * socket is taken. */
+    wsconn_acceptor_t *acc = wsconn_acceptor_create(r);
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    CHECK_EQ(wsconn_acceptor_start_fd(acc, fds[0]), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(wsconn_acceptor_start_fd(acc, -1), WSCONN_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(fd_is_open(fds[0]), 1);
+    close(fds[0]);
+    close(fds[1]);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(wsconn_acceptor_start_fd(acc, lfd), WSCONN_ERR_INVALID_ARGUMENT); /* not listening yet */
+    CHECK_EQ(listen(lfd, 8), 0);
+    socklen_t slen = sizeof sin;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
+    CHECK_EQ(wsconn_acceptor_start_fd(acc, lfd), WSCONN_OK);
+    CHECK_EQ(wsconn_acceptor_port(acc), ntohs(sin.sin_port));
+    CHECK_EQ(wsconn_acceptor_start_fd(acc, lfd), WSCONN_ERR_STATE); /* listening already */
+
+    /* A drain with nothing to end: the function runs at the next turn's end,
+     * once; then the reactor takes nothing new. */
+    CHECK_EQ(wsconn_reactor_drain(r, 1000, on_drained, NULL), WSCONN_OK);
+    CHECK_EQ(wsconn_acceptor_port(acc), WSCONN_ERR_STATE); /* stopped at once */
+    CHECK_EQ(wsconn_reactor_drain(r, 0, on_drained, NULL), WSCONN_OK); /* sooner: allowed */
+    CHECK_EQ(drained_calls, 0);
+    CHECK_EQ(wsconn_reactor_dispatch(r, 1000) >= 0, 1);
+    CHECK_EQ(drained_calls, 1);
+    CHECK_EQ(drained_cut, 0);
+    CHECK_EQ(wsconn_reactor_dispatch(r, 0) >= 0, 1);
+    CHECK_EQ(drained_calls, 1);
+    CHECK_EQ(wsconn_reactor_drain(r, 0, on_drained, NULL), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_acceptor_start(acc, "127.0.0.1", 0), WSCONN_ERR_STATE);
+    wsconn_t *c = wsconn_create(r);
+    CHECK_EQ(wsconn_connect(c, "ws://127.0.0.1:9/"), WSCONN_ERR_STATE);
+    CHECK_EQ(wsconn_reactor_stats(r, &st, sizeof st), WSCONN_OK);
+    CHECK_EQ(st.draining, 1);
+    CHECK_EQ(wsconn_release(c), WSCONN_OK);
+    CHECK_EQ(wsconn_acceptor_release(acc), WSCONN_OK);
+    CHECK_EQ(wsconn_reactor_release(r), WSCONN_OK);
+}
+
 int main(void) {
     test_strerror_version();
     test_config();
@@ -1748,5 +1847,6 @@ int main(void) {
     test_reactor_released_first();
     test_pubsub_null();
     test_upgrade_null();
+    test_operations();
     return test_summary();
 }

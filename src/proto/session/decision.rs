@@ -8,6 +8,7 @@ use crate::proto::error::{Error, Result};
 use crate::proto::handshake::answer::{self, Header};
 use crate::proto::handshake::request::UpgradeRequest;
 use crate::proto::handshake::server;
+use crate::proto::role::Role;
 use crate::proto::state::State;
 
 /// The subprotocol an accepted upgrade names in its 101.
@@ -95,6 +96,30 @@ impl Session {
     pub fn reject_upgrade(&self, status: u16, headers: &[Header<'_>], body: &[u8]) -> Result<()> {
         self.check_deciding()?;
         answer::check_reject(status, headers)?;
+        self.write_refusal(status, headers, body)
+    }
+
+    /// Server: refuses the opening handshake in progress with `status`
+    /// (400-599, no lines or body of the program's), whether its request is
+    /// still being read or being decided: e.g. 503 when the server shuts
+    /// down. The session ends once the output is written. [`Error::NotOpen`]
+    /// (nothing done) unless this is a server session in its handshake;
+    /// [`Error::InvalidArgument`] for a status out of range.
+    pub fn refuse_handshake(&self, status: u16) -> Result<()> {
+        let in_handshake = match self.state() {
+            State::Deciding => true,
+            State::Handshake => self.role() == Role::Server,
+            _ => false,
+        };
+        if !in_handshake {
+            return Err(Error::NotOpen);
+        }
+        answer::check_reject(status, &[])?;
+        self.write_refusal(status, &[], b"")
+    }
+
+    /// Queues the refusal; the session ends once it is written.
+    fn write_refusal(&self, status: u16, headers: &[Header<'_>], body: &[u8]) -> Result<()> {
         let mut tx = self.sender()?;
         tx.set_answering(None);
         answer::write_reject(tx.buffer(), status, headers, body);
@@ -177,6 +202,31 @@ mod tests {
             .pending()
             .ends_with(b"Sec-WebSocket-Protocol: a\r\nSet-Cookie: k=v\r\n\r\n\x81\x02hi"));
         assert_eq!(s.with_upgrade_request(|_| ()), None);
+    }
+
+    #[test]
+    fn a_handshake_is_refused_while_read_or_decided_and_only_then() {
+        let ignore = &mut |_: &Session, _: Event<'_>| {};
+        // Its request half read.
+        let s = Session::server(Arc::new(Config::default()));
+        s.feed(&mut REQUEST[..20].to_vec(), ignore).unwrap();
+        assert_eq!(s.refuse_handshake(200), Err(Error::InvalidArgument));
+        assert_eq!(s.state(), State::Handshake, "nothing done");
+        s.refuse_handshake(503).unwrap();
+        assert_eq!(s.state(), State::Closed);
+        assert!(s.pending().starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"));
+        assert_eq!(s.refuse_handshake(503), Err(Error::NotOpen));
+        // Being decided.
+        let s = deciding();
+        s.feed(&mut REQUEST.to_vec(), ignore).unwrap();
+        s.refuse_handshake(503).unwrap();
+        assert_eq!(s.accept_upgrade(Subprotocol::Default, &[]), Err(Error::Closed));
+        // Open already, or a client's.
+        let s = Session::server(Arc::new(Config::default()));
+        s.feed(&mut REQUEST.to_vec(), ignore).unwrap();
+        assert_eq!((s.state(), s.refuse_handshake(503)), (State::Open, Err(Error::NotOpen)));
+        let client = Session::client(Arc::new(Config::default()), "x", "/").unwrap();
+        assert_eq!(client.refuse_handshake(503), Err(Error::NotOpen));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! address and its place in the limits (`accepted`).
 
 pub mod accepted;
+mod handed_over;
 pub mod limits;
 mod proxy;
 
@@ -23,8 +24,10 @@ use accepted::{Accepted, AcceptedParts, Outcome};
 use limits::Limits;
 
 use crate::runtime::error::{Error, Result};
+use crate::runtime::log::LogEvent;
 use crate::runtime::reactor::{Reactor, Source};
 use crate::runtime::refusal::Refusal;
+use crate::runtime::stats::Bump;
 use crate::runtime::tls::ServerTls;
 use crate::runtime::transport::Socket;
 
@@ -200,11 +203,26 @@ impl Acceptor {
     pub fn start(&self, ip: &str, port: i32) -> Result<()> {
         let ip: IpAddr = ip.parse().map_err(|_| Error::InvalidArgument("not an IP address"))?;
         let port = u16::try_from(port).map_err(|_| Error::InvalidArgument("not a port"))?;
-        let reactor = self.reactor().ok_or(Error::State)?;
-        self.listening()?;
-        let mut listener = self
+        let reactor = self.ready_to_start()?;
+        let listener = self
             .bind(SocketAddr::new(ip, port))
             .map_err(|_| Error::Io("bind or listen"))?;
+        self.listen_on(reactor, listener).map_err(|(_, e)| e)
+    }
+
+    /// The reactor, if the acceptor may start listening (not yet listening,
+    /// the reactor there and not draining).
+    fn ready_to_start(&self) -> Result<&Reactor> {
+        let reactor = self.reactor().ok_or(Error::State)?;
+        self.listening()?;
+        if reactor.is_draining() {
+            return Err(Error::State);
+        }
+        Ok(reactor)
+    }
+
+    /// Accepts from `listener` on the reactor; gives it back if it cannot.
+    fn listen_on(&self, reactor: &Reactor, mut listener: TcpListener) -> std::result::Result<(), (TcpListener, Error)> {
         let token = reactor.add(NonNull::from(self as &dyn Source));
         if let Some(ring) = reactor.ring() {
             // A multishot accept on the ring (see `runtime::uring`).
@@ -216,7 +234,7 @@ impl Acceptor {
             .is_err()
         {
             reactor.remove(token);
-            return Err(Error::Io("registering the listener"));
+            return Err((listener, Error::Io("registering the listener")));
         }
         self.token.set(Some(token));
         *self.listener.borrow_mut() = Some(listener);
@@ -251,9 +269,14 @@ impl Acceptor {
                     self.admit(reactor, fd, Some(addr));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                // WouldBlock: all accepted. Anything else (EMFILE…): try again on
-                // the next connection attempt rather than spin.
-                Err(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // Anything else (EMFILE…): try again on the next connection
+                // attempt rather than spin.
+                Err(e) => {
+                    reactor.counters().accept_failures.add(1);
+                    reactor.log(LogEvent::AcceptFailed, None, || None, || format!("accept failed: {e}"));
+                    return;
+                }
             }
         }
     }
@@ -264,17 +287,24 @@ impl Acceptor {
     fn admit(&self, reactor: &Reactor, fd: RawFd, addr: Option<SocketAddr>) {
         let proxied = self.core.proxy_protocol.get();
         let limits = self.core.limits.borrow().clone();
+        // The ring's accept does not tell the address: asked only if needed.
+        let peer = || {
+            addr.or_else(|| Socket(fd).peer_addr())
+                .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+        };
         let ticket = match limits {
-            Some(limits) => match limits.admit(
-                (!proxied)
-                    .then(|| addr.or_else(|| Socket(fd).peer_addr()))
-                    .flatten()
-                    .map(|a| a.ip()),
-            ) {
+            Some(limits) => match limits.admit((!proxied).then(peer).flatten().map(|a| a.ip())) {
                 Some(ticket) => Some(ticket),
                 None => {
+                    let peer = peer();
                     Socket(fd).close();
-                    return reactor.note_refusal(Refusal::Limits);
+                    let from = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.ip().to_string());
+                    return reactor.note_refusal(
+                        Refusal::Limits,
+                        None,
+                        || peer,
+                        || format!("over the acceptor's limits (in all, or from {from})"),
+                    );
                 }
             },
             None => None,
@@ -345,8 +375,20 @@ impl Source for Acceptor {
                 self.admit(reactor, fd, None);
             }
             _ if fd >= 0 => Socket(fd).close(),
-            _ => {}
+            Some(reactor) => {
+                // Accepting goes on (the ring arms it again), as on epoll.
+                let e = std::io::Error::from_raw_os_error(-fd);
+                reactor.counters().accept_failures.add(1);
+                reactor.log(LogEvent::AcceptFailed, None, || None, || format!("accept failed: {e}"));
+            }
+            None => {}
         }
+    }
+
+    /// The reactor drains: no more connections (the listening socket closes;
+    /// one shared with another process keeps serving there).
+    fn stop_accepting(&self) {
+        let _ = self.stop();
     }
 
     /// The reactor is going away: stop and forget it.

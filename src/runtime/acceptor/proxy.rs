@@ -49,7 +49,7 @@ impl ProxyWait {
             .registry()
             .register(&mut mio::unix::SourceFd(&fd), token, Interest::READABLE);
         if registered.is_err() {
-            return this.fail(Refusal::ProxyHeader);
+            return this.fail(Refusal::ProxyHeader, "the socket could not be watched");
         }
         let timeout = reactor.config().timeouts.handshake_ms() as u64;
         reactor.arm_timer(token, reactor.now_ms() + timeout);
@@ -67,29 +67,34 @@ impl ProxyWait {
         let mut buf = [0u8; MAX_HEADER_LEN];
         let socket = Socket(self.fd.get());
         let peeked = match socket.peek(&mut buf) {
-            Ok(0) => return self.fail(Refusal::ProxyHeader),
+            Ok(0) => return self.fail(Refusal::ProxyHeader, "the socket ended before its PROXY header"),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return self.read(),
-            Err(_) => return self.fail(Refusal::ProxyHeader),
+            Err(_) => return self.fail(Refusal::ProxyHeader, "reading the PROXY header failed"),
         };
         match proxy_header::parse(&buf[..peeked]) {
             ProxyHeader::Incomplete => {}
-            ProxyHeader::Invalid => self.fail(Refusal::ProxyHeader),
+            ProxyHeader::Invalid => self.fail(Refusal::ProxyHeader, "not a valid PROXY header"),
             ProxyHeader::Complete { len, source } => {
                 // The header's bytes only: what follows belongs to TLS or HTTP.
                 if !matches!(socket.read(&mut buf[..len]), Ok(n) if n == len) {
-                    return self.fail(Refusal::ProxyHeader);
+                    return self.fail(Refusal::ProxyHeader, "reading the PROXY header failed");
                 }
                 let Some(reactor) = self.reactor() else { return };
                 let fd = self.end();
                 let mut ticket = self.ticket.take();
                 let peer = source.map(|a| std::net::SocketAddr::new(a.ip().to_canonical(), a.port()));
-                let ip = peer.or_else(|| Socket(fd).peer_addr()).map(|a| a.ip());
-                if let (Some(ticket), Some(ip)) = (ticket.as_mut(), ip) {
-                    if !ticket.attach(ip) {
+                let client = peer.or_else(|| Socket(fd).peer_addr());
+                if let (Some(ticket), Some(client)) = (ticket.as_mut(), client) {
+                    if !ticket.attach(client.ip()) {
                         Socket(fd).close();
-                        return reactor.note_refusal(Refusal::Limits);
+                        return reactor.note_refusal(
+                            Refusal::Limits,
+                            None,
+                            || Some(client),
+                            || format!("over the acceptor's limits from {}", client.ip()),
+                        );
                     }
                 }
                 let parts = AcceptedParts {
@@ -118,14 +123,17 @@ impl ProxyWait {
         fd
     }
 
-    fn fail(&self, reason: Refusal) {
+    /// Closes the socket, refused for `reason` (the address logged is the
+    /// socket's: the balancer's).
+    fn fail(&self, reason: Refusal, detail: &str) {
         let fd = self.end();
+        let peer = (fd >= 0).then(|| Socket(fd).peer_addr()).flatten();
         if fd >= 0 {
             Socket(fd).close();
         }
         self.ticket.take();
         if let Some(reactor) = self.reactor() {
-            reactor.note_refusal(reason);
+            reactor.note_refusal(reason, None, || peer, || format!("PROXY protocol: {detail}"));
         }
     }
 }
@@ -139,7 +147,7 @@ impl Source for ProxyWait {
 
     fn on_timer(&self) {
         if self.fd.get() >= 0 {
-            self.fail(Refusal::Timeout);
+            self.fail(Refusal::Timeout, "no PROXY header within the handshake timeout");
         }
     }
 

@@ -64,7 +64,8 @@ impl<H: ConnHandler> Connection<H> {
             return Err(Error::State);
         }
         let url = WsUrl::parse(url)?;
-        let reactor = self.reactor().ok_or(Error::State)?;
+        // Once a drain began, nothing new starts.
+        let reactor = self.reactor().filter(|r| !r.drain_begun()).ok_or(Error::State)?;
         let config = match self.has(Flags::OWN_CONFIG) {
             true => self.config(),
             false => reactor.config(),
@@ -193,8 +194,11 @@ impl<H: ConnHandler> Connection<H> {
         };
         let started = self.started_ms.get();
         self.begin(token, lifecycle);
-        if !fresh {
-            // A redirect: the handshake timeout covers the whole chain.
+        if fresh {
+            self.count_begin(true);
+        } else {
+            // A redirect: the handshake timeout covers the whole chain (and
+            // the count, one attempt).
             self.started_ms.set(started);
             self.arm_timer();
         }

@@ -1,5 +1,7 @@
 //! Session events to the connection's handler, and what the connection keeps
-//! of them (the close code and reason it will report).
+//! of them (the close code and reason it will report). What a feed delivered
+//! is tallied here and added to the reactor's counters once, when the feed
+//! is over.
 
 use crate::proto::close_code::CloseCode;
 use crate::proto::error::Error as SessionError;
@@ -8,16 +10,65 @@ use crate::proto::session::{EventHandler, Session};
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::log::LogEvent;
 use crate::runtime::refusal::Refusal;
+use crate::runtime::stats::Bump;
 
 /// The event handler a connection gives its session during a feed.
 pub(super) struct Delivery<'a, H: ConnHandler> {
-    pub conn: &'a Connection<H>,
+    conn: &'a Connection<H>,
+    /// Data messages delivered whole (or ended by their last fragment).
+    messages: u64,
+    /// Their bytes.
+    bytes: u64,
+    compressed: u64,
+}
+
+impl<'a, H: ConnHandler> Delivery<'a, H> {
+    pub fn new(conn: &'a Connection<H>) -> Self {
+        Delivery {
+            conn,
+            messages: 0,
+            bytes: 0,
+            compressed: 0,
+        }
+    }
+}
+
+impl<H: ConnHandler> Drop for Delivery<'_, H> {
+    /// The feed is over: its tally goes to the reactor's counters.
+    fn drop(&mut self) {
+        if self.messages | self.bytes == 0 {
+            return;
+        }
+        if let Some(c) = self.conn.counters() {
+            c.messages_in.add(self.messages);
+            c.payload_bytes_in.add(self.bytes);
+            if self.compressed > 0 {
+                c.compressed_messages_in.add(self.compressed);
+            }
+        }
+    }
 }
 
 impl<H: ConnHandler> EventHandler for Delivery<'_, H> {
     fn on_event(&mut self, _session: &Session, event: Event<'_>) {
+        match &event {
+            Event::Message(message) => {
+                self.messages += 1;
+                self.bytes += message.as_bytes().len() as u64;
+            }
+            Event::Fragment { data, fin, .. } => {
+                self.messages += u64::from(*fin);
+                self.bytes += data.len() as u64;
+            }
+            _ => {}
+        }
         self.conn.deliver(event);
+    }
+
+    fn compressed_message(&mut self) {
+        self.compressed += 1;
     }
 
     /// The program paused reading, stopped or released the connection.
@@ -40,6 +91,7 @@ impl<H: ConnHandler> Connection<H> {
                 subprotocol,
                 headers,
             } => {
+                self.count_open();
                 self.arm_timer();
                 if self.is_client() {
                     self.answered(101, &headers);
@@ -60,24 +112,26 @@ impl<H: ConnHandler> Connection<H> {
                 self.message_passed();
                 handler.on_fragment(self, kind, data, fin)
             }
-            Event::Ping(data) => handler.on_ping(self, data),
-            Event::Pong(data) => handler.on_pong(self, data),
+            Event::Ping(data) => {
+                if let Some(c) = self.counters() {
+                    c.pings_in.add(1);
+                    // Its pong is queued already.
+                    c.pongs_out.add(1);
+                }
+                handler.on_ping(self, data)
+            }
+            Event::Pong(data) => {
+                if let Some(c) = self.counters() {
+                    c.pongs_in.add(1);
+                }
+                handler.on_pong(self, data)
+            }
             Event::Close { code, reason } => {
                 self.close_code.set(code);
                 self.extra().close_reason = reason.to_owned();
             }
             Event::Error(error) => {
-                if matches!(
-                    error,
-                    SessionError::Handshake(_) | SessionError::HandshakeTooLarge | SessionError::OriginNotAllowed
-                ) {
-                    self.note_refusal(Refusal::of_handshake_error(&error));
-                }
-                if error == SessionError::InflateRatio {
-                    if let Some(reactor) = self.reactor() {
-                        reactor.count_inflate_ratio_close();
-                    }
-                }
+                self.log_error(error);
                 let mut extra = self.extra();
                 if self.close_code.get() == 0 {
                     let code = error.close_code().unwrap_or(CloseCode::ABNORMAL);
@@ -87,9 +141,28 @@ impl<H: ConnHandler> Connection<H> {
                 extra.close_error.get_or_insert(Error::Session(error));
             }
             Event::HttpRequest { method, path } => {
+                if let Some(c) = self.counters() {
+                    c.http_requests.add(1);
+                }
                 self.close_code.set(CloseCode::NORMAL.0);
                 handler.on_http(self, method, path);
             }
+        }
+    }
+
+    /// A refused handshake is noted (counted and logged); a peer that broke
+    /// the protocol goes to the log.
+    fn log_error(&self, error: SessionError) {
+        match error {
+            SessionError::Handshake(_) | SessionError::HandshakeTooLarge | SessionError::OriginNotAllowed => self
+                .note_refusal(Refusal::of_handshake_error(&error), || {
+                    format!("handshake refused: {error}")
+                }),
+            SessionError::InflateRatio => self.count_inflate_ratio_close(&error.to_string()),
+            _ if error.close_code().is_some() => self.log(LogEvent::ProtocolError, || {
+                format!("closing with {}: {error}", error.close_code().map_or(0, |c| c.0))
+            }),
+            _ => {}
         }
     }
 }

@@ -28,10 +28,11 @@ impl<H: ConnHandler> Connection<H> {
             return self.follow_redirect(next);
         }
         self.lifecycle.set(Lifecycle::Closed);
-        self.deregister();
         if let Some(error) = error {
             self.extra().close_error.get_or_insert(error);
         }
+        self.count_end(code);
+        self.deregister();
         self.plan_retry();
         if !self.has(Flags::RELEASED) {
             let ending = Ending {
@@ -79,6 +80,7 @@ impl<H: ConnHandler> Connection<H> {
     fn deregister(&self) {
         self.forget_resolution();
         if let Some((reactor, token)) = self.registered() {
+            self.uncount();
             self.leave_topics(reactor, token.0 as u32);
             reactor.disarm_timer(token);
             self.set_held_back(reactor.budget(), false);
@@ -139,6 +141,7 @@ impl<H: ConnHandler> Connection<H> {
         if self.lifecycle.get() == Lifecycle::Idle {
             return Err(Error::State);
         }
+        self.count_dropped();
         self.deregister();
         self.drop_socket();
         self.lifecycle.set(Lifecycle::Idle);
@@ -183,6 +186,7 @@ impl<H: ConnHandler> Connection<H> {
         // and closes the socket (and goes on using the connection) after.
         let in_on_close = conn.lifecycle.get() == Lifecycle::Closed && conn.fd.get() >= 0;
         conn.set(Flags::RELEASED);
+        conn.count_dropped();
         conn.deregister();
         if !in_on_close {
             conn.drop_socket();

@@ -9,6 +9,7 @@ use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::{Reactor, READ_BUFFER_SIZE};
+use crate::runtime::stats::Bump;
 use crate::runtime::transport::Transport;
 
 /// Reads per readiness event before other connections get their turn.
@@ -112,6 +113,7 @@ impl<H: ConnHandler> Connection<H> {
                     return;
                 }
                 Ok(n) => {
+                    reactor.counters().wire_bytes_in.add(n as u64);
                     if n < room && !self.has(Flags::PEER_CLOSED) {
                         // A short read drained the socket; new data raises a new
                         // event (but an EOF already signalled raises none).
@@ -164,7 +166,7 @@ impl<H: ConnHandler> Connection<H> {
                         }
                         read
                     },
-                    &mut Delivery { conn: self },
+                    &mut Delivery::new(self),
                 )
             }
         };
@@ -183,7 +185,7 @@ impl<H: ConnHandler> Connection<H> {
     /// Gives input to the session; keeps what a pause left unprocessed.
     pub(super) fn feed(&self, data: &mut [u8]) {
         let used = match self.session() {
-            Some(session) => session.feed(data, &mut Delivery { conn: self }),
+            Some(session) => session.feed(data, &mut Delivery::new(self)),
             None => return,
         };
         self.drop_session_if_asked();
@@ -197,7 +199,7 @@ impl<H: ConnHandler> Connection<H> {
 
     pub(super) fn on_eof(&self) {
         if let Some(session) = self.session() {
-            let _ = session.feed_eof(&mut Delivery { conn: self });
+            let _ = session.feed_eof(&mut Delivery::new(self));
         }
         self.drop_session_if_asked();
         self.flush();

@@ -10,9 +10,11 @@
 use crate::proto::session::Session;
 use crate::proto::state::State;
 use crate::runtime::budget::MemoryBudget;
-use crate::runtime::connection::{Connection, Flags};
+use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::log::LogEvent;
 use crate::runtime::reactor::Reactor;
+use crate::runtime::stats::Bump;
 
 impl<H: ConnHandler> Connection<H> {
     /// Adds `delta` held bytes to the reactor's sum; wakes the connections
@@ -114,8 +116,24 @@ impl<H: ConnHandler> Connection<H> {
             }
             if on {
                 self.set(Flags::HELD_BACK);
+                if let Some(c) = self.counters() {
+                    c.budget_pauses.add(1);
+                }
+                self.log(LogEvent::BudgetPaused, || {
+                    format!(
+                        "reading paused: memory budget spent ({} of {} bytes held)",
+                        budget.used(),
+                        budget.limit()
+                    )
+                });
             } else {
                 self.clear(Flags::HELD_BACK);
+                if self.lifecycle.get() != Lifecycle::Running || self.has(Flags::RELEASED) {
+                    return;
+                }
+                self.log(LogEvent::BudgetResumed, || {
+                    "reading resumed: memory given back".to_owned()
+                });
             }
         }
     }

@@ -16,11 +16,15 @@
 //! connect, redirects), `tunnel` (a client's proxy dialogue), `reconnect`
 //! (a client's next attempt), `client_state` (what a client keeps between
 //! them), `secure` (TLS between the socket and the session), `published`
-//! (topics it subscribes to, published frames waiting for its socket).
+//! (topics it subscribes to, published frames waiting for its socket),
+//! `upgrade` (the program's decision on a server's upgrade), `counted` (its share of the reactor's counters and log), `draining` (how
+//! it ends when the reactor drains).
 
 mod client_state;
 mod connector;
+mod counted;
 mod delivery;
+mod draining;
 mod ending;
 mod input;
 mod memory;
@@ -50,6 +54,7 @@ use crate::runtime::config::ConnConfig;
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::{Reactor, Source};
+use crate::runtime::stats::Bump;
 use crate::runtime::timers::{TimerLinks, NO_TOKEN};
 use crate::runtime::tls::Stream;
 use crate::runtime::transport::{Socket, Transport};
@@ -116,11 +121,33 @@ bitflags::bitflags! {
     }
 }
 
+bitflags::bitflags! {
+    /// What the reactor's counters know of a connection (a byte of its own:
+    /// `Flags` is full; it fits the padding, the connection does not grow).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) struct Counted: u8 {
+        /// Counted in `handshakes_pending`.
+        const PENDING = 1;
+        /// Counted in `connections_open`.
+        const OPEN = 1 << 1;
+        /// Its refusal was noted (`note_refusal`).
+        const REFUSED = 1 << 2;
+        /// Client role.
+        const CLIENT = 1 << 3;
+        /// The reactor drains: close with 1001 once its fragmented send ends.
+        const GOING_AWAY = 1 << 4;
+        /// Counted in `reconnects_waiting`.
+        const WAITING = 1 << 5;
+    }
+}
+
 /// What few connections need, made on demand.
 #[derive(Default)]
 struct Extra {
     close_reason: String,
     close_error: Option<Error>,
+    /// The code of the close this side began (0: the peer began, or none).
+    initiated_code: u16,
     /// Input read but not processed because reading was paused mid-buffer.
     backlog: Vec<u8>,
     /// TLS records received on the io_uring transport and not yet given to
@@ -163,6 +190,7 @@ pub struct Connection<H: ConnHandler> {
     flags: Cell<Flags>,
     close_code: Cell<u16>,
     lifecycle: Cell<Lifecycle>,
+    counted: Cell<Counted>,
 }
 
 impl<H: ConnHandler> Connection<H> {
@@ -186,6 +214,7 @@ impl<H: ConnHandler> Connection<H> {
             flags: Cell::new(Flags::empty()),
             close_code: Cell::new(0),
             lifecycle: Cell::new(Lifecycle::Idle),
+            counted: Cell::new(Counted::empty()),
         })))
     }
 
@@ -389,7 +418,7 @@ impl<H: ConnHandler> Connection<H> {
         if self.lifecycle.get() != Lifecycle::Idle || self.fd.get() < 0 {
             return Err(Error::State);
         }
-        let reactor = self.reactor().ok_or(Error::State)?;
+        let reactor = self.reactor().filter(|r| !r.drain_begun()).ok_or(Error::State)?;
         let socket = self.socket();
         socket
             .set_nonblocking()
@@ -417,6 +446,7 @@ impl<H: ConnHandler> Connection<H> {
             }
         }
         self.begin(token, Lifecycle::Running);
+        self.count_begin(false);
         // Bytes may have arrived before registration.
         self.set(Flags::READABLE);
         self.schedule_ready();
@@ -457,6 +487,7 @@ impl<H: ConnHandler> Connection<H> {
         if let Some(extra) = self.extra.borrow_mut().as_mut() {
             extra.close_reason.clear();
             extra.close_error = None;
+            extra.initiated_code = 0;
         }
         let now = self.now32();
         self.started_ms.set(now);
@@ -539,14 +570,21 @@ impl<H: ConnHandler> Connection<H> {
             || self.has_published()
             || self.runs_on_ring();
         let socket = self.socket();
+        let mut compressed = false;
         self.with_session(|s| {
-            s.send_direct(message, |pending, payload| {
+            s.send_direct_counted(message, |pending, payload| {
                 if socket_full {
                     return Ok(0);
                 }
-                socket.write2(pending, payload)
+                let written = socket.write2(pending, payload);
+                if let (Ok(n), Some(c)) = (&written, self.counters()) {
+                    c.wire_bytes_out.add(*n as u64);
+                }
+                written
             })
+            .map(|c| compressed = c)
         })?;
+        self.count_sent(message.as_bytes().len(), true, compressed);
         self.message_passed();
         Ok(())
     }
@@ -556,7 +594,9 @@ impl<H: ConnHandler> Connection<H> {
         match compress {
             Compress::Auto => self.send_message(message),
             _ => {
-                self.with_session(|s| s.send_message_with(message, compress))?;
+                let mut compressed = false;
+                self.with_session(|s| s.send_counted(message, compress).map(|c| compressed = c))?;
+                self.count_sent(message.as_bytes().len(), true, compressed);
                 self.message_passed();
                 Ok(())
             }
@@ -570,13 +610,21 @@ impl<H: ConnHandler> Connection<H> {
 
     pub fn send_fragment(&self, kind: MessageKind, data: &[u8], fin: bool) -> Result<()> {
         self.with_session(|s| s.send_fragment(kind, data, fin))?;
+        self.count_sent(data.len(), fin, false);
         self.fragment_sent(fin);
         self.message_passed();
+        if fin {
+            self.go_away_if_asked();
+        }
         Ok(())
     }
 
     pub fn ping(&self, data: &[u8]) -> Result<()> {
-        self.with_session(|s| s.ping(data))
+        self.with_session(|s| s.ping(data))?;
+        if let Some(c) = self.counters() {
+            c.pings_out.add(1);
+        }
+        Ok(())
     }
 
     /// Starts the closing handshake; the handler's `on_close` follows when the
@@ -595,7 +643,9 @@ impl<H: ConnHandler> Connection<H> {
         self.stop_reconnecting();
         if self.close_code.get() == 0 {
             self.close_code.set(code);
-            self.extra().close_reason = reason.to_owned();
+            let mut extra = self.extra();
+            extra.close_reason = reason.to_owned();
+            extra.initiated_code = code;
         }
         self.begin_closing();
         Ok(())
@@ -668,10 +718,21 @@ impl<H: ConnHandler> Source for Connection<H> {
     }
 
     fn close_slow(&self) {
+        self.log(crate::runtime::log::LogEvent::SlowClosed, || {
+            "slow subscriber closed with 1008".to_owned()
+        });
         let _ = self.close(
             crate::proto::close_code::CloseCode::POLICY_VIOLATION.0,
             "slow subscriber",
         );
+    }
+
+    fn drain(&self) {
+        self.begin_draining();
+    }
+
+    fn cut(&self) -> bool {
+        self.cut_drained()
     }
 
     fn detach(&self) -> bool {

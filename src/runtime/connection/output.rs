@@ -12,6 +12,7 @@ use crate::runtime::connection::secure::TlsFlush;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::stats::Bump;
 use crate::runtime::transport::Transport;
 
 impl<H: ConnHandler> Connection<H> {
@@ -80,6 +81,9 @@ impl<H: ConnHandler> Connection<H> {
             };
             match written {
                 Ok(n) => {
+                    if let Some(c) = self.counters() {
+                        c.wire_bytes_out.add(n as u64);
+                    }
                     if let Some(session) = self.session() {
                         session.consume(n).expect("the socket took at most what was pending");
                     }

@@ -38,6 +38,7 @@ use crate::runtime::connection::{Connection, Extra, Flags, Lifecycle};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::Reactor;
+use crate::runtime::stats::Bump;
 use crate::runtime::topics::{Delivery, HeldFrame};
 use crate::runtime::uring::{Outgoing, MAX_PIECES};
 
@@ -176,6 +177,11 @@ impl<H: ConnHandler> Connection<H> {
             s.bytes += len;
         }
         self.schedule_flush();
+        if let Some(c) = self.counters() {
+            c.published_deliveries.add(1);
+            c.messages_out.add(1);
+            c.payload_bytes_out.add(frame.message().as_bytes().len() as u64);
+        }
         Delivery::Queued
     }
 
@@ -190,6 +196,9 @@ impl<H: ConnHandler> Connection<H> {
         match self.send_message(frame.message()) {
             Ok(()) => {
                 self.account();
+                if let Some(c) = self.counters() {
+                    c.published_deliveries.add(1);
+                }
                 Delivery::Queued
             }
             Err(Error::Session(SessionError::Full)) => Delivery::Full,
@@ -297,7 +306,12 @@ impl<H: ConnHandler> Connection<H> {
                 self.socket().write_vectored(&gather[..count])
             };
             match written {
-                Ok(n) => self.consume_output(n),
+                Ok(n) => {
+                    if let Some(c) = self.counters() {
+                        c.wire_bytes_out.add(n as u64);
+                    }
+                    self.consume_output(n)
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return PublishedFlush::Blocked,
                 Err(_) => {

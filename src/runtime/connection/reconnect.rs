@@ -33,13 +33,15 @@ impl<H: ConnHandler> Connection<H> {
         let Some(backoff) = self.config().client.reconnect else {
             return;
         };
-        let Some(now) = self.reactor().map(|r| r.now_ms()) else {
+        let Some(reactor) = self.reactor() else {
             return;
         };
-        let released = self.has(Flags::RELEASED);
+        let now = reactor.now_ms();
+        // Once a drain began, nothing starts again.
+        let ended = self.has(Flags::RELEASED) || reactor.drain_begun();
         self.with_client(|c| {
             c.retry_at = None;
-            if c.closed || released {
+            if c.closed || ended {
                 return;
             }
             // A connection that lasted starts the backoff over.
@@ -58,13 +60,14 @@ impl<H: ConnHandler> Connection<H> {
     /// After the close callbacks: waits for the planned attempt, if any.
     /// Returns whether one follows.
     pub(super) fn wait_for_retry(&self) -> bool {
-        let planned = self.with_client(|c| c.retry_at.is_some()).unwrap_or(false);
-        let Some(reactor) = self.reactor().filter(|_| planned) else {
+        let planned = self.with_client(|c| c.retry_at).flatten();
+        let (Some(reactor), Some(at)) = (self.reactor(), planned) else {
             return false;
         };
         let token = reactor.add(self.as_source());
         self.token.set(token.0 as u32);
         self.lifecycle.set(Lifecycle::Waiting);
+        self.count_waiting(at.saturating_sub(reactor.now_ms()));
         self.arm_timer();
         true
     }

@@ -25,6 +25,7 @@ use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::Reactor;
+use crate::runtime::stats::Bump;
 use crate::runtime::tls::{self, Stream};
 use crate::runtime::uring::{Driver, Outgoing, RingEvent};
 
@@ -114,6 +115,7 @@ impl<H: ConnHandler> Connection<H> {
             return;
         }
         let Some(reactor) = self.reactor() else { return };
+        reactor.counters().wire_bytes_in.add(data.len() as u64);
         self.last_input_ms.set(self.now32());
         if self.is_tls() {
             return self.ring_received_records(reactor, data);
@@ -244,8 +246,9 @@ impl<H: ConnHandler> Connection<H> {
         }
         match -result {
             0 => self.set(Flags::PEER_CLOSED | Flags::READABLE),
-            // Cancelled, or out of buffers: armed again when it may read.
-            libc::ECANCELED | libc::ENOBUFS => self.set(Flags::READABLE),
+            // Cancelled, out of buffers, or nothing to read after all:
+            // armed again when it may read.
+            libc::ECANCELED | libc::ENOBUFS | libc::EAGAIN | libc::EINTR => self.set(Flags::READABLE),
             _ => return self.finish(CloseCode::ABNORMAL.0, "read failed", Some(Error::Io("read"))),
         }
         if self.can_read() {
@@ -311,6 +314,9 @@ impl<H: ConnHandler> Connection<H> {
     /// A send completed whole: its bytes stop counting, its buffer is reused,
     /// and what waited behind it goes with the turn's output.
     fn ring_sent(&self, mut output: Outgoing) {
+        if let Some(c) = self.counters() {
+            c.wire_bytes_out.add(output.len() as u64);
+        }
         if let Some(session) = self.session() {
             let _ = session.written_out(output.session_bytes);
         }

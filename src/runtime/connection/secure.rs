@@ -13,7 +13,10 @@ use crate::proto::close_code::CloseCode;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::log::LogEvent;
 use crate::runtime::reactor::Reactor;
+use crate::runtime::refusal::Refusal;
+use crate::runtime::stats::Bump;
 use crate::runtime::tls::{self, Stream, TlsError};
 
 /// What a pass of writing TLS output came to.
@@ -80,7 +83,10 @@ impl<H: ConnHandler> Connection<H> {
             let read = self.with_tls(|t| t.read_records(socket)).unwrap_or(Ok(0));
             let eof = match read {
                 Ok(0) => true,
-                Ok(_) => false,
+                Ok(n) => {
+                    reactor.counters().wire_bytes_in.add(n as u64);
+                    false
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.clear(Flags::READABLE);
                     break;
@@ -137,8 +143,11 @@ impl<H: ConnHandler> Connection<H> {
 
     /// Sends the alert rustls queued, then ends with the TLS error.
     pub(super) fn fail_tls(&self, kind: TlsError) {
-        if self.with_tls(|t| t.is_handshaking()).unwrap_or(false) {
-            self.note_refusal(crate::runtime::refusal::Refusal::Tls);
+        // Refused as the acceptor counts it (`tls_refused`): in the TLS handshake.
+        let detail = || format!("TLS failed: {kind}");
+        match self.with_tls(|t| t.is_handshaking()).unwrap_or(false) {
+            true => self.note_refusal(Refusal::Tls, detail),
+            false => self.log(LogEvent::TlsFailed, detail),
         }
         let socket = self.socket();
         self.with_tls(|t| {
@@ -158,7 +167,11 @@ impl<H: ConnHandler> Connection<H> {
             }
             match self.with_tls(|t| t.write_records(socket)) {
                 None => return TlsFlush::Done,
-                Some(Ok(_)) => {}
+                Some(Ok(n)) => {
+                    if let Some(c) = self.counters() {
+                        c.wire_bytes_out.add(n as u64);
+                    }
+                }
                 Some(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
                 Some(Err(e)) if e.kind() == ErrorKind::WouldBlock => return TlsFlush::Blocked,
                 Some(Err(_)) => {

@@ -8,6 +8,8 @@ use crate::proto::state::State;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
+use crate::runtime::log::LogEvent;
+use crate::runtime::refusal::Refusal;
 
 impl<H: ConnHandler> Connection<H> {
     /// Milliseconds since `then` (a truncated reactor time).
@@ -132,13 +134,18 @@ impl<H: ConnHandler> Connection<H> {
         }
         if self.handshaking() {
             if self.since(self.started_ms.get()) >= t.handshake_ms() as u64 {
-                self.note_refusal(crate::runtime::refusal::Refusal::Timeout);
+                self.note_refusal(Refusal::Timeout, || {
+                    format!("no opening handshake within {} ms", t.handshake_ms())
+                });
                 let error = Some(Error::Timeout("handshake"));
                 self.finish(CloseCode::ABNORMAL.0, "handshake timeout", error);
                 return;
             }
         } else if self.has(Flags::CLOSING) {
             if self.since(self.mark_ms.get()) >= t.close_ms() as u64 {
+                self.log(LogEvent::Timeout, || {
+                    format!("close timeout: no closing handshake within {} ms", t.close_ms())
+                });
                 let code = match self.close_code.get() {
                     0 => CloseCode::ABNORMAL.0,
                     code => code,
@@ -149,6 +156,9 @@ impl<H: ConnHandler> Connection<H> {
         } else {
             let held = self.has(Flags::HELD_BACK);
             if t.idle_ms() > 0 && !held && self.since(self.last_input_ms.get()) >= t.idle_ms() as u64 {
+                self.log(LogEvent::Timeout, || {
+                    format!("idle timeout: no input for {} ms, closing with 1001", t.idle_ms())
+                });
                 let _ = self.close(CloseCode::GOING_AWAY.0, "idle timeout");
             }
             let idle = t.deflate_idle_ms();
@@ -160,6 +170,12 @@ impl<H: ConnHandler> Connection<H> {
                 && self.since(self.started_ms.get()) >= t.message_ms() as u64
             {
                 self.clear(Flags::IN_MESSAGE);
+                self.log(LogEvent::Timeout, || {
+                    format!(
+                        "message timeout: a message took over {} ms, closing with 1008",
+                        t.message_ms()
+                    )
+                });
                 self.extra().close_error.get_or_insert(Error::Timeout("message"));
                 let _ = self.close(CloseCode::POLICY_VIOLATION.0, "message timeout");
             }
@@ -171,6 +187,9 @@ impl<H: ConnHandler> Connection<H> {
                 if answered {
                     self.ping_sent_ms.set(0);
                 } else if sent != 0 && self.since(sent) >= t.pong_ms() as u64 {
+                    self.log(LogEvent::Timeout, || {
+                        format!("pong timeout: no answer within {} ms", t.pong_ms())
+                    });
                     self.finish(CloseCode::ABNORMAL.0, "pong timeout", Some(Error::Timeout("pong")));
                     return;
                 }

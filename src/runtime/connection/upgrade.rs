@@ -88,36 +88,45 @@ impl<H: ConnHandler> Connection<H> {
     /// answer is written (the close callbacks run, `close_error` giving the
     /// refusal). Errors as for [`Connection::upgrade_accept`].
     pub fn upgrade_reject(&self, status: u16, headers: &[Header<'_>], body: &[u8]) -> Result<()> {
-        self.reject_noting(status, headers, body, Refusal::Program)
-    }
-
-    fn reject_noting(&self, status: u16, headers: &[Header<'_>], body: &[u8], reason: Refusal) -> Result<()> {
         self.decide(|s| s.reject_upgrade(status, headers, body))?;
-        self.extra()
-            .close_error
-            .get_or_insert(Error::Session(SessionError::UpgradeRefused(status)));
-        if let Some(reactor) = self.reactor() {
-            reactor.note_refusal(reason);
-        }
-        self.begin_closing();
-        self.schedule_flush();
+        self.refused(
+            status,
+            Refusal::Program,
+            Error::Session(SessionError::UpgradeRefused(status)),
+        );
         Ok(())
     }
 
     /// The reactor refuses what is still pending (`Reactor::refuse_pending`).
     pub(super) fn refuse_if_pending(&self, status: u16) -> bool {
-        self.upgrade_pending() && self.reject_noting(status, &[], b"", Refusal::Shutdown).is_ok()
+        let error = Error::Session(SessionError::UpgradeRefused(status));
+        self.upgrade_pending() && self.refuse_handshake(status, error).is_ok()
+    }
+
+    /// The server shuts down: refuses the opening handshake in progress
+    /// with `status`, its request still being read or being decided; the
+    /// close callbacks report `error`. Errors as for `upgrade_reject`, and
+    /// `InvalidArgument` for a connection past its handshake.
+    pub(super) fn refuse_handshake(&self, status: u16, error: Error) -> Result<()> {
+        self.decide(|s| s.refuse_handshake(status).map_err(|_| SessionError::InvalidArgument))?;
+        self.refused(status, Refusal::Shutdown, error);
+        Ok(())
+    }
+
+    /// The session queued a refusal with `status`: noted (with the reactor,
+    /// counted and logged), and the connection ends once it is written.
+    fn refused(&self, status: u16, reason: Refusal, error: Error) {
+        self.extra().close_error.get_or_insert(error);
+        self.note_refusal(reason, || match reason {
+            Refusal::Program => format!("handshake refused by the program with {status}"),
+            _ => format!("handshake refused with {status}: the server shuts down"),
+        });
+        self.begin_closing();
+        self.schedule_flush();
     }
 
     /// A server connection (the refusals noted are a server's).
     pub(super) fn is_server(&self) -> bool {
         self.session().is_some_and(|s| s.role() == Role::Server)
-    }
-
-    /// Notes a refusal with the reactor, for a server connection.
-    pub(super) fn note_refusal(&self, reason: Refusal) {
-        if let Some(reactor) = self.reactor().filter(|_| self.is_server()) {
-            reactor.note_refusal(reason);
-        }
     }
 }

@@ -21,6 +21,8 @@ use crate::runtime::reactor::Reactor;
 const SQ_ENTRIES: u32 = 1024;
 /// Completion queue entries (the kernel keeps overflowing ones, as NODROP).
 const CQ_ENTRIES: u32 = 8192;
+/// IORING_RECVSEND_POLL_FIRST: wait for the socket before the first try.
+const RECVSEND_POLL_FIRST: u16 = 1;
 /// Token of the epoll instance's poll.
 const EPOLL_TOKEN: u32 = u32::MAX;
 
@@ -210,8 +212,11 @@ impl Driver {
         } else {
             let user_data = self.op(Kind::Receive, token).user_data();
             match once {
+                // Waiting for data first: a single receive on a socket with
+                // none would fail with EAGAIN (multishot ones always wait).
                 true => opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), buffers::SIZE as u32)
                     .buf_group(buffers::GROUP)
+                    .ioprio(RECVSEND_POLL_FIRST)
                     .build()
                     .flags(squeue::Flags::BUFFER_SELECT)
                     .user_data(user_data),
@@ -442,7 +447,7 @@ impl Driver {
             Kind::Send => self.sent(reactor, op, result),
             Kind::Cancel | Kind::Epoll => return false,
             Kind::Accept => {
-                if current && result >= 0 {
+                if current && result != -libc::ECANCELED {
                     deliver(reactor, op.token, RingEvent::Accepted(result));
                 } else if result >= 0 {
                     // SAFETY: a socket accepted for a listener that closed: ours to close.

@@ -94,6 +94,11 @@ impl Outgoing {
         self.pieces.len()
     }
 
+    /// Bytes in it.
+    pub(crate) fn len(&self) -> usize {
+        self.total
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.total == 0
     }

@@ -14,6 +14,30 @@ use std::time::{Duration, Instant};
 use crate::frame::{client_frame, first_byte, OP_CLOSE, OP_TEXT};
 use crate::rfc6455::{upgrade_request, ACCEPT};
 
+/// Why an opening handshake did not succeed.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The TCP connect failed (e.g. refused).
+    Connect(io::Error),
+    /// Writing the request failed.
+    Write(io::Error),
+    /// Reading the answer failed (with what came of it).
+    Read(ReadError, String),
+    /// The answer is not a valid 101 (the head received).
+    Refused(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Connect(e) => write!(f, "connect: {e}"),
+            OpenError::Write(e) => write!(f, "write the handshake: {e}"),
+            OpenError::Read(e, got) => write!(f, "handshake response: {e:?}; got {got:?}"),
+            OpenError::Refused(head) => write!(f, "not a 101 response with the right Upgrade and Accept: {head:?}"),
+        }
+    }
+}
+
 /// A frame from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -44,15 +68,28 @@ impl WsClient {
     /// The same with `extra_headers` (lines ending in CRLF) in the request;
     /// also returns the response head.
     pub fn open_with(port: u16, path: &str, extra_headers: &str) -> (WsClient, String) {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to {port}: {e}"));
-        stream.set_nodelay(true).unwrap();
-        let mut client = WsClient {
+        let mut client = WsClient::connect_tcp(port).unwrap_or_else(|e| panic!("connect to {port}: {e}"));
+        let head = client.handshake_with(path, extra_headers);
+        (client, head)
+    }
+
+    /// Connects to 127.0.0.1:port and tries the opening handshake for `path`,
+    /// without panicking: the connect's error, or a head that is not a valid
+    /// 101 (`Refused`, with the head), or the read that failed.
+    pub fn try_open(port: u16, path: &str) -> Result<WsClient, OpenError> {
+        let mut client = WsClient::connect_tcp(port).map_err(OpenError::Connect)?;
+        client.try_handshake(path, "")?;
+        Ok(client)
+    }
+
+    fn connect_tcp(port: u16) -> io::Result<WsClient> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        Ok(WsClient {
             stream,
             buf: VecDeque::new(),
             chunk: vec![0u8; 256 * 1024],
-        };
-        let head = client.handshake_with(path, extra_headers);
-        (client, head)
+        })
     }
 
     /// Sends the request for `path`, reads the response head and checks it.
@@ -63,12 +100,19 @@ impl WsClient {
     /// The same with `extra_headers` (lines ending in CRLF) in the request;
     /// returns the response head.
     pub fn handshake_with(&mut self, path: &str, extra_headers: &str) -> String {
+        match self.try_handshake(path, extra_headers) {
+            Ok(head) => head,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn try_handshake(&mut self, path: &str, extra_headers: &str) -> Result<String, OpenError> {
         let mut request = upgrade_request("127.0.0.1", path);
         // Before the empty line that ends the head.
         request.truncate(request.len() - 2);
         request.extend_from_slice(extra_headers.as_bytes());
         request.extend_from_slice(b"\r\n");
-        self.stream.write_all(&request).expect("write the handshake");
+        self.stream.write_all(&request).map_err(OpenError::Write)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut head = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -78,22 +122,19 @@ impl WsClient {
             }
             match read_some(&mut self.stream, &mut chunk, deadline) {
                 Ok(n) => head.extend_from_slice(&chunk[..n]),
-                Err(e) => panic!("handshake response: {e:?}; got {:?}", String::from_utf8_lossy(&head)),
+                Err(e) => return Err(OpenError::Read(e, String::from_utf8_lossy(&head).into_owned())),
             }
         };
         let text = String::from_utf8_lossy(&head[..end]).into_owned();
-        assert!(text.starts_with("HTTP/1.1 101"), "not a 101 response: {text:?}");
         let lower = text.to_ascii_lowercase();
-        assert!(
-            lower.contains("\r\nupgrade: websocket\r\n"),
-            "no Upgrade header: {text:?}"
-        );
-        assert!(
-            text.contains(&format!(": {ACCEPT}\r\n")),
-            "no Sec-WebSocket-Accept {ACCEPT}: {text:?}"
-        );
+        if !text.starts_with("HTTP/1.1 101")
+            || !lower.contains("\r\nupgrade: websocket\r\n")
+            || !text.contains(&format!(": {ACCEPT}\r\n"))
+        {
+            return Err(OpenError::Refused(text));
+        }
         self.buf.extend(&head[end..]);
-        text
+        Ok(text)
     }
 
     /// Writes a masked frame.
