@@ -6,7 +6,9 @@
 #                   (default: echo_server 9998; open http://127.0.0.1:9998/)
 #   make test       installs what the tests need (`make deps`), then formatting,
 #                   clippy, build, and every test (`cargo test`, and the
-#                   library's unit tests without TLS)
+#                   library's unit tests without TLS), with the io_uring
+#                   transport built in: the runtime's tests run again on it
+#                   (WSCONN_IO=uring, the tests URING_TESTS names)
 #   make deps       tests/deps.sh: the Debian packages, Rust components and cargo
 #                   tools the tests need, installed where missing (quiet when all
 #                   are there; names them and stops when it cannot install)
@@ -34,6 +36,26 @@
 #   DOCDIR        $(PREFIX)/share/doc/wsconn
 #   DESTDIR       empty; a staging root prepended to every path above (the
 #                 installed files still name the paths without it)
+
+# Cargo features the release libraries are built with besides the defaults
+# (cargo's syntax, e.g. io-uring,wsconn-clib/io-uring for the io_uring
+# transport). Exported: c-examples/ and tests/c/ build the libraries the same
+# way, and `make test` sets it.
+CARGO_FEATURES ?=
+export CARGO_FEATURES
+RELEASE_BUILD = $(CARGO) build --release $(if $(CARGO_FEATURES),--features $(CARGO_FEATURES))
+# The tests that run a second time on the io_uring transport in `make test`:
+# those that start servers (Rust and C) and their clients, the conformance
+# suite, the hostile peers, the counters and the operations (drain, hand-over)
+# (the library's unit tests and the rest run on epoll). Not
+# autobahn_client: it tests the client role, which runs on epoll also in a
+# ring's reactor (a minute of CI for nothing the ring does).
+URING_TESTS = --lib --test io_transport --test runtime_rust --test runtime_backpressure \
+	--test runtime_budget --test runtime_lifecycle --test runtime_pubsub --test runtime_timeouts \
+	--test runtime_topics --test runtime_upgrade --test runtime_deflate_trim --test runtime_tls \
+	--test runtime_api_null --test upgrade_c --test c_example_interop --test echo_server_interop \
+	--test conformance --test hostile --test memory_budget --test tls_interop \
+	--test runtime_stats --test operations
 
 # Seconds of fuzzing per target in `make test` (fuzz/README: how to fuzz for hours).
 FUZZ_SECONDS ?= 10
@@ -66,25 +88,27 @@ EXAMPLES  = $(wildcard c-examples/*.c c-examples/*.h) c-examples/index.html
 UNITS     = packaging/systemd/wsconn-echo.socket packaging/systemd/wsconn-echo.service
 
 build:
-	$(CARGO) build --release
+	$(RELEASE_BUILD)
 	$(MAKE) -C c-examples
 
 # Builds only the example it runs (chat_server needs libhiredis-dev, echo_server nothing).
 run:
 	$(if $(filter chat_server,$(EXAMPLE)),bash tests/deps.sh hiredis)
-	$(CARGO) build --release
+	$(RELEASE_BUILD)
 	$(MAKE) -C c-examples $(EXAMPLE)
 	exec ./c-examples/$(EXAMPLE) $(PORT)
 
 # The interop tests would create the venv themselves; doing it here first
 # keeps `cargo test` output free of pip and surfaces a pip failure early.
+test: CARGO_FEATURES = io-uring,wsconn-clib/io-uring
 test: deps venv
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features io-uring -- -D warnings
 	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
-	$(CARGO) build --release
+	$(RELEASE_BUILD)
 	$(MAKE) -C c-examples
-	$(CARGO) test
+	WSCONN_IO=uring $(CARGO) test --features $(CARGO_FEATURES) $(URING_TESTS)
+	$(CARGO) test --features $(CARGO_FEATURES)
 	$(CARGO) test -p wsconn --no-default-features --lib
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run-ci.sh
 	bash fuzz/run-miri.sh
@@ -92,7 +116,7 @@ test: deps venv
 # The release build, generated files made for these paths, then the copies
 # (see the top of this file).
 install:
-	$(CARGO) build --release
+	$(RELEASE_BUILD)
 	VERSION=$(VERSION) PREFIX=$(PREFIX) LIBDIR=$(LIBDIR) INCLUDEDIR=$(INCLUDEDIR) \
 		CMAKEDIR=$(CMAKEDIR) CARGO=$(CARGO) PYTHON3=$(PYTHON3) \
 		sh packaging/generate.sh $(GENERATED)

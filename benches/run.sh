@@ -9,7 +9,8 @@
 #   --seconds T       measured seconds of each echo / connect run (default 3)
 #   --idle-conns N    connections of the idle workload (default 10000)
 #   --binary          echo binary messages (default: text, UTF-8 validated by every server)
-#   --servers LIST    comma-separated subset of: echo_server,echo_server_t2,epoll_echo,
+#   --servers LIST    comma-separated subset of: echo_server,echo_server_uring (the same
+#                     binary with WSCONN_IO=uring: the io_uring transport),echo_server_t2,epoll_echo,
 #                     tokio_tungstenite,fastwebsockets,libwebsockets,uwebsockets_js
 #   --pin MODE        split (default: server on CPU 0, generator on CPU 1), same (both
 #                     on CPU 0) or none (no taskset)
@@ -126,7 +127,10 @@ LWS_BIN="$TARGET/peers/lws_echo"
 UWS_DIR="$TARGET/peers/uws"
 if [ "$BUILD" = 1 ]; then
     log "building the library and the C examples"
-    make -s -C "$ROOT/c-examples" echo_server epoll_echo >&2
+    # With the io_uring transport built in (echo_server_uring selects it
+    # with WSCONN_IO; the other rows run on epoll, the default).
+    CARGO_FEATURES=${CARGO_FEATURES:-io-uring,wsconn-clib/io-uring} \
+        make -s -C "$ROOT/c-examples" echo_server epoll_echo >&2
     log "building the benchmark package (benches/)"
     # The codec benchmark is built here too (release profile), and run directly
     # below, so that `cargo bench` does not build everything a second time.
@@ -231,6 +235,7 @@ fi
 # name|command line (PORT is replaced)|CPUs
 SERVER_DEFS=(
     "echo_server|$ROOT/c-examples/echo_server PORT|$SERVER_CPU"
+    "echo_server_uring|env WSCONN_IO=uring $ROOT/c-examples/echo_server PORT|$SERVER_CPU"
     "epoll_echo|$ROOT/c-examples/epoll_echo PORT|$SERVER_CPU"
     "tokio_tungstenite|$TARGET/release/tokio_tungstenite_echo PORT|$SERVER_CPU"
     "fastwebsockets|$TARGET/release/fastwebsockets_echo PORT|$SERVER_CPU"
@@ -242,6 +247,7 @@ UWS_NOTE=""
 # permessage-deflate rows: wsconn's modes, and uWS's closest ones.
 DEFLATE_SERVER_DEFS=(
     "echo_server_z|$ROOT/c-examples/echo_server -z PORT|$SERVER_CPU"
+    "echo_server_z_uring|env WSCONN_IO=uring $ROOT/c-examples/echo_server -z PORT|$SERVER_CPU"
     "echo_server_zd15|$ROOT/c-examples/echo_server --deflate-dedicated 15 PORT|$SERVER_CPU"
     "echo_server_zd9|$ROOT/c-examples/echo_server --deflate-dedicated 9 PORT|$SERVER_CPU"
 )

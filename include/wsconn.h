@@ -567,6 +567,11 @@ typedef struct wsconn_acceptor_t wsconn_acceptor_t;
 typedef struct wsconn_t wsconn_t;
 
 /**
+ * How a reactor moves its sockets' bytes.
+ */
+typedef struct IoBackend IoBackend;
+
+/**
  * The event loop of one thread: its connections, acceptors, watched fds and
  * timers, and the jobs other threads hand it.
  *

@@ -11,10 +11,14 @@ use std::process::Command;
 use std::time::Duration;
 use wsconn_testkit::{declared_functions, root, run_ok};
 
-/// `cargo build --release`, so that the libraries match the sources.
+/// `cargo build --release` (with the features `make test` builds with,
+/// `CARGO_FEATURES`), so that the libraries match the sources.
 fn build_release() {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo.current_dir(root()).args(["build", "--release"]);
+    if let Some(features) = std::env::var("CARGO_FEATURES").ok().filter(|f| !f.is_empty()) {
+        cargo.args(["--features", &features]);
+    }
     if let Err(e) = run_ok(cargo, Duration::from_secs(900)) {
         panic!("cargo build --release failed: {e}");
     }

@@ -99,26 +99,72 @@ impl Answering {
 #[derive(Debug, Default)]
 pub(crate) struct Sender {
     out: Vec<u8>,
-    out_pos: usize,
+    /// 32 bits (a longer consumed head is dropped), so that `in_flight` fits
+    /// beside it and the session does not grow.
+    out_pos: u32,
+    /// Bytes taken out with `take_output` and not yet written: still held,
+    /// and counted against the output limit (saturating at 4 GiB, past any
+    /// sane output limit).
+    in_flight: u32,
     rare: Option<Box<Rare>>,
+}
+
+/// Gives an output buffer taken with `Sender::take_output` back once its
+/// bytes are written, for the next sender of the thread.
+pub fn recycle_output(buffer: Vec<u8>) {
+    give_spare(buffer);
 }
 
 impl Sender {
     /// Bytes waiting to be written.
     pub fn pending(&self) -> &[u8] {
-        &self.out[self.out_pos..]
+        &self.out[self.out_pos as usize..]
     }
 
     /// Number of bytes waiting to be written.
     #[inline]
     pub fn buffered(&self) -> usize {
-        self.out.len() - self.out_pos
+        self.out.len() - self.out_pos as usize
+    }
+
+    /// Bytes taken out to be written and not written yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight as usize
+    }
+
+    /// Takes the output buffer whole, for a writer that needs the bytes to
+    /// stay where they are until written (io_uring): the pending bytes are
+    /// `buffer[start..]`. They count as in flight until `written_out`.
+    pub fn take_output(&mut self) -> Option<(Vec<u8>, usize)> {
+        if self.buffered() == 0 {
+            return None;
+        }
+        self.in_flight = self
+            .in_flight
+            .saturating_add(u32::try_from(self.buffered()).unwrap_or(u32::MAX));
+        let start = std::mem::take(&mut self.out_pos) as usize;
+        Some((std::mem::take(&mut self.out), start))
+    }
+
+    /// Puts `bytes`, taken with `take_output` and not to be written yet,
+    /// back in front of the output.
+    pub fn give_back_output(&mut self, bytes: &[u8]) {
+        self.written_out(bytes.len());
+        let pos = self.out_pos as usize;
+        self.buffer().splice(pos..pos, bytes.iter().copied());
+    }
+
+    /// `n` bytes taken with `take_output` were written (or will never be).
+    pub fn written_out(&mut self, n: usize) {
+        self.in_flight = self.in_flight.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
     }
 
     /// Bytes held: the output buffer (its capacity: what is held, not what
-    /// is in use), a fragmented send's state, a compressor.
+    /// is in use), output taken out and not yet written, a fragmented
+    /// send's state, a compressor.
     pub fn memory(&self) -> usize {
         self.out.capacity()
+            + self.in_flight as usize
             + self.rare.as_deref().map_or(0, |rare| {
                 std::mem::size_of::<Rare>()
                     + rare.deflater.as_ref().map_or(0, |d| d.memory())
@@ -202,12 +248,13 @@ impl Sender {
         if n > self.buffered() {
             return Err(Error::InvalidArgument);
         }
-        self.out_pos += n;
-        if self.out_pos == self.out.len() {
+        let pos = self.out_pos as usize + n;
+        self.out_pos = pos as u32;
+        if pos == self.out.len() {
             self.out_pos = 0;
             give_spare(std::mem::take(&mut self.out));
-        } else if self.out_pos >= KEEP_CAPACITY && self.out_pos * 2 >= self.out.len() {
-            self.out.drain(..self.out_pos);
+        } else if (pos >= KEEP_CAPACITY && pos * 2 >= self.out.len()) || pos > u32::MAX as usize {
+            self.out.drain(..pos);
             self.out_pos = 0;
         }
         Ok(())
@@ -218,7 +265,7 @@ impl Sender {
     /// it already read and no send of those replies fails.
     #[inline]
     pub fn is_full(&self, max_output: usize) -> bool {
-        self.buffered() >= max_output / 2
+        self.buffered() + self.in_flight() >= max_output / 2
     }
 
     /// Whether a whole message may be queued: no fragmented message in
@@ -395,7 +442,7 @@ impl Sender {
     /// the limit; a frame larger than the limit is still accepted into an empty buffer.
     #[inline(always)]
     pub fn check_room(&self, payload_len: usize, max_output: usize) -> Result<()> {
-        let buffered = self.buffered();
+        let buffered = self.buffered() + self.in_flight();
         let frame_len = payload_len.saturating_add(MAX_HEADER_LEN);
         if buffered > 0 && buffered.saturating_add(frame_len) > max_output {
             return Err(Error::Full);
@@ -505,5 +552,35 @@ fn opcode_of(kind: MessageKind) -> OpCode {
     match kind {
         MessageKind::Text => OpCode::Text,
         MessageKind::Binary => OpCode::Binary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Output taken out to be written (io_uring) still counts: against the
+    /// limit, as memory, and not as pending; what is given back goes first.
+    #[test]
+    fn output_in_flight_counts_until_written() {
+        let mut tx = Sender::default();
+        tx.write_message(Role::Server, MessageKind::Binary, &[7; 100]);
+        tx.consume(2).unwrap();
+        let (buffer, start) = tx.take_output().expect("pending output");
+        assert_eq!((buffer.len() - start, start), (100, 2));
+        assert_eq!((tx.buffered(), tx.in_flight(), tx.memory()), (0, 100, 100));
+        assert!(tx.take_output().is_none(), "nothing pending");
+        // 100 in flight: a 400-byte limit is half full; room is checked with them.
+        assert!(tx.is_full(200) && !tx.is_full(202));
+        tx.write_message(Role::Server, MessageKind::Binary, b"next");
+        assert_eq!(tx.check_room(200, 300), Err(Error::Full));
+        // The last 10 bytes taken are not sent now: they go back in front.
+        tx.give_back_output(&buffer[buffer.len() - 10..]);
+        assert_eq!((tx.in_flight(), tx.buffered()), (90, 16));
+        assert_eq!(&tx.pending()[..10], &buffer[buffer.len() - 10..]);
+        assert_eq!(&tx.pending()[10..12], &[0x82, 4]);
+        tx.written_out(90);
+        assert_eq!((tx.in_flight(), tx.memory()), (0, 16));
+        recycle_output(buffer);
     }
 }

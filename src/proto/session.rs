@@ -21,6 +21,7 @@ use crate::proto::state::State;
 
 mod decision;
 
+pub use crate::proto::sender::recycle_output;
 pub use decision::Subprotocol;
 
 /// What the program gives [`Session::feed`]: the receiver of the session's events.
@@ -482,6 +483,37 @@ impl Session {
     /// Number of bytes waiting to be written.
     pub fn buffered(&self) -> usize {
         self.tx.borrow().buffered()
+    }
+
+    /// Takes the pending output out whole, for a writer that needs the bytes
+    /// to stay where they are until the kernel has written them (io_uring):
+    /// returns the buffer and where the pending bytes start in it, or `None`
+    /// when nothing is pending. Those bytes count as in flight (held, and
+    /// against the max output) until [`Session::written_out`]; give the buffer
+    /// back with [`recycle_output`] once written. [`Error::Reentrant`] inside
+    /// a handler that holds the output.
+    pub fn take_output(&self) -> Result<Option<(Vec<u8>, usize)>> {
+        Ok(self.sender()?.take_output())
+    }
+
+    /// Puts `bytes`, the end of what [`Session::take_output`] took, back in
+    /// front of the output: they are not written now (they stop counting as
+    /// in flight).
+    pub fn give_back_output(&self, bytes: &[u8]) -> Result<()> {
+        self.sender()?.give_back_output(bytes);
+        Ok(())
+    }
+
+    /// `n` bytes taken with [`Session::take_output`] were written (or never
+    /// will be: the connection ended).
+    pub fn written_out(&self, n: usize) -> Result<()> {
+        self.sender()?.written_out(n);
+        Ok(())
+    }
+
+    /// Bytes taken with [`Session::take_output`] and not yet written.
+    pub fn in_flight(&self) -> usize {
+        self.tx.borrow().in_flight()
     }
 
     /// Whether output reached half the configured max output: the program should

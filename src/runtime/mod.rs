@@ -23,6 +23,7 @@ pub(crate) mod timers;
 pub mod tls;
 pub mod topics;
 pub mod transport;
+pub mod uring;
 pub mod url;
 pub mod user_timer;
 pub mod watch;

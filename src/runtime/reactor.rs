@@ -29,6 +29,7 @@ use crate::runtime::resolver::{system_resolver, ResolveFn};
 use crate::runtime::stats::Counters;
 use crate::runtime::timers::{TimerLinks, TimerWheel};
 use crate::runtime::topics::{Delivery, HeldFrame, TopicGroup, Topics};
+use crate::runtime::uring::{Driver, IoBackend, RingEvent};
 use crate::runtime::watch::Watches;
 
 /// Size of the read buffer shared by every connection of a reactor.
@@ -63,6 +64,9 @@ pub(crate) trait Source {
     }
     /// Its output was full for a topic whose policy closes slow subscribers.
     fn close_slow(&self) {}
+    /// A completion of the io_uring transport for it.
+    #[cfg_attr(not(feature = "io-uring"), allow(dead_code))]
+    fn on_ring(&self, _event: RingEvent<'_>) {}
     /// Refuses its upgrade now with `status` if a decision on it is pending
     /// (connections only); returns whether it did.
     fn refuse_pending(&self, _status: u16) -> bool {
@@ -294,6 +298,8 @@ pub struct Reactor {
     lent_text: Cell<(usize, usize)>,
     start: Instant,
     now_ms: Cell<u64>,
+    /// The io_uring transport, when the reactor uses it (see `runtime::uring`).
+    ring: Option<Box<Driver>>,
     /// Objects keep the reactor's address: it must not move (see `new`).
     _pinned: PhantomPinned,
 }
@@ -302,13 +308,30 @@ impl Reactor {
     /// A new reactor, pinned: connections, acceptors, watches and timers made
     /// on it keep its address, so it stays where it is until dropped (which
     /// detaches them). Pass `&reactor` where a `&Reactor` is asked for.
+    ///
+    /// Its transport is epoll, or io_uring where `WSCONN_IO=uring` asks for
+    /// it (feature `io-uring`; epoll where the kernel refuses it): see
+    /// [`IoBackend::from_env`] and [`Reactor::with_io`].
     pub fn new() -> Result<Pin<Box<Reactor>>> {
+        Self::with_io(IoBackend::from_env())
+    }
+
+    /// A new reactor on the transport `io` (io_uring falls back to epoll
+    /// where it is not available: [`Reactor::io`] says which it got).
+    pub fn with_io(io: IoBackend) -> Result<Pin<Box<Reactor>>> {
         let poll = Poll::new().map_err(|_| Error::Io("creating the poll"))?;
         let registry = poll
             .registry()
             .try_clone()
             .map_err(|_| Error::Io("creating the poll"))?;
         let waker = Waker::new(poll.registry(), WAKER_TOKEN).map_err(|_| Error::Io("creating the poll"))?;
+        let ring = match io {
+            IoBackend::Uring => {
+                use std::os::fd::AsRawFd;
+                Driver::new(poll.as_raw_fd()).ok().map(Box::new)
+            }
+            IoBackend::Epoll => None,
+        };
         let reactor = Reactor {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(EVENTS_PER_POLL)),
@@ -338,10 +361,24 @@ impl Reactor {
             lent_text: Cell::new((0, 0)),
             start: Instant::now(),
             now_ms: Cell::new(0),
+            ring,
             _pinned: PhantomPinned,
         };
         reactor.remote().group().join(reactor.remote());
         Ok(Box::pin(reactor))
+    }
+
+    /// The transport it runs on.
+    pub fn io(&self) -> IoBackend {
+        match self.ring {
+            Some(_) => IoBackend::Uring,
+            None => IoBackend::Epoll,
+        }
+    }
+
+    /// The io_uring transport, when it runs on one.
+    pub(crate) fn ring(&self) -> Option<&Driver> {
+        self.ring.as_deref()
     }
 
     pub fn registry(&self) -> &Registry {
@@ -358,7 +395,7 @@ impl Reactor {
         self.now_ms.get()
     }
 
-    fn update_now(&self) {
+    pub(crate) fn update_now(&self) {
         self.now_ms.set(self.start.elapsed().as_millis() as u64);
     }
 
@@ -692,6 +729,10 @@ impl Reactor {
         self.flush_dirty();
         self.drain_step();
         self.tell_log_summaries();
+        if let Some(ring) = self.ring() {
+            // The turn's output leaves before `dispatch` returns.
+            ring.submit();
+        }
         self.free_graveyard();
         result
     }
@@ -724,6 +765,15 @@ impl Reactor {
     /// Waits at most `timeout` for I/O and runs the handlers of what happened.
     /// Returns the number of events handled.
     fn poll_and_handle(&self, timeout: Option<Duration>) -> Result<usize> {
+        match self.ring() {
+            Some(ring) => ring.turn(self, timeout).map_err(|_| Error::Io("waiting on the ring")),
+            None => self.poll_epoll(timeout),
+        }
+    }
+
+    /// Waits at most `timeout` for epoll's events and handles them (on the
+    /// ring: when the ring saw the epoll instance ready).
+    pub(crate) fn poll_epoll(&self, timeout: Option<Duration>) -> Result<usize> {
         let mut events = std::mem::replace(&mut *self.events.borrow_mut(), Events::with_capacity(0));
         if events.capacity() == 0 {
             // Never given back: a handler's panic unwound through the last turn.

@@ -230,7 +230,11 @@ impl Acceptor {
             return Err((listener, Error::Io("setting TCP_NODELAY")));
         }
         let token = reactor.add(NonNull::from(self as &dyn Source));
-        if reactor
+        if let Some(ring) = reactor.ring() {
+            // A multishot accept on the ring (see `runtime::uring`).
+            use std::os::fd::AsRawFd;
+            ring.listen(token.0 as u32, listener.as_raw_fd());
+        } else if reactor
             .registry()
             .register(&mut listener, token, Interest::READABLE)
             .is_err()
@@ -271,7 +275,7 @@ impl Acceptor {
                     #[cfg(not(any(target_os = "linux", target_os = "android")))]
                     let _ = stream.set_nodelay(true);
                     let fd = stream.into_raw_fd();
-                    self.admit(reactor, fd, addr);
+                    self.admit(reactor, fd, Some(addr));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -288,20 +292,27 @@ impl Acceptor {
 
     /// The pipeline's first steps: the limits (by the socket's address, or
     /// in all only until a PROXY header tells the client's), then the header.
-    fn admit(&self, reactor: &Reactor, fd: RawFd, addr: SocketAddr) {
+    /// `addr`: the peer's, when the accept told it.
+    fn admit(&self, reactor: &Reactor, fd: RawFd, addr: Option<SocketAddr>) {
         let proxied = self.core.proxy_protocol.get();
         let limits = self.core.limits.borrow().clone();
+        // The ring's accept does not tell the address: asked only if needed.
+        let peer = || {
+            addr.or_else(|| Socket(fd).peer_addr())
+                .map(|a| SocketAddr::new(a.ip().to_canonical(), a.port()))
+        };
         let ticket = match limits {
-            Some(limits) => match limits.admit((!proxied).then(|| addr.ip())) {
+            Some(limits) => match limits.admit((!proxied).then(peer).flatten().map(|a| a.ip())) {
                 Some(ticket) => Some(ticket),
                 None => {
+                    let peer = peer();
                     Socket(fd).close();
-                    let peer = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                    let from = peer.map_or_else(|| "an unknown address".to_owned(), |p| p.ip().to_string());
                     return reactor.note_refusal(
                         Refusal::Limits,
                         None,
-                        || Some(peer),
-                        || format!("over the acceptor's limits (in all, or from {})", peer.ip()),
+                        || peer,
+                        || format!("over the acceptor's limits (in all, or from {from})"),
                     );
                 }
             },
@@ -325,7 +336,11 @@ impl Acceptor {
             return Err(Error::State);
         };
         if let (Some(reactor), Some(token)) = (self.reactor(), self.token.take()) {
-            let _ = reactor.registry().deregister(&mut listener);
+            match reactor.ring() {
+                // The accept is cancelled at once: the port closes with the listener.
+                Some(ring) => drop(ring.close(token.0 as u32, true)),
+                None => drop(reactor.registry().deregister(&mut listener)),
+            }
             reactor.remove(token);
         }
         Ok(())
@@ -356,6 +371,27 @@ impl Acceptor {
 impl Source for Acceptor {
     fn on_event(&self, _readable: bool, _writable: bool, _peer_closed: bool) {
         self.accept_all();
+    }
+
+    /// A socket the ring accepted (non-blocking, close-on-exec).
+    fn on_ring(&self, event: crate::runtime::uring::RingEvent<'_>) {
+        let crate::runtime::uring::RingEvent::Accepted(fd) = event else {
+            return;
+        };
+        match self.reactor() {
+            Some(reactor) if fd >= 0 && !self.core.released.get() => {
+                Socket(fd).set_nodelay();
+                self.admit(reactor, fd, None);
+            }
+            _ if fd >= 0 => Socket(fd).close(),
+            Some(reactor) => {
+                // Accepting goes on (the ring arms it again), as on epoll.
+                let e = std::io::Error::from_raw_os_error(-fd);
+                reactor.counters().accept_failures.add(1);
+                reactor.log(LogEvent::AcceptFailed, None, || None, || format!("accept failed: {e}"));
+            }
+            None => {}
+        }
     }
 
     /// The reactor drains: no more connections (the listening socket closes;

@@ -89,8 +89,9 @@ impl<H: ConnHandler> Connection<H> {
             }
             let fd = self.fd.get();
             // The socket is closed next (`drop_socket`, after `on_close`):
-            // closing one of ours takes it out of the poll, no call needed.
-            if fd >= 0 && !self.own_socket.get() {
+            // closing one of ours takes it out of the poll, no call needed
+            // (and the ring forgets it by itself).
+            if !self.leave_ring(reactor, token) && fd >= 0 && !self.own_socket.get() {
                 let _ = reactor.registry().deregister(&mut mio::unix::SourceFd(&fd));
             }
             reactor.remove(token);
@@ -126,7 +127,7 @@ impl<H: ConnHandler> Connection<H> {
         let backlog = self.extra.borrow_mut().as_mut().map_or(0, |e| {
             // Its place in the acceptor's limits goes with the socket.
             e.accepted = None;
-            std::mem::take(&mut e.backlog).len()
+            std::mem::take(&mut e.backlog).len() + std::mem::take(&mut e.ring_records).len()
         });
         self.charge(-(backlog as isize));
     }

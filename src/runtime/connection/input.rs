@@ -77,6 +77,9 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     fn read_socket(&self, reactor: &Reactor) {
+        if self.runs_on_ring() {
+            return self.ring_read(reactor);
+        }
         if self.is_tls() {
             return self.read_tls_socket(reactor, READS_PER_TURN);
         }

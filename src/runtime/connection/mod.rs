@@ -31,6 +31,7 @@ mod memory;
 mod output;
 mod published;
 mod reconnect;
+mod ring;
 mod secure;
 mod timeouts;
 mod tunnel;
@@ -149,6 +150,9 @@ struct Extra {
     initiated_code: u16,
     /// Input read but not processed because reading was paused mid-buffer.
     backlog: Vec<u8>,
+    /// TLS records received on the io_uring transport and not yet given to
+    /// rustls (it was full, or reading stopped): they go before newer ones.
+    ring_records: Vec<u8>,
     /// Client role: its URL, route, responses and reconnection.
     client: Option<Box<client_state::ClientState>>,
     /// TLS between the socket and the session (boxed: rustls' state is large).
@@ -450,9 +454,11 @@ impl<H: ConnHandler> Connection<H> {
         self.config.set(Some(config));
         self.set_tls(stream);
         let token = reactor.add(self.as_source());
-        if let Err(e) = self.register(reactor, token, false) {
-            reactor.remove(token);
-            return Err(e);
+        if !self.open_on_ring(reactor, token) {
+            if let Err(e) = self.register(reactor, token, false) {
+                reactor.remove(token);
+                return Err(e);
+            }
         }
         // Bytes that arrived before the registration are reported by the
         // next poll (epoll and kqueue look at a socket when it is added):
@@ -530,7 +536,7 @@ impl<H: ConnHandler> Connection<H> {
     /// Output bytes queued and not yet written (over TLS, not yet encrypted),
     /// published frames included.
     pub fn buffered_amount(&self) -> usize {
-        self.session().map_or(0, |s| s.buffered()) + self.published_bytes()
+        self.session().map_or(0, |s| s.buffered() + s.in_flight()) + self.published_bytes()
     }
 
     /// What ended the connection (`None` for a completed closing handshake, or
@@ -587,8 +593,13 @@ impl<H: ConnHandler> Connection<H> {
         let result = session
             .send_direct_counted(message, |pending, payload| {
                 // Over TLS, every byte goes through the records; published
-                // frames waiting go first. (Asked only for large messages.)
-                if self.has(Flags::WRITE_INTEREST | Flags::RELEASED) || self.is_tls() || self.has_published() {
+                // frames waiting go first; on the ring, the ring sends.
+                // (Asked only for large messages.)
+                if self.has(Flags::WRITE_INTEREST | Flags::RELEASED)
+                    || self.is_tls()
+                    || self.has_published()
+                    || self.runs_on_ring()
+                {
                     return Ok(0);
                 }
                 let written = socket.write2(pending, payload);
@@ -722,6 +733,10 @@ impl<H: ConnHandler> Source for Connection<H> {
 
     fn on_resolved(&self, request: u32, addrs: std::io::Result<Vec<std::net::SocketAddr>>) {
         self.resolved(request, addrs);
+    }
+
+    fn on_ring(&self, event: crate::runtime::uring::RingEvent<'_>) {
+        self.ring_event(event);
     }
 
     fn deliver(&self, frame: &std::rc::Rc<crate::runtime::topics::HeldFrame>) -> crate::runtime::topics::Delivery {

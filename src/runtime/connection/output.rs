@@ -45,6 +45,10 @@ impl<H: ConnHandler> Connection<H> {
         if self.lifecycle.get() != Lifecycle::Running || self.has(Flags::RELEASED) {
             return;
         }
+        if self.runs_on_ring() {
+            self.flush_ring();
+            return self.after_flush();
+        }
         if self.is_tls() {
             if self.has_published() {
                 self.drop_frames_if_closing();
@@ -131,14 +135,14 @@ impl<H: ConnHandler> Connection<H> {
         self.account();
         let (buffered, max_output, full, wants_input) = match self.session() {
             Some(s) => (
-                s.buffered() + self.published_bytes(),
+                s.buffered() + s.in_flight() + self.published_bytes(),
                 s.config().max_output(),
                 s.is_full(),
                 s.state().wants_input(),
             ),
             None => return,
         };
-        if buffered == 0 && !self.tls_output_waiting() && !self.has_published() {
+        if buffered == 0 && !self.tls_output_waiting() && !self.has_published() && !self.ring_sending() {
             self.want_writable(false);
             if !wants_input {
                 self.finish_with_recorded_code();

@@ -40,6 +40,7 @@ use crate::runtime::handler::ConnHandler;
 use crate::runtime::reactor::Reactor;
 use crate::runtime::stats::Bump;
 use crate::runtime::topics::{Delivery, HeldFrame};
+use crate::runtime::uring::{Outgoing, MAX_PIECES};
 
 /// Buffers gathered into one `sendmsg`.
 const MAX_GATHER: usize = 64;
@@ -433,4 +434,62 @@ fn gather_output<'a>(pending: &'a [u8], frames: &'a VecDeque<Queued>, gather: &m
         used = push(&pending[pos..]);
     }
     used
+}
+
+impl<H: ConnHandler> Connection<H> {
+    /// The io_uring transport: moves the session's output and the frames due
+    /// with it into one send, laid out as `gather_output` does. Frames waiting
+    /// for the end of a fragmented message stay queued; so do frames past
+    /// the send's limit of pieces, with the session bytes due before them
+    /// (given back to the session).
+    pub(super) fn take_output_with_frames(&self) -> Option<Outgoing> {
+        if !self.state().is_some_and(|s| s == State::Open) || self.has(Flags::CLOSING) {
+            self.drop_waiting_frames();
+        }
+        let session = self.session()?;
+        let (buffer, start) = session.take_output().ok()?.unwrap_or_default();
+        let len = buffer.len();
+        let mut output = Outgoing::new(buffer);
+        let mut pos = start;
+        let mut all_due = true;
+        {
+            let mut extra = self.extra.borrow_mut();
+            let s = &mut extra.as_mut()?.subscriber;
+            while let Some(Queued { after: Some(after), .. }) = s.frames.front() {
+                if output.pieces() + 2 > MAX_PIECES {
+                    all_due = false;
+                    break;
+                }
+                let end = (pos + after).min(len);
+                output.add_buffer(pos, end);
+                pos = end;
+                s.session_ahead -= after;
+                let queued = s.frames.pop_front().expect("a front frame");
+                output.add_frame(queued.frame, queued.written);
+            }
+        }
+        if all_due {
+            output.add_buffer(pos, len);
+            pos = len;
+        }
+        let rest = output.buffer_from(pos);
+        if !rest.is_empty() {
+            let _ = session.give_back_output(rest);
+        }
+        output.session_bytes = pos - start;
+        (!output.is_empty()).then_some(output)
+    }
+
+    /// The ring wrote `output`: its published bytes are no longer waiting,
+    /// and its frames are let go (the last holder gives back the charge).
+    #[cfg_attr(not(feature = "io-uring"), allow(dead_code))]
+    pub(super) fn published_written(&self, output: &mut Outgoing) {
+        if output.published_bytes == 0 {
+            return;
+        }
+        if let Some(extra) = self.extra.borrow_mut().as_mut() {
+            extra.subscriber.bytes -= output.published_bytes.min(extra.subscriber.bytes);
+        }
+        self.charge(-(output.let_go_frames() as isize));
+    }
 }

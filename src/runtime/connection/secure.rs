@@ -119,7 +119,7 @@ impl<H: ConnHandler> Connection<H> {
 
     /// Feeds all the plaintext decrypted so far (a pause keeps the rest in
     /// the backlog: rustls must be drained to go on reading).
-    fn feed_plaintext(&self, reactor: &Reactor) {
+    pub(super) fn feed_plaintext(&self, reactor: &Reactor) {
         loop {
             if !self.can_read() {
                 return;
@@ -142,7 +142,7 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     /// Sends the alert rustls queued, then ends with the TLS error.
-    fn fail_tls(&self, kind: TlsError) {
+    pub(super) fn fail_tls(&self, kind: TlsError) {
         // Refused as the acceptor counts it (`tls_refused`): in the TLS handshake.
         let detail = || format!("TLS failed: {kind}");
         match self.with_tls(|t| t.is_handshaking()).unwrap_or(false) {
@@ -162,28 +162,8 @@ impl<H: ConnHandler> Connection<H> {
     pub(super) fn flush_tls(&self) -> TlsFlush {
         let socket = self.socket();
         loop {
-            if !self.with_tls(|t| t.wants_write()).unwrap_or(false) {
-                // Published frames are encrypted from where they lie, in
-                // their place among the session's output.
-                let taken = if self.has_published() {
-                    self.encrypt_published()
-                } else {
-                    let Some(session) = self.session() else {
-                        return TlsFlush::Done;
-                    };
-                    let pending = session.pending();
-                    if pending.is_empty() {
-                        return TlsFlush::Done;
-                    }
-                    let taken = self.with_tls(|t| t.write_plaintext(&pending)).unwrap_or(0);
-                    drop(pending);
-                    session.consume(taken).expect("TLS took at most what was pending");
-                    taken
-                };
-                if taken == 0 && !self.with_tls(|t| t.wants_write()).unwrap_or(false) {
-                    // Held until the handshake is done.
-                    return TlsFlush::Done;
-                }
+            if !self.with_tls(|t| t.wants_write()).unwrap_or(false) && !self.encrypt_output() {
+                return TlsFlush::Done;
             }
             match self.with_tls(|t| t.write_records(socket)) {
                 None => return TlsFlush::Done,
@@ -200,6 +180,29 @@ impl<H: ConnHandler> Connection<H> {
                 }
             }
         }
+    }
+
+    /// Moves output into TLS (once the records before it are written):
+    /// the session's, and published frames encrypted from where they lie,
+    /// in their place among it. Returns false when nothing is to be
+    /// written (no output, or output held until the handshake is done).
+    pub(super) fn encrypt_output(&self) -> bool {
+        let taken = if self.has_published() {
+            self.encrypt_published()
+        } else {
+            let Some(session) = self.session() else {
+                return false;
+            };
+            let pending = session.pending();
+            if pending.is_empty() {
+                return false;
+            }
+            let taken = self.with_tls(|t| t.write_plaintext(&pending)).unwrap_or(0);
+            drop(pending);
+            session.consume(taken).expect("TLS took at most what was pending");
+            taken
+        };
+        taken > 0 || self.with_tls(|t| t.wants_write()).unwrap_or(false)
     }
 
     /// Ends TLS with the socket: close_notify when the handshake was done, and

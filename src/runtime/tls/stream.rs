@@ -114,6 +114,27 @@ impl Stream {
         }
     }
 
+    /// Takes records received elsewhere (the io_uring transport's buffers)
+    /// from the front of `records`: returns how many bytes rustls took (it
+    /// takes less than all when its buffer is full; process and read the
+    /// plaintext, then give it the rest). Only for a stream without an outer
+    /// one (a server's).
+    pub(crate) fn read_records_from(&mut self, records: &[u8]) -> io::Result<usize> {
+        let mut rest = records;
+        self.conn.read_tls(&mut rest)
+    }
+
+    /// Appends the records waiting to be sent to `out` (the io_uring
+    /// transport sends them from there). Only for a stream without an outer
+    /// one (a server's).
+    pub(crate) fn write_records_into(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        let mut written = 0;
+        while self.conn.wants_write() {
+            written += self.conn.write_tls(out)?;
+        }
+        Ok(written)
+    }
+
     /// Decrypts what was read, and queues any handshake answer or alert.
     pub(crate) fn process(&mut self) -> Result<(), TlsError> {
         self.conn
