@@ -595,14 +595,18 @@ fn set_fd_limit(soft: u64) {
 
 /// accept() fails for want of a file descriptor (this test process runs
 /// one test: nothing else opens any meanwhile); once there are some again,
-/// the connection that waited is taken with the next one.
+/// the connection that waited is taken with the next one. On io_uring the
+/// kernel takes RLIMIT_NOFILE when the multishot accept is armed (before
+/// the limit drops here): that accept does not fail, and the connection is
+/// taken at once; the counts after it are the same.
 fn out_of_file_descriptors(server: &Server) {
     let port = server.port;
+    let on_ring = server.on(|r| r.io()) == wsconn::runtime::uring::IoBackend::Uring;
     check(
         server,
         "accept out of file descriptors",
         &with_wire(&[
-            ("accept_failures", Any),
+            ("accept_failures", if on_ring { By(0) } else { Any }),
             ("connections_accepted", By(2)),
             ("handshakes_completed", By(1)),
             ("closes_normal", By(1)),
@@ -619,7 +623,7 @@ fn out_of_file_descriptors(server: &Server) {
             set_fd_limit(lowest_free_fd() + 1);
             let waiting = connect(port);
             let end = Instant::now() + WAIT;
-            while server.stats().accept_failures == 0 {
+            while !on_ring && server.stats().accept_failures == 0 {
                 assert!(Instant::now() < end, "accept never failed");
                 thread::sleep(Duration::from_millis(5));
             }

@@ -806,16 +806,40 @@ impl Reactor {
     }
 
     /// Runs `f` on the objects listed in `list` so far (those it adds go to the
-    /// next batch), reusing one vector's memory from turn to turn.
+    /// next batch), reusing one vector's memory from turn to turn. A handler's
+    /// panic unwinding through `f` leaves the objects not run yet (and the one
+    /// it ran on) in `list`: their READY and DIRTY flags stay set, so nothing
+    /// would list them again, and a connection on the ring would wait for a
+    /// receive nobody arms.
     fn run_list(&self, list: &RefCell<Vec<usize>>, mut f: impl FnMut(&dyn Source)) -> usize {
-        let mut batch = std::mem::take(&mut *self.batch.borrow_mut());
-        std::mem::swap(&mut batch, &mut *list.borrow_mut());
-        let count = batch.len();
-        for &index in &batch {
+        /// Puts back what was not run if `f` unwinds.
+        struct Rest<'a> {
+            batch: Vec<usize>,
+            next: usize,
+            list: &'a RefCell<Vec<usize>>,
+        }
+        impl Drop for Rest<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.list.borrow_mut().extend_from_slice(&self.batch[self.next..]);
+                }
+            }
+        }
+        let mut rest = Rest {
+            batch: std::mem::take(&mut *self.batch.borrow_mut()),
+            next: 0,
+            list,
+        };
+        std::mem::swap(&mut rest.batch, &mut *list.borrow_mut());
+        let count = rest.batch.len();
+        while rest.next < count {
+            let index = rest.batch[rest.next];
             if let Some(source) = self.source(index) {
                 f(source);
             }
+            rest.next += 1;
         }
+        let mut batch = std::mem::take(&mut rest.batch);
         batch.clear();
         let mut kept = self.batch.borrow_mut();
         if kept.capacity() < batch.capacity() {

@@ -380,7 +380,7 @@ impl Source for Acceptor {
         };
         match self.reactor() {
             Some(reactor) if fd >= 0 && !self.core.released.get() => {
-                Socket(fd).set_nodelay();
+                // TCP_NODELAY inherited from the listening socket (`listen_on`).
                 self.admit(reactor, fd, None);
             }
             _ if fd >= 0 => Socket(fd).close(),

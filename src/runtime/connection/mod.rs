@@ -454,7 +454,8 @@ impl<H: ConnHandler> Connection<H> {
         self.config.set(Some(config));
         self.set_tls(stream);
         let token = reactor.add(self.as_source());
-        if !self.open_on_ring(reactor, token) {
+        let on_ring = self.open_on_ring(reactor, token);
+        if !on_ring {
             if let Err(e) = self.register(reactor, token, false) {
                 reactor.remove(token);
                 return Err(e);
@@ -465,6 +466,11 @@ impl<H: ConnHandler> Connection<H> {
         // no read now that would most often find nothing.
         self.begin(token, Lifecycle::Running);
         self.count_begin(false);
+        if on_ring {
+            // The ring's first receive is armed by a read in this turn.
+            self.set(Flags::READABLE);
+            self.schedule_ready();
+        }
         Ok(())
     }
 
