@@ -28,10 +28,11 @@ import statistics
 import sys
 
 BASE = "echo_server"
-SERVER_ORDER = ["echo_server", "echo_server_t2", "epoll_echo", "tokio_tungstenite", "fastwebsockets",
-                "libwebsockets", "uwebsockets_js",
-                "echo_server_z", "uwebsockets_js_z", "echo_server_zd15", "uwebsockets_js_zd15",
-                "echo_server_zd9", "uwebsockets_js_zd9", "echo_server_tls", "libwebsockets_tls"]
+SERVER_ORDER = ["echo_server", "echo_server_uring", "echo_server_base", "echo_server_t2", "epoll_echo",
+                "tokio_tungstenite", "fastwebsockets", "libwebsockets", "uwebsockets", "uwebsockets_js",
+                "echo_server_z", "echo_server_z_uring", "echo_server_z_base", "uwebsockets_js_z",
+                "echo_server_zd15", "uwebsockets_js_zd15", "echo_server_zd9", "uwebsockets_js_zd9",
+                "echo_server_tls", "echo_server_tls_base", "libwebsockets_tls"]
 WORKLOADS = [
     ("1x1x32B", "1 conn x 1 in flight x 32 B (latency)"),
     ("100x16x32B", "100 conns x 16 in flight x 32 B"),
@@ -52,9 +53,10 @@ WORKLOADS = [
 # echo_server it is compared with (shared: no context takeover; dedicated:
 # context takeover with 15- or 9-bit windows).
 DEFLATE_BASE = {"uwebsockets_js_z": "echo_server_z", "uwebsockets_js_zd15": "echo_server_zd15",
-                "uwebsockets_js_zd9": "echo_server_zd9"}
+                "uwebsockets_js_zd9": "echo_server_zd9", "echo_server_z_uring": "echo_server_z",
+                "echo_server_z_base": "echo_server_z"}
 # TLS rows: libwebsockets on OpenSSL against echo_server on rustls.
-TLS_BASE = {"libwebsockets_tls": "echo_server_tls"}
+TLS_BASE = {"libwebsockets_tls": "echo_server_tls", "echo_server_tls_base": "echo_server_tls"}
 # (key, column title, format, higher_is_better)
 ECHO_COLS = [("msgs_per_s", "msgs/s", "{:,.0f}", True), ("mb_per_s", "MB/s", "{:,.1f}", True),
              ("p50_us", "p50 us", "{:,.1f}", False), ("p99_us", "p99 us", "{:,.1f}", False),
@@ -67,6 +69,8 @@ IDLE_COLS = [("rss_per_conn_b", "B/conn", "{:,.0f}", False),
 FWS_GOALS = [("100x16x32B", "msgs_per_s", 14.6), ("100x4x16KiB", "msgs_per_s", 1.25),
              ("10x1x1MiB", "msgs_per_s", 1.0)]
 IDLE_GOAL_BYTES = 273
+# Issue 22's goals against native uWebSockets (ratio echo_server / uwebsockets).
+UWS_GOALS = [("100x16x32B", "msgs_per_s", 1.1), ("100x4x16KiB", "msgs_per_s", 1.1)]
 
 
 def cols_for(workload):
@@ -164,6 +168,10 @@ def goals(summary):
             missed.append(f"{w}: no echo_server/fastwebsockets figure")
         else:
             (met if r >= bar else missed).append(f"{w}: echo_server = {r:.2f}x fastwebsockets (goal >= {bar})")
+    for w, k, bar in UWS_GOALS:
+        r = summary.get(w, {}).get("uwebsockets", {}).get("ratio_echo_server", {}).get(k)
+        if r is not None:
+            (met if r >= bar else missed).append(f"{w}: echo_server = {r:.2f}x uwebsockets (goal >= {bar})")
     idle = summary.get("idle", {}).get(BASE, {})
     if "rss_per_conn_b" in idle:
         b = idle["rss_per_conn_b"]

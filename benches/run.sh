@@ -11,7 +11,12 @@
 #   --binary          echo binary messages (default: text, UTF-8 validated by every server)
 #   --servers LIST    comma-separated subset of: echo_server,echo_server_uring (the same
 #                     binary with WSCONN_IO=uring: the io_uring transport),echo_server_t2,epoll_echo,
-#                     tokio_tungstenite,fastwebsockets,libwebsockets,uwebsockets_js
+#                     tokio_tungstenite,fastwebsockets,libwebsockets,uwebsockets (native, C++),
+#                     uwebsockets_js, echo_server_base (with --baseline)
+#   --baseline REV    also measure wsconn at REV (a commit, tag or branch), built in a
+#                     worktree under benches/target/baseline: rows echo_server_base,
+#                     echo_server_z_base and echo_server_tls_base, each compared with
+#                     the row of this checkout in the same run (the A/B before a merge)
 #   --pin MODE        split (default: server on CPU 0, generator on CPU 1), same (both
 #                     on CPU 0) or none (no taskset)
 #   --no-codec        skip the criterion codec benchmarks and the allocation count
@@ -24,7 +29,9 @@
 # What it does: builds the library and C examples (make -C c-examples), the
 # benchmark package (cargo build --release in benches/: wsbench, the Rust peers,
 # alloc_count, the codec benchmark), the libwebsockets peer (benches/peers/lws_echo.c,
-# Debian's libwebsockets-dev), the uWebSockets.js peer (benches/peers/uws, npm);
+# Debian's libwebsockets-dev), the uWebSockets.js peer (benches/peers/uws, npm), the
+# native uWebSockets peer (benches/peers/uws_native: its C++ sources from the crates
+# registry, compiled with g++);
 # missing Debian packages are installed first (apt-get, sudo when not root); runs the codec benchmarks (criterion) and the allocation
 # count; then runs every server in turn, pinned to CPU 0, with the load
 # generator (wsbench) pinned to CPU 1, on six workloads: 1x1x32 B (latency),
@@ -63,6 +70,7 @@ TARGET="$HERE/target"
 VENV="$ROOT/target/bench-venv"
 
 QUICK=0 REPS=3 SECS=3 IDLE_CONNS=10000 BINARY=0 CODEC=1 BUILD=1 SERVERS="" PIN=split DEFLATE=1 PLAIN=1 TLS=1
+BASELINE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -71,6 +79,7 @@ while [ $# -gt 0 ]; do
         --idle-conns) IDLE_CONNS=$2; shift ;;
         --binary) BINARY=1 ;;
         --servers) SERVERS=$2; shift ;;
+        --baseline) BASELINE=$2; shift ;;
         --pin) PIN=$2; shift ;;
         --no-codec) CODEC=0 ;;
         --no-build) BUILD=0 ;;
@@ -106,6 +115,7 @@ if [ "$BUILD" = 1 ]; then
     pkg-config --exists libwebsockets 2>/dev/null || packages+=(libwebsockets-dev)
     command -v node >/dev/null || packages+=(nodejs)
     command -v npm >/dev/null || packages+=(npm)
+    command -v g++ >/dev/null || packages+=(g++)
     probe=$(mktemp -d)
     python3 -m venv "$probe/venv" >/dev/null 2>&1 || packages+=(python3-venv)
     rm -rf "$probe"
@@ -125,6 +135,9 @@ command -v taskset >/dev/null || die "taskset is needed (apt-get install util-li
 # --- build -------------------------------------------------------------------
 LWS_BIN="$TARGET/peers/lws_echo"
 UWS_DIR="$TARGET/peers/uws"
+UWS_NATIVE="$TARGET/peers/uws_native/uws_native_echo"
+BASE_DIR=""
+[ -z "$BASELINE" ] || BASE_DIR="$TARGET/baseline/$(printf '%s' "$BASELINE" | tr -c 'A-Za-z0-9._-' '_')"
 if [ "$BUILD" = 1 ]; then
     log "building the library and the C examples"
     # With the io_uring transport built in (echo_server_uring selects it
@@ -163,10 +176,45 @@ PY
     cp "$HERE/peers/uws/package.json" "$HERE/peers/uws/package-lock.json" "$HERE/peers/uws/echo.mjs" "$UWS_DIR/"
     (cd "$UWS_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null >&2) ||
         die "npm ci failed in $UWS_DIR"
+    # Native uWebSockets (v20, C++) and uSockets: the sources the crate
+    # libuwebsockets-sys vendors (pinned by benches/peers/uws_native/Cargo.lock),
+    # compiled with the flags of uWS's own build (-march=native -O3 -flto for
+    # uWS, -O3 -flto for uSockets), without TLS or zlib.
+    log "building the native uWebSockets peer"
+    UWS_MANIFEST="$HERE/peers/uws_native/Cargo.toml"
+    cargo fetch --locked --manifest-path "$UWS_MANIFEST" >&2 || die "cargo fetch failed for $UWS_MANIFEST"
+    UWS_SRC=$(cargo metadata --locked --format-version 1 --manifest-path "$UWS_MANIFEST" | python3 -c '
+import json, os, sys
+m = json.load(sys.stdin)
+print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name"] == "libuwebsockets-sys"))
+')/uWebSockets
+    [ -f "$UWS_SRC/src/App.h" ] || die "no uWebSockets sources in $UWS_SRC"
+    UWS_OBJ="$TARGET/peers/uws_native/obj"
+    rm -rf "$UWS_OBJ" && mkdir -p "$UWS_OBJ"
+    (cd "$UWS_OBJ" && cc -O3 -flto -DLIBUS_NO_SSL -I"$UWS_SRC/uSockets/src" -c "$UWS_SRC"/uSockets/src/*.c \
+        "$UWS_SRC"/uSockets/src/eventing/*.c "$UWS_SRC"/uSockets/src/crypto/*.c) ||
+        die "could not compile uSockets ($UWS_SRC/uSockets)"
+    g++ -march=native -O3 -flto -std=c++20 -DLIBUS_NO_SSL -DUWS_NO_ZLIB -I"$UWS_SRC/src" -I"$UWS_SRC/uSockets/src" \
+        -o "$UWS_NATIVE" "$HERE/peers/uws_native/echo.cpp" "$UWS_OBJ"/*.o ||
+        die "could not build the native uWebSockets peer"
+    if [ -n "$BASE_DIR" ]; then
+        # The baseline: a worktree at the revision, its library and
+        # echo_server built there (its own target directory).
+        log "building wsconn at $BASELINE in $BASE_DIR"
+        REV=$(git -C "$ROOT" rev-parse --verify "$BASELINE^{commit}") || die "--baseline: no commit $BASELINE"
+        if [ -d "$BASE_DIR" ]; then
+            git -C "$BASE_DIR" checkout -q --detach "$REV" || die "could not check $REV out in $BASE_DIR"
+        else
+            mkdir -p "$(dirname "$BASE_DIR")"
+            git -C "$ROOT" worktree add -q --detach "$BASE_DIR" "$REV" || die "git worktree add $BASE_DIR $REV failed"
+        fi
+        make -s -C "$BASE_DIR/c-examples" echo_server >&2 || die "could not build echo_server at $BASELINE"
+    fi
 fi
 WSBENCH="$TARGET/release/wsbench"
 for f in "$WSBENCH" "$ROOT/c-examples/echo_server" "$ROOT/c-examples/epoll_echo" \
-    "$TARGET/release/tokio_tungstenite_echo" "$TARGET/release/fastwebsockets_echo" "$LWS_BIN"; do
+    "$TARGET/release/tokio_tungstenite_echo" "$TARGET/release/fastwebsockets_echo" "$LWS_BIN" "$UWS_NATIVE" \
+    ${BASE_DIR:+"$BASE_DIR/c-examples/echo_server"}; do
     [ -x "$f" ] || die "$f is not built (run without --no-build)"
 done
 
@@ -240,6 +288,7 @@ SERVER_DEFS=(
     "tokio_tungstenite|$TARGET/release/tokio_tungstenite_echo PORT|$SERVER_CPU"
     "fastwebsockets|$TARGET/release/fastwebsockets_echo PORT|$SERVER_CPU"
     "libwebsockets|$LWS_BIN PORT|$SERVER_CPU"
+    "uwebsockets|$UWS_NATIVE PORT|$SERVER_CPU"
 )
 # uWebSockets.js ships binaries for Node 18-22 only: on another Node it is left
 # out, and the table says so.
@@ -257,6 +306,12 @@ TLS_SERVER_DEFS=(
     "echo_server_tls|$ROOT/c-examples/echo_server $TLS_FILES PORT|$SERVER_CPU"
     "libwebsockets_tls|$LWS_BIN $TLS_FILES PORT|$SERVER_CPU"
 )
+if [ -n "$BASE_DIR" ]; then
+    BASE_BIN="$BASE_DIR/c-examples/echo_server"
+    SERVER_DEFS+=("echo_server_base|$BASE_BIN PORT|$SERVER_CPU")
+    DEFLATE_SERVER_DEFS+=("echo_server_z_base|$BASE_BIN -z PORT|$SERVER_CPU")
+    TLS_SERVER_DEFS+=("echo_server_tls_base|$BASE_BIN $TLS_FILES PORT|$SERVER_CPU")
+fi
 if (cd "$UWS_DIR" && node -e 'import("uws-pack").then(() => process.exit(0), () => process.exit(1))') 2>/dev/null; then
     SERVER_DEFS+=("uwebsockets_js|node $UWS_DIR/echo.mjs PORT|$SERVER_CPU")
     DEFLATE_SERVER_DEFS+=(
@@ -478,6 +533,7 @@ REPORT_ARGS=(--raw "$RAW" --json "$RESULTS/$LATEST.json" --png "$RESULTS/$LATEST
     --meta "busy_start_pct=$BUSY_START" --meta "busy_end_pct=$BUSY_END"
     --meta "commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)")
 [ -n "$T2_NOTE" ] && REPORT_ARGS+=(--meta "t2=$T2_NOTE")
+[ -n "$BASE_DIR" ] && REPORT_ARGS+=(--meta "baseline=$BASELINE ($(git -C "$BASE_DIR" describe --always --dirty))")
 [ -n "$UWS_NOTE" ] && REPORT_ARGS+=(--meta "uws=$UWS_NOTE")
 [ ${#TLS_WORKLOADS[@]} -gt 0 ] && REPORT_ARGS+=(--meta "tls=TLS rows: ECDSA P-256 test certificate; \
 wsbench on rustls (ring), its default preferences (TLS 1.3, X25519, AES-256-GCM first), no resumption")
