@@ -20,6 +20,7 @@ use crate::proto::mask::apply_mask;
 use crate::proto::role::Role;
 use crate::proto::sender::Answering;
 use crate::proto::sender::Sender;
+use crate::proto::short_utf8;
 use crate::proto::state::State;
 use crate::proto::utf8::Utf8Validator;
 
@@ -628,11 +629,28 @@ impl Receiver {
                 if let Some(frame) = WholeFrame::decode(&data[pos..], masked, limit) {
                     let start = pos + frame.header_len;
                     pos = start + frame.payload_len;
-                    let payload = &mut data[start..pos];
                     if let Some(key) = frame.mask {
-                        apply_mask(payload, key, 0);
+                        // Short text: unmasked and checked in one pass over a
+                        // 32-byte window (`unmask_and_validate` says why).
+                        let checked = match data.get_mut(start..start + 32) {
+                            Some(window) if frame.opcode == OpCode::Text && frame.payload_len <= 32 => {
+                                let window = window.try_into().expect("32 bytes");
+                                short_utf8::unmask_and_validate(window, frame.payload_len, key)
+                            }
+                            _ => None,
+                        };
+                        let payload = &mut data[start..pos];
+                        match checked {
+                            Some(true) => self.deliver_whole(MessageKind::Text, payload, h),
+                            Some(false) => return self.fail(Error::InvalidUtf8, h),
+                            None => {
+                                apply_mask(payload, key, 0);
+                                self.whole_message(frame.opcode, payload, h)?;
+                            }
+                        }
+                        continue;
                     }
-                    self.whole_message(frame.opcode, payload, h)?;
+                    self.whole_message(frame.opcode, &data[start..pos], h)?;
                     continue;
                 }
             }
@@ -767,6 +785,13 @@ impl Receiver {
         if kind == MessageKind::Text && Utf8Validator::validate_complete(payload).is_err() {
             return self.fail(Error::InvalidUtf8, h);
         }
+        self.deliver_whole(kind, payload, h);
+        Ok(())
+    }
+
+    /// `whole_message` once its text is known valid.
+    #[inline(always)]
+    fn deliver_whole<H: Link>(&mut self, kind: MessageKind, payload: &[u8], h: &mut H) {
         if h.streaming() {
             h.on_event(Event::Fragment {
                 kind,
@@ -776,7 +801,6 @@ impl Receiver {
         } else {
             deliver_message(h, kind, payload);
         }
-        Ok(())
     }
 
     /// A complete, unfragmented compressed message lying in the input:
