@@ -28,11 +28,11 @@ import statistics
 import sys
 
 BASE = "echo_server"
-SERVER_ORDER = ["echo_server", "echo_server_uring", "echo_server_base", "echo_server_t2", "epoll_echo",
+SERVER_ORDER = ["echo_server", "echo_server_uring", "echo_server_busy", "echo_server_base", "echo_server_t2", "epoll_echo",
                 "tokio_tungstenite", "fastwebsockets", "libwebsockets", "uwebsockets", "uwebsockets_js",
                 "echo_server_z", "echo_server_z_uring", "echo_server_z_base", "uwebsockets_js_z",
                 "echo_server_zd15", "uwebsockets_js_zd15", "echo_server_zd9", "uwebsockets_js_zd9",
-                "echo_server_tls", "echo_server_tls_base", "libwebsockets_tls"]
+                "echo_server_tls", "echo_server_tls_uring", "echo_server_tls_base", "libwebsockets_tls"]
 WORKLOADS = [
     ("1x1x32B", "1 conn x 1 in flight x 32 B (latency)"),
     ("100x16x32B", "100 conns x 16 in flight x 32 B"),
@@ -56,7 +56,8 @@ DEFLATE_BASE = {"uwebsockets_js_z": "echo_server_z", "uwebsockets_js_zd15": "ech
                 "uwebsockets_js_zd9": "echo_server_zd9", "echo_server_z_uring": "echo_server_z",
                 "echo_server_z_base": "echo_server_z"}
 # TLS rows: libwebsockets on OpenSSL against echo_server on rustls.
-TLS_BASE = {"libwebsockets_tls": "echo_server_tls", "echo_server_tls_base": "echo_server_tls"}
+TLS_BASE = {"libwebsockets_tls": "echo_server_tls", "echo_server_tls_base": "echo_server_tls",
+            "echo_server_tls_uring": "echo_server_tls"}
 # (key, column title, format, higher_is_better)
 ECHO_COLS = [("msgs_per_s", "msgs/s", "{:,.0f}", True), ("mb_per_s", "MB/s", "{:,.1f}", True),
              ("p50_us", "p50 us", "{:,.1f}", False), ("p99_us", "p99 us", "{:,.1f}", False),

@@ -10,7 +10,8 @@
 #   --idle-conns N    connections of the idle workload (default 10000)
 #   --binary          echo binary messages (default: text, UTF-8 validated by every server)
 #   --servers LIST    comma-separated subset of: echo_server,echo_server_uring (the same
-#                     binary with WSCONN_IO=uring: the io_uring transport),echo_server_t2,epoll_echo,
+#                     binary with WSCONN_IO=uring: the io_uring transport),echo_server_busy (with
+#                     --busy-poll 50: 50 us of polling before the thread sleeps),echo_server_t2,epoll_echo,
 #                     tokio_tungstenite,fastwebsockets,libwebsockets,uwebsockets (native, C++),
 #                     uwebsockets_js, echo_server_base (with --baseline)
 #   --baseline REV    also measure wsconn at REV (a commit, tag or branch), built in a
@@ -284,6 +285,7 @@ fi
 SERVER_DEFS=(
     "echo_server|$ROOT/c-examples/echo_server PORT|$SERVER_CPU"
     "echo_server_uring|env WSCONN_IO=uring $ROOT/c-examples/echo_server PORT|$SERVER_CPU"
+    "echo_server_busy|$ROOT/c-examples/echo_server --busy-poll 50 PORT|$SERVER_CPU"
     "epoll_echo|$ROOT/c-examples/epoll_echo PORT|$SERVER_CPU"
     "tokio_tungstenite|$TARGET/release/tokio_tungstenite_echo PORT|$SERVER_CPU"
     "fastwebsockets|$TARGET/release/fastwebsockets_echo PORT|$SERVER_CPU"
@@ -304,6 +306,7 @@ DEFLATE_SERVER_DEFS=(
 TLS_FILES="--tls-cert $TLS_DIR/server.pem --tls-key $TLS_DIR/server.key"
 TLS_SERVER_DEFS=(
     "echo_server_tls|$ROOT/c-examples/echo_server $TLS_FILES PORT|$SERVER_CPU"
+    "echo_server_tls_uring|env WSCONN_IO=uring $ROOT/c-examples/echo_server $TLS_FILES PORT|$SERVER_CPU"
     "libwebsockets_tls|$LWS_BIN $TLS_FILES PORT|$SERVER_CPU"
 )
 if [ -n "$BASE_DIR" ]; then

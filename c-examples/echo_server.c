@@ -91,6 +91,9 @@
  *   --drain-ms MS
  *          how long a drain (SIGTERM, SIGINT) waits for connections to end
  *          before it cuts them (default 5000)
+ *   --busy-poll US
+ *          poll for up to US microseconds before the thread sleeps (CPU for
+ *          fewer wake-ups: see wsconn_reactor_set_busy_poll)
  */
 
 #ifndef _GNU_SOURCE
@@ -160,6 +163,7 @@ static const char *auth_token;    /* --auth-token; NULL: anyone */
 static int auth_delay_ms = -1;    /* --auth-delay; -1: decide at once */
 static int max_conns_per_ip;      /* --max-conns-per-ip; 0: no limit */
 static int proxy_protocol;        /* --proxy-protocol */
+static int busy_poll_us;          /* --busy-poll; 0: sleep at once */
 
 /* index.html, read at startup (NULL if it was not found). */
 static char *index_page;
@@ -551,7 +555,8 @@ static void usage(const char *prog)
             "          [--deflate-dedicated BITS]\n"
             "          [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
             "          [--allow-origin ORIGIN]... [--auth-token TOKEN [--auth-delay MS]]\n"
-            "          [--max-conns-per-ip N] [--proxy-protocol] [--drain-ms MS] [port]\n"
+            "          [--max-conns-per-ip N] [--proxy-protocol] [--drain-ms MS]\n"
+            "          [--busy-poll US] [port]\n"
             "          (default port %d)\n"
             "  -t N    N threads, one reactor each, sharing the port (SO_REUSEPORT)\n"
             "  -v      log connections, messages and memory held\n"
@@ -573,6 +578,7 @@ static void usage(const char *prog)
             "  --max-conns-per-ip N  at most N connections from one address (IPv6: /64)\n"
             "  --proxy-protocol  expect a PROXY protocol v1/v2 header from a load balancer\n"
             "  --drain-ms MS  SIGTERM/SIGINT drain: time for connections to end (default %d)\n"
+            "  --busy-poll US  poll up to US microseconds before sleeping (CPU for fewer wake-ups)\n"
             "  A socket handed over as fd 3 (LISTEN_FDS, LISTEN_PID) replaces the port.\n"
             "  GET /metrics: Prometheus metrics.\n",
             prog, DEFAULT_PORT, OPS_DEFAULT_DRAIN_MS);
@@ -610,6 +616,7 @@ static int worker_listen(struct worker *w)
         wsconn_reactor_set_log_func(r, ops_log, "echo_server", WSCONN_LOG_INFO);
     if (budget_mib >= 0)
         wsconn_reactor_set_memory_budget(r, ((size_t)budget_mib << 20) / (size_t)threads);
+    wsconn_reactor_set_busy_poll(r, (uint32_t)busy_poll_us);
     if (message_timeout >= 0 || deflate_mode != WSCONN_DEFLATE_OFF || origin_count > 0) {
         wsconn_config_t *config = wsconn_config_new();
         for (int i = 0; config != NULL && i < origin_count; i++)
@@ -770,6 +777,7 @@ int main(int argc, char **argv)
         {"max-conns-per-ip", required_argument, NULL, 'P'},
         {"proxy-protocol", no_argument, NULL, 'X'},
         {"drain-ms", required_argument, NULL, 'M'},
+        {"busy-poll", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     while ((opt = getopt_long(argc, argv, "t:vgzm:T:d:h", long_options, NULL)) != -1) {
@@ -811,6 +819,12 @@ int main(int argc, char **argv)
             break;
         case 'X':
             proxy_protocol = 1;
+            break;
+        case 'B':
+            if (parse_int(optarg, 0, 1000000, &busy_poll_us) < 0) {
+                usage(argv[0]);
+                return 2;
+            }
             break;
         case 'M':
             if (parse_int(optarg, 0, INT_MAX, &timeout) < 0) {

@@ -2353,6 +2353,23 @@ int32_t wsconn_reactor_memory(const struct wsconn_reactor_t *reactor,
                               size_t *waiting);
 
 /**
+ * Busy polling: before the reactor's thread sleeps in
+ * `wsconn_reactor_dispatch`, it looks for I/O without waiting for up to
+ * `microseconds` (at most 1,000,000; never longer than the dispatch's
+ * timeout) and handles what comes then at once. Clients that talk to a
+ * thread that does not sleep do not pay for waking it: on loopback and
+ * fast networks a wake-up costs the sender more than a small message, so
+ * connection and request rates rise when the load generator, not the
+ * server, is the limit. The price is CPU: the thread polls instead of
+ * sleeping for that long after each turn. 0 (the default) sleeps at once.
+ * Returns `WSCONN_OK`, `WSCONN_ERR_NULL`.
+ *
+ * # Safety
+ * `reactor` is NULL or a live reactor, on its own thread.
+ */
+int32_t wsconn_reactor_set_busy_poll(struct wsconn_reactor_t *reactor, uint32_t microseconds);
+
+/**
  * While an upgrade is being decided (inside the upgrade callback, or later
  * while it is pending): the request's method ("GET"); NULL otherwise or for
  * NULL `con`. Valid until the decision is taken or the connection ends.

@@ -102,16 +102,34 @@ fn client(
     (conn, log)
 }
 
-/// Dispatches until `done` or the deadline.
 #[test]
 fn echo_server_and_clients_in_rust_only() {
+    echo_server_and_clients(&Reactor::new().unwrap());
+}
+
+/// With busy polling, the same traffic; and an idle dispatch still returns
+/// at its timeout (the spin never runs past it).
+#[test]
+fn busy_polling_serves_the_same_and_keeps_the_dispatch_timeout() {
     let reactor = Reactor::new().unwrap();
-    let (acceptor, port) = echo_server(&reactor);
+    reactor.set_busy_poll(Duration::from_millis(200));
+    assert_eq!(reactor.busy_poll(), Duration::from_millis(200));
+    echo_server_and_clients(&reactor);
+    reactor.set_busy_poll(Duration::from_secs(3600));
+    assert_eq!(reactor.busy_poll(), Duration::from_secs(1), "at most a second");
+    let start = std::time::Instant::now();
+    assert_eq!(reactor.dispatch(20).unwrap(), 0, "nothing to do");
+    // 20 ms of spinning, not the second: a bound no scheduling delay reaches.
+    assert!(start.elapsed() < Duration::from_millis(800), "{:?}", start.elapsed());
+}
+
+fn echo_server_and_clients(reactor: &Reactor) {
+    let (acceptor, port) = echo_server(reactor);
     let counter = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..5)
-        .map(|_| client(&reactor, &format!("ws://127.0.0.1:{port}/echo"), 40, &counter))
+        .map(|_| client(reactor, &format!("ws://127.0.0.1:{port}/echo"), 40, &counter))
         .collect();
-    run_until(&reactor, 30, || {
+    run_until(reactor, 30, || {
         clients.iter().all(|(_, log)| log.ended.borrow().is_some())
     });
     for (conn, log) in clients {

@@ -296,6 +296,9 @@ pub struct Reactor {
     /// The text message a handler on this reactor is being lent right now
     /// (address, length): see `lending_text`.
     lent_text: Cell<(usize, usize)>,
+    /// How long a turn polls without sleeping before it waits (0: it
+    /// waits at once): see `set_busy_poll`.
+    busy_poll: Cell<Duration>,
     start: Instant,
     now_ms: Cell<u64>,
     /// The io_uring transport, when the reactor uses it (see `runtime::uring`).
@@ -359,6 +362,7 @@ impl Reactor {
             resolver: RefCell::new(system_resolver()),
             dispatching: Cell::new(false),
             lent_text: Cell::new((0, 0)),
+            busy_poll: Cell::new(Duration::ZERO),
             start: Instant::now(),
             now_ms: Cell::new(0),
             ring,
@@ -579,6 +583,20 @@ impl Reactor {
         }
     }
 
+    /// Busy polling: before it sleeps, a turn looks for I/O without waiting
+    /// for up to `spin` (at most 1 s), and takes what comes then at once.
+    /// Peers that talk to a thread that does not sleep do not pay for waking
+    /// it (on loopback and fast networks, a wake-up costs the sender more
+    /// than the message); the thread spends its CPU on polling instead while
+    /// it is idle. Zero (the default) sleeps at once.
+    pub fn set_busy_poll(&self, spin: Duration) {
+        self.busy_poll.set(spin.min(Duration::from_secs(1)));
+    }
+
+    pub fn busy_poll(&self) -> Duration {
+        self.busy_poll.get()
+    }
+
     pub fn memory_budget(&self) -> usize {
         self.budget.limit()
     }
@@ -766,8 +784,48 @@ impl Reactor {
     /// Returns the number of events handled.
     fn poll_and_handle(&self, timeout: Option<Duration>) -> Result<usize> {
         match self.ring() {
-            Some(ring) => ring.turn(self, timeout).map_err(|_| Error::Io("waiting on the ring")),
-            None => self.poll_epoll(timeout),
+            Some(ring) => {
+                let ring_turn = |t| ring.turn(self, t).map_err(|_| Error::Io("waiting on the ring"));
+                let mut timeout = timeout;
+                if let Some(handled) = self.spin(&mut timeout, || ring_turn(Some(Duration::ZERO)))? {
+                    return Ok(handled);
+                }
+                ring_turn(timeout)
+            }
+            None => {
+                let mut timeout = timeout;
+                if let Some(handled) = self.spin(&mut timeout, || self.poll_epoll(Some(Duration::ZERO)))? {
+                    return Ok(handled);
+                }
+                self.poll_epoll(timeout)
+            }
+        }
+    }
+
+    /// Busy polling (`set_busy_poll`): polls with `poll_now` until it finds
+    /// something or the spin (or `timeout`, if shorter) has passed. `None`:
+    /// nothing came, and `timeout` is what is left of it to wait.
+    pub(crate) fn spin(
+        &self,
+        timeout: &mut Option<Duration>,
+        mut poll_now: impl FnMut() -> Result<usize>,
+    ) -> Result<Option<usize>> {
+        let spin = timeout.map_or(self.busy_poll.get(), |t| t.min(self.busy_poll.get()));
+        if spin.is_zero() {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        loop {
+            let handled = poll_now()?;
+            if handled > 0 {
+                return Ok(Some(handled));
+            }
+            let spent = start.elapsed();
+            if spent >= spin {
+                *timeout = timeout.map(|t| t.saturating_sub(spent));
+                return Ok(None);
+            }
+            std::hint::spin_loop();
         }
     }
 

@@ -864,6 +864,7 @@ static void test_reactor_null(void) {
     CHECK_EQ(wsconn_config_set_message_timeout(NULL, 1000), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_config_set_message_timeout(cfg, 0), WSCONN_OK);
     CHECK_EQ(wsconn_reactor_set_memory_budget(NULL, 1 << 20), WSCONN_ERR_NULL);
+    CHECK_EQ(wsconn_reactor_set_busy_poll(NULL, 50), WSCONN_ERR_NULL);
     CHECK_EQ(wsconn_reactor_memory(NULL, NULL, NULL), WSCONN_ERR_NULL);
     /* 0 is "off" for idle and ping, refused for the others. */
     CHECK_EQ(wsconn_config_set_handshake_timeout(cfg, 0), WSCONN_ERR_INVALID_ARGUMENT);
