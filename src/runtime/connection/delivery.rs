@@ -22,16 +22,34 @@ pub(super) struct Delivery<'a, H: ConnHandler> {
     /// Their bytes.
     bytes: u64,
     compressed: u64,
+    /// The input being fed (address, length), and where in it the last
+    /// message delivered in place ends: what follows it is kept if a
+    /// handler's panic unwinds through the feed (`Connection::feed`).
+    input: (usize, usize),
+    delivered_to: usize,
 }
 
 impl<'a, H: ConnHandler> Delivery<'a, H> {
     pub fn new(conn: &'a Connection<H>) -> Self {
+        Self::of_input(conn, &[])
+    }
+
+    /// A delivery of messages read from `input`.
+    pub fn of_input(conn: &'a Connection<H>, input: &[u8]) -> Self {
         Delivery {
             conn,
             messages: 0,
             bytes: 0,
             compressed: 0,
+            input: (input.as_ptr() as usize, input.len()),
+            delivered_to: 0,
         }
+    }
+
+    /// Where in the input the last message delivered in place ends (0:
+    /// none was).
+    pub fn delivered_to(&self) -> usize {
+        self.delivered_to
     }
 }
 
@@ -59,7 +77,13 @@ impl<H: ConnHandler> EventHandler for Delivery<'_, H> {
         match &event {
             Event::Message(message) => {
                 self.messages += 1;
-                self.bytes += message.as_bytes().len() as u64;
+                let bytes = message.as_bytes();
+                self.bytes += bytes.len() as u64;
+                // Addresses compared as numbers: only where the message ends.
+                let end = (bytes.as_ptr() as usize + bytes.len()).wrapping_sub(self.input.0);
+                if end <= self.input.1 {
+                    self.delivered_to = end;
+                }
             }
             Event::Fragment { data, fin, .. } => {
                 self.messages += u64::from(*fin);

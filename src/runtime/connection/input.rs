@@ -182,11 +182,28 @@ impl<H: ConnHandler> Connection<H> {
             .map_or(len, |room| room.min(len))
     }
 
-    /// Gives input to the session; keeps what a pause left unprocessed.
+    /// Gives input to the session; keeps what a pause left unprocessed, and
+    /// what follows the message whose handler panicked (the panic goes on
+    /// out of `dispatch`; the rest is fed at the next turn, so that a
+    /// program that catches it loses no message of this connection).
     pub(super) fn feed(&self, data: &mut [u8]) {
-        let used = match self.session() {
-            Some(session) => session.feed(data, &mut Delivery::new(self)),
-            None => return,
+        let Some(session) = self.session() else { return };
+        let mut delivery = Delivery::of_input(self, data);
+        let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.feed(data, &mut delivery)));
+        let delivered_to = delivery.delivered_to();
+        drop(delivery);
+        drop(session);
+        let used = match fed {
+            Ok(used) => used,
+            Err(panic) => {
+                if delivered_to > 0 && delivered_to < data.len() && !self.has(Flags::RELEASED) {
+                    self.extra().backlog.extend_from_slice(&data[delivered_to..]);
+                    self.charge((data.len() - delivered_to) as isize);
+                    self.set(Flags::READABLE);
+                    self.schedule_ready();
+                }
+                std::panic::resume_unwind(panic)
+            }
         };
         self.drop_session_if_asked();
         if let Ok(used) = used {

@@ -420,6 +420,13 @@ impl Driver {
                 if !more && current {
                     self.with_slot(op.token, |s| s.armed = Armed::No);
                 }
+                if !more && current && result > 0 {
+                    // A data completion can be the last one too: it stopped
+                    // for want of room and is armed again. Told before the
+                    // data, so that a handler's panic unwinding through the
+                    // data's delivery cannot leave the receive unarmed.
+                    deliver(reactor, op.token, RingEvent::ReceiveEnded(-libc::ENOBUFS));
+                }
                 if let Some(id) = cqueue::buffer_select(flags) {
                     let len = result.max(0) as usize;
                     // Handed back also when a handler's panic unwinds.
@@ -429,7 +436,7 @@ impl Driver {
                         len,
                         flags,
                     };
-                    if len > 0 && current {
+                    if len > 0 && current && self.is_current(op) {
                         // SAFETY: the kernel handed these bytes over with this
                         // completion; they go back only when `handed` drops.
                         let data = unsafe { handed.buffers.received(id, len) };
@@ -437,11 +444,8 @@ impl Driver {
                     }
                     drop(handed);
                 }
-                if !more && current && self.is_current(op) {
-                    // A data completion can be the last one too: then it
-                    // stopped for want of room and is armed again.
-                    let end = if result > 0 { -libc::ENOBUFS } else { result };
-                    deliver(reactor, op.token, RingEvent::ReceiveEnded(end));
+                if !more && current && result <= 0 && self.is_current(op) {
+                    deliver(reactor, op.token, RingEvent::ReceiveEnded(result));
                 }
             }
             Kind::Send => self.sent(reactor, op, result),
