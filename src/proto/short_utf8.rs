@@ -209,15 +209,31 @@ mod avx2 {
     pub unsafe fn valid_32(block: &[u8; 32]) -> bool {
         // SAFETY: the load reads the 32 bytes of the block; the rest are
         // register operations on a CPU with AVX2 (the caller's guarantee).
+        unsafe { valid_vector(_mm256_loadu_si256(block.as_ptr().cast()), true) }
+    }
+
+    /// Whether 32 bytes in a register are valid UTF-8, zeros after the
+    /// input (ASCII: a sequence cut there meets one and fails); `full`: the
+    /// input fills all 32, and a lead byte among the last three that needs
+    /// more bytes than are left is an error too.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn valid_vector(a: __m256i, full: bool) -> bool {
+        // SAFETY: register operations and a read of the 32-byte table, on a
+        // CPU with AVX2 (the caller's guarantee).
         unsafe {
-            let a = _mm256_loadu_si256(block.as_ptr().cast());
             if _mm256_movemask_epi8(a) == 0 {
                 return true; // ASCII
             }
-            // A lead byte among the last three that needs more bytes than
-            // are left.
-            let incomplete = _mm256_subs_epu8(a, _mm256_loadu_si256(INCOMPLETE.as_ptr().cast()));
-            let error = _mm256_or_si256(errors(a, _mm256_setzero_si256()), incomplete);
+            let error = errors(a, _mm256_setzero_si256());
+            let error = if full {
+                let incomplete = _mm256_subs_epu8(a, _mm256_loadu_si256(INCOMPLETE.as_ptr().cast()));
+                _mm256_or_si256(error, incomplete)
+            } else {
+                error
+            };
             _mm256_testz_si256(error, error) == 1
         }
     }
@@ -240,22 +256,7 @@ mod avx2 {
             let key = _mm256_and_si256(_mm256_set1_epi32(i32::from_ne_bytes(key)), keep);
             let unmasked = _mm256_xor_si256(masked, key);
             _mm256_storeu_si256(window.as_mut_ptr().cast(), unmasked);
-            let a = _mm256_and_si256(unmasked, keep);
-            if _mm256_movemask_epi8(a) == 0 {
-                return true; // ASCII
-            }
-            // Zeros follow a shorter input (a cut sequence meets one); a
-            // full one is checked for a cut at its end as `valid_32` does.
-            let error = errors(a, _mm256_setzero_si256());
-            let error = if len == 32 {
-                _mm256_or_si256(
-                    error,
-                    _mm256_subs_epu8(a, _mm256_loadu_si256(INCOMPLETE.as_ptr().cast())),
-                )
-            } else {
-                error
-            };
-            _mm256_testz_si256(error, error) == 1
+            valid_vector(_mm256_and_si256(unmasked, keep), len == 32)
         }
     }
 

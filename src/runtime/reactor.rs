@@ -783,29 +783,21 @@ impl Reactor {
     /// Waits at most `timeout` for I/O and runs the handlers of what happened.
     /// Returns the number of events handled.
     fn poll_and_handle(&self, timeout: Option<Duration>) -> Result<usize> {
-        match self.ring() {
-            Some(ring) => {
-                let ring_turn = |t| ring.turn(self, t).map_err(|_| Error::Io("waiting on the ring"));
-                let mut timeout = timeout;
-                if let Some(handled) = self.spin(&mut timeout, || ring_turn(Some(Duration::ZERO)))? {
-                    return Ok(handled);
-                }
-                ring_turn(timeout)
-            }
-            None => {
-                let mut timeout = timeout;
-                if let Some(handled) = self.spin(&mut timeout, || self.poll_epoll(Some(Duration::ZERO)))? {
-                    return Ok(handled);
-                }
-                self.poll_epoll(timeout)
-            }
+        let poll = |wait| match self.ring() {
+            Some(ring) => ring.turn(self, wait).map_err(|_| Error::Io("waiting on the ring")),
+            None => self.poll_epoll(wait),
+        };
+        let mut timeout = timeout;
+        if let Some(handled) = self.spin(&mut timeout, || poll(Some(Duration::ZERO)))? {
+            return Ok(handled);
         }
+        poll(timeout)
     }
 
     /// Busy polling (`set_busy_poll`): polls with `poll_now` until it finds
     /// something or the spin (or `timeout`, if shorter) has passed. `None`:
     /// nothing came, and `timeout` is what is left of it to wait.
-    pub(crate) fn spin(
+    fn spin(
         &self,
         timeout: &mut Option<Duration>,
         mut poll_now: impl FnMut() -> Result<usize>,
