@@ -15,19 +15,15 @@ use crate::proto::utf8::Utf8Validator;
 /// Output buffers larger than this are given back to the allocator once drained,
 /// so a burst does not pin memory on an idle connection.
 const KEEP_CAPACITY: usize = 64 << 10;
-/// A drained buffer up to this size is kept for the next sender of the thread.
-const SPARE_CAPACITY: usize = 4 << 20;
+/// A drained buffer up to this size stays with its sender (or the program's
+/// pool, see `Sender::take_drained`) for the next output.
+pub const SPARE_CAPACITY: usize = 4 << 20;
 /// Server messages from this size on are written straight from the caller's
 /// buffer when the socket takes them (see `Sender::send_direct`); smaller ones
 /// are batched with the rest of the turn's output.
 pub const DIRECT_SEND_MIN: usize = 64 << 10;
 
 thread_local! {
-    /// One emptied output buffer per thread: a drained sender gives its buffer
-    /// back here and holds none, and the next one to write takes it (a reactor
-    /// and its connections share a thread). Output thus costs an idle connection
-    /// nothing and a busy one no allocation.
-    static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Where a message is compressed before it is framed (its length goes
     /// in the header first).
     static COMPRESSED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -35,25 +31,6 @@ thread_local! {
 
 /// RSV1: the message is compressed (permessage-deflate).
 const RSV1: u8 = 0b100;
-
-/// Takes the thread's spare output buffer (empty, maybe with capacity).
-fn take_spare() -> Vec<u8> {
-    SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()))
-}
-
-/// Keeps an emptied buffer for reuse if it beats the one kept.
-fn give_spare(mut buffer: Vec<u8>) {
-    if buffer.capacity() == 0 || buffer.capacity() > SPARE_CAPACITY {
-        return;
-    }
-    SPARE.with(|s| {
-        let mut spare = s.borrow_mut();
-        if buffer.capacity() > spare.capacity() {
-            buffer.clear();
-            *spare = buffer;
-        }
-    })
-}
 
 /// A fragmented message being sent.
 #[derive(Debug)]
@@ -107,12 +84,6 @@ pub(crate) struct Sender {
     /// sane output limit).
     in_flight: u32,
     rare: Option<Box<Rare>>,
-}
-
-/// Gives an output buffer taken with `Sender::take_output` back once its
-/// bytes are written, for the next sender of the thread.
-pub fn recycle_output(buffer: Vec<u8>) {
-    give_spare(buffer);
 }
 
 impl Sender {
@@ -172,9 +143,33 @@ impl Sender {
             })
     }
 
-    /// Whether an output buffer is held (output waits in it).
+    /// Whether output waits: in the buffer, or taken out and not yet written.
     pub fn holds_output(&self) -> bool {
-        self.out.capacity() > 0
+        self.buffered() > 0 || self.in_flight > 0
+    }
+
+    /// Takes the output buffer if it is drained and worth keeping, for the
+    /// program's pool (a reactor keeps one for all its connections): a
+    /// sender then holds no buffer between its busy turns.
+    pub fn take_drained(&mut self) -> Option<Vec<u8>> {
+        if self.out.capacity() == 0 || self.buffered() > 0 {
+            return None;
+        }
+        self.out_pos = 0;
+        self.out.clear();
+        Some(std::mem::take(&mut self.out))
+    }
+
+    /// Gives the sender an empty buffer for its next output, if it holds none
+    /// (else `buffer` is given back).
+    pub fn lend_buffer(&mut self, buffer: Vec<u8>) -> Option<Vec<u8>> {
+        if self.out.capacity() > 0 {
+            return Some(buffer);
+        }
+        self.out = buffer;
+        self.out.clear();
+        self.out_pos = 0;
+        None
     }
 
     /// Whether a fragmented message is being sent (its last fragment not yet).
@@ -251,8 +246,14 @@ impl Sender {
         let pos = self.out_pos as usize + n;
         self.out_pos = pos as u32;
         if pos == self.out.len() {
+            // Drained: the buffer stays for the next output (or for the
+            // program's pool, `take_drained`), unless a burst made it large.
             self.out_pos = 0;
-            give_spare(std::mem::take(&mut self.out));
+            if self.out.capacity() > SPARE_CAPACITY {
+                self.out = Vec::new();
+            } else {
+                self.out.clear();
+            }
         } else if (pos >= KEEP_CAPACITY && pos * 2 >= self.out.len()) || pos > u32::MAX as usize {
             self.out.drain(..pos);
             self.out_pos = 0;
@@ -529,22 +530,10 @@ impl Sender {
         mask
     }
 
-    /// The output buffer (for handshake and HTTP bytes), taking the thread's
-    /// spare if this sender holds none.
+    /// The output buffer (for handshake and HTTP bytes).
     #[inline(always)]
     pub fn buffer(&mut self) -> &mut Vec<u8> {
-        if self.out.capacity() == 0 {
-            self.take_spare();
-        }
         &mut self.out
-    }
-
-    /// The thread's spare output buffer becomes this sender's (once per
-    /// turn at most: kept apart from the per-message path).
-    #[cold]
-    #[inline(never)]
-    fn take_spare(&mut self) {
-        self.out = take_spare();
     }
 }
 
@@ -583,6 +572,11 @@ mod tests {
         assert_eq!(tx.in_flight(), 0);
         // Only the buffer is held now: its capacity, at least the 16 bytes.
         assert!((16..100).contains(&tx.memory()), "{}", tx.memory());
-        recycle_output(buffer);
+        assert!(tx.take_drained().is_none(), "16 bytes wait");
+        tx.consume(16).unwrap();
+        let kept = tx.take_drained().expect("a drained buffer");
+        assert_eq!((kept.len(), tx.memory(), tx.holds_output()), (0, 0, false));
+        assert_eq!(tx.lend_buffer(buffer), None, "it held none");
+        assert!(tx.lend_buffer(kept).is_some(), "it holds one");
     }
 }

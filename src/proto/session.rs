@@ -21,7 +21,6 @@ use crate::proto::state::State;
 
 mod decision;
 
-pub use crate::proto::sender::recycle_output;
 pub use decision::Subprotocol;
 
 /// What the program gives [`Session::feed`]: the receiver of the session's events.
@@ -475,8 +474,18 @@ impl Session {
         Ref::map(self.tx.borrow(), Sender::pending)
     }
 
-    /// Marks `n` pending bytes as written ([`Error::InvalidArgument`] if more than pending).
+    /// Marks `n` pending bytes as written ([`Error::InvalidArgument`] if more
+    /// than pending). A drained session holds no output buffer.
     pub fn consume(&self, n: usize) -> Result<()> {
+        let mut tx = self.sender()?;
+        tx.consume(n)?;
+        drop(tx.take_drained());
+        Ok(())
+    }
+
+    /// `consume`, keeping a drained buffer for [`Session::take_drained_output`]
+    /// (a runtime's pool takes it once the turn's output is written).
+    pub(crate) fn consume_keeping(&self, n: usize) -> Result<()> {
         self.sender()?.consume(n)
     }
 
@@ -489,11 +498,30 @@ impl Session {
     /// to stay where they are until the kernel has written them (io_uring):
     /// returns the buffer and where the pending bytes start in it, or `None`
     /// when nothing is pending. Those bytes count as in flight (held, and
-    /// against the max output) until [`Session::written_out`]; give the buffer
-    /// back with [`recycle_output`] once written. [`Error::Reentrant`] inside
-    /// a handler that holds the output.
+    /// against the max output) until [`Session::written_out`]; once written,
+    /// the buffer may be lent again ([`Session::lend_output_buffer`]).
+    /// [`Error::Reentrant`] inside a handler that holds the output.
     pub fn take_output(&self) -> Result<Option<(Vec<u8>, usize)>> {
         Ok(self.sender()?.take_output())
+    }
+
+    /// Takes the output buffer once everything in it was written (`None`
+    /// while output waits, or when none is held): a program serving many
+    /// sessions keeps one such buffer and lends it ([`Session::lend_output_buffer`])
+    /// to the session about to produce output, so that idle sessions hold
+    /// none and busy ones allocate none.
+    pub fn take_drained_output(&self) -> Option<Vec<u8>> {
+        self.tx.try_borrow_mut().ok()?.take_drained()
+    }
+
+    /// Gives the session an empty buffer for its next output if it holds
+    /// none; else (or inside a handler that holds the output) `buffer`
+    /// comes back.
+    pub fn lend_output_buffer(&self, buffer: Vec<u8>) -> Option<Vec<u8>> {
+        match self.tx.try_borrow_mut() {
+            Ok(mut tx) => tx.lend_buffer(buffer),
+            Err(_) => Some(buffer),
+        }
     }
 
     /// Puts `bytes`, the end of what [`Session::take_output`] took, back in

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token, Waker};
 
+use crate::proto::sender::SPARE_CAPACITY;
+use crate::proto::session::Session;
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::config::ConnConfig;
 use crate::runtime::drain::Drain;
@@ -284,6 +286,10 @@ pub struct Reactor {
     /// Objects released during a dispatch, freed when it ends.
     graveyard: RefCell<Vec<SourcePtr>>,
     read_buffer: RefCell<Vec<u8>>,
+    /// One drained output buffer, lent to the connection whose input is
+    /// processed and taken back once its output is written: idle
+    /// connections hold none, busy ones allocate none.
+    output_spare: Cell<Vec<u8>>,
     budget: MemoryBudget,
     counters: Counters,
     log: Log,
@@ -352,6 +358,7 @@ impl Reactor {
             batch: RefCell::new(Vec::new()),
             graveyard: RefCell::new(Vec::new()),
             read_buffer: RefCell::new(Vec::new()),
+            output_spare: Cell::new(Vec::new()),
             budget: MemoryBudget::default(),
             counters: Counters::default(),
             log: Log::default(),
@@ -518,6 +525,37 @@ impl Reactor {
 
     pub(crate) fn return_read_buffer(&self, buffer: Vec<u8>) {
         *self.read_buffer.borrow_mut() = buffer;
+    }
+
+    /// Lends the spare output buffer to `session` if it holds none.
+    #[inline]
+    pub(crate) fn lend_output_buffer(&self, session: &Session) {
+        let spare = self.output_spare.take();
+        if spare.capacity() > 0 {
+            if let Some(back) = session.lend_output_buffer(spare) {
+                self.output_spare.set(back);
+            }
+        }
+    }
+
+    /// Takes `session`'s output buffer back if all of it was written.
+    #[inline]
+    pub(crate) fn take_back_output_buffer(&self, session: &Session) {
+        if let Some(buffer) = session.take_drained_output() {
+            self.keep_output_buffer(buffer);
+        }
+    }
+
+    /// Keeps an emptied output buffer (e.g. one an io_uring send wrote) if
+    /// it beats the one kept.
+    pub(crate) fn keep_output_buffer(&self, mut buffer: Vec<u8>) {
+        let spare = self.output_spare.take();
+        if buffer.capacity() > spare.capacity() && buffer.capacity() <= SPARE_CAPACITY {
+            buffer.clear();
+            self.output_spare.set(buffer);
+        } else {
+            self.output_spare.set(spare);
+        }
     }
 
     /// Its topics and their subscribers.

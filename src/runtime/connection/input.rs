@@ -84,7 +84,7 @@ impl<H: ConnHandler> Connection<H> {
             return self.read_tls_socket(reactor, READS_PER_TURN);
         }
         let mut reads = 0;
-        while self.can_read() && self.has(Flags::READABLE) && self.budget_allows_read(reactor) {
+        while self.has(Flags::READABLE) && self.can_read() && self.budget_allows_read(reactor) {
             if reads == READS_PER_TURN {
                 self.schedule_ready();
                 break;
@@ -124,7 +124,13 @@ impl<H: ConnHandler> Connection<H> {
                         self.feed(&mut b[..n]);
                         reactor.return_read_buffer(b);
                     }
-                    self.after_input();
+                    if self.has(Flags::READABLE) {
+                        self.after_input();
+                    } else {
+                        // The socket is drained: the flush that follows
+                        // (`read_input`) does the accounting for both.
+                        self.end_if_session_ended();
+                    }
                 }
                 Err(e) => {
                     if let Some(b) = buffer {
@@ -188,6 +194,11 @@ impl<H: ConnHandler> Connection<H> {
     /// program that catches it loses no message of this connection).
     pub(super) fn feed(&self, data: &mut [u8]) {
         let Some(session) = self.session() else { return };
+        if let (false, Some(reactor)) = (data.is_empty(), self.reactor()) {
+            // Replies go into the reactor's spare buffer (taken back once
+            // written, `after_flush`).
+            reactor.lend_output_buffer(&session);
+        }
         let mut delivery = Delivery::of_input(self, data);
         let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.feed(data, &mut delivery)));
         let delivered_to = delivery.delivered_to();
@@ -226,9 +237,14 @@ impl<H: ConnHandler> Connection<H> {
         }
     }
 
-    /// After input: the end of the session, if it came.
+    /// After input: its accounting, and the end of the session, if it came.
     pub(super) fn after_input(&self) {
         self.account();
+        self.end_if_session_ended();
+    }
+
+    /// Starts closing if the session is ending.
+    fn end_if_session_ended(&self) {
         if self.lifecycle.get() != Lifecycle::Running || self.has(Flags::RELEASED) {
             return;
         }

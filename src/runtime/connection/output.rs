@@ -71,13 +71,13 @@ impl<H: ConnHandler> Connection<H> {
             }
         }
         loop {
-            let written = {
+            let (written, all) = {
                 let Some(session) = self.session() else { return };
                 let pending = session.pending();
                 if pending.is_empty() {
                     break;
                 }
-                self.socket().write(&pending)
+                (self.socket().write(&pending), pending.len())
             };
             match written {
                 Ok(n) => {
@@ -85,7 +85,12 @@ impl<H: ConnHandler> Connection<H> {
                         c.wire_bytes_out.add(n as u64);
                     }
                     if let Some(session) = self.session() {
-                        session.consume(n).expect("the socket took at most what was pending");
+                        session
+                            .consume_keeping(n)
+                            .expect("the socket took at most what was pending");
+                    }
+                    if n == all {
+                        break;
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -132,6 +137,9 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     fn after_flush(&self) {
+        if let (Some(reactor), Some(session)) = (self.reactor(), self.session()) {
+            reactor.take_back_output_buffer(&session);
+        }
         self.account();
         let (buffered, max_output, full, wants_input) = match self.session() {
             Some(s) => (

@@ -375,7 +375,7 @@ impl<H: ConnHandler> Connection<H> {
                 };
                 let from_session = n.min(ahead).min(session.buffered());
                 if from_session > 0 {
-                    session.consume(from_session).expect("at most what is pending");
+                    session.consume_keeping(from_session).expect("at most what is pending");
                     n -= from_session;
                     if let Some(Queued { after: Some(a), .. }) = s.frames.front_mut() {
                         *a -= from_session;

@@ -20,7 +20,6 @@
 #![cfg_attr(not(feature = "io-uring"), allow(dead_code))]
 
 use crate::proto::close_code::CloseCode;
-use crate::proto::session::recycle_output;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::Error;
 use crate::runtime::handler::ConnHandler;
@@ -322,7 +321,9 @@ impl<H: ConnHandler> Connection<H> {
         }
         self.published_written(&mut output);
         self.charge(-(output.records as isize));
-        recycle_output(output.into_buffer());
+        if let Some(reactor) = self.reactor() {
+            reactor.keep_output_buffer(output.into_buffer());
+        }
         self.schedule_flush();
     }
 }

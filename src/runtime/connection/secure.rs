@@ -199,7 +199,9 @@ impl<H: ConnHandler> Connection<H> {
             }
             let taken = self.with_tls(|t| t.write_plaintext(&pending)).unwrap_or(0);
             drop(pending);
-            session.consume(taken).expect("TLS took at most what was pending");
+            session
+                .consume_keeping(taken)
+                .expect("TLS took at most what was pending");
             taken
         };
         taken > 0 || self.with_tls(|t| t.wants_write()).unwrap_or(false)
