@@ -208,8 +208,7 @@ impl<H: ConnHandler> Connection<H> {
             Ok(used) => used,
             Err(panic) => {
                 if delivered_to > 0 && delivered_to < data.len() && !self.has(Flags::RELEASED) {
-                    self.extra().backlog.extend_from_slice(&data[delivered_to..]);
-                    self.charge((data.len() - delivered_to) as isize);
+                    self.keep_in_backlog(&data[delivered_to..]);
                     self.set(Flags::READABLE);
                     self.schedule_ready();
                 }
@@ -219,10 +218,16 @@ impl<H: ConnHandler> Connection<H> {
         self.drop_session_if_asked();
         if let Ok(used) = used {
             if used < data.len() && self.has(Flags::PAUSED) && !self.has(Flags::RELEASED) {
-                self.extra().backlog.extend_from_slice(&data[used..]);
-                self.charge((data.len() - used) as isize);
+                self.keep_in_backlog(&data[used..]);
             }
         }
+    }
+
+    /// Keeps input that cannot be processed now, charged to the budget, for
+    /// `feed_backlog`.
+    pub(super) fn keep_in_backlog(&self, data: &[u8]) {
+        self.extra().backlog.extend_from_slice(data);
+        self.charge(data.len() as isize);
     }
 
     pub(super) fn on_eof(&self) {

@@ -225,8 +225,7 @@ impl<H: ConnHandler> Connection<H> {
     /// Input that cannot be taken now: kept until reading resumes.
     fn keep_input(&self, data: &[u8]) {
         if !data.is_empty() {
-            self.extra().backlog.extend_from_slice(data);
-            self.charge(data.len() as isize);
+            self.keep_in_backlog(data);
         }
         self.stop_receiving();
     }
