@@ -192,15 +192,19 @@ impl Inflater {
             grow(out, room);
             let start = out.len();
             let spare = &mut out.spare_capacity_mut()[..room];
-            let (used, made, status) = self.step_uninit(input, spare)?;
+            let (stepped, made) = self.step_uninit(input, spare);
             // SAFETY: the decompressor initialized the first `made` bytes of
-            // the spare capacity it was given (`made <= room`).
+            // the spare capacity it was given (`made <= room`), also when it
+            // then met invalid data.
             unsafe { out.set_len(start + made) };
-            input = &input[used..];
             *budget -= made;
             if made > 0 {
+                // What came out before invalid data is checked first: where
+                // the input is cut must not change which error is told.
                 sink(out, start)?;
             }
+            let (used, status) = stepped?;
+            input = &input[used..];
             if status == Status::StreamEnd {
                 self.ended = true;
                 continue;
@@ -227,17 +231,25 @@ impl Inflater {
         Ok(self.progress(in0, out0, status))
     }
 
+    /// One decompression step into `output`: (bytes used and the status, or
+    /// the error), and the bytes made, which count even when the step then
+    /// met invalid data.
     fn step_uninit(
         &mut self,
         input: &[u8],
         output: &mut [std::mem::MaybeUninit<u8>],
-    ) -> Result<(usize, usize, Status)> {
+    ) -> (Result<(usize, Status)>, usize) {
         let stream = self.stream();
         let (in0, out0) = (stream.total_in(), stream.total_out());
-        let status = stream
-            .decompress_uninit(input, output, InflateFlush::SyncFlush)
-            .map_err(|_| Error::Protocol("invalid compressed data"))?;
-        Ok(self.progress(in0, out0, status))
+        let result = stream.decompress_uninit(input, output, InflateFlush::SyncFlush);
+        let made = (stream.total_out() - out0) as usize;
+        match result {
+            Ok(status) => {
+                let (used, made, status) = self.progress(in0, out0, status);
+                (Ok((used, status)), made)
+            }
+            Err(_) => (Err(Error::Protocol("invalid compressed data")), made),
+        }
     }
 
     fn progress(&mut self, in0: u64, out0: u64, status: Status) -> (usize, usize, Status) {
@@ -294,6 +306,35 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(out, text);
+    }
+
+    /// Bytes that came out before invalid data are checked before the data
+    /// is refused, as they would be had the input been cut between the two:
+    /// the error told does not depend on where reads end.
+    #[test]
+    fn what_came_out_before_invalid_data_is_checked_first() {
+        // A stored block of two bytes that are not UTF-8, then a block of
+        // the reserved type 3 (BFINAL 1, BTYPE 11).
+        let payload = [0x00, 0x02, 0x00, 0xfd, 0xff, 0xff, 0xfe, 0x07];
+        let not_text = |out: &mut Vec<u8>, start: usize| match std::str::from_utf8(&out[start..]) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::InvalidUtf8),
+        };
+        for cut in [payload.len(), 7] {
+            let (mut out, mut budget) = (Vec::new(), 100);
+            let mut inflater = Inflater::new(15);
+            let mut sink = not_text;
+            let mut result = inflater.inflate(&payload[..cut], &mut out, &mut budget, &mut sink);
+            if result.is_ok() {
+                result = inflater.inflate(&payload[cut..], &mut out, &mut budget, &mut sink);
+            }
+            assert_eq!(result, Err(Error::InvalidUtf8), "cut at {cut}");
+            assert_eq!(out, [0xff, 0xfe]);
+        }
+        // Without the text check, the block type is what is wrong.
+        let (mut out, mut budget) = (Vec::new(), 100);
+        let result = Inflater::new(15).inflate(&payload, &mut out, &mut budget, &mut |_, _| Ok(()));
+        assert_eq!(result, Err(Error::Protocol("invalid compressed data")));
     }
 
     #[test]
