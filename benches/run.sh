@@ -204,11 +204,14 @@ print(next(os.path.dirname(p["manifest_path"]) for p in m["packages"] if p["name
         log "building wsconn at $BASELINE in $BASE_DIR"
         REV=$(git -C "$ROOT" rev-parse --verify "$BASELINE^{commit}") || die "--baseline: no commit $BASELINE"
         if [ -d "$BASE_DIR" ]; then
-            git -C "$BASE_DIR" checkout -q --detach "$REV" || die "could not check $REV out in $BASE_DIR"
+            git -C "$BASE_DIR" checkout -q -f --detach "$REV" || die "could not check $REV out in $BASE_DIR"
         else
             mkdir -p "$(dirname "$BASE_DIR")"
             git -C "$ROOT" worktree add -q --detach "$BASE_DIR" "$REV" || die "git worktree add $BASE_DIR $REV failed"
         fi
+        # Older revisions declare no workspace: cargo would take the checkout
+        # for a stray member of this one's (benches/ or the root).
+        grep -q '^\[workspace\]' "$BASE_DIR/Cargo.toml" || printf '\n[workspace]\n' >> "$BASE_DIR/Cargo.toml"
         make -s -C "$BASE_DIR/c-examples" echo_server >&2 || die "could not build echo_server at $BASELINE"
     fi
 fi

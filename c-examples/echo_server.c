@@ -132,13 +132,21 @@ struct pending {
 };
 
 /* Per-connection context (gbase: WSCtx). */
-struct ws_ctx {
-    wsconn_t *con;
-    int fd;
+/* What few connections need: echoes waiting for room (reading paused
+ * meanwhile), an --auth-delay decision to come.  Made on first need and freed
+ * once unused, so that an idle connection's context stays 24 bytes (a 32-byte
+ * block of malloc). */
+struct ws_rare {
     struct pending *head, *tail; /* echoes waiting for room, oldest first */
     int paused;                  /* reading paused until the queue is sent */
     wsconn_timer_t *decide_timer; /* --auth-delay: the decision to come */
-    int authorized;              /* --auth-token: the request carried it */
+};
+
+struct ws_ctx {
+    wsconn_t *con;
+    struct ws_rare *rare; /* NULL until needed */
+    int fd;
+    int authorized; /* --auth-token: the request carried it */
 };
 
 /* One reactor per thread (-t N): the reactor and the connection table are
@@ -229,14 +237,42 @@ static int send_typed(wsconn_t *con, int type, const void *data, size_t len)
     return wsconn_send_text(con, data, len);
 }
 
+/* The rare part, made if missing; NULL when out of memory. */
+static struct ws_rare *rare_of(struct ws_ctx *ctx)
+{
+    if (ctx->rare == NULL)
+        ctx->rare = calloc(1, sizeof *ctx->rare);
+    return ctx->rare;
+}
+
+/* Frees the rare part once nothing in it is in use. */
+static void rare_trim(struct ws_ctx *ctx)
+{
+    struct ws_rare *rare = ctx->rare;
+    if (rare && !rare->head && !rare->paused && !rare->decide_timer) {
+        free(rare);
+        ctx->rare = NULL;
+    }
+}
+
+/* Whether echoes wait for room (a new one goes behind them). */
+static int has_queue(const struct ws_ctx *ctx)
+{
+    return ctx->rare != NULL && ctx->rare->head != NULL;
+}
+
 static void ctx_free(struct ws_ctx *ctx)
 {
-    while (ctx->head) {
-        struct pending *p = ctx->head;
-        ctx->head = p->next;
-        free(p);
+    struct ws_rare *rare = ctx->rare;
+    if (rare) {
+        while (rare->head) {
+            struct pending *p = rare->head;
+            rare->head = p->next;
+            free(p);
+        }
+        wsconn_timer_release(rare->decide_timer); /* a decision still to come */
+        free(rare);
     }
-    wsconn_timer_release(ctx->decide_timer); /* a decision still to come */
     wsconn_release(ctx->con);
     free(ctx);
 }
@@ -245,6 +281,9 @@ static void ctx_free(struct ws_ctx *ctx)
  * the drain callback has sent it.  Returns 0, or -1 (out of memory). */
 static int queue_echo(struct ws_ctx *ctx, int type, const void *data, size_t len)
 {
+    struct ws_rare *rare = rare_of(ctx);
+    if (rare == NULL)
+        return -1;
     struct pending *p = malloc(sizeof *p + len);
     if (p == NULL)
         return -1;
@@ -253,15 +292,15 @@ static int queue_echo(struct ws_ctx *ctx, int type, const void *data, size_t len
     p->len = len;
     if (len > 0)
         memcpy(p->data, data, len);
-    if (ctx->tail)
-        ctx->tail->next = p;
+    if (rare->tail)
+        rare->tail->next = p;
     else
-        ctx->head = p;
-    ctx->tail = p;
-    if (!ctx->paused) {
+        rare->head = p;
+    rare->tail = p;
+    if (!rare->paused) {
         LOG("fd[%d] output full: reading paused\n", ctx->fd);
         wsconn_pause_read(ctx->con);
-        ctx->paused = 1;
+        rare->paused = 1;
     }
     return 0;
 }
@@ -272,7 +311,7 @@ static int queue_echo(struct ws_ctx *ctx, int type, const void *data, size_t len
 static int echo(struct ws_ctx *ctx, int type, const void *data, size_t len)
 {
     int rc = WSCONN_ERR_FULL;
-    if (ctx->head == NULL)
+    if (!has_queue(ctx))
         rc = send_typed(ctx->con, type, data, len);
     if (rc == WSCONN_ERR_FULL)
         rc = queue_echo(ctx, type, data, len) == 0 ? WSCONN_OK : WSCONN_ERR_FULL;
@@ -283,8 +322,11 @@ static int echo(struct ws_ctx *ctx, int type, const void *data, size_t len)
 static void on_drain(wsconn_t *con, void *arg)
 {
     struct ws_ctx *ctx = arg;
-    while (ctx->head) {
-        struct pending *p = ctx->head;
+    struct ws_rare *rare = ctx->rare;
+    if (rare == NULL)
+        return;
+    while (rare->head) {
+        struct pending *p = rare->head;
         int rc = send_typed(con, p->type, p->data, p->len);
         if (rc == WSCONN_ERR_FULL) {
             /* Still no room: the failed send arms the next drain. */
@@ -294,16 +336,17 @@ static void on_drain(wsconn_t *con, void *arg)
         if (rc != WSCONN_OK && rc != WSCONN_ERR_CLOSED)
             fprintf(stderr, "echo_server: fd[%d] send: %s\n", ctx->fd,
                     wsconn_strerror(rc));
-        ctx->head = p->next;
-        if (ctx->head == NULL)
-            ctx->tail = NULL;
+        rare->head = p->next;
+        if (rare->head == NULL)
+            rare->tail = NULL;
         free(p);
     }
-    if (ctx->paused) {
+    if (rare->paused) {
         LOG("fd[%d] drained: reading resumed\n", ctx->fd);
-        ctx->paused = 0;
+        rare->paused = 0;
         wsconn_resume_read(con);
     }
+    rare_trim(ctx);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -319,7 +362,7 @@ static int on_read(int fd, void *arg, const char *buffer, int buflen)
         return -1;
     LOG("fd[%d] read %d bytes\n", fd, buflen);
     int rc = WSCONN_ERR_FULL;
-    if (ctx->head == NULL)
+    if (!has_queue(ctx))
         rc = wsconn_send(ctx->con, buffer, buflen); /* a TEXT message */
     if (rc == WSCONN_ERR_FULL)
         rc = queue_echo(ctx, WSCONN_MSG_TEXT, buffer, (size_t)buflen);
@@ -363,7 +406,8 @@ static void on_build(int fd, void *arg)
 static void on_decide(wsconn_timer_t *timer, void *arg)
 {
     struct ws_ctx *ctx = arg;
-    ctx->decide_timer = NULL;
+    ctx->rare->decide_timer = NULL;
+    rare_trim(ctx);
     wsconn_timer_release(timer);
     int rc = ctx->authorized ? wsconn_upgrade_accept(ctx->con, NULL, NULL, 0) : auth_refuse(ctx->con);
     if (rc != WSCONN_OK)
@@ -375,11 +419,15 @@ static int on_upgrade(wsconn_t *con, void *arg)
 {
     struct ws_ctx *ctx = arg;
     ctx->authorized = auth_token == NULL || auth_has_token(con, auth_token);
-    if (auth_delay_ms >= 0) {
-        ctx->decide_timer = wsconn_timer_create(r, on_decide, ctx);
-        if (ctx->decide_timer != NULL &&
-            wsconn_timer_start(ctx->decide_timer, (uint64_t)auth_delay_ms, 0) == WSCONN_OK)
+    struct ws_rare *rare = auth_delay_ms >= 0 ? rare_of(ctx) : NULL;
+    if (rare != NULL) {
+        rare->decide_timer = wsconn_timer_create(r, on_decide, ctx);
+        if (rare->decide_timer != NULL &&
+            wsconn_timer_start(rare->decide_timer, (uint64_t)auth_delay_ms, 0) == WSCONN_OK)
             return WSCONN_UPGRADE_PENDING;
+        wsconn_timer_release(rare->decide_timer);
+        rare->decide_timer = NULL;
+        rare_trim(ctx);
     }
     if (!ctx->authorized)
         auth_refuse(con);
