@@ -2,6 +2,7 @@
 //! program (silently, reusable), detached by a departing reactor, or released.
 
 use crate::proto::close_code::CloseCode;
+use crate::proto::error::Error as SessionError;
 use crate::runtime::connection::{Connection, Flags, Lifecycle};
 use crate::runtime::error::{Error, Result};
 use crate::runtime::handler::{ConnHandler, Ending};
@@ -99,16 +100,25 @@ impl<H: ConnHandler> Connection<H> {
         self.token.set(NO_TOKEN);
     }
 
+    /// Whether this side failed the connection (a protocol error, a limit,
+    /// a timeout): the peer may still be sending, and bytes that came after
+    /// the last read would make the close a reset. Not after a closing
+    /// handshake (nothing follows the peer's close) or the peer's EOF.
+    fn failed_while_peer_sends(&self) -> bool {
+        !matches!(self.close_error(), None | Some(Error::Session(SessionError::Eof)))
+    }
+
     /// Closes the socket and frees the session and its buffers.
     pub(super) fn drop_socket(&self) {
         self.end_tls();
         self.clear_published();
         if self.fd.get() >= 0 && self.lifecycle.get() != Lifecycle::Idle {
-            if self.has(Flags::READABLE) {
+            if self.has(Flags::READABLE) || self.failed_while_peer_sends() {
                 // Input waits unread: closing would reset the connection,
                 // and the close frame just sent must not be lost to a reset.
                 // (Otherwise the last read drained the socket: another would
-                // find nothing.)
+                // find nothing, unless the connection failed while the
+                // peer was still sending.)
                 self.socket().discard_input(UNREAD_INPUT_DISCARDED);
             }
             self.socket().close();
