@@ -196,7 +196,7 @@ impl<H: ConnHandler> Connection<H> {
         let Some(session) = self.session() else { return };
         if let (false, Some(reactor)) = (data.is_empty(), self.reactor()) {
             // Replies go into the reactor's spare buffer (taken back once
-            // written, `after_flush`).
+            // written, `account`).
             reactor.lend_output_buffer(&session);
         }
         let mut delivery = Delivery::of_input(self, data);

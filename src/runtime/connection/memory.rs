@@ -27,7 +27,8 @@ impl<H: ConnHandler> Connection<H> {
         }
     }
 
-    /// After input or output: charges the change in what the session holds,
+    /// After input or output: gives a drained output buffer back to the
+    /// reactor, charges the change in what the session holds,
     /// hands the right to grow over budget on when this connection no longer
     /// uses it, and starts the message clock when a message began. Over
     /// budget, compression streams go once their message is handled.
@@ -38,6 +39,9 @@ impl<H: ConnHandler> Connection<H> {
         let budget = reactor.budget();
         let (delta, in_message) = match self.session() {
             Some(s) => {
+                // A drained output buffer goes back to the reactor (it was
+                // lent for input, `Connection::feed`) before it is charged.
+                reactor.take_back_output_buffer(&s);
                 if budget.exceeded() && s.can_trim_compression() {
                     // A compressed message under way keeps its stream.
                     let _ = s.trim_compression();

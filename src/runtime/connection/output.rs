@@ -137,9 +137,6 @@ impl<H: ConnHandler> Connection<H> {
     }
 
     fn after_flush(&self) {
-        if let (Some(reactor), Some(session)) = (self.reactor(), self.session()) {
-            reactor.take_back_output_buffer(&session);
-        }
         self.account();
         let (buffered, max_output, full, wants_input) = match self.session() {
             Some(s) => (
