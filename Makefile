@@ -101,6 +101,9 @@ run:
 # The interop tests would create the venv themselves; doing it here first
 # keeps `cargo test` output free of pip and surfaces a pip failure early.
 test: CARGO_FEATURES = io-uring,wsconn-clib/io-uring
+# Every build of `make test` starts from what the last left (or from nothing,
+# in CI): incremental state would only take disk (gigabytes of it).
+test: export CARGO_INCREMENTAL ?= 0
 test: deps venv
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --features io-uring -- -D warnings
